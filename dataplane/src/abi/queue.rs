@@ -1,0 +1,63 @@
+//! The queue state block: 128 bytes of host memory per queue that the
+//! driver and the device share, two cache lines, each written by one side.
+//!
+//! | offset | field           | written by | meaning |
+//! |--------|-----------------|------------|---------|
+//! | 0x00   | `head`          | device     | head write-back: every descriptor before it has been fetched and is done |
+//! | 0x04   | `fetch_flag`    | device     | [`FETCH_IDLE`] / [`FETCH_ACTIVE`]: while active the driver may skip doorbells |
+//! | 0x08   | `qstatus`       | device     | 0 while running; a [`super::CompStatus`] once the queue is in the error state |
+//! | 0x0c   | `error_index`   | device     | ring index of the descriptor that stopped the queue |
+//! | 0x10   | `cq_tail`       | device     | completions written so far (informational; the color bit is authoritative) |
+//! | 0x40   | `outgoing_tail` | driver     | how far the device may fetch |
+//! | 0x44   | `consumer_flag` | driver     | [`CONSUMER_IDLE`] / [`CONSUMER_POLLING`] / [`CONSUMER_ARMED`] |
+//! | 0x48   | `cq_head`       | driver     | completions consumed so far |
+//!
+//! All indices run free (`u32`, wrapping) and are masked by the ring size.
+//! Fields are little-endian `u32`s accessed atomically (aligned 4-byte
+//! loads and stores). The block must be 64-byte aligned. The atomic view
+//! used by both ends is [`crate::ring::SharedQueueState`], whose layout is
+//! asserted equal to this one.
+//!
+//! Why two lines: each side writes only its own cache line, so the one that
+//! polls the other's fields does not bounce the line it writes.
+
+use super::{assert_layout, U32};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+/// Required alignment of a queue state block.
+pub const QUEUE_STATE_ALIGN: u64 = 64;
+/// Size of a queue state block.
+pub const QUEUE_STATE_SIZE: usize = 128;
+
+/// `fetch_flag`: the device is not fetching; a doorbell is needed.
+pub const FETCH_IDLE: u32 = 0;
+/// `fetch_flag`: the device's fetch engine is working this queue and will
+/// look at `outgoing_tail` again before it goes idle.
+pub const FETCH_ACTIVE: u32 = 1;
+
+/// `consumer_flag`: the driver neither polls nor waits.
+pub const CONSUMER_IDLE: u32 = 0;
+/// `consumer_flag`: the driver is polling; no interrupt for this queue.
+pub const CONSUMER_POLLING: u32 = 1;
+/// `consumer_flag`: the driver is about to block; interrupt on the next
+/// completion (subject to moderation).
+pub const CONSUMER_ARMED: u32 = 2;
+
+/// Byte layout of the queue state block.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+pub struct QueueStateBlock {
+    pub head: U32,
+    pub fetch_flag: U32,
+    pub qstatus: U32,
+    pub error_index: U32,
+    pub cq_tail: U32,
+    pub rsvd_device: [u8; 44],
+    pub outgoing_tail: U32,
+    pub consumer_flag: U32,
+    pub cq_head: U32,
+    pub rsvd_driver: [u8; 52],
+}
+assert_layout!(QueueStateBlock, size = QUEUE_STATE_SIZE,
+    head @ 0x00, fetch_flag @ 0x04, qstatus @ 0x08, error_index @ 0x0c, cq_tail @ 0x10,
+    outgoing_tail @ 0x40, consumer_flag @ 0x44, cq_head @ 0x48);
