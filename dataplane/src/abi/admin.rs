@@ -265,7 +265,7 @@ pub struct QueueCreate {
     pub ring_base: U64,
     /// IOVA of the completion ring; 64-byte aligned.
     pub cq_base: U64,
-    /// IOVA of the [`super::QueueStateBlock`]; 64-byte aligned.
+    /// IOVA of the [`super::QueueStateBlock`]; 128-byte aligned.
     pub state_base: U64,
     /// Free-running index the queue starts at (head = outgoing_tail =
     /// start_index; the completion ring always starts at 0).

@@ -107,15 +107,17 @@ pub fn structs() -> Vec<StructLayout> {
         }),
         layout!(QueueStateBlock {
             head,
+            cq_tail,
+            rsvd_device_hot,
             fetch_flag,
             qstatus,
             error_index,
-            cq_tail,
-            rsvd_device,
+            rsvd_device_cold,
             outgoing_tail,
-            consumer_flag,
             cq_head,
-            rsvd_driver
+            rsvd_driver_hot,
+            consumer_flag,
+            rsvd_driver_cold
         }),
         layout!(TxDesc {
             addr,

@@ -1,33 +1,38 @@
-//! The queue state block: 128 bytes of host memory per queue that the
-//! driver and the device share, two cache lines, each written by one side.
+//! The queue state block: 256 bytes of host memory per queue that the
+//! driver and the device share: four cache lines, each written by one side
+//! only, split by how often they change.
 //!
 //! | offset | field           | written by | meaning |
 //! |--------|-----------------|------------|---------|
 //! | 0x00   | `head`          | device     | head write-back: every descriptor before it has been fetched and is done |
-//! | 0x04   | `fetch_flag`    | device     | [`FETCH_IDLE`] / [`FETCH_ACTIVE`]: while active the driver may skip doorbells |
-//! | 0x08   | `qstatus`       | device     | 0 while running; a [`super::CompStatus`] once the queue is in the error state |
-//! | 0x0c   | `error_index`   | device     | ring index of the descriptor that stopped the queue |
-//! | 0x10   | `cq_tail`       | device     | completions written so far (informational; the color bit is authoritative) |
-//! | 0x40   | `outgoing_tail` | driver     | how far the device may fetch |
-//! | 0x44   | `consumer_flag` | driver     | [`CONSUMER_IDLE`] / [`CONSUMER_POLLING`] / [`CONSUMER_ARMED`] |
-//! | 0x48   | `cq_head`       | driver     | completions consumed so far |
+//! | 0x04   | `cq_tail`       | device     | completions written so far (informational; the color bit is authoritative) |
+//! | 0x40   | `fetch_flag`    | device     | [`FETCH_IDLE`] / [`FETCH_ACTIVE`]: while active the driver may skip doorbells |
+//! | 0x44   | `qstatus`       | device     | 0 while running; a [`super::CompStatus`] once the queue is in the error state |
+//! | 0x48   | `error_index`   | device     | ring index of the descriptor that stopped the queue |
+//! | 0x80   | `outgoing_tail` | driver     | how far the device may fetch |
+//! | 0x84   | `cq_head`       | driver     | completions consumed so far |
+//! | 0xc0   | `consumer_flag` | driver     | [`CONSUMER_IDLE`] / [`CONSUMER_POLLING`] / [`CONSUMER_ARMED`] |
 //!
 //! All indices run free (`u32`, wrapping) and are masked by the ring size.
 //! Fields are little-endian `u32`s accessed atomically (aligned 4-byte
-//! loads and stores). The block must be 64-byte aligned. The atomic view
+//! loads and stores). The block must be 128-byte aligned. The atomic view
 //! used by both ends is [`crate::ring::SharedQueueState`], whose layout is
 //! asserted equal to this one.
 //!
-//! Why two lines: each side writes only its own cache line, so the one that
-//! polls the other's fields does not bounce the line it writes.
+//! Why four lines: an index changes with every batch, a flag only when a
+//! side starts or stops working. Were a flag on its index's line, every
+//! read of the flag by the other side would miss (the line was just written
+//! for the index); on its own line it stays cached in both. Each side's two
+//! lines form one 128-byte-aligned pair, so the adjacent-line prefetcher of
+//! x86 cores never drags the other side's hot line along with ours.
 
 use super::{assert_layout, U32};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 /// Required alignment of a queue state block.
-pub const QUEUE_STATE_ALIGN: u64 = 64;
+pub const QUEUE_STATE_ALIGN: u64 = 128;
 /// Size of a queue state block.
-pub const QUEUE_STATE_SIZE: usize = 128;
+pub const QUEUE_STATE_SIZE: usize = 256;
 
 /// `fetch_flag`: the device is not fetching; a doorbell is needed.
 pub const FETCH_IDLE: u32 = 0;
@@ -48,16 +53,18 @@ pub const CONSUMER_ARMED: u32 = 2;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 pub struct QueueStateBlock {
     pub head: U32,
+    pub cq_tail: U32,
+    pub rsvd_device_hot: [u8; 56],
     pub fetch_flag: U32,
     pub qstatus: U32,
     pub error_index: U32,
-    pub cq_tail: U32,
-    pub rsvd_device: [u8; 44],
+    pub rsvd_device_cold: [u8; 52],
     pub outgoing_tail: U32,
-    pub consumer_flag: U32,
     pub cq_head: U32,
-    pub rsvd_driver: [u8; 52],
+    pub rsvd_driver_hot: [u8; 56],
+    pub consumer_flag: U32,
+    pub rsvd_driver_cold: [u8; 60],
 }
 assert_layout!(QueueStateBlock, size = QUEUE_STATE_SIZE,
-    head @ 0x00, fetch_flag @ 0x04, qstatus @ 0x08, error_index @ 0x0c, cq_tail @ 0x10,
-    outgoing_tail @ 0x40, consumer_flag @ 0x44, cq_head @ 0x48);
+    head @ 0x00, cq_tail @ 0x04, fetch_flag @ 0x40, qstatus @ 0x44, error_index @ 0x48,
+    outgoing_tail @ 0x80, cq_head @ 0x84, consumer_flag @ 0xc0);

@@ -46,7 +46,7 @@
 //! consumer stores [`FETCH_IDLE`], issues a `SeqCst` fence, then loads
 //! `outgoing_tail` once more ([`Consumer::try_idle`]). The fences order the
 //! two pairs, so at least one side sees the other's store: either the
-//! producer rings, or the consumer keeps fetching. `src/ring/loom.rs`
+//! producer rings, or the consumer keeps fetching. `src/ring/loom_model.rs`
 //! model-checks this, and shows the check fails without the re-check.
 //!
 //! ## Untrusted peers
@@ -64,7 +64,7 @@
 //! when to poll.
 
 #[cfg(all(test, loom))]
-mod loom;
+mod loom_model;
 #[cfg(all(test, not(loom)))]
 mod tests;
 
@@ -72,8 +72,6 @@ use crate::abi::{QueueStateBlock, FETCH_ACTIVE, FETCH_IDLE};
 use crate::sync::{fence, load_le, store_le, AtomicU32, Ordering};
 use core::marker::PhantomData;
 use core::ptr::NonNull;
-#[cfg(loom)]
-use zerocopy::FromZeros;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// Largest ring order this module accepts (the ABI allows less).
@@ -111,12 +109,15 @@ pub enum RingError {
 }
 
 /// The atomic view of [`QueueStateBlock`]: same bytes, accessed with atomic
-/// loads and stores. Each side writes only its own cache line.
-#[repr(C, align(64))]
+/// loads and stores. Each side writes only its own cache lines.
+#[repr(C, align(128))]
 #[derive(Debug)]
 pub struct SharedQueueState {
     /// Written by the device: head write-back.
     pub head: AtomicU32,
+    /// Written by the device: completions written.
+    pub cq_tail: AtomicU32,
+    rsvd_device_hot: [u8; 56],
     /// Written by the device: [`FETCH_IDLE`] or [`FETCH_ACTIVE`].
     pub fetch_flag: AtomicU32,
     /// Written by the device: 0, or the [`crate::abi::CompStatus`] that
@@ -124,16 +125,15 @@ pub struct SharedQueueState {
     pub qstatus: AtomicU32,
     /// Written by the device: index of the descriptor that stopped the queue.
     pub error_index: AtomicU32,
-    /// Written by the device: completions written.
-    pub cq_tail: AtomicU32,
-    rsvd_device: [u8; 44],
+    rsvd_device_cold: [u8; 52],
     /// Written by the driver: the published outgoing tail.
     pub outgoing_tail: AtomicU32,
-    /// Written by the driver: consumer flag (see [`crate::abi`]).
-    pub consumer_flag: AtomicU32,
     /// Written by the driver: completions consumed.
     pub cq_head: AtomicU32,
-    rsvd_driver: [u8; 52],
+    rsvd_driver_hot: [u8; 56],
+    /// Written by the driver: consumer flag (see [`crate::abi`]).
+    pub consumer_flag: AtomicU32,
+    rsvd_driver_cold: [u8; 60],
 }
 
 #[cfg(not(loom))]
@@ -157,15 +157,17 @@ impl SharedQueueState {
     pub fn new(start: u32) -> Self {
         SharedQueueState {
             head: AtomicU32::new(start.to_le()),
+            cq_tail: AtomicU32::new(0),
+            rsvd_device_hot: [0; 56],
             fetch_flag: AtomicU32::new(FETCH_IDLE.to_le()),
             qstatus: AtomicU32::new(0),
             error_index: AtomicU32::new(0),
-            cq_tail: AtomicU32::new(0),
-            rsvd_device: [0; 44],
+            rsvd_device_cold: [0; 52],
             outgoing_tail: AtomicU32::new(start.to_le()),
-            consumer_flag: AtomicU32::new(0),
             cq_head: AtomicU32::new(0),
-            rsvd_driver: [0; 52],
+            rsvd_driver_hot: [0; 56],
+            consumer_flag: AtomicU32::new(0),
+            rsvd_driver_cold: [0; 60],
         }
     }
 
@@ -246,11 +248,19 @@ impl<T: RingElem> Slots<T> {
     unsafe fn write(&self, at: u32, src: &[T]) {
         let size = self.mask as usize + 1;
         let idx = (at & self.mask) as usize;
-        let first = src.len().min(size - idx);
-        // SAFETY: `idx + first <= size` and `src.len() - first <= idx`, so
-        // both ranges are inside the `size` slots `base` points to; `src` is
-        // a separate Rust slice, so they do not overlap; the slots are ours
-        // per the caller's contract.
+        if idx + src.len() <= size {
+            // The common case, one contiguous copy: with the batch size known
+            // at the call site, it compiles to straight vector moves.
+            // SAFETY: `idx + len <= size`: inside the slots; `src` is a
+            // separate Rust slice, so no overlap; the slots are ours per the
+            // caller's contract.
+            unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), self.base.as_ptr().add(idx), src.len()) };
+            return;
+        }
+        let first = size - idx;
+        // SAFETY: `idx + first == size` and `src.len() - first <= idx` (as
+        // `src.len() <= size`), so both ranges are inside the slots; no
+        // overlap and ownership as above.
         unsafe {
             core::ptr::copy_nonoverlapping(src.as_ptr(), self.base.as_ptr().add(idx), first);
             core::ptr::copy_nonoverlapping(src.as_ptr().add(first), self.base.as_ptr(), src.len() - first);
@@ -265,7 +275,12 @@ impl<T: RingElem> Slots<T> {
     unsafe fn read(&self, at: u32, dst: &mut [T]) {
         let size = self.mask as usize + 1;
         let idx = (at & self.mask) as usize;
-        let first = dst.len().min(size - idx);
+        if idx + dst.len() <= size {
+            // SAFETY: as in `write`, with source and destination swapped.
+            unsafe { core::ptr::copy_nonoverlapping(self.base.as_ptr().add(idx), dst.as_mut_ptr(), dst.len()) };
+            return;
+        }
+        let first = size - idx;
         // SAFETY: as in `write`, with source and destination swapped.
         unsafe {
             core::ptr::copy_nonoverlapping(self.base.as_ptr().add(idx), dst.as_mut_ptr(), first);
@@ -276,7 +291,7 @@ impl<T: RingElem> Slots<T> {
 
 #[cfg(loom)]
 struct Slots<T> {
-    base: NonNull<loom::cell::UnsafeCell<T>>,
+    base: NonNull<::loom::cell::UnsafeCell<T>>,
     mask: u32,
 }
 
@@ -771,7 +786,7 @@ pub struct RingMemory<T: RingElem> {
     #[cfg(not(loom))]
     slots: SlotAlloc<T>,
     #[cfg(loom)]
-    slots: Box<[loom::cell::UnsafeCell<T>]>,
+    slots: Box<[::loom::cell::UnsafeCell<T>]>,
     size: u32,
 }
 
@@ -800,7 +815,7 @@ impl<T: RingElem> RingMemory<T> {
             slots: SlotAlloc::zeroed(size as usize),
             #[cfg(loom)]
             slots: (0..size)
-                .map(|_| loom::cell::UnsafeCell::new(T::new_zeroed()))
+                .map(|_| ::loom::cell::UnsafeCell::new(T::new_zeroed()))
                 .collect(),
             size,
         })

@@ -1,5 +1,5 @@
 //! Loom models of the ring's cross-thread protocol. Run with
-//! `RUSTFLAGS="--cfg loom" cargo test -p dataplane --release --lib ring::loom`
+//! `RUSTFLAGS="--cfg loom" cargo test -p dataplane --release --lib ring::loom_model`
 //! (`.ci/run` does).
 //!
 //! Loom explores every interleaving (up to its preemption bound) and every
