@@ -36,6 +36,9 @@ pub use queue::*;
 pub use regs::*;
 
 pub use zerocopy::little_endian::{U16, U32, U64};
+/// Re-exported so users of the ABI structures can view them as bytes
+/// (`as_bytes`) and read them from bytes without naming zerocopy.
+pub use zerocopy::{FromBytes, FromZeros, IntoBytes};
 
 /// Why a byte buffer is not a valid ABI structure. Every variant names the
 /// field (as `struct.field`) so the message alone says what to fix.

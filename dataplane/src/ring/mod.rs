@@ -108,6 +108,15 @@ pub enum RingError {
     HeadOutOfRange { was: u32, now: u32, outgoing_tail: u32 },
 }
 
+/// Reserved words of the shared block. Atomics, never accessed, because
+/// the other side may write them: a `&SharedQueueState` must not claim
+/// that any of its bytes are immutable.
+type Reserved<const N: usize> = [AtomicU32; N];
+
+fn reserved<const N: usize>() -> Reserved<N> {
+    core::array::from_fn(|_| AtomicU32::new(0))
+}
+
 /// The atomic view of [`QueueStateBlock`]: same bytes, accessed with atomic
 /// loads and stores. Each side writes only its own cache lines.
 #[repr(C, align(128))]
@@ -117,7 +126,7 @@ pub struct SharedQueueState {
     pub head: AtomicU32,
     /// Written by the device: completions written.
     pub cq_tail: AtomicU32,
-    rsvd_device_hot: [u8; 56],
+    rsvd_device_hot: Reserved<14>,
     /// Written by the device: [`FETCH_IDLE`] or [`FETCH_ACTIVE`].
     pub fetch_flag: AtomicU32,
     /// Written by the device: 0, or the [`crate::abi::CompStatus`] that
@@ -125,15 +134,15 @@ pub struct SharedQueueState {
     pub qstatus: AtomicU32,
     /// Written by the device: index of the descriptor that stopped the queue.
     pub error_index: AtomicU32,
-    rsvd_device_cold: [u8; 52],
+    rsvd_device_cold: Reserved<13>,
     /// Written by the driver: the published outgoing tail.
     pub outgoing_tail: AtomicU32,
     /// Written by the driver: completions consumed.
     pub cq_head: AtomicU32,
-    rsvd_driver_hot: [u8; 56],
+    rsvd_driver_hot: Reserved<14>,
     /// Written by the driver: consumer flag (see [`crate::abi`]).
     pub consumer_flag: AtomicU32,
-    rsvd_driver_cold: [u8; 60],
+    rsvd_driver_cold: Reserved<15>,
 }
 
 #[cfg(not(loom))]
@@ -158,16 +167,16 @@ impl SharedQueueState {
         SharedQueueState {
             head: AtomicU32::new(start.to_le()),
             cq_tail: AtomicU32::new(0),
-            rsvd_device_hot: [0; 56],
+            rsvd_device_hot: reserved(),
             fetch_flag: AtomicU32::new(FETCH_IDLE.to_le()),
             qstatus: AtomicU32::new(0),
             error_index: AtomicU32::new(0),
-            rsvd_device_cold: [0; 52],
+            rsvd_device_cold: reserved(),
             outgoing_tail: AtomicU32::new(start.to_le()),
             cq_head: AtomicU32::new(0),
-            rsvd_driver_hot: [0; 56],
+            rsvd_driver_hot: reserved(),
             consumer_flag: AtomicU32::new(0),
-            rsvd_driver_cold: [0; 60],
+            rsvd_driver_cold: reserved(),
         }
     }
 
@@ -207,7 +216,8 @@ impl SharedQueueState {
         }
         // SAFETY: aligned (checked above), valid and atomically accessed for
         // 'a (the caller's contract); every bit pattern is a valid
-        // SharedQueueState (atomics and byte arrays).
+        // SharedQueueState, and all of it is atomics, so the other side's
+        // concurrent writes are allowed behind a shared reference.
         Ok(unsafe { ptr.cast::<SharedQueueState>().as_ref() })
     }
 
