@@ -12,7 +12,7 @@
 
 use crossbeam_queue::ArrayQueue;
 use dataplane::ring::{RingElem, RingMemory};
-use fairnic_benches::{interleave, pin_to_cpu, tsc, tsc_per_ns, Report};
+use fairnic_benches::{interleave, pin_to_cpu, tsc, tsc_per_ns, Report, Variant};
 use std::hint::{black_box, spin_loop};
 use std::sync::Barrier;
 use std::time::Instant;
@@ -284,7 +284,7 @@ fn bench_payload<P: Payload>(report: &mut Report, rounds: usize, esize: u32, fil
 
 #[cfg_attr(not(feature = "dpdk"), allow(unused_variables))]
 fn two_thread_group<P: Payload>(report: &mut Report, rounds: usize, esize: u32, group2: &str) {
-    let mut variants: Vec<(&str, Box<dyn FnMut() -> f64>)> = vec![
+    let mut variants: Vec<Variant> = vec![
         (OURS, Box::new(|| fairnic_two_threads::<P>(false))),
         (OURS_DB, Box::new(|| fairnic_two_threads::<P>(true))),
         (AQ, Box::new(array_queue_two_threads::<P>)),
@@ -303,7 +303,7 @@ fn two_thread_group<P: Payload>(report: &mut Report, rounds: usize, esize: u32, 
 
 #[cfg_attr(not(feature = "dpdk"), allow(unused_variables))]
 fn one_thread_group<P: Payload>(report: &mut Report, rounds: usize, esize: u32, group1: &str) {
-    let mut variants: Vec<(&str, Box<dyn FnMut() -> f64>)> = vec![(OURS, Box::new(fairnic_one_thread::<P>))];
+    let mut variants: Vec<Variant> = vec![(OURS, Box::new(fairnic_one_thread::<P>))];
     #[cfg(feature = "dpdk")]
     variants.push((RTE, Box::new(move || rte::one_thread_rte(esize))));
     let results = interleave(rounds, &mut variants);

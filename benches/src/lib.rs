@@ -187,6 +187,9 @@ impl Report {
     }
 }
 
+/// A named variant of a benchmark: one run returns one value.
+pub type Variant<'a> = (&'a str, Box<dyn FnMut() -> f64 + 'a>);
+
 /// Run `variants` for `rounds` rounds, interleaved, and return each
 /// variant's per-round values in order.
 pub fn interleave<F: FnMut() -> f64>(rounds: usize, variants: &mut [(&str, F)]) -> Vec<Vec<f64>> {

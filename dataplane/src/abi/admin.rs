@@ -21,8 +21,8 @@
 //! function's LIFs complete with `Permission` when a VF sends them.
 
 use super::{
-    abi_enum, assert_layout, check_aligned, check_reserved_bits, check_reserved_bytes, read_prefix, AbiError,
-    ModerationMode, QueueType, MAX_RING_ORDER, MIN_RING_ORDER, QUEUE_STATE_ALIGN, U16, U32, U64,
+    abi_enum, assert_layout, check_aligned, check_reserved_bits, check_reserved_bytes, check_span, read_prefix,
+    AbiError, ModerationMode, QueueType, MAX_RING_ORDER, MIN_RING_ORDER, QUEUE_STATE_ALIGN, U16, U32, U64,
 };
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
@@ -218,13 +218,7 @@ impl DmaRef {
                 reason: "a DMA buffer is 1 byte to 1 MiB",
             });
         }
-        if self.addr.get().checked_add(len.into()).is_none() {
-            return Err(AbiError::OutOfRange {
-                field,
-                value: self.addr.get(),
-                reason: "addr + len overflows",
-            });
-        }
+        check_span(field, self.addr.get(), len.into())?;
         check_reserved_bits(rsvd_field, self.rsvd.get().into(), 0)
     }
 }

@@ -12,7 +12,7 @@
 //! far it has consumed in the queue state block's `cq_head`, and the device
 //! never writes a completion more than one lap ahead of it.
 
-use super::{abi_enum, assert_layout, check_reserved_bits, read_prefix, AbiError, U16, U32, U64};
+use super::{abi_enum, assert_layout, check_reserved_bits, check_span, read_prefix, AbiError, U16, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 /// Size of every descriptor and completion.
@@ -95,14 +95,7 @@ impl TxDesc {
             });
         }
         check_reserved_bits("tx_desc.rsvd", self.rsvd.get().into(), 0)?;
-        if self.addr.get().checked_add(len.into()).is_none() {
-            return Err(AbiError::OutOfRange {
-                field: "tx_desc.addr",
-                value: self.addr.get(),
-                reason: "addr + len overflows",
-            });
-        }
-        Ok(())
+        check_span("tx_desc.addr", self.addr.get(), len.into())
     }
 }
 
@@ -150,14 +143,7 @@ impl RxDesc {
         }
         check_reserved_bits("rx_desc.flags", self.flags.get().into(), 0)?;
         check_reserved_bits("rx_desc.rsvd", self.rsvd.get().into(), 0)?;
-        if self.addr.get().checked_add(self.len.get().into()).is_none() {
-            return Err(AbiError::OutOfRange {
-                field: "rx_desc.addr",
-                value: self.addr.get(),
-                reason: "addr + len overflows",
-            });
-        }
-        Ok(())
+        check_span("rx_desc.addr", self.addr.get(), self.len.get().into())
     }
 }
 

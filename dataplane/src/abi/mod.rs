@@ -126,6 +126,19 @@ pub(crate) fn check_reserved_bytes(field: &'static str, bytes: &[u8]) -> Result<
     }
 }
 
+/// Check that the buffer `[addr, addr + len)` does not wrap the address
+/// space.
+pub(crate) fn check_span(field: &'static str, addr: u64, len: u64) -> Result<(), AbiError> {
+    if addr.checked_add(len).is_none() {
+        return Err(AbiError::OutOfRange {
+            field,
+            value: addr,
+            reason: "addr + len overflows",
+        });
+    }
+    Ok(())
+}
+
 /// Check that an address is a multiple of `align` (a power of two).
 pub(crate) fn check_aligned(field: &'static str, addr: u64, align: u64) -> Result<(), AbiError> {
     debug_assert!(align.is_power_of_two());

@@ -437,18 +437,9 @@ impl<'a, T: RingElem> Producer<'a, T> {
     ///   [`Producer`] and a [`Consumer`].
     #[cfg(not(loom))]
     pub unsafe fn attach(state: NonNull<u8>, slots: NonNull<T>, order: u8) -> Result<Self, RingError> {
-        let size = check_order(order)?;
-        check_align("ring slots", slots)?;
         // SAFETY: forwarded from this function's contract.
-        let state = unsafe { SharedQueueState::from_ptr(state)? };
-        Self::from_parts(
-            state,
-            Slots {
-                base: slots,
-                mask: size - 1,
-            },
-            size,
-        )
+        let (state, slots, size) = unsafe { shared_parts(state, slots, order)? };
+        Self::from_parts(state, slots, size)
     }
 
     /// Slots the producer may fill now (based on the last reclaim).
@@ -652,18 +643,9 @@ impl<'a, T: RingElem> Consumer<'a, T> {
     /// As [`Producer::attach`], with "consumer" for "producer".
     #[cfg(not(loom))]
     pub unsafe fn attach(state: NonNull<u8>, slots: NonNull<T>, order: u8) -> Result<Self, RingError> {
-        let size = check_order(order)?;
-        check_align("ring slots", slots)?;
         // SAFETY: forwarded from this function's contract.
-        let state = unsafe { SharedQueueState::from_ptr(state)? };
-        Self::from_parts(
-            state,
-            Slots {
-                base: slots,
-                mask: size - 1,
-            },
-            size,
-        )
+        let (state, slots, size) = unsafe { shared_parts(state, slots, order)? };
+        Self::from_parts(state, slots, size)
     }
 
     /// Reload and validate `outgoing_tail`.
@@ -776,6 +758,30 @@ impl<'a, T: RingElem> Consumer<'a, T> {
         }
         Ok(true)
     }
+}
+
+/// Check and wrap the pieces of a ring in shared memory.
+///
+/// # Safety
+/// As [`Producer::attach`].
+#[cfg(not(loom))]
+unsafe fn shared_parts<'a, T: RingElem>(
+    state: NonNull<u8>,
+    slots: NonNull<T>,
+    order: u8,
+) -> Result<(&'a SharedQueueState, Slots<T>, u32), RingError> {
+    let size = check_order(order)?;
+    check_align("ring slots", slots)?;
+    // SAFETY: forwarded from this function's contract.
+    let state = unsafe { SharedQueueState::from_ptr(state)? };
+    Ok((
+        state,
+        Slots {
+            base: slots,
+            mask: size - 1,
+        },
+        size,
+    ))
 }
 
 #[cfg(not(loom))]
