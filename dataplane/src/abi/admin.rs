@@ -229,8 +229,18 @@ impl DmaRef {
 pub struct LifCreate {
     /// Human-readable name, ASCII, NUL padded.
     pub name: [u8; 16],
+    /// The LIF's MAC address; all zeros: the device assigns
+    /// [`lif_mac`]`(lif)`.
+    pub mac: [u8; 6],
+    pub rsvd: [u8; 2],
 }
-assert_layout!(LifCreate, size = 16, name @ 0);
+assert_layout!(LifCreate, size = 24, name @ 0, mac @ 16, rsvd @ 22);
+
+/// The MAC address the device assigns LIF `lif` when `LifCreate` asks for
+/// none: locally administered, `02:f4:1c:00:HH:LL`.
+pub const fn lif_mac(lif: u16) -> [u8; 6] {
+    [0x02, 0xf4, 0x1c, 0x00, (lif >> 8) as u8, lif as u8]
+}
 
 /// Queue flags in [`QueueCreate::flags`].
 pub mod queue_flags {
@@ -801,7 +811,17 @@ impl AdminCommand {
                 "table_entry_del.dma.len",
                 "table_entry_del.dma.rsvd",
             )?),
-            AdminOpcode::LifCreate => AdminCommand::LifCreate(body("lif_create", "lif_create.rsvd", b)?),
+            AdminOpcode::LifCreate => {
+                let l: LifCreate = body("lif_create", "lif_create.rsvd", b)?;
+                check_reserved_bytes("lif_create.rsvd", &l.rsvd)?;
+                if l.mac[0] & 1 != 0 {
+                    return Err(AbiError::InvalidValue {
+                        field: "lif_create.mac",
+                        value: u64::from(l.mac[0]),
+                    });
+                }
+                AdminCommand::LifCreate(l)
+            }
             AdminOpcode::QueueCreate => {
                 let q: QueueCreate = body("queue_create", "queue_create.rsvd", b)?;
                 validate_queue_create(&q, false)?;
@@ -952,10 +972,93 @@ pub struct LifInfo {
     pub rsvd0: u8,
     pub ntxq: U16,
     pub nrxq: U16,
-    pub rsvd1: U32,
+    /// The LIF's MAC address.
+    pub mac: [u8; 6],
+    pub rsvd1: [u8; 6],
     pub name: [u8; 16],
+    pub rsvd2: [u8; 8],
 }
-assert_layout!(LifInfo, size = 32, lif @ 0, function_id @ 2, slot @ 4, state @ 6, ntxq @ 8, nrxq @ 10, name @ 16);
+assert_layout!(LifInfo, size = 48, lif @ 0, function_id @ 2, slot @ 4, state @ 6, ntxq @ 8, nrxq @ 10, mac @ 12, name @ 24);
+
+/// Largest match key of a table entry, bytes.
+pub const MAX_KEY_LEN: usize = 32;
+/// Largest action parameter block of a table entry, bytes.
+pub const MAX_PARAM_LEN: usize = 32;
+
+/// What `TableEntryAdd` / `TableEntryDel` read by DMA: one entry of a
+/// pipeline table. Exact keys carry an all-ones mask, LPM keys a
+/// `prefix_len` and a zero mask, ternary keys a mask and a `priority`.
+/// Bytes past `key_len` / `param_len` are zero.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+pub struct TableEntry {
+    /// Which table (numbered by the loaded program).
+    pub table_id: U32,
+    /// Which action (numbered by the loaded program); zero for `Del`.
+    pub action_id: U32,
+    /// Ternary match priority: larger wins.
+    pub priority: U32,
+    /// LPM prefix length in bits.
+    pub prefix_len: U16,
+    /// Key bytes used.
+    pub key_len: u8,
+    /// Parameter bytes used.
+    pub param_len: u8,
+    pub key: [u8; MAX_KEY_LEN],
+    pub mask: [u8; MAX_KEY_LEN],
+    pub params: [u8; MAX_PARAM_LEN],
+}
+assert_layout!(TableEntry, size = 112, table_id @ 0, action_id @ 4, priority @ 8, prefix_len @ 12,
+    key_len @ 14, param_len @ 15, key @ 16, mask @ 48, params @ 80);
+
+impl TableEntry {
+    /// Parse and validate an entry read from host memory.
+    pub fn parse(bytes: &[u8]) -> Result<TableEntry, AbiError> {
+        let e: TableEntry = read_prefix("table_entry", bytes)?;
+        let key_len = usize::from(e.key_len);
+        let param_len = usize::from(e.param_len);
+        if key_len == 0 || key_len > MAX_KEY_LEN {
+            return Err(AbiError::OutOfRange {
+                field: "table_entry.key_len",
+                value: key_len as u64,
+                reason: "a key is 1..=32 bytes",
+            });
+        }
+        if param_len > MAX_PARAM_LEN {
+            return Err(AbiError::OutOfRange {
+                field: "table_entry.param_len",
+                value: param_len as u64,
+                reason: "parameters are at most 32 bytes",
+            });
+        }
+        if usize::from(e.prefix_len.get()) > key_len * 8 {
+            return Err(AbiError::OutOfRange {
+                field: "table_entry.prefix_len",
+                value: e.prefix_len.get().into(),
+                reason: "longer than the key",
+            });
+        }
+        check_reserved_bytes("table_entry.key", &e.key[key_len..])?;
+        check_reserved_bytes("table_entry.mask", &e.mask[key_len..])?;
+        check_reserved_bytes("table_entry.params", &e.params[param_len..])?;
+        Ok(e)
+    }
+
+    /// The key bytes in use.
+    pub fn key(&self) -> &[u8] {
+        &self.key[..usize::from(self.key_len).min(MAX_KEY_LEN)]
+    }
+
+    /// The mask bytes in use.
+    pub fn mask(&self) -> &[u8] {
+        &self.mask[..usize::from(self.key_len).min(MAX_KEY_LEN)]
+    }
+
+    /// The parameter bytes in use.
+    pub fn params(&self) -> &[u8] {
+        &self.params[..usize::from(self.param_len).min(MAX_PARAM_LEN)]
+    }
+}
 
 abi_enum! {
     /// Index of each counter in [`LifStats::counters`]. Every packet a LIF
@@ -1036,6 +1139,7 @@ impl LifStats {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use zerocopy::FromZeros;
 
     const HDR: CmdHeader = CmdHeader { tag: 9, lif: 3 };
 
@@ -1072,6 +1176,8 @@ mod tests {
             AdminCommand::Identify(DmaRef::new(0x1000, 128)),
             AdminCommand::LifCreate(LifCreate {
                 name: crate::abi::pad_ascii("vf0"),
+                mac: lif_mac(7),
+                ..Default::default()
             }),
             AdminCommand::LifDestroy,
             AdminCommand::LifList(DmaRef::new(0x1000, 4096)),
@@ -1278,6 +1384,53 @@ mod tests {
         let mut bad = c;
         bad.status = 99;
         assert!(AdminComp::parse(bad.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn table_entries_are_checked() {
+        let mut e = TableEntry::new_zeroed();
+        e.table_id = 1.into();
+        e.action_id = 1.into();
+        e.key_len = 6;
+        e.param_len = 2;
+        e.key[..6].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+        e.mask[..6].copy_from_slice(&[0xff; 6]);
+        e.params[..2].copy_from_slice(&3u16.to_le_bytes());
+        let ok = TableEntry::parse(e.as_bytes()).unwrap();
+        assert_eq!(ok.key(), &[2, 0, 0, 0, 0, 1]);
+        assert_eq!(ok.params(), &[3, 0]);
+        let mut bad = e;
+        bad.key[7] = 1;
+        assert!(matches!(
+            TableEntry::parse(bad.as_bytes()),
+            Err(AbiError::ReservedBits {
+                field: "table_entry.key",
+                ..
+            })
+        ));
+        let mut bad = e;
+        bad.key_len = 33;
+        assert!(matches!(
+            TableEntry::parse(bad.as_bytes()),
+            Err(AbiError::OutOfRange {
+                field: "table_entry.key_len",
+                ..
+            })
+        ));
+        let mut bad = e;
+        bad.prefix_len = 49.into();
+        assert!(TableEntry::parse(bad.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn lif_create_refuses_a_multicast_mac() {
+        let l = LifCreate {
+            mac: [1, 0, 0, 0, 0, 0],
+            ..Default::default()
+        };
+        let err = AdminCommand::decode(&AdminCommand::LifCreate(l).encode(HDR)).unwrap_err();
+        assert!(err.to_string().starts_with("lif_create.mac"), "{err}");
+        assert_eq!(lif_mac(0x0102), [0x02, 0xf4, 0x1c, 0, 1, 2]);
     }
 
     #[test]

@@ -89,6 +89,7 @@ pub fn structs() -> Vec<StructLayout> {
         layout!(DevCmdRegs {
             doorbell,
             done,
+            admin_doorbell,
             rsvd0,
             cmd,
             comp,
@@ -152,7 +153,7 @@ pub fn structs() -> Vec<StructLayout> {
             data
         }),
         layout!(DmaRef { addr, len, rsvd }),
-        layout!(LifCreate { name }),
+        layout!(LifCreate { name, mac, rsvd }),
         layout!(QueueCreate {
             qtype,
             ring_order,
@@ -226,8 +227,21 @@ pub fn structs() -> Vec<StructLayout> {
             rsvd0,
             ntxq,
             nrxq,
+            mac,
             rsvd1,
-            name
+            name,
+            rsvd2
+        }),
+        layout!(TableEntry {
+            table_id,
+            action_id,
+            priority,
+            prefix_len,
+            key_len,
+            param_len,
+            key,
+            mask,
+            params
         }),
         layout!(LifStats {
             lif,

@@ -73,6 +73,24 @@ pub const fn doorbell_page_offset(lif_slot: u16) -> u64 {
     DOORBELL_OFFSET + lif_slot as u64 * DOORBELL_STRIDE
 }
 
+/// Most queues of one type a LIF may have (a doorbell page holds 256 TX and
+/// 256 RX slots).
+pub const MAX_QUEUES_PER_TYPE: u16 = 256;
+
+/// Offset within a LIF's doorbell page of queue `(qtype, qindex)`'s
+/// doorbell slot; `None` for the admin queue (its doorbell is
+/// [`devcmd::ADMIN_DOORBELL`]) or an index past [`MAX_QUEUES_PER_TYPE`].
+pub const fn doorbell_offset_in_page(qtype: QueueType, qindex: u16) -> Option<u64> {
+    if qindex >= MAX_QUEUES_PER_TYPE {
+        return None;
+    }
+    match qtype {
+        QueueType::Admin => None,
+        QueueType::Tx => Some(8 * qindex as u64),
+        QueueType::Rx => Some(0x800 + 8 * qindex as u64),
+    }
+}
+
 /// Offset in BAR0 of MSI-X vector `vector`'s interrupt control block.
 pub const fn intr_ctrl_offset(vector: u16) -> u64 {
     INTR_CTRL_OFFSET + vector as u64 * INTR_CTRL_STRIDE
@@ -239,7 +257,12 @@ impl Identity {
             1,
             MAX_LIFS_PER_FUNCTION.into(),
         )?;
-        range("identity.nqueues", self.nqueues.get().into(), 1, 1024)?;
+        range(
+            "identity.nqueues",
+            self.nqueues.get().into(),
+            1,
+            MAX_QUEUES_PER_TYPE.into(),
+        )?;
         range("identity.nintrs", self.nintrs.get().into(), 1, MAX_INTRS.into())?;
         range(
             "identity.min_ring_order",
@@ -392,8 +415,12 @@ pub struct DevCmdRegs {
     pub doorbell: U32,
     /// The device sets 1 when `comp` is valid; the driver clears it.
     pub done: U32,
+    /// The admin queue's doorbell: a [`Doorbell`] with queue type Admin and
+    /// index 0. (Admin traffic is rare; its doorbell is a trapped register,
+    /// not a page of its own.)
+    pub admin_doorbell: U64,
     /// Reserved, zero.
-    pub rsvd0: [u8; 56],
+    pub rsvd0: [u8; 48],
     /// The command, an [`super::AdminCmd`] with a [`super::DevCmdOpcode`].
     pub cmd: [u8; 64],
     /// The completion, an [`super::AdminComp`].
@@ -403,7 +430,7 @@ pub struct DevCmdRegs {
     /// Data returned by the command (e.g. identify's [`super::DeviceInfo`]).
     pub data: [u8; 2048],
 }
-assert_layout!(DevCmdRegs, size = 4096, doorbell @ 0x00, done @ 0x04, cmd @ 0x40, comp @ 0x80, data @ 0x800);
+assert_layout!(DevCmdRegs, size = 4096, doorbell @ 0x00, done @ 0x04, admin_doorbell @ 0x08, cmd @ 0x40, comp @ 0x80, data @ 0x800);
 
 /// Offsets within the device-command mailbox.
 pub mod devcmd {
@@ -411,6 +438,8 @@ pub mod devcmd {
     pub const DOORBELL: u64 = 0x00;
     /// `done` register.
     pub const DONE: u64 = 0x04;
+    /// Admin queue doorbell register (64-bit).
+    pub const ADMIN_DOORBELL: u64 = 0x08;
     /// Command, 64 bytes.
     pub const CMD: u64 = 0x40;
     /// Completion, 16 bytes.
@@ -486,8 +515,12 @@ abi_enum! {
     }
 }
 
-/// A doorbell: one 64-bit write to offset 0 of a LIF's doorbell page that
-/// publishes a queue's `outgoing_tail` to the device.
+/// A doorbell: one 64-bit write that publishes a queue's `outgoing_tail`
+/// to the device. Each queue has its own 8-byte slot in its LIF's doorbell
+/// page ([`doorbell_offset_in_page`]): TX queue `n` at `8n`, RX queue `n` at
+/// `0x800 + 8n`. (A slot per queue, not one register per page, because on a
+/// device that polls memory, as the simulator does, a later write to a
+/// shared register would hide an earlier one.)
 ///
 /// | bits   | field           |
 /// |--------|-----------------|
@@ -495,6 +528,9 @@ abi_enum! {
 /// | 32..48 | queue index within the LIF and type |
 /// | 48..56 | [`QueueType`]    |
 /// | 56..64 | reserved, zero   |
+///
+/// The value repeats the queue's type and index; a value that does not
+/// match its slot is ignored and counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Doorbell {
     pub qtype: QueueType,
@@ -607,6 +643,10 @@ mod tests {
         assert_eq!(bar0_size(9), 0x20000);
         assert_eq!(doorbell_page_offset(3), 0xb000);
         assert_eq!(intr_ctrl_offset(127), 0x2fe0);
+        assert_eq!(doorbell_offset_in_page(QueueType::Tx, 3), Some(24));
+        assert_eq!(doorbell_offset_in_page(QueueType::Rx, 255), Some(0xff8));
+        assert_eq!(doorbell_offset_in_page(QueueType::Rx, 256), None);
+        assert_eq!(doorbell_offset_in_page(QueueType::Admin, 0), None);
     }
 
     #[test]
