@@ -2,6 +2,7 @@
 //! data-path algorithms both ends run.
 //!
 //! - [`abi`]: the device ABI: every byte host and device exchange.
+//! - [`packet`]: header views and frame classification.
 //! - [`ring`]: the three-index descriptor ring (head / outgoing tail /
 //!   buffer tail) with commit mode and doorbell suppression.
 //!
@@ -14,5 +15,6 @@
 //! Spec: `docs/device-abi.md` and `../shared/ARCHITECTURE.md`.
 
 pub mod abi;
+pub mod packet;
 pub mod ring;
 mod sync;

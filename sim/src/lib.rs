@@ -1,4 +1,6 @@
-//! nicsim: the simulated device. PCI functions served over vfio-user, BAR0
-//! per [`dataplane::abi`], device engines, wire ports, real or virtual clock.
-//!
-//! Empty until the nicsim issue builds it.
+//! nicsim: the simulated fairnic SmartNIC.
+pub mod clock;
+pub mod dma;
+pub mod pcap;
+pub mod pci;
+pub mod port;

@@ -1,0 +1,314 @@
+//! A function's DMA address space: the memory its client mapped with
+//! vfio-user `DMA_MAP`, each mapping an `mmap` of the file descriptor the
+//! client passed (so the data path is plain shared memory).
+//!
+//! This is the IOMMU of the simulated device: every address a descriptor
+//! or command carries is translated here, and an address outside the
+//! function's mappings is a [`DmaFault`], never an access. Built on
+//! rust-vmm's `vm-memory` (`GuestMemoryMmap`), whose regions are
+//! reference-counted: a queue keeps a snapshot of the space its rings live
+//! in, so a client unmapping memory under a running queue cannot make the
+//! device touch unmapped pages (the queue is stopped with a DMA fault
+//! instead, and the snapshot goes with it).
+//!
+//! Known limit: a client that truncates the file behind a mapping after
+//! mapping it makes the device's next access to those pages raise SIGBUS;
+//! memfd seals (F_SEAL_SHRINK) on the client's side prevent it.
+
+use std::fs::File;
+use std::ptr::NonNull;
+use vm_memory::{
+    Bytes, FileOffset, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion, GuestRegionMmap,
+    MmapRegion,
+};
+
+/// Most mappings one function may hold.
+pub const MAX_MAPPINGS: usize = 256;
+/// Mappings are page-granular.
+pub const PAGE: u64 = 4096;
+
+/// Why a `DMA_MAP` or `DMA_UNMAP` was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DmaMapError {
+    #[error("DMA mapping of {size:#x} bytes at IOVA {iova:#x}, file offset {offset:#x}: not page aligned or empty")]
+    Unaligned { iova: u64, size: u64, offset: u64 },
+    #[error("DMA mapping at IOVA {iova:#x} + {size:#x} wraps the address space")]
+    Wraps { iova: u64, size: u64 },
+    #[error("DMA mapping at IOVA {iova:#x} overlaps an existing mapping")]
+    Overlap { iova: u64 },
+    #[error("more than {MAX_MAPPINGS} DMA mappings")]
+    TooMany,
+    #[error("DMA mapping needs a file descriptor (this device does not support DMA_READ/DMA_WRITE messages)")]
+    NoFd,
+    #[error(
+        "DMA mapping of {size:#x} bytes at file offset {offset:#x} runs past the end of the file ({file_len:#x} bytes)"
+    )]
+    PastEof { offset: u64, size: u64, file_len: u64 },
+    #[error("mmap of the client's file failed: {0}")]
+    Mmap(String),
+    #[error("no DMA mapping is exactly IOVA {iova:#x} + {size:#x}")]
+    NotMapped { iova: u64, size: u64 },
+}
+
+/// An access outside the function's mappings (or a write to a read-only
+/// one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("DMA fault at IOVA {iova:#x} + {len:#x}")]
+pub struct DmaFault {
+    pub iova: u64,
+    pub len: u64,
+}
+
+/// The mappings of one function.
+#[derive(Debug, Default, Clone)]
+pub struct DmaSpace {
+    mem: GuestMemoryMmap,
+    /// IOVA ranges mapped read-only.
+    read_only: Vec<(u64, u64)>,
+}
+
+impl DmaSpace {
+    /// Map `size` bytes of `file` at `offset` to IOVA `iova`.
+    pub fn map(
+        &mut self,
+        iova: u64,
+        size: u64,
+        file: Option<File>,
+        offset: u64,
+        writable: bool,
+    ) -> Result<(), DmaMapError> {
+        let file = file.ok_or(DmaMapError::NoFd)?;
+        if size == 0 || iova % PAGE != 0 || size % PAGE != 0 || offset % PAGE != 0 {
+            return Err(DmaMapError::Unaligned { iova, size, offset });
+        }
+        if iova.checked_add(size).is_none() || usize::try_from(size).is_err() {
+            return Err(DmaMapError::Wraps { iova, size });
+        }
+        if self.mem.num_regions() >= MAX_MAPPINGS {
+            return Err(DmaMapError::TooMany);
+        }
+        // A mapping past the end of the file would raise SIGBUS on access.
+        let file_len = file.metadata().map_err(|e| DmaMapError::Mmap(e.to_string()))?.len();
+        if offset.checked_add(size).is_none_or(|end| end > file_len) {
+            return Err(DmaMapError::PastEof { offset, size, file_len });
+        }
+        let prot = if writable {
+            libc::PROT_READ | libc::PROT_WRITE
+        } else {
+            libc::PROT_READ
+        };
+        let region = MmapRegion::build(
+            Some(FileOffset::new(file, offset)),
+            size as usize,
+            prot,
+            libc::MAP_SHARED,
+        )
+        .map_err(|e| DmaMapError::Mmap(e.to_string()))?;
+        let region = GuestRegionMmap::new(region, GuestAddress(iova)).ok_or(DmaMapError::Wraps { iova, size })?;
+        self.mem = self
+            .mem
+            .insert_region(std::sync::Arc::new(region))
+            .map_err(|_| DmaMapError::Overlap { iova })?;
+        if !writable {
+            self.read_only.push((iova, size));
+        }
+        Ok(())
+    }
+
+    /// Remove the mapping that is exactly `[iova, iova + size)`.
+    pub fn unmap(&mut self, iova: u64, size: u64) -> Result<(), DmaMapError> {
+        let (mem, _) = self
+            .mem
+            .remove_region(GuestAddress(iova), size)
+            .map_err(|_| DmaMapError::NotMapped { iova, size })?;
+        self.mem = mem;
+        self.read_only.retain(|&(a, _)| a != iova);
+        Ok(())
+    }
+
+    /// Remove every mapping.
+    pub fn unmap_all(&mut self) {
+        *self = DmaSpace::default();
+    }
+
+    /// Whether `[iova, iova + len)` is entirely mapped (in one or more
+    /// adjacent mappings).
+    pub fn contains(&self, iova: u64, len: u64) -> bool {
+        usize::try_from(len).is_ok_and(|len| self.mem.check_range(GuestAddress(iova), len))
+    }
+
+    /// Whether the range overlaps a read-only mapping.
+    fn touches_read_only(&self, iova: u64, len: u64) -> bool {
+        self.read_only
+            .iter()
+            .any(|&(a, s)| iova < a + s && a < iova.saturating_add(len))
+    }
+
+    /// Copy from device memory into `buf`.
+    pub fn read(&self, iova: u64, buf: &mut [u8]) -> Result<(), DmaFault> {
+        self.mem.read_slice(buf, GuestAddress(iova)).map_err(|_| DmaFault {
+            iova,
+            len: buf.len() as u64,
+        })
+    }
+
+    /// Copy `buf` into device memory.
+    pub fn write(&self, iova: u64, buf: &[u8]) -> Result<(), DmaFault> {
+        let fault = DmaFault {
+            iova,
+            len: buf.len() as u64,
+        };
+        if self.touches_read_only(iova, buf.len() as u64) {
+            return Err(fault);
+        }
+        self.mem.write_slice(buf, GuestAddress(iova)).map_err(|_| fault)
+    }
+
+    /// The host address of `[iova, iova + len)`, which must lie in a single
+    /// writable mapping. The pointer is valid as long as this space (or a
+    /// clone of it) keeps that mapping.
+    pub fn host_range(&self, iova: u64, len: u64) -> Result<NonNull<u8>, DmaFault> {
+        if self.touches_read_only(iova, len) {
+            return Err(DmaFault { iova, len });
+        }
+        self.host_range_for_read(iova, len)
+    }
+
+    /// As [`DmaSpace::host_range`], for reading only (read-only mappings
+    /// qualify).
+    pub fn host_range_for_read(&self, iova: u64, len: u64) -> Result<NonNull<u8>, DmaFault> {
+        let fault = DmaFault { iova, len };
+        let ulen = usize::try_from(len).map_err(|_| fault)?;
+        if ulen == 0 {
+            return Err(fault);
+        }
+        let (region, addr) = self.mem.to_region_addr(GuestAddress(iova)).ok_or(fault)?;
+        let slice = region.get_slice(addr, ulen).map_err(|_| fault)?;
+        NonNull::new(slice.ptr_guard_mut().as_ptr()).ok_or(fault)
+    }
+
+    /// Copy `len` bytes from `src` at `src_iova` to `dst` at `dst_iova` (a
+    /// frame moving from one function's TX buffer to another's RX buffer)
+    /// without an intermediate buffer when both ranges are contiguous.
+    pub fn copy(src: &DmaSpace, src_iova: u64, dst: &DmaSpace, dst_iova: u64, len: usize) -> Result<(), DmaFault> {
+        if len == 0 {
+            return Ok(());
+        }
+        let s = src.host_range_for_read(src_iova, len as u64);
+        let d = dst.host_range(dst_iova, len as u64);
+        match (s, d) {
+            (Ok(s), Ok(d)) => {
+                // SAFETY: both ranges are `len` bytes inside live mappings
+                // (host_range checked); `copy` allows overlap (the two
+                // functions may have mapped the same memory).
+                unsafe { std::ptr::copy(s.as_ptr(), d.as_ptr(), len) };
+                Ok(())
+            }
+            _ => {
+                let mut tmp = vec![0u8; len];
+                src.read(src_iova, &mut tmp)?;
+                dst.write(dst_iova, &tmp)
+            }
+        }
+    }
+
+    /// Number of mappings.
+    pub fn len(&self) -> usize {
+        self.mem.num_regions()
+    }
+
+    /// Whether nothing is mapped.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A memfd of `len` bytes (test helper shared with other modules).
+    pub(crate) fn memfd(len: u64) -> File {
+        // SAFETY: plain syscalls, results checked.
+        unsafe {
+            let fd = libc::memfd_create(c"dma-test".as_ptr(), libc::MFD_CLOEXEC);
+            assert!(fd >= 0);
+            assert_eq!(libc::ftruncate(fd, len as libc::off_t), 0);
+            std::os::fd::FromRawFd::from_raw_fd(fd)
+        }
+    }
+
+    #[test]
+    fn map_translate_and_fault() {
+        let mut d = DmaSpace::default();
+        d.map(0x10000, 0x2000, Some(memfd(0x2000)), 0, true).unwrap();
+        d.map(0x12000, 0x1000, Some(memfd(0x1000)), 0, true).unwrap();
+        d.write(0x10ff0, &[7; 32]).unwrap();
+        let mut b = [0u8; 32];
+        d.read(0x10ff0, &mut b).unwrap();
+        assert_eq!(b, [7; 32]);
+        // Spanning two adjacent mappings is fine for copies...
+        d.write(0x11ff0, &[1; 32]).unwrap();
+        // ...but not for a host range (rings must sit in one mapping).
+        assert!(d.host_range(0x11ff0, 32).is_err());
+        assert!(d.host_range(0x10000, 0x2000).is_ok());
+        assert_eq!(d.read(0x13000, &mut b), Err(DmaFault { iova: 0x13000, len: 32 }));
+        assert!(d.write(0xfff0, &[0; 32]).is_err());
+    }
+
+    #[test]
+    fn refuses_bad_mappings() {
+        let mut d = DmaSpace::default();
+        assert!(matches!(
+            d.map(0x1001, 0x1000, Some(memfd(0x1000)), 0, true),
+            Err(DmaMapError::Unaligned { .. })
+        ));
+        assert!(matches!(
+            d.map(0x1000, 0, Some(memfd(0x1000)), 0, true),
+            Err(DmaMapError::Unaligned { .. })
+        ));
+        assert!(matches!(d.map(0x1000, 0x1000, None, 0, true), Err(DmaMapError::NoFd)));
+        assert!(matches!(
+            d.map(u64::MAX & !0xfff, 0x2000, Some(memfd(0x2000)), 0, true),
+            Err(DmaMapError::Wraps { .. })
+        ));
+        // Past the end of the file: mmap would SIGBUS later, so refuse now.
+        assert!(matches!(
+            d.map(0x1000, 0x2000, Some(memfd(0x1000)), 0, true),
+            Err(DmaMapError::PastEof { .. })
+        ));
+        d.map(0x1000, 0x1000, Some(memfd(0x1000)), 0, true).unwrap();
+        assert!(matches!(
+            d.map(0x1000, 0x1000, Some(memfd(0x1000)), 0, true),
+            Err(DmaMapError::Overlap { .. })
+        ));
+        assert!(matches!(d.unmap(0x1000, 0x2000), Err(DmaMapError::NotMapped { .. })));
+        d.unmap(0x1000, 0x1000).unwrap();
+        assert!(d.is_empty());
+    }
+
+    #[test]
+    fn snapshots_keep_memory_alive_after_unmap() {
+        let mut d = DmaSpace::default();
+        d.map(0x1000, 0x1000, Some(memfd(0x1000)), 0, true).unwrap();
+        let snap = d.clone();
+        let p = snap.host_range(0x1000, 16).unwrap();
+        d.unmap(0x1000, 0x1000).unwrap();
+        assert!(d.read(0x1000, &mut [0; 4]).is_err(), "unmapped for new accesses");
+        // SAFETY: the snapshot still holds the mapping.
+        unsafe { p.as_ptr().write(5) };
+        let mut b = [0u8; 1];
+        snap.read(0x1000, &mut b).unwrap();
+        assert_eq!(b, [5]);
+    }
+
+    #[test]
+    fn read_only_mappings_refuse_writes() {
+        let mut d = DmaSpace::default();
+        d.map(0x1000, 0x1000, Some(memfd(0x1000)), 0, false).unwrap();
+        let mut b = [0u8; 8];
+        d.read(0x1000, &mut b).unwrap();
+        assert!(d.write(0x1000, &b).is_err());
+        assert!(d.host_range(0x1000, 8).is_err());
+    }
+}
