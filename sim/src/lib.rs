@@ -1,6 +1,344 @@
-//! nicsim: the simulated fairnic SmartNIC.
+//! nicsim: the simulated fairnic SmartNIC, as seen through VFIO.
+//!
+//! One PF and N VFs, each a PCI function served on its own vfio-user
+//! socket (rust-vmm's `vfio_user` server), implementing the device ABI of
+//! [`dataplane::abi`]: configuration space with MSI-X and (on the PF)
+//! SR-IOV, BAR0 with mappable doorbell pages backed by a shared memfd, DMA
+//! through the memory the client maps, MSI-X through the eventfds the
+//! client passes, reset. Behind the functions: the mailbox, the admin
+//! queue, a fetch engine per TX queue, RX delivery into posted buffers, an
+//! internal switch between LIFs and the uplink, and a wire port
+//! (`loopback`, `pcap`, a traffic generator, or nothing).
+//!
+//! [`Sim::start`] is the embedded mode: it starts the device on threads in
+//! this process and returns the socket paths. On the real clock an engine
+//! thread polls the device; on the virtual clock nothing moves until the
+//! caller calls [`Sim::advance`], so a seeded scenario replays exactly.
+//!
+//! What this crate must never do: panic or stop serving because of what a
+//! client sent. Malformed commands complete with an error status, bad
+//! descriptors stop their own queue with a completion naming the cause,
+//! and a malformed protocol message drops that client's connection.
+
 pub mod clock;
+pub mod device;
 pub mod dma;
 pub mod pcap;
 pub mod pci;
 pub mod port;
+pub mod server;
+
+use clock::{Nanos, SimClock};
+use device::{Device, DeviceConfig};
+use port::{GenConfig, GenPort, LoopbackPort, NullPort, PcapPort, Port};
+use server::Shared;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Which clock the device runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClockKind {
+    /// Wall time; an engine thread polls the device.
+    Real,
+    /// Virtual time; the caller drives it with [`Sim::advance`].
+    Virtual,
+}
+
+/// What the uplink is connected to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PortSpec {
+    Null,
+    Loopback { delay_ns: Nanos },
+    Pcap { path: PathBuf },
+    Gen(GenConfig),
+}
+
+/// Everything `Sim::start` needs.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub device: DeviceConfig,
+    pub clock: ClockKind,
+    pub port: PortSpec,
+    /// Write the uplink's egress to this capture.
+    pub capture: Option<PathBuf>,
+    /// Where the sockets go; `None`: a fresh directory under the system's
+    /// temporary directory, removed again when the `Sim` stops.
+    pub socket_dir: Option<PathBuf>,
+    /// Seed of every random choice the device makes (traffic generator).
+    pub seed: u64,
+    /// Longest sleep of the idle engine (real clock): the worst-case delay
+    /// before the device notices a doorbell after a quiet spell.
+    pub max_idle_sleep: Duration,
+    /// Virtual time one unit of work (a descriptor or a frame) takes.
+    pub virtual_ns_per_item: Nanos,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            device: DeviceConfig::default(),
+            clock: ClockKind::Real,
+            port: PortSpec::Loopback { delay_ns: 0 },
+            capture: None,
+            socket_dir: None,
+            seed: 0,
+            max_idle_sleep: Duration::from_micros(50),
+            virtual_ns_per_item: 50,
+        }
+    }
+}
+
+/// Why the simulator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("socket directory {path}: {source}")]
+    SocketDir { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Serve(#[from] server::ServeError),
+    #[error("device: {0}")]
+    Device(std::io::Error),
+    #[error("port: {0}")]
+    Port(String),
+    #[error("capture {path}: {source}")]
+    Capture { path: PathBuf, source: std::io::Error },
+}
+
+/// A running simulator.
+#[derive(Debug)]
+pub struct Sim {
+    shared: Arc<Shared>,
+    clock: SimClock,
+    sockets: Vec<PathBuf>,
+    dir: PathBuf,
+    owns_dir: bool,
+    threads: Vec<JoinHandle<()>>,
+    ns_per_item: Nanos,
+}
+
+fn make_port(spec: &PortSpec, seed: u64, now: Nanos) -> Result<Box<dyn Port>, SimError> {
+    Ok(match spec {
+        PortSpec::Null => Box::new(NullPort::default()),
+        PortSpec::Loopback { delay_ns } => Box::new(LoopbackPort::new(*delay_ns)),
+        PortSpec::Pcap { path } => {
+            Box::new(PcapPort::open(path, now).map_err(|e| SimError::Port(format!("{}: {e}", path.display())))?)
+        }
+        PortSpec::Gen(g) => Box::new(GenPort::new(g.clone(), seed, now).map_err(SimError::Port)?),
+    })
+}
+
+impl Sim {
+    /// Start the device and serve every function. Returns once all sockets
+    /// accept connections.
+    pub fn start(cfg: SimConfig) -> Result<Sim, SimError> {
+        let clock = match cfg.clock {
+            ClockKind::Real => SimClock::real(),
+            ClockKind::Virtual => SimClock::virtual_at_zero(),
+        };
+        let (dir, owns_dir) = match &cfg.socket_dir {
+            Some(d) => (d.clone(), false),
+            None => (fresh_dir()?, true),
+        };
+        std::fs::create_dir_all(&dir).map_err(|source| SimError::SocketDir {
+            path: dir.clone(),
+            source,
+        })?;
+        let mut port = make_port(&cfg.port, cfg.seed, clock.now())?;
+        if let Some(path) = &cfg.capture {
+            let w = port::capture_file(path).map_err(|source| SimError::Capture {
+                path: path.clone(),
+                source,
+            })?;
+            port.set_capture(w);
+        }
+        let device = Device::new(cfg.device.clone(), clock.clone(), port).map_err(SimError::Device)?;
+        let nfunctions = device.functions.len() as u16;
+        let shared = Arc::new(Shared::new(device));
+        let mut sim = Sim {
+            shared: shared.clone(),
+            clock: clock.clone(),
+            sockets: Vec::new(),
+            dir: dir.clone(),
+            owns_dir,
+            threads: Vec::new(),
+            ns_per_item: cfg.virtual_ns_per_item,
+        };
+        for f in 0..nfunctions {
+            let path = dir.join(socket_name(f));
+            let t = server::serve(shared.clone(), f, &path)?;
+            sim.threads.push(t);
+            sim.sockets.push(path);
+        }
+        if cfg.clock == ClockKind::Real {
+            let max_sleep = cfg.max_idle_sleep;
+            let s = shared.clone();
+            let t = std::thread::Builder::new()
+                .name("nicsim-engine".into())
+                .spawn(move || engine(s, max_sleep))
+                .map_err(SimError::Device)?;
+            shared.set_engine(t.thread().clone());
+            sim.threads.push(t);
+        }
+        Ok(sim)
+    }
+
+    /// Socket paths: the PF's first, then VF 0, VF 1, ...
+    pub fn sockets(&self) -> &[PathBuf] {
+        &self.sockets
+    }
+
+    /// The PF's socket.
+    pub fn pf_socket(&self) -> &Path {
+        &self.sockets[0]
+    }
+
+    /// VF `n`'s socket.
+    pub fn vf_socket(&self, n: usize) -> Option<&Path> {
+        self.sockets.get(n + 1).map(PathBuf::as_path)
+    }
+
+    /// The device's clock.
+    pub fn clock(&self) -> &SimClock {
+        &self.clock
+    }
+
+    /// The device, locked (for inspection; hold it briefly).
+    pub fn device(&self) -> MutexGuard<'_, Device> {
+        self.shared.lock()
+    }
+
+    /// One engine pass at the current time. Returns the work done.
+    pub fn poll(&self) -> usize {
+        self.shared.lock().poll()
+    }
+
+    /// Virtual clock: run the device for `dt`, passing time item by item
+    /// and jumping over idle stretches to the next event; returns the work
+    /// done. Real clock: poll until idle (time passes by itself).
+    pub fn advance(&self, dt: Nanos) -> usize {
+        let mut total = 0;
+        if !self.clock.is_virtual() {
+            loop {
+                let w = self.poll();
+                total += w;
+                if w == 0 {
+                    return total;
+                }
+            }
+        }
+        let end = self.clock.now().saturating_add(dt);
+        loop {
+            let (work, next) = {
+                let mut d = self.shared.lock();
+                let w = d.poll();
+                (w, d.next_deadline())
+            };
+            total += work;
+            let now = self.clock.now();
+            if now >= end {
+                return total;
+            }
+            if work > 0 {
+                self.clock.advance_to((now + work as Nanos * self.ns_per_item).min(end));
+            } else {
+                let next = next.filter(|&t| t > now).unwrap_or(end).min(end);
+                self.clock.advance_to(next);
+            }
+        }
+    }
+
+    /// Stop serving and remove the sockets.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        self.shared.wake_engine();
+        // Wake servers blocked in accept(): a connection that closes at
+        // once ends their `run` and they see `stop`.
+        for s in &self.sockets {
+            let _ = std::os::unix::net::UnixStream::connect(s);
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        self.shared.lock().port.flush();
+        if self.owns_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() || self.owns_dir {
+            self.stop();
+        }
+    }
+}
+
+/// `pf.sock`, `vf0.sock`, `vf1.sock`, ...
+pub fn socket_name(function: u16) -> String {
+    if function == 0 {
+        "pf.sock".into()
+    } else {
+        format!("vf{}.sock", function - 1)
+    }
+}
+
+fn fresh_dir() -> Result<PathBuf, SimError> {
+    use std::sync::atomic::AtomicU64;
+    static N: AtomicU64 = AtomicU64::new(0);
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let dir = base.join(format!(
+        "nicsim-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).map_err(|source| SimError::SocketDir {
+        path: dir.clone(),
+        source,
+    })?;
+    Ok(dir)
+}
+
+/// The engine thread on the real clock: poll; when idle, back off from
+/// spinning to sleeping at most `max_sleep` (any region write wakes it).
+fn engine(shared: Arc<Shared>, max_sleep: Duration) {
+    // Sleep as precisely as asked: the default 50 µs timer slack would be
+    // the device's idle latency.
+    // SAFETY: prctl with an integer argument; no memory involved.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1000, 0, 0, 0) };
+    let mut idle = 0u32;
+    while !shared.stop.load(Ordering::Acquire) {
+        let (work, next, now) = {
+            let mut d = shared.lock_for_engine();
+            let w = d.poll();
+            (w, d.next_deadline(), d.now())
+        };
+        if shared.contended() {
+            std::thread::yield_now();
+        }
+        if work > 0 {
+            idle = 0;
+            continue;
+        }
+        idle = idle.saturating_add(1);
+        if idle < 64 {
+            std::hint::spin_loop();
+            continue;
+        }
+        let until_event = next
+            .map(|t| Duration::from_nanos(t.saturating_sub(now)))
+            .unwrap_or(max_sleep);
+        let sleep = until_event
+            .min(max_sleep)
+            .min(Duration::from_micros(u64::from(idle - 63) * 2));
+        std::thread::park_timeout(sleep);
+    }
+}

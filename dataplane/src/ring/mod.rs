@@ -735,6 +735,22 @@ impl<'a, T: RingElem> Consumer<'a, T> {
         }
     }
 
+    /// Write back `head = index`, for a consumer that fetched further than
+    /// it has finished (a device that stopped mid-batch). `index` must lie
+    /// in `[written-back head, fetch cursor]`; anything else is ignored and
+    /// returns false.
+    pub fn write_back_to(&mut self, index: u32) -> bool {
+        let done = index.wrapping_sub(self.written_back);
+        if done > self.head.wrapping_sub(self.written_back) {
+            return false;
+        }
+        if done != 0 {
+            self.written_back = index;
+            store_le(&self.state.head, index, Ordering::Release);
+        }
+        true
+    }
+
     /// Mark the fetch engine active: the producer may stop ringing. The
     /// consumer must then keep fetching until [`Consumer::try_idle`]
     /// returns `true`.

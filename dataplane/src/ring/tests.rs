@@ -232,6 +232,23 @@ fn regressed_outgoing_tail_is_an_error_and_recoverable() {
 }
 
 #[test]
+fn partial_write_back_frees_only_what_is_done() {
+    let mut mem = RingMemory::<u64>::with_start(3, u32::MAX - 1).unwrap();
+    let (mut p, mut c) = mem.split();
+    assert!(p.fill_bulk(&[1, 2, 3, 4, 5]));
+    let mut buf = [0u64; 5];
+    assert_eq!(c.fetch_bulk(&mut buf), Ok(true));
+    let start = u32::MAX - 1;
+    assert!(c.write_back_to(start.wrapping_add(2)));
+    assert_eq!(p.reclaim(), Ok(2));
+    assert!(!c.write_back_to(start.wrapping_add(6)), "past the fetch cursor");
+    assert!(!c.write_back_to(start), "behind the written-back head");
+    assert!(c.write_back_to(start.wrapping_add(5)));
+    assert_eq!(p.reclaim(), Ok(3));
+    assert!(p.indices().holds());
+}
+
+#[test]
 fn commit_mode_holds_output_until_commit() {
     let mut mem = RingMemory::<u64>::new(3).unwrap();
     let (mut p, mut c) = mem.split();

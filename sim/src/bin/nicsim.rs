@@ -1,1 +1,186 @@
-fn main() {}
+//! nicsim: serve a simulated fairnic SmartNIC (one PF, N VFs) over
+//! vfio-user until interrupted.
+
+use clap::{Parser, ValueEnum};
+use dataplane::abi::{lif_mac, LifCounter};
+use sim::device::DeviceConfig;
+use sim::port::GenConfig;
+use sim::{PortSpec, Sim, SimConfig};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PortKind {
+    /// No wire: egress is counted and dropped.
+    Null,
+    /// Egress comes back as ingress.
+    Loopback,
+    /// Replay a capture as ingress (--pcap-in).
+    Pcap,
+    /// Offer generated traffic as ingress (--gen-*).
+    Gen,
+}
+
+/// Serve a simulated fairnic SmartNIC over vfio-user.
+#[derive(Debug, Parser)]
+#[command(name = "nicsim", version, about)]
+struct Args {
+    /// Number of SR-IOV virtual functions (each gets its own socket).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(0..=64))]
+    vfs: u16,
+    /// Directory for the sockets (pf.sock, vf0.sock, ...).
+    #[arg(long, default_value = "/tmp/nicsim")]
+    socket_dir: PathBuf,
+    /// What the uplink is connected to.
+    #[arg(long, value_enum, default_value_t = PortKind::Loopback)]
+    port: PortKind,
+    /// Loopback delay in nanoseconds.
+    #[arg(long, default_value_t = 0)]
+    loopback_delay_ns: u64,
+    /// Capture to replay (with --port pcap).
+    #[arg(long)]
+    pcap_in: Option<PathBuf>,
+    /// Write the uplink's egress to this capture (Wireshark opens it).
+    #[arg(long)]
+    capture: Option<PathBuf>,
+    /// Generator rate, frames per second.
+    #[arg(long, default_value_t = 100_000)]
+    gen_rate: u64,
+    /// Generator frame sizes with weights, e.g. 64:7,576:4,1500:1.
+    #[arg(long, default_value = "64:1")]
+    gen_sizes: String,
+    /// LIF numbers the generator sends to (their device-assigned MACs).
+    #[arg(long, default_value = "0")]
+    gen_lifs: String,
+    /// Stop the generator after this many frames.
+    #[arg(long)]
+    gen_count: Option<u64>,
+    /// Seed of the device's random choices.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Exit after this many seconds (default: run until interrupted).
+    #[arg(long)]
+    duration: Option<f64>,
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::Release);
+}
+
+fn parse_sizes(s: &str) -> Result<Vec<(usize, u32)>, String> {
+    s.split(',')
+        .map(|part| {
+            let (size, weight) = part.split_once(':').unwrap_or((part, "1"));
+            let size = size
+                .trim()
+                .parse()
+                .map_err(|_| format!("--gen-sizes: '{size}' is not a frame size"))?;
+            let weight = weight
+                .trim()
+                .parse()
+                .map_err(|_| format!("--gen-sizes: '{weight}' is not a weight"))?;
+            Ok((size, weight))
+        })
+        .collect()
+}
+
+fn parse_lifs(s: &str) -> Result<Vec<[u8; 6]>, String> {
+    s.split(',')
+        .map(|p| {
+            p.trim()
+                .parse::<u16>()
+                .map(lif_mac)
+                .map_err(|_| format!("--gen-lifs: '{p}' is not a LIF number"))
+        })
+        .collect()
+}
+
+fn port_spec(a: &Args) -> Result<PortSpec, String> {
+    Ok(match a.port {
+        PortKind::Null => PortSpec::Null,
+        PortKind::Loopback => PortSpec::Loopback {
+            delay_ns: a.loopback_delay_ns,
+        },
+        PortKind::Pcap => PortSpec::Pcap {
+            path: a.pcap_in.clone().ok_or("--port pcap needs --pcap-in FILE")?,
+        },
+        PortKind::Gen => PortSpec::Gen(GenConfig {
+            rate_pps: a.gen_rate,
+            sizes: parse_sizes(&a.gen_sizes)?,
+            flows: parse_lifs(&a.gen_lifs)?,
+            count: a.gen_count,
+        }),
+    })
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("NICSIM_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let port = match port_spec(&args) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("nicsim: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let cfg = SimConfig {
+        device: DeviceConfig {
+            vfs: args.vfs,
+            ..DeviceConfig::default()
+        },
+        port,
+        capture: args.capture.clone(),
+        socket_dir: Some(args.socket_dir.clone()),
+        seed: args.seed,
+        ..SimConfig::default()
+    };
+    let sim = match Sim::start(cfg) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("nicsim: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // SAFETY: installing a handler that only stores to an atomic.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+    println!("nicsim: 1 PF + {} VFs, port {}", args.vfs, sim.device().port.describe());
+    for (i, s) in sim.sockets().iter().enumerate() {
+        let name = if i == 0 {
+            "pf".to_string()
+        } else {
+            format!("vf{}", i - 1)
+        };
+        println!("  {name:<4} {}", s.display());
+    }
+    let t0 = Instant::now();
+    while !STOP.load(Ordering::Acquire) && args.duration.is_none_or(|d| t0.elapsed().as_secs_f64() < d) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    {
+        let d = sim.device();
+        let ps = d.port.stats();
+        println!(
+            "nicsim: {:.1} s; uplink rx {} tx {} frames; LIF tx {} rx {} frames, drops: no buffer {} no route {} queue error {}",
+            t0.elapsed().as_secs_f64(),
+            ps.rx_frames,
+            ps.tx_frames,
+            d.total(LifCounter::TxPackets),
+            d.total(LifCounter::RxPackets),
+            d.total(LifCounter::DropNoRxBuffer),
+            d.total(LifCounter::DropNoRoute),
+            d.total(LifCounter::DropQueueError),
+        );
+    }
+    sim.shutdown();
+    ExitCode::SUCCESS
+}

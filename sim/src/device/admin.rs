@@ -1,0 +1,508 @@
+//! The device-command mailbox and the admin queue: parsing (through the
+//! ABI's validating decoders), privilege checks, and execution.
+//!
+//! Every command completes with a status; a malformed one completes with
+//! `Invalid` or `UnknownOpcode` and the queue goes on. Only the PF may
+//! change meters or the pipeline or act on another function's LIF.
+
+use super::function::default_moderation;
+use super::queue::{DeviceQueue, QueueMemError};
+use super::{Device, Lif, METER_RESOURCES};
+use dataplane::abi::{
+    self, lif_mac, lif_state, pipeline_flags, AbiError, AdminCmd, AdminCommand, AdminComp, AdminOpcode, AdminStatus,
+    CmdHeader, DevCommand, DeviceInfo, Doorbell, FromZeros, FunctionKind, IntoBytes, LifInfo, LifStats, MeterConfig,
+    MeterMode, ModerationMode, QueueCreate, QueueRef, QueueType, TableEntry, LIF_COUNTERS, U64,
+};
+
+/// A pipeline image being uploaded in chunks.
+#[derive(Debug, Default)]
+pub(super) struct PipelineUpload {
+    image: Vec<u8>,
+    total: u32,
+    /// Bytes received in order so far.
+    received: u32,
+}
+
+/// Meter rates are applied in steps of this many units/s.
+pub const METER_RATE_GRANULARITY: u64 = 1;
+/// Meter bursts are applied in steps of this many units.
+pub const METER_BURST_GRANULARITY: u64 = 1;
+/// Moderation intervals are applied in steps of this many ns.
+pub const MODERATION_GRANULARITY_NS: u32 = 1000;
+
+/// The outcome of a command: status, small and wide results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Outcome {
+    status: AdminStatus,
+    value: u32,
+    data: u64,
+}
+
+impl Outcome {
+    fn ok(value: u32, data: u64) -> Outcome {
+        Outcome {
+            status: AdminStatus::Ok,
+            value,
+            data,
+        }
+    }
+
+    fn err(status: AdminStatus) -> Outcome {
+        Outcome {
+            status,
+            value: 0,
+            data: 0,
+        }
+    }
+}
+
+impl From<AdminStatus> for Outcome {
+    fn from(s: AdminStatus) -> Outcome {
+        Outcome::err(s)
+    }
+}
+
+type Res = Result<Outcome, Outcome>;
+
+fn decode_status(e: &AbiError) -> AdminStatus {
+    match e {
+        AbiError::UnknownOpcode { .. } => AdminStatus::UnknownOpcode,
+        _ => AdminStatus::Invalid,
+    }
+}
+
+impl Device {
+    /// Execute the mailbox command of function `fi` and set `done`.
+    pub(super) fn devcmd(&mut self, fi: usize) {
+        let raw = self.functions[fi].mailbox.cmd;
+        let (tag, outcome) = match DevCommand::parse(&raw) {
+            Err(e) => {
+                tracing::debug!(function = fi, "mailbox: {e}");
+                (u16::from_le_bytes([raw[2], raw[3]]), Outcome::err(decode_status(&e)))
+            }
+            Ok((hdr, cmd)) => (hdr.tag, self.exec_devcmd(fi, cmd).unwrap_or_else(|e| e)),
+        };
+        if outcome.status != AdminStatus::Ok {
+            self.functions[fi].counters.admin_errors += 1;
+        }
+        let comp = AdminComp::new(outcome.status, tag, outcome.value, outcome.data, false);
+        let mb = &mut self.functions[fi].mailbox;
+        mb.comp.copy_from_slice(comp.as_bytes());
+        mb.done = 1.into();
+    }
+
+    fn exec_devcmd(&mut self, fi: usize, cmd: DevCommand) -> Res {
+        match cmd {
+            DevCommand::Reset => {
+                self.reset_function(fi as u16);
+                Ok(Outcome::ok(0, 0))
+            }
+            DevCommand::Identify => {
+                let info = self.device_info();
+                let data = &mut self.functions[fi].mailbox.data;
+                data.fill(0);
+                data[..info.as_bytes().len()].copy_from_slice(info.as_bytes());
+                Ok(Outcome::ok(0, info.as_bytes().len() as u64))
+            }
+            DevCommand::AdminQueueInit(q) => {
+                let func = &mut self.functions[fi];
+                if !ring_order_ok(func.limits.min_ring_order, func.limits.max_ring_order, &q) {
+                    return Err(AdminStatus::Invalid.into());
+                }
+                if q.flags & abi::queue_flags::INTR != 0 && q.intr_vector.get() >= func.limits.nintrs {
+                    return Err(AdminStatus::NoEntry.into());
+                }
+                let aq = DeviceQueue::new(&func.dma, &q, abi::LIF_NONE, 0).map_err(queue_mem_status)?;
+                func.admin = Some(aq);
+                Ok(Outcome::ok(0, 0))
+            }
+        }
+    }
+
+    /// The admin queue's doorbell was written: run every published command.
+    pub(super) fn admin_doorbell(&mut self, fi: usize, value: u64) {
+        match Doorbell::decode(value) {
+            Ok(d) if d.qtype == QueueType::Admin && d.qindex == 0 => {}
+            _ => {
+                self.functions[fi].counters.bad_doorbells += 1;
+                return;
+            }
+        }
+        if !self.functions[fi].config.bus_master() {
+            return;
+        }
+        let Some(mut aq) = self.functions[fi].admin.take() else {
+            self.functions[fi].counters.bad_doorbells += 1;
+            return;
+        };
+        let now = self.now();
+        let mut cmd = [AdminCmd::new_zeroed()];
+        while aq.core.error.is_none() && aq.core.cq_has_room() {
+            match aq.ring.fetch_burst(&mut cmd) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(_) => {
+                    aq.core.fail(abi::CompStatus::BadOutgoingTail, aq.ring.head(), now);
+                    break;
+                }
+            }
+            let (tag, outcome) = match AdminCommand::decode(&cmd[0]) {
+                Err(e) => {
+                    tracing::debug!(function = fi, "admin: {e}");
+                    (cmd[0].tag.get(), Outcome::err(decode_status(&e)))
+                }
+                Ok((hdr, c)) => (hdr.tag, self.exec_admin(fi, hdr, c).unwrap_or_else(|e| e)),
+            };
+            if outcome.status != AdminStatus::Ok {
+                self.functions[fi].counters.admin_errors += 1;
+            }
+            let comp = AdminComp::new(outcome.status, tag, outcome.value, outcome.data, false);
+            let mut e = [0u8; 16];
+            e.copy_from_slice(comp.as_bytes());
+            aq.core.post(e);
+            aq.ring.write_back();
+        }
+        let intr = aq.core.intr.filter(|_| aq.core.unsignalled > 0);
+        aq.core.unsignalled = 0;
+        self.functions[fi].admin = Some(aq);
+        if let Some(v) = intr {
+            self.functions[fi].fire(v);
+        }
+    }
+
+    /// What the device is, for `Identify`.
+    fn device_info(&self) -> DeviceInfo {
+        DeviceInfo {
+            abi_major: abi::ABI_MAJOR.into(),
+            abi_minor: abi::ABI_MINOR.into(),
+            nfunctions: (self.functions.len() as u16).into(),
+            max_lifs: (self.lifs.len() as u16).into(),
+            capabilities: self.functions[0].identity(0, "").capabilities,
+            meter_rate_granularity: METER_RATE_GRANULARITY.into(),
+            meter_burst_granularity: METER_BURST_GRANULARITY.into(),
+            moderation_granularity_ns: MODERATION_GRANULARITY_NS.into(),
+            nports: 1.into(),
+            pipeline_active: 0,
+            rsvd0: 0,
+            device_clock: self.now().into(),
+            serial: abi::pad_ascii(&self.cfg.serial),
+            fw_version: abi::pad_ascii(concat!("nicsim ", env!("CARGO_PKG_VERSION"))),
+            rsvd1: [0; 32],
+        }
+    }
+
+    /// The LIF a command addresses, if the sender may act on it.
+    fn owned_lif(&self, fi: usize, lif: u16) -> Result<&Lif, Outcome> {
+        let l = self.lif(lif).ok_or(Outcome::err(AdminStatus::NoEntry))?;
+        if usize::from(l.function) != fi && self.functions[fi].kind != FunctionKind::Pf {
+            return Err(AdminStatus::Permission.into());
+        }
+        Ok(l)
+    }
+
+    fn dma_out(&self, fi: usize, dma: &abi::DmaRef, bytes: &[u8]) -> Res {
+        let n = bytes.len().min(dma.len.get() as usize);
+        self.functions[fi]
+            .dma
+            .write(dma.addr.get(), &bytes[..n])
+            .map_err(|_| Outcome::err(AdminStatus::DmaFault))?;
+        Ok(Outcome::ok(0, n as u64))
+    }
+
+    fn exec_admin(&mut self, fi: usize, hdr: CmdHeader, cmd: AdminCommand) -> Res {
+        let op = cmd.opcode();
+        if op.pf_only() && self.functions[fi].kind != FunctionKind::Pf {
+            return Err(AdminStatus::Permission.into());
+        }
+        match cmd {
+            AdminCommand::Nop => Ok(Outcome::ok(0, 0)),
+            AdminCommand::Identify(dma) => self.dma_out(fi, &dma, self.device_info().as_bytes()),
+            AdminCommand::LifCreate(l) => self.lif_create(fi, &l),
+            AdminCommand::LifDestroy => {
+                self.owned_lif(fi, hdr.lif)?;
+                self.destroy_lif(hdr.lif);
+                Ok(Outcome::ok(0, 0))
+            }
+            AdminCommand::LifList(dma) => {
+                let pf = self.functions[fi].kind == FunctionKind::Pf;
+                let infos: Vec<LifInfo> = self
+                    .lifs
+                    .iter()
+                    .flatten()
+                    .filter(|l| pf || usize::from(l.function) == fi)
+                    .map(lif_info)
+                    .collect();
+                let bytes: Vec<u8> = infos.iter().flat_map(|i| i.as_bytes().to_vec()).collect();
+                let room = dma.len.get() as usize / core::mem::size_of::<LifInfo>();
+                let n = infos.len().min(room);
+                self.dma_out(fi, &dma, &bytes[..n * core::mem::size_of::<LifInfo>()])?;
+                Ok(Outcome::ok(infos.len() as u32, n as u64))
+            }
+            AdminCommand::QueueCreate(q) => self.queue_create(fi, hdr.lif, &q),
+            AdminCommand::QueueDestroy(q) => {
+                self.owned_lif(fi, hdr.lif)?;
+                let lif = self.lifs[usize::from(hdr.lif)].as_mut().expect("checked");
+                let gone = match QueueType::from_raw(q.qtype) {
+                    Ok(QueueType::Tx) => lif
+                        .txqs
+                        .get_mut(usize::from(q.qindex.get()))
+                        .and_then(Option::take)
+                        .is_some(),
+                    Ok(QueueType::Rx) => lif
+                        .rxqs
+                        .get_mut(usize::from(q.qindex.get()))
+                        .and_then(Option::take)
+                        .is_some(),
+                    _ => false,
+                };
+                if !gone {
+                    return Err(AdminStatus::NoEntry.into());
+                }
+                Ok(Outcome::ok(0, 0))
+            }
+            AdminCommand::QueueReset(q) => self.queue_reset(fi, hdr.lif, &q),
+            AdminCommand::MeterGet(m) => {
+                let resource = usize::from(m.resource);
+                let l = self.owned_lif(fi, hdr.lif)?;
+                let cfg = l.meters[resource];
+                self.dma_out(fi, &m.dma, cfg.as_bytes())
+            }
+            AdminCommand::MeterSet(m) => {
+                if self.lif(hdr.lif).is_none() {
+                    return Err(AdminStatus::NoEntry.into());
+                }
+                let applied = apply_meter_granularity(&m);
+                let lif = self.lifs[usize::from(hdr.lif)].as_mut().expect("checked");
+                lif.meters[usize::from(m.resource)] = applied;
+                Ok(Outcome::ok(0, 0))
+            }
+            AdminCommand::ModerationGet(m) => {
+                let v = usize::from(m.vector.get());
+                let func = &self.functions[fi];
+                let applied = func
+                    .vectors
+                    .get(v)
+                    .ok_or(Outcome::err(AdminStatus::NoEntry))?
+                    .moderation;
+                self.dma_out(fi, &m.dma, applied.as_bytes())
+            }
+            AdminCommand::ModerationSet(m) => {
+                let v = usize::from(m.vector.get());
+                let func = &mut self.functions[fi];
+                let vec = func.vectors.get_mut(v).ok_or(Outcome::err(AdminStatus::NoEntry))?;
+                // Intervals are in µs, the device's step is 1 µs: applied
+                // as given. Off clears the intervals.
+                let mut applied = m;
+                if m.mode() == ModerationMode::Off {
+                    applied = default_moderation(v as u16);
+                    applied.high_watermark_pct = m.high_watermark_pct;
+                }
+                vec.moderation = applied;
+                Ok(Outcome::ok(0, 0))
+            }
+            AdminCommand::StatsGet(dma) => {
+                let l = self.owned_lif(fi, hdr.lif)?;
+                let mut st = LifStats::default();
+                st.lif = l.id.into();
+                st.device_clock = self.now().into();
+                for (i, c) in l.counters.iter().enumerate().take(LIF_COUNTERS) {
+                    st.counters[i] = U64::new(*c);
+                }
+                self.dma_out(fi, &dma, st.as_bytes())
+            }
+            AdminCommand::PipelineLoad(p) => self.pipeline_chunk(fi, &p),
+            AdminCommand::TableEntryAdd(dma) | AdminCommand::TableEntryDel(dma) => {
+                let add = op == AdminOpcode::TableEntryAdd;
+                let mut buf = [0u8; core::mem::size_of::<TableEntry>()];
+                if (dma.len.get() as usize) < buf.len() {
+                    return Err(AdminStatus::Invalid.into());
+                }
+                self.functions[fi]
+                    .dma
+                    .read(dma.addr.get(), &mut buf)
+                    .map_err(|_| Outcome::err(AdminStatus::DmaFault))?;
+                let entry = TableEntry::parse(&buf).map_err(|_| Outcome::err(AdminStatus::Invalid))?;
+                let lifs = &self.lifs;
+                let exists = |l: u16| lifs.get(usize::from(l)).is_some_and(Option::is_some);
+                self.switch.apply(&entry, add, exists).map_err(|(s, why)| {
+                    tracing::debug!(function = fi, "table entry refused: {why}");
+                    Outcome::err(s)
+                })?;
+                Ok(Outcome::ok(self.switch.static_entries() as u32, 0))
+            }
+        }
+    }
+
+    fn lif_create(&mut self, fi: usize, l: &abi::LifCreate) -> Res {
+        let slot = self.functions[fi]
+            .lif_slots
+            .iter()
+            .position(Option::is_none)
+            .ok_or(Outcome::err(AdminStatus::NoSpace))?;
+        let id = self
+            .lifs
+            .iter()
+            .position(Option::is_none)
+            .ok_or(Outcome::err(AdminStatus::NoSpace))? as u16;
+        let mac = if l.mac == [0; 6] { lif_mac(id) } else { l.mac };
+        if !self.switch.add_lif(mac, id) {
+            return Err(AdminStatus::Exists.into());
+        }
+        let func = &mut self.functions[fi];
+        func.lif_slots[slot] = Some(id);
+        let nq = usize::from(func.limits.nqueues);
+        let mut meters = [MeterConfig::default(); METER_RESOURCES];
+        for (r, m) in meters.iter_mut().enumerate() {
+            m.resource = r as u8;
+        }
+        self.lifs[usize::from(id)] = Some(Lif {
+            id,
+            function: fi as u16,
+            slot: slot as u16,
+            name: l.name,
+            mac,
+            txqs: (0..nq).map(|_| None).collect(),
+            rxqs: (0..nq).map(|_| None).collect(),
+            counters: [0; LIF_COUNTERS],
+            meters,
+            rx_next: 0,
+        });
+        Ok(Outcome::ok(u32::from(id), slot as u64))
+    }
+
+    fn queue_create(&mut self, fi: usize, lif: u16, q: &QueueCreate) -> Res {
+        self.owned_lif(fi, lif)?;
+        let func = &self.functions[fi];
+        let limits = func.limits;
+        if self.lif(lif).map(|l| usize::from(l.function)) != Some(fi) {
+            // Queues live in their owner's memory: even the PF creates
+            // them only on its own LIFs.
+            return Err(AdminStatus::Permission.into());
+        }
+        if !ring_order_ok(limits.min_ring_order, limits.max_ring_order, q) {
+            return Err(AdminStatus::Invalid.into());
+        }
+        if q.flags & abi::queue_flags::INTR != 0 && q.intr_vector.get() >= limits.nintrs {
+            return Err(AdminStatus::NoEntry.into());
+        }
+        let qtype = q.qtype();
+        let l = self.lifs[usize::from(lif)].as_ref().expect("checked");
+        let qindex = match qtype {
+            QueueType::Tx => l.txqs.iter().position(Option::is_none),
+            QueueType::Rx => l.rxqs.iter().position(Option::is_none),
+            QueueType::Admin => return Err(AdminStatus::Invalid.into()),
+        }
+        .ok_or(Outcome::err(AdminStatus::NoSpace))? as u16;
+        let dma = &self.functions[fi].dma;
+        let l = self.lifs[usize::from(lif)].as_mut().expect("checked");
+        match qtype {
+            QueueType::Tx => {
+                let tq = DeviceQueue::new(dma, q, lif, qindex).map_err(queue_mem_status)?;
+                l.txqs[usize::from(qindex)] = Some(tq);
+            }
+            _ => {
+                let rq = DeviceQueue::new(dma, q, lif, qindex).map_err(queue_mem_status)?;
+                rq.core.set_always_fetching();
+                l.rxqs[usize::from(qindex)] = Some(rq);
+            }
+        }
+        Ok(Outcome::ok(u32::from(qindex), 0))
+    }
+
+    fn queue_reset(&mut self, fi: usize, lif: u16, q: &QueueRef) -> Res {
+        self.owned_lif(fi, lif)?;
+        let l = self.lifs[usize::from(lif)].as_mut().expect("checked");
+        let i = usize::from(q.qindex.get());
+        let start = q.start_index.get();
+        let r = match q.qtype() {
+            QueueType::Tx => l.txqs.get_mut(i).and_then(Option::as_mut).map(|t| t.reset(start)),
+            QueueType::Rx => l.rxqs.get_mut(i).and_then(Option::as_mut).map(|r| {
+                let res = r.reset(start);
+                r.core.set_always_fetching();
+                res
+            }),
+            QueueType::Admin => None,
+        };
+        match r {
+            None => Err(AdminStatus::NoEntry.into()),
+            Some(Err(e)) => Err(queue_mem_status(e)),
+            Some(Ok(())) => Ok(Outcome::ok(0, 0)),
+        }
+    }
+
+    fn pipeline_chunk(&mut self, fi: usize, p: &abi::PipelineChunk) -> Res {
+        let up = &mut self.pipeline;
+        if p.flags & pipeline_flags::FIRST != 0 {
+            up.image = vec![0; p.total_len.get() as usize];
+            up.total = p.total_len.get();
+            up.received = 0;
+        }
+        if up.total == 0 || p.total_len.get() != up.total || p.offset.get() != up.received {
+            // Chunks arrive in order, from a FIRST one, for one image.
+            return Err(AdminStatus::Invalid.into());
+        }
+        let off = p.offset.get() as usize;
+        let len = p.dma.len.get() as usize;
+        self.functions[fi]
+            .dma
+            .read(p.dma.addr.get(), &mut self.pipeline.image[off..off + len])
+            .map_err(|_| Outcome::err(AdminStatus::DmaFault))?;
+        self.pipeline.received += len as u32;
+        if p.flags & pipeline_flags::LAST != 0 {
+            // The image arrived whole. Running a P4 program needs the
+            // pipeline executor, which this device does not have yet; the
+            // built-in L2 switch stays in charge.
+            tracing::warn!(
+                bytes = self.pipeline.received,
+                "pipeline image received; no P4 executor to run it"
+            );
+            return Err(AdminStatus::Unsupported.into());
+        }
+        Ok(Outcome::ok(self.pipeline.received, 0))
+    }
+}
+
+fn ring_order_ok(min: u8, max: u8, q: &QueueCreate) -> bool {
+    (min..=max).contains(&q.ring_order)
+}
+
+fn queue_mem_status(e: QueueMemError) -> Outcome {
+    match e {
+        QueueMemError::Dma(_) => Outcome::err(AdminStatus::DmaFault),
+        QueueMemError::Ring => Outcome::err(AdminStatus::Internal),
+    }
+}
+
+fn apply_meter_granularity(m: &MeterConfig) -> MeterConfig {
+    let round = |v: u64, g: u64| v / g * g;
+    let mut a = *m;
+    if m.mode() == MeterMode::Off {
+        return MeterConfig {
+            resource: m.resource,
+            policy: m.policy,
+            ..Default::default()
+        };
+    }
+    a.cir = round(m.cir.get(), METER_RATE_GRANULARITY).into();
+    a.pir = round(m.pir.get(), METER_RATE_GRANULARITY).into();
+    a.cburst = round(m.cburst.get(), METER_BURST_GRANULARITY).into();
+    a.pburst = round(m.pburst.get(), METER_BURST_GRANULARITY).into();
+    a.eburst = round(m.eburst.get(), METER_BURST_GRANULARITY).into();
+    a
+}
+
+fn lif_info(l: &Lif) -> LifInfo {
+    LifInfo {
+        lif: l.id.into(),
+        function_id: l.function.into(),
+        slot: l.slot.into(),
+        state: if l.has_error() { lif_state::ERROR } else { lif_state::UP },
+        rsvd0: 0,
+        ntxq: (l.txqs.iter().flatten().count() as u16).into(),
+        nrxq: (l.rxqs.iter().flatten().count() as u16).into(),
+        mac: l.mac,
+        rsvd1: [0; 6],
+        name: l.name,
+        rsvd2: [0; 8],
+    }
+}

@@ -1,0 +1,388 @@
+//! The simulated device: PCI functions, LIFs and their queues, the switch,
+//! the uplink port, and the engines that move packets between them.
+//!
+//! `Device` is plain state with no threads of its own: the vfio-user
+//! server threads call its region, DMA, interrupt and reset handlers, and
+//! whoever drives time calls [`Device::poll`] (the engine thread in real
+//! time, the test in virtual time). The caller serialises all of these
+//! (one mutex in `Sim`), so the device never sees two at once, and a poll
+//! pass is deterministic given the memory it reads.
+
+mod admin;
+mod engine;
+pub mod function;
+pub mod queue;
+pub mod switch;
+
+use crate::clock::{Nanos, SimClock};
+use crate::pci;
+use crate::port::Port;
+use dataplane::abi::{CompStatus, FunctionKind, LifCounter, MeterConfig, RxDesc, TxDesc, LIF_COUNTERS, LIF_NONE};
+use dataplane::packet::Mac;
+use function::{Bar0Effect, Function, FunctionLimits};
+use queue::DeviceQueue;
+use std::fs::File;
+use switch::Switch;
+use vfio_bindings::bindings::vfio::{
+    VFIO_IRQ_SET_ACTION_MASK, VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_ACTION_TYPE_MASK, VFIO_IRQ_SET_ACTION_UNMASK,
+    VFIO_IRQ_SET_DATA_EVENTFD, VFIO_IRQ_SET_DATA_NONE, VFIO_IRQ_SET_DATA_TYPE_MASK, VFIO_PCI_BAR0_REGION_INDEX,
+    VFIO_PCI_CONFIG_REGION_INDEX, VFIO_PCI_MSIX_IRQ_INDEX,
+};
+
+/// Largest region access the device serves in one message (the vfio-user
+/// `max_data_xfer_size` both sides announce).
+pub const MAX_REGION_ACCESS: usize = 1 << 20;
+
+/// The whole device's configuration.
+#[derive(Debug, Clone)]
+pub struct DeviceConfig {
+    /// Number of VFs.
+    pub vfs: u16,
+    pub pf: FunctionLimits,
+    pub vf: FunctionLimits,
+    /// Serial number in the identity page.
+    pub serial: String,
+}
+
+impl Default for DeviceConfig {
+    fn default() -> Self {
+        DeviceConfig {
+            vfs: 4,
+            pf: FunctionLimits::PF,
+            vf: FunctionLimits::VF,
+            serial: "FNSIM0001".into(),
+        }
+    }
+}
+
+impl DeviceConfig {
+    /// Most LIFs the device can hold: every function's slots.
+    pub fn max_lifs(&self) -> u16 {
+        self.pf.nlifs.saturating_add(self.vfs.saturating_mul(self.vf.nlifs))
+    }
+}
+
+/// Meter configurations per resource (see `dataplane::abi::MeterResource`).
+pub const METER_RESOURCES: usize = 5;
+
+/// A logical interface.
+#[derive(Debug)]
+pub struct Lif {
+    pub id: u16,
+    /// Owning function.
+    pub function: u16,
+    /// Doorbell slot in the owning function's BAR0.
+    pub slot: u16,
+    pub name: [u8; 16],
+    pub mac: Mac,
+    pub txqs: Vec<Option<DeviceQueue<TxDesc>>>,
+    pub rxqs: Vec<Option<DeviceQueue<RxDesc>>>,
+    /// Indexed by [`LifCounter`].
+    pub counters: [u64; LIF_COUNTERS],
+    /// Applied meter configuration per resource.
+    pub meters: [MeterConfig; METER_RESOURCES],
+    /// Next RX queue to try (round robin over healthy queues).
+    rx_next: usize,
+}
+
+impl Lif {
+    /// Add to a counter.
+    pub fn count(&mut self, c: LifCounter, n: u64) {
+        self.counters[c as usize] += n;
+    }
+
+    /// A counter's value.
+    pub fn counter(&self, c: LifCounter) -> u64 {
+        self.counters[c as usize]
+    }
+
+    /// Whether any of the LIF's queues is in the error state.
+    pub fn has_error(&self) -> bool {
+        self.txqs.iter().flatten().any(|q| q.core.error.is_some())
+            || self.rxqs.iter().flatten().any(|q| q.core.error.is_some())
+    }
+}
+
+/// Why a vfio-user request was refused (becomes an error reply).
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("no such region {0}")]
+    NoRegion(u32),
+    #[error("region access of {0} bytes exceeds {MAX_REGION_ACCESS}")]
+    TooLarge(usize),
+    #[error(transparent)]
+    DmaMap(#[from] crate::dma::DmaMapError),
+    #[error("SET_IRQS: {0}")]
+    Irqs(&'static str),
+}
+
+/// The device.
+pub struct Device {
+    pub cfg: DeviceConfig,
+    pub clock: SimClock,
+    pub functions: Vec<Function>,
+    /// Device-wide LIF table; the index is the LIF number.
+    pub lifs: Vec<Option<Lif>>,
+    pub switch: Switch,
+    pub port: Box<dyn Port>,
+    /// Frames from the wire that ended in a drop, by reason, indexed like
+    /// a LIF's counters (there is no LIF to charge them to).
+    pub uplink_counters: [u64; LIF_COUNTERS],
+    pipeline: admin::PipelineUpload,
+    scratch: Vec<u8>,
+}
+
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Device")
+            .field("functions", &self.functions.len())
+            .field("lifs", &self.lifs.iter().flatten().count())
+            .field("port", &self.port)
+            .finish()
+    }
+}
+
+impl Device {
+    /// A device with one PF and `cfg.vfs` VFs, all in power-on state.
+    pub fn new(cfg: DeviceConfig, clock: SimClock, port: Box<dyn Port>) -> std::io::Result<Device> {
+        let mut functions = Vec::with_capacity(usize::from(cfg.vfs) + 1);
+        functions.push(Function::new(0, FunctionKind::Pf, cfg.pf, cfg.vfs)?);
+        for vf in 0..cfg.vfs {
+            functions.push(Function::new(vf + 1, FunctionKind::Vf, cfg.vf, 0)?);
+        }
+        let lifs = (0..cfg.max_lifs()).map(|_| None).collect();
+        Ok(Device {
+            cfg,
+            clock,
+            functions,
+            lifs,
+            switch: Switch::default(),
+            port,
+            uplink_counters: [0; LIF_COUNTERS],
+            pipeline: admin::PipelineUpload::default(),
+            scratch: Vec::with_capacity(9216),
+        })
+    }
+
+    /// The current device time.
+    pub fn now(&self) -> Nanos {
+        self.clock.now()
+    }
+
+    /// A LIF by number.
+    pub fn lif(&self, lif: u16) -> Option<&Lif> {
+        self.lifs.get(usize::from(lif)).and_then(Option::as_ref)
+    }
+
+    fn function(&self, f: u16) -> Option<&Function> {
+        self.functions.get(usize::from(f))
+    }
+
+    /// A vfio-user region read on function `f`. Configuration space and
+    /// BAR0 are served; other regions are empty.
+    pub fn region_read(&mut self, f: u16, region: u32, offset: u64, data: &mut [u8]) -> Result<(), RequestError> {
+        if data.len() > MAX_REGION_ACCESS {
+            return Err(RequestError::TooLarge(data.len()));
+        }
+        let now = self.now();
+        let func = self.function(f).expect("server for an existing function");
+        match region {
+            VFIO_PCI_CONFIG_REGION_INDEX => func.config.read(offset, data),
+            VFIO_PCI_BAR0_REGION_INDEX => func.bar0_read(offset, data, now, &self.cfg.serial),
+            r if r < vfio_bindings::bindings::vfio::VFIO_PCI_NUM_REGIONS => data.fill(0xff),
+            r => return Err(RequestError::NoRegion(r)),
+        }
+        Ok(())
+    }
+
+    /// A vfio-user region write on function `f`, with its side effects
+    /// (mailbox commands, admin doorbells, MSI-X unmasking) carried out
+    /// before it returns.
+    pub fn region_write(&mut self, f: u16, region: u32, offset: u64, data: &[u8]) -> Result<(), RequestError> {
+        if data.len() > MAX_REGION_ACCESS {
+            return Err(RequestError::TooLarge(data.len()));
+        }
+        let fi = usize::from(f);
+        match region {
+            VFIO_PCI_CONFIG_REGION_INDEX => {
+                let func = &mut self.functions[fi];
+                let was_enabled = func.config.msix_enabled() && !func.config.msix_function_masked();
+                func.config.write(offset, data);
+                if !was_enabled && func.config.msix_enabled() && !func.config.msix_function_masked() {
+                    func.deliver_pending();
+                }
+            }
+            VFIO_PCI_BAR0_REGION_INDEX => match self.functions[fi].bar0_write(offset, data) {
+                Bar0Effect::None => {}
+                Bar0Effect::DevCmd => self.devcmd(fi),
+                Bar0Effect::AdminDoorbell(v) => self.admin_doorbell(fi, v),
+                Bar0Effect::Unmask(v) => self.functions[fi].unmasked(v),
+            },
+            r if r < vfio_bindings::bindings::vfio::VFIO_PCI_NUM_REGIONS => {
+                self.functions[fi].counters.ignored_writes += 1
+            }
+            r => return Err(RequestError::NoRegion(r)),
+        }
+        Ok(())
+    }
+
+    /// vfio-user `DMA_MAP` on function `f`.
+    pub fn dma_map(
+        &mut self,
+        f: u16,
+        iova: u64,
+        size: u64,
+        file: Option<File>,
+        offset: u64,
+        writable: bool,
+    ) -> Result<(), RequestError> {
+        self.functions[usize::from(f)]
+            .dma
+            .map(iova, size, file, offset, writable)?;
+        Ok(())
+    }
+
+    /// vfio-user `DMA_UNMAP` on function `f`: queues whose memory the unmap
+    /// takes away stop with a DMA fault (without a completion: the device
+    /// may no longer write there).
+    pub fn dma_unmap(&mut self, f: u16, iova: u64, size: u64, all: bool) -> Result<(), RequestError> {
+        let fi = usize::from(f);
+        if all {
+            self.functions[fi].dma.unmap_all();
+        } else {
+            self.functions[fi].dma.unmap(iova, size)?;
+        }
+        let (lo, len) = if all { (0, u64::MAX) } else { (iova, size) };
+        for lif in self.lifs.iter_mut().flatten().filter(|l| l.function == f) {
+            for q in lif.txqs.iter_mut().flatten() {
+                if q.core.uses(lo, len) {
+                    q.core.fail_silently(CompStatus::DmaFault, q.ring.head());
+                }
+            }
+            for q in lif.rxqs.iter_mut().flatten() {
+                if q.core.uses(lo, len) {
+                    q.core.fail_silently(CompStatus::DmaFault, q.ring.head());
+                }
+            }
+        }
+        let func = &mut self.functions[fi];
+        if func.admin.as_ref().is_some_and(|q| q.core.uses(lo, len)) {
+            if let Some(q) = func.admin.as_mut() {
+                q.core.fail_silently(CompStatus::DmaFault, q.ring.head());
+            }
+        }
+        Ok(())
+    }
+
+    /// vfio-user `SET_IRQS` on function `f`: only MSI-X has vectors.
+    pub fn set_irqs(
+        &mut self,
+        f: u16,
+        index: u32,
+        flags: u32,
+        start: u32,
+        count: u32,
+        fds: Vec<File>,
+    ) -> Result<(), RequestError> {
+        let func = &mut self.functions[usize::from(f)];
+        let data = flags & VFIO_IRQ_SET_DATA_TYPE_MASK;
+        let action = flags & VFIO_IRQ_SET_ACTION_TYPE_MASK;
+        if index != VFIO_PCI_MSIX_IRQ_INDEX {
+            // INTx, MSI, ERR, REQ: none exist; only "disable all" is fine.
+            return if count == 0 && data == VFIO_IRQ_SET_DATA_NONE {
+                Ok(())
+            } else {
+                Err(RequestError::Irqs("only MSI-X (index 2) has vectors"))
+            };
+        }
+        let end = start
+            .checked_add(count)
+            .ok_or(RequestError::Irqs("start + count overflows"))?;
+        if end as usize > func.vectors.len() {
+            return Err(RequestError::Irqs("vector beyond the function's MSI-X table"));
+        }
+        match (data, action) {
+            (VFIO_IRQ_SET_DATA_EVENTFD, VFIO_IRQ_SET_ACTION_TRIGGER) => {
+                if fds.len() != count as usize {
+                    return Err(RequestError::Irqs("need one eventfd per vector"));
+                }
+                for (v, fd) in (start..end).zip(fds) {
+                    func.vectors[v as usize].eventfd = Some(fd);
+                }
+            }
+            (VFIO_IRQ_SET_DATA_NONE, VFIO_IRQ_SET_ACTION_TRIGGER) if count == 0 => {
+                for v in &mut func.vectors {
+                    v.eventfd = None;
+                }
+            }
+            (VFIO_IRQ_SET_DATA_NONE, VFIO_IRQ_SET_ACTION_TRIGGER) => {
+                // Loopback: fire the vectors as the device would.
+                for v in start..end {
+                    func.fire(v as u16);
+                }
+            }
+            (VFIO_IRQ_SET_DATA_NONE, VFIO_IRQ_SET_ACTION_MASK) => {
+                for v in start..end {
+                    func.vectors[v as usize].ctrl_mask = true;
+                }
+            }
+            (VFIO_IRQ_SET_DATA_NONE, VFIO_IRQ_SET_ACTION_UNMASK) => {
+                for v in start..end {
+                    func.vectors[v as usize].ctrl_mask = false;
+                    func.unmasked(v as u16);
+                }
+            }
+            _ => return Err(RequestError::Irqs("unsupported data/action combination")),
+        }
+        Ok(())
+    }
+
+    /// Function-level reset of `f` (vfio-user `DEVICE_RESET`): the
+    /// function's LIFs, queues, admin queue and registers return to
+    /// power-on state, and so does its configuration space (bus mastering
+    /// and MSI-X off). DMA mappings and eventfds belong to the client's
+    /// session and stay.
+    pub fn flr(&mut self, f: u16) {
+        self.reset_function(f);
+        self.functions[usize::from(f)].config.reset();
+    }
+
+    /// The mailbox's Reset: LIFs, queues and registers, not configuration
+    /// space.
+    pub fn reset_function(&mut self, f: u16) {
+        let owned: Vec<u16> = self
+            .lifs
+            .iter()
+            .flatten()
+            .filter(|l| l.function == f)
+            .map(|l| l.id)
+            .collect();
+        for lif in owned {
+            self.destroy_lif(lif);
+        }
+        self.functions[usize::from(f)].reset_registers();
+    }
+
+    fn destroy_lif(&mut self, lif: u16) {
+        let Some(l) = self.lifs.get_mut(usize::from(lif)).and_then(Option::take) else {
+            return;
+        };
+        self.switch.remove_lif(l.mac, lif);
+        let func = &mut self.functions[usize::from(l.function)];
+        func.lif_slots[usize::from(l.slot)] = None;
+        func.doorbells.clear_slot(l.slot);
+    }
+
+    /// Sum of a counter over every LIF plus the uplink's drops.
+    pub fn total(&self, c: LifCounter) -> u64 {
+        self.lifs.iter().flatten().map(|l| l.counter(c)).sum::<u64>() + self.uplink_counters[c as usize]
+    }
+
+    /// The value `LifList` and `StatsGet` use for "no LIF".
+    pub const NO_LIF: u16 = LIF_NONE;
+}
+
+/// BAR0 size for limits (re-exported for the server).
+pub fn bar0_size(limits: &FunctionLimits) -> u64 {
+    pci::bar0_size(limits.nlifs)
+}
