@@ -481,7 +481,8 @@ impl Function {
     }
 
     /// Forget the mailbox, the admin queue, and moderation (the LIFs and
-    /// their queues are the device's to remove).
+    /// their queues are the device's to remove). The MSI-X table is PCI
+    /// state and stays; see [`Function::flr`].
     pub fn reset_registers(&mut self) {
         self.mailbox = DevCmdRegs::new_zeroed();
         self.admin = None;
@@ -490,6 +491,14 @@ impl Function {
             vec.pending = false;
             vec.ctrl_mask = false;
             vec.credits = 0;
+        }
+    }
+
+    /// Function-level reset of the PCI state: configuration space, and the
+    /// MSI-X table back to all vectors masked.
+    pub fn flr(&mut self) {
+        self.config.reset();
+        for vec in &mut self.vectors {
             vec.msix_entry = [0; 16];
             vec.msix_entry[12] = 1;
         }

@@ -344,7 +344,7 @@ impl Device {
     /// session and stay.
     pub fn flr(&mut self, f: u16) {
         self.reset_function(f);
-        self.functions[usize::from(f)].config.reset();
+        self.functions[usize::from(f)].flr();
     }
 
     /// The mailbox's Reset: LIFs, queues and registers, not configuration

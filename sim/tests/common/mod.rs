@@ -1,0 +1,518 @@
+//! A bare-hands client of one simulated function, built from rust-vmm's
+//! vfio-user client and the ABI definitions only (no driver code): it maps
+//! memory, rings doorbells, writes descriptors and reads completions the
+//! way the ABI document says, so the tests prove the protocol surface.
+
+#![allow(dead_code)]
+
+use dataplane::abi::*;
+use dataplane::ring::Producer;
+use sim::pci;
+use std::fs::File;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::path::Path;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
+use vfio_bindings::bindings::vfio::*;
+use vfio_user::Client;
+
+/// IOVA where the test maps its memory.
+pub const IOVA: u64 = 0x1000_0000;
+/// Size of the test's DMA memory.
+pub const MEM: u64 = 8 << 20;
+
+/// A shared mapping of a memfd.
+pub struct Mem {
+    pub file: File,
+    pub ptr: NonNull<u8>,
+    pub len: u64,
+}
+
+impl Mem {
+    pub fn new(len: u64) -> Mem {
+        // SAFETY: plain syscalls with checked results; the mapping is owned
+        // by the returned value and unmapped on drop.
+        unsafe {
+            let fd = libc::memfd_create(c"test-dma".as_ptr(), libc::MFD_CLOEXEC);
+            assert!(fd >= 0);
+            let file = File::from_raw_fd(fd);
+            file.set_len(len).unwrap();
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                len as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            );
+            assert_ne!(p, libc::MAP_FAILED);
+            Mem {
+                file,
+                ptr: NonNull::new(p.cast()).unwrap(),
+                len,
+            }
+        }
+    }
+
+    fn at(&self, iova: u64, len: usize) -> *mut u8 {
+        let off = iova.checked_sub(IOVA).expect("iova in test memory");
+        assert!(off + len as u64 <= self.len);
+        // SAFETY: in bounds (checked).
+        unsafe { self.ptr.as_ptr().add(off as usize) }
+    }
+
+    pub fn write(&self, iova: u64, data: &[u8]) {
+        // SAFETY: in bounds; the device may read concurrently, which is the
+        // protocol's business, not a Rust aliasing question (raw pointers).
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.at(iova, data.len()), data.len()) }
+    }
+
+    pub fn read(&self, iova: u64, len: usize) -> Vec<u8> {
+        let mut v = vec![0u8; len];
+        // SAFETY: in bounds.
+        unsafe { std::ptr::copy_nonoverlapping(self.at(iova, len), v.as_mut_ptr(), len) };
+        v
+    }
+
+    pub fn ptr(&self, iova: u64, len: usize) -> NonNull<u8> {
+        NonNull::new(self.at(iova, len)).unwrap()
+    }
+}
+
+impl Drop for Mem {
+    fn drop(&mut self) {
+        // SAFETY: mapped in new() with this length.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len as usize) };
+    }
+}
+
+/// A mapped doorbell area.
+pub struct Doorbells {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+impl Drop for Doorbells {
+    fn drop(&mut self) {
+        // SAFETY: mapped in RawFn::connect with this length.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+impl Doorbells {
+    pub fn ring(&self, slot: u16, qtype: QueueType, qindex: u16, outgoing_tail: u32) {
+        let off = usize::from(slot) * 4096 + doorbell_offset_in_page(qtype, qindex).unwrap() as usize;
+        assert!(off + 8 <= self.len);
+        let v = Doorbell {
+            qtype,
+            qindex,
+            outgoing_tail,
+        }
+        .encode();
+        // SAFETY: in bounds, 8-aligned, a shared mapping: atomic store.
+        unsafe { AtomicU64::from_ptr(self.ptr.as_ptr().add(off).cast()).store(v.to_le(), Ordering::Release) };
+    }
+
+    pub fn write_raw(&self, slot: u16, offset: usize, v: u64) {
+        let off = usize::from(slot) * 4096 + offset;
+        // SAFETY: as above.
+        unsafe { AtomicU64::from_ptr(self.ptr.as_ptr().add(off).cast()).store(v.to_le(), Ordering::Release) };
+    }
+}
+
+/// A completion ring the test reads.
+pub struct CompRing {
+    pub base: u64,
+    pub order: u8,
+    pub head: u32,
+}
+
+/// One queue the test created.
+pub struct Queue<T: dataplane::ring::RingElem> {
+    pub ring: Producer<'static, T>,
+    pub cq: CompRing,
+    pub state: u64,
+    pub ring_base: u64,
+    pub qindex: u16,
+    pub lif: u16,
+    pub slot: u16,
+    pub qtype: QueueType,
+}
+
+/// The test's view of one function. Field order is drop order: the admin
+/// queue (which points into `mem`) goes before `mem`.
+pub struct RawFn {
+    pub admin: Option<Queue<AdminCmd>>,
+    pub client: Client,
+    pub doorbells: Doorbells,
+    pub mem: Mem,
+    next: u64,
+    tag: u16,
+    pub eventfds: Vec<File>,
+}
+
+fn eventfd() -> File {
+    // SAFETY: plain syscall, checked.
+    unsafe {
+        let fd = libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK);
+        assert!(fd >= 0);
+        File::from_raw_fd(fd)
+    }
+}
+
+impl RawFn {
+    /// Connect, map the test memory for DMA, and map the doorbell pages.
+    pub fn connect(path: &Path) -> RawFn {
+        let mut client = Client::new(path).expect("vfio-user handshake");
+        let mem = Mem::new(MEM);
+        client.dma_map(0, IOVA, MEM, mem.file.as_raw_fd()).unwrap();
+        let bar0 = client.region(VFIO_PCI_BAR0_REGION_INDEX).expect("BAR0");
+        let fo = bar0.file_offset.as_ref().expect("BAR0 comes with an mmap fd");
+        let area = bar0.sparse_areas[0];
+        // SAFETY: mapping the device's doorbell area at the offset it
+        // announced; checked result; unmapped on drop.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                area.size as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fo.file().as_raw_fd(),
+                (fo.start() + area.offset) as libc::off_t,
+            )
+        };
+        assert_ne!(
+            p,
+            libc::MAP_FAILED,
+            "mmap doorbells: {}",
+            std::io::Error::last_os_error()
+        );
+        let doorbells = Doorbells {
+            ptr: NonNull::new(p.cast()).unwrap(),
+            len: area.size as usize,
+        };
+        RawFn {
+            client,
+            mem,
+            next: IOVA,
+            doorbells,
+            admin: None,
+            tag: 0,
+            eventfds: Vec::new(),
+        }
+    }
+
+    /// Allocate `len` bytes of DMA memory aligned to `align`, zeroed.
+    pub fn alloc(&mut self, len: u64, align: u64) -> u64 {
+        let at = (self.next + align - 1) & !(align - 1);
+        assert!(at + len <= IOVA + MEM, "test memory exhausted");
+        self.next = at + len;
+        self.mem.write(at, &vec![0; len as usize]);
+        at
+    }
+
+    pub fn cfg_read(&mut self, offset: u64, len: usize) -> Vec<u8> {
+        let mut b = vec![0; len];
+        self.client
+            .region_read(VFIO_PCI_CONFIG_REGION_INDEX, offset, &mut b)
+            .unwrap();
+        b
+    }
+
+    pub fn cfg_read16(&mut self, offset: u64) -> u16 {
+        u16::from_le_bytes(self.cfg_read(offset, 2).try_into().unwrap())
+    }
+
+    pub fn cfg_write16(&mut self, offset: u64, v: u16) {
+        self.client
+            .region_write(VFIO_PCI_CONFIG_REGION_INDEX, offset, &v.to_le_bytes())
+            .unwrap();
+    }
+
+    pub fn bar0_read(&mut self, offset: u64, len: usize) -> Vec<u8> {
+        let mut b = vec![0; len];
+        self.client
+            .region_read(VFIO_PCI_BAR0_REGION_INDEX, offset, &mut b)
+            .unwrap();
+        b
+    }
+
+    pub fn bar0_write(&mut self, offset: u64, data: &[u8]) {
+        self.client
+            .region_write(VFIO_PCI_BAR0_REGION_INDEX, offset, data)
+            .unwrap();
+    }
+
+    /// Memory space, bus master, MSI-X on; `nvec` eventfds installed.
+    pub fn enable(&mut self, nvec: u32) {
+        self.cfg_write16(pci::COMMAND as u64, pci::CMD_MEMORY | pci::CMD_BUS_MASTER);
+        let ctrl = self.cfg_read16(pci::MSIX_CAP as u64 + 2);
+        self.cfg_write16(pci::MSIX_CAP as u64 + 2, ctrl | pci::MSIX_ENABLE);
+        self.eventfds = (0..nvec).map(|_| eventfd()).collect();
+        let fds: Vec<i32> = self.eventfds.iter().map(|f| f.as_raw_fd()).collect();
+        self.client
+            .set_irqs(
+                VFIO_PCI_MSIX_IRQ_INDEX,
+                VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+                0,
+                nvec,
+                &fds,
+            )
+            .unwrap();
+        // Unmask the vectors in the MSI-X table (masked at reset).
+        for v in 0..u64::from(nvec) {
+            self.bar0_write(MSIX_TABLE_OFFSET + v * 16 + 12, &0u32.to_le_bytes());
+        }
+    }
+
+    /// Read and reset vector `v`'s eventfd counter (0 if not signalled).
+    pub fn take_interrupts(&self, v: usize) -> u64 {
+        let mut b = [0u8; 8];
+        // SAFETY: reading 8 bytes from our own non-blocking eventfd.
+        let n = unsafe { libc::read(self.eventfds[v].as_raw_fd(), b.as_mut_ptr().cast(), 8) };
+        if n == 8 {
+            u64::from_ne_bytes(b)
+        } else {
+            0
+        }
+    }
+
+    pub fn identity(&mut self) -> Result<DeviceIdentity, AbiError> {
+        let b = self.bar0_read(IDENTITY_OFFSET, 128);
+        Identity::parse(&b)
+    }
+
+    /// Run a mailbox command; returns the completion.
+    pub fn devcmd(&mut self, cmd: DevCommand) -> (AdminStatus, AdminComp) {
+        self.tag += 1;
+        let raw = cmd.encode(CmdHeader {
+            tag: self.tag,
+            lif: LIF_NONE,
+        });
+        self.devcmd_raw(raw.as_bytes())
+    }
+
+    pub fn devcmd_raw(&mut self, raw: &[u8]) -> (AdminStatus, AdminComp) {
+        self.bar0_write(DEVCMD_OFFSET + devcmd::CMD, raw);
+        self.bar0_write(DEVCMD_OFFSET + devcmd::DONE, &0u32.to_le_bytes());
+        self.bar0_write(DEVCMD_OFFSET + devcmd::DOORBELL, &1u32.to_le_bytes());
+        let done = self.bar0_read(DEVCMD_OFFSET + devcmd::DONE, 4);
+        assert_eq!(done, 1u32.to_le_bytes(), "the mailbox answers synchronously");
+        let comp = self.bar0_read(DEVCMD_OFFSET + devcmd::COMP, 16);
+        AdminComp::parse(&comp).unwrap()
+    }
+
+    fn queue_memory(&mut self, order: u8) -> (u64, u64, u64) {
+        let size = 1u64 << order;
+        let ring = self.alloc(size * 64, 64);
+        let cq = self.alloc(size * 16, 64);
+        let state = self.alloc(QUEUE_STATE_SIZE as u64, 128);
+        (ring, cq, state)
+    }
+
+    /// Reset the function, then create the admin queue.
+    pub fn init_admin(&mut self) {
+        assert_eq!(self.devcmd(DevCommand::Reset).0, AdminStatus::Ok);
+        let order = 5;
+        let (ring, cq, state) = self.queue_memory(order);
+        let q = QueueCreate {
+            qtype: QueueType::Admin.raw(),
+            ring_order: order,
+            ring_base: ring.into(),
+            cq_base: cq.into(),
+            state_base: state.into(),
+            ..Default::default()
+        };
+        assert_eq!(self.devcmd(DevCommand::AdminQueueInit(q)).0, AdminStatus::Ok);
+        // SAFETY: the state block and ring live in `self.mem`, which
+        // outlives `self.admin` (field order); the device initialised the
+        // block; this is the only producer.
+        let producer =
+            unsafe { Producer::attach(self.mem.ptr(state, 256), self.mem.ptr(ring, 64 << order).cast(), order) }
+                .unwrap();
+        self.admin = Some(Queue {
+            ring: producer,
+            cq: CompRing {
+                base: cq,
+                order,
+                head: 0,
+            },
+            state,
+            ring_base: ring,
+            qindex: 0,
+            lif: LIF_NONE,
+            slot: 0,
+            qtype: QueueType::Admin,
+        });
+    }
+
+    /// Post one admin command and return its completion.
+    pub fn admin_raw(&mut self, raw: AdminCmd) -> (AdminStatus, AdminComp) {
+        let q = self.admin.as_mut().expect("init_admin first");
+        assert!(q.ring.fill_bulk(&[raw]));
+        let tail = q.ring.indices().outgoing_tail;
+        let v = Doorbell {
+            qtype: QueueType::Admin,
+            qindex: 0,
+            outgoing_tail: tail,
+        }
+        .encode();
+        self.bar0_write(DEVCMD_OFFSET + devcmd::ADMIN_DOORBELL, &v.to_le_bytes());
+        let e = self
+            .next_completion_admin()
+            .expect("the admin queue answers synchronously");
+        self.admin.as_mut().unwrap().ring.reclaim().unwrap();
+        AdminComp::parse(&e).unwrap()
+    }
+
+    pub fn admin(&mut self, cmd: AdminCommand, lif: u16) -> (AdminStatus, AdminComp) {
+        self.tag += 1;
+        let raw = cmd.encode(CmdHeader { tag: self.tag, lif });
+        let (st, c) = self.admin_raw(raw);
+        assert_eq!(c.tag.get(), self.tag, "completion echoes the tag");
+        (st, c)
+    }
+
+    fn next_completion_admin(&mut self) -> Option<[u8; 16]> {
+        let q = self.admin.as_mut().unwrap();
+        let (base, order, head, state) = (q.cq.base, q.cq.order, q.cq.head, q.state);
+        let e = read_completion(&self.mem, base, order, head)?;
+        let q = self.admin.as_mut().unwrap();
+        q.cq.head += 1;
+        publish_cq_head(&self.mem, state, q.cq.head);
+        Some(e)
+    }
+
+    pub fn create_lif(&mut self, name: &str) -> (u16, u16) {
+        let (st, c) = self.admin(
+            AdminCommand::LifCreate(LifCreate {
+                name: pad_ascii(name),
+                ..Default::default()
+            }),
+            LIF_NONE,
+        );
+        assert_eq!(st, AdminStatus::Ok, "LifCreate");
+        (c.value.get() as u16, c.data.get() as u16)
+    }
+
+    /// The raw QueueCreate body for a new queue's memory.
+    pub fn queue_create_body(&mut self, qtype: QueueType, order: u8, intr: Option<u16>) -> QueueCreate {
+        let (ring, cq, state) = self.queue_memory(order);
+        QueueCreate {
+            qtype: qtype.raw(),
+            ring_order: order,
+            flags: if intr.is_some() { queue_flags::INTR } else { 0 },
+            intr_vector: intr.unwrap_or(0).into(),
+            ring_base: ring.into(),
+            cq_base: cq.into(),
+            state_base: state.into(),
+            ..Default::default()
+        }
+    }
+
+    pub fn create_queue<T: dataplane::ring::RingElem>(
+        &mut self,
+        lif: u16,
+        slot: u16,
+        qtype: QueueType,
+        order: u8,
+        intr: Option<u16>,
+    ) -> Queue<T> {
+        let body = self.queue_create_body(qtype, order, intr);
+        let (st, c) = self.admin(AdminCommand::QueueCreate(body), lif);
+        assert_eq!(st, AdminStatus::Ok, "QueueCreate");
+        self.attach_queue(&body, lif, slot, c.value.get() as u16)
+    }
+
+    pub fn attach_queue<T: dataplane::ring::RingElem>(
+        &mut self,
+        body: &QueueCreate,
+        lif: u16,
+        slot: u16,
+        qindex: u16,
+    ) -> Queue<T> {
+        let order = body.ring_order;
+        let state = body.state_base.get();
+        // SAFETY: the queue's memory lives in `self.mem`, which the test
+        // keeps alive while it uses the queue.
+        let ring = unsafe {
+            Producer::attach(
+                self.mem.ptr(state, 256),
+                self.mem.ptr(body.ring_base.get(), 16 << order).cast(),
+                order,
+            )
+        }
+        .unwrap();
+        Queue {
+            ring,
+            cq: CompRing {
+                base: body.cq_base.get(),
+                order,
+                head: 0,
+            },
+            state,
+            ring_base: body.ring_base.get(),
+            qindex,
+            lif,
+            slot,
+            qtype: body.qtype(),
+        }
+    }
+
+    /// Publish what the producer has filled and ring the doorbell if the
+    /// device is not fetching.
+    pub fn ring_doorbell<T: dataplane::ring::RingElem>(&self, q: &mut Queue<T>) {
+        if let Some(tail) = q.ring.doorbell() {
+            self.doorbells.ring(q.slot, q.qtype, q.qindex, tail);
+        }
+    }
+
+    /// The next completion of `q`, if its color says it is there.
+    pub fn completion<T: dataplane::ring::RingElem>(&self, q: &mut Queue<T>) -> Option<CompletionInfo> {
+        let e = read_completion(&self.mem, q.cq.base, q.cq.order, q.cq.head)?;
+        q.cq.head += 1;
+        publish_cq_head(&self.mem, q.state, q.cq.head);
+        Some(Completion::parse(&e).expect("device writes valid completions"))
+    }
+
+    /// `qstatus` of a queue's state block.
+    pub fn qstatus<T: dataplane::ring::RingElem>(&self, q: &Queue<T>) -> u32 {
+        let b = self.mem.read(q.state + 0x44, 4);
+        u32::from_le_bytes(b.try_into().unwrap())
+    }
+
+    pub fn set_consumer_flag<T: dataplane::ring::RingElem>(&self, q: &Queue<T>, flag: u32) {
+        // SAFETY: the state block is in our memory, 128-aligned.
+        unsafe {
+            AtomicU32::from_ptr(self.mem.ptr(q.state + 0xc0, 4).as_ptr().cast()).store(flag.to_le(), Ordering::SeqCst)
+        };
+    }
+}
+
+/// Read the completion at `head` if its color is the expected one.
+pub fn read_completion(mem: &Mem, base: u64, order: u8, head: u32) -> Option<[u8; 16]> {
+    let idx = u64::from(head & ((1 << order) - 1));
+    let at = base + idx * 16;
+    // SAFETY: 16-byte entry in our memory, 2-aligned for the status/flags
+    // half-word the device stores last.
+    let sf = unsafe { AtomicU16::from_ptr(mem.ptr(at, 2).as_ptr().cast()).load(Ordering::Acquire) };
+    let color = (sf >> 8) as u8 & comp_flags::COLOR != 0;
+    if color != expected_color(head, order) {
+        return None;
+    }
+    let mut e = [0u8; 16];
+    e.copy_from_slice(&mem.read(at, 16));
+    e[0] = sf as u8;
+    e[1] = (sf >> 8) as u8;
+    Some(e)
+}
+
+fn publish_cq_head(mem: &Mem, state: u64, head: u32) {
+    // SAFETY: the state block is in our memory.
+    unsafe { AtomicU32::from_ptr(mem.ptr(state + 0x84, 4).as_ptr().cast()).store(head.to_le(), Ordering::Release) };
+}
+
+/// An Ethernet frame of `len` bytes to `dst` with a recognisable payload.
+pub fn frame(dst: [u8; 6], src: [u8; 6], seq: u8, len: usize) -> Vec<u8> {
+    dataplane::packet::build_udp4(dst, src, [10, 0, 0, 1], [10, 0, 0, 2], (1000, 2000), &[seq; 16], len)
+}
