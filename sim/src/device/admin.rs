@@ -393,8 +393,12 @@ impl Device {
             QueueType::Admin => return Err(AdminStatus::Invalid.into()),
         }
         .ok_or(Outcome::err(AdminStatus::NoSpace))? as u16;
-        let dma = &self.functions[fi].dma;
+        let func = &self.functions[fi];
+        let dma = &func.dma;
         let l = self.lifs[usize::from(lif)].as_mut().expect("checked");
+        if let Some(off) = abi::doorbell_offset_in_page(qtype, qindex) {
+            func.doorbells.clear(l.slot, off);
+        }
         match qtype {
             QueueType::Tx => {
                 let tq = DeviceQueue::new(dma, q, lif, qindex).map_err(queue_mem_status)?;
@@ -414,6 +418,9 @@ impl Device {
         let l = self.lifs[usize::from(lif)].as_mut().expect("checked");
         let i = usize::from(q.qindex.get());
         let start = q.start_index.get();
+        if let Some(off) = abi::doorbell_offset_in_page(q.qtype(), q.qindex.get()) {
+            self.functions[fi].doorbells.clear(l.slot, off);
+        }
         let r = match q.qtype() {
             QueueType::Tx => l.txqs.get_mut(i).and_then(Option::as_mut).map(|t| t.reset(start)),
             QueueType::Rx => l.rxqs.get_mut(i).and_then(Option::as_mut).map(|r| {

@@ -166,6 +166,14 @@ impl DoorbellPages {
             .unwrap_or(0)
     }
 
+    /// Clear one queue's doorbell word (the queue was created or reset:
+    /// an old value must not read as a new doorbell, nor hide one).
+    pub fn clear(&self, slot: u16, offset_in_page: u64) {
+        if let Some(w) = self.word(u64::from(slot) * DOORBELL_STRIDE + offset_in_page) {
+            w.store(0, Ordering::Release);
+        }
+    }
+
     /// Clear every doorbell of `slot` (its LIF went away).
     pub fn clear_slot(&self, slot: u16) {
         for off in (0..DOORBELL_STRIDE).step_by(8) {

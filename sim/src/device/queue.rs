@@ -280,6 +280,7 @@ impl<T: RingElem> DeviceQueue<T> {
         self.core.unsignalled = 0;
         self.ring = self.core.consumer::<T>()?;
         self.active = false;
+        self.doorbell_seen = 0;
         Ok(())
     }
 }

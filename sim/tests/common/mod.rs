@@ -516,3 +516,35 @@ fn publish_cq_head(mem: &Mem, state: u64, head: u32) {
 pub fn frame(dst: [u8; 6], src: [u8; 6], seq: u8, len: usize) -> Vec<u8> {
     dataplane::packet::build_udp4(dst, src, [10, 0, 0, 1], [10, 0, 0, 2], (1000, 2000), &[seq; 16], len)
 }
+
+/// Bring a function up with one LIF, a TX and an RX queue (RX buffers of
+/// 2 KiB posted), interrupts on vector 0.
+pub struct Port1 {
+    pub f: RawFn,
+    pub lif: u16,
+    pub mac: [u8; 6],
+    pub tx: Queue<TxDesc>,
+    pub rx: Queue<RxDesc>,
+    pub rx_bufs: Vec<u64>,
+}
+
+pub fn bring_up(path: &Path, name: &str) -> Port1 {
+    let mut f = RawFn::connect(path);
+    f.enable(2);
+    f.init_admin();
+    let (lif, slot) = f.create_lif(name);
+    let tx = f.create_queue::<TxDesc>(lif, slot, QueueType::Tx, 6, Some(0));
+    let mut rx = f.create_queue::<RxDesc>(lif, slot, QueueType::Rx, 6, Some(0));
+    let rx_bufs: Vec<u64> = (0..32).map(|_| f.alloc(2048, 64)).collect();
+    let descs: Vec<RxDesc> = rx_bufs.iter().map(|&a| RxDesc::new(a, 2048)).collect();
+    assert!(rx.ring.fill_bulk(&descs));
+    f.ring_doorbell(&mut rx);
+    Port1 {
+        f,
+        lif,
+        mac: lif_mac(lif),
+        tx,
+        rx,
+        rx_bufs,
+    }
+}

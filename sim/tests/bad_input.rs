@@ -1,0 +1,476 @@
+//! Every kind of bad input nicsim must survive: each test asserts the error
+//! status or queue error the device reports, and that other queues,
+//! functions and clients keep working afterwards.
+
+#![allow(missing_debug_implementations)]
+
+mod common;
+
+use common::*;
+use dataplane::abi::*;
+use sim::device::DeviceConfig;
+use sim::{ClockKind, PortSpec, Sim, SimConfig};
+use std::io::{Read, Write};
+
+fn sim(vfs: u16) -> Sim {
+    Sim::start(SimConfig {
+        device: DeviceConfig {
+            vfs,
+            ..DeviceConfig::default()
+        },
+        clock: ClockKind::Virtual,
+        port: PortSpec::Null,
+        ..SimConfig::default()
+    })
+    .expect("sim starts")
+}
+
+/// Send one good frame from `a` to `b` and check it arrives.
+fn still_works(s: &Sim, a: &mut Port1, b: &mut Port1) {
+    let pkt = frame(b.mac, a.mac, 42, 100);
+    let buf = a.f.alloc(2048, 64);
+    a.f.mem.write(buf, &pkt);
+    assert!(a.tx.ring.fill_bulk(&[TxDesc::new(buf, pkt.len() as u16, 0)]));
+    a.f.ring_doorbell(&mut a.tx);
+    s.advance(10_000);
+    let c = b.f.completion(&mut b.rx).expect("the good frame arrives");
+    assert_eq!((c.status, usize::from(c.len)), (CompStatus::Ok, pkt.len()));
+}
+
+#[test]
+fn malformed_and_unknown_admin_commands_get_an_error_status() {
+    let s = sim(1);
+    let mut f = RawFn::connect(s.vf_socket(0).unwrap());
+    f.enable(1);
+    f.init_admin();
+    // Unknown opcode.
+    let mut raw = AdminCommand::Nop.encode(CmdHeader { tag: 100, lif: 0 });
+    raw.opcode = 0x7e;
+    let (st, c) = f.admin_raw(raw);
+    assert_eq!((st, c.tag.get()), (AdminStatus::UnknownOpcode, 100));
+    // Reserved bits in a known command.
+    let mut raw = AdminCommand::Nop.encode(CmdHeader { tag: 101, lif: 0 });
+    raw.body[3] = 1;
+    assert_eq!(f.admin_raw(raw).0, AdminStatus::Invalid);
+    // A field out of range: ring order 30.
+    let mut body = f.queue_create_body(QueueType::Tx, 6, None);
+    body.ring_order = 30;
+    let mut raw = AdminCommand::QueueCreate(body).encode(CmdHeader { tag: 102, lif: 0 });
+    raw.body[1] = 30;
+    assert_eq!(f.admin_raw(raw).0, AdminStatus::Invalid);
+    // Garbage in every byte.
+    let raw: AdminCmd = FromBytes::read_from_bytes(&[0xa5u8; 64][..]).unwrap();
+    assert_ne!(f.admin_raw(raw).0, AdminStatus::Ok);
+    // The queue carries on.
+    assert_eq!(f.admin(AdminCommand::Nop, LIF_NONE).0, AdminStatus::Ok);
+    assert_eq!(s.device().functions[1].counters.admin_errors, 4);
+    // Mailbox: unknown opcode and malformed body.
+    let mut raw = [0u8; 64];
+    raw[0] = 0x99;
+    assert_eq!(f.devcmd_raw(&raw).0, AdminStatus::UnknownOpcode);
+    raw[0] = DevCmdOpcode::Reset.raw();
+    raw[20] = 1;
+    assert_eq!(f.devcmd_raw(&raw).0, AdminStatus::Invalid);
+}
+
+#[test]
+fn commands_on_missing_or_foreign_objects() {
+    let s = sim(2);
+    let mut pf = RawFn::connect(s.pf_socket());
+    pf.enable(1);
+    pf.init_admin();
+    let mut vf0 = RawFn::connect(s.vf_socket(0).unwrap());
+    vf0.enable(1);
+    vf0.init_admin();
+    let mut vf1 = RawFn::connect(s.vf_socket(1).unwrap());
+    vf1.enable(1);
+    vf1.init_admin();
+    let (lif0, _) = vf0.create_lif("vf0");
+    let (lif1, _) = vf1.create_lif("vf1");
+    // No such LIF.
+    assert_eq!(vf0.admin(AdminCommand::LifDestroy, 77).0, AdminStatus::NoEntry);
+    // Another VF's LIF.
+    assert_eq!(vf0.admin(AdminCommand::LifDestroy, lif1).0, AdminStatus::Permission);
+    let body = vf0.queue_create_body(QueueType::Tx, 6, None);
+    assert_eq!(
+        vf0.admin(AdminCommand::QueueCreate(body), lif1).0,
+        AdminStatus::Permission
+    );
+    let dma = DmaRef::new(vf0.alloc(4096, 64), 512);
+    assert_eq!(vf0.admin(AdminCommand::StatsGet(dma), lif1).0, AdminStatus::Permission);
+    // A queue that does not exist.
+    let q = QueueRef {
+        qtype: QueueType::Rx.raw(),
+        qindex: 3.into(),
+        ..Default::default()
+    };
+    assert_eq!(vf0.admin(AdminCommand::QueueDestroy(q), lif0).0, AdminStatus::NoEntry);
+    // A vector the function does not have.
+    let body = vf0.queue_create_body(QueueType::Rx, 6, Some(40));
+    assert_eq!(vf0.admin(AdminCommand::QueueCreate(body), lif0).0, AdminStatus::NoEntry);
+    // Out of LIF slots (a VF has two).
+    vf0.create_lif("second");
+    assert_eq!(
+        vf0.admin(AdminCommand::LifCreate(LifCreate::default()), LIF_NONE).0,
+        AdminStatus::NoSpace
+    );
+    // A MAC another LIF has.
+    let dup = LifCreate {
+        mac: lif_mac(lif1),
+        ..Default::default()
+    };
+    assert_eq!(pf.admin(AdminCommand::LifCreate(dup), LIF_NONE).0, AdminStatus::Exists);
+    // The PF may read another function's LIF stats; the VFs still work.
+    let dma = DmaRef::new(pf.alloc(4096, 64), 512);
+    assert_eq!(pf.admin(AdminCommand::StatsGet(dma), lif1).0, AdminStatus::Ok);
+    assert_eq!(vf1.admin(AdminCommand::Nop, LIF_NONE).0, AdminStatus::Ok);
+}
+
+#[test]
+fn only_the_pf_changes_meters_pipeline_and_tables() {
+    let s = sim(1);
+    let mut pf = RawFn::connect(s.pf_socket());
+    pf.enable(1);
+    pf.init_admin();
+    let mut vf = RawFn::connect(s.vf_socket(0).unwrap());
+    vf.enable(1);
+    vf.init_admin();
+    let (lif, _) = vf.create_lif("tenant");
+    let meter = MeterConfig {
+        resource: MeterResource::Bytes.raw(),
+        mode: MeterMode::TrTcm.raw(),
+        policy: MeterPolicy::Backpressure.raw(),
+        cir: 250_000_000.into(),
+        cburst: 65_536.into(),
+        pir: 500_000_000.into(),
+        pburst: 131_072.into(),
+        ..Default::default()
+    };
+    assert_eq!(vf.admin(AdminCommand::MeterSet(meter), lif).0, AdminStatus::Permission);
+    let image = vf.alloc(4096, 64);
+    let chunk = PipelineChunk {
+        dma: DmaRef::new(image, 64),
+        offset: 0.into(),
+        total_len: 64.into(),
+        flags: pipeline_flags::FIRST | pipeline_flags::LAST,
+        ..Default::default()
+    };
+    assert_eq!(
+        vf.admin(AdminCommand::PipelineLoad(chunk), LIF_NONE).0,
+        AdminStatus::Permission
+    );
+    let entry = vf.alloc(4096, 64);
+    assert_eq!(
+        vf.admin(AdminCommand::TableEntryAdd(DmaRef::new(entry, 112)), LIF_NONE)
+            .0,
+        AdminStatus::Permission
+    );
+    // The PF may, and reads back what the device applied.
+    assert_eq!(pf.admin(AdminCommand::MeterSet(meter), lif).0, AdminStatus::Ok);
+    let out = pf.alloc(4096, 64);
+    let get = MeterRef {
+        resource: MeterResource::Bytes.raw(),
+        dma: DmaRef::new(out, 48),
+        ..Default::default()
+    };
+    assert_eq!(pf.admin(AdminCommand::MeterGet(get), lif).0, AdminStatus::Ok);
+    let applied: MeterConfig = FromBytes::read_from_bytes(&pf.mem.read(out, 48)[..]).unwrap();
+    assert_eq!(applied, meter);
+    // The VF may read its own meter.
+    let out = vf.alloc(4096, 64);
+    let get = MeterRef {
+        resource: MeterResource::Bytes.raw(),
+        dma: DmaRef::new(out, 48),
+        ..Default::default()
+    };
+    assert_eq!(vf.admin(AdminCommand::MeterGet(get), lif).0, AdminStatus::Ok);
+}
+
+#[test]
+fn tx_descriptor_outside_dma_stops_only_its_queue() {
+    let s = sim(2);
+    let mut a = bring_up(s.vf_socket(0).unwrap(), "a");
+    let mut b = bring_up(s.vf_socket(1).unwrap(), "b");
+    // A second TX queue on the same LIF.
+    let slot = a.tx.slot;
+    let mut tx2 = a.f.create_queue::<TxDesc>(a.lif, slot, QueueType::Tx, 6, Some(0));
+    // Points at memory the function never mapped.
+    assert!(a.tx.ring.fill_bulk(&[TxDesc::new(0x9000_0000, 64, 0)]));
+    a.f.ring_doorbell(&mut a.tx);
+    s.advance(10_000);
+    let c = a.f.completion(&mut a.tx).expect("an error completion");
+    assert_eq!((c.status, c.index), (CompStatus::DmaFault, 0));
+    assert_eq!(a.f.qstatus(&a.tx), u32::from(CompStatus::DmaFault.raw()));
+    assert_eq!(s.device().lif(a.lif).unwrap().counter(LifCounter::TxPackets), 0);
+    // The other TX queue of the same LIF, and the other VF, work.
+    std::mem::swap(&mut a.tx, &mut tx2);
+    still_works(&s, &mut a, &mut b);
+    // The stopped queue stays stopped until reset...
+    std::mem::swap(&mut a.tx, &mut tx2);
+    let buf = a.f.alloc(2048, 64);
+    a.f.mem.write(buf, &frame(b.mac, a.mac, 1, 64));
+    assert!(a.tx.ring.fill_bulk(&[TxDesc::new(buf, 64, 0)]));
+    a.f.ring_doorbell(&mut a.tx);
+    s.advance(10_000);
+    assert!(b.f.completion(&mut b.rx).is_none());
+    // ... and QueueReset brings it back.
+    let ring = a.tx.ring_base;
+    let state = a.tx.state;
+    let cq = a.tx.cq.base;
+    a.f.mem.write(cq, &[0; 64 * 16]);
+    let r = QueueRef {
+        qtype: QueueType::Tx.raw(),
+        qindex: a.tx.qindex.into(),
+        start_index: 0.into(),
+        ..Default::default()
+    };
+    assert_eq!(a.f.admin(AdminCommand::QueueReset(r), a.lif).0, AdminStatus::Ok);
+    let body = QueueCreate {
+        qtype: QueueType::Tx.raw(),
+        ring_order: 6,
+        ring_base: ring.into(),
+        cq_base: cq.into(),
+        state_base: state.into(),
+        ..Default::default()
+    };
+    let qindex = a.tx.qindex;
+    a.tx = a.f.attach_queue(&body, a.lif, slot, qindex);
+    still_works(&s, &mut a, &mut b);
+}
+
+#[test]
+fn malformed_tx_descriptor_is_named() {
+    let s = sim(2);
+    let mut a = bring_up(s.vf_socket(0).unwrap(), "a");
+    let mut b = bring_up(s.vf_socket(1).unwrap(), "b");
+    let buf = a.f.alloc(2048, 64);
+    // Good, bad (length 5), good: the first goes, the queue stops at the
+    // second, the third is never fetched.
+    a.f.mem.write(buf, &frame(b.mac, a.mac, 1, 64));
+    assert!(a
+        .tx
+        .ring
+        .fill_bulk(&[TxDesc::new(buf, 64, 0), TxDesc::new(buf, 5, 0), TxDesc::new(buf, 64, 0)]));
+    a.f.ring_doorbell(&mut a.tx);
+    s.advance(10_000);
+    let c = a.f.completion(&mut a.tx).unwrap();
+    assert_eq!((c.status, c.index), (CompStatus::BadDescriptor, 1));
+    assert!(b.f.completion(&mut b.rx).is_some(), "the good one before it went");
+    assert!(b.f.completion(&mut b.rx).is_none());
+    assert_eq!(a.tx.ring.reclaim(), Ok(1), "head written back up to the bad descriptor");
+    let mut tx2 = a.f.create_queue::<TxDesc>(a.lif, a.tx.slot, QueueType::Tx, 6, None);
+    std::mem::swap(&mut a.tx, &mut tx2);
+    still_works(&s, &mut a, &mut b);
+}
+
+#[test]
+fn outgoing_tail_beyond_the_ring_is_named() {
+    let s = sim(2);
+    let mut a = bring_up(s.vf_socket(0).unwrap(), "a");
+    let mut b = bring_up(s.vf_socket(1).unwrap(), "b");
+    // Write a tail 1000 slots ahead straight into the state block.
+    a.f.mem.write(a.tx.state + 0x80, &1000u32.to_le_bytes());
+    a.f.doorbells.ring(a.tx.slot, QueueType::Tx, a.tx.qindex, 1000);
+    s.advance(10_000);
+    let c = a.f.completion(&mut a.tx).unwrap();
+    assert_eq!(c.status, CompStatus::BadOutgoingTail);
+    let mut tx2 = a.f.create_queue::<TxDesc>(a.lif, a.tx.slot, QueueType::Tx, 6, None);
+    std::mem::swap(&mut a.tx, &mut tx2);
+    still_works(&s, &mut a, &mut b);
+}
+
+#[test]
+fn rx_buffer_outside_dma_stops_the_rx_queue_and_counts_the_drop() {
+    let s = sim(2);
+    let mut a = bring_up(s.vf_socket(0).unwrap(), "a");
+    let mut b = bring_up(s.vf_socket(1).unwrap(), "b");
+    // A fresh RX queue on b whose only buffer is unmapped; b's old RX
+    // queue is full of good buffers, so destroy it first.
+    let q = QueueRef {
+        qtype: QueueType::Rx.raw(),
+        qindex: b.rx.qindex.into(),
+        ..Default::default()
+    };
+    assert_eq!(b.f.admin(AdminCommand::QueueDestroy(q), b.lif).0, AdminStatus::Ok);
+    let mut bad_rx = b.f.create_queue::<RxDesc>(b.lif, b.rx.slot, QueueType::Rx, 6, None);
+    assert!(bad_rx.ring.fill_bulk(&[RxDesc::new(0x7000_0000, 2048)]));
+    b.f.ring_doorbell(&mut bad_rx);
+    let pkt = frame(b.mac, a.mac, 3, 64);
+    let buf = a.f.alloc(2048, 64);
+    a.f.mem.write(buf, &pkt);
+    assert!(a.tx.ring.fill_bulk(&[TxDesc::new(buf, 64, 0)]));
+    a.f.ring_doorbell(&mut a.tx);
+    s.advance(10_000);
+    let c = b.f.completion(&mut bad_rx).unwrap();
+    assert_eq!(c.status, CompStatus::DmaFault);
+    let d = s.device();
+    let lb = d.lif(b.lif).unwrap();
+    assert_eq!(
+        lb.counter(LifCounter::DropQueueError),
+        1,
+        "the frame is counted, not lost"
+    );
+    assert_eq!(d.lif(a.lif).unwrap().counter(LifCounter::TxPackets), 1);
+}
+
+#[test]
+fn no_rx_buffer_is_a_counted_drop() {
+    let s = sim(2);
+    let mut a = bring_up(s.vf_socket(0).unwrap(), "a");
+    let b = bring_up(s.vf_socket(1).unwrap(), "b");
+    let pkt = frame(b.mac, a.mac, 3, 64);
+    let buf = a.f.alloc(2048, 64);
+    a.f.mem.write(buf, &pkt);
+    // b posted 32 buffers; send 40.
+    let descs = vec![TxDesc::new(buf, 64, 0); 40];
+    assert!(a.tx.ring.fill_bulk(&descs));
+    a.f.ring_doorbell(&mut a.tx);
+    s.advance(100_000);
+    let d = s.device();
+    let lb = d.lif(b.lif).unwrap();
+    assert_eq!(lb.counter(LifCounter::RxPackets), 32);
+    assert_eq!(lb.counter(LifCounter::DropNoRxBuffer), 8);
+    assert_eq!(
+        d.lif(a.lif).unwrap().counter(LifCounter::TxPackets),
+        40,
+        "sent = received + dropped"
+    );
+}
+
+#[test]
+fn queue_memory_outside_dma_is_refused() {
+    let s = sim(1);
+    let mut f = RawFn::connect(s.vf_socket(0).unwrap());
+    f.enable(1);
+    f.init_admin();
+    let (lif, _) = f.create_lif("x");
+    let mut body = f.queue_create_body(QueueType::Tx, 6, None);
+    body.ring_base = 0x7000_0000.into();
+    assert_eq!(f.admin(AdminCommand::QueueCreate(body), lif).0, AdminStatus::DmaFault);
+    let mut body = f.queue_create_body(QueueType::Rx, 6, None);
+    body.state_base = (IOVA + MEM - 128).into();
+    assert_eq!(
+        f.admin(AdminCommand::QueueCreate(body), lif).0,
+        AdminStatus::DmaFault,
+        "state block straddles the end"
+    );
+    let mut body = f.queue_create_body(QueueType::Rx, 6, None);
+    body.ring_order = 14;
+    assert_eq!(
+        f.admin(AdminCommand::QueueCreate(body), lif).0,
+        AdminStatus::Invalid,
+        "above the function's limit"
+    );
+    assert_eq!(f.admin(AdminCommand::Nop, LIF_NONE).0, AdminStatus::Ok);
+    // DMA results to unmapped memory.
+    assert_eq!(
+        f.admin(AdminCommand::StatsGet(DmaRef::new(0x6000_0000, 512)), lif).0,
+        AdminStatus::DmaFault
+    );
+}
+
+#[test]
+fn bad_doorbells_are_ignored_and_counted() {
+    let s = sim(2);
+    let mut a = bring_up(s.vf_socket(0).unwrap(), "a");
+    let mut b = bring_up(s.vf_socket(1).unwrap(), "b");
+    // A value naming the wrong queue, and one with reserved bits.
+    let off = doorbell_offset_in_page(QueueType::Tx, a.tx.qindex).unwrap() as usize;
+    a.f.doorbells.write_raw(
+        a.tx.slot,
+        off,
+        Doorbell {
+            qtype: QueueType::Tx,
+            qindex: 9,
+            outgoing_tail: 1,
+        }
+        .encode(),
+    );
+    s.advance(1000);
+    a.f.doorbells.write_raw(a.tx.slot, off, 1 << 60);
+    s.advance(1000);
+    assert_eq!(s.device().functions[1].counters.bad_doorbells, 2);
+    // A bad admin doorbell.
+    a.f.bar0_write(DEVCMD_OFFSET + devcmd::ADMIN_DOORBELL, &(7u64 << 48).to_le_bytes());
+    assert_eq!(s.device().functions[1].counters.bad_doorbells, 3);
+    still_works(&s, &mut a, &mut b);
+}
+
+#[test]
+fn unmapping_memory_under_a_queue_stops_it_without_writing_there() {
+    let s = sim(2);
+    let mut a = bring_up(s.vf_socket(0).unwrap(), "a");
+    let mut b = bring_up(s.vf_socket(1).unwrap(), "b");
+    a.f.client.dma_unmap(IOVA, MEM).unwrap();
+    {
+        let d = s.device();
+        let la = d.lif(a.lif).unwrap();
+        assert!(la
+            .txqs
+            .iter()
+            .flatten()
+            .all(|q| q.core.error == Some((CompStatus::DmaFault, 0))));
+        assert_eq!(d.functions[1].dma.len(), 0);
+    }
+    // Another function is untouched: b can still receive from the wire or
+    // from another function; send b -> a is dropped (a's RX queue stopped).
+    let pkt = frame(a.mac, b.mac, 1, 64);
+    let buf = b.f.alloc(2048, 64);
+    b.f.mem.write(buf, &pkt);
+    assert!(b.tx.ring.fill_bulk(&[TxDesc::new(buf, 64, 0)]));
+    b.f.ring_doorbell(&mut b.tx);
+    s.advance(10_000);
+    let d = s.device();
+    assert_eq!(d.lif(b.lif).unwrap().counter(LifCounter::TxPackets), 1);
+    assert_eq!(d.lif(a.lif).unwrap().counter(LifCounter::DropQueueError), 1);
+}
+
+#[test]
+fn a_malformed_protocol_message_drops_only_that_connection() {
+    let s = sim(1);
+    // A VERSION message whose capability string is not NUL-terminated:
+    // rust-vmm's server panics on it; the device must not care.
+    let mut raw = std::os::unix::net::UnixStream::connect(s.pf_socket()).unwrap();
+    let payload = b"{not json";
+    let size = (16 + 4 + payload.len()) as u32;
+    let mut msg = Vec::new();
+    msg.extend_from_slice(&0u16.to_le_bytes()); // message id
+    msg.extend_from_slice(&1u16.to_le_bytes()); // VERSION
+    msg.extend_from_slice(&size.to_le_bytes());
+    msg.extend_from_slice(&0u32.to_le_bytes()); // flags: command
+    msg.extend_from_slice(&0u32.to_le_bytes()); // error
+    msg.extend_from_slice(&0u16.to_le_bytes());
+    msg.extend_from_slice(&1u16.to_le_bytes());
+    msg.extend_from_slice(payload);
+    raw.write_all(&msg).unwrap();
+    let mut buf = [0u8; 64];
+    let n = raw.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "the server closed that connection");
+    // The same socket serves a well-behaved client next.
+    let mut f = RawFn::connect(s.pf_socket());
+    assert_eq!(f.cfg_read16(0), PCI_VENDOR_ID);
+    f.enable(1);
+    f.init_admin();
+    assert_eq!(f.admin(AdminCommand::Nop, LIF_NONE).0, AdminStatus::Ok);
+}
+
+#[test]
+fn oversized_region_access_and_unknown_region_are_refused() {
+    let s = sim(1);
+    let mut d = s.device();
+    let mut big = vec![0u8; sim::device::MAX_REGION_ACCESS + 1];
+    assert!(d.region_read(1, 0, 0, &mut big).is_err());
+    assert!(d.region_write(1, 0, 0, &big).is_err());
+    assert!(d.region_read(1, 99, 0, &mut [0; 4]).is_err());
+    let mut b = [0u8; 4];
+    d.region_read(1, 3, 0, &mut b).unwrap();
+    assert_eq!(b, [0xff; 4], "an absent BAR reads all ones");
+    assert!(
+        d.set_irqs(1, 0, 4 | 32, 0, 1, Vec::new()).is_err(),
+        "INTx has no vectors"
+    );
+    assert!(
+        d.set_irqs(1, 2, 4 | 32, 6, 4, Vec::new()).is_err(),
+        "past the MSI-X table"
+    );
+}
