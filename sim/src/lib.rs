@@ -262,8 +262,21 @@ impl Sim {
         for s in &self.sockets {
             let _ = std::os::unix::net::UnixStream::connect(s);
         }
+        // A server thread serving a client that is still connected cannot
+        // be interrupted (rust-vmm's server owns the stream): it ends when
+        // that client disconnects. Give the others a moment, then leave
+        // the busy ones detached; the sockets go now regardless.
+        let deadline = std::time::Instant::now() + Duration::from_millis(200);
+        while self.threads.iter().any(|t| !t.is_finished()) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
         for t in self.threads.drain(..) {
-            let _ = t.join();
+            if t.is_finished() {
+                let _ = t.join();
+            }
+        }
+        for s in &self.sockets {
+            let _ = std::fs::remove_file(s);
         }
         self.shared.lock().port.flush();
         if self.owns_dir {

@@ -326,3 +326,34 @@ fn doorbells_are_suppressed_while_the_device_fetches() {
     );
     assert_eq!(a.tx.ring.stats().doorbells_suppressed, 1);
 }
+
+#[test]
+fn the_real_clock_engine_moves_packets_by_itself() {
+    let s = Sim::start(SimConfig {
+        device: DeviceConfig {
+            vfs: 2,
+            ..DeviceConfig::default()
+        },
+        clock: ClockKind::Real,
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let mut a = bring_up(s.vf_socket(0).unwrap(), "a");
+    let mut b = bring_up(s.vf_socket(1).unwrap(), "b");
+    let pkt = frame(b.mac, a.mac, 5, 64);
+    let buf = a.f.alloc(2048, 64);
+    a.f.mem.write(buf, &pkt);
+    assert!(a.tx.ring.fill_bulk(&[TxDesc::new(buf, 64, 0)]));
+    a.f.ring_doorbell(&mut a.tx);
+    // Nobody polls but the engine thread; wait for its work (bounded).
+    let t0 = Instant::now();
+    let c = loop {
+        if let Some(c) = b.f.completion(&mut b.rx) {
+            break c;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "the engine never delivered");
+        std::thread::yield_now();
+    };
+    assert_eq!(c.status, CompStatus::Ok);
+    assert!(s.clock().now() > 0);
+}
