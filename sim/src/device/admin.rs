@@ -302,9 +302,11 @@ impl Device {
             }
             AdminCommand::StatsGet(dma) => {
                 let l = self.owned_lif(fi, hdr.lif)?;
-                let mut st = LifStats::default();
-                st.lif = l.id.into();
-                st.device_clock = self.now().into();
+                let mut st = LifStats {
+                    lif: l.id.into(),
+                    device_clock: self.now().into(),
+                    ..Default::default()
+                };
                 for (i, c) in l.counters.iter().enumerate().take(LIF_COUNTERS) {
                     st.counters[i] = U64::new(*c);
                 }
