@@ -17,7 +17,7 @@ pub mod switch;
 use crate::clock::{Nanos, SimClock};
 use crate::pci;
 use crate::port::Port;
-use dataplane::abi::{CompStatus, FunctionKind, LifCounter, MeterConfig, RxDesc, TxDesc, LIF_COUNTERS, LIF_NONE};
+use dataplane::abi::{self, CompStatus, FunctionKind, LifCounter, MeterConfig, RxDesc, TxDesc, LIF_COUNTERS, LIF_NONE};
 use dataplane::packet::Mac;
 use function::{Bar0Effect, Function, FunctionLimits};
 use queue::DeviceQueue;
@@ -56,6 +56,32 @@ impl Default for DeviceConfig {
 }
 
 impl DeviceConfig {
+    /// Check the limits against what the ABI can express.
+    pub fn validate(&self) -> Result<(), String> {
+        for (who, l) in [("PF", &self.pf), ("VF", &self.vf)] {
+            let bad = |what: &str| Err(format!("{who} {what}"));
+            if !(1..=abi::MAX_LIFS_PER_FUNCTION).contains(&l.nlifs) {
+                return bad("nlifs must be 1..=256");
+            }
+            if !(1..=abi::MAX_QUEUES_PER_TYPE).contains(&l.nqueues) {
+                return bad("nqueues must be 1..=256");
+            }
+            if !(1..=abi::MAX_INTRS).contains(&l.nintrs) {
+                return bad("nintrs must be 1..=128");
+            }
+            if l.min_ring_order < abi::MIN_RING_ORDER
+                || l.min_ring_order > l.max_ring_order
+                || l.max_ring_order > abi::MAX_RING_ORDER
+            {
+                return bad("ring orders must satisfy 2 <= min <= max <= 15");
+            }
+        }
+        if usize::from(self.max_lifs()) >= usize::from(abi::LIF_NONE) {
+            return Err("too many LIFs in all (at most 65534)".into());
+        }
+        Ok(())
+    }
+
     /// Most LIFs the device can hold: every function's slots.
     pub fn max_lifs(&self) -> u16 {
         self.pf.nlifs.saturating_add(self.vfs.saturating_mul(self.vf.nlifs))
@@ -145,6 +171,7 @@ impl std::fmt::Debug for Device {
 impl Device {
     /// A device with one PF and `cfg.vfs` VFs, all in power-on state.
     pub fn new(cfg: DeviceConfig, clock: SimClock, port: Box<dyn Port>) -> std::io::Result<Device> {
+        cfg.validate().map_err(std::io::Error::other)?;
         let mut functions = Vec::with_capacity(usize::from(cfg.vfs) + 1);
         functions.push(Function::new(0, FunctionKind::Pf, cfg.pf, cfg.vfs)?);
         for vf in 0..cfg.vfs {
@@ -385,4 +412,26 @@ impl Device {
 /// BAR0 size for limits (re-exported for the server).
 pub fn bar0_size(limits: &FunctionLimits) -> u64 {
     pci::bar0_size(limits.nlifs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn impossible_limits_are_refused() {
+        let mut cfg = DeviceConfig::default();
+        assert!(cfg.validate().is_ok());
+        cfg.vf.nqueues = 0;
+        assert!(cfg.validate().unwrap_err().contains("nqueues"));
+        let mut cfg = DeviceConfig::default();
+        cfg.pf.max_ring_order = 16;
+        assert!(cfg.validate().is_err());
+        let mut cfg = DeviceConfig::default();
+        cfg.vfs = 64;
+        cfg.vf.nlifs = 256;
+        assert!(cfg.validate().is_ok());
+        cfg.vfs = 300;
+        assert!(cfg.validate().is_err());
+    }
 }
