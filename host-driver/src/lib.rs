@@ -1,5 +1,16 @@
-//! The userspace host driver: a `Backend` over kernel VFIO and vfio-user,
-//! bring-up, queues, rx/tx bursts, poll and interrupt modes.
+//! nicdrv's library: the userspace host driver for fairnic functions.
 //!
-//! Until the driver issue lands, the `nicdrv` binary prints the device ABI
-//! it is written against.
+//! - [`backend`]: how the driver reaches a device (kernel VFIO or
+//!   vfio-user), behind one trait.
+//! - [`mem`], [`pool`]: DMA memory and packet buffers.
+//! - [`nic`]: bring-up and admin commands of one PCI function.
+//! - [`queue`]: `tx_burst` / `rx_burst`, zero-copy and batched.
+//! - [`irq`]: interrupt mode (epoll on MSI-X eventfds with the shared
+//!   consumer flag, so no wakeup is lost).
+
+pub mod backend;
+pub mod irq;
+pub mod mem;
+pub mod nic;
+pub mod pool;
+pub mod queue;

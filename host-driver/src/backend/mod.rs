@@ -1,0 +1,284 @@
+//! How the driver reaches a device: the [`Backend`] seam.
+//!
+//! Two real implementations: [`vfio::VfioBackend`] (kernel VFIO:
+//! container, group, device, IOMMU type1 mappings, MSI-X through
+//! `VFIO_DEVICE_SET_IRQS`) and [`vfio_user::VfioUserBackend`] (rust-vmm's
+//! vfio-user client, reaching `nicsim`). Nothing above this module knows
+//! which one it has: both give configuration space, BAR access (trapped and
+//! mapped), DMA mapping of [`DmaMemory`], interrupt eventfds, and reset.
+
+pub mod vfio;
+pub mod vfio_user;
+
+use crate::mem::DmaMemory;
+use std::ptr::NonNull;
+use vmm_sys_util::eventfd::EventFd;
+
+/// Which interrupt mechanism.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IrqKind {
+    Msi,
+    MsiX,
+}
+
+impl IrqKind {
+    /// The VFIO IRQ index.
+    pub fn index(self) -> u32 {
+        match self {
+            IrqKind::Msi => vfio_bindings::bindings::vfio::VFIO_PCI_MSI_IRQ_INDEX,
+            IrqKind::MsiX => vfio_bindings::bindings::vfio::VFIO_PCI_MSIX_IRQ_INDEX,
+        }
+    }
+}
+
+/// Why a backend operation failed. The messages are meant for a lab
+/// engineer: each says what is wrong and, where there is one, the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("no PCI device {bdf} (lspci -D lists the devices; the address looks like 0000:3b:02.0)")]
+    NoSuchDevice { bdf: String },
+    #[error("device {bdf} is bound to {driver}, not vfio-pci: run 'driverctl set-override {bdf} vfio-pci' (or: echo {bdf} > /sys/bus/pci/devices/{bdf}/driver/unbind; echo vfio-pci > /sys/bus/pci/devices/{bdf}/driver_override; echo {bdf} > /sys/bus/pci/drivers_probe)")]
+    WrongDriver { bdf: String, driver: String },
+    #[error(
+        "device {bdf} is bound to no driver: run 'driverctl set-override {bdf} vfio-pci' (after 'modprobe vfio-pci')"
+    )]
+    NoDriver { bdf: String },
+    #[error("device {bdf} has no IOMMU group: enable the IOMMU (intel_iommu=on or amd_iommu=on on the kernel command line, VT-d/AMD-Vi in firmware)")]
+    NoIommuGroup { bdf: String },
+    #[error(
+        "IOMMU group {group} is not viable: every device in it must be bound to vfio-pci or to no driver; {members}"
+    )]
+    GroupNotViable { group: u32, members: String },
+    #[error("no permission on /dev/vfio/{group}: run nicdrv as root, or give your user the group device ('chown $USER /dev/vfio/{group}', or a udev rule) and raise 'ulimit -l' for DMA pinning")]
+    GroupPermission { group: u32 },
+    #[error("/dev/vfio/{group} does not exist: is vfio-pci loaded ('modprobe vfio-pci') and the device bound to it?")]
+    NoGroupDevice { group: u32 },
+    #[error("no simulator at {path}: start one ('cargo run --release -p sim --bin nicsim -- --socket-dir {dir}') or run nicdrv without --device to use the embedded one ({why})", dir = .path.parent().map(|p| p.display().to_string()).unwrap_or_default())]
+    NoSimulator { path: std::path::PathBuf, why: String },
+    #[error("{what}: {why}")]
+    Op { what: &'static str, why: String },
+    #[error("BAR{bar} range {offset:#x}+{len:#x} is not mappable (mappable areas: {areas})")]
+    NotMappable {
+        bar: u32,
+        offset: u64,
+        len: u64,
+        areas: String,
+    },
+}
+
+impl BackendError {
+    pub(crate) fn op(what: &'static str, why: impl std::fmt::Display) -> BackendError {
+        BackendError::Op {
+            what,
+            why: why.to_string(),
+        }
+    }
+}
+
+/// A BAR range mapped into this process. Accesses are volatile: it is
+/// device memory (or, for the simulator, memory the device polls).
+#[derive(Debug)]
+pub struct BarMapping {
+    base: NonNull<u8>,
+    map_len: usize,
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is process-wide MMIO/shared memory; every access is
+// a volatile read or write of an aligned word, which any thread may do.
+unsafe impl Send for BarMapping {}
+// SAFETY: as above.
+unsafe impl Sync for BarMapping {}
+
+impl BarMapping {
+    /// Wrap an mmap result: `base` mapped `map_len` bytes, of which the
+    /// requested range starts at `ptr` and is `len` long.
+    ///
+    /// # Safety
+    /// `base..base+map_len` must be a live mapping that this value may
+    /// unmap on drop, containing `ptr..ptr+len`.
+    pub unsafe fn from_raw(base: NonNull<u8>, map_len: usize, ptr: NonNull<u8>, len: usize) -> BarMapping {
+        BarMapping {
+            base,
+            map_len,
+            ptr,
+            len,
+        }
+    }
+
+    /// Length of the mapped range.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the range is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Write a 64-bit register at `offset` (8-aligned, in range).
+    #[inline]
+    pub fn write64(&self, offset: usize, v: u64) {
+        assert!(
+            offset % 8 == 0 && offset + 8 <= self.len,
+            "BAR write64 at {offset:#x} outside {:#x}",
+            self.len
+        );
+        // SAFETY: in range and aligned (checked); a volatile store of one
+        // aligned word is how MMIO is written.
+        unsafe { self.ptr.as_ptr().add(offset).cast::<u64>().write_volatile(v.to_le()) }
+    }
+
+    /// Read a 64-bit register at `offset` (8-aligned, in range).
+    #[inline]
+    pub fn read64(&self, offset: usize) -> u64 {
+        assert!(
+            offset % 8 == 0 && offset + 8 <= self.len,
+            "BAR read64 at {offset:#x} outside {:#x}",
+            self.len
+        );
+        // SAFETY: as in write64.
+        u64::from_le(unsafe { self.ptr.as_ptr().add(offset).cast::<u64>().read_volatile() })
+    }
+
+    /// Write a 32-bit register.
+    #[inline]
+    pub fn write32(&self, offset: usize, v: u32) {
+        assert!(
+            offset % 4 == 0 && offset + 4 <= self.len,
+            "BAR write32 at {offset:#x} outside {:#x}",
+            self.len
+        );
+        // SAFETY: in range and aligned (checked).
+        unsafe { self.ptr.as_ptr().add(offset).cast::<u32>().write_volatile(v.to_le()) }
+    }
+
+    /// Read a 32-bit register.
+    #[inline]
+    pub fn read32(&self, offset: usize) -> u32 {
+        assert!(
+            offset % 4 == 0 && offset + 4 <= self.len,
+            "BAR read32 at {offset:#x} outside {:#x}",
+            self.len
+        );
+        // SAFETY: in range and aligned (checked).
+        u32::from_le(unsafe { self.ptr.as_ptr().add(offset).cast::<u32>().read_volatile() })
+    }
+}
+
+impl Drop for BarMapping {
+    fn drop(&mut self) {
+        // SAFETY: from_raw's contract: a mapping we own.
+        unsafe { libc::munmap(self.base.as_ptr().cast(), self.map_len) };
+    }
+}
+
+/// mmap `len` bytes of `fd` at file offset `file_offset` (any alignment:
+/// the mapping is widened to pages) and wrap it.
+pub(crate) fn mmap_range(fd: i32, file_offset: u64, len: u64) -> Result<BarMapping, BackendError> {
+    let page = 4096u64;
+    let start = file_offset & !(page - 1);
+    let lead = (file_offset - start) as usize;
+    let map_len = (lead as u64 + len).div_ceil(page) * page;
+    // SAFETY: a fresh shared mapping of a device/region fd; result checked;
+    // ownership passes to the BarMapping.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            map_len as usize,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd,
+            start as libc::off_t,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(BackendError::op("mmap BAR", std::io::Error::last_os_error()));
+    }
+    let base = NonNull::new(p.cast::<u8>()).expect("mmap succeeded");
+    // SAFETY: lead < page <= map_len.
+    let ptr = unsafe { NonNull::new_unchecked(base.as_ptr().add(lead)) };
+    // SAFETY: we just mapped it.
+    Ok(unsafe { BarMapping::from_raw(base, map_len as usize, ptr, len as usize) })
+}
+
+/// How the driver reaches a device. Nothing above this trait knows whether
+/// it is kernel VFIO or vfio-user.
+pub trait Backend: Send + std::fmt::Debug {
+    /// What this is, for messages (`vfio:0000:3b:02.0`, `sim:/tmp/...`).
+    fn describe(&self) -> String;
+    /// Read configuration space.
+    fn config_read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), BackendError>;
+    /// Write configuration space.
+    fn config_write(&mut self, offset: u64, data: &[u8]) -> Result<(), BackendError>;
+    /// Size of a BAR (0 if absent).
+    fn bar_size(&self, bar: u32) -> u64;
+    /// Trapped read of a BAR.
+    fn bar_read(&mut self, bar: u32, offset: u64, buf: &mut [u8]) -> Result<(), BackendError>;
+    /// Trapped write of a BAR.
+    fn bar_write(&mut self, bar: u32, offset: u64, data: &[u8]) -> Result<(), BackendError>;
+    /// Map `[offset, offset + len)` of a BAR into this process.
+    fn map_bar(&mut self, bar: u32, offset: u64, len: u64) -> Result<BarMapping, BackendError>;
+    /// Let the device DMA to and from `mem` at its IOVA.
+    fn dma_map(&mut self, mem: &DmaMemory) -> Result<(), BackendError>;
+    /// Take that away again.
+    fn dma_unmap(&mut self, mem: &DmaMemory) -> Result<(), BackendError>;
+    /// Interrupt vectors of `kind` the device has.
+    fn irq_count(&mut self, kind: IrqKind) -> Result<u32, BackendError>;
+    /// Deliver vectors `0..fds.len()` of `kind` to these eventfds (enables
+    /// the capability; unmasks the vectors).
+    fn enable_irqs(&mut self, kind: IrqKind, fds: &[&EventFd]) -> Result<(), BackendError>;
+    /// Stop delivering interrupts of `kind`.
+    fn disable_irqs(&mut self, kind: IrqKind) -> Result<(), BackendError>;
+    /// Function-level reset.
+    fn reset(&mut self) -> Result<(), BackendError>;
+}
+
+/// Config-space helpers over any backend.
+pub trait ConfigExt {
+    fn config_read16(&mut self, offset: u64) -> Result<u16, BackendError>;
+    fn config_write16(&mut self, offset: u64, v: u16) -> Result<(), BackendError>;
+    fn bar_read32(&mut self, bar: u32, offset: u64) -> Result<u32, BackendError>;
+    fn bar_write32(&mut self, bar: u32, offset: u64, v: u32) -> Result<(), BackendError>;
+}
+
+impl<B: Backend + ?Sized> ConfigExt for B {
+    fn config_read16(&mut self, offset: u64) -> Result<u16, BackendError> {
+        let mut b = [0u8; 2];
+        self.config_read(offset, &mut b)?;
+        Ok(u16::from_le_bytes(b))
+    }
+    fn config_write16(&mut self, offset: u64, v: u16) -> Result<(), BackendError> {
+        self.config_write(offset, &v.to_le_bytes())
+    }
+    fn bar_read32(&mut self, bar: u32, offset: u64) -> Result<u32, BackendError> {
+        let mut b = [0u8; 4];
+        self.bar_read(bar, offset, &mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+    fn bar_write32(&mut self, bar: u32, offset: u64, v: u32) -> Result<(), BackendError> {
+        self.bar_write(bar, offset, &v.to_le_bytes())
+    }
+}
+
+/// Find a PCI capability in configuration space.
+pub fn find_capability<B: Backend + ?Sized>(b: &mut B, id: u8) -> Result<Option<u64>, BackendError> {
+    let mut at = {
+        let mut p = [0u8; 1];
+        b.config_read(0x34, &mut p)?;
+        u64::from(p[0] & !3)
+    };
+    for _ in 0..48 {
+        if at < 0x40 {
+            return Ok(None);
+        }
+        let mut h = [0u8; 2];
+        b.config_read(at, &mut h)?;
+        if h[0] == id {
+            return Ok(Some(at));
+        }
+        at = u64::from(h[1] & !3);
+    }
+    Ok(None)
+}

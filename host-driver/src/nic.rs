@@ -1,0 +1,608 @@
+//! Bringing one PCI function up, step by step as `docs/device-abi.md`
+//! ("Bring-up, step by step") says, and the admin commands after that.
+//!
+//! [`Nic::open`] takes any [`Backend`] and returns a function with its
+//! admin queue running, its doorbell pages mapped and its MSI-X vectors on
+//! eventfds; LIFs and queues are created on it afterwards.
+
+use crate::backend::{Backend, BackendError, BarMapping, ConfigExt, IrqKind};
+use crate::mem::{DmaMemory, MemError, MemKind};
+use crate::queue::{attach, CqReader, DoorbellWord, QueueParts, RxQueue, TxQueue};
+use dataplane::abi::{
+    self, devcmd, queue_flags, AbiError, AdminCmd, AdminCommand, AdminComp, AdminStatus, CmdHeader, DevCommand,
+    DeviceIdentity, DeviceInfo, DmaRef, Doorbell, FromBytes, IntoBytes, LifCreate, LifInfo, LifStats, MeterConfig,
+    MeterRef, MeterResource, Moderation, ModerationRef, QueueCreate, QueueRef, QueueType, DEVCMD_OFFSET,
+    DOORBELL_OFFSET, DOORBELL_STRIDE, IDENTITY_OFFSET, LIF_NONE, PCI_DEVICE_ID_PF, PCI_DEVICE_ID_VF, PCI_VENDOR_ID,
+    QUEUE_STATE_ALIGN, QUEUE_STATE_SIZE,
+};
+use dataplane::packet::Mac;
+use dataplane::ring::{Producer, RingError, SharedQueueState};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+/// Why a function could not be brought up or a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("{0}")]
+    Backend(#[from] BackendError),
+    #[error("{0}")]
+    Mem(#[from] MemError),
+    #[error("{device}: vendor:device {vendor:04x}:{id:04x} is not a fairnic function (expected {PCI_VENDOR_ID:04x}:{PCI_DEVICE_ID_PF:04x} or {PCI_VENDOR_ID:04x}:{PCI_DEVICE_ID_VF:04x}; pass --pci-id VENDOR:DEVICE for other hardware)")]
+    UnknownDevice { device: String, vendor: u16, id: u16 },
+    #[error("{device}: the device's ABI does not match this driver: {source} (update nicdrv or the device firmware)")]
+    Abi { device: String, source: AbiError },
+    #[error("{device}: the device stopped answering: {what} not done after {after:?}")]
+    NotAnswering {
+        device: String,
+        what: String,
+        after: Duration,
+    },
+    #[error("{device}: {command} failed: the device said {status:?}")]
+    Admin {
+        device: String,
+        command: &'static str,
+        status: AdminStatus,
+    },
+    #[error("{device}: {what}: {source}")]
+    Ring {
+        device: String,
+        what: &'static str,
+        source: RingError,
+    },
+    #[error("{device}: {what}")]
+    Other { device: String, what: String },
+}
+
+/// How to bring a function up.
+#[derive(Debug, Clone)]
+pub struct NicConfig {
+    /// DMA memory for this function's rings and admin buffers.
+    pub mem_bytes: u64,
+    pub mem_kind: MemKind,
+    /// IOVA the memory appears at.
+    pub iova: u64,
+    /// How long to wait for the mailbox and admin commands.
+    pub timeout: Duration,
+    /// Vendor:device pairs accepted besides fairnic's own.
+    pub extra_ids: Vec<(u16, u16)>,
+    /// log2 of the admin queue's length.
+    pub admin_order: u8,
+}
+
+impl Default for NicConfig {
+    fn default() -> Self {
+        NicConfig {
+            mem_bytes: 8 << 20,
+            mem_kind: MemKind::Pages,
+            iova: 0x10_0000_0000,
+            timeout: Duration::from_secs(2),
+            extra_ids: Vec::new(),
+            admin_order: 5,
+        }
+    }
+}
+
+/// A LIF this driver created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lif {
+    pub id: u16,
+    pub slot: u16,
+    pub mac: Mac,
+}
+
+struct AdminQueue {
+    ring: Producer<'static, AdminCmd>,
+    cq: CqReader,
+    state: std::ptr::NonNull<SharedQueueState>,
+    tag: u16,
+}
+
+/// One PCI function, up.
+pub struct Nic {
+    backend: Box<dyn Backend>,
+    device: String,
+    pub identity: DeviceIdentity,
+    pub info: DeviceInfo,
+    mem: Arc<DmaMemory>,
+    doorbells: Arc<BarMapping>,
+    admin: AdminQueue,
+    scratch: abi::DmaRef,
+    eventfds: Vec<Arc<EventFd>>,
+    mapped: Vec<Arc<DmaMemory>>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Nic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Nic")
+            .field("device", &self.device)
+            .field("function", &self.identity.function_id)
+            .finish()
+    }
+}
+
+// SAFETY: the admin queue's pointers refer to `mem`, which the Nic keeps;
+// a Nic is used by one thread at a time (callers share it behind a Mutex).
+unsafe impl Send for Nic {}
+
+/// Scratch space for admin results read by DMA.
+const SCRATCH: u64 = 64 * 1024;
+
+impl Nic {
+    /// Bring the function behind `backend` up.
+    pub fn open(mut backend: Box<dyn Backend>, cfg: &NicConfig) -> Result<Nic, DriverError> {
+        let device = backend.describe();
+        // 1. Identify the function and enable memory space and bus
+        //    mastering (nothing is DMA'd or signalled without the latter).
+        let vendor = backend.config_read16(0)?;
+        let id = backend.config_read16(2)?;
+        let ours = vendor == PCI_VENDOR_ID && (id == PCI_DEVICE_ID_PF || id == PCI_DEVICE_ID_VF);
+        if !ours && !cfg.extra_ids.contains(&(vendor, id)) {
+            return Err(DriverError::UnknownDevice { device, vendor, id });
+        }
+        let cmd = backend.config_read16(4)?;
+        backend.config_write16(4, cmd | 0b110)?;
+
+        // 2. The identity page: signature and ABI version.
+        let mut page = [0u8; 128];
+        backend.bar_read(0, IDENTITY_OFFSET, &mut page)?;
+        let identity = abi::Identity::parse(&page).map_err(|source| DriverError::Abi {
+            device: device.clone(),
+            source,
+        })?;
+
+        let mem = Arc::new(DmaMemory::new(cfg.mem_bytes, cfg.iova, cfg.mem_kind)?);
+        backend.dma_map(&mem)?;
+
+        // 3. Reset through the mailbox; 4. Identify.
+        let mut mailbox = Mailbox {
+            backend: backend.as_mut(),
+            device: &device,
+            timeout: cfg.timeout,
+            tag: 0,
+        };
+        mailbox.run(DevCommand::Reset, "mailbox Reset")?;
+        mailbox.run(DevCommand::Identify, "mailbox Identify")?;
+        let mut data = [0u8; 128];
+        backend.bar_read(0, DEVCMD_OFFSET + devcmd::DATA, &mut data)?;
+        let info = DeviceInfo::read_from_bytes(&data).expect("128 bytes");
+
+        // 5. The admin queue.
+        let order = cfg.admin_order;
+        let (ring, cq, state) = queue_memory(&mem, order, 64)?;
+        let q = QueueCreate {
+            qtype: QueueType::Admin.raw(),
+            ring_order: order,
+            ring_base: ring.iova.into(),
+            cq_base: cq.iova.into(),
+            state_base: state.iova.into(),
+            ..Default::default()
+        };
+        Mailbox {
+            backend: backend.as_mut(),
+            device: &device,
+            timeout: cfg.timeout,
+            tag: 2,
+        }
+        .run(DevCommand::AdminQueueInit(q), "mailbox AdminQueueInit")?;
+        // SAFETY: ring and state lie in `mem`, which the Nic keeps for as
+        // long as the producer lives; the device initialised the block.
+        let producer =
+            unsafe { attach::<AdminCmd>(state.ptr, ring.ptr, order) }.map_err(|source| DriverError::Ring {
+                device: device.clone(),
+                what: "admin queue",
+                source,
+            })?;
+        let admin = AdminQueue {
+            ring: producer,
+            cq: CqReader::new(cq.ptr, order),
+            state: state.ptr.cast(),
+            tag: 16,
+        };
+
+        // 6. Doorbell pages.
+        let db_len = u64::from(identity.nlifs) * DOORBELL_STRIDE;
+        let doorbells = Arc::new(backend.map_bar(0, DOORBELL_OFFSET, db_len)?);
+
+        // 7. MSI-X vectors on eventfds.
+        let nvec = backend.irq_count(IrqKind::MsiX)?.min(u32::from(identity.nintrs));
+        let eventfds: Vec<Arc<EventFd>> = (0..nvec)
+            .map(|_| EventFd::new(EFD_NONBLOCK).map(Arc::new))
+            .collect::<Result<_, _>>()
+            .map_err(|e| DriverError::Other {
+                device: device.clone(),
+                what: format!("eventfd: {e}"),
+            })?;
+        if !eventfds.is_empty() {
+            let refs: Vec<&EventFd> = eventfds.iter().map(|e| e.as_ref()).collect();
+            backend.enable_irqs(IrqKind::MsiX, &refs)?;
+        }
+
+        let scratch = mem.alloc(SCRATCH, 4096)?;
+        Ok(Nic {
+            backend,
+            device,
+            identity,
+            info,
+            mem: mem.clone(),
+            doorbells,
+            admin,
+            scratch: DmaRef::new(scratch.iova, SCRATCH as u32),
+            eventfds,
+            mapped: vec![mem],
+            timeout: cfg.timeout,
+        })
+    }
+
+    /// What the function is (for messages).
+    pub fn device(&self) -> &str {
+        &self.device
+    }
+
+    /// Whether this is the PF.
+    pub fn is_pf(&self) -> bool {
+        self.identity.function_kind == abi::FunctionKind::Pf
+    }
+
+    /// Let this function DMA to and from `mem` too (a packet pool shared
+    /// by several functions).
+    pub fn map_memory(&mut self, mem: &Arc<DmaMemory>) -> Result<(), DriverError> {
+        if self.mapped.iter().any(|m| Arc::ptr_eq(m, mem)) {
+            return Ok(());
+        }
+        self.backend.dma_map(mem)?;
+        self.mapped.push(mem.clone());
+        Ok(())
+    }
+
+    /// The eventfd of MSI-X vector `v`.
+    pub fn eventfd(&self, v: u16) -> Option<Arc<EventFd>> {
+        self.eventfds.get(usize::from(v)).cloned()
+    }
+
+    /// Vectors available.
+    pub fn vectors(&self) -> u16 {
+        self.eventfds.len() as u16
+    }
+
+    /// Run an admin command; any status but Ok is an error.
+    pub fn admin(&mut self, cmd: AdminCommand, lif: u16) -> Result<AdminComp, DriverError> {
+        let name = opcode_name(cmd.opcode());
+        let (status, comp) = self.admin_status(cmd, lif)?;
+        if status != AdminStatus::Ok {
+            return Err(DriverError::Admin {
+                device: self.device.clone(),
+                command: name,
+                status,
+            });
+        }
+        Ok(comp)
+    }
+
+    /// Run an admin command and return its status, whatever it is.
+    pub fn admin_status(&mut self, cmd: AdminCommand, lif: u16) -> Result<(AdminStatus, AdminComp), DriverError> {
+        let a = &mut self.admin;
+        a.tag = a.tag.wrapping_add(1);
+        let tag = a.tag;
+        let raw = cmd.encode(CmdHeader { tag, lif });
+        if !a.ring.fill_bulk(&[raw]) {
+            a.ring.reclaim().map_err(|source| DriverError::Ring {
+                device: self.device.clone(),
+                what: "admin queue",
+                source,
+            })?;
+            if !a.ring.fill_bulk(&[raw]) {
+                return Err(DriverError::Other {
+                    device: self.device.clone(),
+                    what: "admin queue full".into(),
+                });
+            }
+        }
+        let tail = a.ring.indices().outgoing_tail;
+        let db = Doorbell {
+            qtype: QueueType::Admin,
+            qindex: 0,
+            outgoing_tail: tail,
+        }
+        .encode();
+        self.backend
+            .bar_write(0, DEVCMD_OFFSET + devcmd::ADMIN_DOORBELL, &db.to_le_bytes())?;
+        let t0 = Instant::now();
+        loop {
+            let a = &mut self.admin;
+            if let Some(e) = a.cq.next() {
+                // SAFETY: the state block is in `mem`, kept by the Nic.
+                a.cq.publish(unsafe { a.state.as_ref() });
+                let (status, comp) = AdminComp::parse(&e).map_err(|e| DriverError::Other {
+                    device: self.device.clone(),
+                    what: format!("malformed admin completion: {e}"),
+                })?;
+                if comp.tag.get() != tag {
+                    return Err(DriverError::Other {
+                        device: self.device.clone(),
+                        what: format!("admin completion for tag {} while waiting for {tag}", comp.tag.get()),
+                    });
+                }
+                return Ok((status, comp));
+            }
+            if t0.elapsed() > self.timeout {
+                return Err(DriverError::NotAnswering {
+                    device: self.device.clone(),
+                    what: format!("admin command {}", opcode_name(cmd.opcode())),
+                    after: self.timeout,
+                });
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    fn read_scratch(&self, len: usize) -> Vec<u8> {
+        let p = self
+            .mem
+            .ptr(self.scratch.addr.get(), len as u64)
+            .expect("scratch is in mem");
+        let mut v = vec![0u8; len];
+        // SAFETY: the scratch buffer is ours; the device wrote it before
+        // completing the command we waited for.
+        unsafe { std::ptr::copy_nonoverlapping(p.as_ptr(), v.as_mut_ptr(), len) };
+        v
+    }
+
+    /// Create a LIF (MAC `None`: the device assigns one).
+    pub fn create_lif(&mut self, name: &str, mac: Option<Mac>) -> Result<Lif, DriverError> {
+        let c = self.admin(
+            AdminCommand::LifCreate(LifCreate {
+                name: abi::pad_ascii(name),
+                mac: mac.unwrap_or([0; 6]),
+                ..Default::default()
+            }),
+            LIF_NONE,
+        )?;
+        let id = c.value.get() as u16;
+        let info = self.lif_list()?.into_iter().find(|l| l.lif.get() == id);
+        Ok(Lif {
+            id,
+            slot: c.data.get() as u16,
+            mac: info.map(|i| i.mac).unwrap_or_else(|| mac.unwrap_or(abi::lif_mac(id))),
+        })
+    }
+
+    /// Every LIF this function may see (PF: all).
+    pub fn lif_list(&mut self) -> Result<Vec<LifInfo>, DriverError> {
+        let c = self.admin(AdminCommand::LifList(self.scratch), LIF_NONE)?;
+        let n = c.data.get() as usize;
+        let bytes = self.read_scratch(n * std::mem::size_of::<LifInfo>());
+        Ok(bytes
+            .chunks_exact(std::mem::size_of::<LifInfo>())
+            .filter_map(|c| LifInfo::read_from_bytes(c).ok())
+            .collect())
+    }
+
+    /// A LIF's device counters.
+    pub fn stats(&mut self, lif: u16) -> Result<LifStats, DriverError> {
+        self.admin(AdminCommand::StatsGet(self.scratch), lif)?;
+        let b = self.read_scratch(std::mem::size_of::<LifStats>());
+        Ok(LifStats::read_from_bytes(&b).expect("size matches"))
+    }
+
+    /// Set a LIF's meter (PF only); returns what the device applied.
+    pub fn set_meter(&mut self, lif: u16, m: MeterConfig) -> Result<MeterConfig, DriverError> {
+        self.admin(AdminCommand::MeterSet(m), lif)?;
+        self.meter(lif, m.resource())
+    }
+
+    /// A LIF's applied meter for `resource`.
+    pub fn meter(&mut self, lif: u16, resource: MeterResource) -> Result<MeterConfig, DriverError> {
+        let r = MeterRef {
+            resource: resource.raw(),
+            dma: DmaRef::new(self.scratch.addr.get(), 48),
+            ..Default::default()
+        };
+        self.admin(AdminCommand::MeterGet(r), lif)?;
+        Ok(MeterConfig::read_from_bytes(&self.read_scratch(48)).expect("48 bytes"))
+    }
+
+    /// Set a vector's moderation; returns what the device applied.
+    pub fn set_moderation(&mut self, m: Moderation) -> Result<Moderation, DriverError> {
+        self.admin(AdminCommand::ModerationSet(m), LIF_NONE)?;
+        self.moderation(m.vector.get())
+    }
+
+    /// A vector's applied moderation.
+    pub fn moderation(&mut self, vector: u16) -> Result<Moderation, DriverError> {
+        let r = ModerationRef {
+            vector: vector.into(),
+            dma: DmaRef::new(self.scratch.addr.get(), 16),
+            ..Default::default()
+        };
+        self.admin(AdminCommand::ModerationGet(r), LIF_NONE)?;
+        Ok(Moderation::read_from_bytes(&self.read_scratch(16)).expect("16 bytes"))
+    }
+
+    fn queue_parts(
+        &mut self,
+        lif: &Lif,
+        qtype: QueueType,
+        order: u8,
+        vector: Option<u16>,
+    ) -> Result<(QueueParts, QMem), DriverError> {
+        if let Some(v) = vector {
+            if usize::from(v) >= self.eventfds.len() {
+                return Err(DriverError::Other {
+                    device: self.device.clone(),
+                    what: format!("vector {v}: the function has {}", self.eventfds.len()),
+                });
+            }
+        }
+        let (ring, cq, state) = queue_memory(&self.mem, order, 16)?;
+        let q = QueueCreate {
+            qtype: qtype.raw(),
+            ring_order: order,
+            flags: if vector.is_some() { queue_flags::INTR } else { 0 },
+            intr_vector: vector.unwrap_or(0).into(),
+            ring_base: ring.iova.into(),
+            cq_base: cq.iova.into(),
+            state_base: state.iova.into(),
+            ..Default::default()
+        };
+        let c = self.admin(AdminCommand::QueueCreate(q), lif.id)?;
+        let qindex = c.value.get() as u16;
+        let parts = QueueParts {
+            cq: CqReader::new(cq.ptr, order),
+            state: state.ptr.cast(),
+            doorbell: DoorbellWord::new(self.doorbells.clone(), lif.slot, qtype, qindex),
+            lif: lif.id,
+            qindex,
+            qtype,
+            vector,
+            pool: None,
+            _mem: self.mem.clone(),
+        };
+        Ok((parts, QMem { ring, state }))
+    }
+
+    /// Create a TX queue of `1 << order` descriptors on `lif`.
+    pub fn create_txq(&mut self, lif: &Lif, order: u8, vector: Option<u16>) -> Result<TxQueue, DriverError> {
+        let (parts, m) = self.queue_parts(lif, QueueType::Tx, order, vector)?;
+        // SAFETY: the ring and state block are in `self.mem`, which the
+        // queue keeps (`parts._mem`); the device initialised the block.
+        let ring = unsafe { attach(m.state.ptr, m.ring.ptr, order) }.map_err(|source| DriverError::Ring {
+            device: self.device.clone(),
+            what: "TX queue",
+            source,
+        })?;
+        Ok(TxQueue::new(ring, parts))
+    }
+
+    /// Create an RX queue of `1 << order` descriptors on `lif` (empty:
+    /// post buffers with [`RxQueue::refill`]).
+    pub fn create_rxq(&mut self, lif: &Lif, order: u8, vector: Option<u16>) -> Result<RxQueue, DriverError> {
+        let (parts, m) = self.queue_parts(lif, QueueType::Rx, order, vector)?;
+        // SAFETY: as in create_txq.
+        let ring = unsafe { attach(m.state.ptr, m.ring.ptr, order) }.map_err(|source| DriverError::Ring {
+            device: self.device.clone(),
+            what: "RX queue",
+            source,
+        })?;
+        Ok(RxQueue::new(ring, parts))
+    }
+
+    /// Destroy a queue on the device (its buffers are the caller's again).
+    pub fn destroy_queue(&mut self, lif: u16, qtype: QueueType, qindex: u16) -> Result<(), DriverError> {
+        let r = QueueRef {
+            qtype: qtype.raw(),
+            qindex: qindex.into(),
+            ..Default::default()
+        };
+        self.admin(AdminCommand::QueueDestroy(r), lif).map(|_| ())
+    }
+
+    /// Reset the function and take back its DMA mappings.
+    pub fn close(mut self) -> Result<(), DriverError> {
+        let _ = Mailbox {
+            backend: self.backend.as_mut(),
+            device: &self.device,
+            timeout: self.timeout,
+            tag: 3,
+        }
+        .run(DevCommand::Reset, "mailbox Reset");
+        let _ = self.backend.disable_irqs(IrqKind::MsiX);
+        for m in std::mem::take(&mut self.mapped) {
+            self.backend.dma_unmap(&m)?;
+        }
+        Ok(())
+    }
+}
+
+struct QMem {
+    ring: crate::mem::DmaBuf,
+    state: crate::mem::DmaBuf,
+}
+
+/// Ring (entries of `entry` bytes), completion ring, and state block.
+fn queue_memory(
+    mem: &DmaMemory,
+    order: u8,
+    entry: u64,
+) -> Result<(crate::mem::DmaBuf, crate::mem::DmaBuf, crate::mem::DmaBuf), MemError> {
+    let size = 1u64 << order;
+    let ring = mem.alloc(size * entry, 64)?;
+    let cq = mem.alloc(size * 16, 64)?;
+    let state = mem.alloc(QUEUE_STATE_SIZE as u64, QUEUE_STATE_ALIGN)?;
+    Ok((ring, cq, state))
+}
+
+/// The device-command mailbox, used before the admin queue exists.
+struct Mailbox<'a> {
+    backend: &'a mut dyn Backend,
+    device: &'a str,
+    timeout: Duration,
+    tag: u16,
+}
+
+impl Mailbox<'_> {
+    fn run(&mut self, cmd: DevCommand, what: &'static str) -> Result<AdminComp, DriverError> {
+        self.tag += 1;
+        let raw = cmd.encode(CmdHeader {
+            tag: self.tag,
+            lif: LIF_NONE,
+        });
+        let b = &mut *self.backend;
+        b.bar_write(0, DEVCMD_OFFSET + devcmd::CMD, raw.as_bytes())?;
+        b.bar_write(0, DEVCMD_OFFSET + devcmd::DONE, &0u32.to_le_bytes())?;
+        b.bar_write(0, DEVCMD_OFFSET + devcmd::DOORBELL, &1u32.to_le_bytes())?;
+        let t0 = Instant::now();
+        loop {
+            let mut done = [0u8; 4];
+            b.bar_read(0, DEVCMD_OFFSET + devcmd::DONE, &mut done)?;
+            if u32::from_le_bytes(done) == 1 {
+                break;
+            }
+            if t0.elapsed() > self.timeout {
+                return Err(DriverError::NotAnswering {
+                    device: self.device.into(),
+                    what: what.into(),
+                    after: self.timeout,
+                });
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        let mut comp = [0u8; 16];
+        b.bar_read(0, DEVCMD_OFFSET + devcmd::COMP, &mut comp)?;
+        let (status, c) = AdminComp::parse(&comp).map_err(|e| DriverError::Other {
+            device: self.device.into(),
+            what: format!("{what}: malformed completion: {e}"),
+        })?;
+        if status != AdminStatus::Ok {
+            return Err(DriverError::Admin {
+                device: self.device.into(),
+                command: what,
+                status,
+            });
+        }
+        Ok(c)
+    }
+}
+
+fn opcode_name(op: abi::AdminOpcode) -> &'static str {
+    use abi::AdminOpcode::*;
+    match op {
+        Nop => "Nop",
+        Identify => "Identify",
+        LifCreate => "LifCreate",
+        LifDestroy => "LifDestroy",
+        LifList => "LifList",
+        QueueCreate => "QueueCreate",
+        QueueDestroy => "QueueDestroy",
+        QueueReset => "QueueReset",
+        MeterGet => "MeterGet",
+        MeterSet => "MeterSet",
+        ModerationGet => "ModerationGet",
+        ModerationSet => "ModerationSet",
+        StatsGet => "StatsGet",
+        PipelineLoad => "PipelineLoad",
+        TableEntryAdd => "TableEntryAdd",
+        TableEntryDel => "TableEntryDel",
+    }
+}

@@ -1,0 +1,202 @@
+//! Packet buffers: fixed-size buffers carved from DMA memory, owned one at
+//! a time through [`Mbuf`] handles. An `Mbuf` is a unique owner: while the
+//! driver holds it, the device has no descriptor pointing at its buffer,
+//! so the driver may read and write the bytes through ordinary slices;
+//! posting it (`tx_burst`, RX refill) hands it to the device and the handle
+//! comes back only when the device is done with it.
+//!
+//! A pool belongs to one thread (no locks on the data path); its memory
+//! must be DMA-mapped into every function whose queues carry its buffers.
+
+use crate::mem::{DmaMemory, MemError};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::Arc;
+
+/// Buffer size: a full frame with room to spare.
+pub const BUF_SIZE: u32 = 2048;
+
+static NEXT_POOL: AtomicU16 = AtomicU16::new(1);
+
+/// One packet buffer, owned.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Mbuf {
+    pool: u16,
+    idx: u32,
+    len: u16,
+}
+
+impl Mbuf {
+    /// Bytes of frame in the buffer.
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// Whether the buffer holds no frame.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Set the frame length (at most [`BUF_SIZE`]).
+    pub fn set_len(&mut self, len: usize) {
+        assert!(
+            len <= BUF_SIZE as usize,
+            "frame of {len} bytes in a {BUF_SIZE}-byte buffer"
+        );
+        self.len = len as u16;
+    }
+}
+
+/// A pool of packet buffers.
+#[derive(Debug)]
+pub struct Pool {
+    id: u16,
+    mem: Arc<DmaMemory>,
+    base_iova: u64,
+    base: std::ptr::NonNull<u8>,
+    count: u32,
+    free: Vec<u32>,
+}
+
+// SAFETY: the pool's pointers refer to DMA memory kept alive by `mem`; a
+// pool moves between threads as a whole, it is not shared.
+unsafe impl Send for Pool {}
+
+impl Pool {
+    /// `count` buffers from `mem`.
+    pub fn new(mem: Arc<DmaMemory>, count: u32) -> Result<Pool, MemError> {
+        let buf = mem.alloc(u64::from(count) * u64::from(BUF_SIZE), 4096)?;
+        Ok(Pool {
+            id: NEXT_POOL.fetch_add(1, Ordering::Relaxed),
+            base_iova: buf.iova,
+            base: buf.ptr,
+            mem,
+            count,
+            free: (0..count).rev().collect(),
+        })
+    }
+
+    /// A number identifying this pool.
+    pub fn id(&self) -> u16 {
+        self.id
+    }
+
+    /// The memory the buffers live in.
+    pub fn memory(&self) -> &Arc<DmaMemory> {
+        &self.mem
+    }
+
+    /// Take a buffer.
+    #[inline]
+    pub fn alloc(&mut self) -> Option<Mbuf> {
+        self.free.pop().map(|idx| Mbuf {
+            pool: self.id,
+            idx,
+            len: 0,
+        })
+    }
+
+    /// Give a buffer back.
+    #[inline]
+    pub fn free(&mut self, m: Mbuf) {
+        self.check(&m);
+        self.free.push(m.idx);
+    }
+
+    /// Buffers available.
+    pub fn available(&self) -> usize {
+        self.free.len()
+    }
+
+    /// Buffers in all.
+    pub fn capacity(&self) -> u32 {
+        self.count
+    }
+
+    #[inline]
+    fn check(&self, m: &Mbuf) {
+        assert_eq!(m.pool, self.id, "an Mbuf went to a pool it does not come from");
+    }
+
+    /// The buffer's IOVA.
+    #[inline]
+    pub fn iova(&self, m: &Mbuf) -> u64 {
+        self.check(m);
+        self.base_iova + u64::from(m.idx) * u64::from(BUF_SIZE)
+    }
+
+    /// The frame's bytes.
+    #[inline]
+    pub fn data<'a>(&'a self, m: &'a Mbuf) -> &'a [u8] {
+        self.check(m);
+        // SAFETY: buffer `idx` lies inside the pool's allocation (idx <
+        // count, fixed at creation) which `mem` keeps mapped; the Mbuf is the
+        // buffer's unique owner and no descriptor points at it (module
+        // docs), so nobody writes it meanwhile.
+        unsafe { std::slice::from_raw_parts(self.base.as_ptr().add(m.idx as usize * BUF_SIZE as usize), m.len()) }
+    }
+
+    /// The whole buffer, for writing a frame (then [`Mbuf::set_len`]).
+    #[inline]
+    pub fn buffer_mut<'a>(&'a self, m: &'a mut Mbuf) -> &'a mut [u8] {
+        self.check(m);
+        // SAFETY: as in `data`; `&mut Mbuf` makes the access exclusive.
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                self.base.as_ptr().add(m.idx as usize * BUF_SIZE as usize),
+                BUF_SIZE as usize,
+            )
+        }
+    }
+
+    /// Re-create the handle of a buffer the device handed back (RX
+    /// completion, TX reclaim), by index. Only queues call this, for
+    /// indices they posted.
+    pub(crate) fn reclaim_index(&self, idx: u32, len: u16) -> Mbuf {
+        debug_assert!(idx < self.count);
+        Mbuf {
+            pool: self.id,
+            idx,
+            len,
+        }
+    }
+
+    /// The index of a buffer (queues remember it per slot).
+    pub(crate) fn index(&self, m: Mbuf) -> u32 {
+        self.check(&m);
+        m.idx
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mem::MemKind;
+
+    #[test]
+    fn buffers_come_and_go() {
+        let mem = Arc::new(DmaMemory::new(1 << 20, 0x4000_0000, MemKind::Pages).unwrap());
+        let mut p = Pool::new(mem, 8).unwrap();
+        let mut a = p.alloc().unwrap();
+        let b = p.alloc().unwrap();
+        assert_ne!(p.iova(&a), p.iova(&b));
+        p.buffer_mut(&mut a)[..4].copy_from_slice(&[1, 2, 3, 4]);
+        a.set_len(4);
+        assert_eq!(p.data(&a), &[1, 2, 3, 4]);
+        p.free(a);
+        p.free(b);
+        assert_eq!(p.available(), 8);
+        let all: Vec<Mbuf> = std::iter::from_fn(|| p.alloc()).collect();
+        assert_eq!(all.len(), 8);
+        assert!(p.alloc().is_none());
+    }
+
+    #[test]
+    #[should_panic(expected = "does not come from")]
+    fn a_foreign_mbuf_is_refused() {
+        let mem = Arc::new(DmaMemory::new(1 << 20, 0x4000_0000, MemKind::Pages).unwrap());
+        let mut p = Pool::new(mem.clone(), 4).unwrap();
+        let mut q = Pool::new(mem, 4).unwrap();
+        let m = p.alloc().unwrap();
+        q.free(m);
+    }
+}

@@ -1,0 +1,552 @@
+//! TX and RX queues: the data path, batch-oriented and zero-copy in the
+//! manner of DPDK's `tx_burst`/`rx_burst`.
+//!
+//! A queue is the producer half of a three-index descriptor ring
+//! (`dataplane::ring`), the reader of its completion ring (color bits), a
+//! doorbell word in the LIF's doorbell page, and the shared consumer flag.
+//! Neither call blocks or locks; interrupt mode is built on top
+//! ([`crate::irq::Waiter`]) with the consumer-flag protocol.
+
+use crate::backend::BarMapping;
+use crate::mem::DmaMemory;
+use crate::pool::{Mbuf, Pool};
+use dataplane::abi::{
+    comp_flags, doorbell_offset_in_page, expected_color, CompStatus, Completion, CompletionInfo, Doorbell, QueueType,
+    RxDesc, TxDesc, CONSUMER_ARMED, CONSUMER_POLLING, DOORBELL_STRIDE,
+};
+use dataplane::ring::{Producer, RingElem, RingError, SharedQueueState};
+use std::ptr::NonNull;
+use std::sync::atomic::{fence, AtomicU16, Ordering};
+use std::sync::Arc;
+
+/// A queue that stopped: the device reported an error, or broke the ring
+/// protocol.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueueError {
+    #[error("LIF {lif} {qtype:?} queue {qindex} stopped by the device: {status:?} at descriptor {index}")]
+    Device {
+        lif: u16,
+        qtype: QueueType,
+        qindex: u16,
+        status: CompStatus,
+        index: u32,
+    },
+    #[error("LIF {lif} {qtype:?} queue {qindex}: {source}")]
+    Ring {
+        lif: u16,
+        qtype: QueueType,
+        qindex: u16,
+        source: RingError,
+    },
+    #[error("LIF {lif} {qtype:?} queue {qindex}: the device wrote a malformed completion ({why})")]
+    BadCompletion {
+        lif: u16,
+        qtype: QueueType,
+        qindex: u16,
+        why: String,
+    },
+}
+
+/// Reads a completion ring by color.
+#[derive(Debug)]
+pub(crate) struct CqReader {
+    base: NonNull<u8>,
+    order: u8,
+    head: u32,
+    /// Completions consumed since `cq_head` was last published.
+    unpublished: u32,
+}
+
+impl CqReader {
+    pub(crate) fn new(base: NonNull<u8>, order: u8) -> CqReader {
+        CqReader {
+            base,
+            order,
+            head: 0,
+            unpublished: 0,
+        }
+    }
+
+    /// Whether a completion is waiting (one acquire load).
+    #[inline]
+    pub(crate) fn ready(&self) -> bool {
+        let (_, color) = self.status_and_color();
+        color == expected_color(self.head, self.order)
+    }
+
+    #[inline]
+    fn entry(&self) -> NonNull<u8> {
+        let idx = (self.head & ((1 << self.order) - 1)) as usize;
+        // SAFETY: the ring has 1 << order 16-byte entries (allocated so).
+        unsafe { NonNull::new_unchecked(self.base.as_ptr().add(idx * 16)) }
+    }
+
+    #[inline]
+    fn status_and_color(&self) -> (u8, bool) {
+        // SAFETY: the entry is in the completion ring, 16-aligned; the
+        // device stores status and flags last, as one 16-bit store.
+        let sf = unsafe { AtomicU16::from_ptr(self.entry().as_ptr().cast()).load(Ordering::Acquire) };
+        (sf as u8, (sf >> 8) as u8 & comp_flags::COLOR != 0)
+    }
+
+    /// The next completion's raw bytes, if there is one.
+    #[inline]
+    pub(crate) fn next(&mut self) -> Option<[u8; 16]> {
+        let (status, color) = self.status_and_color();
+        if color != expected_color(self.head, self.order) {
+            return None;
+        }
+        let mut e = [0u8; 16];
+        // SAFETY: 16 bytes of the entry; the Acquire load above ordered the
+        // body (written before the color) before this read.
+        unsafe { std::ptr::copy_nonoverlapping(self.entry().as_ptr(), e.as_mut_ptr(), 16) };
+        e[0] = status;
+        self.head = self.head.wrapping_add(1);
+        self.unpublished += 1;
+        Some(e)
+    }
+
+    /// Tell the device how far we consumed.
+    #[inline]
+    pub(crate) fn publish(&mut self, state: &SharedQueueState) {
+        if self.unpublished > 0 {
+            state.cq_head.store(self.head.to_le(), Ordering::Release);
+            self.unpublished = 0;
+        }
+    }
+}
+
+/// A doorbell word in a LIF's doorbell page.
+#[derive(Debug, Clone)]
+pub(crate) struct DoorbellWord {
+    page: Arc<BarMapping>,
+    offset: usize,
+    qtype: QueueType,
+    qindex: u16,
+}
+
+impl DoorbellWord {
+    pub(crate) fn new(page: Arc<BarMapping>, slot: u16, qtype: QueueType, qindex: u16) -> DoorbellWord {
+        let offset = usize::from(slot) * DOORBELL_STRIDE as usize
+            + doorbell_offset_in_page(qtype, qindex).expect("TX/RX queue index < 256") as usize;
+        DoorbellWord {
+            page,
+            offset,
+            qtype,
+            qindex,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn ring(&self, outgoing_tail: u32) {
+        let v = Doorbell {
+            qtype: self.qtype,
+            qindex: self.qindex,
+            outgoing_tail,
+        }
+        .encode();
+        self.page.write64(self.offset, v);
+    }
+}
+
+/// What every queue has besides its ring.
+#[derive(Debug)]
+pub(crate) struct QueueParts {
+    pub(crate) cq: CqReader,
+    pub(crate) state: NonNull<SharedQueueState>,
+    pub(crate) doorbell: DoorbellWord,
+    pub(crate) lif: u16,
+    pub(crate) qindex: u16,
+    pub(crate) qtype: QueueType,
+    pub(crate) vector: Option<u16>,
+    /// The pool whose buffers this queue carries (set on first use).
+    pub(crate) pool: Option<u16>,
+    /// Keeps the ring, completion ring and state block mapped.
+    pub(crate) _mem: Arc<DmaMemory>,
+}
+
+impl QueueParts {
+    #[inline]
+    pub(crate) fn state(&self) -> &SharedQueueState {
+        // SAFETY: the state block is in `_mem` (kept alive), 128-aligned,
+        // all atomics.
+        unsafe { self.state.as_ref() }
+    }
+
+    fn device_error(&self, status: CompStatus, index: u32) -> QueueError {
+        QueueError::Device {
+            lif: self.lif,
+            qtype: self.qtype,
+            qindex: self.qindex,
+            status,
+            index,
+        }
+    }
+
+    fn ring_error(&self, e: RingError) -> QueueError {
+        QueueError::Ring {
+            lif: self.lif,
+            qtype: self.qtype,
+            qindex: self.qindex,
+            source: e,
+        }
+    }
+
+    fn bad_completion(&self, why: impl ToString) -> QueueError {
+        QueueError::BadCompletion {
+            lif: self.lif,
+            qtype: self.qtype,
+            qindex: self.qindex,
+            why: why.to_string(),
+        }
+    }
+
+    /// A queue carries buffers of one pool only: slots remember buffer
+    /// indices, which mean nothing in another pool.
+    #[inline]
+    pub(crate) fn bind_pool(&mut self, pool: &Pool) {
+        match self.pool {
+            None => self.pool = Some(pool.id()),
+            Some(id) => assert_eq!(id, pool.id(), "a queue is used with the pool it started with"),
+        }
+    }
+
+    /// Set the consumer flag (POLLING, ARMED, IDLE).
+    #[inline]
+    pub(crate) fn set_consumer_flag(&self, flag: u32) {
+        self.state().consumer_flag.store(flag.to_le(), Ordering::Relaxed);
+    }
+
+    /// The interrupt-mode half of the consumer-flag protocol: mark ARMED,
+    /// fence, and look at the completion ring once more. Returns true if a
+    /// completion is already there (do not sleep). The device writes a
+    /// completion, fences, and reads the flag, so one side always sees the
+    /// other: no wakeup is lost.
+    pub(crate) fn arm(&self) -> bool {
+        self.set_consumer_flag(CONSUMER_ARMED);
+        fence(Ordering::SeqCst);
+        self.cq.ready()
+    }
+
+    /// Back to polling after a wakeup.
+    pub(crate) fn disarm(&self) {
+        self.set_consumer_flag(CONSUMER_POLLING);
+    }
+}
+
+// SAFETY: a queue's raw pointers refer to DMA memory it keeps alive; a
+// queue is used by one thread at a time (it is not Sync).
+unsafe impl Send for QueueParts {}
+
+/// Counters a TX queue keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TxStats {
+    pub packets: u64,
+    pub bytes: u64,
+    /// Doorbells rung and doorbells the fetch flag made unnecessary.
+    pub doorbells: u64,
+    pub doorbells_suppressed: u64,
+    /// Bursts that found the ring full (backpressure, not loss).
+    pub ring_full: u64,
+}
+
+/// A transmit queue.
+#[derive(Debug)]
+pub struct TxQueue {
+    ring: Producer<'static, TxDesc>,
+    pub(crate) parts: QueueParts,
+    /// The buffer in each slot, returned to the pool on reclaim.
+    shadow: Vec<u32>,
+    descs: Vec<TxDesc>,
+    flags: u16,
+    stats: TxStats,
+    error: Option<QueueError>,
+}
+
+impl TxQueue {
+    pub(crate) fn new(ring: Producer<'static, TxDesc>, parts: QueueParts) -> TxQueue {
+        let size = ring.size() as usize;
+        TxQueue {
+            ring,
+            parts,
+            shadow: vec![u32::MAX; size],
+            descs: Vec::with_capacity(64),
+            flags: 0,
+            stats: TxStats::default(),
+            error: None,
+        }
+    }
+
+    /// Give the device's reclaimed slots' buffers back to `pool`.
+    fn reclaim(&mut self, pool: &mut Pool) -> Result<u32, QueueError> {
+        let n = self.ring.reclaim().map_err(|e| self.parts.ring_error(e))?;
+        let head = self.ring.indices().head;
+        let mask = self.ring.size() - 1;
+        for i in 0..n {
+            let slot = (head.wrapping_sub(n).wrapping_add(i) & mask) as usize;
+            let idx = std::mem::replace(&mut self.shadow[slot], u32::MAX);
+            pool.free(pool.reclaim_index(idx, 0));
+        }
+        Ok(n)
+    }
+
+    /// Read TX completions: only errors (and requested ones) come here.
+    fn check_completions(&mut self) -> Result<(), QueueError> {
+        while let Some(e) = self.parts.cq.next() {
+            let c = Completion::parse(&e).map_err(|why| self.parts.bad_completion(why))?;
+            if c.status != CompStatus::Ok {
+                let err = self.parts.device_error(c.status, c.index);
+                self.error = Some(err.clone());
+                return Err(err);
+            }
+        }
+        let state = self.parts.state;
+        // SAFETY: see QueueParts::state.
+        self.parts.cq.publish(unsafe { state.as_ref() });
+        Ok(())
+    }
+
+    /// Send the frames at the front of `pkts` (as many as fit); they leave
+    /// `pkts`, and their buffers return to `pool` once the device is done.
+    /// Returns how many were sent. A queue the device stopped returns its
+    /// error, and keeps doing so.
+    pub fn tx_burst(&mut self, pool: &mut Pool, pkts: &mut Vec<Mbuf>) -> Result<usize, QueueError> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        self.parts.bind_pool(pool);
+        if self.parts.cq.ready() {
+            self.check_completions()?;
+        }
+        if (self.ring.free() as usize) < pkts.len() {
+            self.reclaim(pool)?;
+        }
+        let n = pkts.len().min(self.ring.free() as usize);
+        if n == 0 {
+            if !pkts.is_empty() {
+                self.stats.ring_full += 1;
+            }
+            return Ok(0);
+        }
+        let mask = self.ring.size() - 1;
+        let mut slot = self.ring.indices().buffer_tail;
+        self.descs.clear();
+        for m in pkts.drain(..n) {
+            let len = m.len() as u16;
+            self.descs.push(TxDesc::new(pool.iova(&m), len, self.flags));
+            self.stats.bytes += u64::from(len);
+            self.shadow[(slot & mask) as usize] = pool.index(m);
+            slot = slot.wrapping_add(1);
+        }
+        let filled = self.ring.fill_bulk(&self.descs);
+        debug_assert!(filled, "free() said they fit");
+        self.stats.packets += n as u64;
+        self.doorbell();
+        Ok(n)
+    }
+
+    #[inline]
+    fn doorbell(&mut self) {
+        if let Some(tail) = self.ring.doorbell() {
+            self.parts.doorbell.ring(tail);
+        }
+        let s = self.ring.stats();
+        self.stats.doorbells = s.doorbells;
+        self.stats.doorbells_suppressed = s.doorbells_suppressed;
+    }
+
+    /// Reclaim everything the device has finished (call when idle).
+    pub fn flush(&mut self, pool: &mut Pool) -> Result<u32, QueueError> {
+        self.parts.bind_pool(pool);
+        self.check_completions()?;
+        self.reclaim(pool)
+    }
+
+    /// Frames posted and not yet reclaimed.
+    pub fn in_flight(&self) -> u32 {
+        self.ring.in_flight()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> TxStats {
+        self.stats
+    }
+
+    /// The LIF and queue index.
+    pub fn id(&self) -> (u16, u16) {
+        (self.parts.lif, self.parts.qindex)
+    }
+
+    /// Set TX descriptor flags for every frame (e.g. checksum offload).
+    pub fn set_flags(&mut self, flags: u16) {
+        self.flags = flags;
+    }
+}
+
+/// Counters an RX queue keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RxStats {
+    pub packets: u64,
+    pub bytes: u64,
+    /// Frames the device truncated to the buffer (counted by the device as
+    /// `DropTooLong`; the driver frees them).
+    pub truncated: u64,
+    /// Refills short of buffers (the pool was empty).
+    pub refill_short: u64,
+}
+
+/// A receive queue.
+#[derive(Debug)]
+pub struct RxQueue {
+    ring: Producer<'static, RxDesc>,
+    pub(crate) parts: QueueParts,
+    shadow: Vec<u32>,
+    descs: Vec<RxDesc>,
+    stats: RxStats,
+    error: Option<QueueError>,
+}
+
+impl RxQueue {
+    pub(crate) fn new(ring: Producer<'static, RxDesc>, parts: QueueParts) -> RxQueue {
+        let size = ring.size() as usize;
+        RxQueue {
+            ring,
+            parts,
+            shadow: vec![u32::MAX; size],
+            descs: Vec::with_capacity(size),
+            stats: RxStats::default(),
+            error: None,
+        }
+    }
+
+    /// Post as many empty buffers as the ring takes.
+    pub fn refill(&mut self, pool: &mut Pool) -> Result<u32, QueueError> {
+        self.parts.bind_pool(pool);
+        self.ring.reclaim().map_err(|e| self.parts.ring_error(e))?;
+        let free = self.ring.free();
+        if free == 0 {
+            return Ok(0);
+        }
+        let mask = self.ring.size() - 1;
+        let mut slot = self.ring.indices().buffer_tail;
+        self.descs.clear();
+        for _ in 0..free {
+            let Some(m) = pool.alloc() else {
+                self.stats.refill_short += 1;
+                break;
+            };
+            self.descs
+                .push(RxDesc::new(pool.iova(&m), crate::pool::BUF_SIZE as u16));
+            self.shadow[(slot & mask) as usize] = pool.index(m);
+            slot = slot.wrapping_add(1);
+        }
+        let n = self.descs.len() as u32;
+        let filled = self.ring.fill_bulk(&self.descs);
+        debug_assert!(filled);
+        if let Some(tail) = self.ring.doorbell() {
+            self.parts.doorbell.ring(tail);
+        }
+        Ok(n)
+    }
+
+    /// Receive up to `max` frames into `out`, then refill the ring from
+    /// `pool`. Returns how many arrived.
+    pub fn rx_burst(&mut self, pool: &mut Pool, out: &mut Vec<Mbuf>, max: usize) -> Result<usize, QueueError> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        self.parts.bind_pool(pool);
+        let mask = self.ring.size() - 1;
+        let mut got = 0;
+        while got < max {
+            let Some(e) = self.parts.cq.next() else { break };
+            let c: CompletionInfo = match Completion::parse(&e) {
+                Ok(c) => c,
+                Err(why) => return Err(self.fail(self.parts.bad_completion(why))),
+            };
+            if c.status != CompStatus::Ok {
+                return Err(self.fail(self.parts.device_error(c.status, c.index)));
+            }
+            let slot = (c.index & mask) as usize;
+            let idx = std::mem::replace(&mut self.shadow[slot], u32::MAX);
+            if idx == u32::MAX {
+                return Err(self.fail(
+                    self.parts
+                        .bad_completion(format!("completion for empty slot {}", c.index)),
+                ));
+            }
+            let m = pool.reclaim_index(idx, c.len.min(crate::pool::BUF_SIZE as u16));
+            if c.truncated {
+                self.stats.truncated += 1;
+                pool.free(m);
+                continue;
+            }
+            self.stats.packets += 1;
+            self.stats.bytes += u64::from(c.len);
+            out.push(m);
+            got += 1;
+        }
+        let state = self.parts.state;
+        // SAFETY: see QueueParts::state.
+        self.parts.cq.publish(unsafe { state.as_ref() });
+        self.refill(pool)?;
+        Ok(got)
+    }
+
+    fn fail(&mut self, e: QueueError) -> QueueError {
+        self.error = Some(e.clone());
+        e
+    }
+
+    /// Whether a completion is waiting.
+    pub fn ready(&self) -> bool {
+        self.parts.cq.ready()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> RxStats {
+        self.stats
+    }
+
+    /// The LIF and queue index.
+    pub fn id(&self) -> (u16, u16) {
+        (self.parts.lif, self.parts.qindex)
+    }
+
+    /// The MSI-X vector this queue interrupts on.
+    pub fn vector(&self) -> Option<u16> {
+        self.parts.vector
+    }
+
+    /// Poll mode: tell the device not to interrupt for this queue.
+    pub fn set_polling(&self) {
+        self.parts.set_consumer_flag(CONSUMER_POLLING);
+    }
+
+    /// Return every posted buffer to the pool (the queue must be destroyed
+    /// or the device reset first: those buffers are no longer the
+    /// device's).
+    pub fn release_buffers(&mut self, pool: &mut Pool) {
+        for s in self.shadow.iter_mut() {
+            let idx = std::mem::replace(s, u32::MAX);
+            if idx != u32::MAX {
+                pool.free(pool.reclaim_index(idx, 0));
+            }
+        }
+    }
+}
+
+/// Attach a producer to a ring in DMA memory.
+///
+/// # Safety
+/// `state` and `ring` point into memory kept alive for as long as the
+/// producer lives (the queue holds an `Arc` to it), laid out per the ABI,
+/// with the device as the only consumer.
+pub(crate) unsafe fn attach<T: RingElem>(
+    state: NonNull<u8>,
+    ring: NonNull<u8>,
+    order: u8,
+) -> Result<Producer<'static, T>, RingError> {
+    // SAFETY: forwarded.
+    unsafe { Producer::attach(state, ring.cast(), order) }
+}
