@@ -8,7 +8,9 @@
 //! - [`irq`]: interrupt mode (epoll on MSI-X eventfds with the shared
 //!   consumer flag, so no wakeup is lost).
 
+pub mod apps;
 pub mod backend;
+pub mod control;
 pub mod irq;
 pub mod mem;
 pub mod nic;

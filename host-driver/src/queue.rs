@@ -431,6 +431,12 @@ impl RxQueue {
         let mut slot = self.ring.indices().buffer_tail;
         self.descs.clear();
         for _ in 0..free {
+            // The head write-back may run ahead of the completions this
+            // queue has read: a slot is reused only once its completion
+            // has handed the buffer back (its shadow entry is empty).
+            if self.shadow[(slot & mask) as usize] != u32::MAX {
+                break;
+            }
             let Some(m) = pool.alloc() else {
                 self.stats.refill_short += 1;
                 break;

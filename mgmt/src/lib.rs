@@ -1,3 +1,5 @@
-//! nicctl's library: the control-socket client and the unit parsers.
-//!
-//! Empty until the fairness issue builds it.
+//! nicctl's library: the control-socket protocol shared with `nicdrv`
+//! ([`proto`]), the client, and the unit parsers (the latter two arrive
+//! with the fairness issue).
+
+pub mod proto;

@@ -1,43 +1,381 @@
-//! nicdrv: fairnic's userspace driver.
+//! nicdrv: fairnic's userspace driver and its built-in applications.
 //!
-//! For now it prints the device ABI it is written against (the driver
-//! proper, its apps and the embedded simulator arrive with the driver
-//! issue).
+//!     nicdrv                       gen on the embedded simulator (PF + 4 VFs)
+//!     nicdrv gen --device vfio:0000:3b:02.0 --device vfio:0000:3b:02.1
+//!     nicdrv echo --device sim:/tmp/nicsim
+//!     nicdrv abi                   the device ABI this driver speaks
 
-use dataplane::abi::{self, layout};
+use clap::{Parser, Subcommand, ValueEnum};
+use dataplane::abi::{self, layout, lif_mac};
+use host_driver::apps::gen::{Flows, GenConfig};
+use host_driver::apps::relay::Relay;
+use host_driver::apps::{parse_sizes, Mode, Ports};
+use host_driver::backend::vfio::VfioBackend;
+use host_driver::backend::vfio_user::VfioUserBackend;
+use host_driver::backend::Backend;
+use host_driver::control::{ControlServer, ControlState};
+use host_driver::mem::MemKind;
+use host_driver::nic::{Nic, NicConfig};
+use sim::device::DeviceConfig;
+use sim::port::GenConfig as WireGen;
+use sim::{PortSpec, Sim, SimConfig};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-const USAGE: &str = "usage: nicdrv [abi] [--markdown]
-
-  abi          print the device ABI summary (the default)
-  --markdown   print it as the Markdown tables of docs/device-abi.md
-  -h, --help   this text";
-
-fn main() -> ExitCode {
-    let mut markdown = false;
-    for arg in std::env::args().skip(1) {
-        match arg.as_str() {
-            "abi" => {}
-            "--markdown" => markdown = true,
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            other => {
-                eprintln!("nicdrv: unknown argument '{other}'\n{USAGE}");
-                return ExitCode::from(2);
-            }
-        }
-    }
-    if markdown {
-        print!("{}", layout::markdown());
-    } else {
-        print!("{}", summary());
-    }
-    ExitCode::SUCCESS
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ModeArg {
+    Poll,
+    Interrupt,
 }
 
-fn summary() -> String {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum FlowsArg {
+    Ring,
+    All,
+}
+
+#[derive(Debug, Subcommand)]
+enum App {
+    /// Offer load on every LIF toward the others; measure throughput,
+    /// latency, and the books (the default).
+    Gen,
+    /// Pair the LIFs and forward what arrives on one out of the other.
+    Forward,
+    /// Send what arrives back out of the LIF it came in on.
+    Echo,
+    /// Print the device ABI this driver speaks.
+    Abi {
+        /// As the Markdown tables of docs/device-abi.md.
+        #[arg(long)]
+        markdown: bool,
+    },
+}
+
+/// fairnic's userspace driver.
+#[derive(Debug, Parser)]
+#[command(name = "nicdrv", version, about, long_about = None)]
+struct Args {
+    #[command(subcommand)]
+    app: Option<App>,
+    /// A function to drive: vfio:BDF (bound to vfio-pci) or sim:PATH (a
+    /// nicsim socket, or a directory of them). Repeatable. None: start the
+    /// embedded simulator.
+    #[arg(long, global = true)]
+    device: Vec<String>,
+    /// VFs of the embedded simulator.
+    #[arg(long, default_value_t = 4, global = true)]
+    vfs: u16,
+    /// LIFs to create on each function.
+    #[arg(long, default_value_t = 1, global = true)]
+    lifs: u16,
+    /// Poll the rings, or sleep on MSI-X interrupts when idle.
+    #[arg(long, value_enum, default_value_t = ModeArg::Poll, global = true)]
+    mode: ModeArg,
+    /// Seconds to run (0: until Ctrl-C).
+    #[arg(long, default_value_t = 5.0, global = true)]
+    duration: f64,
+    /// gen: frames per second per LIF (0: as fast as possible).
+    #[arg(long, default_value_t = 0, global = true)]
+    rate: u64,
+    /// gen: frame sizes with weights, e.g. 64:7,576:4,1500:1.
+    #[arg(long, default_value = "64", global = true)]
+    sizes: String,
+    /// gen: who sends to whom.
+    #[arg(long, value_enum, default_value_t = FlowsArg::Ring, global = true)]
+    flows: FlowsArg,
+    /// Frames per burst.
+    #[arg(long, default_value_t = 32, global = true)]
+    burst: usize,
+    /// log2 of each ring's length.
+    #[arg(long, default_value_t = 10, global = true)]
+    ring_order: u8,
+    /// Packet buffers in the pool.
+    #[arg(long, default_value_t = 16384, global = true)]
+    buffers: u32,
+    /// Seconds between live table lines.
+    #[arg(long, default_value_t = 1.0, global = true)]
+    stats_interval: f64,
+    /// Control socket for nicctl (default $XDG_RUNTIME_DIR/nicdrv.sock or /tmp/nicdrv-UID.sock).
+    #[arg(long, global = true)]
+    control: Option<PathBuf>,
+    /// Write the final report as JSON here.
+    #[arg(long, global = true)]
+    json: Option<PathBuf>,
+    /// No live table.
+    #[arg(long, global = true)]
+    quiet: bool,
+    /// DMA memory from 2 MiB huge pages.
+    #[arg(long, global = true)]
+    hugepages: bool,
+    /// Extra vendor:device IDs to accept (hex), e.g. 8086:154c.
+    #[arg(long, global = true)]
+    pci_id: Vec<String>,
+    /// Embedded simulator, forward/echo: frames per second offered from the wire.
+    #[arg(long, default_value_t = 100_000, global = true)]
+    wire_rate: u64,
+    /// Embedded simulator: write the uplink's egress to this capture.
+    #[arg(long, global = true)]
+    capture: Option<PathBuf>,
+    /// Seed of the generators.
+    #[arg(long, default_value_t = 1, global = true)]
+    seed: u64,
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::Release);
+}
+
+fn default_control() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) => PathBuf::from(d).join("nicdrv.sock"),
+        // SAFETY: getuid cannot fail.
+        None => PathBuf::from(format!("/tmp/nicdrv-{}.sock", unsafe { libc::getuid() })),
+    }
+}
+
+fn parse_id(s: &str) -> Result<(u16, u16), String> {
+    let (v, d) = s
+        .split_once(':')
+        .ok_or_else(|| format!("--pci-id {s}: want VENDOR:DEVICE in hex"))?;
+    let h = |x: &str| u16::from_str_radix(x, 16).map_err(|_| format!("--pci-id {s}: '{x}' is not hex"));
+    Ok((h(v)?, h(d)?))
+}
+
+/// Expand `--device` values into backends; a sim directory means every
+/// socket in it, PF first.
+fn backends(devices: &[String]) -> Result<Vec<Box<dyn Backend>>, String> {
+    let mut out: Vec<Box<dyn Backend>> = Vec::new();
+    for d in devices {
+        if let Some(bdf) = d.strip_prefix("vfio:") {
+            out.push(Box::new(VfioBackend::open(bdf).map_err(|e| e.to_string())?));
+        } else if let Some(path) = d.strip_prefix("sim:") {
+            let p = Path::new(path);
+            if p.is_dir() {
+                let mut socks: Vec<PathBuf> = std::fs::read_dir(p)
+                    .map_err(|e| format!("{path}: {e}"))?
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "sock"))
+                    .collect();
+                socks.sort_by_key(|s| (s.file_name() != Some("pf.sock".as_ref()), s.clone()));
+                if socks.is_empty() {
+                    return Err(format!("{path}: no nicsim sockets (*.sock) in it"));
+                }
+                for s in socks {
+                    out.push(Box::new(VfioUserBackend::connect(&s).map_err(|e| e.to_string())?));
+                }
+            } else {
+                out.push(Box::new(VfioUserBackend::connect(p).map_err(|e| e.to_string())?));
+            }
+        } else {
+            return Err(format!(
+                "--device {d}: want vfio:BDF (e.g. vfio:0000:3b:02.0) or sim:PATH"
+            ));
+        }
+    }
+    Ok(out)
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("NICDRV_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    match run(args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(3),
+        Err(e) => {
+            eprintln!("nicdrv: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Returns whether the books balanced.
+fn run(args: Args) -> Result<bool, String> {
+    let app = args.app.unwrap_or(App::Gen);
+    if let App::Abi { markdown } = app {
+        print!("{}", if markdown { layout::markdown() } else { abi_summary() });
+        return Ok(true);
+    }
+    let sizes = parse_sizes(&args.sizes).map_err(|e| format!("--sizes: {e}"))?;
+    let extra_ids = args.pci_id.iter().map(|s| parse_id(s)).collect::<Result<Vec<_>, _>>()?;
+    let mode = match args.mode {
+        ModeArg::Poll => Mode::Poll,
+        ModeArg::Interrupt => Mode::Interrupt,
+    };
+    // SAFETY: installing handlers that only store to an atomic.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+
+    // The device: given, or the embedded simulator.
+    let mut _sim = None;
+    let (mgmt_backends, data_backends) = if args.device.is_empty() {
+        let port = match app {
+            App::Gen => PortSpec::Null,
+            _ => PortSpec::Gen(WireGen {
+                rate_pps: args.wire_rate,
+                sizes: sizes.clone(),
+                flows: (0..args.vfs * args.lifs).map(lif_mac).collect(),
+                count: None,
+            }),
+        };
+        let sim = Sim::start(SimConfig {
+            device: DeviceConfig {
+                vfs: args.vfs,
+                ..DeviceConfig::default()
+            },
+            port,
+            capture: args.capture.clone(),
+            seed: args.seed,
+            ..SimConfig::default()
+        })
+        .map_err(|e| format!("embedded simulator: {e}"))?;
+        println!(
+            "nicdrv: embedded simulator, 1 PF + {} VFs ({})",
+            args.vfs,
+            sim.pf_socket()
+                .parent()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        );
+        let pf: Box<dyn Backend> = Box::new(VfioUserBackend::connect(sim.pf_socket()).map_err(|e| e.to_string())?);
+        let vfs: Vec<Box<dyn Backend>> = (0..usize::from(args.vfs))
+            .map(|i| {
+                VfioUserBackend::connect(sim.vf_socket(i).expect("socket exists"))
+                    .map(|b| Box::new(b) as Box<dyn Backend>)
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
+        _sim = Some(sim);
+        (vec![pf], vfs)
+    } else {
+        (Vec::new(), backends(&args.device)?)
+    };
+
+    let nic_cfg = NicConfig {
+        mem_kind: if args.hugepages {
+            MemKind::HugePages
+        } else {
+            MemKind::Pages
+        },
+        extra_ids,
+        ..NicConfig::default()
+    };
+    let open = |b: Box<dyn Backend>| {
+        Nic::open(b, &nic_cfg)
+            .map(|n| Arc::new(Mutex::new(n)))
+            .map_err(|e| e.to_string())
+    };
+    let mgmt: Vec<Arc<Mutex<Nic>>> = mgmt_backends.into_iter().map(open).collect::<Result<_, _>>()?;
+    let data: Vec<Arc<Mutex<Nic>>> = data_backends.into_iter().map(open).collect::<Result<_, _>>()?;
+    for n in mgmt.iter().chain(&data) {
+        let g = n.lock().unwrap_or_else(|p| p.into_inner());
+        println!(
+            "nicdrv: {} up: function {} ({:?}), ABI {}.{}, {} LIF slots, {} vectors, {}",
+            g.device(),
+            g.identity.function_id,
+            g.identity.function_kind,
+            g.identity.abi_major,
+            g.identity.abi_minor,
+            g.identity.nlifs,
+            g.vectors(),
+            g.identity.fw_version
+        );
+    }
+    let mem_kind = nic_cfg.mem_kind;
+    let mut ports = Ports::setup(data.clone(), args.lifs, args.ring_order, args.buffers, mode, mem_kind)
+        .map_err(|e| e.to_string())?;
+
+    let state = Arc::new(ControlState {
+        nics: mgmt.iter().chain(&data).cloned().collect(),
+        app: format!("{app:?}").to_lowercase(),
+        app_stats: Mutex::new((0.0, Vec::new())),
+    });
+    let control_path = args.control.clone().unwrap_or_else(default_control);
+    let _control = match ControlServer::start(&control_path, state.clone()) {
+        Ok(c) => {
+            println!(
+                "nicdrv: control socket {} (nicctl --socket {})",
+                c.path().display(),
+                c.path().display()
+            );
+            Some(c)
+        }
+        Err(e) => {
+            eprintln!("nicdrv: no control socket: {e}");
+            None
+        }
+    };
+    let duration = if args.duration <= 0.0 {
+        Duration::from_secs(u64::MAX / 4)
+    } else {
+        Duration::from_secs_f64(args.duration)
+    };
+    let interval = Duration::from_secs_f64(args.stats_interval.max(0.05));
+    let mut publish = |t: f64, lifs: Vec<mgmt::proto::AppLif>| {
+        *state.app_stats.lock().unwrap_or_else(|p| p.into_inner()) = (t, lifs);
+    };
+    let (text, json, balanced) = match app {
+        App::Gen => {
+            let cfg = GenConfig {
+                rate_pps: args.rate,
+                sizes,
+                flows: match args.flows {
+                    FlowsArg::Ring => Flows::Ring,
+                    FlowsArg::All => Flows::All,
+                },
+                duration,
+                stats_interval: interval,
+                burst: args.burst.clamp(1, 256),
+                seed: args.seed,
+                live: !args.quiet,
+            };
+            let r = host_driver::apps::gen::run(&mut ports, &cfg, &STOP, &mut publish).map_err(|e| e.to_string())?;
+            (
+                r.text(),
+                serde_json::to_string_pretty(&r).expect("serialises"),
+                r.conservation.balanced,
+            )
+        }
+        App::Forward | App::Echo => {
+            let relay = if matches!(app, App::Forward) {
+                Relay::Forward
+            } else {
+                Relay::Echo
+            };
+            let r =
+                host_driver::apps::relay::run(&mut ports, relay, duration, interval, &STOP, !args.quiet, &mut publish)
+                    .map_err(|e| e.to_string())?;
+            (
+                r.text(),
+                serde_json::to_string_pretty(&r).expect("serialises"),
+                r.balanced,
+            )
+        }
+        App::Abi { .. } => unreachable!("handled above"),
+    };
+    print!("{text}");
+    if let Some(p) = &args.json {
+        std::fs::write(p, json).map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    for n in mgmt.into_iter().chain(data) {
+        if let Ok(m) = Arc::try_unwrap(n) {
+            let _ = m.into_inner().map(|nic| nic.close());
+        }
+    }
+    Ok(balanced)
+}
+
+fn abi_summary() -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
     let _ = writeln!(

@@ -427,8 +427,10 @@ mod tests {
         let mut cfg = DeviceConfig::default();
         cfg.pf.max_ring_order = 16;
         assert!(cfg.validate().is_err());
-        let mut cfg = DeviceConfig::default();
-        cfg.vfs = 64;
+        let mut cfg = DeviceConfig {
+            vfs: 64,
+            ..DeviceConfig::default()
+        };
         cfg.vf.nlifs = 256;
         assert!(cfg.validate().is_ok());
         cfg.vfs = 300;

@@ -1,0 +1,480 @@
+//! `gen`: every LIF offers load to other LIFs, every LIF receives and
+//! measures; at the end the books must balance: frames sent = frames
+//! received + frames the device dropped with a reason.
+//!
+//! Each frame is Ethernet/IPv4/UDP (checksum 0: none, as RFC 768 allows)
+//! with 22 bytes of payload after the UDP header: magic `FNGN`, the
+//! sending port, a per-flow sequence number, and the send time in ns.
+//! Latency is receive time minus send time, per receiving LIF, in an
+//! hdrhistogram.
+
+use super::{AppError, Ports};
+use dataplane::abi::LifCounter;
+use dataplane::packet::build_udp4;
+use hdrhistogram::Histogram;
+use mgmt::proto::AppLif;
+use serde::Serialize;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Offset of the payload (after Ethernet, IPv4 and UDP headers).
+const PAYLOAD: usize = 42;
+const MAGIC: [u8; 4] = *b"FNGN";
+/// Smallest frame that carries the payload.
+pub const MIN_FRAME: usize = PAYLOAD + 22;
+
+/// Which LIF sends to which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flows {
+    /// LIF i to LIF i+1 (the last to the first).
+    Ring,
+    /// Each LIF to every other, in turn.
+    All,
+}
+
+/// What to offer.
+#[derive(Debug, Clone)]
+pub struct GenConfig {
+    /// Frames per second per LIF; 0: as fast as the rings take them.
+    pub rate_pps: u64,
+    pub sizes: Vec<(usize, u32)>,
+    pub flows: Flows,
+    pub duration: Duration,
+    pub stats_interval: Duration,
+    pub burst: usize,
+    pub seed: u64,
+    /// Print the live table.
+    pub live: bool,
+}
+
+/// Latency percentiles in microseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct Latency {
+    pub samples: u64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    pub max_us: f64,
+}
+
+impl Latency {
+    fn of(h: &Histogram<u64>) -> Latency {
+        if h.is_empty() {
+            return Latency::default();
+        }
+        let us = |ns: u64| ns as f64 / 1000.0;
+        Latency {
+            samples: h.len(),
+            p50_us: us(h.value_at_quantile(0.5)),
+            p99_us: us(h.value_at_quantile(0.99)),
+            p999_us: us(h.value_at_quantile(0.999)),
+            max_us: us(h.max()),
+        }
+    }
+}
+
+/// One LIF's figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct LifReport {
+    pub lif: u16,
+    pub function: String,
+    /// Frames the TX ring accepted.
+    pub sent: u64,
+    /// Frames this LIF received (from the generator).
+    pub received: u64,
+    /// Frames the ring could not take when offered (backpressure: never
+    /// sent, so not a loss).
+    pub backpressured: u64,
+    /// Frames received out of sequence order.
+    pub reordered: u64,
+    /// Device drops at this LIF, by reason.
+    pub drops: std::collections::BTreeMap<String, u64>,
+    pub tx_mpps: f64,
+    pub rx_mpps: f64,
+    pub latency: Latency,
+}
+
+/// The books.
+#[derive(Debug, Clone, Serialize)]
+pub struct Conservation {
+    pub sent: u64,
+    pub received: u64,
+    pub dropped_with_reason: u64,
+    pub unaccounted: i64,
+    pub balanced: bool,
+}
+
+/// What `gen` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct GenReport {
+    pub app: &'static str,
+    pub mode: super::Mode,
+    pub rate_pps_per_lif: u64,
+    pub sizes: Vec<(usize, u32)>,
+    pub flows: Flows,
+    pub seconds: f64,
+    pub lifs: Vec<LifReport>,
+    pub total_tx_mpps: f64,
+    pub total_rx_mpps: f64,
+    pub total_rx_gbps: f64,
+    pub latency: Latency,
+    pub interrupts: u64,
+    pub conservation: Conservation,
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// Run the generator on `ports` until `cfg.duration` or `stop`; `on_stats`
+/// receives the live figures every interval.
+pub fn run(
+    ports: &mut Ports,
+    cfg: &GenConfig,
+    stop: &AtomicBool,
+    on_stats: &mut dyn FnMut(f64, Vec<AppLif>),
+) -> Result<GenReport, AppError> {
+    let n = ports.ports.len();
+    if n < 2 {
+        return Err(AppError::Config("gen needs at least two LIFs".into()));
+    }
+    if cfg.sizes.iter().any(|&(s, _)| s < MIN_FRAME) {
+        return Err(AppError::Config(format!("gen frames are at least {MIN_FRAME} bytes")));
+    }
+    // Destinations of each port, and one template per (src, dst, size).
+    let dsts: Vec<Vec<usize>> = (0..n)
+        .map(|i| match cfg.flows {
+            Flows::Ring => vec![(i + 1) % n],
+            Flows::All => (1..n).map(|k| (i + k) % n).collect(),
+        })
+        .collect();
+    let mut templates = std::collections::HashMap::new();
+    for i in 0..n {
+        for &d in &dsts[i] {
+            for &(size, _) in &cfg.sizes {
+                let f = build_udp4(
+                    ports.ports[d].lif.mac,
+                    ports.ports[i].lif.mac,
+                    [10, 0, i as u8, 1],
+                    [10, 0, d as u8, 1],
+                    (10_000 + i as u16, 20_000 + d as u16),
+                    &[],
+                    size,
+                );
+                let mut f = f;
+                f[40] = 0; // UDP checksum: none
+                f[41] = 0;
+                templates.insert((i, d, size), f);
+            }
+        }
+    }
+    let total_weight: u64 = cfg.sizes.iter().map(|&(_, w)| u64::from(w)).sum();
+    let mut rng = Rng(cfg.seed | 1);
+    let mut next_dst = vec![0usize; n];
+    let mut seq = vec![vec![0u64; n]; n];
+    let mut expect = vec![vec![0u64; n]; n];
+    let mut sent = vec![0u64; n];
+    let mut offered = vec![0u64; n];
+    let mut received = vec![0u64; n];
+    let mut rx_bytes = 0u64;
+    let mut backpressured = vec![0u64; n];
+    let mut reordered = vec![0u64; n];
+    let new_hist = || Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds");
+    let mut hist: Vec<Histogram<u64>> = (0..n).map(|_| new_hist()).collect();
+    let mut interval_hist: Vec<Histogram<u64>> = (0..n).map(|_| new_hist()).collect();
+    let mut burst = Vec::with_capacity(cfg.burst);
+    let mut rx = Vec::with_capacity(256);
+    let t0 = Instant::now();
+    let mut last_stats = t0;
+    let mut last_counts = (vec![0u64; n], vec![0u64; n]);
+    if cfg.live {
+        println!(
+            "{:>7}  {:>5}  {:>10}  {:>10}  {:>10}  {:>9}",
+            "time", "lif", "tx Mpps", "rx Mpps", "rx total", "p99 µs"
+        );
+    }
+    let mut sending = true;
+    let mut drain_since: Option<Instant> = None;
+    loop {
+        let now = Instant::now();
+        let elapsed = now - t0;
+        if sending && (elapsed >= cfg.duration || stop.load(Ordering::Relaxed)) {
+            sending = false;
+            drain_since = Some(now);
+        }
+        let mut work = 0usize;
+        if sending {
+            for i in 0..n {
+                let due = if cfg.rate_pps == 0 {
+                    cfg.burst as u64
+                } else {
+                    (elapsed.as_nanos() as u64 / 1000 * cfg.rate_pps / 1_000_000)
+                        .saturating_sub(offered[i])
+                        .min(cfg.burst as u64)
+                };
+                for _ in 0..due {
+                    let Some(mut m) = ports.pool.alloc() else { break };
+                    let d = dsts[i][next_dst[i] % dsts[i].len()];
+                    next_dst[i] += 1;
+                    let mut pick = rng.next() % total_weight;
+                    let mut size = cfg.sizes[0].0;
+                    for &(s, w) in &cfg.sizes {
+                        if pick < u64::from(w) {
+                            size = s;
+                            break;
+                        }
+                        pick -= u64::from(w);
+                    }
+                    let buf = ports.pool.buffer_mut(&mut m);
+                    buf[..size].copy_from_slice(&templates[&(i, d, size)]);
+                    buf[PAYLOAD..PAYLOAD + 4].copy_from_slice(&MAGIC);
+                    buf[PAYLOAD + 4..PAYLOAD + 6].copy_from_slice(&(i as u16).to_le_bytes());
+                    buf[PAYLOAD + 6..PAYLOAD + 14].copy_from_slice(&seq[i][d].to_le_bytes());
+                    let ts = t0.elapsed().as_nanos() as u64;
+                    buf[PAYLOAD + 14..PAYLOAD + 22].copy_from_slice(&ts.to_le_bytes());
+                    seq[i][d] += 1;
+                    m.set_len(size);
+                    burst.push(m);
+                }
+                offered[i] += burst.len() as u64;
+                let k = ports.ports[i].tx.tx_burst(&mut ports.pool, &mut burst)?;
+                sent[i] += k as u64;
+                work += k;
+                // What the ring did not take was never sent (backpressure,
+                // not loss); its sequence numbers stay unused, which the
+                // receiver does not count as anything.
+                backpressured[i] += burst.len() as u64;
+                for m in burst.drain(..) {
+                    ports.pool.free(m);
+                }
+            }
+        }
+        for j in 0..n {
+            let got = ports.ports[j].rx.rx_burst(&mut ports.pool, &mut rx, 256)?;
+            work += got;
+            let now_ns = t0.elapsed().as_nanos() as u64;
+            for m in rx.drain(..) {
+                let data = ports.pool.data(&m);
+                if data.len() >= MIN_FRAME && data[PAYLOAD..PAYLOAD + 4] == MAGIC {
+                    let src = usize::from(u16::from_le_bytes(
+                        data[PAYLOAD + 4..PAYLOAD + 6].try_into().expect("2 bytes"),
+                    ));
+                    let s = u64::from_le_bytes(data[PAYLOAD + 6..PAYLOAD + 14].try_into().expect("8 bytes"));
+                    let ts = u64::from_le_bytes(data[PAYLOAD + 14..PAYLOAD + 22].try_into().expect("8 bytes"));
+                    if src < n {
+                        if s < expect[src][j] {
+                            reordered[j] += 1;
+                        } else {
+                            expect[src][j] = s + 1;
+                        }
+                    }
+                    let lat = now_ns.saturating_sub(ts).max(1);
+                    let _ = hist[j].record(lat);
+                    let _ = interval_hist[j].record(lat);
+                    received[j] += 1;
+                    rx_bytes += data.len() as u64;
+                }
+                ports.pool.free(m);
+            }
+        }
+        // Give the device's buffers back as TX completes.
+        for p in &mut ports.ports {
+            if p.tx.in_flight() > 0 && (work == 0 || p.tx.in_flight() > 128) {
+                p.tx.flush(&mut ports.pool)?;
+            }
+        }
+        if now - last_stats >= cfg.stats_interval {
+            let dt = (now - last_stats).as_secs_f64();
+            let mut lifs = Vec::new();
+            for i in 0..n {
+                let txr = (sent[i] - last_counts.0[i]) as f64 / dt;
+                let rxr = (received[i] - last_counts.1[i]) as f64 / dt;
+                let l = Latency::of(&interval_hist[i]);
+                if cfg.live {
+                    println!(
+                        "{:>6.1}s  {:>5}  {:>10.3}  {:>10.3}  {:>10}  {:>9.1}",
+                        elapsed.as_secs_f64(),
+                        ports.ports[i].lif.id,
+                        txr / 1e6,
+                        rxr / 1e6,
+                        received[i],
+                        l.p99_us
+                    );
+                }
+                lifs.push(AppLif {
+                    lif: ports.ports[i].lif.id,
+                    tx_pps: txr,
+                    rx_pps: rxr,
+                    tx_packets: sent[i],
+                    rx_packets: received[i],
+                    p50_us: l.p50_us,
+                    p99_us: l.p99_us,
+                    p999_us: l.p999_us,
+                });
+                interval_hist[i].reset();
+            }
+            on_stats(elapsed.as_secs_f64(), lifs);
+            last_counts = (sent.clone(), received.clone());
+            last_stats = now;
+        }
+        if let Some(since) = drain_since {
+            let in_flight: u32 = ports.ports.iter().map(|p| p.tx.in_flight()).sum();
+            let quiet = work == 0 && in_flight == 0;
+            if (quiet && now - since > Duration::from_millis(50)) || now - since > Duration::from_secs(2) {
+                break;
+            }
+        }
+        if work == 0 {
+            let wait = if sending && cfg.rate_pps > 0 {
+                Duration::from_nanos((1_000_000_000 / cfg.rate_pps).max(1))
+            } else {
+                Duration::from_millis(10)
+            };
+            ports.idle(wait)?;
+        }
+    }
+    let seconds = (drain_since.unwrap_or_else(Instant::now) - t0).as_secs_f64().max(1e-9);
+    let stats = ports.device_stats()?;
+    let drop_counters = [
+        LifCounter::DropNoRxBuffer,
+        LifCounter::DropMeterRed,
+        LifCounter::DropParseError,
+        LifCounter::DropNoRoute,
+        LifCounter::DropQueueError,
+        LifCounter::DropTooLong,
+        LifCounter::DropPipeline,
+    ];
+    let mut lifs = Vec::new();
+    let mut dropped = 0u64;
+    let mut all = new_hist();
+    for i in 0..n {
+        let mut drops = std::collections::BTreeMap::new();
+        for &c in &drop_counters {
+            let v = stats[i].get(c);
+            dropped += v;
+            if v > 0 {
+                drops.insert(crate::control::counter_name(c), v);
+            }
+        }
+        let _ = all.add(&hist[i]);
+        let function = ports.nics[ports.ports[i].nic]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .device()
+            .to_string();
+        lifs.push(LifReport {
+            lif: ports.ports[i].lif.id,
+            function,
+            sent: sent[i],
+            received: received[i],
+            backpressured: backpressured[i],
+            reordered: reordered[i],
+            drops,
+            tx_mpps: sent[i] as f64 / seconds / 1e6,
+            rx_mpps: received[i] as f64 / seconds / 1e6,
+            latency: Latency::of(&hist[i]),
+        });
+    }
+    let total_sent: u64 = sent.iter().sum();
+    let total_received: u64 = received.iter().sum();
+    let unaccounted = total_sent as i64 - total_received as i64 - dropped as i64;
+    Ok(GenReport {
+        app: "gen",
+        mode: ports.mode,
+        rate_pps_per_lif: cfg.rate_pps,
+        sizes: cfg.sizes.clone(),
+        flows: cfg.flows,
+        seconds,
+        lifs,
+        total_tx_mpps: total_sent as f64 / seconds / 1e6,
+        total_rx_mpps: total_received as f64 / seconds / 1e6,
+        total_rx_gbps: rx_bytes as f64 * 8.0 / seconds / 1e9,
+        latency: Latency::of(&all),
+        interrupts: ports.waiter.as_ref().map(|w| w.stats().interrupts).unwrap_or(0),
+        conservation: Conservation {
+            sent: total_sent,
+            received: total_received,
+            dropped_with_reason: dropped,
+            unaccounted,
+            balanced: unaccounted == 0,
+        },
+    })
+}
+
+impl GenReport {
+    /// The report as text.
+    pub fn text(&self) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "gen: {:?} mode, {} LIFs, {:.2} s, offered {} per LIF, sizes {:?}, flows {:?}",
+            self.mode,
+            self.lifs.len(),
+            self.seconds,
+            if self.rate_pps_per_lif == 0 {
+                "as fast as possible".to_string()
+            } else {
+                format!("{} pps", self.rate_pps_per_lif)
+            },
+            self.sizes,
+            self.flows
+        );
+        let _ = writeln!(
+            s,
+            "{:>5}  {:>12}  {:>12}  {:>10}  {:>10}  {:>8}  {:>8}  {:>8}  drops",
+            "lif", "sent", "received", "tx Mpps", "rx Mpps", "p50 µs", "p99 µs", "p999 µs"
+        );
+        for l in &self.lifs {
+            let drops = if l.drops.is_empty() {
+                "-".to_string()
+            } else {
+                l.drops
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            let _ = writeln!(
+                s,
+                "{:>5}  {:>12}  {:>12}  {:>10.3}  {:>10.3}  {:>8.1}  {:>8.1}  {:>8.1}  {}",
+                l.lif,
+                l.sent,
+                l.received,
+                l.tx_mpps,
+                l.rx_mpps,
+                l.latency.p50_us,
+                l.latency.p99_us,
+                l.latency.p999_us,
+                drops
+            );
+        }
+        let c = &self.conservation;
+        let _ = writeln!(
+            s,
+            "total: {:.3} Mpps sent, {:.3} Mpps ({:.2} Gbit/s) received; latency p50 {:.1} µs, p99 {:.1} µs, p999 {:.1} µs; interrupts {}",
+            self.total_tx_mpps, self.total_rx_mpps, self.total_rx_gbps, self.latency.p50_us, self.latency.p99_us, self.latency.p999_us, self.interrupts
+        );
+        let _ = writeln!(
+            s,
+            "books: sent {} = received {} + dropped with a reason {} {}",
+            c.sent,
+            c.received,
+            c.dropped_with_reason,
+            if c.balanced {
+                "(balanced)".to_string()
+            } else {
+                format!("(UNACCOUNTED: {})", c.unaccounted)
+            }
+        );
+        s
+    }
+}

@@ -1,0 +1,188 @@
+//! nicdrv's built-in applications, on a set of ports (one LIF with a TX
+//! and an RX queue each) driven from one thread, in poll or interrupt
+//! mode:
+//!
+//! - [`gen`]: offers load on every LIF toward others, measures throughput
+//!   and latency (hdrhistogram), and balances the books.
+//! - [`relay`]: `forward` (RX on one LIF, TX on its partner) and `echo`
+//!   (back out of the LIF it came in on).
+
+pub mod gen;
+pub mod relay;
+
+use crate::irq::Waiter;
+use crate::mem::{DmaMemory, MemKind};
+use crate::nic::{DriverError, Lif, Nic};
+use crate::pool::Pool;
+use crate::queue::{QueueError, RxQueue, TxQueue};
+use serde::Serialize;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How the application waits for packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Spin on the completion rings; the device raises no interrupts.
+    Poll,
+    /// Sleep on MSI-X eventfds when idle (consumer-flag protocol).
+    Interrupt,
+}
+
+/// Why an application stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    Driver(#[from] DriverError),
+    #[error("{0}")]
+    Queue(#[from] QueueError),
+    #[error("{0}")]
+    Mem(#[from] crate::mem::MemError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Config(String),
+}
+
+/// One LIF the application drives.
+#[derive(Debug)]
+pub struct Port {
+    /// Index of its function in `Ports::nics`.
+    pub nic: usize,
+    pub lif: Lif,
+    pub tx: TxQueue,
+    pub rx: RxQueue,
+}
+
+/// Every port, their functions, and the packet pool they share.
+#[derive(Debug)]
+pub struct Ports {
+    pub nics: Vec<Arc<Mutex<Nic>>>,
+    pub ports: Vec<Port>,
+    pub pool: Pool,
+    pub waiter: Option<Waiter>,
+    pub mode: Mode,
+}
+
+/// IOVA of the shared packet pool in every function.
+pub const POOL_IOVA: u64 = 0x40_0000_0000;
+
+impl Ports {
+    /// Create `lifs_per_function` LIFs with one queue pair each on every
+    /// function, and a pool of `buffers` packet buffers mapped into all.
+    pub fn setup(
+        nics: Vec<Arc<Mutex<Nic>>>,
+        lifs_per_function: u16,
+        order: u8,
+        buffers: u32,
+        mode: Mode,
+        mem_kind: MemKind,
+    ) -> Result<Ports, AppError> {
+        let bytes = u64::from(buffers) * u64::from(crate::pool::BUF_SIZE) + (1 << 20);
+        let mem = Arc::new(DmaMemory::new(bytes, POOL_IOVA, mem_kind)?);
+        let mut pool = Pool::new(mem.clone(), buffers)?;
+        let mut ports = Vec::new();
+        let mut eventfds = Vec::new();
+        for (i, n) in nics.iter().enumerate() {
+            let mut nic = n.lock().unwrap_or_else(|p| p.into_inner());
+            nic.map_memory(&mem)?;
+            for k in 0..lifs_per_function {
+                let name = format!("f{}-lif{k}", nic.identity.function_id);
+                let lif = nic.create_lif(&name, None)?;
+                let vector = match mode {
+                    Mode::Poll => None,
+                    Mode::Interrupt if nic.vectors() > 0 => Some(k % nic.vectors()),
+                    Mode::Interrupt => {
+                        return Err(AppError::Config(format!(
+                            "{}: no MSI-X vectors for interrupt mode",
+                            nic.device()
+                        )));
+                    }
+                };
+                let tx = nic.create_txq(&lif, order, None)?;
+                let mut rx = nic.create_rxq(&lif, order, vector)?;
+                if mode == Mode::Poll {
+                    rx.set_polling();
+                }
+                rx.refill(&mut pool)?;
+                if let Some(v) = vector {
+                    eventfds.push(nic.eventfd(v).expect("vector exists"));
+                }
+                ports.push(Port { nic: i, lif, tx, rx });
+            }
+        }
+        let waiter = if mode == Mode::Interrupt {
+            Some(Waiter::new(eventfds)?)
+        } else {
+            None
+        };
+        Ok(Ports {
+            nics,
+            ports,
+            pool,
+            waiter,
+            mode,
+        })
+    }
+
+    /// In interrupt mode, sleep until a port has completions or `timeout`
+    /// passes; in poll mode return at once.
+    pub fn idle(&mut self, timeout: Duration) -> Result<(), AppError> {
+        if let Some(w) = &mut self.waiter {
+            let rxs: Vec<&RxQueue> = self.ports.iter().map(|p| &p.rx).collect();
+            w.wait(&rxs, timeout)?;
+        }
+        Ok(())
+    }
+
+    /// Device counters of every port's LIF.
+    pub fn device_stats(&self) -> Result<Vec<dataplane::abi::LifStats>, AppError> {
+        self.ports
+            .iter()
+            .map(|p| {
+                let mut n = self.nics[p.nic].lock().unwrap_or_else(|e| e.into_inner());
+                Ok(n.stats(p.lif.id)?)
+            })
+            .collect()
+    }
+}
+
+/// Parse `64:7,576:4,1500:1` into sizes with weights.
+pub fn parse_sizes(s: &str) -> Result<Vec<(usize, u32)>, String> {
+    let v: Vec<(usize, u32)> = s
+        .split(',')
+        .map(|part| {
+            let (size, w) = part.split_once(':').unwrap_or((part, "1"));
+            let size: usize = size
+                .trim()
+                .parse()
+                .map_err(|_| format!("'{size}' is not a frame size"))?;
+            let w: u32 = w.trim().parse().map_err(|_| format!("'{w}' is not a weight"))?;
+            if !(60..=1514).contains(&size) {
+                return Err(format!("frame size {size}: must be 60..=1514 (one buffer, no FCS)"));
+            }
+            Ok((size, w))
+        })
+        .collect::<Result<_, _>>()?;
+    if v.iter().map(|&(_, w)| u64::from(w)).sum::<u64>() == 0 {
+        return Err("the size weights sum to zero".into());
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_clear_errors() {
+        assert_eq!(
+            parse_sizes("64:7,576:4,1500:1").unwrap(),
+            vec![(64, 7), (576, 4), (1500, 1)]
+        );
+        assert_eq!(parse_sizes("128").unwrap(), vec![(128, 1)]);
+        assert!(parse_sizes("64:x").unwrap_err().contains("'x' is not a weight"));
+        assert!(parse_sizes("9000").unwrap_err().contains("60..=1514"));
+        assert!(parse_sizes("64:0").unwrap_err().contains("sum to zero"));
+    }
+}

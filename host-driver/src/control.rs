@@ -1,0 +1,426 @@
+//! The control socket: `nicctl` talks to a running `nicdrv` here, one JSON
+//! line per request and per answer (`mgmt::proto`).
+//!
+//! Admin commands go to the function that may carry them: meters through
+//! the PF (the device refuses them from a VF, and the answer says so),
+//! statistics through the PF or the LIF's own function, moderation to the
+//! function named.
+
+use crate::nic::{DriverError, Nic};
+use dataplane::abi::{self, AdminStatus, LifCounter, MeterConfig, Moderation};
+use mgmt::proto::{
+    self, Answer, Coalesce, CoalesceMode, LifCounters, LifRow, Meter, MeterMode, Policy, Request, Resource, Response,
+};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+/// What the control socket serves.
+#[derive(Debug)]
+pub struct ControlState {
+    pub nics: Vec<Arc<Mutex<Nic>>>,
+    pub app: String,
+    /// The application's latest live figures.
+    pub app_stats: Mutex<(f64, Vec<proto::AppLif>)>,
+}
+
+fn lock(n: &Arc<Mutex<Nic>>) -> std::sync::MutexGuard<'_, Nic> {
+    n.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl ControlState {
+    fn pf(&self) -> Option<&Arc<Mutex<Nic>>> {
+        self.nics.iter().find(|n| lock(n).is_pf())
+    }
+
+    /// The function that owns `lif` (by asking each).
+    fn owner(&self, lif: u16) -> Result<&Arc<Mutex<Nic>>, String> {
+        for n in &self.nics {
+            let mut g = lock(n);
+            if g.lif_list()
+                .map_err(|e| e.to_string())?
+                .iter()
+                .any(|l| l.lif.get() == lif && l.function_id.get() == g.identity.function_id)
+            {
+                return Ok(n);
+            }
+        }
+        Err(format!("no LIF {lif} on the functions this nicdrv drives"))
+    }
+
+    fn handle(&self, req: Request) -> Result<Answer, String> {
+        match req {
+            Request::Hello => Ok(Answer::Hello(proto::Hello {
+                protocol: proto::PROTOCOL_VERSION,
+                driver: concat!("nicdrv ", env!("CARGO_PKG_VERSION")).into(),
+                app: self.app.clone(),
+                functions: self.nics.iter().map(|n| lock(n).device().to_string()).collect(),
+            })),
+            Request::LifList => {
+                let mut rows: Vec<LifRow> = Vec::new();
+                let sources: Vec<&Arc<Mutex<Nic>>> = match self.pf() {
+                    Some(pf) => vec![pf],
+                    None => self.nics.iter().collect(),
+                };
+                for n in sources {
+                    for l in lock(n).lif_list().map_err(|e| e.to_string())? {
+                        if !rows.iter().any(|r| r.lif == l.lif.get()) {
+                            rows.push(lif_row(&l));
+                        }
+                    }
+                }
+                rows.sort_by_key(|r| r.lif);
+                Ok(Answer::Lifs { lifs: rows })
+            }
+            Request::Stats { lif } => {
+                let lifs: Vec<u16> = match lif {
+                    Some(l) => vec![l],
+                    None => match self.handle(Request::LifList)? {
+                        Answer::Lifs { lifs } => lifs.iter().map(|r| r.lif).collect(),
+                        _ => unreachable!("LifList answers Lifs"),
+                    },
+                };
+                let mut stats = Vec::new();
+                for l in lifs {
+                    let n = match self.pf() {
+                        Some(pf) => pf,
+                        None => self.owner(l)?,
+                    };
+                    let s = lock(n).stats(l).map_err(|e| explain(e, "read these statistics"))?;
+                    stats.push(LifCounters {
+                        lif: l,
+                        device_clock_ns: s.device_clock.get(),
+                        counters: counters(&s),
+                    });
+                }
+                Ok(Answer::Stats { stats })
+            }
+            Request::MeterGet { lif, resource } => {
+                let n = match self.pf() {
+                    Some(pf) => pf,
+                    None => self.owner(lif)?,
+                };
+                let m = lock(n)
+                    .meter(lif, to_abi_resource(resource))
+                    .map_err(|e| explain(e, "read this meter"))?;
+                Ok(Answer::Meter {
+                    lif,
+                    meter: from_abi_meter(&m),
+                })
+            }
+            Request::MeterSet { lif, meter } => {
+                let n = match self.pf() {
+                    Some(pf) => pf,
+                    None => self.owner(lif)?,
+                };
+                let cfg = to_abi_meter(&meter);
+                // The ABI's own checks first, for a message naming the field.
+                let raw = abi::AdminCommand::MeterSet(cfg).encode(abi::CmdHeader { tag: 0, lif });
+                abi::AdminCommand::decode(&raw).map_err(|e| format!("invalid meter: {e}"))?;
+                let applied = lock(n).set_meter(lif, cfg).map_err(|e| explain(e, "change meters"))?;
+                Ok(Answer::Meter {
+                    lif,
+                    meter: from_abi_meter(&applied),
+                })
+            }
+            Request::CoalesceGet { function, vector } => {
+                let n = self.function(function)?;
+                let m = lock(n).moderation(vector).map_err(|e| explain(e, "read this vector"))?;
+                Ok(Answer::Coalesce {
+                    function,
+                    vector,
+                    coalesce: from_abi_moderation(&m),
+                })
+            }
+            Request::CoalesceSet {
+                function,
+                vector,
+                coalesce,
+            } => {
+                let n = self.function(function)?;
+                let m = to_abi_moderation(vector, &coalesce);
+                let raw = abi::AdminCommand::ModerationSet(m).encode(abi::CmdHeader { tag: 0, lif: 0 });
+                abi::AdminCommand::decode(&raw).map_err(|e| format!("invalid moderation: {e}"))?;
+                let applied = lock(n)
+                    .set_moderation(m)
+                    .map_err(|e| explain(e, "change this vector"))?;
+                Ok(Answer::Coalesce {
+                    function,
+                    vector,
+                    coalesce: from_abi_moderation(&applied),
+                })
+            }
+            Request::AppStats => {
+                let (elapsed_s, lifs) = self.app_stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                Ok(Answer::App { elapsed_s, lifs })
+            }
+        }
+    }
+
+    fn function(&self, function: u16) -> Result<&Arc<Mutex<Nic>>, String> {
+        self.nics
+            .iter()
+            .find(|n| lock(n).identity.function_id == function)
+            .ok_or_else(|| format!("this nicdrv does not drive function {function}"))
+    }
+}
+
+fn explain(e: DriverError, what: &str) -> String {
+    match e {
+        DriverError::Admin {
+            status: AdminStatus::Permission,
+            ..
+        } => format!("permission denied: only the PF may {what} (this nicdrv drives no PF, or the LIF is not ours)"),
+        DriverError::Admin {
+            status: AdminStatus::NoEntry,
+            ..
+        } => format!("no such LIF or vector ({e})"),
+        other => other.to_string(),
+    }
+}
+
+fn lif_row(l: &abi::LifInfo) -> LifRow {
+    LifRow {
+        lif: l.lif.get(),
+        function: l.function_id.get(),
+        name: abi::ascii_field(&l.name),
+        mac: l.mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":"),
+        state: match l.state {
+            abi::lif_state::UP => "up",
+            abi::lif_state::ERROR => "error",
+            _ => "down",
+        }
+        .into(),
+        txq: l.ntxq.get(),
+        rxq: l.nrxq.get(),
+    }
+}
+
+/// A LIF's counters by name (snake case of [`LifCounter`]).
+pub fn counters(s: &abi::LifStats) -> BTreeMap<String, u64> {
+    LifCounter::ALL.iter().map(|&c| (counter_name(c), s.get(c))).collect()
+}
+
+/// `DropNoRxBuffer` -> `drop_no_rx_buffer`.
+pub fn counter_name(c: LifCounter) -> String {
+    let mut out = String::new();
+    for (i, ch) in format!("{c:?}").chars().enumerate() {
+        if ch.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(ch.to_ascii_lowercase());
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+fn to_abi_resource(r: Resource) -> abi::MeterResource {
+    match r {
+        Resource::Packets => abi::MeterResource::Packets,
+        Resource::Bytes => abi::MeterResource::Bytes,
+        Resource::Cost => abi::MeterResource::Cost,
+        Resource::DmaBytes => abi::MeterResource::DmaBytes,
+        Resource::DescInFlight => abi::MeterResource::DescInFlight,
+    }
+}
+
+fn to_abi_meter(m: &Meter) -> MeterConfig {
+    MeterConfig {
+        resource: to_abi_resource(m.resource).raw(),
+        mode: match m.mode {
+            MeterMode::Off => abi::MeterMode::Off,
+            MeterMode::SrTcm => abi::MeterMode::SrTcm,
+            MeterMode::TrTcm => abi::MeterMode::TrTcm,
+        }
+        .raw(),
+        policy: match m.policy {
+            Policy::Backpressure => abi::MeterPolicy::Backpressure,
+            Policy::Deprioritize => abi::MeterPolicy::Deprioritize,
+            Policy::Drop => abi::MeterPolicy::Drop,
+        }
+        .raw(),
+        cir: m.cir.into(),
+        cburst: m.cburst.into(),
+        pir: m.pir.into(),
+        pburst: m.pburst.into(),
+        eburst: m.eburst.into(),
+        ..Default::default()
+    }
+}
+
+fn from_abi_meter(m: &MeterConfig) -> Meter {
+    Meter {
+        resource: match m.resource() {
+            abi::MeterResource::Packets => Resource::Packets,
+            abi::MeterResource::Bytes => Resource::Bytes,
+            abi::MeterResource::Cost => Resource::Cost,
+            abi::MeterResource::DmaBytes => Resource::DmaBytes,
+            abi::MeterResource::DescInFlight => Resource::DescInFlight,
+        },
+        mode: match m.mode() {
+            abi::MeterMode::Off => MeterMode::Off,
+            abi::MeterMode::SrTcm => MeterMode::SrTcm,
+            abi::MeterMode::TrTcm => MeterMode::TrTcm,
+        },
+        policy: match m.policy() {
+            abi::MeterPolicy::Backpressure => Policy::Backpressure,
+            abi::MeterPolicy::Deprioritize => Policy::Deprioritize,
+            abi::MeterPolicy::Drop => Policy::Drop,
+        },
+        cir: m.cir.get(),
+        cburst: m.cburst.get(),
+        pir: m.pir.get(),
+        pburst: m.pburst.get(),
+        eburst: m.eburst.get(),
+    }
+}
+
+fn to_abi_moderation(vector: u16, c: &Coalesce) -> Moderation {
+    Moderation {
+        vector: vector.into(),
+        mode: match c.mode {
+            CoalesceMode::Off => abi::ModerationMode::Off,
+            CoalesceMode::Fixed => abi::ModerationMode::Fixed,
+            CoalesceMode::Adaptive => abi::ModerationMode::Adaptive,
+        }
+        .raw(),
+        high_watermark_pct: c.high_watermark_pct,
+        latency_interval_us: c.latency_interval_us.into(),
+        overflow_interval_us: c.overflow_interval_us.into(),
+        frame_threshold: c.frame_threshold.into(),
+    }
+}
+
+fn from_abi_moderation(m: &Moderation) -> Coalesce {
+    Coalesce {
+        mode: match m.mode() {
+            abi::ModerationMode::Off => CoalesceMode::Off,
+            abi::ModerationMode::Fixed => CoalesceMode::Fixed,
+            abi::ModerationMode::Adaptive => CoalesceMode::Adaptive,
+        },
+        latency_interval_us: m.latency_interval_us.get(),
+        overflow_interval_us: m.overflow_interval_us.get(),
+        frame_threshold: m.frame_threshold.get(),
+        high_watermark_pct: m.high_watermark_pct,
+    }
+}
+
+/// One request line in, one response line out.
+pub fn respond(state: &ControlState, line: &[u8]) -> Response {
+    match proto::parse_request(line) {
+        Err(e) => Response::Error(e.to_string()),
+        Ok(req) => match state.handle(req) {
+            Ok(a) => Response::Ok(a),
+            Err(e) => Response::Error(e),
+        },
+    }
+}
+
+fn serve_client(state: Arc<ControlState>, stream: UnixStream) {
+    let Ok(w) = stream.try_clone() else { return };
+    let mut w = w;
+    let mut r = BufReader::new(stream);
+    loop {
+        let mut line = Vec::new();
+        match (&mut r).take(proto::MAX_LINE as u64 + 1).read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let too_long = line.len() > proto::MAX_LINE && !line.ends_with(b"\n");
+        while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            line.pop();
+        }
+        let resp = if too_long {
+            Response::Error(proto::ProtoError::TooLong(line.len()).to_string())
+        } else {
+            respond(&state, &line)
+        };
+        if w.write_all(proto::encode(&resp).as_bytes()).is_err() || too_long {
+            return;
+        }
+    }
+}
+
+/// A running control socket; removes its socket file when dropped.
+#[derive(Debug)]
+pub struct ControlServer {
+    path: PathBuf,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ControlServer {
+    /// Listen on `path` (replacing a stale socket).
+    pub fn start(path: &Path, state: Arc<ControlState>) -> std::io::Result<ControlServer> {
+        if path.exists() {
+            if UnixStream::connect(path).is_ok() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AddrInUse,
+                    format!(
+                        "{} is in use by another nicdrv (pass --control elsewhere)",
+                        path.display()
+                    ),
+                ));
+            }
+            std::fs::remove_file(path)?;
+        }
+        let listener = UnixListener::bind(path)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("nicdrv-control".into())
+            .spawn(move || {
+                for conn in listener.incoming() {
+                    if s.load(Ordering::Acquire) {
+                        break;
+                    }
+                    if let Ok(c) = conn {
+                        let st = state.clone();
+                        let _ = std::thread::Builder::new()
+                            .name("nicdrv-client".into())
+                            .spawn(move || serve_client(st, c));
+                    }
+                }
+            })?;
+        Ok(ControlServer {
+            path: path.to_path_buf(),
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// The socket path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for ControlServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        let _ = UnixStream::connect(&self.path);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Send one request and read its response (the client half, for tests and
+/// `nicctl`).
+pub fn request(path: &Path, req: &Request) -> std::io::Result<Response> {
+    let mut s = UnixStream::connect(path)?;
+    s.write_all(proto::encode(req).as_bytes())?;
+    let mut line = Vec::new();
+    BufReader::new(s)
+        .take(proto::MAX_LINE as u64 + 1)
+        .read_until(b'\n', &mut line)?;
+    proto::parse_response(line.trim_ascii_end()).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}

@@ -1,0 +1,274 @@
+//! The control-socket protocol between `nicdrv` (server) and `nicctl`
+//! (client): one JSON object per line each way, over a Unix stream socket.
+//!
+//! Every request gets exactly one response line: `{"ok": ...}` or
+//! `{"error": "..."}`. Lines longer than [`MAX_LINE`] are refused, and a
+//! malformed line gets an error response naming what was wrong; the server
+//! never panics or hangs on what a client sends.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Version of this protocol (in `Request::Hello`'s answer).
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Longest line either side accepts.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// A meter's resource, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resource {
+    Packets,
+    Bytes,
+    Cost,
+    DmaBytes,
+    DescInFlight,
+}
+
+/// A meter's algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MeterMode {
+    Off,
+    SrTcm,
+    TrTcm,
+}
+
+/// What happens to a LIF whose meter is red.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Policy {
+    Backpressure,
+    Deprioritize,
+    Drop,
+}
+
+/// A meter setting (rates per second and bursts in the resource's unit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Meter {
+    pub resource: Resource,
+    pub mode: MeterMode,
+    pub policy: Policy,
+    pub cir: u64,
+    pub cburst: u64,
+    pub pir: u64,
+    pub pburst: u64,
+    pub eburst: u64,
+}
+
+/// Interrupt moderation mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CoalesceMode {
+    Off,
+    Fixed,
+    Adaptive,
+}
+
+/// A vector's moderation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Coalesce {
+    pub mode: CoalesceMode,
+    pub latency_interval_us: u32,
+    pub overflow_interval_us: u32,
+    pub frame_threshold: u32,
+    pub high_watermark_pct: u8,
+}
+
+/// A request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Who are you.
+    Hello,
+    /// Every LIF the driver can see.
+    LifList,
+    /// Device counters of one LIF, or of all.
+    Stats { lif: Option<u16> },
+    /// The applied meter of a LIF.
+    MeterGet { lif: u16, resource: Resource },
+    /// Set a LIF's meter (through the PF); answers what was applied.
+    MeterSet { lif: u16, meter: Meter },
+    /// A function's vector moderation.
+    CoalesceGet { function: u16, vector: u16 },
+    /// Set it; answers what was applied.
+    CoalesceSet {
+        function: u16,
+        vector: u16,
+        coalesce: Coalesce,
+    },
+    /// The running application's live figures.
+    AppStats,
+}
+
+/// One LIF, as `lif list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifRow {
+    pub lif: u16,
+    pub function: u16,
+    pub name: String,
+    pub mac: String,
+    pub state: String,
+    pub txq: u16,
+    pub rxq: u16,
+}
+
+/// A LIF's device counters by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifCounters {
+    pub lif: u16,
+    pub device_clock_ns: u64,
+    pub counters: BTreeMap<String, u64>,
+}
+
+/// The application's live figures for one LIF.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppLif {
+    pub lif: u16,
+    pub tx_pps: f64,
+    pub rx_pps: f64,
+    pub tx_packets: u64,
+    pub rx_packets: u64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+}
+
+/// What the driver is and runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub protocol: u32,
+    pub driver: String,
+    pub app: String,
+    pub functions: Vec<String>,
+}
+
+/// A successful answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Answer {
+    Hello(Hello),
+    Lifs {
+        lifs: Vec<LifRow>,
+    },
+    Stats {
+        stats: Vec<LifCounters>,
+    },
+    Meter {
+        lif: u16,
+        meter: Meter,
+    },
+    Coalesce {
+        function: u16,
+        vector: u16,
+        coalesce: Coalesce,
+    },
+    App {
+        elapsed_s: f64,
+        lifs: Vec<AppLif>,
+    },
+}
+
+/// A response line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Response {
+    Ok(Answer),
+    Error(String),
+}
+
+/// Why a line is not a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtoError {
+    #[error("line of {0} bytes exceeds {MAX_LINE}")]
+    TooLong(usize),
+    #[error("not a valid message: {0}")]
+    Malformed(String),
+}
+
+/// Parse a request line (without its newline).
+pub fn parse_request(line: &[u8]) -> Result<Request, ProtoError> {
+    if line.len() > MAX_LINE {
+        return Err(ProtoError::TooLong(line.len()));
+    }
+    serde_json::from_slice(line).map_err(|e| ProtoError::Malformed(e.to_string()))
+}
+
+/// Parse a response line.
+pub fn parse_response(line: &[u8]) -> Result<Response, ProtoError> {
+    if line.len() > MAX_LINE {
+        return Err(ProtoError::TooLong(line.len()));
+    }
+    serde_json::from_slice(line).map_err(|e| ProtoError::Malformed(e.to_string()))
+}
+
+/// Encode a message as one line, newline included.
+pub fn encode<T: Serialize>(msg: &T) -> String {
+    let mut s = serde_json::to_string(msg).expect("protocol types serialise");
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_and_read_like_json_should() {
+        let r = Request::MeterSet {
+            lif: 3,
+            meter: Meter {
+                resource: Resource::Bytes,
+                mode: MeterMode::TrTcm,
+                policy: Policy::Backpressure,
+                cir: 250_000_000,
+                cburst: 65536,
+                pir: 500_000_000,
+                pburst: 131072,
+                eburst: 0,
+            },
+        };
+        let line = encode(&r);
+        assert!(
+            line.starts_with(r#"{"op":"meter_set","lif":3,"meter":{"resource":"bytes","mode":"tr_tcm""#),
+            "{line}"
+        );
+        assert_eq!(parse_request(line.trim_end().as_bytes()), Ok(r));
+        assert_eq!(
+            parse_request(br#"{"op":"stats","lif":null}"#),
+            Ok(Request::Stats { lif: None })
+        );
+    }
+
+    #[test]
+    fn bad_lines_are_named() {
+        assert!(matches!(parse_request(b"{\"op\":\"fly\"}"), Err(ProtoError::Malformed(m)) if m.contains("fly")));
+        assert!(matches!(parse_request(b"\xff\xfe"), Err(ProtoError::Malformed(_))));
+        assert!(matches!(
+            parse_request(&vec![b' '; MAX_LINE + 1]),
+            Err(ProtoError::TooLong(_))
+        ));
+        assert!(matches!(
+            parse_request(br#"{"op":"meter_get","lif":70000,"resource":"bytes"}"#),
+            Err(ProtoError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn responses_round_trip() {
+        let r = Response::Ok(Answer::Lifs {
+            lifs: vec![LifRow {
+                lif: 0,
+                function: 1,
+                name: "vf0".into(),
+                mac: "02:f4:1c:00:00:00".into(),
+                state: "up".into(),
+                txq: 1,
+                rxq: 1,
+            }],
+        });
+        assert_eq!(parse_response(encode(&r).trim_end().as_bytes()), Ok(r));
+        let e = Response::Error("no".into());
+        assert_eq!(parse_response(encode(&e).trim_end().as_bytes()), Ok(e));
+    }
+}
