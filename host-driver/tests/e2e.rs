@@ -272,7 +272,9 @@ fn small_rx_bursts_behind_a_large_backlog_lose_nothing() {
     let mut out = Vec::new();
     for _round in 0..2000 {
         if sent < 3000 {
-            let mut burst: Vec<Mbuf> = (0..64).map(|k| frame_into(&mut pool, b.lif.mac, a.lif.mac, sent + k, 64)).collect();
+            let mut burst: Vec<Mbuf> = (0..64)
+                .map(|k| frame_into(&mut pool, b.lif.mac, a.lif.mac, sent + k, 64))
+                .collect();
             sent += a.tx.tx_burst(&mut pool, &mut burst).unwrap() as u64;
             for m in burst {
                 pool.free(m);
@@ -297,6 +299,14 @@ fn small_rx_bursts_behind_a_large_backlog_lose_nothing() {
     // arrive): the device dropped the rest, with a reason.
     let st = b.nic.stats(b.lif.id).unwrap();
     assert!(st.get(LifCounter::DropNoRxBuffer) > 0);
-    assert_eq!(got, st.get(LifCounter::RxPackets), "every frame the device delivered was read");
-    assert_eq!(got + st.get(LifCounter::DropNoRxBuffer), sent, "sent = received + dropped with a reason");
+    assert_eq!(
+        got,
+        st.get(LifCounter::RxPackets),
+        "every frame the device delivered was read"
+    );
+    assert_eq!(
+        got + st.get(LifCounter::DropNoRxBuffer),
+        sent,
+        "sent = received + dropped with a reason"
+    );
 }

@@ -1,0 +1,214 @@
+//! The nicdrv binary end to end on its embedded simulator: it runs the
+//! generator in poll and interrupt mode, balances the books, and answers
+//! on its control socket while it runs.
+
+use mgmt::proto::{Answer, Coalesce, CoalesceMode, Meter, MeterMode, Policy, Request, Resource, Response};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn tmp(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("nicdrv-bin-{}-{name}", std::process::id()))
+}
+
+fn report(path: &PathBuf) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).expect("report written")).expect("report is JSON")
+}
+
+#[test]
+fn gen_in_both_modes_balances_the_books() {
+    for mode in ["poll", "interrupt"] {
+        let json = tmp(&format!("{mode}.json"));
+        let out = Command::new(env!("CARGO_BIN_EXE_nicdrv"))
+            .args([
+                "gen",
+                "--vfs",
+                "3",
+                "--duration",
+                "1",
+                "--rate",
+                "50000",
+                "--quiet",
+                "--mode",
+                mode,
+                "--sizes",
+                "64:3,512:1",
+            ])
+            .arg("--control")
+            .arg(tmp(&format!("{mode}.sock")))
+            .arg("--json")
+            .arg(&json)
+            .output()
+            .expect("nicdrv runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{mode}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("(balanced)"), "{stdout}");
+        let r = report(&json);
+        assert_eq!(r["conservation"]["balanced"], true);
+        let lifs = r["lifs"].as_array().unwrap();
+        assert_eq!(lifs.len(), 3, "one LIF per VF");
+        for l in lifs {
+            assert!(l["received"].as_u64().unwrap() > 10_000, "{mode}: {l}");
+        }
+        if mode == "interrupt" {
+            assert!(r["interrupts"].as_u64().unwrap() > 0);
+        }
+        let _ = std::fs::remove_file(json);
+    }
+}
+
+fn ask(sock: &PathBuf, line: &str) -> Response {
+    let mut s = UnixStream::connect(sock).unwrap();
+    s.write_all(line.as_bytes()).unwrap();
+    s.write_all(b"\n").unwrap();
+    let mut resp = String::new();
+    BufReader::new(s).read_line(&mut resp).unwrap();
+    mgmt::proto::parse_response(resp.trim_end().as_bytes()).expect("a well-formed response")
+}
+
+fn ask_req(sock: &PathBuf, req: &Request) -> Response {
+    ask(sock, mgmt::proto::encode(req).trim_end())
+}
+
+#[test]
+fn the_control_socket_answers_while_traffic_runs() {
+    let sock = tmp("ctl.sock");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nicdrv"))
+        .args([
+            "gen",
+            "--vfs",
+            "2",
+            "--duration",
+            "30",
+            "--rate",
+            "20000",
+            "--quiet",
+            "--stats-interval",
+            "0.2",
+        ])
+        .arg("--control")
+        .arg(&sock)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("nicdrv runs");
+    let t0 = Instant::now();
+    while UnixStream::connect(&sock).is_err() {
+        assert!(t0.elapsed() < Duration::from_secs(20), "control socket never appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    match ask_req(&sock, &Request::Hello) {
+        Response::Ok(Answer::Hello(h)) => {
+            assert_eq!(h.app, "gen");
+            assert_eq!(h.functions.len(), 3, "PF + 2 VFs");
+        }
+        other => panic!("{other:?}"),
+    }
+    let lifs = match ask_req(&sock, &Request::LifList) {
+        Response::Ok(Answer::Lifs { lifs }) => lifs,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(lifs.iter().map(|l| l.lif).collect::<Vec<_>>(), [0, 1]);
+    assert!(lifs.iter().all(|l| l.state == "up" && l.txq == 1 && l.rxq == 1));
+    // A meter set through the PF comes back as applied.
+    let m = Meter {
+        resource: Resource::Bytes,
+        mode: MeterMode::TrTcm,
+        policy: Policy::Backpressure,
+        cir: 125_000_000,
+        cburst: 65_536,
+        pir: 250_000_000,
+        pburst: 131_072,
+        eburst: 0,
+    };
+    assert_eq!(
+        ask_req(&sock, &Request::MeterSet { lif: 1, meter: m }),
+        Response::Ok(Answer::Meter { lif: 1, meter: m })
+    );
+    // An invalid one is refused with the field named.
+    let bad = Meter { pir: 1, ..m };
+    match ask_req(&sock, &Request::MeterSet { lif: 1, meter: bad }) {
+        Response::Error(e) => assert!(e.contains("meter.pir") && e.contains("PIR must be at least CIR"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    let c = Coalesce {
+        mode: CoalesceMode::Fixed,
+        latency_interval_us: 20,
+        overflow_interval_us: 200,
+        frame_threshold: 32,
+        high_watermark_pct: 90,
+    };
+    match ask_req(
+        &sock,
+        &Request::CoalesceSet {
+            function: 1,
+            vector: 0,
+            coalesce: c,
+        },
+    ) {
+        Response::Ok(Answer::Coalesce { coalesce, .. }) => assert_eq!(coalesce, c),
+        other => panic!("{other:?}"),
+    }
+    // Stats move while traffic runs.
+    let rx = |r: Response| match r {
+        Response::Ok(Answer::Stats { stats }) => stats[0].counters["rx_packets"],
+        other => panic!("{other:?}"),
+    };
+    let a = rx(ask_req(&sock, &Request::Stats { lif: Some(0) }));
+    std::thread::sleep(Duration::from_millis(300));
+    let b = rx(ask_req(&sock, &Request::Stats { lif: Some(0) }));
+    assert!(b > a, "counters move: {a} then {b}");
+    match ask_req(&sock, &Request::AppStats) {
+        Response::Ok(Answer::App { lifs, .. }) => assert_eq!(lifs.len(), 2),
+        other => panic!("{other:?}"),
+    }
+    // Garbage gets an error response, and the socket keeps serving.
+    match ask(&sock, "{\"op\": \"reboot\"}") {
+        Response::Error(e) => assert!(e.contains("reboot"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    match ask(&sock, "not json at all") {
+        Response::Error(_) => {}
+        other => panic!("{other:?}"),
+    }
+    match ask_req(&sock, &Request::Stats { lif: Some(99) }) {
+        Response::Error(e) => assert!(e.contains("no LIF 99") || e.contains("NoEntry"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(ask_req(&sock, &Request::Hello), Response::Ok(_)));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exits cleanly, books balanced, on Ctrl-C: {status}");
+    assert!(!sock.exists(), "control socket removed");
+}
+
+#[test]
+fn bad_arguments_are_explained() {
+    let out = Command::new(env!("CARGO_BIN_EXE_nicdrv"))
+        .args(["gen", "--sizes", "64:x"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("'x' is not a weight"));
+    let out = Command::new(env!("CARGO_BIN_EXE_nicdrv"))
+        .args(["gen", "--device", "pci:0000:00:01.0"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("want vfio:BDF"));
+    let out = Command::new(env!("CARGO_BIN_EXE_nicdrv"))
+        .args(["gen", "--device", "vfio:0000:99:99.9"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no PCI device 0000:99:99.9"));
+    let out = Command::new(env!("CARGO_BIN_EXE_nicdrv"))
+        .args(["gen", "--device", "sim:/nonexistent/pf.sock"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no simulator at /nonexistent/pf.sock"));
+}
