@@ -45,6 +45,8 @@ pub struct DmaBuf {
 #[derive(Debug)]
 pub struct DmaMemory {
     file: File,
+    /// Owns the mapping (unmapped on drop); accessed through `ptr`.
+    _map: memmap2::MmapRaw,
     ptr: NonNull<u8>,
     len: u64,
     iova: u64,
@@ -74,7 +76,9 @@ fn hugepages_free() -> u64 {
 
 impl DmaMemory {
     /// `len` bytes (rounded up to the page size) that the device will see
-    /// at `iova`, zeroed.
+    /// at `iova`, zeroed. The pages are a memfd (hugetlbfs-backed with
+    /// [`MemKind::HugePages`]) mapped shared with `memmap2` and populated
+    /// up front, so a shortage shows here and not as a fault later.
     pub fn new(len: u64, iova: u64, kind: MemKind) -> Result<DmaMemory, MemError> {
         let page = if kind == MemKind::HugePages { HUGE } else { 4096 };
         let len = len.div_ceil(page) * page;
@@ -91,42 +95,39 @@ impl DmaMemory {
             } else {
                 0
             };
-        // SAFETY: plain syscalls with checked results; the mapping is owned
-        // by the returned value and unmapped in Drop.
-        unsafe {
+        // SAFETY: plain syscall; the result is checked and owned by the File.
+        let file = unsafe {
             let fd = libc::memfd_create(c"nicdrv-dma".as_ptr(), flags);
             if fd < 0 {
                 return Err(MemError::Os(std::io::Error::last_os_error(), len));
             }
-            let file = File::from_raw_fd(fd);
-            file.set_len(len).map_err(|e| MemError::Os(e, len))?;
-            let p = libc::mmap(
-                std::ptr::null_mut(),
-                len as usize,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_POPULATE,
-                fd,
-                0,
-            );
-            if p == libc::MAP_FAILED {
-                let e = std::io::Error::last_os_error();
+            File::from_raw_fd(fd)
+        };
+        file.set_len(len).map_err(|e| MemError::Os(e, len))?;
+        let map = memmap2::MmapOptions::new()
+            .len(len as usize)
+            .populate()
+            .map_raw(&file)
+            .map_err(|e| {
                 if kind == MemKind::HugePages {
-                    return Err(MemError::NoHugepages {
+                    MemError::NoHugepages {
                         need: len / HUGE,
                         free: hugepages_free(),
-                    });
+                    }
+                } else {
+                    MemError::Os(e, len)
                 }
-                return Err(MemError::Os(e, len));
-            }
-            Ok(DmaMemory {
-                file,
-                ptr: NonNull::new(p.cast()).expect("mmap succeeded"),
-                len,
-                iova,
-                kind,
-                next: Mutex::new(0),
-            })
-        }
+            })?;
+        let ptr = NonNull::new(map.as_mut_ptr()).expect("a mapping is never at address 0");
+        Ok(DmaMemory {
+            file,
+            _map: map,
+            ptr,
+            len,
+            iova,
+            kind,
+            next: Mutex::new(0),
+        })
     }
 
     /// Allocate `len` bytes aligned to `align` (a power of two), zeroed
@@ -193,14 +194,6 @@ impl DmaMemory {
     /// Bytes not yet allocated.
     pub fn remaining(&self) -> u64 {
         self.len - *self.next.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-impl Drop for DmaMemory {
-    fn drop(&mut self) {
-        // SAFETY: mapped in new() with this length; nobody holds pointers
-        // into it any more (every user holds an Arc to this value).
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len as usize) };
     }
 }
 
