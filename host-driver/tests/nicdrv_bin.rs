@@ -212,3 +212,35 @@ fn bad_arguments_are_explained() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("no simulator at /nonexistent/pf.sock"));
 }
+
+#[test]
+fn forward_and_echo_relay_wire_traffic_and_balance() {
+    for app in ["forward", "echo"] {
+        let json = tmp(&format!("{app}.json"));
+        let out = Command::new(env!("CARGO_BIN_EXE_nicdrv"))
+            .args([app, "--vfs", "2", "--duration", "1", "--wire-rate", "20000", "--quiet"])
+            .arg("--control")
+            .arg(tmp(&format!("{app}.sock")))
+            .arg("--json")
+            .arg(&json)
+            .output()
+            .expect("nicdrv runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{app}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let r = report(&json);
+        assert_eq!(r["balanced"], true, "{app}: {r}");
+        // The simulator's generator offers 20 kpps from the wire to the
+        // LIFs' MACs; about a second's worth must have been relayed.
+        let received = r["received"].as_u64().unwrap();
+        assert!(received > 10_000, "{app}: {r}");
+        assert_eq!(
+            r["transmitted"].as_u64().unwrap() + r["dropped_tx_full"].as_u64().unwrap(),
+            received
+        );
+        let _ = std::fs::remove_file(json);
+    }
+}
