@@ -172,6 +172,12 @@ impl Scheduler {
         Some(l)
     }
 
+    /// Whether `lif` is still within its turn (the caller may serve it
+    /// again without asking [`Scheduler::next`], if its class is unchanged).
+    pub fn still_serving(&self, lif: usize) -> bool {
+        self.current == Some(lif) && self.entries.get(lif).is_some_and(|e| e.deficit > 0)
+    }
+
     /// Charge `lif` for a packet of `cost` units just served.
     pub fn charge(&mut self, lif: usize, cost: u64) {
         let amount = match self.basis {

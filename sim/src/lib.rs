@@ -72,9 +72,11 @@ pub struct SimConfig {
     /// Longest sleep of the idle engine (real clock): the worst-case delay
     /// before the device notices a doorbell after a quiet spell.
     pub max_idle_sleep: Duration,
-    /// Virtual time one unit of work (a descriptor or a frame) takes.
-    pub virtual_ns_per_item: Nanos,
 }
+
+/// Pipeline capacity on the virtual clock when the configuration names
+/// none: 100 M cost units/s, 50 ns for a plain UDP frame (5 units).
+pub const DEFAULT_VIRTUAL_CAPACITY: u64 = 100_000_000;
 
 impl Default for SimConfig {
     fn default() -> Self {
@@ -86,7 +88,6 @@ impl Default for SimConfig {
             socket_dir: None,
             seed: 0,
             max_idle_sleep: Duration::from_micros(50),
-            virtual_ns_per_item: 50,
         }
     }
 }
@@ -115,7 +116,6 @@ pub struct Sim {
     dir: PathBuf,
     owns_dir: bool,
     threads: Vec<JoinHandle<()>>,
-    ns_per_item: Nanos,
 }
 
 fn make_port(spec: &PortSpec, seed: u64, now: Nanos) -> Result<Box<dyn Port>, SimError> {
@@ -153,7 +153,12 @@ impl Sim {
             })?;
             port.set_capture(w);
         }
-        let device = Device::new(cfg.device.clone(), clock.clone(), port).map_err(SimError::Device)?;
+        let mut dcfg = cfg.device.clone();
+        if cfg.clock == ClockKind::Virtual && dcfg.pipeline_units_per_sec.is_none() {
+            // Virtual time only moves by the pipeline's occupancy.
+            dcfg.pipeline_units_per_sec = Some(DEFAULT_VIRTUAL_CAPACITY);
+        }
+        let device = Device::new(dcfg, clock.clone(), port).map_err(SimError::Device)?;
         let nfunctions = device.functions.len() as u16;
         let shared = Arc::new(Shared::new(device));
         let mut sim = Sim {
@@ -163,7 +168,6 @@ impl Sim {
             dir: dir.clone(),
             owns_dir,
             threads: Vec::new(),
-            ns_per_item: cfg.virtual_ns_per_item,
         };
         for f in 0..nfunctions {
             let path = dir.join(socket_name(f));
@@ -214,9 +218,12 @@ impl Sim {
         self.shared.lock().poll()
     }
 
-    /// Virtual clock: run the device for `dt`, passing time item by item
-    /// and jumping over idle stretches to the next event; returns the work
-    /// done. Real clock: poll until idle (time passes by itself).
+    /// Virtual clock: run the device for `dt`, jumping from event to event
+    /// (the pipeline freeing up, a frame arriving, a blocked LIF's meters
+    /// refilling); returns the work done. Time never moves past an event
+    /// before the device has handled it, so the result does not depend on
+    /// how the caller slices `dt`. Real clock: poll until idle (time passes
+    /// by itself).
     pub fn advance(&self, dt: Nanos) -> usize {
         let mut total = 0;
         if !self.clock.is_virtual() {
@@ -240,11 +247,12 @@ impl Sim {
             if now >= end {
                 return total;
             }
-            if work > 0 {
-                self.clock.advance_to((now + work as Nanos * self.ns_per_item).min(end));
-            } else {
-                let next = next.filter(|&t| t > now).unwrap_or(end).min(end);
-                self.clock.advance_to(next);
+            match next {
+                // More to do at this instant (a pass ran out of budget).
+                Some(t) if t <= now && work > 0 => {}
+                // The next event, or nothing until the host acts.
+                Some(t) if t > now => self.clock.advance_to(t.min(end)),
+                _ => self.clock.advance_to(end),
             }
         }
     }

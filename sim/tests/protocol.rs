@@ -297,9 +297,11 @@ fn polling_consumers_get_no_interrupts() {
     s.advance(10_000);
     assert!((0..3).all(|_| b.f.completion(&mut b.rx).is_some()));
     assert_eq!(b.f.take_interrupts(0), 0, "consumer flag POLLING: no interrupt");
+    // The pipeline finishes the three frames at three different times:
+    // three interrupt decisions, each one suppressed.
     assert_eq!(
         s.device().lif(b.lif).unwrap().counter(LifCounter::InterruptsSuppressed),
-        1
+        3
     );
 }
 

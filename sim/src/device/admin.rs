@@ -7,11 +7,11 @@
 
 use super::function::default_moderation;
 use super::queue::{DeviceQueue, QueueMemError};
-use super::{Device, Lif, METER_RESOURCES};
+use super::{Device, Lif};
 use dataplane::abi::{
     self, lif_mac, lif_state, pipeline_flags, AbiError, AdminCmd, AdminCommand, AdminComp, AdminOpcode, AdminStatus,
-    CmdHeader, DevCommand, DeviceInfo, Doorbell, FromZeros, FunctionKind, IntoBytes, LifInfo, LifStats, MeterConfig,
-    MeterMode, ModerationMode, QueueCreate, QueueRef, QueueType, TableEntry, LIF_COUNTERS, U64,
+    CmdHeader, DevCommand, DeviceInfo, Doorbell, FromZeros, FunctionKind, IntoBytes, LifInfo, LifStats, MeterResource,
+    ModerationMode, QueueCreate, QueueRef, QueueType, TableEntry, LIF_COUNTERS, U64,
 };
 
 /// A pipeline image being uploaded in chunks.
@@ -262,18 +262,22 @@ impl Device {
             }
             AdminCommand::QueueReset(q) => self.queue_reset(fi, hdr.lif, &q),
             AdminCommand::MeterGet(m) => {
-                let resource = usize::from(m.resource);
                 let l = self.owned_lif(fi, hdr.lif)?;
-                let cfg = l.meters[resource];
+                let cfg = l
+                    .meters
+                    .applied(MeterResource::from_raw(m.resource).expect("decoder checked"));
                 self.dma_out(fi, &m.dma, cfg.as_bytes())
             }
             AdminCommand::MeterSet(m) => {
                 if self.lif(hdr.lif).is_none() {
                     return Err(AdminStatus::NoEntry.into());
                 }
-                let applied = apply_meter_granularity(&m);
+                let now = self.now();
                 let lif = self.lifs[usize::from(hdr.lif)].as_mut().expect("checked");
-                lif.meters[usize::from(m.resource)] = applied;
+                lif.meters.set(&m, now).map_err(|(s, why)| {
+                    tracing::debug!(function = fi, "MeterSet refused: {why}");
+                    Outcome::err(s)
+                })?;
                 Ok(Outcome::ok(0, 0))
             }
             AdminCommand::ModerationGet(m) => {
@@ -353,10 +357,6 @@ impl Device {
         let func = &mut self.functions[fi];
         func.lif_slots[slot] = Some(id);
         let nq = usize::from(func.limits.nqueues);
-        let mut meters = [MeterConfig::default(); METER_RESOURCES];
-        for (r, m) in meters.iter_mut().enumerate() {
-            m.resource = r as u8;
-        }
         self.lifs[usize::from(id)] = Some(Lif {
             id,
             function: fi as u16,
@@ -366,8 +366,10 @@ impl Device {
             txqs: (0..nq).map(|_| None).collect(),
             rxqs: (0..nq).map(|_| None).collect(),
             counters: [0; LIF_COUNTERS],
-            meters,
+            meters: super::meters::LifMeters::default(),
             rx_next: 0,
+            tx_next: 0,
+            blocked: false,
         });
         Ok(Outcome::ok(u32::from(id), slot as u64))
     }
@@ -480,24 +482,6 @@ fn queue_mem_status(e: QueueMemError) -> Outcome {
         QueueMemError::Dma(_) => Outcome::err(AdminStatus::DmaFault),
         QueueMemError::Ring => Outcome::err(AdminStatus::Internal),
     }
-}
-
-fn apply_meter_granularity(m: &MeterConfig) -> MeterConfig {
-    let round = |v: u64, g: u64| v / g * g;
-    let mut a = *m;
-    if m.mode() == MeterMode::Off {
-        return MeterConfig {
-            resource: m.resource,
-            policy: m.policy,
-            ..Default::default()
-        };
-    }
-    a.cir = round(m.cir.get(), METER_RATE_GRANULARITY).into();
-    a.pir = round(m.pir.get(), METER_RATE_GRANULARITY).into();
-    a.cburst = round(m.cburst.get(), METER_BURST_GRANULARITY).into();
-    a.pburst = round(m.pburst.get(), METER_BURST_GRANULARITY).into();
-    a.eburst = round(m.eburst.get(), METER_BURST_GRANULARITY).into();
-    a
 }
 
 fn lif_info(l: &Lif) -> LifInfo {

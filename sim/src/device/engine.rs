@@ -1,152 +1,393 @@
-//! The data path: the fetch engine that follows each TX queue's doorbells
-//! and outgoing tail, the switch, RX delivery into posted buffers, the
-//! uplink port, and interrupts.
+//! The data path: the fetch engine, the pipeline's cost and capacity, the
+//! switch, RX delivery, the uplink, and interrupts.
 //!
-//! One [`Device::poll`] pass visits every LIF's TX queues in a fixed order
-//! (so a virtual-time run replays exactly), takes at most [`TX_BATCH`]
-//! descriptors from each, then at most [`WIRE_BATCH`] frames from the wire,
-//! then decides interrupts for every queue that completed something.
+//! Each [`Device::poll`] pass:
+//! 1. looks at the doorbell word of every idle TX queue; a new value wakes
+//!    the queue's fetch engine (fetch flag set, so the driver may stop
+//!    ringing);
+//! 2. takes frames from the wire that have arrived;
+//! 3. lets the fetch scheduler ([`dataplane::fair::Scheduler`]) pick, one
+//!    packet at a time, the LIF to serve next among those with work, by
+//!    deficit round robin over what each consumed (pipeline cost units by
+//!    default), skipping LIFs their red meters block and serving the ones
+//!    they deprioritize only when nobody else has work;
+//! 4. charges each packet to its LIF's meters (packets, bytes, cost, DMA
+//!    bytes) after processing it;
+//! 5. decides interrupts for every queue that completed something.
+//!
+//! The pipeline has a capacity (cost units per second) when one is
+//! configured (always on the virtual clock): each packet occupies it for
+//! `cost / capacity`, and a pass stops when the pipeline is busy until
+//! later than now. Completion timestamps are the time the packet leaves the
+//! pipeline plus a fixed transit latency (DMA and pipeline depth).
 //!
 //! Accounting: every frame a LIF sends counts once in its `TxPackets`;
 //! every frame arriving at a LIF counts once in its `RxPackets` or in one
 //! of its `Drop*` counters; a frame the switch cannot place counts on the
 //! sender (or on the uplink's counters for frames from the wire).
 
+use super::meters::Usage;
+use super::queue::DeviceQueue;
 use super::switch::{Source, Verdict};
 use super::Device;
 use crate::clock::Nanos;
 use dataplane::abi::{
-    comp_flags, doorbell_offset_in_page, tx_flags, CompStatus, Doorbell, LifCounter, QueueType, RxDesc, TxDesc,
-    CONSUMER_POLLING, LIF_UPLINK,
+    comp_flags, doorbell_offset_in_page, pkt_flags, tx_flags, CompStatus, Doorbell, LifCounter, QueueType, RxDesc,
+    TxDesc, CONSUMER_POLLING, LIF_UPLINK,
 };
+use dataplane::fair::Class;
+use dataplane::meter::Color;
 use dataplane::packet::classify;
 
-/// Descriptors taken from one TX queue per pass.
+/// Descriptors fetched into a queue's cache at a time.
 pub const TX_BATCH: usize = 64;
 /// Frames taken from the wire per pass.
 pub const WIRE_BATCH: usize = 64;
+/// Packets served per pass at most (a pass must end so time can move).
+pub const PASS_BUDGET: usize = 4096;
+/// How soon to look again when every LIF with work is blocked by its
+/// meters (the buckets refill meanwhile).
+pub const BLOCKED_RECHECK_NS: Nanos = 1_000;
+
+/// Cost units the built-in pipeline charges per stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CostModel {
+    /// Per header parsed (Ethernet, 802.1Q, IPv4/IPv6, TCP/UDP).
+    pub per_header: u64,
+    /// Per table lookup (`l2_fwd`).
+    pub lookup: u64,
+    /// Egress (deparse, queue selection).
+    pub egress: u64,
+}
+
+impl Default for CostModel {
+    fn default() -> Self {
+        CostModel {
+            per_header: 1,
+            lookup: 1,
+            egress: 1,
+        }
+    }
+}
+
+impl CostModel {
+    /// Cost of `frame` making `1 + recirculations` passes: a plain
+    /// Ethernet/IPv4/UDP frame costs 5 units a pass.
+    pub fn cost(&self, frame: &[u8], recirculations: u8) -> u64 {
+        let flags = classify(frame).unwrap_or(0);
+        let headers = 1
+            + u64::from(flags & pkt_flags::VLAN != 0)
+            + u64::from(flags & (pkt_flags::IPV4 | pkt_flags::IPV6) != 0)
+            + u64::from(flags & (pkt_flags::TCP | pkt_flags::UDP) != 0);
+        (headers * self.per_header + self.lookup + self.egress) * (1 + u64::from(recirculations))
+    }
+}
+
+/// What serving a LIF came to.
+enum Served {
+    /// One packet went through the pipeline.
+    Packet,
+    /// The LIF had nothing after all (its queues went idle or stalled).
+    Nothing,
+}
 
 impl Device {
-    /// One pass of the engines at the current time. Returns how much work
-    /// it did (descriptors and frames handled); 0 means the device is idle
-    /// until the next doorbell or [`Device::next_deadline`].
+    /// One pass of the engines at the current time. Returns the work done
+    /// (descriptors and frames handled); 0 means the device is idle until
+    /// the next doorbell or [`Device::next_deadline`].
     pub fn poll(&mut self) -> usize {
         let now = self.now();
-        let mut work = 0;
-        for l in 0..self.lifs.len() {
-            let Some(lif) = &self.lifs[l] else { continue };
-            if !self.functions[usize::from(lif.function)].config.bus_master() {
-                continue;
+        self.blocked_with_work = false;
+        self.scan_doorbells();
+        let mut work = self.service_uplink(now);
+        let mut budget = PASS_BUDGET;
+        'pass: while budget > 0 {
+            if self.pipeline_busy(now) {
+                break;
             }
-            for q in 0..lif.txqs.len() {
-                work += self.service_txq(l, q, now);
+            let mut classes = std::mem::take(&mut self.classes);
+            self.fill_classes(now, &mut classes);
+            if classes.iter().flatten().any(|c| *c == Class::Blocked) {
+                self.blocked_with_work = true;
+            }
+            let next = self.sched.next(|l| classes[l]);
+            self.classes = classes;
+            let Some(l) = next else { break };
+            let class = self.classes[l];
+            // Serve this LIF while it keeps its turn (deficit) and its class.
+            loop {
+                match self.serve(l, now) {
+                    Served::Packet => {
+                        work += 1;
+                        budget -= 1;
+                    }
+                    Served::Nothing => continue 'pass,
+                }
+                if budget == 0 || self.pipeline_busy(now) || !self.sched.still_serving(l) {
+                    continue 'pass;
+                }
+                if self.lifs[l].as_ref().is_some_and(|lif| lif.meters.any_on()) {
+                    let backlog = self.backlog(l);
+                    let lif = self.lifs[l].as_mut().expect("served LIF exists");
+                    if lif.meters.class(now, backlog) != class.unwrap_or(Class::Blocked) {
+                        continue 'pass;
+                    }
+                }
             }
         }
-        work += self.service_uplink(now);
         self.signal_completions();
         work
     }
 
-    /// When the device next has something to do without a doorbell: the
-    /// next frame from the wire, or now if a fetch engine is active.
+    fn pipeline_busy(&self, now: Nanos) -> bool {
+        self.cfg.pipeline_units_per_sec.is_some() && self.busy_until > now
+    }
+
+    /// When the device next has something to do without a doorbell.
     pub fn next_deadline(&self) -> Option<Nanos> {
-        let active = self
-            .lifs
-            .iter()
-            .flatten()
-            .any(|l| l.txqs.iter().flatten().any(|q| q.active && q.core.error.is_none()));
-        if active {
-            return Some(self.now());
+        let now = self.now();
+        let tx_work = self.lifs.iter().flatten().any(|l| {
+            l.txqs
+                .iter()
+                .flatten()
+                .any(|q| q.core.error.is_none() && (q.active || !q.cache.is_empty()))
+        });
+        let wire = self.port.next_arrival();
+        let soonest_work = match (tx_work, wire) {
+            (true, _) => Some(now),
+            (false, w) => w,
+        };
+        let t = soonest_work?;
+        let mut t = t.max(now);
+        if self.cfg.pipeline_units_per_sec.is_some() {
+            t = t.max(self.busy_until);
         }
-        self.port.next_arrival()
+        if self.blocked_with_work && t <= now {
+            t = now + BLOCKED_RECHECK_NS;
+        }
+        Some(t)
     }
 
-    fn service_txq(&mut self, l: usize, q: usize, now: Nanos) -> usize {
-        let Some(mut txq) = self.lifs[l].as_mut().and_then(|lif| lif.txqs[q].take()) else {
-            return 0;
-        };
-        let work = self.run_txq(l, q as u16, &mut txq, now);
-        if let Some(lif) = self.lifs[l].as_mut() {
-            lif.txqs[q] = Some(txq);
-        }
-        work
-    }
-
-    fn run_txq(&mut self, l: usize, qindex: u16, txq: &mut super::queue::DeviceQueue<TxDesc>, now: Nanos) -> usize {
-        if txq.core.error.is_some() {
-            return 0;
-        }
-        let (f, slot) = {
-            let lif = self.lifs[l].as_ref().expect("caller checked");
-            (usize::from(lif.function), lif.slot)
-        };
-        if !txq.active {
-            let offset = doorbell_offset_in_page(QueueType::Tx, qindex).expect("qindex < 256");
-            let db = self.functions[f].doorbells.load(slot, offset);
-            if db == txq.doorbell_seen {
-                return 0;
+    /// Wake the fetch engine of every idle TX queue whose doorbell moved.
+    fn scan_doorbells(&mut self) {
+        for l in 0..self.lifs.len() {
+            let Some(lif) = self.lifs[l].as_mut() else { continue };
+            let f = usize::from(lif.function);
+            let func = &mut self.functions[f];
+            if !func.config.bus_master() {
+                continue;
             }
-            txq.doorbell_seen = db;
-            match Doorbell::decode(db) {
-                Ok(d) if d.qtype == QueueType::Tx && d.qindex == qindex => {}
-                _ => {
-                    self.functions[f].counters.bad_doorbells += 1;
-                    return 0;
+            let mut rung = 0;
+            for (qi, slot) in lif.txqs.iter_mut().enumerate() {
+                let Some(q) = slot.as_mut() else { continue };
+                if q.active || q.core.error.is_some() {
+                    continue;
+                }
+                let offset = doorbell_offset_in_page(QueueType::Tx, qi as u16).expect("qindex < 256");
+                let db = func.doorbells.load(lif.slot, offset);
+                if db == q.doorbell_seen {
+                    continue;
+                }
+                q.doorbell_seen = db;
+                match Doorbell::decode(db) {
+                    Ok(d) if d.qtype == QueueType::Tx && usize::from(d.qindex) == qi => {
+                        rung += 1;
+                        q.active = true;
+                        q.ring.set_fetching();
+                    }
+                    _ => func.counters.bad_doorbells += 1,
                 }
             }
-            self.lif_count(l, LifCounter::Doorbells, 1);
-            txq.active = true;
-            txq.ring.set_fetching();
+            lif.count(LifCounter::Doorbells, rung);
         }
-        // Completions need room before descriptors are taken, so that a
-        // COMPLETE descriptor or an error can always be reported.
-        if !txq.core.cq_has_room() {
+    }
+
+    /// Every LIF's class if it has TX work, else `None`.
+    fn fill_classes(&mut self, now: Nanos, out: &mut Vec<Option<Class>>) {
+        out.clear();
+        for l in 0..self.lifs.len() {
+            let has_work = self.lifs[l].as_ref().is_some_and(|lif| {
+                self.functions[usize::from(lif.function)].config.bus_master()
+                    && lif
+                        .txqs
+                        .iter()
+                        .flatten()
+                        .any(|q| q.core.error.is_none() && (q.active || !q.cache.is_empty()))
+            });
+            if !has_work {
+                out.push(None);
+                continue;
+            }
+            let backlog = self.backlog(l);
+            let lif = self.lifs[l].as_mut().expect("checked");
+            let class = lif.meters.class(now, backlog);
+            if class == Class::Blocked && !lif.blocked {
+                lif.count(LifCounter::Backpressured, 1);
+            }
+            lif.blocked = class == Class::Blocked;
+            out.push(Some(class));
+        }
+    }
+
+    /// Descriptors LIF `l` has waiting (only computed when a
+    /// descriptors-in-flight meter needs it).
+    fn backlog(&mut self, l: usize) -> u64 {
+        let Some(lif) = self.lifs[l].as_mut() else { return 0 };
+        if !lif.meters.needs_backlog() {
             return 0;
         }
-        let mut descs = [TxDesc::default(); TX_BATCH];
-        let n = match txq.ring.fetch_burst(&mut descs) {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::debug!(lif = l, qindex, "tx ring: {e}");
-                txq.core.fail(CompStatus::BadOutgoingTail, txq.ring.head(), now);
-                return 1;
-            }
+        lif.txqs
+            .iter_mut()
+            .flatten()
+            .map(|q| q.cache.len() as u64 + u64::from(q.ring.available().unwrap_or(0)))
+            .sum()
+    }
+
+    /// Process one packet from LIF `l`'s TX queues (round robin among them).
+    fn serve(&mut self, l: usize, now: Nanos) -> Served {
+        let (f, nq, next) = {
+            let lif = self.lifs[l].as_ref().expect("caller checked");
+            (usize::from(lif.function), lif.txqs.len(), lif.tx_next)
         };
-        if n == 0 {
-            match txq.ring.try_idle() {
-                Ok(true) => txq.active = false,
-                Ok(false) => {}
-                Err(_) => txq.core.fail(CompStatus::BadOutgoingTail, txq.ring.head(), now),
+        for k in 0..nq {
+            let qi = (next + k) % nq;
+            if let Served::Packet = self.serve_queue(l, qi, f, now) {
+                self.lifs[l].as_mut().expect("exists").tx_next = (qi + 1) % nq;
+                return Served::Packet;
             }
-            return 0;
         }
-        let first = txq.ring.head().wrapping_sub(n as u32);
+        Served::Nothing
+    }
+
+    fn txq(&mut self, l: usize, qi: usize) -> Option<&mut DeviceQueue<TxDesc>> {
+        self.lifs[l].as_mut()?.txqs[qi].as_mut()
+    }
+
+    /// The next descriptor of TX queue `qi` of LIF `l` and its ring index,
+    /// refilling the queue's cache from the ring when it is empty. A burst
+    /// is never larger than the completion ring's room, so every
+    /// descriptor in the cache can be completed.
+    fn next_tx_desc(&mut self, l: usize, qi: usize, f: usize, now: Nanos) -> Option<(TxDesc, u32)> {
+        let txq = self.lifs[l].as_mut()?.txqs[qi].as_mut()?;
+        if txq.core.error.is_some() {
+            return None;
+        }
+        if txq.cache.is_empty() {
+            if !txq.active {
+                return None;
+            }
+            let room = (txq.core.cq_room() as usize).min(TX_BATCH);
+            if room == 0 {
+                return None;
+            }
+            let mut descs = [TxDesc::default(); TX_BATCH];
+            match txq.ring.fetch_burst(&mut descs[..room]) {
+                Ok(0) => {
+                    match txq.ring.try_idle() {
+                        Ok(true) => txq.active = false,
+                        Ok(false) => {}
+                        Err(_) => txq.core.fail(CompStatus::BadOutgoingTail, txq.ring.head(), now),
+                    }
+                    return None;
+                }
+                Ok(n) => {
+                    txq.cache_index = txq.ring.head().wrapping_sub(n as u32);
+                    txq.cache.extend(descs[..n].iter().copied());
+                    let dma = &self.functions[f].dma;
+                    for d in &descs[..n] {
+                        dma.prefetch(d.addr.get(), u64::from(d.len.get()));
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(lif = l, "tx ring: {e}");
+                    txq.core.fail(CompStatus::BadOutgoingTail, txq.ring.head(), now);
+                    return None;
+                }
+            }
+        }
+        let d = txq.cache.pop_front()?;
+        let index = txq.cache_index;
+        txq.cache_index = index.wrapping_add(1);
+        Some((d, index))
+    }
+
+    /// One packet from TX queue `qi` of LIF `l` (on function `f`) through
+    /// the pipeline.
+    fn serve_queue(&mut self, l: usize, qi: usize, f: usize, now: Nanos) -> Served {
+        let Some((d, index)) = self.next_tx_desc(l, qi, f, now) else {
+            return Served::Nothing;
+        };
         let mut frame = std::mem::take(&mut self.scratch);
-        let mut done = n;
-        for (i, d) in descs[..n].iter().enumerate() {
-            let index = first.wrapping_add(i as u32);
-            if d.validate().is_err() {
-                txq.core.fail(CompStatus::BadDescriptor, index, now);
-                done = i;
-                break;
-            }
-            if self.read_tx_frame(f, d, &mut frame).is_err() {
-                txq.core.fail(CompStatus::DmaFault, index, now);
-                done = i;
-                break;
-            }
-            self.lif_count(l, LifCounter::TxPackets, 1);
-            self.lif_count(l, LifCounter::TxBytes, frame.len() as u64);
-            self.lif_count(l, LifCounter::DmaBytes, 16 + u64::from(d.len.get()));
-            self.switch_frame(Source::Lif(l as u16), &frame, now);
-            if d.flags.get() & tx_flags::COMPLETE != 0 {
-                let c = super::queue::completion(CompStatus::Ok, l as u16, index, 0, 0, now);
-                txq.core.post_completion(c);
+        let fault = if d.validate().is_err() {
+            Some(CompStatus::BadDescriptor)
+        } else if self.read_tx_frame(f, &d, &mut frame).is_err() {
+            Some(CompStatus::DmaFault)
+        } else {
+            None
+        };
+        if let Some(status) = fault {
+            self.scratch = frame;
+            let txq = self.txq(l, qi).expect("served above");
+            txq.core.fail(status, index, now);
+            txq.cache.clear();
+            txq.ring.write_back_to(index);
+            txq.write_back_pending = None;
+            // A packet's worth of work: the descriptor was fetched.
+            return Served::Packet;
+        }
+        let (verdict, passes) = self.switch.decide(Source::Lif(l as u16), &frame);
+        let cost = self.cost_model.cost(&frame, passes);
+        let done = self.occupy_pipeline(now, cost);
+        let dma_bytes = 16 + u64::from(d.len.get());
+        {
+            let lif = self.lifs[l].as_mut().expect("exists");
+            lif.count(LifCounter::TxPackets, 1);
+            lif.count(LifCounter::TxBytes, frame.len() as u64);
+            lif.count(LifCounter::DmaBytes, dma_bytes);
+            lif.count(LifCounter::CostUnits, cost);
+            if lif.meters.any_on() {
+                let color = lif.meters.charge(
+                    now,
+                    Usage {
+                        bytes: frame.len() as u64,
+                        cost,
+                        dma_bytes,
+                    },
+                );
+                lif.count(color_counter(color), 1);
+            } else {
+                lif.count(LifCounter::MeterGreen, 1);
             }
         }
+        self.sched.charge(l, cost);
+        self.deliver(Source::Lif(l as u16), verdict, &frame, done, now);
         self.scratch = frame;
-        txq.ring.write_back_to(first.wrapping_add(done as u32));
-        n
+        let txq = self.txq(l, qi).expect("served above");
+        if d.flags.get() & tx_flags::COMPLETE != 0 {
+            let c = super::queue::completion(CompStatus::Ok, l as u16, index, 0, 0, done);
+            txq.core.post_completion(c);
+        }
+        if txq.cache.is_empty() {
+            txq.ring.write_back_to(index.wrapping_add(1));
+            txq.write_back_pending = None;
+        } else {
+            txq.write_back_pending = Some(index.wrapping_add(1));
+        }
+        Served::Packet
+    }
+
+    /// Occupy the pipeline for a packet of `cost` units starting no earlier
+    /// than `now`; returns the time its completion carries.
+    fn occupy_pipeline(&mut self, now: Nanos, cost: u64) -> Nanos {
+        match self.cfg.pipeline_units_per_sec {
+            None => now,
+            Some(rate) => {
+                let start = self.busy_until.max(now);
+                let service = (u128::from(cost) * 1_000_000_000).div_ceil(u128::from(rate.max(1))) as u64;
+                self.busy_until = start + service;
+                self.busy_until + self.cfg.transit_ns
+            }
+        }
     }
 
     /// Copy a TX descriptor's frame out of the function's memory, inserting
@@ -177,19 +418,20 @@ impl Device {
         }
     }
 
-    /// Send a frame where the switch says.
-    fn switch_frame(&mut self, src: Source, frame: &[u8], now: Nanos) {
-        match self.switch.forward(src, frame) {
-            Verdict::ToLif(d) => self.rx_deliver(usize::from(d), src, frame, now),
-            Verdict::ToUplink => self.port.transmit(now, frame),
+    /// Send a frame where the switch decided; `done` is its completion
+    /// time.
+    fn deliver(&mut self, src: Source, verdict: Verdict, frame: &[u8], done: Nanos, now: Nanos) {
+        match verdict {
+            Verdict::ToLif(d) => self.rx_deliver(usize::from(d), src, frame, done, now),
+            Verdict::ToUplink => self.port.transmit(done, frame),
             Verdict::Flood => {
                 for d in 0..self.lifs.len() {
                     if self.lifs[d].is_some() && src != Source::Lif(d as u16) {
-                        self.rx_deliver(d, src, frame, now);
+                        self.rx_deliver(d, src, frame, done, now);
                     }
                 }
                 if matches!(src, Source::Lif(_)) {
-                    self.port.transmit(now, frame);
+                    self.port.transmit(done, frame);
                 }
             }
             Verdict::DropByTable => self.source_count(src, LifCounter::DropPipeline),
@@ -199,10 +441,26 @@ impl Device {
     }
 
     /// Put `frame` into the next posted buffer of LIF `d`.
-    fn rx_deliver(&mut self, d: usize, src: Source, frame: &[u8], now: Nanos) {
+    fn rx_deliver(&mut self, d: usize, src: Source, frame: &[u8], done: Nanos, now: Nanos) {
         let Some(lif) = self.lifs.get_mut(d).and_then(Option::as_mut) else {
             return self.source_count(src, LifCounter::DropNoRoute);
         };
+        if src == Source::Uplink {
+            // Traffic from the wire is the receiving LIF's: charge it, and
+            // drop it there if a meter is red under the Drop policy.
+            let usage = Usage {
+                bytes: frame.len() as u64,
+                cost: self.cost_model.cost(frame, 0),
+                dma_bytes: 32 + frame.len() as u64,
+            };
+            let (color, drop) = lif.meters.ingress(now, usage);
+            lif.count(LifCounter::CostUnits, usage.cost);
+            lif.count(color_counter(color), 1);
+            if drop {
+                lif.count(LifCounter::DropMeterRed, 1);
+                return;
+            }
+        }
         let f = usize::from(lif.function);
         let func = &self.functions[f];
         if !func.config.bus_master() {
@@ -269,7 +527,7 @@ impl Device {
             index,
             len as u16,
             classify(frame).unwrap_or(0),
-            now,
+            done,
         );
         if truncated {
             c.flags |= comp_flags::TRUNCATED;
@@ -285,13 +543,21 @@ impl Device {
         }
     }
 
+    /// Frames from the wire, while the pipeline has room.
     fn service_uplink(&mut self, now: Nanos) -> usize {
+        let mut n = 0;
         let mut frames = Vec::new();
-        self.port.receive(now, WIRE_BATCH, &mut frames);
-        for fr in &frames {
-            self.switch_frame(Source::Uplink, &fr.data, now);
+        while n < WIRE_BATCH && !self.pipeline_busy(now) {
+            frames.clear();
+            self.port.receive(now, 1, &mut frames);
+            let Some(fr) = frames.pop() else { break };
+            let (verdict, passes) = self.switch.decide(Source::Uplink, &fr.data);
+            let cost = self.cost_model.cost(&fr.data, passes);
+            let done = self.occupy_pipeline(now.max(fr.at), cost);
+            self.deliver(Source::Uplink, verdict, &fr.data, done, now);
+            n += 1;
         }
-        frames.len()
+        n
     }
 
     /// Interrupt for every queue that wrote completions, unless the driver
@@ -302,6 +568,11 @@ impl Device {
             let f = usize::from(lif.function);
             let mut fire = Vec::new();
             let mut suppressed = 0;
+            for q in lif.txqs.iter_mut().flatten() {
+                if let Some(i) = q.write_back_pending.take() {
+                    q.ring.write_back_to(i);
+                }
+            }
             let cores = lif
                 .txqs
                 .iter_mut()
@@ -329,5 +600,31 @@ impl Device {
                 lif.count(LifCounter::Interrupts, sent);
             }
         }
+    }
+}
+
+fn color_counter(c: Color) -> LifCounter {
+    match c {
+        Color::Green => LifCounter::MeterGreen,
+        Color::Yellow => LifCounter::MeterYellow,
+        Color::Red => LifCounter::MeterRed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dataplane::packet::build_udp4;
+
+    #[test]
+    fn cost_counts_headers_lookup_egress_and_passes() {
+        let m = CostModel::default();
+        let udp = build_udp4([2; 6], [4; 6], [1; 4], [2; 4], (1, 2), &[], 64);
+        assert_eq!(m.cost(&udp, 0), 5);
+        assert_eq!(m.cost(&udp, 3), 20, "three recirculations: four passes");
+        let mut raw = vec![0u8; 60];
+        raw[12] = 0x88;
+        assert_eq!(m.cost(&raw, 0), 3, "Ethernet only");
+        assert_eq!(m.cost(&[0; 5], 0), 3, "unparseable: the parser still ran");
     }
 }

@@ -9,15 +9,17 @@
 //! pass is deterministic given the memory it reads.
 
 mod admin;
-mod engine;
+pub mod engine;
 pub mod function;
+pub mod meters;
 pub mod queue;
 pub mod switch;
 
 use crate::clock::{Nanos, SimClock};
 use crate::pci;
 use crate::port::Port;
-use dataplane::abi::{self, CompStatus, FunctionKind, LifCounter, MeterConfig, RxDesc, TxDesc, LIF_COUNTERS, LIF_NONE};
+use dataplane::abi::{self, CompStatus, FunctionKind, LifCounter, RxDesc, TxDesc, LIF_COUNTERS, LIF_NONE};
+use dataplane::fair::{Basis, Scheduler};
 use dataplane::packet::Mac;
 use function::{Bar0Effect, Function, FunctionLimits};
 use queue::DeviceQueue;
@@ -42,6 +44,18 @@ pub struct DeviceConfig {
     pub vf: FunctionLimits,
     /// Serial number in the identity page.
     pub serial: String,
+    /// Pipeline capacity in cost units per second; `None`: as fast as the
+    /// host runs the simulator. (The virtual clock always has one.)
+    pub pipeline_units_per_sec: Option<u64>,
+    /// Fixed latency from leaving the pipeline to the completion (DMA and
+    /// pipeline depth), ns; with a capacity only.
+    pub transit_ns: u64,
+    /// What the fetch scheduler charges.
+    pub basis: Basis,
+    /// DRR quantum per LIF per round, in the basis's unit.
+    pub quantum: u64,
+    /// Cost units per pipeline stage.
+    pub cost: engine::CostModel,
 }
 
 impl Default for DeviceConfig {
@@ -51,6 +65,11 @@ impl Default for DeviceConfig {
             pf: FunctionLimits::PF,
             vf: FunctionLimits::VF,
             serial: "FNSIM0001".into(),
+            pipeline_units_per_sec: None,
+            transit_ns: 0,
+            basis: Basis::Cost,
+            quantum: 256,
+            cost: engine::CostModel::default(),
         }
     }
 }
@@ -79,6 +98,9 @@ impl DeviceConfig {
         if usize::from(self.max_lifs()) >= usize::from(abi::LIF_NONE) {
             return Err("too many LIFs in all (at most 65534)".into());
         }
+        if self.pipeline_units_per_sec == Some(0) {
+            return Err("a pipeline capacity of 0 units/s moves nothing".into());
+        }
         Ok(())
     }
 
@@ -87,9 +109,6 @@ impl DeviceConfig {
         self.pf.nlifs.saturating_add(self.vfs.saturating_mul(self.vf.nlifs))
     }
 }
-
-/// Meter configurations per resource (see `dataplane::abi::MeterResource`).
-pub const METER_RESOURCES: usize = 5;
 
 /// A logical interface.
 #[derive(Debug)]
@@ -105,10 +124,14 @@ pub struct Lif {
     pub rxqs: Vec<Option<DeviceQueue<RxDesc>>>,
     /// Indexed by [`LifCounter`].
     pub counters: [u64; LIF_COUNTERS],
-    /// Applied meter configuration per resource.
-    pub meters: [MeterConfig; METER_RESOURCES],
+    /// The LIF's meters and their policies.
+    pub meters: meters::LifMeters,
     /// Next RX queue to try (round robin over healthy queues).
     rx_next: usize,
+    /// Next TX queue to serve (round robin within the LIF).
+    tx_next: usize,
+    /// Whether its meters blocked it at the last look.
+    blocked: bool,
 }
 
 impl Lif {
@@ -156,6 +179,15 @@ pub struct Device {
     pub uplink_counters: [u64; LIF_COUNTERS],
     pipeline: admin::PipelineUpload,
     scratch: Vec<u8>,
+    /// The fetch scheduler.
+    sched: Scheduler,
+    /// The pipeline is occupied until then (with a capacity).
+    busy_until: Nanos,
+    /// The last pass found work only on LIFs its meters block.
+    blocked_with_work: bool,
+    /// Scratch for the fetch scheduler: each LIF's class, `None` if idle.
+    classes: Vec<Option<dataplane::fair::Class>>,
+    cost_model: engine::CostModel,
 }
 
 impl std::fmt::Debug for Device {
@@ -177,8 +209,15 @@ impl Device {
         for vf in 0..cfg.vfs {
             functions.push(Function::new(vf + 1, FunctionKind::Vf, cfg.vf, 0)?);
         }
-        let lifs = (0..cfg.max_lifs()).map(|_| None).collect();
+        let lifs: Vec<Option<Lif>> = (0..cfg.max_lifs()).map(|_| None).collect();
+        let sched = Scheduler::new(lifs.len(), cfg.basis, cfg.quantum);
+        let cost_model = cfg.cost;
         Ok(Device {
+            sched,
+            busy_until: 0,
+            blocked_with_work: false,
+            classes: Vec::new(),
+            cost_model,
             cfg,
             clock,
             functions,
@@ -189,6 +228,18 @@ impl Device {
             pipeline: admin::PipelineUpload::default(),
             scratch: Vec::with_capacity(9216),
         })
+    }
+
+    /// Set LIF `lif`'s share in the fetch scheduler (default 1).
+    pub fn set_weight(&mut self, lif: u16, weight: u32) {
+        self.sched.set_weight(usize::from(lif), weight);
+    }
+
+    /// Change what the fetch scheduler charges (deficits start over).
+    pub fn set_basis(&mut self, basis: Basis, quantum: u64) {
+        self.cfg.basis = basis;
+        self.cfg.quantum = quantum;
+        self.sched.set_basis(basis, quantum);
     }
 
     /// The current device time.
@@ -395,6 +446,7 @@ impl Device {
             return;
         };
         self.switch.remove_lif(l.mac, lif);
+        self.sched.set_weight(usize::from(lif), 1);
         let func = &mut self.functions[usize::from(l.function)];
         func.lif_slots[usize::from(l.slot)] = None;
         func.doorbells.clear_slot(l.slot);

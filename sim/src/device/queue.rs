@@ -141,6 +141,12 @@ impl QueueCore {
         self.cq_tail.wrapping_sub(head) < self.size()
     }
 
+    /// Completions the ring has room for now.
+    pub fn cq_room(&self) -> u32 {
+        let head = u32::from_le(self.state().cq_head.load(Ordering::Acquire));
+        self.size().saturating_sub(self.cq_tail.wrapping_sub(head))
+    }
+
     /// Write one 16-byte completion (a [`Completion`] or an admin
     /// completion: both keep the color in bit 7 of byte 1), color last.
     /// Returns false (and counts a stall) when the driver has not made room.
@@ -246,6 +252,14 @@ pub struct DeviceQueue<T: RingElem> {
     pub doorbell_seen: u64,
     /// Whether the fetch engine is working this queue (TX).
     pub active: bool,
+    /// Descriptors fetched and not yet processed (TX), oldest first; the
+    /// first one has ring index `cache_index`.
+    pub cache: std::collections::VecDeque<T>,
+    pub cache_index: u32,
+    /// Head to write back at the end of the pass (descriptors processed
+    /// but not yet returned to the driver); written at once when the cache
+    /// empties, so the driver's view lags by at most one burst.
+    pub write_back_pending: Option<u32>,
 }
 
 impl<T: RingElem> std::fmt::Debug for DeviceQueue<T> {
@@ -268,6 +282,9 @@ impl<T: RingElem> DeviceQueue<T> {
             core,
             doorbell_seen: 0,
             active: false,
+            cache: std::collections::VecDeque::new(),
+            cache_index: 0,
+            write_back_pending: None,
         })
     }
 
@@ -281,6 +298,8 @@ impl<T: RingElem> DeviceQueue<T> {
         self.ring = self.core.consumer::<T>()?;
         self.active = false;
         self.doorbell_seen = 0;
+        self.cache.clear();
+        self.write_back_pending = None;
         Ok(())
     }
 }

@@ -8,6 +8,11 @@
 //! | `to_lif` | 1 | LIF number, u16 little-endian |
 //! | `to_uplink` | 2 | none |
 //! | `drop` | 3 | none |
+//! | `to_lif_recirc` | 4 | LIF number (u16 LE), extra passes (u8, 1..=7) |
+//!
+//! `to_lif_recirc` sends the frame through the pipeline again that many
+//! times before delivering it (as tunnel processing does), and each pass
+//! costs a full pass's cost units.
 //!
 //! A miss floods group addresses (to every LIF but the sender, and to the
 //! uplink if a LIF sent it), sends unknown unicast from a LIF to the uplink,
@@ -25,6 +30,10 @@ pub const ACTION_TO_LIF: u32 = 1;
 pub const ACTION_TO_UPLINK: u32 = 2;
 /// Action: drop.
 pub const ACTION_DROP: u32 = 3;
+/// Action: forward to a LIF after recirculating.
+pub const ACTION_TO_LIF_RECIRC: u32 = 4;
+/// Most extra passes a frame may make.
+pub const MAX_RECIRCULATIONS: u8 = 7;
 /// Most static entries.
 pub const L2_CAPACITY: usize = 4096;
 
@@ -54,7 +63,7 @@ pub type EntryError = (AdminStatus, &'static str);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Action {
-    ToLif(u16),
+    ToLif(u16, u8),
     ToUplink,
     Drop,
 }
@@ -81,7 +90,8 @@ impl Switch {
     /// A LIF went away: its MAC and every static entry pointing at it.
     pub fn remove_lif(&mut self, mac: Mac, lif: u16) {
         self.lif_macs.remove(&mac);
-        self.statics.retain(|_, a| *a != Action::ToLif(lif));
+        self.statics
+            .retain(|_, a| !matches!(*a, Action::ToLif(l, _) if l == lif));
     }
 
     /// Whether `mac` belongs to a LIF.
@@ -91,17 +101,28 @@ impl Switch {
 
     /// Decide where `frame` from `src` goes.
     pub fn forward(&self, src: Source, frame: &[u8]) -> Verdict {
+        self.decide(src, frame).0
+    }
+
+    /// Decide where `frame` from `src` goes, and how many extra pipeline
+    /// passes it makes on the way.
+    pub fn decide(&self, src: Source, frame: &[u8]) -> (Verdict, u8) {
         let Ok(eth) = EthernetFrame::new_checked(frame) else {
-            return Verdict::ParseError;
+            return (Verdict::ParseError, 0);
         };
         let dst = eth.dst();
         if let Some(a) = self.statics.get(&dst) {
             return match *a {
-                Action::ToLif(l) => Verdict::ToLif(l),
-                Action::ToUplink => Verdict::ToUplink,
-                Action::Drop => Verdict::DropByTable,
+                Action::ToLif(l, passes) => (Verdict::ToLif(l), passes),
+                Action::ToUplink => (Verdict::ToUplink, 0),
+                Action::Drop => (Verdict::DropByTable, 0),
             };
         }
+        (self.by_mac(src, &eth), 0)
+    }
+
+    fn by_mac(&self, src: Source, eth: &EthernetFrame<&[u8]>) -> Verdict {
+        let dst = eth.dst();
         if eth.is_group_dst() {
             return Verdict::Flood;
         }
@@ -134,11 +155,21 @@ impl Switch {
                 if !lif_exists(lif) {
                     return Err((AdminStatus::NoEntry, "to_lif names no LIF"));
                 }
-                Action::ToLif(lif)
+                Action::ToLif(lif, 0)
+            }
+            (ACTION_TO_LIF_RECIRC, [lo, hi, passes]) => {
+                let lif = u16::from_le_bytes([*lo, *hi]);
+                if !lif_exists(lif) {
+                    return Err((AdminStatus::NoEntry, "to_lif_recirc names no LIF"));
+                }
+                if !(1..=MAX_RECIRCULATIONS).contains(passes) {
+                    return Err((AdminStatus::Invalid, "to_lif_recirc passes must be 1..=7"));
+                }
+                Action::ToLif(lif, *passes)
             }
             (ACTION_TO_UPLINK, []) => Action::ToUplink,
             (ACTION_DROP, []) => Action::Drop,
-            (ACTION_TO_LIF | ACTION_TO_UPLINK | ACTION_DROP, _) => {
+            (ACTION_TO_LIF | ACTION_TO_UPLINK | ACTION_DROP | ACTION_TO_LIF_RECIRC, _) => {
                 return Err((AdminStatus::Invalid, "wrong parameter length for the action"))
             }
             _ => return Err((AdminStatus::NoEntry, "no such action")),
@@ -227,6 +258,26 @@ mod tests {
             s.apply(&entry([2, 7, 7, 7, 7, 8], ACTION_DROP, &[1]), true, exists)
                 .unwrap_err()
                 .0,
+            AdminStatus::Invalid
+        );
+        s.apply(
+            &entry([2, 7, 7, 7, 7, 9], ACTION_TO_LIF_RECIRC, &[1, 0, 3]),
+            true,
+            exists,
+        )
+        .unwrap();
+        assert_eq!(
+            s.decide(Source::Uplink, &frame([2, 7, 7, 7, 7, 9])),
+            (Verdict::ToLif(1), 3)
+        );
+        assert_eq!(
+            s.apply(
+                &entry([2, 7, 7, 7, 7, 9], ACTION_TO_LIF_RECIRC, &[1, 0, 9]),
+                true,
+                exists
+            )
+            .unwrap_err()
+            .0,
             AdminStatus::Invalid
         );
         s.remove_lif([2, 7, 7, 7, 7, 6], 2);
