@@ -11,7 +11,7 @@ use crate::queue::{attach, CqReader, DoorbellWord, QueueParts, RxQueue, TxQueue}
 use dataplane::abi::{
     self, devcmd, queue_flags, AbiError, AdminCmd, AdminCommand, AdminComp, AdminStatus, CmdHeader, DevCommand,
     DeviceIdentity, DeviceInfo, DmaRef, Doorbell, FromBytes, IntoBytes, LifCreate, LifInfo, LifStats, MeterConfig,
-    MeterRef, MeterResource, Moderation, ModerationRef, QueueCreate, QueueRef, QueueType, DEVCMD_OFFSET,
+    MeterRef, MeterResource, Moderation, ModerationRef, QueueCreate, QueueRef, QueueType, TableEntry, DEVCMD_OFFSET,
     DOORBELL_OFFSET, DOORBELL_STRIDE, IDENTITY_OFFSET, LIF_NONE, PCI_DEVICE_ID_PF, PCI_DEVICE_ID_VF, PCI_VENDOR_ID,
     QUEUE_STATE_ALIGN, QUEUE_STATE_SIZE,
 };
@@ -337,6 +337,17 @@ impl Nic {
         }
     }
 
+    fn write_scratch(&self, bytes: &[u8]) {
+        assert!(bytes.len() as u64 <= SCRATCH, "scratch holds {SCRATCH} bytes");
+        let p = self
+            .mem
+            .ptr(self.scratch.addr.get(), bytes.len() as u64)
+            .expect("scratch is in mem");
+        // SAFETY: the scratch buffer is ours and no command using it is
+        // outstanding (admin commands run one at a time).
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), p.as_ptr(), bytes.len()) };
+    }
+
     fn read_scratch(&self, len: usize) -> Vec<u8> {
         let p = self
             .mem
@@ -401,6 +412,20 @@ impl Nic {
         };
         self.admin(AdminCommand::MeterGet(r), lif)?;
         Ok(MeterConfig::read_from_bytes(&self.read_scratch(48)).expect("48 bytes"))
+    }
+
+    /// Add a pipeline table entry (PF only).
+    pub fn table_add(&mut self, e: &TableEntry) -> Result<(), DriverError> {
+        self.write_scratch(e.as_bytes());
+        let r = DmaRef::new(self.scratch.addr.get(), std::mem::size_of::<TableEntry>() as u32);
+        self.admin(AdminCommand::TableEntryAdd(r), LIF_NONE).map(|_| ())
+    }
+
+    /// Delete a pipeline table entry (PF only; key and table as added).
+    pub fn table_del(&mut self, e: &TableEntry) -> Result<(), DriverError> {
+        self.write_scratch(e.as_bytes());
+        let r = DmaRef::new(self.scratch.addr.get(), std::mem::size_of::<TableEntry>() as u32);
+        self.admin(AdminCommand::TableEntryDel(r), LIF_NONE).map(|_| ())
     }
 
     /// Set a vector's moderation; returns what the device applied.

@@ -9,6 +9,7 @@
 //! must be DMA-mapped into every function whose queues carry its buffers.
 
 use crate::mem::{DmaMemory, MemError};
+use dataplane::abi::MeterColor;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
 
@@ -23,9 +24,42 @@ pub struct Mbuf {
     pool: u16,
     idx: u32,
     len: u16,
+    /// What the device said about a received frame.
+    rx: RxMeta,
+}
+
+/// What the RX completion said about a frame (all zero on a buffer that
+/// was not received).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RxMeta {
+    /// Device time (ns, low 32 bits) the frame left the pipeline.
+    pub timestamp: u32,
+    /// The LIF that sent it (`LIF_UPLINK` for the wire).
+    pub src_lif: u16,
+    /// The color its sender's meters marked it with.
+    pub meter: MeterColor,
+}
+
+impl Default for RxMeta {
+    fn default() -> Self {
+        RxMeta {
+            timestamp: 0,
+            src_lif: 0,
+            meter: MeterColor::None,
+        }
+    }
 }
 
 impl Mbuf {
+    /// What the device reported with the frame when it was received.
+    pub fn rx_meta(&self) -> RxMeta {
+        self.rx
+    }
+
+    pub(crate) fn set_rx_meta(&mut self, m: RxMeta) {
+        self.rx = m;
+    }
+
     /// Bytes of frame in the buffer.
     pub fn len(&self) -> usize {
         usize::from(self.len)
@@ -92,6 +126,7 @@ impl Pool {
             pool: self.id,
             idx,
             len: 0,
+            rx: RxMeta::default(),
         })
     }
 
@@ -157,6 +192,7 @@ impl Pool {
             pool: self.id,
             idx,
             len,
+            rx: RxMeta::default(),
         }
     }
 

@@ -362,6 +362,17 @@ impl TxQueue {
         self.reclaim(pool)
     }
 
+    /// Reclaim what the device finished and say how many frames the ring
+    /// takes now.
+    pub fn room(&mut self, pool: &mut Pool) -> Result<u32, QueueError> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        self.parts.bind_pool(pool);
+        self.reclaim(pool)?;
+        Ok(self.ring.free())
+    }
+
     /// Frames posted and not yet reclaimed.
     pub fn in_flight(&self) -> u32 {
         self.ring.in_flight()
@@ -481,7 +492,12 @@ impl RxQueue {
                         .bad_completion(format!("completion for empty slot {}", c.index)),
                 ));
             }
-            let m = pool.reclaim_index(idx, c.len.min(crate::pool::BUF_SIZE as u16));
+            let mut m = pool.reclaim_index(idx, c.len.min(crate::pool::BUF_SIZE as u16));
+            m.set_rx_meta(crate::pool::RxMeta {
+                timestamp: c.timestamp,
+                src_lif: c.lif,
+                meter: c.meter,
+            });
             if c.truncated {
                 self.stats.truncated += 1;
                 pool.free(m);

@@ -1044,6 +1044,24 @@ impl TableEntry {
         Ok(e)
     }
 
+    /// An exact-match entry: `key` fully masked, action `action_id` with
+    /// `params`. Panics if either is longer than the ABI allows (a
+    /// programming error, not input).
+    pub fn exact(table_id: u32, key: &[u8], action_id: u32, params: &[u8]) -> TableEntry {
+        assert!(key.len() <= MAX_KEY_LEN && params.len() <= MAX_PARAM_LEN);
+        let mut e = TableEntry {
+            table_id: table_id.into(),
+            action_id: action_id.into(),
+            key_len: key.len() as u8,
+            param_len: params.len() as u8,
+            ..zerocopy::FromZeros::new_zeroed()
+        };
+        e.key[..key.len()].copy_from_slice(key);
+        e.mask[..key.len()].fill(0xff);
+        e.params[..params.len()].copy_from_slice(params);
+        e
+    }
+
     /// The key bytes in use.
     pub fn key(&self) -> &[u8] {
         &self.key[..usize::from(self.key_len).min(MAX_KEY_LEN)]

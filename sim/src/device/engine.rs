@@ -32,8 +32,8 @@ use super::switch::{Source, Verdict};
 use super::Device;
 use crate::clock::Nanos;
 use dataplane::abi::{
-    comp_flags, doorbell_offset_in_page, pkt_flags, tx_flags, CompStatus, Doorbell, LifCounter, QueueType, RxDesc,
-    TxDesc, CONSUMER_POLLING, LIF_UPLINK,
+    comp_flags, doorbell_offset_in_page, pkt_flags, tx_flags, CompStatus, Doorbell, LifCounter, MeterColor, QueueType,
+    RxDesc, TxDesc, CONSUMER_POLLING, LIF_UPLINK,
 };
 use dataplane::fair::Class;
 use dataplane::meter::Color;
@@ -81,6 +81,18 @@ impl CostModel {
             + u64::from(flags & (pkt_flags::TCP | pkt_flags::UDP) != 0);
         (headers * self.per_header + self.lookup + self.egress) * (1 + u64::from(recirculations))
     }
+}
+
+/// What travels with a frame through the switch.
+#[derive(Debug, Clone, Copy)]
+struct Meta {
+    src: Source,
+    /// The color its meters marked it with.
+    mark: MeterColor,
+    /// Its pipeline cost (charged to the receiving LIF for wire frames).
+    cost: u64,
+    /// When it leaves the pipeline (its completions' timestamp).
+    done: Nanos,
 }
 
 /// What serving a LIF came to.
@@ -339,6 +351,7 @@ impl Device {
         let cost = self.cost_model.cost(&frame, passes);
         let done = self.occupy_pipeline(now, cost);
         let dma_bytes = 16 + u64::from(d.len.get());
+        let mut mark = MeterColor::None;
         {
             let lif = self.lifs[l].as_mut().expect("exists");
             lif.count(LifCounter::TxPackets, 1);
@@ -355,16 +368,22 @@ impl Device {
                     },
                 );
                 lif.count(color_counter(color), 1);
-            } else {
-                lif.count(LifCounter::MeterGreen, 1);
+                mark = mark_of(color);
             }
         }
         self.sched.charge(l, cost);
-        self.deliver(Source::Lif(l as u16), verdict, &frame, done, now);
+        let m = Meta {
+            src: Source::Lif(l as u16),
+            mark,
+            cost,
+            done,
+        };
+        self.deliver(verdict, &frame, m, now);
         self.scratch = frame;
         let txq = self.txq(l, qi).expect("served above");
         if d.flags.get() & tx_flags::COMPLETE != 0 {
-            let c = super::queue::completion(CompStatus::Ok, l as u16, index, 0, 0, done);
+            let mut c = super::queue::completion(CompStatus::Ok, l as u16, index, 0, 0, done);
+            c.flags |= mark.raw();
             txq.core.post_completion(c);
         }
         if txq.cache.is_empty() {
@@ -420,18 +439,19 @@ impl Device {
 
     /// Send a frame where the switch decided; `done` is its completion
     /// time.
-    fn deliver(&mut self, src: Source, verdict: Verdict, frame: &[u8], done: Nanos, now: Nanos) {
+    fn deliver(&mut self, verdict: Verdict, frame: &[u8], m: Meta, now: Nanos) {
+        let src = m.src;
         match verdict {
-            Verdict::ToLif(d) => self.rx_deliver(usize::from(d), src, frame, done, now),
-            Verdict::ToUplink => self.port.transmit(done, frame),
+            Verdict::ToLif(d) => self.rx_deliver(usize::from(d), frame, m, now),
+            Verdict::ToUplink => self.port.transmit(m.done, frame),
             Verdict::Flood => {
                 for d in 0..self.lifs.len() {
                     if self.lifs[d].is_some() && src != Source::Lif(d as u16) {
-                        self.rx_deliver(d, src, frame, done, now);
+                        self.rx_deliver(d, frame, m, now);
                     }
                 }
                 if matches!(src, Source::Lif(_)) {
-                    self.port.transmit(done, frame);
+                    self.port.transmit(m.done, frame);
                 }
             }
             Verdict::DropByTable => self.source_count(src, LifCounter::DropPipeline),
@@ -441,7 +461,13 @@ impl Device {
     }
 
     /// Put `frame` into the next posted buffer of LIF `d`.
-    fn rx_deliver(&mut self, d: usize, src: Source, frame: &[u8], done: Nanos, now: Nanos) {
+    fn rx_deliver(&mut self, d: usize, frame: &[u8], m: Meta, now: Nanos) {
+        let Meta {
+            src,
+            mut mark,
+            cost,
+            done,
+        } = m;
         let Some(lif) = self.lifs.get_mut(d).and_then(Option::as_mut) else {
             return self.source_count(src, LifCounter::DropNoRoute);
         };
@@ -450,15 +476,18 @@ impl Device {
             // drop it there if a meter is red under the Drop policy.
             let usage = Usage {
                 bytes: frame.len() as u64,
-                cost: self.cost_model.cost(frame, 0),
+                cost,
                 dma_bytes: 32 + frame.len() as u64,
             };
-            let (color, drop) = lif.meters.ingress(now, usage);
-            lif.count(LifCounter::CostUnits, usage.cost);
-            lif.count(color_counter(color), 1);
-            if drop {
-                lif.count(LifCounter::DropMeterRed, 1);
-                return;
+            lif.count(LifCounter::CostUnits, cost);
+            if lif.meters.any_on() {
+                let (color, drop) = lif.meters.ingress(now, usage);
+                lif.count(color_counter(color), 1);
+                mark = mark_of(color);
+                if drop {
+                    lif.count(LifCounter::DropMeterRed, 1);
+                    return;
+                }
             }
         }
         let f = usize::from(lif.function);
@@ -529,6 +558,7 @@ impl Device {
             classify(frame).unwrap_or(0),
             done,
         );
+        c.flags |= mark.raw();
         if truncated {
             c.flags |= comp_flags::TRUNCATED;
         }
@@ -554,7 +584,13 @@ impl Device {
             let (verdict, passes) = self.switch.decide(Source::Uplink, &fr.data);
             let cost = self.cost_model.cost(&fr.data, passes);
             let done = self.occupy_pipeline(now.max(fr.at), cost);
-            self.deliver(Source::Uplink, verdict, &fr.data, done, now);
+            let m = Meta {
+                src: Source::Uplink,
+                mark: MeterColor::None,
+                cost,
+                done,
+            };
+            self.deliver(verdict, &fr.data, m, now);
             n += 1;
         }
         n
@@ -600,6 +636,15 @@ impl Device {
                 lif.count(LifCounter::Interrupts, sent);
             }
         }
+    }
+}
+
+/// The completion's mark for a frame its meters colored `c`.
+fn mark_of(c: Color) -> MeterColor {
+    match c {
+        Color::Green => MeterColor::Green,
+        Color::Yellow => MeterColor::Yellow,
+        Color::Red => MeterColor::Red,
     }
 }
 
