@@ -6,6 +6,8 @@
 //! hits all of them alike; the report gives the median over rounds, the
 //! spread, and each variant's ratio to its peer measured in the same run.
 
+pub mod fairness;
+
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::PathBuf;

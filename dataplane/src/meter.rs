@@ -286,6 +286,24 @@ impl<R: Resource> SrTcmProfile<R> {
         self.color(&mut t, now, b) != Color::Red
     }
 
+    /// Take up to `b` tokens at `now` (committed bucket first, then the
+    /// excess one) and return how many were taken: a regulator repaying
+    /// what its LIF used while red (RFC 2697 takes nothing for a red
+    /// packet). Color marking is unchanged by it except that the tokens
+    /// are gone.
+    pub fn repay(&self, s: &mut SrTcmState, now: Nanos, b: Amount<R>) -> Amount<R> {
+        // A zero-sized color refills the buckets to `now` and takes nothing.
+        self.color(s, now, Amount::new(0));
+        // Whole tokens only: a fraction taken would be lost to the caller.
+        let whole = |t: u64| t >> FP << FP;
+        let need = b.0.min(MAX_BURST + 1) << FP;
+        let from_c = need.min(whole(s.tc));
+        s.tc -= from_c;
+        let from_e = (need - from_c).min(whole(s.te));
+        s.te -= from_e;
+        Amount::new((from_c + from_e) >> FP)
+    }
+
     /// (CIR, CBS, EBS) as applied.
     pub fn applied(&self) -> (Rate<R>, Amount<R>, Amount<R>) {
         (
@@ -370,6 +388,18 @@ impl<R: Resource> TrTcmProfile<R> {
     pub fn would_pass(&self, s: &TrTcmState, now: Nanos, b: Amount<R>) -> bool {
         let mut t = *s;
         self.color(&mut t, now, b) != Color::Red
+    }
+
+    /// Take up to `b` tokens of the peak bucket at `now` (and as many of
+    /// the committed bucket as it holds, up to the same amount); returns
+    /// how many peak tokens were taken. See [`SrTcmProfile::repay`].
+    pub fn repay(&self, s: &mut TrTcmState, now: Nanos, b: Amount<R>) -> Amount<R> {
+        self.color(s, now, Amount::new(0));
+        let need = b.0.min(MAX_BURST + 1) << FP;
+        let from_p = need.min(s.tp >> FP << FP);
+        s.tp -= from_p;
+        s.tc -= from_p.min(s.tc);
+        Amount::new(from_p >> FP)
     }
 
     /// (CIR, CBS, PIR, PBS) as applied.
@@ -469,6 +499,29 @@ impl<R: Resource> Meter<R> {
             Meter::Off => true,
             Meter::SrTcm(p, s) => p.would_pass(s, now, b),
             Meter::TrTcm(p, s) => p.would_pass(s, now, b),
+        }
+    }
+
+    /// Take up to `b` tokens (see [`SrTcmProfile::repay`]); returns how
+    /// many were taken. An off meter owes nothing: everything is repaid.
+    pub fn repay(&mut self, now: Nanos, b: Amount<R>) -> Amount<R> {
+        match self {
+            Meter::Off => b,
+            Meter::SrTcm(p, s) => p.repay(s, now, b),
+            Meter::TrTcm(p, s) => p.repay(s, now, b),
+        }
+    }
+
+    /// The most a packet may take and not be red: CBS + EBS (srTCM), PBS
+    /// (trTCM); 0 when off.
+    pub fn depth(&self) -> u64 {
+        match self {
+            Meter::Off => 0,
+            Meter::SrTcm(p, _) => {
+                let (_, c, e) = p.applied();
+                c.get().saturating_add(e.get())
+            }
+            Meter::TrTcm(p, _) => p.applied().3.get(),
         }
     }
 

@@ -4,7 +4,14 @@
 //! Meters are charged after a packet is processed, with what it really
 //! used (packets, bytes, pipeline cost, DMA bytes), and regulate the LIF's
 //! further input: a meter that turned red keeps its LIF regulated until it
-//! has refilled enough to pass the packet that turned it red.
+//! has repaid its debt: the packet that turned it red and whatever the LIF
+//! used while red (a deprioritized LIF is still served when the others are
+//! idle). The marking itself is RFC 2697/2698, which take no tokens for a
+//! red packet; without the debt a LIF far over its rate would be green
+//! again as soon as one packet's worth refilled, and the meter would
+//! hardly regulate it. The debt is capped at the meter's depth (one
+//! burst), so a LIF that stops overusing is regulated for at most the
+//! time that burst takes to refill.
 
 use dataplane::abi::{AdminStatus, MeterConfig, MeterMode, MeterPolicy, MeterResource};
 use dataplane::fair::{Class, Policy};
@@ -23,8 +30,8 @@ pub struct Usage {
 struct Slot<R> {
     meter: Meter<R>,
     policy: MeterPolicy,
-    /// Amount of the packet that last colored red (0: not regulating).
-    red_amount: u64,
+    /// What the LIF owes the meter (0: not regulating).
+    debt: u64,
 }
 
 impl<R: Resource> Slot<R> {
@@ -32,28 +39,29 @@ impl<R: Resource> Slot<R> {
         Slot {
             meter: Meter::Off,
             policy: MeterPolicy::Backpressure,
-            red_amount: 0,
+            debt: 0,
         }
     }
 
-    fn charge(&mut self, now: Nanos, amount: u64) -> Color {
-        let c = self.meter.color(now, Amount::new(amount));
-        if c == Color::Red {
-            self.red_amount = amount.max(1);
-        }
-        c
+    /// Color a packet of `amount` (takes tokens, owes nothing yet).
+    fn color(&mut self, now: Nanos, amount: u64) -> Color {
+        self.meter.color(now, Amount::new(amount))
     }
 
-    /// Red now, if it was red and has not refilled enough since.
+    /// The LIF was served a packet of `amount` this meter colored red.
+    fn owe(&mut self, amount: u64) {
+        let cap = self.meter.depth().max(amount).max(1);
+        self.debt = self.debt.saturating_add(amount.max(1)).min(cap);
+    }
+
+    /// Red now: in debt after repaying what has refilled since.
     fn red(&mut self, now: Nanos) -> bool {
-        if self.red_amount == 0 {
+        if self.debt == 0 {
             return false;
         }
-        if self.meter.would_pass(now, Amount::new(self.red_amount)) {
-            self.red_amount = 0;
-            return false;
-        }
-        true
+        let paid = self.meter.repay(now, Amount::new(self.debt)).get();
+        self.debt -= paid.min(self.debt);
+        self.debt > 0
     }
 }
 
@@ -139,31 +147,56 @@ impl LifMeters {
 
     /// Charge a processed packet; returns the worst color it got.
     pub fn charge(&mut self, now: Nanos, u: Usage) -> Color {
-        self.packets
-            .charge(now, 1)
-            .max(self.bytes.charge(now, u.bytes))
-            .max(self.cost.charge(now, u.cost))
-            .max(self.dma.charge(now, u.dma_bytes))
+        let colors = self.colors(now, u);
+        self.owe(colors, u);
+        colors.into_iter().max().unwrap_or(Color::Green)
     }
 
-    /// Color a frame from the wire to this LIF: red under the `Drop`
-    /// policy means drop it. Returns (worst color, drop?).
+    /// Color a frame from the wire to this LIF: red on a meter under the
+    /// `Drop` policy means drop it (and then the LIF owes nothing for it).
+    /// Returns (worst color, drop?).
     pub fn ingress(&mut self, now: Nanos, u: Usage) -> (Color, bool) {
-        let c = self.charge(now, u);
-        let drop = c == Color::Red && self.red_policies().any(|p| p == MeterPolicy::Drop);
-        (c, drop)
+        let colors = self.colors(now, u);
+        let policies = [
+            self.packets.policy,
+            self.bytes.policy,
+            self.cost.policy,
+            self.dma.policy,
+        ];
+        let drop = colors
+            .iter()
+            .zip(policies)
+            .any(|(c, p)| *c == Color::Red && p == MeterPolicy::Drop);
+        if !drop {
+            self.owe(colors, u);
+        }
+        (colors.into_iter().max().unwrap_or(Color::Green), drop)
     }
 
-    fn red_policies(&self) -> impl Iterator<Item = MeterPolicy> + '_ {
+    /// Each rate meter's color for `u`: packets, bytes, cost, DMA bytes.
+    fn colors(&mut self, now: Nanos, u: Usage) -> [Color; 4] {
         [
-            (self.packets.red_amount > 0, self.packets.policy),
-            (self.bytes.red_amount > 0, self.bytes.policy),
-            (self.cost.red_amount > 0, self.cost.policy),
-            (self.dma.red_amount > 0, self.dma.policy),
+            self.packets.color(now, 1),
+            self.bytes.color(now, u.bytes),
+            self.cost.color(now, u.cost),
+            self.dma.color(now, u.dma_bytes),
         ]
-        .into_iter()
-        .filter(|(red, _)| *red)
-        .map(|(_, p)| p)
+    }
+
+    fn owe(&mut self, colors: [Color; 4], u: Usage) {
+        let red = |i: usize| colors[i] == Color::Red;
+        if red(0) {
+            self.packets.owe(1);
+        }
+        if red(1) {
+            self.bytes.owe(u.bytes);
+        }
+        if red(2) {
+            self.cost.owe(u.cost);
+        }
+        if red(3) {
+            self.dma.owe(u.dma_bytes);
+        }
     }
 
     /// The LIF's class for the fetch scheduler at `now`, given the
@@ -189,11 +222,7 @@ impl LifMeters {
 }
 
 fn slot<R: Resource>(meter: Meter<R>, policy: MeterPolicy) -> Slot<R> {
-    Slot {
-        meter,
-        policy,
-        red_amount: 0,
-    }
+    Slot { meter, policy, debt: 0 }
 }
 
 #[cfg(test)]
@@ -226,14 +255,47 @@ mod tests {
         assert_eq!(m.charge(0, u), Color::Green);
         assert_eq!(m.charge(0, u), Color::Red);
         assert_eq!(m.class(0, 0), Class::Deprioritized);
-        // 40 units were left; at 1 M units/s the 20 more the red packet
-        // needed take 20 µs.
+        // It owes the 60 units of the red packet; 40 were left and are
+        // repaid at once; at 1 M units/s the other 20 take 20 µs.
         assert_eq!(m.class(19_000, 0), Class::Deprioritized);
         assert_eq!(
-            m.class(20_001, 0),
+            m.class(20_100, 0),
             Class::Normal,
-            "(the refill per ns is rounded in 32.32)"
+            "(the refill per ns is rounded down in 32.32)"
         );
+        // The repayment took the tokens: the next packet finds none.
+        assert_eq!(m.charge(20_100, u), Color::Red);
+    }
+
+    #[test]
+    fn a_lif_served_while_red_stays_regulated_until_it_repays() {
+        let mut m = LifMeters::default();
+        m.set(&cost_meter(1_000_000, 100, MeterPolicy::Deprioritize), 0)
+            .unwrap();
+        let u = Usage {
+            bytes: 64,
+            cost: 50,
+            dma_bytes: 80,
+        };
+        // 2 green, then 3 served red (others idle): 150 owed, but the debt
+        // is capped at the meter's depth (100).
+        for _ in 0..2 {
+            assert_eq!(m.charge(0, u), Color::Green);
+        }
+        for _ in 0..3 {
+            assert_eq!(m.charge(0, u), Color::Red);
+        }
+        assert_eq!(m.class(0, 0), Class::Deprioritized);
+        assert_eq!(m.class(99_000, 0), Class::Deprioritized, "100 units take 100 µs");
+        assert_eq!(m.class(100_500, 0), Class::Normal);
+        // A LIF under its rate never goes red.
+        let mut v = LifMeters::default();
+        v.set(&cost_meter(1_000_000, 100, MeterPolicy::Deprioritize), 0)
+            .unwrap();
+        for k in 1..=1000u64 {
+            assert_eq!(v.charge(k * 60_000, u), Color::Green);
+            assert_eq!(v.class(k * 60_000, 0), Class::Normal);
+        }
     }
 
     #[test]
