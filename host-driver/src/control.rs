@@ -413,14 +413,5 @@ impl Drop for ControlServer {
     }
 }
 
-/// Send one request and read its response (the client half, for tests and
-/// `nicctl`).
-pub fn request(path: &Path, req: &Request) -> std::io::Result<Response> {
-    let mut s = UnixStream::connect(path)?;
-    s.write_all(proto::encode(req).as_bytes())?;
-    let mut line = Vec::new();
-    BufReader::new(s)
-        .take(proto::MAX_LINE as u64 + 1)
-        .read_until(b'\n', &mut line)?;
-    proto::parse_response(line.trim_ascii_end()).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
-}
+/// The client half (for tests; `nicctl` uses it too).
+pub use mgmt::client::request;

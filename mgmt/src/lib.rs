@@ -1,5 +1,8 @@
 //! nicctl's library: the control-socket protocol shared with `nicdrv`
-//! ([`proto`]), the client, and the unit parsers (the latter two arrive
-//! with the fairness issue).
+//! ([`proto`]), its client ([`client`]), the unit parsers ([`units`]) and
+//! the command line itself ([`cli`]).
 
+pub mod cli;
+pub mod client;
 pub mod proto;
+pub mod units;

@@ -130,14 +130,6 @@ extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::Release);
 }
 
-fn default_control() -> PathBuf {
-    match std::env::var_os("XDG_RUNTIME_DIR") {
-        Some(d) => PathBuf::from(d).join("nicdrv.sock"),
-        // SAFETY: getuid cannot fail.
-        None => PathBuf::from(format!("/tmp/nicdrv-{}.sock", unsafe { libc::getuid() })),
-    }
-}
-
 fn parse_id(s: &str) -> Result<(u16, u16), String> {
     let (v, d) = s
         .split_once(':')
@@ -300,7 +292,7 @@ fn run(args: Args) -> Result<bool, String> {
         app: format!("{app:?}").to_lowercase(),
         app_stats: Mutex::new((0.0, Vec::new())),
     });
-    let control_path = args.control.clone().unwrap_or_else(default_control);
+    let control_path = args.control.clone().unwrap_or_else(mgmt::client::default_socket);
     let _control = match ControlServer::start(&control_path, state.clone()) {
         Ok(c) => {
             println!(

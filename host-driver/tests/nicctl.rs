@@ -1,0 +1,207 @@
+//! nicctl against a real control socket, served by the driver's control
+//! server over a simulated device (PF + one VF): what a lab engineer types,
+//! end to end.
+
+use host_driver::backend::vfio_user::VfioUserBackend;
+use host_driver::control::{ControlServer, ControlState};
+use host_driver::nic::{Nic, NicConfig};
+use sim::device::DeviceConfig;
+use sim::{ClockKind, PortSpec, Sim, SimConfig};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+fn nicctl(socket: &Path, args: &[&str]) -> (i32, String, String) {
+    let mut all = vec!["nicctl", "--socket", socket.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let (mut o, mut e) = (Vec::new(), Vec::new());
+    let code = mgmt::cli::run(all, &mut o, &mut e);
+    (code, String::from_utf8(o).unwrap(), String::from_utf8(e).unwrap())
+}
+
+fn open(path: &Path) -> Nic {
+    Nic::open(Box::new(VfioUserBackend::connect(path).unwrap()), &NicConfig::default()).unwrap()
+}
+
+fn serve(dir: &Path, name: &str, nics: Vec<Arc<Mutex<Nic>>>) -> ControlServer {
+    let state = Arc::new(ControlState {
+        nics,
+        app: "test".into(),
+        app_stats: Mutex::new((0.0, Vec::new())),
+    });
+    ControlServer::start(&dir.join(name), state).unwrap()
+}
+
+#[test]
+fn lif_list_meter_set_show_stats_and_coalesce_through_the_socket() {
+    let sim = Sim::start(SimConfig {
+        device: DeviceConfig {
+            vfs: 1,
+            ..DeviceConfig::default()
+        },
+        clock: ClockKind::Virtual,
+        port: PortSpec::Null,
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let mut pf = open(sim.pf_socket());
+    let mut vf = open(sim.vf_socket(0).unwrap());
+    let pf_lif = pf.create_lif("uplink0", None).unwrap();
+    let vf_lif = vf.create_lif("tenant3", None).unwrap();
+    let dir = std::env::temp_dir().join(format!("nicctl-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pf = Arc::new(Mutex::new(pf));
+    let vf = Arc::new(Mutex::new(vf));
+    let both = serve(&dir, "both.sock", vec![pf.clone(), vf.clone()]);
+    let s = both.path().to_path_buf();
+
+    let (code, out, err) = nicctl(&s, &["lif", "list"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("uplink0") && out.contains("tenant3"), "{out}");
+
+    // The example, and the values the device applied.
+    let lif = vf_lif.id.to_string();
+    let (code, out, err) = nicctl(
+        &s,
+        &[
+            "meter",
+            "set",
+            "--lif",
+            &lif,
+            "--resource",
+            "bytes",
+            "--cir",
+            "2Gbit/s",
+            "--cburst",
+            "64KiB",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("applied: lif")
+            && out.contains("bytes: srtcm cir 250000000 B/s (2 Gbit/s) cburst 65536 B (64 KiB)"),
+        "{out}"
+    );
+    assert!(!out.contains("note:"), "exact values need no note: {out}");
+    // A value the device rounds is reported as such.
+    let (code, out, err) = nicctl(
+        &s,
+        &[
+            "meter",
+            "set",
+            "--lif",
+            &lif,
+            "--resource",
+            "packets",
+            "--cir",
+            "2.5kpps",
+            "--cburst",
+            "0.5pkt",
+            "--policy",
+            "deprioritize",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("note: cburst 0.5 pkt was asked; the device applied 1 pkt"),
+        "{out}"
+    );
+    let (code, out, _) = nicctl(&s, &["meter", "show", "--lif", &lif]);
+    assert_eq!(code, 0);
+    assert!(out.contains("bytes: srtcm cir 250000000 B/s"), "{out}");
+    assert!(
+        out.contains("packets: srtcm cir 2500 pps (2.5 kpps) cburst 1 pkt"),
+        "{out}"
+    );
+    assert!(out.contains("cost: off"), "{out}");
+    // JSON for scripts.
+    let (code, out, _) = nicctl(&s, &["--json", "meter", "show", "--lif", &lif, "--resource", "bytes"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["meter"]["cir"], 250_000_000);
+    // The device refuses nonsense the CLI let through (PIR below CIR).
+    let (code, _, err) = nicctl(
+        &s,
+        &[
+            "meter",
+            "set",
+            "--lif",
+            &lif,
+            "--resource",
+            "bytes",
+            "--cir",
+            "2Gbit/s",
+            "--cburst",
+            "1KiB",
+            "--pir",
+            "1Gbit/s",
+            "--pburst",
+            "1KiB",
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(err.to_lowercase().contains("pir"), "{err}");
+
+    let (code, out, err) = nicctl(&s, &["stats", "--lif", &pf_lif.id.to_string()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("tx pkt") && out.lines().count() == 2, "{out}");
+    let (code, out, err) = nicctl(
+        &s,
+        &["--json", "stats", "--watch", "--interval", "0.01", "--count", "2"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 4, "2 samples x 2 LIFs: {out}");
+    assert!(lines[0]["per_second"]["tx_packets"].is_number());
+
+    let (code, out, err) = nicctl(
+        &s,
+        &[
+            "coalesce",
+            "set",
+            "--function",
+            "1",
+            "--vector",
+            "0",
+            "--mode",
+            "fixed",
+            "--latency-us",
+            "20",
+            "--overflow-us",
+            "200",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("applied: function 1 vector 0: fixed, latency 20 us, overflow 200 us"),
+        "{out}"
+    );
+    let (code, out, _) = nicctl(&s, &["coalesce", "show", "--function", "1", "--vector", "0"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("fixed, latency 20 us"), "{out}");
+
+    // A driver that holds only the VF: meters are the PF's business.
+    let vf_only = serve(&dir, "vf.sock", vec![vf.clone()]);
+    let (code, _, err) = nicctl(
+        vf_only.path(),
+        &[
+            "meter",
+            "set",
+            "--lif",
+            &lif,
+            "--resource",
+            "bytes",
+            "--cir",
+            "1Gbit/s",
+            "--cburst",
+            "64KiB",
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("permission denied: only the PF may change meters"),
+        "{err}"
+    );
+    drop(both);
+    drop(vf_only);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,6 @@
+//! nicctl: manage a running nicdrv (see `mgmt::cli`).
+
+fn main() {
+    let code = mgmt::cli::run(std::env::args_os(), &mut std::io::stdout(), &mut std::io::stderr());
+    std::process::exit(code);
+}
