@@ -32,6 +32,8 @@ struct Slot<R> {
     policy: MeterPolicy,
     /// What the LIF owes the meter (0: not regulating).
     debt: u64,
+    /// The amount of the last packet colored: the best guess of the next.
+    last: u64,
 }
 
 impl<R: Resource> Slot<R> {
@@ -40,11 +42,13 @@ impl<R: Resource> Slot<R> {
             meter: Meter::Off,
             policy: MeterPolicy::Backpressure,
             debt: 0,
+            last: 0,
         }
     }
 
     /// Color a packet of `amount` (takes tokens, owes nothing yet).
     fn color(&mut self, now: Nanos, amount: u64) -> Color {
+        self.last = amount;
         self.meter.color(now, Amount::new(amount))
     }
 
@@ -54,14 +58,19 @@ impl<R: Resource> Slot<R> {
         self.debt = self.debt.saturating_add(amount.max(1)).min(cap);
     }
 
-    /// Red now: in debt after repaying what has refilled since.
+    /// Red now: still in debt after repaying what has refilled since, or
+    /// unable to pass another packet like the last one (so a LIF held to
+    /// its rate is held before its next packet, which is then green,
+    /// rather than after it).
     fn red(&mut self, now: Nanos) -> bool {
-        if self.debt == 0 {
-            return false;
+        if self.debt > 0 {
+            let paid = self.meter.repay(now, Amount::new(self.debt)).get();
+            self.debt -= paid.min(self.debt);
+            if self.debt > 0 {
+                return true;
+            }
         }
-        let paid = self.meter.repay(now, Amount::new(self.debt)).get();
-        self.debt -= paid.min(self.debt);
-        self.debt > 0
+        self.last > 0 && !self.meter.would_pass(now, Amount::new(self.last))
     }
 }
 
@@ -222,7 +231,12 @@ impl LifMeters {
 }
 
 fn slot<R: Resource>(meter: Meter<R>, policy: MeterPolicy) -> Slot<R> {
-    Slot { meter, policy, debt: 0 }
+    Slot {
+        meter,
+        policy,
+        debt: 0,
+        last: 0,
+    }
 }
 
 #[cfg(test)]
@@ -256,15 +270,17 @@ mod tests {
         assert_eq!(m.charge(0, u), Color::Red);
         assert_eq!(m.class(0, 0), Class::Deprioritized);
         // It owes the 60 units of the red packet; 40 were left and are
-        // repaid at once; at 1 M units/s the other 20 take 20 µs.
+        // repaid at once; at 1 M units/s the other 20 take 20 µs, and the
+        // 60 the next packet needs another 60 µs.
         assert_eq!(m.class(19_000, 0), Class::Deprioritized);
+        assert_eq!(m.class(79_000, 0), Class::Deprioritized);
         assert_eq!(
-            m.class(20_100, 0),
+            m.class(80_100, 0),
             Class::Normal,
             "(the refill per ns is rounded down in 32.32)"
         );
-        // The repayment took the tokens: the next packet finds none.
-        assert_eq!(m.charge(20_100, u), Color::Red);
+        // ... and that next packet is green.
+        assert_eq!(m.charge(80_100, u), Color::Green);
     }
 
     #[test]
@@ -287,7 +303,12 @@ mod tests {
         }
         assert_eq!(m.class(0, 0), Class::Deprioritized);
         assert_eq!(m.class(99_000, 0), Class::Deprioritized, "100 units take 100 µs");
-        assert_eq!(m.class(100_500, 0), Class::Normal);
+        assert_eq!(
+            m.class(149_000, 0),
+            Class::Deprioritized,
+            "and the next packet's 50 another 50"
+        );
+        assert_eq!(m.class(150_500, 0), Class::Normal);
         // A LIF under its rate never goes red.
         let mut v = LifMeters::default();
         v.set(&cost_meter(1_000_000, 100, MeterPolicy::Deprioritize), 0)
