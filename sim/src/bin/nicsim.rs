@@ -63,6 +63,26 @@ struct Args {
     /// Exit after this many seconds (default: run until interrupted).
     #[arg(long)]
     duration: Option<f64>,
+    /// What the fetch scheduler's deficit round robin charges: pipeline
+    /// cost (fairnic) or packets (a conventional NIC, for comparison).
+    #[arg(long, value_enum, default_value_t = Sched::Cost)]
+    sched: Sched,
+    /// DRR quantum per LIF per round, in the scheduler's unit.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    quantum: u64,
+    /// Pipeline capacity in cost units per second (a 64-byte UDP frame
+    /// costs 5); default: as fast as this host runs the simulator.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    capacity: Option<u64>,
+    /// Fixed latency from the pipeline to the completion, ns (with --capacity).
+    #[arg(long, default_value_t = 0)]
+    transit_ns: u64,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Sched {
+    Cost,
+    Packets,
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -133,6 +153,13 @@ fn main() -> ExitCode {
     let cfg = SimConfig {
         device: DeviceConfig {
             vfs: args.vfs,
+            basis: match args.sched {
+                Sched::Cost => dataplane::fair::Basis::Cost,
+                Sched::Packets => dataplane::fair::Basis::Packets,
+            },
+            quantum: args.quantum,
+            pipeline_units_per_sec: args.capacity,
+            transit_ns: args.transit_ns,
             ..DeviceConfig::default()
         },
         port,
