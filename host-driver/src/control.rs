@@ -59,6 +59,18 @@ impl ControlState {
                 driver: concat!("nicdrv ", env!("CARGO_PKG_VERSION")).into(),
                 app: self.app.clone(),
                 functions: self.nics.iter().map(|n| lock(n).device().to_string()).collect(),
+                meter_rate_granularity: self
+                    .nics
+                    .first()
+                    .map_or(0, |n| lock(n).info.meter_rate_granularity.get()),
+                meter_burst_granularity: self
+                    .nics
+                    .first()
+                    .map_or(0, |n| lock(n).info.meter_burst_granularity.get()),
+                moderation_granularity_ns: self
+                    .nics
+                    .first()
+                    .map_or(0, |n| lock(n).info.moderation_granularity_ns.get()),
             })),
             Request::LifList => {
                 let mut rows: Vec<LifRow> = Vec::new();

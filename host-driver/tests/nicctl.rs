@@ -54,6 +54,12 @@ fn lif_list_meter_set_show_stats_and_coalesce_through_the_socket() {
     let both = serve(&dir, "both.sock", vec![pf.clone(), vf.clone()]);
     let s = both.path().to_path_buf();
 
+    let (code, out, err) = nicctl(&s, &["hello"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("device granularity: meter rates 1 unit/s, bursts 1 unit"),
+        "{out}"
+    );
     let (code, out, err) = nicctl(&s, &["lif", "list"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("uplink0") && out.contains("tenant3"), "{out}");

@@ -288,6 +288,11 @@ fn execute(cli: &Cli, socket: &std::path::Path, out: &mut dyn Write) -> Result<(
             }
             if let Answer::Hello(h) = a {
                 writeln!(out, "{} (protocol {}), running {}", h.driver, h.protocol, h.app)?;
+                writeln!(
+                    out,
+                    "device granularity: meter rates {} unit/s, bursts {} unit, moderation {} ns",
+                    h.meter_rate_granularity, h.meter_burst_granularity, h.moderation_granularity_ns
+                )?;
                 for f in h.functions {
                     writeln!(out, "  {f}")?;
                 }

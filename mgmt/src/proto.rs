@@ -141,6 +141,16 @@ pub struct Hello {
     pub driver: String,
     pub app: String,
     pub functions: Vec<String>,
+    /// The device's meter rate step, in the resource's unit per second
+    /// (what `meter set` rounds to).
+    #[serde(default)]
+    pub meter_rate_granularity: u64,
+    /// The device's meter burst step, in the resource's unit.
+    #[serde(default)]
+    pub meter_burst_granularity: u64,
+    /// The device's moderation timer step, ns.
+    #[serde(default)]
+    pub moderation_granularity_ns: u32,
 }
 
 /// A successful answer.
