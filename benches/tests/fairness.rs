@@ -89,3 +89,27 @@ fn a_seeded_run_replays_exactly() {
     };
     assert_eq!(key(&a), key(&b));
 }
+
+/// Everyone over their share: each victim offers half the pipeline. Max-min
+/// fairness is then an equal quarter of the cost for each tenant, whatever
+/// its packets cost; packet round robin gives the aggressor four times a
+/// victim's share instead.
+#[test]
+fn with_every_tenant_overloaded_each_gets_an_equal_share_of_the_cost() {
+    let sc = Scenario {
+        victim_load: 0.5,
+        warmup_ns: 1_000_000,
+        measure_ns: 1_000_000,
+        ..Scenario::standard()
+    };
+    let on = run(&sc, Setting::On, Who::All).unwrap();
+    for t in &on.tenants {
+        assert!((t.share - 0.25).abs() < 0.0125, "{}: {:.3}", t.name, t.share);
+    }
+    assert!(on.jain > 0.999, "{:.4}", on.jain);
+    assert_eq!(on.unaccounted, 0);
+    let off = run(&sc, Setting::Off, Who::All).unwrap();
+    let agg = off.tenants.iter().find(|t| t.aggressor).unwrap();
+    assert!((agg.share - 4.0 / 7.0).abs() < 0.02, "packet RR: aggressor {:.3}", agg.share);
+    assert_eq!(off.unaccounted, 0);
+}
