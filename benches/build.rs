@@ -1,10 +1,12 @@
-//! With the `dpdk` feature, compile the rte_ring shim against the system's
-//! libdpdk (found with pkg-config) and link librte_ring.
+//! With the `dpdk` feature, compile the rte_ring and rte_meter shims against
+//! the system's libdpdk (found with pkg-config) and link librte_ring and
+//! librte_meter.
 
 use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-changed=csrc/rte_ring_shim.c");
+    println!("cargo:rerun-if-changed=csrc/rte_meter_shim.c");
     println!("cargo:rerun-if-env-changed=PKG_CONFIG_PATH");
     if std::env::var_os("CARGO_FEATURE_DPDK").is_none() {
         return;
@@ -19,7 +21,11 @@ fn main() {
         ),
     };
     let mut build = cc::Build::new();
-    build.file("csrc/rte_ring_shim.c").opt_level(3).warnings(false);
+    build
+        .file("csrc/rte_ring_shim.c")
+        .file("csrc/rte_meter_shim.c")
+        .opt_level(3)
+        .warnings(false);
     let mut flags = cflags.split_whitespace();
     while let Some(f) = flags.next() {
         if f == "-include" {
@@ -36,5 +42,7 @@ fn main() {
         .probe("libdpdk")
         .expect("libdpdk found above");
     println!("cargo:rustc-link-lib=rte_ring");
+    println!("cargo:rustc-link-lib=rte_meter");
+    println!("cargo:rustc-link-lib=m");
     println!("cargo:rustc-link-lib=rte_eal");
 }

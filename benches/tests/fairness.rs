@@ -110,6 +110,10 @@ fn with_every_tenant_overloaded_each_gets_an_equal_share_of_the_cost() {
     assert_eq!(on.unaccounted, 0);
     let off = run(&sc, Setting::Off, Who::All).unwrap();
     let agg = off.tenants.iter().find(|t| t.aggressor).unwrap();
-    assert!((agg.share - 4.0 / 7.0).abs() < 0.02, "packet RR: aggressor {:.3}", agg.share);
+    assert!(
+        (agg.share - 4.0 / 7.0).abs() < 0.02,
+        "packet RR: aggressor {:.3}",
+        agg.share
+    );
     assert_eq!(off.unaccounted, 0);
 }
