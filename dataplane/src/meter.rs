@@ -687,6 +687,32 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 4 } else { 256 }, ..ProptestConfig::default() })]
 
+        /// Repaying takes at most what is owed and at most what the buckets
+        /// hold: after a partial repayment nothing whole is left, and a
+        /// packet then finds no committed tokens (srTCM with EBS 0), for
+        /// any rates, bursts and arrivals (no overflow on the way).
+        #[test]
+        fn repay_takes_no_more_than_owed_or_held(
+            cir in 1u64..MAX_RATE,
+            cbs in 1u64..=MAX_BURST,
+            trace in arrivals(),
+            owe in 0u64..u64::MAX,
+        ) {
+            let p = SrTcmProfile::<Bytes>::new(Rate::new(cir), Amount::new(cbs), Amount::new(0)).unwrap();
+            let mut s = p.state(0);
+            let mut now = 0u64;
+            for (gap, size) in trace {
+                now = now.saturating_add(gap);
+                p.color(&mut s, now, Amount::new(size));
+                let paid = p.repay(&mut s, now, Amount::new(owe)).get();
+                prop_assert!(paid <= owe.min(MAX_BURST + 1));
+                if paid < owe.min(MAX_BURST + 1) {
+                    prop_assert_eq!(p.repay(&mut s, now, Amount::new(owe)).get(), 0);
+                    prop_assert!(!p.would_pass(&s, now, Amount::new(1)));
+                }
+            }
+        }
+
         #[test]
         fn trtcm_matches_rfc_2698(
             cir in 0u64..20_000_000_000,
