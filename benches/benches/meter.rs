@@ -325,11 +325,7 @@ fn group(report: &mut Report, rounds: usize, lifs: usize, tpn: f64, colors: &mut
 }
 
 fn main() {
-    let quick = !std::env::args().any(|a| a == "--bench");
-    let rounds = std::env::var("FAIRNIC_BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(if quick { 1 } else { 7 });
+    let rounds = fairnic_benches::rounds();
     pin_to_cpu(0);
     let tpn = tsc_per_ns();
     let mut report = Report::new("meter");

@@ -314,13 +314,7 @@ fn one_thread_group<P: Payload>(report: &mut Report, rounds: usize, esize: u32, 
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing
-    // and expects a quick run.
-    let quick = !std::env::args().any(|a| a == "--bench");
-    let rounds = std::env::var("FAIRNIC_BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(if quick { 1 } else { 7 });
+    let rounds = fairnic_benches::rounds();
     let mut report = Report::new("ring");
     report.notes.push(format!(
         "{rounds} interleaved rounds; two-thread runs move {N} elements through {SLOTS} slots; \

@@ -497,18 +497,7 @@ pub fn run(sc: &Scenario, setting: Setting, who: Who) -> Result<RunResult, Strin
     let mut lifs: Vec<u16> = tenants.iter().map(|t| t.lif.id).collect();
     lifs.push(sink.id);
     for l in lifs {
-        let st = pf.stats(l).map_err(setup_err("stats"))?;
-        for c in [
-            LifCounter::DropNoRxBuffer,
-            LifCounter::DropMeterRed,
-            LifCounter::DropParseError,
-            LifCounter::DropNoRoute,
-            LifCounter::DropQueueError,
-            LifCounter::DropTooLong,
-            LifCounter::DropPipeline,
-        ] {
-            dropped_total += st.get(c);
-        }
+        dropped_total += pf.stats(l).map_err(setup_err("stats"))?.dropped();
     }
     let posted_total: u64 = tenants.iter().map(|t| t.posted_all).sum();
     let received_total: u64 = tenants.iter().map(|t| t.received_all).sum();

@@ -189,6 +189,17 @@ impl Report {
     }
 }
 
+/// Rounds to run: `FAIRNIC_BENCH_ROUNDS`, else 7 under `cargo bench`
+/// (which passes `--bench`) and 1 under `cargo test --benches` (which
+/// expects a quick run).
+pub fn rounds() -> usize {
+    let quick = !std::env::args().any(|a| a == "--bench");
+    std::env::var("FAIRNIC_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if quick { 1 } else { 7 })
+}
+
 /// A named variant of a benchmark: one run returns one value.
 pub type Variant<'a> = (&'a str, Box<dyn FnMut() -> f64 + 'a>);
 

@@ -10,9 +10,10 @@ use sim::{ClockKind, PortSpec, Sim, SimConfig};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-fn nicctl(socket: &Path, args: &[&str]) -> (i32, String, String) {
+/// Run nicctl on `socket` with `args` (words split on spaces).
+fn nicctl(socket: &Path, args: &str) -> (i32, String, String) {
     let mut all = vec!["nicctl", "--socket", socket.to_str().unwrap()];
-    all.extend_from_slice(args);
+    all.extend(args.split_whitespace());
     let (mut o, mut e) = (Vec::new(), Vec::new());
     let code = mgmt::cli::run(all, &mut o, &mut e);
     (code, String::from_utf8(o).unwrap(), String::from_utf8(e).unwrap())
@@ -54,13 +55,13 @@ fn lif_list_meter_set_show_stats_and_coalesce_through_the_socket() {
     let both = serve(&dir, "both.sock", vec![pf.clone(), vf.clone()]);
     let s = both.path().to_path_buf();
 
-    let (code, out, err) = nicctl(&s, &["hello"]);
+    let (code, out, err) = nicctl(&s, "hello");
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains("device granularity: meter rates 1 unit/s, bursts 1 unit"),
         "{out}"
     );
-    let (code, out, err) = nicctl(&s, &["lif", "list"]);
+    let (code, out, err) = nicctl(&s, "lif list");
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("uplink0") && out.contains("tenant3"), "{out}");
 
@@ -68,18 +69,7 @@ fn lif_list_meter_set_show_stats_and_coalesce_through_the_socket() {
     let lif = vf_lif.id.to_string();
     let (code, out, err) = nicctl(
         &s,
-        &[
-            "meter",
-            "set",
-            "--lif",
-            &lif,
-            "--resource",
-            "bytes",
-            "--cir",
-            "2Gbit/s",
-            "--cburst",
-            "64KiB",
-        ],
+        &format!("meter set --lif {lif} --resource bytes --cir 2Gbit/s --cburst 64KiB"),
     );
     assert_eq!(code, 0, "{err}");
     assert!(
@@ -91,27 +81,14 @@ fn lif_list_meter_set_show_stats_and_coalesce_through_the_socket() {
     // A value the device rounds is reported as such.
     let (code, out, err) = nicctl(
         &s,
-        &[
-            "meter",
-            "set",
-            "--lif",
-            &lif,
-            "--resource",
-            "packets",
-            "--cir",
-            "2.5kpps",
-            "--cburst",
-            "0.5pkt",
-            "--policy",
-            "deprioritize",
-        ],
+        &format!("meter set --lif {lif} --resource packets --cir 2.5kpps --cburst 0.5pkt --policy deprioritize"),
     );
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains("note: cburst 0.5 pkt was asked; the device applied 1 pkt"),
         "{out}"
     );
-    let (code, out, _) = nicctl(&s, &["meter", "show", "--lif", &lif]);
+    let (code, out, _) = nicctl(&s, &format!("meter show --lif {lif}"));
     assert_eq!(code, 0);
     assert!(out.contains("bytes: srtcm cir 250000000 B/s"), "{out}");
     assert!(
@@ -120,40 +97,22 @@ fn lif_list_meter_set_show_stats_and_coalesce_through_the_socket() {
     );
     assert!(out.contains("cost: off"), "{out}");
     // JSON for scripts.
-    let (code, out, _) = nicctl(&s, &["--json", "meter", "show", "--lif", &lif, "--resource", "bytes"]);
+    let (code, out, _) = nicctl(&s, &format!("--json meter show --lif {lif} --resource bytes"));
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["meter"]["cir"], 250_000_000);
     // The device refuses nonsense the CLI let through (PIR below CIR).
     let (code, _, err) = nicctl(
         &s,
-        &[
-            "meter",
-            "set",
-            "--lif",
-            &lif,
-            "--resource",
-            "bytes",
-            "--cir",
-            "2Gbit/s",
-            "--cburst",
-            "1KiB",
-            "--pir",
-            "1Gbit/s",
-            "--pburst",
-            "1KiB",
-        ],
+        &format!("meter set --lif {lif} --resource bytes --cir 2Gbit/s --cburst 1KiB --pir 1Gbit/s --pburst 1KiB"),
     );
     assert_eq!(code, 1);
     assert!(err.to_lowercase().contains("pir"), "{err}");
 
-    let (code, out, err) = nicctl(&s, &["stats", "--lif", &pf_lif.id.to_string()]);
+    let (code, out, err) = nicctl(&s, &format!("stats --lif {}", pf_lif.id));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("tx pkt") && out.lines().count() == 2, "{out}");
-    let (code, out, err) = nicctl(
-        &s,
-        &["--json", "stats", "--watch", "--interval", "0.01", "--count", "2"],
-    );
+    let (code, out, err) = nicctl(&s, "--json stats --watch --interval 0.01 --count 2");
     assert_eq!(code, 0, "{err}");
     let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 4, "2 samples x 2 LIFs: {out}");
@@ -161,27 +120,14 @@ fn lif_list_meter_set_show_stats_and_coalesce_through_the_socket() {
 
     let (code, out, err) = nicctl(
         &s,
-        &[
-            "coalesce",
-            "set",
-            "--function",
-            "1",
-            "--vector",
-            "0",
-            "--mode",
-            "fixed",
-            "--latency-us",
-            "20",
-            "--overflow-us",
-            "200",
-        ],
+        "coalesce set --function 1 --vector 0 --mode fixed --latency-us 20 --overflow-us 200",
     );
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains("applied: function 1 vector 0: fixed, latency 20 us, overflow 200 us"),
         "{out}"
     );
-    let (code, out, _) = nicctl(&s, &["coalesce", "show", "--function", "1", "--vector", "0"]);
+    let (code, out, _) = nicctl(&s, "coalesce show --function 1 --vector 0");
     assert_eq!(code, 0);
     assert!(out.contains("fixed, latency 20 us"), "{out}");
 
@@ -189,18 +135,7 @@ fn lif_list_meter_set_show_stats_and_coalesce_through_the_socket() {
     let vf_only = serve(&dir, "vf.sock", vec![vf.clone()]);
     let (code, _, err) = nicctl(
         vf_only.path(),
-        &[
-            "meter",
-            "set",
-            "--lif",
-            &lif,
-            "--resource",
-            "bytes",
-            "--cir",
-            "1Gbit/s",
-            "--cburst",
-            "64KiB",
-        ],
+        &format!("meter set --lif {lif} --resource bytes --cir 1Gbit/s --cburst 64KiB"),
     );
     assert_eq!(code, 1);
     assert!(

@@ -695,29 +695,18 @@ fn write_header(out: &mut dyn Write, suffix: &str) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
-    fn run_capture(args: &[&str]) -> (i32, String, String) {
+    /// Run a command line (words split on spaces).
+    fn run_capture(line: &str) -> (i32, String, String) {
         let (mut o, mut e) = (Vec::new(), Vec::new());
-        let code = run(args.iter().copied(), &mut o, &mut e);
+        let code = run(line.split_whitespace(), &mut o, &mut e);
         (code, String::from_utf8(o).unwrap(), String::from_utf8(e).unwrap())
     }
 
     #[test]
     fn bad_units_are_usage_errors_that_point_at_the_token() {
-        let (code, _, err) = run_capture(&[
-            "nicctl",
-            "--socket",
-            "/nonexistent.sock",
-            "meter",
-            "set",
-            "--lif",
-            "3",
-            "--resource",
-            "bytes",
-            "--cir",
-            "2Gbitz/s",
-            "--cburst",
-            "64KiB",
-        ]);
+        let (code, _, err) = run_capture(
+            "nicctl --socket /nonexistent.sock meter set --lif 3 --resource bytes --cir 2Gbitz/s --cburst 64KiB",
+        );
         assert_eq!(code, 2, "{err}");
         assert!(err.starts_with("nicctl: --cir unknown unit 'Gbitz/s'"), "{err}");
         assert!(err.contains("\n  2Gbitz/s\n   ^^^^^^^"), "{err}");
@@ -725,49 +714,26 @@ mod tests {
 
     #[test]
     fn incomplete_meters_are_named_before_anything_is_sent() {
-        let (code, _, err) = run_capture(&[
-            "nicctl",
-            "--socket",
-            "/nonexistent.sock",
-            "meter",
-            "set",
-            "--lif",
-            "3",
-            "--resource",
-            "bytes",
-            "--cir",
-            "1Gbit/s",
-        ]);
+        let (code, _, err) =
+            run_capture("nicctl --socket /nonexistent.sock meter set --lif 3 --resource bytes --cir 1Gbit/s");
         assert_eq!(code, 2);
         assert!(err.contains("srtcm needs --cburst or --eburst"), "{err}");
-        let (code, _, err) = run_capture(&[
-            "nicctl",
-            "--socket",
-            "/x",
-            "meter",
-            "set",
-            "--lif",
-            "1",
-            "--resource",
-            "desc-in-flight",
-            "--cir",
-            "5",
-        ]);
+        let (code, _, err) = run_capture("nicctl --socket /x meter set --lif 1 --resource desc-in-flight --cir 5");
         assert_eq!(code, 2);
         assert!(err.contains("level"), "{err}");
     }
 
     #[test]
     fn clap_errors_and_a_missing_driver_have_their_own_status() {
-        let (code, _, err) = run_capture(&["nicctl", "meter", "set", "--lif", "70000"]);
+        let (code, _, err) = run_capture("nicctl meter set --lif 70000");
         assert_eq!(code, 2, "{err}");
-        let (code, out, _) = run_capture(&["nicctl", "--help"]);
+        let (code, out, _) = run_capture("nicctl --help");
         assert_eq!(code, 0);
         assert!(out.contains("meter"));
-        let (code, _, err) = run_capture(&["nicctl", "--socket", "/nonexistent/nicdrv.sock", "lif", "list"]);
+        let (code, _, err) = run_capture("nicctl --socket /nonexistent/nicdrv.sock lif list");
         assert_eq!(code, 3);
         assert!(err.contains("cannot reach nicdrv at /nonexistent/nicdrv.sock"), "{err}");
-        let (code, _, err) = run_capture(&["nicctl", "--socket", "/x", "stats", "--watch", "--interval", "0"]);
+        let (code, _, err) = run_capture("nicctl --socket /x stats --watch --interval 0");
         assert_eq!(code, 2, "{err}");
     }
 }

@@ -1147,9 +1147,27 @@ impl Default for LifStats {
     }
 }
 
+impl LifCounter {
+    /// Every drop counter: each dropped frame lands in exactly one.
+    pub const DROPS: [LifCounter; 7] = [
+        LifCounter::DropNoRxBuffer,
+        LifCounter::DropMeterRed,
+        LifCounter::DropParseError,
+        LifCounter::DropNoRoute,
+        LifCounter::DropQueueError,
+        LifCounter::DropTooLong,
+        LifCounter::DropPipeline,
+    ];
+}
+
 impl LifStats {
     pub fn get(&self, c: LifCounter) -> u64 {
         self.counters[c as usize].get()
+    }
+
+    /// Frames dropped, every reason.
+    pub fn dropped(&self) -> u64 {
+        LifCounter::DROPS.iter().map(|&c| self.get(c)).sum()
     }
 }
 

@@ -343,15 +343,7 @@ pub fn run(
     }
     let seconds = (drain_since.unwrap_or_else(Instant::now) - t0).as_secs_f64().max(1e-9);
     let stats = ports.device_stats()?;
-    let drop_counters = [
-        LifCounter::DropNoRxBuffer,
-        LifCounter::DropMeterRed,
-        LifCounter::DropParseError,
-        LifCounter::DropNoRoute,
-        LifCounter::DropQueueError,
-        LifCounter::DropTooLong,
-        LifCounter::DropPipeline,
-    ];
+    let drop_counters = LifCounter::DROPS;
     let mut lifs = Vec::new();
     let mut dropped = 0u64;
     let mut all = new_hist();
