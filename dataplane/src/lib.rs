@@ -16,6 +16,7 @@
 //! Spec: `docs/device-abi.md` and `../shared/ARCHITECTURE.md`.
 
 pub mod abi;
+pub mod coalesce;
 pub mod fair;
 pub mod meter;
 pub mod packet;
