@@ -301,7 +301,7 @@ impl Device {
                     applied = default_moderation(v as u16);
                     applied.high_watermark_pct = m.high_watermark_pct;
                 }
-                vec.moderation = applied;
+                vec.set_moderation(applied);
                 Ok(Outcome::ok(0, 0))
             }
             AdminCommand::StatsGet(dma) => {

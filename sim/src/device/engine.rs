@@ -33,8 +33,9 @@ use super::Device;
 use crate::clock::Nanos;
 use dataplane::abi::{
     comp_flags, doorbell_offset_in_page, pkt_flags, tx_flags, CompStatus, Doorbell, LifCounter, MeterColor, QueueType,
-    RxDesc, TxDesc, CONSUMER_POLLING, LIF_UPLINK,
+    RxDesc, TxDesc, CONSUMER_ARMED, CONSUMER_POLLING, LIF_UPLINK,
 };
+use dataplane::coalesce::Consumer;
 use dataplane::fair::Class;
 use dataplane::meter::Color;
 use dataplane::packet::classify;
@@ -147,7 +148,7 @@ impl Device {
                 }
             }
         }
-        self.signal_completions();
+        self.signal_completions(now);
         work
     }
 
@@ -169,15 +170,21 @@ impl Device {
             (true, _) => Some(now),
             (false, w) => w,
         };
-        let t = soonest_work?;
-        let mut t = t.max(now);
-        if self.cfg.pipeline_units_per_sec.is_some() {
-            t = t.max(self.busy_until);
+        let timer = self.functions.iter().filter_map(|f| f.next_timer()).min();
+        let work = soonest_work.map(|t| {
+            let mut t = t.max(now);
+            if self.cfg.pipeline_units_per_sec.is_some() {
+                t = t.max(self.busy_until);
+            }
+            if self.blocked_with_work && t <= now {
+                t = now + BLOCKED_RECHECK_NS;
+            }
+            t
+        });
+        match (work, timer) {
+            (Some(w), Some(t)) => Some(w.min(t.max(now))),
+            (w, t) => w.or(t.map(|t| t.max(now))),
         }
-        if self.blocked_with_work && t <= now {
-            t = now + BLOCKED_RECHECK_NS;
-        }
-        Some(t)
     }
 
     /// Wake the fetch engine of every idle TX queue whose doorbell moved.
@@ -596,14 +603,16 @@ impl Device {
         n
     }
 
-    /// Interrupt for every queue that wrote completions, unless the driver
-    /// is polling it.
-    fn signal_completions(&mut self) {
+    /// Interrupts for the completions written this pass, as each vector's
+    /// moderation decides (`dataplane::coalesce`): none while the
+    /// consumer polls, otherwise now or when the vector's timer expires.
+    fn signal_completions(&mut self, now: Nanos) {
         for l in 0..self.lifs.len() {
             let Some(lif) = self.lifs[l].as_mut() else { continue };
             let f = usize::from(lif.function);
-            let mut fire = Vec::new();
+            let func = &mut self.functions[f];
             let mut suppressed = 0;
+            let mut sent = 0;
             for q in lif.txqs.iter_mut().flatten() {
                 if let Some(i) = q.write_back_pending.take() {
                     q.ring.write_back_to(i);
@@ -616,26 +625,56 @@ impl Device {
                 .map(|q| &mut q.core)
                 .chain(lif.rxqs.iter_mut().flatten().map(|q| &mut q.core));
             for core in cores {
-                if core.unsignalled == 0 {
+                let Some(v) = core.intr else {
+                    core.unsignalled = 0;
+                    continue;
+                };
+                let Some(vec) = func.vectors.get_mut(usize::from(v)) else {
+                    continue;
+                };
+                let n = std::mem::take(&mut core.unsignalled);
+                // Read the flag only when it matters (a fence and a load).
+                if n == 0 && vec.timer.is_none() {
                     continue;
                 }
-                core.unsignalled = 0;
-                let Some(v) = core.intr else { continue };
-                if core.consumer_flag() == CONSUMER_POLLING {
-                    suppressed += 1;
-                } else if !fire.contains(&v) {
-                    fire.push(v);
+                let consumer = consumer_of(core.consumer_flag());
+                vec.seen = Some(match (vec.seen, consumer) {
+                    (Some(Consumer::Armed), _) | (_, Consumer::Armed) => Consumer::Armed,
+                    (Some(Consumer::Polling), _) | (_, Consumer::Polling) => Consumer::Polling,
+                    _ => Consumer::Idle,
+                });
+                if n == 0 {
+                    continue;
                 }
+                if consumer == Consumer::Polling {
+                    suppressed += u64::from(n);
+                }
+                let size = core.size();
+                let fill = (u64::from(size - core.cq_room().min(size)) * 100 / u64::from(size)) as u8;
+                sent += func.completions(v, l as u16, now, consumer, fill, n);
             }
             lif.count(LifCounter::InterruptsSuppressed, suppressed);
-            let mut sent = 0;
-            for v in fire {
-                sent += u64::from(self.functions[f].fire(v));
-            }
-            if let Some(lif) = self.lifs[l].as_mut() {
-                lif.count(LifCounter::Interrupts, sent);
+            lif.count(LifCounter::Interrupts, sent);
+        }
+        let mut raised = std::mem::take(&mut self.raised_scratch);
+        for func in &mut self.functions {
+            func.expire(now, &mut raised);
+        }
+        for (id, n) in raised.drain(..) {
+            if let Some(lif) = self.lifs.get_mut(usize::from(id)).and_then(|l| l.as_mut()) {
+                lif.count(LifCounter::Interrupts, n);
             }
         }
+        self.raised_scratch = raised;
+    }
+}
+
+/// What a queue's consumer flag says.
+fn consumer_of(flag: u32) -> Consumer {
+    match flag {
+        CONSUMER_POLLING => Consumer::Polling,
+        CONSUMER_ARMED => Consumer::Armed,
+        _ => Consumer::Idle,
     }
 }
 

@@ -11,6 +11,7 @@ use dataplane::abi::{
     ModerationMode, ABI_MAJOR, ABI_MINOR, DEVCMD_OFFSET, DOORBELL_OFFSET, DOORBELL_STRIDE, IDENTITY_OFFSET,
     INTR_CTRL_OFFSET, INTR_CTRL_STRIDE, MSIX_PBA_OFFSET, MSIX_TABLE_OFFSET,
 };
+use dataplane::coalesce::{self, Action, Consumer, Moderator};
 use std::fs::File;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -79,6 +80,18 @@ pub struct Vector {
     pub moderation: Moderation,
     /// Completions not yet acknowledged through `credits`.
     pub credits: u32,
+    /// The moderation state machine for `moderation`.
+    pub moderator: Moderator,
+    /// When moderation raises the interrupt unless something changes.
+    pub timer: Option<Nanos>,
+    /// What the vector's consumer was doing when `timer` was set.
+    pub timer_consumer: Consumer,
+    /// The LIF whose completions are pending (counted when the timer
+    /// fires).
+    pub lif: u16,
+    /// Scratch for one engine pass: what the consumers of this vector's
+    /// queues are doing (armed wins over polling over idle).
+    pub seen: Option<Consumer>,
 }
 
 impl Vector {
@@ -92,6 +105,22 @@ impl Vector {
             ctrl_mask: false,
             moderation: default_moderation(vector),
             credits: 0,
+            moderator: Moderator::new(coalesce::Config::OFF),
+            timer: None,
+            timer_consumer: Consumer::Idle,
+            lif: 0,
+            seen: None,
+        }
+    }
+
+    /// Apply moderation settings (already validated): pending completions
+    /// are re-evaluated under the new rules on the next pass.
+    pub fn set_moderation(&mut self, m: Moderation) {
+        self.moderation = m;
+        self.moderator.set_config(coalesce::Config::from(&m));
+        self.timer_consumer = Consumer::Idle;
+        if self.moderator.pending() > 0 {
+            self.timer = Some(0);
         }
     }
 
@@ -482,6 +511,73 @@ impl Function {
     }
 
     /// After MSI-X enable or function unmask: deliver what is pending.
+    /// `n` completions for vector `v` from LIF `lif`'s queue, whose
+    /// consumer is doing `consumer` and whose completion ring is now
+    /// `fill_pct` full: moderation decides whether to interrupt now, later
+    /// (the vector's timer), or not at all. Returns the interrupts raised.
+    pub fn completions(&mut self, v: u16, lif: u16, now: Nanos, consumer: Consumer, fill_pct: u8, n: u32) -> u64 {
+        let Some(vec) = self.vectors.get_mut(usize::from(v)) else {
+            return 0;
+        };
+        vec.lif = lif;
+        let mut raised = 0;
+        for _ in 0..n {
+            let a = self.vectors[usize::from(v)]
+                .moderator
+                .completion(now, consumer, fill_pct);
+            raised += self.act(v, a, now, consumer);
+        }
+        raised
+    }
+
+    /// Timers due at `now`, and pending interrupts whose consumer changed
+    /// since their timer was set (arming shortens an overflow interval to
+    /// the latency interval; polling cancels). Uses and clears the
+    /// vectors' `seen` scratch. Returns (LIF, interrupts) per interrupt.
+    pub fn expire(&mut self, now: Nanos, raised: &mut Vec<(u16, u64)>) {
+        for v in 0..self.vectors.len() {
+            let vec = &mut self.vectors[v];
+            let consumer = vec.seen.take().unwrap_or(Consumer::Idle);
+            let Some(t) = vec.timer else { continue };
+            if t > now && consumer == vec.timer_consumer {
+                continue;
+            }
+            let a = vec.moderator.poll(now, consumer);
+            let lif = vec.lif;
+            let n = self.act(v as u16, a, now, consumer);
+            if n > 0 {
+                raised.push((lif, n));
+            }
+        }
+    }
+
+    /// Carry out a moderation decision for vector `v`.
+    fn act(&mut self, v: u16, a: Action, now: Nanos, consumer: Consumer) -> u64 {
+        match a {
+            Action::Fire => {
+                let vec = &mut self.vectors[usize::from(v)];
+                vec.moderator.fired(now);
+                vec.timer = None;
+                u64::from(self.fire(v))
+            }
+            Action::At(t) => {
+                let vec = &mut self.vectors[usize::from(v)];
+                vec.timer = Some(t);
+                vec.timer_consumer = consumer;
+                0
+            }
+            Action::None => {
+                self.vectors[usize::from(v)].timer = None;
+                0
+            }
+        }
+    }
+
+    /// The soonest moderation timer of this function's vectors.
+    pub fn next_timer(&self) -> Option<Nanos> {
+        self.vectors.iter().filter_map(|v| v.timer).min()
+    }
+
     pub fn deliver_pending(&mut self) {
         for v in 0..self.vectors.len() as u16 {
             self.unmasked(v);
@@ -496,6 +592,8 @@ impl Function {
         self.admin = None;
         for (v, vec) in self.vectors.iter_mut().enumerate() {
             vec.moderation = default_moderation(v as u16);
+            vec.moderator = Moderator::new(coalesce::Config::OFF);
+            vec.timer = None;
             vec.pending = false;
             vec.ctrl_mask = false;
             vec.credits = 0;
@@ -523,6 +621,6 @@ fn intr_ctrl(vec: &Vector) -> IntrCtrl {
         mask: u32::from(vec.ctrl_mask).into(),
         credits: vec.credits.into(),
         pending: u32::from(vec.pending).into(),
-        current_interval_us: m.latency_interval_us,
+        current_interval_us: ((vec.moderator.interval(Consumer::Armed) / 1_000).min(u64::from(u32::MAX)) as u32).into(),
     }
 }

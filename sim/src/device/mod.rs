@@ -188,6 +188,9 @@ pub struct Device {
     /// Scratch for the fetch scheduler: each LIF's class, `None` if idle.
     classes: Vec<Option<dataplane::fair::Class>>,
     cost_model: engine::CostModel,
+    /// Scratch for interrupt moderation: (LIF, interrupts) raised by
+    /// timers in one pass.
+    raised_scratch: Vec<(u16, u64)>,
 }
 
 impl std::fmt::Debug for Device {
@@ -217,6 +220,7 @@ impl Device {
             busy_until: 0,
             blocked_with_work: false,
             classes: Vec::new(),
+            raised_scratch: Vec::new(),
             cost_model,
             cfg,
             clock,
