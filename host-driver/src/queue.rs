@@ -12,11 +12,11 @@ use crate::mem::DmaMemory;
 use crate::pool::{Mbuf, Pool};
 use dataplane::abi::{
     comp_flags, doorbell_offset_in_page, expected_color, CompStatus, Completion, CompletionInfo, Doorbell, QueueType,
-    RxDesc, TxDesc, CONSUMER_ARMED, CONSUMER_POLLING, DOORBELL_STRIDE,
+    RxDesc, TxDesc, CONSUMER_POLLING, DOORBELL_STRIDE,
 };
 use dataplane::ring::{Producer, RingElem, RingError, SharedQueueState};
 use std::ptr::NonNull;
-use std::sync::atomic::{fence, AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
 
 /// A queue that stopped: the device reported an error, or broke the ring
@@ -214,7 +214,7 @@ impl QueueParts {
     /// Set the consumer flag (POLLING, ARMED, IDLE).
     #[inline]
     pub(crate) fn set_consumer_flag(&self, flag: u32) {
-        self.state().consumer_flag.store(flag.to_le(), Ordering::Relaxed);
+        self.state().set_consumer(flag);
     }
 
     /// The interrupt-mode half of the consumer-flag protocol: mark ARMED,
@@ -223,9 +223,7 @@ impl QueueParts {
     /// completion, fences, and reads the flag, so one side always sees the
     /// other: no wakeup is lost.
     pub(crate) fn arm(&self) -> bool {
-        self.set_consumer_flag(CONSUMER_ARMED);
-        fence(Ordering::SeqCst);
-        self.cq.ready()
+        self.state().arm_consumer(|| self.cq.ready())
     }
 
     /// Back to polling after a wakeup.

@@ -157,3 +157,67 @@ fn rollback_is_never_visible() {
         assert_eq!(got, [1]);
     });
 }
+
+/// The consumer-flag protocol between the device posting a completion and
+/// the driver going to sleep. The device publishes the completion (its
+/// status word, Release), then asks [`SharedQueueState::consumer_after_post`]
+/// and interrupts if the driver is ARMED. The driver arms with
+/// `arm` and sleeps only if that finds no completion. Property: a driver
+/// that sleeps is woken (the device interrupted), in every interleaving.
+fn wakeup_model(arm: fn(&SharedQueueState, &LoomU32) -> bool) {
+    model(move || {
+        let state = Arc::new(SharedQueueState::new(0));
+        let entry = Arc::new(LoomU32::new(0));
+        state.set_consumer(crate::abi::CONSUMER_POLLING);
+        let (st_d, entry_d) = (state.clone(), entry.clone());
+        let device = thread::spawn(move || {
+            entry_d.store(1, O::Release);
+            st_d.consumer_after_post() == crate::abi::CONSUMER_ARMED
+        });
+        let work_seen = arm(&state, &entry);
+        let interrupted = device.join().unwrap();
+        assert!(
+            work_seen || interrupted,
+            "lost wakeup: the driver sleeps on a completion"
+        );
+    });
+}
+
+#[test]
+fn no_lost_wakeup() {
+    wakeup_model(|st, entry| st.arm_consumer(|| entry.load(O::Acquire) != 0));
+}
+
+/// The model catches the bug the fence prevents: arming and re-checking
+/// with acquire/release alone (a store followed by a load of another
+/// location may be reordered).
+#[test]
+#[should_panic(expected = "lost wakeup")]
+fn arming_without_the_fence_loses_wakeups() {
+    wakeup_model(|st, entry| {
+        st.consumer_flag.store(crate::abi::CONSUMER_ARMED.to_le(), O::Release);
+        entry.load(O::Acquire) != 0
+    });
+}
+
+/// Symmetrically on the device: reading the flag right after posting,
+/// without the fence, misses an ARMED driver.
+#[test]
+#[should_panic(expected = "lost wakeup")]
+fn checking_the_flag_without_the_fence_loses_wakeups() {
+    model(|| {
+        let state = Arc::new(SharedQueueState::new(0));
+        let entry = Arc::new(LoomU32::new(0));
+        let (st_d, entry_d) = (state.clone(), entry.clone());
+        let device = thread::spawn(move || {
+            entry_d.store(1, O::Release);
+            u32::from_le(st_d.consumer_flag.load(O::Acquire)) == crate::abi::CONSUMER_ARMED
+        });
+        let work_seen = state.arm_consumer(|| entry.load(O::Acquire) != 0);
+        let interrupted = device.join().unwrap();
+        assert!(
+            work_seen || interrupted,
+            "lost wakeup: the driver sleeps on a completion"
+        );
+    });
+}

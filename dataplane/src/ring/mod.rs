@@ -197,7 +197,34 @@ impl SharedQueueState {
         store_le(&self.outgoing_tail, start, Ordering::Release);
     }
 
-    /// A view of a block in shared memory.
+    /// Set the consumer flag ([`crate::abi::CONSUMER_POLLING`], ...).
+    pub fn set_consumer(&self, flag: u32) {
+        store_le(&self.consumer_flag, flag, Ordering::Relaxed);
+    }
+
+    /// The driver's half of the consumer-flag protocol: announce the
+    /// consumer is about to sleep ([`crate::abi::CONSUMER_ARMED`]), then
+    /// look once more with `ready` (is a completion there?). Returns its
+    /// answer: true means work is there, do not sleep.
+    ///
+    /// With [`SharedQueueState::consumer_after_post`] this is a
+    /// store-buffering pair: each side stores (the flag; the completion),
+    /// issues a SeqCst fence, then loads the other's store, so at least one
+    /// side sees the other: the driver the completion, or the device ARMED
+    /// (and it interrupts). No wakeup is lost (`ring::loom_model`).
+    pub fn arm_consumer(&self, ready: impl FnOnce() -> bool) -> bool {
+        self.set_consumer(crate::abi::CONSUMER_ARMED);
+        fence(Ordering::SeqCst);
+        ready()
+    }
+
+    /// The device's half: after publishing completions, what the consumer
+    /// is doing (decides whether to interrupt).
+    pub fn consumer_after_post(&self) -> u32 {
+        fence(Ordering::SeqCst);
+        load_le(&self.consumer_flag, Ordering::Relaxed)
+    }
+
     ///
     /// # Safety
     /// `ptr` must point to [`crate::abi::QUEUE_STATE_SIZE`] bytes that stay

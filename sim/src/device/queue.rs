@@ -209,8 +209,7 @@ impl QueueCore {
     /// The consumer flag the driver set, read after a full fence that
     /// orders it after the completions just written.
     pub fn consumer_flag(&self) -> u32 {
-        fence(Ordering::SeqCst);
-        u32::from_le(self.state().consumer_flag.load(Ordering::Relaxed))
+        self.state().consumer_after_post()
     }
 
     /// Mark the ring's fetch engine permanently active (RX rings: the
