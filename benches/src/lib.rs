@@ -7,6 +7,7 @@
 //! spread, and each variant's ratio to its peer measured in the same run.
 
 pub mod fairness;
+pub mod moderation;
 
 use serde::Serialize;
 use std::fmt::Write as _;

@@ -1,0 +1,226 @@
+//! Interrupt-moderation benchmark: the driver in interrupt mode receives
+//! a constant-rate stream from the simulated wire on one RX queue, with
+//! moderation off, fixed or adaptive, at offered loads from 1 kpps to more
+//! than the simulator can carry.
+//!
+//! Real time on this machine (moderation is about real wakeups): the
+//! simulator's engine thread and the driver thread share the two CPUs.
+//! The generator stamps each frame with its arrival time on the device
+//! clock; the driver reads the same clock when a burst comes out of
+//! `rx_burst`, so a frame's latency is wire arrival to driver, of which
+//! moderation's share is what a mode adds over `off` at the same load.
+
+use dataplane::abi::{LifCounter, Moderation, ModerationMode};
+use host_driver::backend::vfio_user::VfioUserBackend;
+use host_driver::irq::Waiter;
+use host_driver::mem::{DmaMemory, MemKind};
+use host_driver::nic::{Nic, NicConfig};
+use host_driver::pool::{Mbuf, Pool};
+use sim::device::DeviceConfig;
+use sim::port::GenConfig;
+use sim::{ClockKind, PortSpec, Sim, SimConfig};
+use std::sync::Arc;
+use std::time::Duration;
+
+const POOL_IOVA: u64 = 0x40_0000_0000;
+/// RX ring of 4096 entries.
+const RX_ORDER: u8 = 12;
+
+/// A moderation setting under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Setting {
+    Off,
+    Fixed,
+    Adaptive,
+}
+
+impl Setting {
+    pub const ALL: [Setting; 3] = [Setting::Off, Setting::Fixed, Setting::Adaptive];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Setting::Off => "off",
+            Setting::Fixed => "fixed",
+            Setting::Adaptive => "adaptive",
+        }
+    }
+
+    /// What the driver asks the device for (vector 0).
+    pub fn moderation(self, p: &Params) -> Moderation {
+        let mode = match self {
+            Setting::Off => ModerationMode::Off,
+            Setting::Fixed => ModerationMode::Fixed,
+            Setting::Adaptive => ModerationMode::Adaptive,
+        };
+        Moderation {
+            vector: 0.into(),
+            mode: mode.raw(),
+            high_watermark_pct: p.high_watermark_pct,
+            latency_interval_us: p.latency_us.into(),
+            overflow_interval_us: p.overflow_us.into(),
+            frame_threshold: 0.into(),
+        }
+    }
+}
+
+/// The moderation parameters of the fixed and adaptive modes.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Params {
+    pub latency_us: u32,
+    pub overflow_us: u32,
+    pub high_watermark_pct: u8,
+}
+
+impl Params {
+    pub const STANDARD: Params = Params {
+        latency_us: 20,
+        overflow_us: 200,
+        high_watermark_pct: 75,
+    };
+}
+
+/// One measured point.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Point {
+    pub setting: Setting,
+    pub offered_pps: u64,
+    /// Length of the measured window, ns.
+    pub window_ns: u64,
+    /// Frames the driver received that arrived in the window.
+    pub received: u64,
+    pub received_pps: f64,
+    /// Interrupts the device raised in the window, and per second.
+    pub interrupts: u64,
+    pub interrupts_per_s: f64,
+    /// Received frames per interrupt.
+    pub packets_per_interrupt: f64,
+    /// Times the driver blocked, in the window, and waits that ended by
+    /// timeout rather than an interrupt (a lost wakeup would show here).
+    pub sleeps: u64,
+    pub wait_timeouts: u64,
+    /// Wire arrival to the driver, ns.
+    pub p50_ns: u64,
+    pub p99_ns: u64,
+    pub p999_ns: u64,
+    pub max_ns: u64,
+    /// Frames the device dropped in the window (all reasons), and frames
+    /// the generator could not offer in time (the simulator saturated).
+    pub device_drops: u64,
+    pub not_offered: u64,
+}
+
+/// Run one point: a fresh simulator with the generator at `rate_pps`, the
+/// driver in interrupt mode with `setting`, `warmup` then `window`.
+pub fn run(setting: Setting, p: &Params, rate_pps: u64, warmup: Duration, window: Duration) -> Result<Point, String> {
+    let e = |what: &'static str| move |err: &dyn std::fmt::Display| format!("{what}: {err}");
+    let sim = Sim::start(SimConfig {
+        device: DeviceConfig {
+            vfs: 1,
+            ..DeviceConfig::default()
+        },
+        clock: ClockKind::Real,
+        port: PortSpec::Gen(GenConfig {
+            rate_pps,
+            sizes: vec![(64, 1)],
+            flows: vec![dataplane::abi::lif_mac(0)],
+            count: None,
+        }),
+        ..SimConfig::default()
+    })
+    .map_err(|x| e("simulator")(&x))?;
+    let clock = sim.clock().clone();
+    let sock = sim.vf_socket(0).ok_or("no VF socket")?;
+    let ring = 1u32 << RX_ORDER;
+    let buffers = (2 * ring).next_power_of_two();
+    let mem = Arc::new(
+        DmaMemory::new(u64::from(buffers) * 2048 + (2 << 20), POOL_IOVA, MemKind::Pages)
+            .map_err(|x| e("DMA memory")(&x))?,
+    );
+    let mut pool = Pool::new(mem.clone(), buffers).map_err(|x| e("pool")(&x))?;
+    let mut nic = Nic::open(
+        Box::new(VfioUserBackend::connect(sock).map_err(|x| e("VF")(&x))?),
+        &NicConfig::default(),
+    )
+    .map_err(|x| e("bring-up")(&x))?;
+    nic.map_memory(&mem).map_err(|x| e("map")(&x))?;
+    let lif = nic.create_lif("rx", None).map_err(|x| e("LIF")(&x))?;
+    if lif.id != 0 {
+        return Err(format!("the generator sends to LIF 0, the LIF is {}", lif.id));
+    }
+    let mut rx = nic.create_rxq(&lif, RX_ORDER, Some(0)).map_err(|x| e("RX queue")(&x))?;
+    rx.refill(&mut pool).map_err(|x| e("refill")(&x))?;
+    let want = setting.moderation(p);
+    let applied = nic.set_moderation(want).map_err(|x| e("moderation")(&x))?;
+    if applied.mode() != want.mode() {
+        return Err(format!("device applied {applied:?} for {want:?}"));
+    }
+    let mut waiter = Waiter::new([nic.eventfd(0).ok_or("no vector 0")?]).map_err(|x| e("waiter")(&x))?;
+
+    let mut hist = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).expect("valid bounds");
+    let mut out: Vec<Mbuf> = Vec::with_capacity(256);
+    let start = clock.now();
+    let t_measure = start + warmup.as_nanos() as u64;
+    let t_end = t_measure + window.as_nanos() as u64;
+    let mut base = None;
+    let mut received = 0u64;
+    loop {
+        let now = clock.now();
+        if base.is_none() && now >= t_measure {
+            let st = nic.stats(lif.id).map_err(|x| e("stats")(&x))?;
+            base = Some((st, waiter.stats(), sim.device().port.stats().dropped, now));
+        }
+        if now >= t_end {
+            break;
+        }
+        let n = rx.rx_burst(&mut pool, &mut out, 256).map_err(|x| e("rx")(&x))?;
+        if n == 0 {
+            let left = Duration::from_nanos(t_end.saturating_sub(now)).min(Duration::from_millis(10));
+            waiter
+                .wait(&[&rx], left.max(Duration::from_millis(1)))
+                .map_err(|x| e("wait")(&x))?;
+            continue;
+        }
+        let seen = clock.now();
+        for m in out.drain(..) {
+            let d = pool.data(&m);
+            let sent = u64::from_le_bytes(d[50..58].try_into().expect("8 bytes"));
+            if sent >= t_measure && sent < t_end {
+                hist.saturating_record(seen.saturating_sub(sent).max(1));
+                received += 1;
+            }
+            pool.free(m);
+        }
+    }
+    let (b_st, b_w, b_drop, b_now) = base.ok_or("the window never started")?;
+    let st = nic.stats(lif.id).map_err(|x| e("stats")(&x))?;
+    let w = waiter.stats();
+    let not_offered = sim.device().port.stats().dropped - b_drop;
+    let window_ns = clock.now() - b_now;
+    let interrupts = st.get(LifCounter::Interrupts) - b_st.get(LifCounter::Interrupts);
+    drop(rx);
+    drop(nic);
+    sim.shutdown();
+    let secs = window_ns as f64 / 1e9;
+    Ok(Point {
+        setting,
+        offered_pps: rate_pps,
+        window_ns,
+        received,
+        received_pps: received as f64 / secs,
+        interrupts,
+        interrupts_per_s: interrupts as f64 / secs,
+        packets_per_interrupt: if interrupts == 0 {
+            received as f64
+        } else {
+            received as f64 / interrupts as f64
+        },
+        sleeps: w.sleeps - b_w.sleeps,
+        wait_timeouts: w.timeouts - b_w.timeouts,
+        p50_ns: hist.value_at_quantile(0.5),
+        p99_ns: hist.value_at_quantile(0.99),
+        p999_ns: hist.value_at_quantile(0.999),
+        max_ns: hist.max(),
+        device_drops: st.dropped() - b_st.dropped(),
+        not_offered,
+    })
+}
