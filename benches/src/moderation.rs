@@ -7,8 +7,11 @@
 //! simulator's engine thread and the driver thread share the two CPUs.
 //! The generator stamps each frame with its arrival time on the device
 //! clock; the driver reads the same clock when a burst comes out of
-//! `rx_burst`, so a frame's latency is wire arrival to driver, of which
-//! moderation's share is what a mode adds over `off` at the same load.
+//! `rx_burst`. Two latencies per frame: wire arrival to driver (end to
+//! end, including the simulator's own wakeups), and completion to driver
+//! (from the completion's device timestamp): the interrupt path, the part
+//! moderation acts on. What a mode adds is its figure minus `off`'s at the
+//! same load.
 
 use dataplane::abi::{LifCounter, Moderation, ModerationMode};
 use host_driver::backend::vfio_user::VfioUserBackend;
@@ -82,6 +85,12 @@ impl Params {
 /// One measured point.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Point {
+    /// Wire arrival to driver, ns (all frames of the window).
+    #[serde(skip)]
+    pub wire: hdrhistogram::Histogram<u64>,
+    /// Completion written to driver, ns.
+    #[serde(skip)]
+    pub completion: hdrhistogram::Histogram<u64>,
     pub setting: Setting,
     pub offered_pps: u64,
     /// Length of the measured window, ns.
@@ -103,6 +112,10 @@ pub struct Point {
     pub p99_ns: u64,
     pub p999_ns: u64,
     pub max_ns: u64,
+    /// Completion to the driver, ns.
+    pub completion_p50_ns: u64,
+    pub completion_p99_ns: u64,
+    pub completion_p999_ns: u64,
     /// Frames the device dropped in the window (all reasons), and frames
     /// the generator could not offer in time (the simulator saturated).
     pub device_drops: u64,
@@ -157,6 +170,7 @@ pub fn run(setting: Setting, p: &Params, rate_pps: u64, warmup: Duration, window
     let mut waiter = Waiter::new([nic.eventfd(0).ok_or("no vector 0")?]).map_err(|x| e("waiter")(&x))?;
 
     let mut hist = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).expect("valid bounds");
+    let mut chist = hist.clone();
     let mut out: Vec<Mbuf> = Vec::with_capacity(256);
     let start = clock.now();
     let t_measure = start + warmup.as_nanos() as u64;
@@ -186,6 +200,9 @@ pub fn run(setting: Setting, p: &Params, rate_pps: u64, warmup: Duration, window
             let sent = u64::from_le_bytes(d[50..58].try_into().expect("8 bytes"));
             if sent >= t_measure && sent < t_end {
                 hist.saturating_record(seen.saturating_sub(sent).max(1));
+                // The completion's timestamp is the device clock's low 32 bits.
+                let ts = m.rx_meta().timestamp;
+                chist.saturating_record(u64::from((seen as u32).wrapping_sub(ts)).max(1));
                 received += 1;
             }
             pool.free(m);
@@ -220,6 +237,11 @@ pub fn run(setting: Setting, p: &Params, rate_pps: u64, warmup: Duration, window
         p99_ns: hist.value_at_quantile(0.99),
         p999_ns: hist.value_at_quantile(0.999),
         max_ns: hist.max(),
+        completion_p50_ns: chist.value_at_quantile(0.5),
+        completion_p99_ns: chist.value_at_quantile(0.99),
+        completion_p999_ns: chist.value_at_quantile(0.999),
+        wire: hist,
+        completion: chist,
         device_drops: st.dropped() - b_st.dropped(),
         not_offered,
     })
