@@ -20,5 +20,6 @@ pub mod coalesce;
 pub mod fair;
 pub mod meter;
 pub mod packet;
+pub mod pipeline;
 pub mod ring;
 mod sync;

@@ -1,0 +1,317 @@
+//! Checks a decoded program before anything executes it: every index in
+//! range, every width possible, every limit kept. An image comes from the
+//! host, so nothing here trusts it; after `validate` the executor may index
+//! without checks failing.
+
+use super::ir::*;
+
+type R = Result<(), ProgramError>;
+
+fn bad(msg: impl Into<String>) -> ProgramError {
+    ProgramError::Invalid(msg.into())
+}
+
+fn within(what: &str, n: usize, max: usize) -> R {
+    if n > max {
+        return Err(bad(format!("{n} {what}, at most {max}")));
+    }
+    Ok(())
+}
+
+struct Ctx<'a> {
+    p: &'a Program,
+    /// Parameters of the action being checked (None: not in an action).
+    params: Option<&'a [ParamDef]>,
+    stmts: usize,
+}
+
+impl Program {
+    /// Check every index, width and limit.
+    pub fn validate(&self) -> R {
+        let p = self;
+        within("headers", p.headers.len(), limits::HEADERS)?;
+        within("metadata fields", p.meta.len(), limits::META_FIELDS)?;
+        within("parser states", p.parser.len(), limits::STATES)?;
+        within("actions", p.actions.len(), limits::ACTIONS)?;
+        within("tables", p.tables.len(), limits::TABLES)?;
+        within("meters", p.meters.len(), limits::METERS)?;
+        within("counters", p.counters.len(), limits::COUNTERS)?;
+        if p.parser.is_empty() {
+            return Err(bad("no parser state (start)"));
+        }
+        if p.meta.len() < std_meta::FIELDS.len()
+            || p.meta
+                .iter()
+                .zip(std_meta::FIELDS)
+                .any(|(f, (n, w))| f.name != n || f.width != w)
+        {
+            return Err(bad("metadata does not start with the standard metadata"));
+        }
+        for h in &p.headers {
+            within("fields in a header", h.fields.len(), limits::FIELDS_PER_HEADER)?;
+            if h.len == 0 || usize::from(h.len) > limits::HEADER_BYTES {
+                return Err(bad(format!("header {}: length {} bytes", h.name, h.len)));
+            }
+            let mut at = 0u32;
+            for f in &h.fields {
+                if f.width == 0 || u32::from(f.bit_off) != at {
+                    return Err(bad(format!("header {}: field {} misplaced", h.name, f.name)));
+                }
+                at += u32::from(f.width);
+            }
+            if at != u32::from(h.len) * 8 {
+                return Err(bad(format!(
+                    "header {}: fields cover {at} bits of {}",
+                    h.name,
+                    h.len * 8
+                )));
+            }
+        }
+        for f in &p.meta {
+            if f.width == 0 || f.width > 64 {
+                return Err(bad(format!("metadata {}: width {}", f.name, f.width)));
+            }
+        }
+        let mut cx = Ctx {
+            p,
+            params: None,
+            stmts: 0,
+        };
+        for s in &p.parser {
+            for op in &s.ops {
+                match op {
+                    ParserOp::Extract(h) => cx.header(*h)?,
+                    ParserOp::Assign { dst, value } => {
+                        if !matches!(dst, FieldRef::Meta(_)) {
+                            return Err(bad(format!("state {}: the parser assigns only metadata", s.name)));
+                        }
+                        cx.field(*dst, true)?;
+                        cx.expr(value, 0)?;
+                    }
+                }
+            }
+            match &s.transition {
+                Transition::Next(n) => cx.next(*n)?,
+                Transition::Select { keys, cases, default } => {
+                    within("select keys", keys.len(), limits::KEYS)?;
+                    for k in keys {
+                        cx.expr(k, 0)?;
+                    }
+                    for c in cases {
+                        if c.matches.len() != keys.len() {
+                            return Err(bad(format!("state {}: a case has the wrong number of values", s.name)));
+                        }
+                        cx.next(c.next)?;
+                    }
+                    cx.next(*default)?;
+                }
+            }
+        }
+        for a in &p.actions {
+            within("action parameters", a.params.len(), limits::PARAMS)?;
+            if a.params.iter().any(|x| x.width == 0 || x.width > 64) {
+                return Err(bad(format!("action {}: a parameter is 1..=64 bits", a.name)));
+            }
+            cx.params = Some(&a.params);
+            cx.block(&a.body, 0)?;
+        }
+        cx.params = None;
+        for t in &p.tables {
+            within("key fields", t.keys.len(), limits::KEYS)?;
+            let bits: u32 = t.keys.iter().map(|k| u32::from(k.width)).sum();
+            if bits > limits::KEY_BITS {
+                return Err(bad(format!("table {}: key of {bits} bits", t.name)));
+            }
+            if t.keys.iter().filter(|k| k.kind == MatchKind::Lpm).count() > 1 {
+                return Err(bad(format!("table {}: more than one LPM key", t.name)));
+            }
+            for k in &t.keys {
+                let w = match k.expr {
+                    KeyExpr::Field(f) => cx.field(f, false)?,
+                    KeyExpr::Valid(h) => {
+                        cx.header(h)?;
+                        1
+                    }
+                };
+                if w != k.width || w > 128 {
+                    return Err(bad(format!("table {}: key {} width", t.name, k.name)));
+                }
+            }
+            if t.size == 0 || t.size > limits::TABLE_SIZE {
+                return Err(bad(format!("table {}: size {}", t.name, t.size)));
+            }
+            for &a in &t.actions {
+                cx.action(a)?;
+            }
+            cx.args(t.default_action, t.default_args.len())?;
+            for e in &t.entries {
+                if e.key.len() != t.keys.len() || !t.actions.contains(&e.action) {
+                    return Err(bad(format!("table {}: an entry does not fit the table", t.name)));
+                }
+                cx.args(e.action, e.args.len())?;
+            }
+        }
+        for m in &p.meters {
+            if m.size == 0 || m.size > limits::ARRAY_SIZE {
+                return Err(bad(format!("meter {}: size {}", m.name, m.size)));
+            }
+        }
+        for c in &p.counters {
+            if c.size == 0 || c.size > limits::ARRAY_SIZE {
+                return Err(bad(format!("counter {}: size {}", c.name, c.size)));
+            }
+        }
+        cx.block(&p.ingress, 0)?;
+        for &h in &p.deparse {
+            cx.header(h)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ctx<'_> {
+    fn header(&self, h: u16) -> R {
+        if usize::from(h) >= self.p.headers.len() {
+            return Err(bad(format!("header {h} does not exist")));
+        }
+        Ok(())
+    }
+
+    /// The field's width; `expr`: it is used in an expression (<= 64 bits).
+    fn field(&self, f: FieldRef, expr: bool) -> Result<u16, ProgramError> {
+        let w = self
+            .p
+            .field_width(f)
+            .ok_or_else(|| bad(format!("field {f:?} does not exist")))?;
+        if expr && w > 64 {
+            return Err(bad(format!("field {f:?} is {w} bits: too wide for an expression")));
+        }
+        Ok(w)
+    }
+
+    fn next(&self, n: Next) -> R {
+        if let Next::State(s) = n {
+            if usize::from(s) >= self.p.parser.len() {
+                return Err(bad(format!("parser state {s} does not exist")));
+            }
+        }
+        Ok(())
+    }
+
+    fn action(&self, a: u16) -> Result<&ActionDef, ProgramError> {
+        self.p
+            .actions
+            .get(usize::from(a))
+            .ok_or_else(|| bad(format!("action {a} does not exist")))
+    }
+
+    fn args(&self, a: u16, n: usize) -> R {
+        let def = self.action(a)?;
+        if def.params.len() != n {
+            return Err(bad(format!(
+                "action {} takes {} arguments, given {n}",
+                def.name,
+                def.params.len()
+            )));
+        }
+        Ok(())
+    }
+
+    fn width(w: u16) -> R {
+        if w == 0 || w > 64 {
+            return Err(bad(format!("expression width {w}")));
+        }
+        Ok(())
+    }
+
+    fn expr(&self, e: &Expr, depth: usize) -> R {
+        if depth > limits::EXPR_DEPTH {
+            return Err(bad("expression nested too deep"));
+        }
+        match e {
+            Expr::Const { width, .. } => Self::width(*width),
+            Expr::Field(f) => self.field(*f, true).map(|_| ()),
+            Expr::Param(n) => match self.params {
+                Some(ps) if usize::from(*n) < ps.len() => Ok(()),
+                _ => Err(bad(format!("parameter {n} outside an action that has it"))),
+            },
+            Expr::Valid(h) => self.header(*h),
+            Expr::Unary { arg, width, .. } => {
+                Self::width(*width)?;
+                self.expr(arg, depth + 1)
+            }
+            Expr::Binary { lhs, rhs, width, .. } => {
+                Self::width(*width)?;
+                self.expr(lhs, depth + 1)?;
+                self.expr(rhs, depth + 1)
+            }
+            Expr::Slice { arg, hi, lo } => {
+                if lo > hi || *hi >= 64 {
+                    return Err(bad(format!("slice [{hi}:{lo}]")));
+                }
+                self.expr(arg, depth + 1)
+            }
+            Expr::Cast { arg, width } => {
+                Self::width(*width)?;
+                self.expr(arg, depth + 1)
+            }
+        }
+    }
+
+    fn block(&mut self, b: &[Stmt], depth: usize) -> R {
+        if depth > limits::BLOCK_DEPTH {
+            return Err(bad("blocks nested too deep"));
+        }
+        self.stmts += b.len();
+        if self.stmts > limits::STMTS {
+            return Err(bad(format!("more than {} statements", limits::STMTS)));
+        }
+        for s in b {
+            match s {
+                Stmt::Assign { dst, value } => {
+                    self.field(*dst, true)?;
+                    self.expr(value, 0)?;
+                }
+                Stmt::Apply { table, on_hit, on_miss } => {
+                    if self.params.is_some() {
+                        return Err(bad("an action applies a table"));
+                    }
+                    if usize::from(*table) >= self.p.tables.len() {
+                        return Err(bad(format!("table {table} does not exist")));
+                    }
+                    self.block(on_hit, depth + 1)?;
+                    self.block(on_miss, depth + 1)?;
+                }
+                Stmt::If { cond, then, otherwise } => {
+                    self.expr(cond, 0)?;
+                    self.block(then, depth + 1)?;
+                    self.block(otherwise, depth + 1)?;
+                }
+                Stmt::Call { action, args } => {
+                    if self.params.is_some() {
+                        return Err(bad("an action calls an action"));
+                    }
+                    self.args(*action, args.len())?;
+                    for a in args {
+                        self.expr(a, 0)?;
+                    }
+                }
+                Stmt::Drop | Stmt::Exit => {}
+                Stmt::Count { counter, index } => {
+                    if usize::from(*counter) >= self.p.counters.len() {
+                        return Err(bad(format!("counter {counter} does not exist")));
+                    }
+                    self.expr(index, 0)?;
+                }
+                Stmt::Meter { meter, index, dst } => {
+                    if usize::from(*meter) >= self.p.meters.len() {
+                        return Err(bad(format!("meter {meter} does not exist")));
+                    }
+                    self.expr(index, 0)?;
+                    self.field(*dst, true)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
