@@ -4,10 +4,11 @@
 //! Everything is numbered: header instances, fields, parser states,
 //! actions, tables, meters and counters are indices into the program's
 //! vectors, so the executor resolves nothing by name at run time. An image
-//! is the program encoded with `postcard` behind a magic and a version
-//! ([`Program::to_image`], [`Program::from_image`]); a decoded program is
-//! checked ([`Program::validate`]) before anything executes it, since it
-//! arrives from the host.
+//! is the program encoded with `postcard`, flattened (`image.rs`: decoding
+//! never recurses), behind a magic and a version ([`Program::to_image`],
+//! [`Program::from_image`]); a decoded program is checked
+//! ([`Program::validate`]) before anything executes it, since it arrives
+//! from the host.
 //!
 //! Values are at most 64 bits wide in expressions (a field wider than that,
 //! such as an IPv6 address, can be extracted and carried, and matched as a
@@ -397,8 +398,7 @@ impl Program {
         let mut out = Vec::with_capacity(4096);
         out.extend_from_slice(&IMAGE_MAGIC);
         out.extend_from_slice(&IR_VERSION.to_le_bytes());
-        let body = postcard::to_allocvec(self).expect("a program always encodes");
-        out.extend_from_slice(&body);
+        out.extend_from_slice(&super::image::encode(self));
         out
     }
 
@@ -411,11 +411,7 @@ impl Program {
         if v != IR_VERSION {
             return Err(ProgramError::Version(v));
         }
-        let (p, rest): (Program, &[u8]) =
-            postcard::take_from_bytes(&image[6..]).map_err(|e| ProgramError::Decode(e.to_string()))?;
-        if !rest.is_empty() {
-            return Err(ProgramError::Decode(format!("{} bytes after the program", rest.len())));
-        }
+        let p = super::image::decode(&image[6..])?;
         p.validate()?;
         Ok(p)
     }

@@ -1,7 +1,15 @@
 //! The device pipeline: the IR a P4 program compiles to ([`ir`]), its
-//! checks, and the executor that runs it on packets.
+//! checks, its match tables, and the executor that runs it on packets
+//! ([`Pipeline`]).
 
+mod exec;
+mod image;
 pub mod ir;
+pub mod table;
 mod validate;
 
+pub use exec::{EntryError, Input, Nanos, Outcome, Pipeline, Stats, Verdict};
 pub use ir::*;
+
+#[cfg(test)]
+mod tests;
