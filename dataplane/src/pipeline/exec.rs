@@ -376,6 +376,15 @@ impl Pipeline {
             .map_err(table_err)
     }
 
+    /// Remove an entry as [`Pipeline::entries`] listed it.
+    pub fn remove_entry(&mut self, t: u16, e: &Entry) -> Result<(), TableError> {
+        self.rt
+            .tables
+            .get_mut(usize::from(t))
+            .ok_or(TableError::NotFound)?
+            .remove(e.key, e.mask, e.priority)
+    }
+
     /// Entries of table `t` as the control plane reads them back.
     pub fn entries(&self, t: u16) -> Option<Vec<Entry>> {
         self.rt.tables.get(usize::from(t)).map(|x| x.entries())

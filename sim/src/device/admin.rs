@@ -182,7 +182,7 @@ impl Device {
             meter_burst_granularity: METER_BURST_GRANULARITY.into(),
             moderation_granularity_ns: MODERATION_GRANULARITY_NS.into(),
             nports: 1.into(),
-            pipeline_active: 0,
+            pipeline_active: u8::from(self.switch.program().is_some()),
             rsvd0: 0,
             device_clock: self.now().into(),
             serial: abi::pad_ascii(&self.cfg.serial),
@@ -460,14 +460,17 @@ impl Device {
             .map_err(|_| Outcome::err(AdminStatus::DmaFault))?;
         self.pipeline.received += len as u32;
         if p.flags & pipeline_flags::LAST != 0 {
-            // The image arrived whole. Running a P4 program needs the
-            // pipeline executor, which this device does not have yet; the
-            // built-in L2 switch stays in charge.
-            tracing::warn!(
-                bytes = self.pipeline.received,
-                "pipeline image received; no P4 executor to run it"
-            );
-            return Err(AdminStatus::Unsupported.into());
+            // The image arrived whole: decode, check and run it. A bad
+            // image changes nothing (the running program, or the built-in
+            // switch, stays).
+            let image = std::mem::take(&mut self.pipeline.image);
+            self.pipeline.total = 0;
+            if let Err(e) = self.switch.load(&image) {
+                tracing::warn!(bytes = image.len(), "pipeline image refused: {e}");
+                self.pipeline_error = Some(e.to_string());
+                return Err(AdminStatus::Invalid.into());
+            }
+            self.pipeline_error = None;
         }
         Ok(Outcome::ok(self.pipeline.received, 0))
     }

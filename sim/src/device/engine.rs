@@ -28,7 +28,7 @@
 
 use super::meters::Usage;
 use super::queue::DeviceQueue;
-use super::switch::{Source, Verdict};
+use super::switch::{Decision, Source, Verdict};
 use super::Device;
 use crate::clock::Nanos;
 use dataplane::abi::{
@@ -354,8 +354,15 @@ impl Device {
             // A packet's worth of work: the descriptor was fetched.
             return Served::Packet;
         }
-        let (verdict, passes) = self.switch.decide(Source::Lif(l as u16), &frame);
-        let cost = self.cost_model.cost(&frame, passes);
+        let Decision {
+            verdict,
+            passes,
+            pass_cost,
+        } = self.switch.process(Source::Lif(l as u16), &mut frame, now);
+        let cost = match pass_cost {
+            Some(c) => c * (1 + u64::from(passes)),
+            None => self.cost_model.cost(&frame, passes),
+        };
         let done = self.occupy_pipeline(now, cost);
         let dma_bytes = 16 + u64::from(d.len.get());
         let mut mark = MeterColor::None;
@@ -587,9 +594,16 @@ impl Device {
         while n < WIRE_BATCH && !self.pipeline_busy(now) {
             frames.clear();
             self.port.receive(now, 1, &mut frames);
-            let Some(fr) = frames.pop() else { break };
-            let (verdict, passes) = self.switch.decide(Source::Uplink, &fr.data);
-            let cost = self.cost_model.cost(&fr.data, passes);
+            let Some(mut fr) = frames.pop() else { break };
+            let Decision {
+                verdict,
+                passes,
+                pass_cost,
+            } = self.switch.process(Source::Uplink, &mut fr.data, now);
+            let cost = match pass_cost {
+                Some(c) => c * (1 + u64::from(passes)),
+                None => self.cost_model.cost(&fr.data, passes),
+            };
             let done = self.occupy_pipeline(now.max(fr.at), cost);
             let m = Meta {
                 src: Source::Uplink,

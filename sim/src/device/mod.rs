@@ -173,6 +173,9 @@ pub struct Device {
     /// Device-wide LIF table; the index is the LIF number.
     pub lifs: Vec<Option<Lif>>,
     pub switch: Switch,
+    /// Why the last `PipelineLoad` was refused (for `nicsim` logs and
+    /// tests).
+    pub pipeline_error: Option<String>,
     pub port: Box<dyn Port>,
     /// Frames from the wire that ended in a drop, by reason, indexed like
     /// a LIF's counters (there is no LIF to charge them to).
@@ -227,6 +230,7 @@ impl Device {
             functions,
             lifs,
             switch: Switch::default(),
+            pipeline_error: None,
             port,
             uplink_counters: [0; LIF_COUNTERS],
             pipeline: admin::PipelineUpload::default(),

@@ -1,7 +1,15 @@
-//! The internal switch between LIFs and the uplink: until a P4 program is
-//! loaded, the device forwards on destination MAC through one exact-match
-//! table, `l2_fwd` (table 1), which the device fills with every LIF's MAC
-//! and the PF can extend with `TableEntryAdd`.
+//! The internal switch between LIFs and the uplink.
+//!
+//! Once the PF loads a P4 program (`PipelineLoad`), the device runs it
+//! (`dataplane::pipeline`): the program parses, classifies, meters and
+//! decides each frame, its cost annotations give the frame's cost, and
+//! `TableEntryAdd`/`Del` program its tables. The device keeps one table
+//! entry per LIF MAC in the program's `l2_fwd` table (action `to_lif`), as
+//! firmware does, if the program has them.
+//!
+//! Until then, the device forwards on destination MAC through one
+//! built-in exact-match table, `l2_fwd` (table 1), which the device fills
+//! with every LIF's MAC and the PF can extend with `TableEntryAdd`:
 //!
 //! | action | id | parameters |
 //! |---|---|---|
@@ -20,7 +28,12 @@
 
 use dataplane::abi::{AdminStatus, TableEntry};
 use dataplane::packet::{EthernetFrame, Mac};
+use dataplane::pipeline::{self, EntryError, Pipeline, Program};
 use std::collections::HashMap;
+
+/// The loaded program's table and action the device keeps LIF MACs in.
+pub const P4_L2_TABLE: &str = "l2_fwd";
+pub const P4_TO_LIF: &str = "to_lif";
 
 /// Table id of the built-in L2 table.
 pub const L2_TABLE: u32 = 1;
@@ -59,7 +72,21 @@ pub enum Verdict {
 }
 
 /// Why a table entry was refused.
-pub type EntryError = (AdminStatus, &'static str);
+pub type EntryRefusal = (AdminStatus, &'static str);
+
+/// The device's entry for a LIF MAC in `prog`'s `l2_fwd`, if it has one
+/// keyed on a 48-bit field with a `to_lif(bit<16>)` action.
+fn lif_entry(prog: &Program, mac: Mac, lif: u16) -> Option<TableEntry> {
+    let (t, def) = prog.table(P4_L2_TABLE)?;
+    let (a, act) = prog.action(P4_TO_LIF)?;
+    if def.keys.len() != 1 || def.keys[0].width != 48 || !def.actions.contains(&a) {
+        return None;
+    }
+    if act.params.len() != 1 || act.params[0].width != 16 {
+        return None;
+    }
+    Some(TableEntry::exact(u32::from(t), &mac, u32::from(a), &lif.to_be_bytes()))
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Action {
@@ -68,13 +95,26 @@ enum Action {
     Drop,
 }
 
-/// The L2 forwarding table.
+/// The switch's decision for a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub verdict: Verdict,
+    /// Extra pipeline passes.
+    pub passes: u8,
+    /// Cost units of one pass, when a program says (else the device's
+    /// cost model applies).
+    pub pass_cost: Option<u64>,
+}
+
+/// The L2 forwarding table, or the loaded P4 program.
 #[derive(Debug, Default)]
 pub struct Switch {
     /// MACs of LIFs (installed by the device).
     lif_macs: HashMap<Mac, u16>,
     /// Entries the PF installed; they take precedence over LIF MACs.
     statics: HashMap<Mac, Action>,
+    /// The loaded P4 program.
+    program: Option<Pipeline>,
 }
 
 impl Switch {
@@ -84,6 +124,13 @@ impl Switch {
             return false;
         }
         self.lif_macs.insert(mac, lif);
+        if let Some(p) = &mut self.program {
+            if let Some(e) = lif_entry(p.program(), mac, lif) {
+                if let Err(err) = p.apply_entry(&e, true) {
+                    tracing::warn!(lif, "LIF MAC not installed in the program's l2_fwd: {err}");
+                }
+            }
+        }
         true
     }
 
@@ -92,6 +139,80 @@ impl Switch {
         self.lif_macs.remove(&mac);
         self.statics
             .retain(|_, a| !matches!(*a, Action::ToLif(l, _) if l == lif));
+        if let Some(p) = &mut self.program {
+            // Every entry of the program's tables that delivers to the LIF
+            // (its first parameter, by the `to_lif*` convention).
+            let prog = p.program().clone();
+            for (t, def) in prog.tables.iter().enumerate() {
+                let to_lif: Vec<u16> = def
+                    .actions
+                    .iter()
+                    .copied()
+                    .filter(|&a| prog.actions[usize::from(a)].name.starts_with(P4_TO_LIF))
+                    .collect();
+                for e in p.entries(t as u16).unwrap_or_default() {
+                    if to_lif.contains(&e.hit.action) && e.hit.args.first() == Some(&u64::from(lif)) {
+                        let _ = p.remove_entry(t as u16, &e);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Load a P4 program image: replaces the built-in table (and any
+    /// earlier program) and installs the LIF MACs. On error nothing
+    /// changes.
+    pub fn load(&mut self, image: &[u8]) -> Result<(), pipeline::ProgramError> {
+        let mut p = Pipeline::from_image(image)?;
+        for (&mac, &lif) in &self.lif_macs {
+            if let Some(e) = lif_entry(p.program(), mac, lif) {
+                p.apply_entry(&e, true)
+                    .map_err(|err| pipeline::ProgramError::Invalid(format!("installing LIF MACs: {err}")))?;
+            }
+        }
+        self.program = Some(p);
+        Ok(())
+    }
+
+    /// The loaded program.
+    pub fn program(&self) -> Option<&Pipeline> {
+        self.program.as_ref()
+    }
+
+    /// The loaded program, mutable (meters, tests).
+    pub fn program_mut(&mut self) -> Option<&mut Pipeline> {
+        self.program.as_mut()
+    }
+
+    /// Decide where `frame` from `src` goes, running the loaded program if
+    /// there is one (it may rewrite the frame).
+    pub fn process(&mut self, src: Source, frame: &mut [u8], now: u64) -> Decision {
+        let Some(p) = &mut self.program else {
+            let (verdict, passes) = self.decide(src, frame);
+            return Decision {
+                verdict,
+                passes,
+                pass_cost: None,
+            };
+        };
+        let ingress = match src {
+            Source::Lif(l) => l,
+            Source::Uplink => pipeline::std_meta::LIF_NONE as u16,
+        };
+        let o = p.process(now, frame, ingress);
+        let verdict = match o.verdict {
+            pipeline::Verdict::ToLif(l) => Verdict::ToLif(l),
+            pipeline::Verdict::ToUplink => Verdict::ToUplink,
+            pipeline::Verdict::Flood => Verdict::Flood,
+            pipeline::Verdict::Drop => Verdict::DropByTable,
+            pipeline::Verdict::NoRoute => Verdict::NoRoute,
+            pipeline::Verdict::ParseError => Verdict::ParseError,
+        };
+        Decision {
+            verdict,
+            passes: o.recirculate.min(MAX_RECIRCULATIONS),
+            pass_cost: Some(u64::from(o.cost)),
+        }
     }
 
     /// Whether `mac` belongs to a LIF.
@@ -135,7 +256,20 @@ impl Switch {
 
     /// Apply a `TableEntryAdd` (`add`) or `TableEntryDel`; `lif_exists`
     /// tells whether a `to_lif` target is real.
-    pub fn apply(&mut self, e: &TableEntry, add: bool, lif_exists: impl Fn(u16) -> bool) -> Result<(), EntryError> {
+    pub fn apply(&mut self, e: &TableEntry, add: bool, lif_exists: impl Fn(u16) -> bool) -> Result<(), EntryRefusal> {
+        if let Some(p) = &mut self.program {
+            return p.apply_entry(e, add).map_err(|err| {
+                let status = match err {
+                    EntryError::NoTable(_) | EntryError::NoAction { .. } | EntryError::NotFound(_) => {
+                        AdminStatus::NoEntry
+                    }
+                    EntryError::Invalid { .. } => AdminStatus::Invalid,
+                    EntryError::Full(_) => AdminStatus::NoSpace,
+                    EntryError::Exists(_) => AdminStatus::Exists,
+                };
+                (status, "refused by the loaded program's table")
+            });
+        }
         if e.table_id.get() != L2_TABLE {
             return Err((AdminStatus::NoEntry, "no such table"));
         }
@@ -181,9 +315,15 @@ impl Switch {
         Ok(())
     }
 
-    /// Static entries (for stats and tests).
+    /// Static entries (for stats and tests); with a program, the entries
+    /// of all its tables.
     pub fn static_entries(&self) -> usize {
-        self.statics.len()
+        match &self.program {
+            Some(p) => (0..p.program().tables.len() as u16)
+                .map(|t| p.table_len(t).unwrap_or(0) as usize)
+                .sum(),
+            None => self.statics.len(),
+        }
     }
 }
 
