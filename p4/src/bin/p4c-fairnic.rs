@@ -1,0 +1,97 @@
+//! `p4c-fairnic`: compile a P4 pipeline program for fairnic.
+//!
+//! ```text
+//! p4c-fairnic <file.p4> [-o image] [--dump]
+//! ```
+//!
+//! Checks the program; `-o` writes its pipeline image (what
+//! `PipelineLoad` carries); `--dump` prints the IR. Exit status: 0 compiled,
+//! 1 the program has errors (printed as `file:line:column: error: ...`),
+//! 2 bad usage or the image could not be written.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: p4c-fairnic <file.p4> [-o image] [--dump]";
+
+#[derive(Debug, Default)]
+struct Args {
+    input: Option<PathBuf>,
+    output: Option<PathBuf>,
+    dump: bool,
+}
+
+fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut out = Args::default();
+    let mut args = args;
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "-o" => {
+                let o = args.next().ok_or("-o needs a file name")?;
+                out.output = Some(PathBuf::from(o));
+            }
+            "--dump" => out.dump = true,
+            "-h" | "--help" => return Err(String::new()),
+            _ if a.starts_with('-') && a != "-" => return Err(format!("unknown option `{a}`")),
+            _ if out.input.is_some() => return Err("more than one input file".into()),
+            _ => out.input = Some(PathBuf::from(a)),
+        }
+    }
+    Ok(out)
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(msg) => {
+            if !msg.is_empty() {
+                eprintln!("p4c-fairnic: {msg}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(input) = args.input else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let program = match p4::compile_file(&input) {
+        Ok(p) => p,
+        Err(diags) => {
+            for d in &diags {
+                eprintln!("{d}");
+            }
+            return ExitCode::from(1);
+        }
+    };
+    if args.dump {
+        println!("{program:#?}");
+    }
+    if let Some(out) = args.output {
+        if let Err(e) = std::fs::write(&out, program.to_image()) {
+            eprintln!("p4c-fairnic: cannot write {}: {e}", out.display());
+            return ExitCode::from(2);
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: &[&str]) -> Result<Args, String> {
+        parse_args(v.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn parses_arguments() {
+        let a = args(&["x.p4", "-o", "x.img", "--dump"]).unwrap();
+        assert_eq!(a.input, Some(PathBuf::from("x.p4")));
+        assert_eq!(a.output, Some(PathBuf::from("x.img")));
+        assert!(a.dump);
+        assert!(args(&["x.p4", "-o"]).is_err());
+        assert!(args(&["--bogus"]).is_err());
+        assert!(args(&["a.p4", "b.p4"]).is_err());
+    }
+}
