@@ -61,6 +61,40 @@ enum Cmd {
         #[command(subcommand)]
         cmd: CoalesceCmd,
     },
+    /// Tables of the loaded P4 pipeline.
+    Table {
+        #[command(subcommand)]
+        cmd: TableCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TableCmd {
+    /// Add an entry: one --key per key field in order (MAC, IPv4, number;
+    /// `10.0.0.0/8` for LPM; `value&&&mask` or `*` for ternary).
+    Add {
+        table: String,
+        #[arg(long = "key", required = true)]
+        keys: Vec<String>,
+        #[arg(long)]
+        action: String,
+        /// One per action parameter, in order.
+        #[arg(long = "arg")]
+        args: Vec<String>,
+        /// Ternary entries: larger wins.
+        #[arg(long, default_value_t = 0)]
+        priority: u32,
+    },
+    /// Delete the entry with these keys (and priority).
+    Del {
+        table: String,
+        #[arg(long = "key", required = true)]
+        keys: Vec<String>,
+        #[arg(long, default_value_t = 0)]
+        priority: u32,
+    },
+    /// The program's tables (or one) with the entries added through nicdrv.
+    Show { table: Option<String> },
 }
 
 #[derive(Debug, Subcommand)]
@@ -365,6 +399,34 @@ fn execute(cli: &Cli, socket: &std::path::Path, out: &mut dyn Write) -> Result<(
             }
         }
         Cmd::Stats(s) => stats(cli, s, &call, out)?,
+        Cmd::Table { cmd } => {
+            let req = match cmd {
+                TableCmd::Add {
+                    table,
+                    keys,
+                    action,
+                    args,
+                    priority,
+                } => Request::TableAdd {
+                    table: table.clone(),
+                    keys: keys.clone(),
+                    action: action.clone(),
+                    args: args.clone(),
+                    priority: *priority,
+                },
+                TableCmd::Del { table, keys, priority } => Request::TableDel {
+                    table: table.clone(),
+                    keys: keys.clone(),
+                    priority: *priority,
+                },
+                TableCmd::Show { table } => Request::TableShow { table: table.clone() },
+            };
+            let a = call(&req)?;
+            if cli.json {
+                return json_line(out, &a);
+            }
+            write_tables(out, &a)?;
+        }
         Cmd::Coalesce {
             cmd: CoalesceCmd::Show { function, vector },
         } => {
@@ -419,6 +481,41 @@ fn execute(cli: &Cli, socket: &std::path::Path, out: &mut dyn Write) -> Result<(
             }
             write!(out, "applied: ")?;
             write_coalesce(out, &a)?;
+        }
+    }
+    Ok(())
+}
+
+fn write_tables(out: &mut dyn Write, a: &Answer) -> Result<(), Failure> {
+    let Answer::Tables { program, tables } = a else {
+        return Err(unexpected(a));
+    };
+    for t in tables {
+        writeln!(
+            out,
+            "{program}.{} (table {}): key {}; actions {}; default {}; size {}; {} entr{} added",
+            t.name,
+            t.id,
+            t.keys.join(", "),
+            t.actions.join(", "),
+            t.default_action,
+            t.size,
+            t.entries.len(),
+            if t.entries.len() == 1 { "y" } else { "ies" }
+        )?;
+        for e in &t.entries {
+            let prio = if e.priority != 0 {
+                format!(" priority {}", e.priority)
+            } else {
+                String::new()
+            };
+            writeln!(
+                out,
+                "  {} -> {}({}){prio}",
+                e.keys.join(", "),
+                e.action,
+                e.args.join(", ")
+            )?;
         }
     }
     Ok(())

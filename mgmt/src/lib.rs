@@ -5,4 +5,5 @@
 pub mod cli;
 pub mod client;
 pub mod proto;
+pub mod tables;
 pub mod units;

@@ -99,6 +99,47 @@ pub enum Request {
     },
     /// The running application's live figures.
     AppStats,
+    /// Add a pipeline table entry: one match per key field, in order
+    /// (`mgmt::tables` forms), an action and its arguments.
+    TableAdd {
+        table: String,
+        keys: Vec<String>,
+        action: String,
+        args: Vec<String>,
+        priority: u32,
+    },
+    /// Delete the entry with these matches (and priority, ternary).
+    TableDel {
+        table: String,
+        keys: Vec<String>,
+        priority: u32,
+    },
+    /// The loaded program's tables (one, or all) with the entries added
+    /// through this driver.
+    TableShow { table: Option<String> },
+}
+
+/// A pipeline table as `table show` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableView {
+    pub name: String,
+    pub id: u16,
+    /// `name:kind:width` per key field.
+    pub keys: Vec<String>,
+    /// `name(param:width, ...)` per action.
+    pub actions: Vec<String>,
+    pub default_action: String,
+    pub size: u32,
+    pub entries: Vec<TableEntryRow>,
+}
+
+/// One entry as written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableEntryRow {
+    pub keys: Vec<String>,
+    pub action: String,
+    pub args: Vec<String>,
+    pub priority: u32,
 }
 
 /// One LIF, as `lif list` shows it.
@@ -176,6 +217,11 @@ pub enum Answer {
     App {
         elapsed_s: f64,
         lifs: Vec<AppLif>,
+    },
+    /// The loaded pipeline program and its tables.
+    Tables {
+        program: String,
+        tables: Vec<TableView>,
     },
 }
 

@@ -8,12 +8,13 @@
  *     device fills it with every LIF's MAC (to_lif) and the control plane
  *     may add entries (to_lif, to_uplink, drop, to_lif_recirc, flood);
  *   - on a miss, a group destination (I/G bit set) floods; unknown unicast
- *     from a LIF goes to the uplink; unknown unicast from the wire is
- *     dropped, unless an IPv4 `route` places it on a LIF.
+ *     from a LIF goes to the uplink; unknown unicast from the wire gets no
+ *     destination (the device counts it as no route), unless an IPv4
+ *     `route` places it on a LIF or drops it.
  *
  * Alongside: per-LIF meters (packets, bytes) whose colors land in the
- * metadata, per-LIF ingress and egress counters, a count of L3 kinds, and
- * an IPv4 `acl` (ternary) that can drop.
+ * metadata and are counted by color, per-LIF ingress and egress counters,
+ * a count of L3 kinds, and an IPv4 `acl` (ternary) that can drop.
  *
  * Cost: 1 unit per header parsed, 1 per l2_fwd lookup, 1 base: a plain
  * Ethernet/IPv4/UDP frame costs 5 units a pass, as with the built-in
@@ -200,6 +201,9 @@ control DeviceIngress(inout headers_t hdr,
     counter(LIF_COUNT, CounterType.packets_and_bytes) lif_out;
     /* Packets by L3 kind: L3_OTHER, L3_IPV4, L3_IPV6. */
     counter(4, CounterType.packets) l3_kind;
+    /* Frames from LIFs by meter color (0 green, 1 yellow, 2 red). */
+    counter(4, CounterType.packets_and_bytes) packet_colors;
+    counter(4, CounterType.packets_and_bytes) byte_colors;
 
     /* Deliver to LIF `lif`. */
     action to_lif(bit<16> lif) {
@@ -287,6 +291,8 @@ control DeviceIngress(inout headers_t hdr,
             lif_packets.execute_meter((bit<32>) std.ingress_lif, meta.color_packets);
             lif_bytes.execute_meter((bit<32>) std.ingress_lif, meta.color_bytes);
             lif_in.count((bit<32>) std.ingress_lif);
+            packet_colors.count((bit<32>) meta.color_packets);
+            byte_colors.count((bit<32>) meta.color_bytes);
         }
 
         if (hdr.ipv4.isValid()) {
@@ -309,11 +315,8 @@ control DeviceIngress(inout headers_t hdr,
                 } else if (std.ingress_lif != LIF_NONE) {
                     to_uplink();
                 } else if (hdr.ipv4.isValid()) {
-                    if (!route.apply().hit) {
-                        drop();
-                    }
-                } else {
-                    drop();
+                    /* A miss leaves no destination: no route. */
+                    route.apply();
                 }
             }
         }

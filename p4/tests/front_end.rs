@@ -117,7 +117,9 @@ fn fairnic_meters_counters_and_costs() {
         [
             ("lif_in", 4096, CounterUnit::PacketsAndBytes),
             ("lif_out", 4096, CounterUnit::PacketsAndBytes),
-            ("l3_kind", 4, CounterUnit::Packets)
+            ("l3_kind", 4, CounterUnit::Packets),
+            ("packet_colors", 4, CounterUnit::PacketsAndBytes),
+            ("byte_colors", 4, CounterUnit::PacketsAndBytes)
         ]
     );
     assert_eq!(p.base_cost, 1);

@@ -13,10 +13,11 @@
 //! [`Verdict::ParseError`] and is counted; nothing here panics on packet
 //! contents.
 
+use super::compile::{compile, mask64, parse, Compiled, Vb, LANES};
 use super::ir::*;
 use super::table::{ones, Entry, Hit, Table, TableError};
 use crate::abi::{MeterConfig, TableEntry};
-use crate::meter::{self, Color, Meter};
+use crate::meter::{self, Meter};
 
 /// Nanoseconds (the caller's clock).
 pub type Nanos = u64;
@@ -24,11 +25,13 @@ pub type Nanos = u64;
 /// Where a header field lives: `span` bytes from `byte` (relative to the
 /// header), value = (big-endian bytes >> shift) & mask.
 #[derive(Debug, Clone, Copy)]
-struct Loc {
+pub(super) struct Loc {
     byte: u16,
     span: u8,
     shift: u8,
     width: u16,
+    /// `width` low bits (fields of at most 64 bits).
+    mask: u64,
 }
 
 impl Loc {
@@ -43,11 +46,17 @@ impl Loc {
             span,
             shift,
             width,
+            mask: mask64(width),
         }
     }
 
+    /// The field's value (fields of up to 64 bits within 8 bytes take the
+    /// fast path; wider ones, such as IPv6 addresses, the u128 one).
     #[inline(always)]
-    fn read(&self, hdr: &[u8]) -> u128 {
+    pub(super) fn read(&self, hdr: &[u8]) -> u128 {
+        if self.span <= 8 {
+            return u128::from(self.read64(hdr));
+        }
         let b = usize::from(self.byte);
         let mut acc = 0u128;
         for &x in &hdr[b..b + usize::from(self.span)] {
@@ -56,8 +65,32 @@ impl Loc {
         (acc >> self.shift) & ones(u32::from(self.width))
     }
 
+    /// A field spanning at most 8 bytes.
     #[inline(always)]
-    fn write(&self, hdr: &mut [u8], v: u128) {
+    fn read64(&self, hdr: &[u8]) -> u64 {
+        let b = usize::from(self.byte);
+        let n = usize::from(self.span);
+        let acc = if let Some(w) = hdr.get(b..b + 8) {
+            // One load; drop the bytes past the field.
+            u64::from_be_bytes(w.try_into().expect("8 bytes")) >> (8 * (8 - n))
+        } else {
+            hdr[b..b + n].iter().fold(0u64, |a, &x| (a << 8) | u64::from(x))
+        };
+        (acc >> self.shift) & self.mask
+    }
+
+    /// A field of at most 64 bits as an expression value.
+    #[inline(always)]
+    pub(super) fn value(&self, hdr: &[u8]) -> u64 {
+        if self.span <= 8 {
+            self.read64(hdr)
+        } else {
+            self.read(hdr) as u64
+        }
+    }
+
+    #[inline(always)]
+    pub(super) fn write(&self, hdr: &mut [u8], v: u128) {
         let b = usize::from(self.byte);
         let bytes = &mut hdr[b..b + usize::from(self.span)];
         let mut acc = 0u128;
@@ -119,18 +152,18 @@ pub struct Input<'a> {
 
 /// Per-packet state between the stages.
 #[derive(Debug, Clone)]
-struct PktState {
+pub(super) struct PktState {
     /// Offset of each valid header.
-    off: Vec<u16>,
-    valid: u64,
-    cost: u32,
-    parse_error: bool,
-    exited: bool,
+    pub off: [u16; limits::HEADERS],
+    pub valid: u64,
+    pub cost: u32,
+    pub parse_error: bool,
+    pub exited: bool,
 }
 
 /// Meter arrays of one meter declaration.
 #[derive(Debug, Clone)]
-enum MeterArray {
+pub(super) enum MeterArray {
     Packets(Vec<Meter<meter::Packets>>),
     Bytes(Vec<Meter<meter::Bytes>>),
 }
@@ -153,10 +186,15 @@ pub enum EntryError {
 }
 
 /// A loaded program with its run-time state.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Pipeline {
     prog: Program,
     locs: Vec<Vec<Loc>>,
+    code: Compiled,
+    /// Scratch: each lane's action parameters.
+    params: Vec<[u64; limits::PARAMS]>,
+    /// Scratch: outcomes of `process`.
+    out: Vec<Outcome>,
     rt: Runtime,
     /// Scratch: per packet of the batch.
     states: Vec<PktState>,
@@ -166,24 +204,25 @@ pub struct Pipeline {
 
 /// What packets change: tables (their hit counts), meters, counters.
 #[derive(Debug, Clone)]
-struct Runtime {
-    tables: Vec<Table>,
-    meters: Vec<MeterArray>,
-    counters: Vec<Vec<(u64, u64)>>,
-    stats: Stats,
+pub(super) struct Runtime {
+    pub tables: Vec<Table>,
+    pub meters: Vec<MeterArray>,
+    pub counters: Vec<Vec<(u64, u64)>>,
+    pub stats: Stats,
     /// Per-table (hits, misses).
-    hits: Vec<(u64, u64)>,
+    pub hits: Vec<(u64, u64)>,
 }
 
 impl Pipeline {
     /// Load a program (validated again: it may come from an image).
     pub fn new(prog: Program) -> Result<Pipeline, ProgramError> {
         prog.validate()?;
-        let locs = prog
+        let locs: Vec<Vec<Loc>> = prog
             .headers
             .iter()
             .map(|h| h.fields.iter().map(|f| Loc::new(f.bit_off, f.width)).collect())
             .collect();
+        let code = compile(&prog, &locs);
         let meters = prog
             .meters
             .iter()
@@ -201,7 +240,10 @@ impl Pipeline {
                 counters,
                 stats: Stats::default(),
             },
+            code,
             locs,
+            params: vec![[0; limits::PARAMS]; LANES],
+            out: Vec::with_capacity(1),
             states: Vec::new(),
             meta: Vec::new(),
             prog,
@@ -392,21 +434,32 @@ impl Pipeline {
 
     /// Run one packet.
     pub fn process(&mut self, now: Nanos, data: &mut [u8], ingress_lif: u16) -> Outcome {
-        let mut out = Vec::with_capacity(1);
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
         self.process_batch(now, &mut [Input { data, ingress_lif }], &mut out);
-        out[0]
+        let o = out[0];
+        self.out = out;
+        o
     }
 
     /// Run a batch: the parser over every packet, then the ingress control
-    /// over every packet. Appends one outcome per input to `out`.
+    /// over the batch, each of its statements over every packet that
+    /// reaches it (up to 64 at a time). Appends one outcome per input to
+    /// `out`, in order.
     pub fn process_batch(&mut self, now: Nanos, batch: &mut [Input<'_>], out: &mut Vec<Outcome>) {
+        for chunk in batch.chunks_mut(LANES) {
+            self.run_lanes(now, chunk, out);
+        }
+    }
+
+    fn run_lanes(&mut self, now: Nanos, pkts: &mut [Input<'_>], out: &mut Vec<Outcome>) {
+        let n = pkts.len();
         let nm = self.prog.meta.len();
-        let nh = self.prog.headers.len();
-        if self.states.len() < batch.len() {
+        if self.states.len() < n {
             self.states.resize(
-                batch.len(),
+                n,
                 PktState {
-                    off: vec![0; nh],
+                    off: [0; limits::HEADERS],
                     valid: 0,
                     cost: 0,
                     parse_error: false,
@@ -415,298 +468,72 @@ impl Pipeline {
             );
         }
         self.meta.clear();
-        self.meta.resize(batch.len() * nm, 0);
-        let mut states = std::mem::take(&mut self.states);
-        let mut meta = std::mem::take(&mut self.meta);
-        for (i, pkt) in batch.iter().enumerate() {
-            let st = &mut states[i];
-            let m = &mut meta[i * nm..(i + 1) * nm];
-            m.fill(0);
+        self.meta.resize(n * nm, 0);
+        let mut live = 0u64;
+        for (i, pkt) in pkts.iter().enumerate() {
+            let st = &mut self.states[i];
+            let m = &mut self.meta[i * nm..(i + 1) * nm];
             st.valid = 0;
             st.cost = self.prog.base_cost;
             st.exited = false;
             m[usize::from(std_meta::INGRESS_LIF)] = u64::from(pkt.ingress_lif);
             m[usize::from(std_meta::EGRESS_LIF)] = std_meta::LIF_NONE;
             m[usize::from(std_meta::PACKET_LENGTH)] = pkt.data.len() as u64;
-            st.parse_error = !parse(&self.prog, &self.locs, pkt.data, st, m);
-            if st.parse_error {
-                m[usize::from(std_meta::PARSER_ERROR)] = 1;
+            let e = parse(&self.code.parser, &self.locs, pkt.data, st, m);
+            st.parse_error = e != ParserError::NoError;
+            m[usize::from(std_meta::PARSER_ERROR)] = e as u64;
+            if !st.parse_error {
+                live |= 1 << i;
             }
         }
-        let mut ex = Exec {
-            prog: &self.prog,
-            locs: &self.locs,
-            rt: &mut self.rt,
-        };
-        for (i, pkt) in batch.iter_mut().enumerate() {
-            let st = &mut states[i];
-            let m = &mut meta[i * nm..(i + 1) * nm];
-            ex.rt.stats.packets += 1;
+        self.rt.stats.packets += n as u64;
+        if live != 0 {
+            let mut vb = Vb {
+                pkts,
+                st: &mut self.states[..n],
+                meta: &mut self.meta,
+                nm,
+                params: &mut self.params,
+                exited: 0,
+                now,
+            };
+            (self.code.ingress)(&mut self.rt, &mut vb, live);
+        }
+        for i in 0..n {
+            let st = &self.states[i];
             if st.parse_error {
-                ex.rt.stats.parse_errors += 1;
+                self.rt.stats.parse_errors += 1;
                 out.push(Outcome {
                     verdict: Verdict::ParseError,
                     recirculate: 0,
                     cost: st.cost,
                 });
-                continue;
+            } else {
+                out.push(verdict(&mut self.rt, st.cost, &self.meta[i * nm..(i + 1) * nm]));
             }
-            let mut cx = Cx {
-                data: pkt.data,
-                st,
-                meta: m,
-                params: &[],
-                now,
-            };
-            ex.block(&ex.prog.ingress, &mut cx);
-            out.push(ex.verdict(st, m));
         }
-        self.states = states;
-        self.meta = meta;
     }
 }
 
-/// The program and the state packets change, borrowed for a batch.
-struct Exec<'a> {
-    prog: &'a Program,
-    locs: &'a [Vec<Loc>],
-    rt: &'a mut Runtime,
-}
-
-impl<'a> Exec<'a> {
-    fn verdict(&mut self, st: &PktState, m: &[u64]) -> Outcome {
-        let verdict = if m[usize::from(std_meta::DROP)] != 0 {
-            self.rt.stats.drops += 1;
-            Verdict::Drop
-        } else if m[usize::from(std_meta::FLOOD)] != 0 {
-            Verdict::Flood
-        } else if m[usize::from(std_meta::TO_UPLINK)] != 0 {
-            Verdict::ToUplink
-        } else if m[usize::from(std_meta::EGRESS_LIF)] != std_meta::LIF_NONE {
-            Verdict::ToLif(m[usize::from(std_meta::EGRESS_LIF)] as u16)
-        } else {
-            self.rt.stats.no_route += 1;
-            Verdict::NoRoute
-        };
-        Outcome {
-            verdict,
-            recirculate: (m[usize::from(std_meta::RECIRCULATE)] as u8).min(7),
-            cost: st.cost,
-        }
-    }
-
-    fn block(&mut self, b: &'a [Stmt], cx: &mut Cx<'_, '_>) {
-        for s in b {
-            if cx.st.exited {
-                return;
-            }
-            self.stmt(s, cx);
-        }
-    }
-
-    fn stmt(&mut self, s: &'a Stmt, cx: &mut Cx<'_, '_>) {
-        match s {
-            Stmt::Assign { dst, value } => {
-                let v = eval(value, self.locs, cx.data, cx.st, cx.meta, cx.params);
-                self.store(*dst, v, cx);
-            }
-            Stmt::Apply { table, on_hit, on_miss } => {
-                let t = usize::from(*table);
-                cx.st.cost += self.prog.tables[t].cost;
-                let key = self.key(t, cx);
-                let prog = self.prog;
-                let (action, args, was_hit) = match self.rt.tables[t].lookup(key) {
-                    Some(h) => {
-                        // Copy the arguments out: the action may update the
-                        // runtime the entry lives in.
-                        let mut a = [0u64; limits::PARAMS];
-                        let n = h.args.len().min(limits::PARAMS);
-                        a[..n].copy_from_slice(&h.args[..n]);
-                        self.rt.hits[t].0 += 1;
-                        (h.action, Args::Inline(a, n), true)
-                    }
-                    None => {
-                        self.rt.hits[t].1 += 1;
-                        let d = &prog.tables[t];
-                        (d.default_action, Args::Program(&d.default_args), false)
-                    }
-                };
-                match &args {
-                    Args::Inline(a, n) => self.run_action(action, &a[..*n], cx),
-                    Args::Program(a) => self.run_action(action, a, cx),
-                }
-                self.block(if was_hit { on_hit } else { on_miss }, cx);
-            }
-            Stmt::If { cond, then, otherwise } => {
-                let c = eval(cond, self.locs, cx.data, cx.st, cx.meta, cx.params);
-                self.block(if c != 0 { then } else { otherwise }, cx);
-            }
-            Stmt::Call { action, args } => {
-                let mut vals = [0u64; limits::PARAMS];
-                for (v, a) in vals.iter_mut().zip(args) {
-                    *v = eval(a, self.locs, cx.data, cx.st, cx.meta, cx.params);
-                }
-                self.run_action(*action, &vals[..args.len().min(limits::PARAMS)], cx);
-            }
-            Stmt::Drop => cx.meta[usize::from(std_meta::DROP)] = 1,
-            Stmt::Count { counter, index } => {
-                let i = eval(index, self.locs, cx.data, cx.st, cx.meta, cx.params) as usize;
-                let len = cx.data.len() as u64;
-                match self.rt.counters[usize::from(*counter)].get_mut(i) {
-                    Some(c) => {
-                        c.0 += 1;
-                        c.1 += len;
-                    }
-                    None => self.rt.stats.index_errors += 1,
-                }
-            }
-            Stmt::Meter { meter, index, dst } => {
-                let i = eval(index, self.locs, cx.data, cx.st, cx.meta, cx.params) as usize;
-                let now = cx.now;
-                let len = cx.data.len() as u64;
-                let color = match &mut self.rt.meters[usize::from(*meter)] {
-                    MeterArray::Packets(v) => v.get_mut(i).map(|m| m.color(now, meter::Amount::new(1))),
-                    MeterArray::Bytes(v) => v.get_mut(i).map(|m| m.color(now, meter::Amount::new(len))),
-                };
-                let code = match color {
-                    Some(Color::Green) => 0,
-                    Some(Color::Yellow) => 1,
-                    Some(Color::Red) => 2,
-                    None => {
-                        self.rt.stats.index_errors += 1;
-                        0
-                    }
-                };
-                self.store(*dst, code, cx);
-            }
-            Stmt::Exit => cx.st.exited = true,
-        }
-    }
-
-    fn run_action(&mut self, a: u16, args: &[u64], cx: &mut Cx<'_, '_>) {
-        let act = &self.prog.actions[usize::from(a)];
-        cx.st.cost += act.cost;
-        if act.body.is_empty() {
-            return;
-        }
-        let mut inner = Cx {
-            data: &mut *cx.data,
-            st: &mut *cx.st,
-            meta: &mut *cx.meta,
-            params: args,
-            now: cx.now,
-        };
-        self.block(&act.body, &mut inner);
-    }
-
-    fn store(&self, dst: FieldRef, v: u64, cx: &mut Cx<'_, '_>) {
-        match dst {
-            FieldRef::Meta(i) => cx.meta[usize::from(i)] = v & mask64(self.prog.meta[usize::from(i)].width),
-            FieldRef::Header { header, field } => {
-                let h = usize::from(header);
-                if cx.st.valid & (1u64 << h) == 0 {
-                    return;
-                }
-                let off = usize::from(cx.st.off[h]);
-                self.locs[h][usize::from(field)].write(&mut cx.data[off..], u128::from(v));
-            }
-        }
-    }
-
-    /// The table's key for the packet.
-    fn key(&self, t: usize, cx: &Cx<'_, '_>) -> u128 {
-        let mut key = 0u128;
-        for k in &self.prog.tables[t].keys {
-            let w = u32::from(k.width);
-            let v = match k.expr {
-                KeyExpr::Valid(h) => u128::from(cx.st.valid >> h & 1),
-                KeyExpr::Field(FieldRef::Meta(i)) => u128::from(cx.meta[usize::from(i)]),
-                KeyExpr::Field(FieldRef::Header { header, field }) => {
-                    let h = usize::from(header);
-                    if cx.st.valid & (1u64 << h) == 0 {
-                        0
-                    } else {
-                        self.locs[h][usize::from(field)].read(&cx.data[usize::from(cx.st.off[h])..])
-                    }
-                }
-            };
-            key = key.checked_shl(w).unwrap_or(0) | v;
-        }
-        key
-    }
-}
-
-/// Run the parser; false on a parser error.
-fn parse(prog: &Program, locs: &[Vec<Loc>], data: &[u8], st: &mut PktState, m: &mut [u64]) -> bool {
-    let mut at = 0usize;
-    let mut state = 0usize;
-    for _ in 0..limits::PARSE_STEPS {
-        let s = &prog.parser[state];
-        st.cost += s.cost;
-        for op in &s.ops {
-            match op {
-                ParserOp::Extract(h) => {
-                    let h = usize::from(*h);
-                    let len = usize::from(prog.headers[h].len);
-                    if at + len > data.len() || st.valid & (1u64 << h) != 0 {
-                        return false;
-                    }
-                    st.off[h] = at as u16;
-                    st.valid |= 1u64 << h;
-                    at += len;
-                }
-                ParserOp::Assign { dst, value } => {
-                    let v = eval(value, locs, data, st, m, &[]);
-                    if let FieldRef::Meta(i) = dst {
-                        m[usize::from(*i)] = v & mask64(prog.meta[usize::from(*i)].width);
-                    }
-                }
-            }
-        }
-        let next = match &s.transition {
-            Transition::Next(n) => *n,
-            Transition::Select { keys, cases, default } => {
-                let mut vals = [0u64; limits::KEYS];
-                for (k, e) in keys.iter().enumerate() {
-                    vals[k] = eval(e, locs, data, st, m, &[]);
-                }
-                cases
-                    .iter()
-                    .find(|c| c.matches.iter().zip(&vals).all(|(&(v, mk), &x)| x & mk == v & mk))
-                    .map(|c| c.next)
-                    .unwrap_or(*default)
-            }
-        };
-        match next {
-            Next::Accept => return true,
-            Next::Reject => return false,
-            Next::State(n) => state = usize::from(n),
-        }
-    }
-    false
-}
-
-/// Arguments of the action a table chose.
-enum Args<'a> {
-    Inline([u64; limits::PARAMS], usize),
-    Program(&'a [u64]),
-}
-
-struct Cx<'d, 'p> {
-    data: &'d mut [u8],
-    st: &'d mut PktState,
-    meta: &'d mut [u64],
-    params: &'p [u64],
-    now: Nanos,
-}
-
-/// `w` low bits set, w <= 64.
-#[inline(always)]
-fn mask64(w: u16) -> u64 {
-    if w >= 64 {
-        u64::MAX
+/// The packet's outcome from its standard metadata.
+fn verdict(rt: &mut Runtime, cost: u32, m: &[u64]) -> Outcome {
+    let verdict = if m[usize::from(std_meta::DROP)] != 0 {
+        rt.stats.drops += 1;
+        Verdict::Drop
+    } else if m[usize::from(std_meta::FLOOD)] != 0 {
+        Verdict::Flood
+    } else if m[usize::from(std_meta::TO_UPLINK)] != 0 {
+        Verdict::ToUplink
+    } else if m[usize::from(std_meta::EGRESS_LIF)] != std_meta::LIF_NONE {
+        Verdict::ToLif(m[usize::from(std_meta::EGRESS_LIF)] as u16)
     } else {
-        (1u64 << w) - 1
+        rt.stats.no_route += 1;
+        Verdict::NoRoute
+    };
+    Outcome {
+        verdict,
+        recirculate: (m[usize::from(std_meta::RECIRCULATE)] as u8).min(7),
+        cost,
     }
 }
 
@@ -714,57 +541,14 @@ fn be(b: &[u8]) -> u128 {
     b.iter().fold(0u128, |a, &x| (a << 8) | u128::from(x))
 }
 
-/// Evaluate an expression (validated: widths <= 64, indices in range).
-fn eval(e: &Expr, locs: &[Vec<Loc>], data: &[u8], st: &PktState, m: &[u64], params: &[u64]) -> u64 {
-    match e {
-        Expr::Const { value, .. } => *value,
-        Expr::Field(FieldRef::Meta(i)) => m[usize::from(*i)],
-        Expr::Field(FieldRef::Header { header, field }) => {
-            let h = usize::from(*header);
-            if st.valid & (1u64 << h) == 0 {
-                return 0;
-            }
-            locs[h][usize::from(*field)].read(&data[usize::from(st.off[h])..]) as u64
-        }
-        Expr::Param(i) => params.get(usize::from(*i)).copied().unwrap_or(0),
-        Expr::Valid(h) => st.valid >> h & 1,
-        Expr::Unary { op, arg, width } => {
-            let a = eval(arg, locs, data, st, m, params);
-            match op {
-                UnOp::Not => u64::from(a == 0),
-                UnOp::BitNot => !a & mask64(*width),
-                UnOp::Neg => a.wrapping_neg() & mask64(*width),
-            }
-        }
-        Expr::Binary { op, lhs, rhs, width } => {
-            let a = eval(lhs, locs, data, st, m, params);
-            let b = eval(rhs, locs, data, st, m, params);
-            let w = mask64(*width);
-            match op {
-                BinOp::Add => a.wrapping_add(b) & w,
-                BinOp::Sub => a.wrapping_sub(b) & w,
-                BinOp::Mul => a.wrapping_mul(b) & w,
-                BinOp::BitAnd => a & b,
-                BinOp::BitOr => a | b,
-                BinOp::BitXor => a ^ b,
-                BinOp::Shl => a.checked_shl(b.min(64) as u32).unwrap_or(0) & w,
-                BinOp::Shr => a.checked_shr(b.min(64) as u32).unwrap_or(0),
-                BinOp::Eq => u64::from(a == b),
-                BinOp::Ne => u64::from(a != b),
-                BinOp::Lt => u64::from(a < b),
-                BinOp::Le => u64::from(a <= b),
-                BinOp::Gt => u64::from(a > b),
-                BinOp::Ge => u64::from(a >= b),
-                // Expressions have no side effects: evaluating both sides
-                // is the same as short-circuiting.
-                BinOp::And => u64::from(a != 0 && b != 0),
-                BinOp::Or => u64::from(a != 0 || b != 0),
-            }
-        }
-        Expr::Slice { arg, hi, lo } => {
-            let a = eval(arg, locs, data, st, m, params);
-            (a >> lo) & mask64(hi - lo + 1)
-        }
-        Expr::Cast { arg, width } => eval(arg, locs, data, st, m, params) & mask64(*width),
-    }
+/// The architecture's parser errors (`error` in fairnic_arch.p4), as
+/// `std.parser_error` holds them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ParserError {
+    NoError = 0,
+    PacketTooShort = 1,
+    NoMatch = 2,
+    /// The same header extracted twice (a parser loop).
+    StackOutOfBounds = 3,
+    ParserTimeout = 5,
 }

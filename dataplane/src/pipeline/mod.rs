@@ -2,6 +2,7 @@
 //! checks, its match tables, and the executor that runs it on packets
 //! ([`Pipeline`]).
 
+mod compile;
 mod exec;
 mod image;
 pub mod ir;

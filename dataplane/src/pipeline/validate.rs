@@ -85,7 +85,7 @@ impl Program {
                         if !matches!(dst, FieldRef::Meta(_)) {
                             return Err(bad(format!("state {}: the parser assigns only metadata", s.name)));
                         }
-                        cx.field(*dst, true)?;
+                        cx.writable(*dst)?;
                         cx.expr(value, 0)?;
                     }
                 }
@@ -144,6 +144,14 @@ impl Program {
                 cx.action(a)?;
             }
             cx.args(t.default_action, t.default_args.len())?;
+            let d = cx.action(t.default_action)?;
+            let no_op = d.params.is_empty() && d.body.is_empty();
+            if !no_op && !t.actions.contains(&t.default_action) {
+                return Err(bad(format!(
+                    "table {}: the default action is not one of its actions",
+                    t.name
+                )));
+            }
             for e in &t.entries {
                 if e.key.len() != t.keys.len() || !t.actions.contains(&e.action) {
                     return Err(bad(format!("table {}: an entry does not fit the table", t.name)));
@@ -187,6 +195,20 @@ impl Ctx<'_> {
             return Err(bad(format!("field {f:?} is {w} bits: too wide for an expression")));
         }
         Ok(w)
+    }
+
+    /// A field a program may write: not the fields the device sets (the
+    /// ingress LIF is what the device charges; an image must not forge it).
+    fn writable(&self, f: FieldRef) -> R {
+        if let FieldRef::Meta(m) = f {
+            if [std_meta::INGRESS_LIF, std_meta::PACKET_LENGTH, std_meta::PARSER_ERROR].contains(&m) {
+                return Err(bad(format!(
+                    "the program writes {}, which the device sets",
+                    std_meta::FIELDS[usize::from(m)].0
+                )));
+            }
+        }
+        self.field(f, true).map(|_| ())
     }
 
     fn next(&self, n: Next) -> R {
@@ -269,7 +291,7 @@ impl Ctx<'_> {
         for s in b {
             match s {
                 Stmt::Assign { dst, value } => {
-                    self.field(*dst, true)?;
+                    self.writable(*dst)?;
                     self.expr(value, 0)?;
                 }
                 Stmt::Apply { table, on_hit, on_miss } => {
@@ -308,7 +330,7 @@ impl Ctx<'_> {
                         return Err(bad(format!("meter {meter} does not exist")));
                     }
                     self.expr(index, 0)?;
-                    self.field(*dst, true)?;
+                    self.writable(*dst)?;
                 }
             }
         }
