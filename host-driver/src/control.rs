@@ -7,10 +7,15 @@
 //! function named.
 
 use crate::nic::{DriverError, Nic};
-use dataplane::abi::{self, AdminStatus, LifCounter, MeterConfig, Moderation};
+use dataplane::abi::{self, AdminStatus, FromZeros, LifCounter, MeterConfig, Moderation, TableEntry};
+use dataplane::pipeline::{MatchKind, Program};
 use mgmt::proto::{
     self, Answer, Coalesce, CoalesceMode, LifCounters, LifRow, Meter, MeterMode, Policy, Request, Resource, Response,
+    TableEntryRow, TableView,
 };
+use mgmt::tables;
+
+const NO_PIPELINE: &str = "no pipeline program loaded (start nicdrv with --pipeline, and with the PF)";
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -26,6 +31,169 @@ pub struct ControlState {
     pub app: String,
     /// The application's latest live figures.
     pub app_stats: Mutex<(f64, Vec<proto::AppLif>)>,
+    /// The pipeline program this nicdrv loaded (through the PF), and the
+    /// entries added through this socket, by table.
+    pub pipeline: Mutex<Option<LoadedPipeline>>,
+}
+
+/// A loaded pipeline program and the entries the control plane added.
+#[derive(Debug, Clone)]
+pub struct LoadedPipeline {
+    pub program: Program,
+    pub entries: BTreeMap<String, Vec<TableEntryRow>>,
+}
+
+impl LoadedPipeline {
+    pub fn new(program: Program) -> LoadedPipeline {
+        LoadedPipeline {
+            program,
+            entries: BTreeMap::new(),
+        }
+    }
+}
+
+fn kind_of(k: MatchKind) -> tables::Kind {
+    match k {
+        MatchKind::Exact => tables::Kind::Exact,
+        MatchKind::Lpm => tables::Kind::Lpm,
+        MatchKind::Ternary => tables::Kind::Ternary,
+    }
+}
+
+/// Whether a key reads as an address (dotted IPv4) when shown.
+fn is_address(name: &str) -> bool {
+    name.contains("addr")
+}
+
+/// The ABI entry for `keys` (text) in table `t` of `prog`, with `action`
+/// and `args` when adding; also the row as it will be shown.
+fn encode_entry(
+    prog: &Program,
+    table: &str,
+    keys: &[String],
+    action: Option<(&str, &[String])>,
+    priority: u32,
+) -> Result<(TableEntry, TableEntryRow), String> {
+    let (t, def) = prog
+        .table(table)
+        .ok_or_else(|| format!("no table '{table}' in {} (tables: {})", prog.name, table_names(prog)))?;
+    if keys.len() != def.keys.len() {
+        return Err(format!(
+            "table {table} has {} key field(s) ({}), given {}",
+            def.keys.len(),
+            def.keys.iter().map(|k| k.name.as_str()).collect::<Vec<_>>().join(", "),
+            keys.len()
+        ));
+    }
+    let mut e = TableEntry::new_zeroed();
+    e.table_id = u32::from(t).into();
+    e.priority = priority.into();
+    let mut at = 0usize;
+    let mut shown = Vec::with_capacity(keys.len());
+    for (k, text) in def.keys.iter().zip(keys) {
+        let kind = kind_of(k.kind);
+        let m = tables::parse_match(text, k.width, kind).map_err(|why| format!("key {}: {why}", k.name))?;
+        let n = usize::from(k.width).div_ceil(8);
+        if at + n > e.key.len() {
+            return Err(format!("table {table}: key longer than {} bytes", e.key.len()));
+        }
+        let vb = m.value.to_be_bytes();
+        let mb = m.mask.to_be_bytes();
+        e.key[at..at + n].copy_from_slice(&vb[16 - n..]);
+        if k.kind == MatchKind::Ternary {
+            e.mask[at..at + n].copy_from_slice(&mb[16 - n..]);
+        } else if k.kind == MatchKind::Exact {
+            e.mask[at..at + n].fill(0xff);
+        } else {
+            e.prefix_len = m.prefix.into();
+        }
+        shown.push(tables::format_match(&m, k.width, kind, is_address(&k.name)));
+        at += n;
+    }
+    e.key_len = at as u8;
+    let mut row = TableEntryRow {
+        keys: shown,
+        action: String::new(),
+        args: Vec::new(),
+        priority,
+    };
+    if let Some((name, args)) = action {
+        let (a, act) = prog
+            .action(name)
+            .filter(|(a, _)| def.actions.contains(a))
+            .ok_or_else(|| {
+                let names: Vec<&str> = def
+                    .actions
+                    .iter()
+                    .map(|&a| prog.actions[usize::from(a)].name.as_str())
+                    .collect();
+                format!("table {table} has no action '{name}' (actions: {})", names.join(", "))
+            })?;
+        if args.len() != act.params.len() {
+            return Err(format!(
+                "action {name} takes {} argument(s) ({}), given {}",
+                act.params.len(),
+                act.params
+                    .iter()
+                    .map(|p| format!("{}:{}", p.name, p.width))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                args.len()
+            ));
+        }
+        let mut at = 0usize;
+        for (p, text) in act.params.iter().zip(args) {
+            let v = tables::parse_value(text, p.width).map_err(|why| format!("argument {}: {why}", p.name))?;
+            let n = usize::from(p.width).div_ceil(8);
+            if at + n > e.params.len() {
+                return Err(format!(
+                    "action {name}: parameters longer than {} bytes",
+                    e.params.len()
+                ));
+            }
+            e.params[at..at + n].copy_from_slice(&v.to_be_bytes()[16 - n..]);
+            row.args.push(tables::format_value(v, p.width, false));
+            at += n;
+        }
+        e.param_len = at as u8;
+        e.action_id = u32::from(a).into();
+        row.action = name.to_string();
+    }
+    Ok((e, row))
+}
+
+fn table_names(p: &Program) -> String {
+    p.tables.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+fn view(p: &Program, id: usize, entries: &[TableEntryRow]) -> TableView {
+    let t = &p.tables[id];
+    let kind = |k: MatchKind| match k {
+        MatchKind::Exact => "exact",
+        MatchKind::Lpm => "lpm",
+        MatchKind::Ternary => "ternary",
+    };
+    TableView {
+        name: t.name.clone(),
+        id: id as u16,
+        keys: t
+            .keys
+            .iter()
+            .map(|k| format!("{}:{}:{}", k.name, kind(k.kind), k.width))
+            .collect(),
+        actions: t
+            .actions
+            .iter()
+            .map(|&a| {
+                let a = &p.actions[usize::from(a)];
+                let ps: Vec<String> = a.params.iter().map(|x| format!("{}:{}", x.name, x.width)).collect();
+                format!("{}({})", a.name, ps.join(", "))
+            })
+            .collect(),
+        default_action: p.actions[usize::from(t.default_action)].name.clone(),
+        size: t.size,
+        entries: entries.to_vec(),
+    }
 }
 
 fn lock(n: &Arc<Mutex<Nic>>) -> std::sync::MutexGuard<'_, Nic> {
@@ -170,7 +338,60 @@ impl ControlState {
                 let (elapsed_s, lifs) = self.app_stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
                 Ok(Answer::App { elapsed_s, lifs })
             }
+            Request::TableAdd {
+                table,
+                keys,
+                action,
+                args,
+                priority,
+            } => {
+                let mut g = self.pipeline.lock().unwrap_or_else(|p| p.into_inner());
+                let lp = g.as_mut().ok_or(NO_PIPELINE)?;
+                let (e, row) = encode_entry(&lp.program, &table, &keys, Some((&action, &args)), priority)?;
+                let pf = self
+                    .pf()
+                    .ok_or("table entries go through the PF, and this nicdrv drives none")?;
+                lock(pf).table_add(&e).map_err(explain_table)?;
+                lp.entries.entry(table.clone()).or_default().push(row);
+                self.tables(lp, Some(&table))
+            }
+            Request::TableDel { table, keys, priority } => {
+                let mut g = self.pipeline.lock().unwrap_or_else(|p| p.into_inner());
+                let lp = g.as_mut().ok_or(NO_PIPELINE)?;
+                let (e, row) = encode_entry(&lp.program, &table, &keys, None, priority)?;
+                let pf = self
+                    .pf()
+                    .ok_or("table entries go through the PF, and this nicdrv drives none")?;
+                lock(pf).table_del(&e).map_err(explain_table)?;
+                if let Some(rows) = lp.entries.get_mut(&table) {
+                    rows.retain(|r| r.keys != row.keys || r.priority != row.priority);
+                }
+                self.tables(lp, Some(&table))
+            }
+            Request::TableShow { table } => {
+                let g = self.pipeline.lock().unwrap_or_else(|p| p.into_inner());
+                let lp = g.as_ref().ok_or(NO_PIPELINE)?;
+                self.tables(lp, table.as_deref())
+            }
         }
+    }
+
+    fn tables(&self, lp: &LoadedPipeline, only: Option<&str>) -> Result<Answer, String> {
+        let p = &lp.program;
+        let mut out = Vec::new();
+        for (i, t) in p.tables.iter().enumerate() {
+            if only.is_some_and(|n| n != t.name) {
+                continue;
+            }
+            out.push(view(p, i, lp.entries.get(&t.name).map_or(&[][..], |v| v)));
+        }
+        if let (Some(n), true) = (only, out.is_empty()) {
+            return Err(format!("no table '{n}' in {} (tables: {})", p.name, table_names(p)));
+        }
+        Ok(Answer::Tables {
+            program: p.name.clone(),
+            tables: out,
+        })
     }
 
     fn function(&self, function: u16) -> Result<&Arc<Mutex<Nic>>, String> {
@@ -191,6 +412,19 @@ fn explain(e: DriverError, what: &str) -> String {
             status: AdminStatus::NoEntry,
             ..
         } => format!("no such LIF or vector ({e})"),
+        other => other.to_string(),
+    }
+}
+
+fn explain_table(e: DriverError) -> String {
+    match e {
+        DriverError::Admin { status, .. } => match status {
+            AdminStatus::NoEntry => "the device has no such entry (or table/action)".into(),
+            AdminStatus::Exists => "the table already has an entry with that key".into(),
+            AdminStatus::NoSpace => "the table is full".into(),
+            AdminStatus::Permission => "permission denied: only the PF may program tables".into(),
+            s => format!("the device refused the entry: {s:?}"),
+        },
         other => other.to_string(),
     }
 }

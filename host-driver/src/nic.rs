@@ -414,6 +414,51 @@ impl Nic {
         Ok(MeterConfig::read_from_bytes(&self.read_scratch(48)).expect("48 bytes"))
     }
 
+    /// Load a pipeline program image into the device (PF only), in
+    /// chunks through the scratch buffer; the device activates it with the
+    /// last chunk, or refuses it whole (then the running pipeline stays).
+    pub fn load_pipeline(&mut self, image: &[u8]) -> Result<(), DriverError> {
+        let total = u32::try_from(image.len()).map_err(|_| DriverError::Other {
+            device: self.device().to_string(),
+            what: format!("pipeline image of {} bytes", image.len()),
+        })?;
+        let step = SCRATCH as usize;
+        let n = image.len().div_ceil(step).max(1);
+        for (i, chunk) in image.chunks(step).enumerate() {
+            self.write_scratch(chunk);
+            let mut flags = 0;
+            if i == 0 {
+                flags |= abi::pipeline_flags::FIRST;
+            }
+            if i + 1 == n {
+                flags |= abi::pipeline_flags::LAST;
+            }
+            let c = abi::PipelineChunk {
+                dma: DmaRef::new(self.scratch.addr.get(), chunk.len() as u32),
+                offset: ((i * step) as u32).into(),
+                total_len: total.into(),
+                flags,
+                rsvd: [0; 7],
+            };
+            self.admin(AdminCommand::PipelineLoad(c), LIF_NONE)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the device runs a loaded pipeline program.
+    pub fn pipeline_active(&mut self) -> Result<bool, DriverError> {
+        Ok(self.device_info()?.pipeline_active != 0)
+    }
+
+    /// The device's information, read again through the admin queue.
+    pub fn device_info(&mut self) -> Result<DeviceInfo, DriverError> {
+        let r = DmaRef::new(self.scratch.addr.get(), 128);
+        self.admin(AdminCommand::Identify(r), LIF_NONE)?;
+        let info = DeviceInfo::read_from_bytes(&self.read_scratch(128)).expect("128 bytes");
+        self.info = info;
+        Ok(info)
+    }
+
     /// Add a pipeline table entry (PF only).
     pub fn table_add(&mut self, e: &TableEntry) -> Result<(), DriverError> {
         self.write_scratch(e.as_bytes());

@@ -28,6 +28,7 @@ fn serve(dir: &Path, name: &str, nics: Vec<Arc<Mutex<Nic>>>) -> ControlServer {
         nics,
         app: "test".into(),
         app_stats: Mutex::new((0.0, Vec::new())),
+        pipeline: Mutex::new(None),
     });
     ControlServer::start(&dir.join(name), state).unwrap()
 }

@@ -13,7 +13,7 @@ use host_driver::apps::{parse_sizes, Mode, Ports};
 use host_driver::backend::vfio::VfioBackend;
 use host_driver::backend::vfio_user::VfioUserBackend;
 use host_driver::backend::Backend;
-use host_driver::control::{ControlServer, ControlState};
+use host_driver::control::{ControlServer, ControlState, LoadedPipeline};
 use host_driver::mem::MemKind;
 use host_driver::nic::{Nic, NicConfig};
 use sim::device::DeviceConfig;
@@ -122,6 +122,52 @@ struct Args {
     /// Seed of the generators.
     #[arg(long, default_value_t = 1, global = true)]
     seed: u64,
+    /// The P4 program the PF loads into the device: `fairnic` (the
+    /// shipped p4/programs/fairnic.p4), a path to a .p4 file, or `none`
+    /// (keep the device's built-in L2 switch).
+    #[arg(long, default_value = "fairnic", global = true)]
+    pipeline: String,
+}
+
+/// Compile the program `which` names and load it through the PF.
+fn load_pipeline<'a>(
+    which: &str,
+    mut nics: impl Iterator<Item = &'a Arc<Mutex<Nic>>>,
+) -> Result<Option<dataplane::pipeline::Program>, String> {
+    if which == "none" {
+        return Ok(None);
+    }
+    let program = if which == "fairnic" {
+        p4::fairnic()
+    } else {
+        p4::compile_file(std::path::Path::new(which)).map_err(|diags| {
+            let lines: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
+            format!(
+                "--pipeline {which}: the program does not compile:\n{}",
+                lines.join("\n")
+            )
+        })?
+    };
+    let Some(pf) = nics.find(|n| n.lock().unwrap_or_else(|p| p.into_inner()).is_pf()) else {
+        println!("nicdrv: no PF among the devices: the pipeline stays as the device has it");
+        return Ok(None);
+    };
+    let image = program.to_image();
+    let mut g = pf.lock().unwrap_or_else(|p| p.into_inner());
+    g.load_pipeline(&image)
+        .map_err(|e| format!("{}: loading pipeline {}: {e}", g.device(), program.name))?;
+    println!(
+        "nicdrv: pipeline {} loaded ({} bytes; tables {})",
+        program.name,
+        image.len(),
+        program
+            .tables
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(Some(program))
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -283,6 +329,7 @@ fn run(args: Args) -> Result<bool, String> {
             g.identity.fw_version
         );
     }
+    let loaded = load_pipeline(&args.pipeline, mgmt.iter().chain(&data))?;
     let mem_kind = nic_cfg.mem_kind;
     let mut ports = Ports::setup(data.clone(), args.lifs, args.ring_order, args.buffers, mode, mem_kind)
         .map_err(|e| e.to_string())?;
@@ -291,6 +338,7 @@ fn run(args: Args) -> Result<bool, String> {
         nics: mgmt.iter().chain(&data).cloned().collect(),
         app: format!("{app:?}").to_lowercase(),
         app_stats: Mutex::new((0.0, Vec::new())),
+        pipeline: Mutex::new(loaded.map(LoadedPipeline::new)),
     });
     let control_path = args.control.clone().unwrap_or_else(mgmt::client::default_socket);
     let _control = match ControlServer::start(&control_path, state.clone()) {

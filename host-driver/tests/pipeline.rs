@@ -1,0 +1,201 @@
+//! The P4 pipeline end to end: the driver compiles `fairnic.p4`, loads it
+//! into the simulated device through the PF's admin queue, and the device
+//! runs it on frames between VFs; `nicctl table` programs its tables
+//! through the control socket; a bad image is refused and changes nothing.
+
+use dataplane::abi::{AdminStatus, LifCounter};
+use dataplane::packet::build_udp4;
+use host_driver::backend::vfio_user::VfioUserBackend;
+use host_driver::control::{ControlServer, ControlState, LoadedPipeline};
+use host_driver::mem::{DmaMemory, MemKind};
+use host_driver::nic::{DriverError, Lif, Nic, NicConfig};
+use host_driver::pool::{Mbuf, Pool};
+use host_driver::queue::{RxQueue, TxQueue};
+use sim::device::DeviceConfig;
+use sim::{ClockKind, PortSpec, Sim, SimConfig};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+const POOL_IOVA: u64 = 0x30_0000_0000;
+
+fn nicctl(socket: &Path, args: &str) -> (i32, String, String) {
+    let mut all = vec!["nicctl", "--socket", socket.to_str().unwrap()];
+    all.extend(args.split_whitespace());
+    let (mut o, mut e) = (Vec::new(), Vec::new());
+    let code = mgmt::cli::run(all, &mut o, &mut e);
+    (code, String::from_utf8(o).unwrap(), String::from_utf8(e).unwrap())
+}
+
+fn open(path: &Path, mem: &Arc<DmaMemory>) -> Nic {
+    let mut n = Nic::open(Box::new(VfioUserBackend::connect(path).unwrap()), &NicConfig::default()).unwrap();
+    n.map_memory(mem).unwrap();
+    n
+}
+
+struct Vf {
+    nic: Nic,
+    lif: Lif,
+    tx: TxQueue,
+    rx: RxQueue,
+}
+
+fn send(vf: &mut Vf, pool: &mut Pool, frame: &[u8]) {
+    let mut m = pool.alloc().unwrap();
+    pool.buffer_mut(&mut m)[..frame.len()].copy_from_slice(frame);
+    m.set_len(frame.len());
+    let mut burst = vec![m];
+    assert_eq!(vf.tx.tx_burst(pool, &mut burst).unwrap(), 1);
+}
+
+fn recv(vf: &mut Vf, pool: &mut Pool) -> Vec<Vec<u8>> {
+    let mut out: Vec<Mbuf> = Vec::new();
+    vf.rx.rx_burst(pool, &mut out, 64).unwrap();
+    out.into_iter()
+        .map(|m| {
+            let d = pool.data(&m).to_vec();
+            pool.free(m);
+            d
+        })
+        .collect()
+}
+
+#[test]
+fn fairnic_p4_loads_forwards_and_its_tables_are_programmed_by_nicctl() {
+    let sim = Sim::start(SimConfig {
+        device: DeviceConfig {
+            vfs: 2,
+            ..DeviceConfig::default()
+        },
+        clock: ClockKind::Virtual,
+        port: PortSpec::Null,
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let mem = Arc::new(DmaMemory::new(8 << 20, POOL_IOVA, MemKind::Pages).unwrap());
+    let mut pool = Pool::new(mem.clone(), 1024).unwrap();
+    let mut pf = open(sim.pf_socket(), &mem);
+    let mut vfs: Vec<Vf> = (0..2)
+        .map(|i| {
+            let mut nic = open(sim.vf_socket(i).unwrap(), &mem);
+            let lif = nic.create_lif(&format!("vf{i}"), None).unwrap();
+            let tx = nic.create_txq(&lif, 8, None).unwrap();
+            let mut rx = nic.create_rxq(&lif, 8, None).unwrap();
+            rx.set_polling();
+            rx.refill(&mut pool).unwrap();
+            Vf { nic, lif, tx, rx }
+        })
+        .collect();
+
+    // Before: the built-in switch. Load the program through the PF.
+    assert!(!pf.pipeline_active().unwrap());
+    let prog = p4::fairnic();
+    pf.load_pipeline(&prog.to_image()).unwrap();
+    assert!(pf.pipeline_active().unwrap());
+    assert!(
+        matches!(
+            vfs[0].nic.load_pipeline(&prog.to_image()),
+            Err(DriverError::Admin {
+                status: AdminStatus::Permission,
+                ..
+            })
+        ),
+        "a VF may not load the pipeline"
+    );
+
+    // VF0 -> VF1 through the program (LIF MACs installed by the device).
+    let (a, b) = (vfs[0].lif.mac, vfs[1].lif.mac);
+    let f = build_udp4(b, a, [10, 0, 0, 1], [10, 0, 0, 2], (1, 2), b"through p4", 64);
+    send(&mut vfs[0], &mut pool, &f);
+    sim.advance(100_000);
+    assert_eq!(recv(&mut vfs[1], &mut pool), vec![f.clone()]);
+    // The program's cost: base 1 + three headers + the l2_fwd lookup.
+    let id0 = vfs[0].lif.id;
+    let st = vfs[0].nic.stats(id0).unwrap();
+    assert_eq!(st.get(LifCounter::CostUnits), 5);
+
+    // A truncated IPv4 header is a counted parse error at the sender.
+    let mut short = f[..30].to_vec();
+    short[12..14].copy_from_slice(&[0x08, 0x00]);
+    send(&mut vfs[0], &mut pool, &short);
+    sim.advance(100_000);
+    let id0 = vfs[0].lif.id;
+    let st = vfs[0].nic.stats(id0).unwrap();
+    assert_eq!(st.get(LifCounter::DropParseError), 1);
+
+    // The control plane: a drop entry through nicctl.
+    let dir = std::env::temp_dir().join(format!("pipeline-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pf = Arc::new(Mutex::new(pf));
+    let state = Arc::new(ControlState {
+        nics: vec![pf.clone()],
+        app: "test".into(),
+        app_stats: Mutex::new((0.0, Vec::new())),
+        pipeline: Mutex::new(Some(LoadedPipeline::new(prog))),
+    });
+    let server = ControlServer::start(&dir.join("p4.sock"), state).unwrap();
+    let s = server.path().to_path_buf();
+    let mac_b = b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":");
+    let (code, out, err) = nicctl(&s, "table show");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("fairnic.l2_fwd (table 1): key hdr.ethernet.dst_addr:exact:48"), "{out}");
+    assert!(out.contains("fairnic.route (table 2): key hdr.ipv4.dst_addr:lpm:32"), "{out}");
+    // Overriding a LIF MAC: the device's entry exists, so this is refused.
+    let (code, _, err) = nicctl(&s, &format!("table add l2_fwd --key {mac_b} --action drop"));
+    assert_eq!(code, 1);
+    assert!(err.contains("already has an entry"), "{err}");
+    let (code, out, err) = nicctl(&s, "table add l2_fwd --key 02:00:00:00:00:66 --action drop");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("02:00:00:00:00:66 -> drop()"), "{out}");
+    let (code, out, err) = nicctl(&s, "table add route --key 10.9.0.0/16 --action to_lif --arg 1");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("10.9.0.0/16 -> to_lif(1)"), "{out}");
+    // Bad input is explained and changes nothing.
+    for (args, why) in [
+        ("table add l2_fwd --key 02:00:00:00:00:67 --action nope", "has no action 'nope'"),
+        ("table add l2_fwd --key 10.0.0.0/8 --action drop", "exact key takes a plain value"),
+        ("table add nope --key 1 --action drop", "no table 'nope'"),
+        ("table add l2_fwd --key 02:00:00:00:00:67 --action to_lif", "takes 1 argument"),
+        ("table add l2_fwd --key 02:00:00:00:00:67 --action to_lif --arg 70000", "does not fit in 16 bits"),
+        ("table add acl --key 1 --action drop", "3 key field(s)"),
+    ] {
+        let (code, _, err) = nicctl(&s, args);
+        assert_eq!(code, 1, "{args}");
+        assert!(err.contains(why), "{args}: {err}");
+    }
+    let drop_to = build_udp4([2, 0, 0, 0, 0, 0x66], a, [10, 0, 0, 1], [10, 0, 0, 2], (1, 2), b"x", 64);
+    send(&mut vfs[0], &mut pool, &drop_to);
+    sim.advance(100_000);
+    let id0 = vfs[0].lif.id;
+    let st = vfs[0].nic.stats(id0).unwrap();
+    assert_eq!(st.get(LifCounter::DropPipeline), 1, "dropped by the program's entry");
+    let (code, out, _) = nicctl(&s, "table del l2_fwd --key 02:00:00:00:00:66");
+    assert_eq!(code, 0);
+    assert!(out.contains("0 entries added"), "{out}");
+    // Now unknown unicast from a LIF: the uplink.
+    let before = sim.device().port.stats().tx_frames;
+    send(&mut vfs[0], &mut pool, &drop_to);
+    sim.advance(100_000);
+    assert_eq!(sim.device().port.stats().tx_frames, before + 1);
+
+    // A corrupt image is refused whole; the program keeps running.
+    let mut bad = p4::fairnic().to_image();
+    let n = bad.len();
+    bad.truncate(n - 10);
+    assert!(matches!(
+        lock(&pf).load_pipeline(&bad),
+        Err(DriverError::Admin {
+            status: AdminStatus::Invalid,
+            ..
+        })
+    ));
+    assert!(lock(&pf).pipeline_active().unwrap());
+    send(&mut vfs[0], &mut pool, &f);
+    sim.advance(100_000);
+    assert_eq!(recv(&mut vfs[1], &mut pool), vec![f]);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn lock(n: &Arc<Mutex<Nic>>) -> std::sync::MutexGuard<'_, Nic> {
+    n.lock().unwrap()
+}
