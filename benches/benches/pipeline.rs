@@ -176,10 +176,12 @@ fn main() {
         st.packets, st.parse_errors, st.drops
     ));
     report.finish();
+    // Real time on a shared machine: the bar is judged on full runs (three
+    // rounds or more), not on a one-round smoke run.
     let median = report.rows[0].median;
     if median < 10.0 {
         eprintln!("pipeline: {median:.2} Mpps per core, the bar is 10");
-        if !std::env::args().any(|a| a == "--smoke") {
+        if n >= 3 {
             std::process::exit(1);
         }
     }
