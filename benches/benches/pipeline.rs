@@ -170,7 +170,7 @@ fn main() {
     );
     let st = p.stats();
     report.notes.push(format!(
-        "Per frame the program parses Ethernet/IPv4/UDP, runs two meters, two counters and its tables. \
+        "Per frame the program parses Ethernet/IPv4/UDP, runs two meters, five counters and the l2_fwd lookup (acl and route are empty, as the device starts). \
          Executor stats over all rounds: {} packets, {} parse errors, {} drops. BMv2, the P4 reference \
          software switch, documents about 80 kpps; 10GbE line rate at 64 bytes is 14.88 Mpps.",
         st.packets, st.parse_errors, st.drops
