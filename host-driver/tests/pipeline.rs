@@ -3,7 +3,7 @@
 //! runs it on frames between VFs; `nicctl table` programs its tables
 //! through the control socket; a bad image is refused and changes nothing.
 
-use dataplane::abi::{AdminStatus, LifCounter};
+use dataplane::abi::{AdminStatus, LifCounter, MeterConfig, MeterMode, MeterPolicy, MeterResource};
 use dataplane::packet::build_udp4;
 use host_driver::backend::vfio_user::VfioUserBackend;
 use host_driver::control::{ControlServer, ControlState, LoadedPipeline};
@@ -137,8 +137,14 @@ fn fairnic_p4_loads_forwards_and_its_tables_are_programmed_by_nicctl() {
     let mac_b = b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":");
     let (code, out, err) = nicctl(&s, "table show");
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("fairnic.l2_fwd (table 1): key hdr.ethernet.dst_addr:exact:48"), "{out}");
-    assert!(out.contains("fairnic.route (table 2): key hdr.ipv4.dst_addr:lpm:32"), "{out}");
+    assert!(
+        out.contains("fairnic.l2_fwd (table 1): key hdr.ethernet.dst_addr:exact:48"),
+        "{out}"
+    );
+    assert!(
+        out.contains("fairnic.route (table 2): key hdr.ipv4.dst_addr:lpm:32"),
+        "{out}"
+    );
     // Overriding a LIF MAC: the device's entry exists, so this is refused.
     let (code, _, err) = nicctl(&s, &format!("table add l2_fwd --key {mac_b} --action drop"));
     assert_eq!(code, 1);
@@ -151,11 +157,23 @@ fn fairnic_p4_loads_forwards_and_its_tables_are_programmed_by_nicctl() {
     assert!(out.contains("10.9.0.0/16 -> to_lif(1)"), "{out}");
     // Bad input is explained and changes nothing.
     for (args, why) in [
-        ("table add l2_fwd --key 02:00:00:00:00:67 --action nope", "has no action 'nope'"),
-        ("table add l2_fwd --key 10.0.0.0/8 --action drop", "exact key takes a plain value"),
+        (
+            "table add l2_fwd --key 02:00:00:00:00:67 --action nope",
+            "has no action 'nope'",
+        ),
+        (
+            "table add l2_fwd --key 10.0.0.0/8 --action drop",
+            "exact key takes a plain value",
+        ),
         ("table add nope --key 1 --action drop", "no table 'nope'"),
-        ("table add l2_fwd --key 02:00:00:00:00:67 --action to_lif", "takes 1 argument"),
-        ("table add l2_fwd --key 02:00:00:00:00:67 --action to_lif --arg 70000", "does not fit in 16 bits"),
+        (
+            "table add l2_fwd --key 02:00:00:00:00:67 --action to_lif",
+            "takes 1 argument",
+        ),
+        (
+            "table add l2_fwd --key 02:00:00:00:00:67 --action to_lif --arg 70000",
+            "does not fit in 16 bits",
+        ),
         ("table add acl --key 1 --action drop", "3 key field(s)"),
     ] {
         let (code, _, err) = nicctl(&s, args);
@@ -176,6 +194,42 @@ fn fairnic_p4_loads_forwards_and_its_tables_are_programmed_by_nicctl() {
     send(&mut vfs[0], &mut pool, &drop_to);
     sim.advance(100_000);
     assert_eq!(sim.device().port.stats().tx_frames, before + 1);
+
+    // The PF's meter settings reach the program's per-LIF meters: a
+    // 128-byte committed and 64-byte excess burst on VF0's bytes meter
+    // colors four 64-byte frames green, green, yellow, red in the program.
+    let cfg = MeterConfig {
+        resource: MeterResource::Bytes.raw(),
+        mode: MeterMode::SrTcm.raw(),
+        policy: MeterPolicy::Deprioritize.raw(),
+        cir: 1.into(),
+        cburst: 128.into(),
+        eburst: 64.into(),
+        ..Default::default()
+    };
+    lock(&pf).set_meter(id0, cfg).unwrap();
+    let colors = |sim: &Sim| {
+        let d = sim.device();
+        let p = d.switch.program().unwrap();
+        let c = p
+            .program()
+            .counters
+            .iter()
+            .position(|c| c.name == "byte_colors")
+            .unwrap() as u16;
+        [0, 1, 2].map(|i| p.counter(c, i).unwrap().0)
+    };
+    let before = colors(&sim);
+    for _ in 0..4 {
+        send(&mut vfs[0], &mut pool, &f);
+    }
+    sim.advance(100_000);
+    assert_eq!(recv(&mut vfs[1], &mut pool).len(), 4, "deprioritized, not dropped");
+    let after = colors(&sim);
+    assert_eq!(
+        [after[0] - before[0], after[1] - before[1], after[2] - before[2]],
+        [2, 1, 1]
+    );
 
     // A corrupt image is refused whole; the program keeps running.
     let mut bad = p4::fairnic().to_image();

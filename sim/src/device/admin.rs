@@ -278,6 +278,7 @@ impl Device {
                     tracing::debug!(function = fi, "MeterSet refused: {why}");
                     Outcome::err(s)
                 })?;
+                self.switch.mirror_meter(hdr.lif, &m, now);
                 Ok(Outcome::ok(0, 0))
             }
             AdminCommand::ModerationGet(m) => {
@@ -471,6 +472,14 @@ impl Device {
                 return Err(AdminStatus::Invalid.into());
             }
             self.pipeline_error = None;
+            // The program's per-LIF meters start from the LIFs' settings.
+            let now = self.now();
+            for l in self.lifs.iter().flatten() {
+                for r in [MeterResource::Packets, MeterResource::Bytes] {
+                    let cfg = l.meters.applied(r);
+                    self.switch.mirror_meter(l.id, &cfg, now);
+                }
+            }
         }
         Ok(Outcome::ok(self.pipeline.received, 0))
     }
