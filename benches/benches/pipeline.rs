@@ -14,7 +14,7 @@
 use dataplane::abi::{MeterConfig, MeterMode, MeterResource, TableEntry};
 use dataplane::packet::build_udp4;
 use dataplane::pipeline::{Input, Outcome, Pipeline, Verdict};
-use fairnic_benches::{interleave, pin_to_cpu, rounds, Report};
+use fairnic_benches::{interleave, pin_to_cpu, rounds, Report, Variant};
 use sim::device::engine::CostModel;
 use sim::device::switch::{Source, Switch};
 use std::hint::black_box;
@@ -154,7 +154,7 @@ fn main() {
     let mut p4_runs = Vec::new();
     let mut sw_runs = Vec::new();
     {
-        let mut variants: Vec<(&str, Box<dyn FnMut() -> f64 + '_>)> =
+        let mut variants: Vec<Variant<'_>> =
             vec![("fairnic.p4", Box::new(&mut run_p4)), ("switch", Box::new(run_switch))];
         let r = interleave(n, &mut variants);
         p4_runs.extend(&r[0]);
