@@ -134,6 +134,21 @@ fn main() {
         assert_eq!(delivered, done as u64, "every frame delivered");
         done as f64 / t0.elapsed().as_secs_f64() / 1e6
     };
+    let mut single = pipeline();
+    let mut pkts1 = frames();
+    let mut run_single = || {
+        let t0 = Instant::now();
+        let mut done = 0;
+        let mut now = 0u64;
+        while done < RUN / 4 {
+            for (f, src) in pkts1.iter_mut() {
+                now += 16;
+                black_box(single.process(now, f, *src));
+                done += 1;
+            }
+        }
+        done as f64 / t0.elapsed().as_secs_f64() / 1e6
+    };
     let frames_ro: Vec<(Vec<u8>, u16)> = frames();
     let run_switch = || {
         let t0 = Instant::now();
@@ -152,17 +167,34 @@ fn main() {
     };
     let n = rounds();
     let mut p4_runs = Vec::new();
+    let mut one_runs = Vec::new();
     let mut sw_runs = Vec::new();
     {
-        let mut variants: Vec<Variant<'_>> =
-            vec![("fairnic.p4", Box::new(&mut run_p4)), ("switch", Box::new(run_switch))];
+        let mut variants: Vec<Variant<'_>> = vec![
+            ("fairnic.p4", Box::new(&mut run_p4)),
+            ("fairnic.p4 one at a time", Box::new(&mut run_single)),
+            ("switch", Box::new(run_switch)),
+        ];
         let r = interleave(n, &mut variants);
         p4_runs.extend(&r[0]);
-        sw_runs.extend(&r[1]);
+        one_runs.extend(&r[1]);
+        sw_runs.extend(&r[2]);
     }
     let g = "64-byte frames, one core";
     report.add(g, "fairnic.p4 executor, meters on", "Mpps", true, p4_runs);
+    report.add(
+        g,
+        "fairnic.p4 executor, meters on, one packet per call",
+        "Mpps",
+        true,
+        one_runs,
+    );
     report.add(g, "hand-written L2 switch + cost model", "Mpps", true, sw_runs);
+    report.compare(
+        g,
+        "fairnic.p4 executor, meters on, one packet per call",
+        "hand-written L2 switch + cost model",
+    );
     report.compare(
         g,
         "fairnic.p4 executor, meters on",

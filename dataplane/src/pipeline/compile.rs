@@ -19,8 +19,8 @@ use std::sync::Arc;
 /// Most packets a compiled batch holds (one bit each in a mask).
 pub(super) const LANES: usize = 64;
 
-/// Values of an expression, one per packet of the batch.
-pub(super) type Vals = [u64; LANES];
+/// Values of an expression, one per packet of a batch of `L`.
+pub(super) type Vals<const L: usize> = [u64; L];
 
 /// The batch as the compiled program sees it.
 pub(super) struct Vb<'a, 'b> {
@@ -36,8 +36,8 @@ pub(super) struct Vb<'a, 'b> {
     pub now: u64,
 }
 
-/// An expression over the masked packets.
-pub(super) type ExprFn = Arc<dyn Fn(&Vb<'_, '_>, u64, &mut Vals) + Send + Sync>;
+/// An expression over the masked packets (of a batch of at most `L`).
+pub(super) type ExprFn<const L: usize> = Arc<dyn Fn(&Vb<'_, '_>, u64, &mut Vals<L>) + Send + Sync>;
 /// A statement over the masked packets.
 pub(super) type StmtFn = Arc<dyn Fn(&mut Runtime, &mut Vb<'_, '_>, u64) + Send + Sync>;
 /// A store of one value into one packet.
@@ -89,10 +89,13 @@ pub(super) enum SelKey {
     Expr(Expr),
 }
 
-/// The compiled program.
+/// The compiled program: its parser, and its ingress for batches of up to
+/// `LANES` and for single packets (whose scratch vectors are one value
+/// long instead of 64).
 pub(super) struct Compiled {
     pub parser: Vec<CState>,
     pub ingress: StmtFn,
+    pub ingress1: StmtFn,
 }
 
 impl std::fmt::Debug for Compiled {
@@ -111,7 +114,7 @@ pub(super) fn mask64(w: u16) -> u64 {
     }
 }
 
-struct Compiler<'p> {
+struct Compiler<'p, const L: usize> {
     prog: &'p Program,
     locs: &'p [Vec<Loc>],
     /// Compiled action bodies and costs, shared by every table and call.
@@ -119,21 +122,33 @@ struct Compiler<'p> {
 }
 
 pub(super) fn compile(prog: &Program, locs: &[Vec<Loc>]) -> Compiled {
-    let mut c = Compiler {
+    let mut wide = Compiler::<LANES> {
         prog,
         locs,
         actions: Vec::new(),
     };
-    for a in &prog.actions {
-        let body = c.block(&a.body);
-        c.actions.push((a.cost, body));
+    wide.compile_actions();
+    let mut one = Compiler::<1> {
+        prog,
+        locs,
+        actions: Vec::new(),
+    };
+    one.compile_actions();
+    Compiled {
+        parser: prog.parser.iter().map(|s| wide.state(s)).collect(),
+        ingress: wide.block(&prog.ingress),
+        ingress1: one.block(&prog.ingress),
     }
-    let parser = prog.parser.iter().map(|s| c.state(s)).collect();
-    let ingress = c.block(&prog.ingress);
-    Compiled { parser, ingress }
 }
 
-impl Compiler<'_> {
+impl<const L: usize> Compiler<'_, L> {
+    fn compile_actions(&mut self) {
+        for a in &self.prog.actions {
+            let body = self.block(&a.body);
+            self.actions.push((a.cost, body));
+        }
+    }
+
     fn state(&self, s: &ParserState) -> CState {
         CState {
             cost: s.cost,
@@ -208,7 +223,7 @@ impl Compiler<'_> {
         (h, 1u64 << h, self.locs[h][usize::from(field)])
     }
 
-    fn expr(&self, e: &Expr) -> ExprFn {
+    fn expr(&self, e: &Expr) -> ExprFn<L> {
         // Fused shapes: a metadata field cast, or compared with a
         // constant, in one pass with no inner call.
         match e {
@@ -293,7 +308,7 @@ impl Compiler<'_> {
         }
     }
 
-    fn binary(&self, op: BinOp, lhs: &Expr, rhs: &Expr, w: u64) -> ExprFn {
+    fn binary(&self, op: BinOp, lhs: &Expr, rhs: &Expr, w: u64) -> ExprFn<L> {
         let a = self.expr(lhs);
         // With a constant on the right (the common condition), no second
         // vector.
@@ -309,7 +324,7 @@ impl Compiler<'_> {
         let c = self.expr(rhs);
         Arc::new(move |b, m, out| {
             a(b, m, out);
-            let mut r = [0u64; LANES];
+            let mut r = [0u64; L];
             c(b, m, &mut r);
             for i in lanes(m) {
                 out[i] = apply_op(op, out[i], r[i], w);
@@ -363,7 +378,7 @@ impl Compiler<'_> {
                 let f = usize::from(*f);
                 let w = mask64(self.prog.meta[f].width);
                 Arc::new(move |_, b, m| {
-                    let mut x = [0u64; LANES];
+                    let mut x = [0u64; L];
                     v(b, m, &mut x);
                     for i in lanes(m) {
                         b.meta[i * b.nm + f] = x[i] & w;
@@ -374,7 +389,7 @@ impl Compiler<'_> {
                 let v = self.expr(value);
                 let st = self.store(*dst);
                 Arc::new(move |_, b, m| {
-                    let mut x = [0u64; LANES];
+                    let mut x = [0u64; L];
                     v(b, m, &mut x);
                     for i in lanes(m) {
                         st(b, i, x[i]);
@@ -386,7 +401,7 @@ impl Compiler<'_> {
                 let t = self.block(then);
                 let o = self.block(otherwise);
                 Arc::new(move |rt, b, m| {
-                    let mut x = [0u64; LANES];
+                    let mut x = [0u64; L];
                     c(b, m, &mut x);
                     let mut yes = 0u64;
                     for i in lanes(m) {
@@ -403,14 +418,14 @@ impl Compiler<'_> {
             Stmt::Apply { table, on_hit, on_miss } => self.apply(usize::from(*table), on_hit, on_miss),
             Stmt::Call { action, args } => {
                 let (cost, body) = self.actions[usize::from(*action)].clone();
-                let args: Vec<ExprFn> = args.iter().map(|a| self.expr(a)).collect();
+                let args: Vec<ExprFn<L>> = args.iter().map(|a| self.expr(a)).collect();
                 Arc::new(move |rt, b, m| {
-                    let mut saved = [[0u64; limits::PARAMS]; LANES];
+                    let mut saved = [[0u64; limits::PARAMS]; L];
                     for i in lanes(m) {
                         saved[i] = b.params[i];
                     }
                     for (k, a) in args.iter().enumerate() {
-                        let mut x = [0u64; LANES];
+                        let mut x = [0u64; L];
                         a(b, m, &mut x);
                         for i in lanes(m) {
                             b.params[i][k] = x[i];
@@ -435,7 +450,7 @@ impl Compiler<'_> {
                 let c = usize::from(*counter);
                 let idx = self.expr(index);
                 Arc::new(move |rt, b, m| {
-                    let mut x = [0u64; LANES];
+                    let mut x = [0u64; L];
                     idx(b, m, &mut x);
                     let arr = &mut rt.counters[c];
                     for i in lanes(m) {
@@ -455,10 +470,10 @@ impl Compiler<'_> {
                 let idx = self.expr(index);
                 let st = self.store(*dst);
                 Arc::new(move |rt, b, m| {
-                    let mut x = [0u64; LANES];
+                    let mut x = [0u64; L];
                     idx(b, m, &mut x);
                     let now = b.now;
-                    let mut colors = [None; LANES];
+                    let mut colors = [None; L];
                     match &mut rt.meters[mt] {
                         MeterArray::Packets(v) => {
                             for i in lanes(m) {
@@ -521,7 +536,7 @@ impl Compiler<'_> {
         let branches = !on_hit.is_empty() || !on_miss.is_empty();
         Arc::new(move |rt, b, m| {
             // Each packet's action: table entry or default.
-            let mut chosen = [default as u16; LANES];
+            let mut chosen = [default as u16; L];
             let mut hits = 0u64;
             if table_cost != 0 {
                 for i in lanes(m) {

@@ -497,7 +497,13 @@ impl Pipeline {
                 exited: 0,
                 now,
             };
-            (self.code.ingress)(&mut self.rt, &mut vb, live);
+            // One packet: the single-lane compilation (no 64-wide scratch).
+            let ingress = if n == 1 {
+                &self.code.ingress1
+            } else {
+                &self.code.ingress
+            };
+            ingress(&mut self.rt, &mut vb, live);
         }
         for i in 0..n {
             let st = &self.states[i];
