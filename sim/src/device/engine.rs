@@ -316,6 +316,10 @@ impl Device {
                     for d in &descs[..n] {
                         dma.prefetch(d.addr.get(), u64::from(d.len.get()));
                     }
+                    if self.switch.program().is_some() {
+                        self.preprocess(l, qi, f, &descs[..n], now);
+                    }
+                    return self.pop_tx_desc(l, qi);
                 }
                 Err(e) => {
                     tracing::debug!(lif = l, "tx ring: {e}");
@@ -330,12 +334,52 @@ impl Device {
         Some((d, index))
     }
 
+    /// The next cached descriptor and its ring index.
+    fn pop_tx_desc(&mut self, l: usize, qi: usize) -> Option<(TxDesc, u32)> {
+        let txq = self.lifs[l].as_mut()?.txqs[qi].as_mut()?;
+        let d = txq.cache.pop_front()?;
+        let index = txq.cache_index;
+        txq.cache_index = index.wrapping_add(1);
+        Some((d, index))
+    }
+
+    /// With a loaded program: read the frames of freshly fetched
+    /// descriptors and run them through the program as one batch, up to
+    /// the first descriptor that would fault (it and what follows are
+    /// handled one by one, as without a program). Their decisions wait in
+    /// the queue's `pre`, in order, for their turn in the scheduler; the
+    /// program's meters and counters see them at fetch time.
+    fn preprocess(&mut self, l: usize, qi: usize, f: usize, descs: &[TxDesc], now: Nanos) {
+        let mut frames: Vec<Vec<u8>> = Vec::with_capacity(descs.len());
+        for d in descs {
+            let mut frame = self.frame_pool.pop().unwrap_or_default();
+            if d.validate().is_err() || self.read_tx_frame(f, d, &mut frame).is_err() {
+                self.frame_pool.push(frame);
+                break;
+            }
+            frames.push(frame);
+        }
+        if frames.is_empty() {
+            return;
+        }
+        let Some(decisions) = self.switch.process_batch(Source::Lif(l as u16), &mut frames, now) else {
+            self.frame_pool.extend(frames);
+            return;
+        };
+        if let Some(txq) = self.txq(l, qi) {
+            txq.pre.extend(frames.into_iter().zip(decisions));
+        }
+    }
+
     /// One packet from TX queue `qi` of LIF `l` (on function `f`) through
     /// the pipeline.
     fn serve_queue(&mut self, l: usize, qi: usize, f: usize, now: Nanos) -> Served {
         let Some((d, index)) = self.next_tx_desc(l, qi, f, now) else {
             return Served::Nothing;
         };
+        if let Some((frame, decision)) = self.txq(l, qi).and_then(|q| q.pre.pop_front()) {
+            return self.finish_tx(l, qi, d, index, frame, decision, false, now);
+        }
         let mut frame = std::mem::take(&mut self.scratch);
         let fault = if d.validate().is_err() {
             Some(CompStatus::BadDescriptor)
@@ -349,16 +393,36 @@ impl Device {
             let txq = self.txq(l, qi).expect("served above");
             txq.core.fail(status, index, now);
             txq.cache.clear();
+            txq.pre.clear();
             txq.ring.write_back_to(index);
             txq.write_back_pending = None;
             // A packet's worth of work: the descriptor was fetched.
             return Served::Packet;
         }
+        let decision = self.switch.process(Source::Lif(l as u16), &mut frame, now);
+        self.finish_tx(l, qi, d, index, frame, decision, true, now)
+    }
+
+    /// Account, deliver and complete a TX frame the switch decided.
+    /// `scratch`: the frame buffer is the engine's scratch (else it goes
+    /// back to the frame pool).
+    #[allow(clippy::too_many_arguments)]
+    fn finish_tx(
+        &mut self,
+        l: usize,
+        qi: usize,
+        d: TxDesc,
+        index: u32,
+        frame: Vec<u8>,
+        decision: Decision,
+        scratch: bool,
+        now: Nanos,
+    ) -> Served {
         let Decision {
             verdict,
             passes,
             pass_cost,
-        } = self.switch.process(Source::Lif(l as u16), &mut frame, now);
+        } = decision;
         let cost = match pass_cost {
             Some(c) => c * (1 + u64::from(passes)),
             None => self.cost_model.cost(&frame, passes),
@@ -393,7 +457,11 @@ impl Device {
             done,
         };
         self.deliver(verdict, &frame, m, now);
-        self.scratch = frame;
+        if scratch {
+            self.scratch = frame;
+        } else {
+            self.frame_pool.push(frame);
+        }
         let txq = self.txq(l, qi).expect("served above");
         if d.flags.get() & tx_flags::COMPLETE != 0 {
             let mut c = super::queue::completion(CompStatus::Ok, l as u16, index, 0, 0, done);

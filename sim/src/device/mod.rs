@@ -182,6 +182,9 @@ pub struct Device {
     pub uplink_counters: [u64; LIF_COUNTERS],
     pipeline: admin::PipelineUpload,
     scratch: Vec<u8>,
+    /// Frame buffers for TX frames run through a program ahead of their
+    /// turn (see `Device::preprocess`).
+    frame_pool: Vec<Vec<u8>>,
     /// The fetch scheduler.
     sched: Scheduler,
     /// The pipeline is occupied until then (with a capacity).
@@ -224,6 +227,7 @@ impl Device {
             blocked_with_work: false,
             classes: Vec::new(),
             raised_scratch: Vec::new(),
+            frame_pool: Vec::new(),
             cost_model,
             cfg,
             clock,

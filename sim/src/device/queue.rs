@@ -255,6 +255,10 @@ pub struct DeviceQueue<T: RingElem> {
     /// first one has ring index `cache_index`.
     pub cache: std::collections::VecDeque<T>,
     pub cache_index: u32,
+    /// TX with a loaded program: the first `pre.len()` cached descriptors'
+    /// frames, already read and run through the pipeline as one batch,
+    /// with its decision.
+    pub pre: std::collections::VecDeque<(Vec<u8>, super::switch::Decision)>,
     /// Head to write back at the end of the pass (descriptors processed
     /// but not yet returned to the driver); written at once when the cache
     /// empties, so the driver's view lags by at most one burst.
@@ -283,6 +287,7 @@ impl<T: RingElem> DeviceQueue<T> {
             active: false,
             cache: std::collections::VecDeque::new(),
             cache_index: 0,
+            pre: std::collections::VecDeque::new(),
             write_back_pending: None,
         })
     }
@@ -298,6 +303,7 @@ impl<T: RingElem> DeviceQueue<T> {
         self.active = false;
         self.doorbell_seen = 0;
         self.cache.clear();
+        self.pre.clear();
         self.write_back_pending = None;
         Ok(())
     }

@@ -78,6 +78,23 @@ pub enum Verdict {
 /// Why a table entry was refused.
 pub type EntryRefusal = (AdminStatus, &'static str);
 
+/// The switch's decision from the program's outcome.
+fn decision(o: pipeline::Outcome) -> Decision {
+    let verdict = match o.verdict {
+        pipeline::Verdict::ToLif(l) => Verdict::ToLif(l),
+        pipeline::Verdict::ToUplink => Verdict::ToUplink,
+        pipeline::Verdict::Flood => Verdict::Flood,
+        pipeline::Verdict::Drop => Verdict::DropByTable,
+        pipeline::Verdict::NoRoute => Verdict::NoRoute,
+        pipeline::Verdict::ParseError => Verdict::ParseError,
+    };
+    Decision {
+        verdict,
+        passes: o.recirculate.min(MAX_RECIRCULATIONS),
+        pass_cost: Some(u64::from(o.cost)),
+    }
+}
+
 /// The device's entry for a LIF MAC in `prog`'s `l2_fwd`, if it has one
 /// keyed on a 48-bit field with a `to_lif(bit<16>)` action.
 fn lif_entry(prog: &Program, mac: Mac, lif: u16) -> Option<TableEntry> {
@@ -207,6 +224,26 @@ impl Switch {
         self.program.as_mut()
     }
 
+    /// Run frames from `src` through the loaded program as one batch (it
+    /// may rewrite them); `None` without a program.
+    pub fn process_batch(&mut self, src: Source, frames: &mut [Vec<u8>], now: u64) -> Option<Vec<Decision>> {
+        let p = self.program.as_mut()?;
+        let ingress = match src {
+            Source::Lif(l) => l,
+            Source::Uplink => pipeline::std_meta::LIF_NONE as u16,
+        };
+        let mut batch: Vec<pipeline::Input<'_>> = frames
+            .iter_mut()
+            .map(|f| pipeline::Input {
+                data: f.as_mut_slice(),
+                ingress_lif: ingress,
+            })
+            .collect();
+        let mut out = Vec::with_capacity(batch.len());
+        p.process_batch(now, &mut batch, &mut out);
+        Some(out.into_iter().map(decision).collect())
+    }
+
     /// Decide where `frame` from `src` goes, running the loaded program if
     /// there is one (it may rewrite the frame).
     pub fn process(&mut self, src: Source, frame: &mut [u8], now: u64) -> Decision {
@@ -222,20 +259,7 @@ impl Switch {
             Source::Lif(l) => l,
             Source::Uplink => pipeline::std_meta::LIF_NONE as u16,
         };
-        let o = p.process(now, frame, ingress);
-        let verdict = match o.verdict {
-            pipeline::Verdict::ToLif(l) => Verdict::ToLif(l),
-            pipeline::Verdict::ToUplink => Verdict::ToUplink,
-            pipeline::Verdict::Flood => Verdict::Flood,
-            pipeline::Verdict::Drop => Verdict::DropByTable,
-            pipeline::Verdict::NoRoute => Verdict::NoRoute,
-            pipeline::Verdict::ParseError => Verdict::ParseError,
-        };
-        Decision {
-            verdict,
-            passes: o.recirculate.min(MAX_RECIRCULATIONS),
-            pass_cost: Some(u64::from(o.cost)),
-        }
+        decision(p.process(now, frame, ingress))
     }
 
     /// Whether `mac` belongs to a LIF.
