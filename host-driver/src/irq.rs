@@ -28,6 +28,9 @@ pub struct WaitStats {
     pub interrupts: u64,
     /// Waits that timed out.
     pub timeouts: u64,
+    /// Timeouts that found work waiting: an interrupt that never came,
+    /// recovered by the timeout.
+    pub lost_interrupts: u64,
 }
 
 /// Sleeps on a set of eventfds.
@@ -72,8 +75,24 @@ impl Waiter {
     }
 
     /// Block until one of `queues` has a completion or `timeout` passes.
-    /// Returns whether work is (probably) waiting.
+    /// Returns whether work is (probably) waiting. A timeout with work
+    /// waiting is a lost interrupt, recovered here: the rings are looked at
+    /// whatever woke the thread.
     pub fn wait(&mut self, queues: &[&RxQueue], timeout: Duration) -> std::io::Result<bool> {
+        if self.arm(queues) {
+            for q in queues {
+                q.parts.disarm();
+            }
+            return Ok(true);
+        }
+        self.sleep(queues, timeout)
+    }
+
+    /// The first half of [`Waiter::wait`]: mark every queue ARMED and look
+    /// once more; true if work is already there (then do not sleep, and
+    /// disarm by polling). Split out so a test can let the device run
+    /// between the two halves, as it does when the driver is asleep.
+    pub fn arm(&mut self, queues: &[&RxQueue]) -> bool {
         let mut ready = false;
         for q in queues {
             if q.parts.arm() {
@@ -82,34 +101,42 @@ impl Waiter {
         }
         if ready {
             self.stats.rechecks_hit += 1;
-        } else {
-            self.stats.sleeps += 1;
-            let mut events = [libc::epoll_event { events: 0, u64: 0 }; 16];
-            let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
-            // SAFETY: valid epoll fd; `events` is writable for 16 entries.
-            let n = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), events.as_mut_ptr(), events.len() as i32, ms) };
-            if n < 0 {
-                let e = std::io::Error::last_os_error();
-                if e.kind() != std::io::ErrorKind::Interrupted {
-                    return Err(e);
+        }
+        ready
+    }
+
+    /// The second half of [`Waiter::wait`]: block on the eventfds, then
+    /// disarm and look at the rings.
+    pub fn sleep(&mut self, queues: &[&RxQueue], timeout: Duration) -> std::io::Result<bool> {
+        self.stats.sleeps += 1;
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 16];
+        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: valid epoll fd; `events` is writable for 16 entries.
+        let n = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), events.as_mut_ptr(), events.len() as i32, ms) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+        if n == 0 {
+            self.stats.timeouts += 1;
+        }
+        for ev in events.iter().take(n.max(0) as usize) {
+            if let Some(fd) = self.fds.get(ev.u64 as usize) {
+                if let Ok(c) = fd.read() {
+                    self.stats.interrupts += c;
                 }
             }
-            if n == 0 {
-                self.stats.timeouts += 1;
-            }
-            for ev in events.iter().take(n.max(0) as usize) {
-                if let Some(fd) = self.fds.get(ev.u64 as usize) {
-                    if let Ok(c) = fd.read() {
-                        self.stats.interrupts += c;
-                    }
-                }
-            }
-            ready = n > 0;
         }
         for q in queues {
             q.parts.disarm();
         }
-        Ok(ready || queues.iter().any(|q| q.ready()))
+        let work = queues.iter().any(|q| q.ready());
+        if n == 0 && work {
+            self.stats.lost_interrupts += 1;
+        }
+        Ok(n > 0 || work)
     }
 
     /// Counters.

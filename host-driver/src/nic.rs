@@ -7,7 +7,8 @@
 
 use crate::backend::{Backend, BackendError, BarMapping, ConfigExt, IrqKind};
 use crate::mem::{DmaMemory, MemError, MemKind};
-use crate::queue::{attach, CqReader, DoorbellWord, QueueParts, RxQueue, TxQueue};
+use crate::pool::Pool;
+use crate::queue::{attach, CqReader, DoorbellWord, QueueError, QueueParts, Recovery, RxQueue, TxQueue};
 use dataplane::abi::{
     self, devcmd, queue_flags, AbiError, AdminCmd, AdminCommand, AdminComp, AdminStatus, CmdHeader, DevCommand,
     DeviceIdentity, DeviceInfo, DmaRef, Doorbell, FromBytes, IntoBytes, LifCreate, LifInfo, LifStats, MeterConfig,
@@ -521,6 +522,7 @@ impl Nic {
         let parts = QueueParts {
             cq: CqReader::new(cq.ptr, order),
             state: state.ptr.cast(),
+            slots: ring.ptr,
             doorbell: DoorbellWord::new(self.doorbells.clone(), lif.slot, qtype, qindex),
             lif: lif.id,
             qindex,
@@ -530,6 +532,40 @@ impl Nic {
             _mem: self.mem.clone(),
         };
         Ok((parts, QMem { ring, state }))
+    }
+
+    /// Restart a TX queue the device stopped (an error completion, or a
+    /// watchdog's verdict): what it sent is reclaimed, what it never sent
+    /// goes back to `pool` and is reported as dropped, and the queue
+    /// restarts empty through `QueueReset`, ready for `tx_burst`.
+    pub fn reset_txq(&mut self, q: &mut TxQueue, pool: &mut Pool) -> Result<Recovery, DriverError> {
+        let status = match q.error() {
+            Some(QueueError::Device { status, .. }) => Some(*status),
+            _ => None,
+        };
+        let (completed, dropped, start) = q.drain_for_reset(pool);
+        let (lif, qindex) = q.id();
+        let r = QueueRef {
+            qtype: QueueType::Tx.raw(),
+            qindex: qindex.into(),
+            start_index: start.into(),
+            ..Default::default()
+        };
+        self.admin(AdminCommand::QueueReset(r), lif)?;
+        let (state, slots, order) = q.memory();
+        // SAFETY: the queue's own ring and state block, kept mapped by the
+        // queue; the device re-initialised the block for `start`.
+        let ring = unsafe { attach(state, slots, order) }.map_err(|source| DriverError::Ring {
+            device: self.device.clone(),
+            what: "TX queue after reset",
+            source,
+        })?;
+        q.restarted(ring, dropped);
+        Ok(Recovery {
+            status,
+            completed,
+            dropped,
+        })
     }
 
     /// Create a TX queue of `1 << order` descriptors on `lif`.

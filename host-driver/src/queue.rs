@@ -51,7 +51,7 @@ pub enum QueueError {
 #[derive(Debug)]
 pub(crate) struct CqReader {
     base: NonNull<u8>,
-    order: u8,
+    pub(crate) order: u8,
     head: u32,
     /// Completions consumed since `cq_head` was last published.
     unpublished: u32,
@@ -65,6 +65,22 @@ impl CqReader {
             head: 0,
             unpublished: 0,
         }
+    }
+
+    /// Forget every completion and zero the ring, for a queue the device
+    /// is about to restart (`QueueReset` expects a zeroed ring: colors
+    /// start over).
+    pub(crate) fn reset(&mut self) {
+        let bytes = 16usize << self.order;
+        for i in 0..(bytes / 2) {
+            // SAFETY: the completion ring is `bytes` long, ours (kept
+            // mapped by the queue), 16-aligned; the device writes nothing
+            // to a stopped queue, and writes through 16-bit atomic stores
+            // that these atomic stores cannot tear.
+            unsafe { AtomicU16::from_ptr(self.base.as_ptr().add(i * 2).cast()).store(0, Ordering::Relaxed) };
+        }
+        self.head = 0;
+        self.unpublished = 0;
     }
 
     /// Whether a completion is waiting (one acquire load).
@@ -154,6 +170,8 @@ impl DoorbellWord {
 pub(crate) struct QueueParts {
     pub(crate) cq: CqReader,
     pub(crate) state: NonNull<SharedQueueState>,
+    /// The descriptor ring's slots (to attach again after a reset).
+    pub(crate) slots: NonNull<u8>,
     pub(crate) doorbell: DoorbellWord,
     pub(crate) lif: u16,
     pub(crate) qindex: u16,
@@ -246,6 +264,22 @@ pub struct TxStats {
     pub doorbells_suppressed: u64,
     /// Bursts that found the ring full (backpressure, not loss).
     pub ring_full: u64,
+    /// Times the queue was reset after the device stopped it, and frames
+    /// it held that the device never sent (dropped, the reason being the
+    /// error that stopped the queue).
+    pub recoveries: u64,
+    pub dropped_by_reset: u64,
+}
+
+/// What recovering a stopped queue did with the frames it held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recovery {
+    /// Why the device stopped the queue.
+    pub status: Option<CompStatus>,
+    /// Frames the device had sent before it stopped.
+    pub completed: u32,
+    /// Frames it never sent: their buffers went back to the pool.
+    pub dropped: u32,
 }
 
 /// A transmit queue.
@@ -286,6 +320,62 @@ impl TxQueue {
             pool.free(pool.reclaim_index(idx, 0));
         }
         Ok(n)
+    }
+
+    /// The device stopped this queue: take back what it sent (head write-
+    /// back), return what it never sent to the pool, and forget the
+    /// completions. The caller then restarts it ([`crate::nic::Nic::reset_txq`]).
+    pub(crate) fn drain_for_reset(&mut self, pool: &mut Pool) -> (u32, u32, u32) {
+        let completed = self.reclaim(pool).unwrap_or(0);
+        let idx = self.ring.indices();
+        let mask = self.ring.size() - 1;
+        let mut dropped = 0;
+        let mut slot = idx.head;
+        while slot != idx.buffer_tail {
+            let i = std::mem::replace(&mut self.shadow[(slot & mask) as usize], u32::MAX);
+            if i != u32::MAX {
+                pool.free(pool.reclaim_index(i, 0));
+                dropped += 1;
+            }
+            slot = slot.wrapping_add(1);
+        }
+        self.parts.cq.reset();
+        (completed, dropped, idx.buffer_tail)
+    }
+
+    /// The state block, ring slots and order (to attach again).
+    pub(crate) fn memory(&self) -> (NonNull<u8>, NonNull<u8>, u8) {
+        (self.parts.state.cast(), self.parts.slots, self.parts.cq.order)
+    }
+
+    /// Attach again to the restarted ring and clear the error.
+    pub(crate) fn restarted(&mut self, ring: Producer<'static, TxDesc>, dropped: u32) {
+        self.ring = ring;
+        self.error = None;
+        self.stats.recoveries += 1;
+        self.stats.dropped_by_reset += u64::from(dropped);
+    }
+
+    /// The error that stopped the queue, if one did.
+    pub fn error(&self) -> Option<&QueueError> {
+        self.error.as_ref()
+    }
+
+    /// Frames handed to the device and not yet taken back, and the head the
+    /// device last wrote back (for a watchdog: in flight and not moving is
+    /// a stall).
+    pub fn progress(&self) -> (u32, u32) {
+        let st = self.parts.state();
+        let head = u32::from_le(st.head.load(Ordering::Acquire));
+        (self.ring.indices().outgoing_tail.wrapping_sub(head), head)
+    }
+
+    /// Ring the doorbell again with the published tail (a watchdog's first
+    /// remedy for a stall: harmless if the device was only slow).
+    pub fn kick(&mut self) {
+        let tail = self.ring.indices().outgoing_tail;
+        self.parts.doorbell.ring(tail);
+        self.stats.doorbells += 1;
     }
 
     /// Read TX completions: only errors (and requested ones) come here.

@@ -163,9 +163,21 @@ impl Device {
             l.txqs
                 .iter()
                 .flatten()
-                .any(|q| q.core.error.is_none() && (q.active || !q.cache.is_empty()))
+                .any(|q| q.core.error.is_none() && now >= q.stalled_until && (q.active || !q.cache.is_empty()))
         });
-        let wire = self.port.next_arrival();
+        // A stalled queue (fault injection) has work again when it ends.
+        let stall_end = self
+            .lifs
+            .iter()
+            .flatten()
+            .flat_map(|l| l.txqs.iter().flatten())
+            .filter(|q| q.core.error.is_none() && now < q.stalled_until && (q.active || !q.cache.is_empty()))
+            .map(|q| q.stalled_until)
+            .min();
+        let wire = match (self.port.next_arrival(), stall_end) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let soonest_work = match (tx_work, wire) {
             (true, _) => Some(now),
             (false, w) => w,
@@ -225,14 +237,13 @@ impl Device {
     fn fill_classes(&mut self, now: Nanos, out: &mut Vec<Option<Class>>) {
         out.clear();
         for l in 0..self.lifs.len() {
-            let has_work = self.lifs[l].as_ref().is_some_and(|lif| {
-                self.functions[usize::from(lif.function)].config.bus_master()
-                    && lif
-                        .txqs
-                        .iter()
-                        .flatten()
-                        .any(|q| q.core.error.is_none() && (q.active || !q.cache.is_empty()))
-            });
+            let has_work =
+                self.lifs[l].as_ref().is_some_and(|lif| {
+                    self.functions[usize::from(lif.function)].config.bus_master()
+                        && lif.txqs.iter().flatten().any(|q| {
+                            q.core.error.is_none() && now >= q.stalled_until && (q.active || !q.cache.is_empty())
+                        })
+                });
             if !has_work {
                 out.push(None);
                 continue;
@@ -288,7 +299,7 @@ impl Device {
     /// descriptor in the cache can be completed.
     fn next_tx_desc(&mut self, l: usize, qi: usize, f: usize, now: Nanos) -> Option<(TxDesc, u32)> {
         let txq = self.lifs[l].as_mut()?.txqs[qi].as_mut()?;
-        if txq.core.error.is_some() {
+        if txq.core.error.is_some() || now < txq.stalled_until {
             return None;
         }
         if txq.cache.is_empty() {
@@ -377,11 +388,14 @@ impl Device {
         let Some((d, index)) = self.next_tx_desc(l, qi, f, now) else {
             return Served::Nothing;
         };
-        if let Some((frame, decision)) = self.txq(l, qi).and_then(|q| q.pre.pop_front()) {
-            return self.finish_tx(l, qi, d, index, frame, decision, false, now);
+        let injected = self.txq(l, qi).is_some_and(|q| std::mem::take(&mut q.inject_bad));
+        if !injected {
+            if let Some((frame, decision)) = self.txq(l, qi).and_then(|q| q.pre.pop_front()) {
+                return self.finish_tx(l, qi, d, index, frame, decision, false, now);
+            }
         }
         let mut frame = std::mem::take(&mut self.scratch);
-        let fault = if d.validate().is_err() {
+        let fault = if injected || d.validate().is_err() {
             Some(CompStatus::BadDescriptor)
         } else if self.read_tx_frame(f, &d, &mut frame).is_err() {
             Some(CompStatus::DmaFault)

@@ -63,6 +63,8 @@ pub struct FunctionCounters {
     pub interrupts_blocked: u64,
     /// Interrupts sent.
     pub interrupts: u64,
+    /// Interrupts lost on the way (fault injection).
+    pub interrupts_lost: u64,
 }
 
 /// One MSI-X vector.
@@ -278,6 +280,8 @@ pub struct Function {
     /// LIF number in each doorbell slot.
     pub lif_slots: Vec<Option<u16>>,
     pub counters: FunctionCounters,
+    /// Fault injection: interrupts still to lose.
+    pub lose_interrupts: u32,
 }
 
 impl Function {
@@ -295,6 +299,7 @@ impl Function {
             admin: None,
             lif_slots: vec![None; usize::from(limits.nlifs)],
             counters: FunctionCounters::default(),
+            lose_interrupts: 0,
         })
     }
 
@@ -494,6 +499,13 @@ impl Function {
         }
         vec.pending = false;
         vec.credits = vec.credits.saturating_add(1);
+        if self.lose_interrupts > 0 {
+            // Fault injection: raised, never delivered.
+            self.lose_interrupts -= 1;
+            self.counters.interrupts_lost += 1;
+            self.counters.interrupts += 1;
+            return true;
+        }
         if let Some(fd) = &vec.eventfd {
             // An eventfd counts; EAGAIN (counter full) means it is already
             // signalled, which is all an interrupt needs.

@@ -10,6 +10,7 @@
 
 mod admin;
 pub mod engine;
+pub mod faults;
 pub mod function;
 pub mod meters;
 pub mod queue;

@@ -259,6 +259,10 @@ pub struct DeviceQueue<T: RingElem> {
     /// frames, already read and run through the pipeline as one batch,
     /// with its decision.
     pub pre: std::collections::VecDeque<(Vec<u8>, super::switch::Decision)>,
+    /// Fault injection: treat the next fetched descriptor as malformed.
+    pub inject_bad: bool,
+    /// Fault injection: the fetch engine ignores the queue until then.
+    pub stalled_until: u64,
     /// Head to write back at the end of the pass (descriptors processed
     /// but not yet returned to the driver); written at once when the cache
     /// empties, so the driver's view lags by at most one burst.
@@ -288,6 +292,8 @@ impl<T: RingElem> DeviceQueue<T> {
             cache: std::collections::VecDeque::new(),
             cache_index: 0,
             pre: std::collections::VecDeque::new(),
+            inject_bad: false,
+            stalled_until: 0,
             write_back_pending: None,
         })
     }
