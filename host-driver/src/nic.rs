@@ -534,6 +534,63 @@ impl Nic {
         Ok((parts, QMem { ring, state }))
     }
 
+    /// Whether the function still answers its admin queue (a Nop). A
+    /// function that reset by itself has no admin queue: this times out
+    /// (`NotAnswering`); a device that vanished fails at once (`Backend`).
+    pub fn check_alive(&mut self) -> Result<(), DriverError> {
+        self.admin(AdminCommand::Nop, LIF_NONE).map(|_| ())
+    }
+
+    /// After the function reset by itself: reset it through the mailbox,
+    /// identify it again and give it a new admin queue. Its LIFs and
+    /// queues are gone: the caller abandons the old queues
+    /// ([`TxQueue::abandon`], [`RxQueue::release_buffers`]), counting what
+    /// they held as dropped, and creates new ones. DMA mappings, doorbell
+    /// pages and interrupt eventfds are the function's and stay.
+    pub fn recover_from_reset(&mut self) -> Result<(), DriverError> {
+        let mut mailbox = Mailbox {
+            backend: self.backend.as_mut(),
+            device: &self.device,
+            timeout: self.timeout,
+            tag: 0,
+        };
+        mailbox.run(DevCommand::Reset, "mailbox Reset")?;
+        mailbox.run(DevCommand::Identify, "mailbox Identify")?;
+        let order = self.admin.cq.order;
+        let (ring, cq, state) = queue_memory(&self.mem, order, 64)?;
+        let q = QueueCreate {
+            qtype: QueueType::Admin.raw(),
+            ring_order: order,
+            ring_base: ring.iova.into(),
+            cq_base: cq.iova.into(),
+            state_base: state.iova.into(),
+            ..Default::default()
+        };
+        Mailbox {
+            backend: self.backend.as_mut(),
+            device: &self.device,
+            timeout: self.timeout,
+            tag: 2,
+        }
+        .run(DevCommand::AdminQueueInit(q), "mailbox AdminQueueInit")?;
+        // SAFETY: ring and state lie in `self.mem`, kept for the Nic's
+        // life; the device initialised the block.
+        let producer =
+            unsafe { attach::<AdminCmd>(state.ptr, ring.ptr, order) }.map_err(|source| DriverError::Ring {
+                device: self.device.clone(),
+                what: "admin queue",
+                source,
+            })?;
+        self.admin = AdminQueue {
+            ring: producer,
+            cq: CqReader::new(cq.ptr, order),
+            state: state.ptr.cast(),
+            tag: 16,
+        };
+        self.device_info()?;
+        Ok(())
+    }
+
     /// Restart a TX queue the device stopped (an error completion, or a
     /// watchdog's verdict): what it sent is reclaimed, what it never sent
     /// goes back to `pool` and is reported as dropped, and the queue

@@ -343,6 +343,24 @@ impl TxQueue {
         (completed, dropped, idx.buffer_tail)
     }
 
+    /// The device is gone or reset: frames it wrote back as sent are
+    /// reclaimed; every other frame goes back to `pool`. Returns how many (frames whose fate is unknown:
+    /// the caller counts them as dropped, the reason being why it gave
+    /// up). The queue must not be used afterwards.
+    pub fn abandon(&mut self, pool: &mut Pool) -> u32 {
+        // What the device wrote back as done was sent: take it back first.
+        let _ = self.reclaim(pool);
+        let mut n = 0;
+        for s in self.shadow.iter_mut() {
+            let idx = std::mem::replace(s, u32::MAX);
+            if idx != u32::MAX {
+                pool.free(pool.reclaim_index(idx, 0));
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// The state block, ring slots and order (to attach again).
     pub(crate) fn memory(&self) -> (NonNull<u8>, NonNull<u8>, u8) {
         (self.parts.state.cast(), self.parts.slots, self.parts.cq.order)

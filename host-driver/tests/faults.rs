@@ -56,9 +56,15 @@ impl Rig {
         let mem = Arc::new(DmaMemory::new(16 << 20, POOL_IOVA, MemKind::Pages).unwrap());
         let mut pool = Pool::new(mem.clone(), 4096).unwrap();
         let mut vf = |i: usize, vector: Option<u16>| {
+            // A short admin timeout: a function that reset by itself no
+            // longer answers, and the test should not wait long to see it.
+            let cfg = NicConfig {
+                timeout: Duration::from_millis(100),
+                ..NicConfig::default()
+            };
             let mut nic = Nic::open(
                 Box::new(VfioUserBackend::connect(sim.vf_socket(i).unwrap()).unwrap()),
-                &NicConfig::default(),
+                &cfg,
             )
             .unwrap();
             nic.map_memory(&mem).unwrap();
@@ -310,4 +316,72 @@ fn a_full_ring_is_backpressure_not_loss() {
     let after = r.b.nic.stats(ib).unwrap().get(LifCounter::DropNoRxBuffer);
     assert!(after > before, "overflow counted");
     r.balance();
+}
+
+#[test]
+fn a_function_that_resets_mid_traffic_is_detected_and_brought_back() {
+    let mut r = Rig::new(false);
+    for _ in 0..3 {
+        r.send(20);
+        r.run(20 * US);
+    }
+    assert_eq!(r.received.len(), 60);
+    // 20 more handed to the device, then it resets before sending them.
+    r.send(20);
+    let vf0 = r.a.nic.identity.function_id;
+    r.sim.device().inject(Fault::ResetFunction { function: vf0 }).unwrap();
+    r.sim.advance(100 * US);
+    // The watchdog sees no progress; the health check says why.
+    let (in_flight, _) = r.a.tx.progress();
+    assert_eq!(in_flight, 20);
+    let e = r.a.nic.check_alive().unwrap_err();
+    assert!(e.to_string().contains("stopped answering"), "{e}");
+    // Recovery: the function again, a new LIF and queues; what the old
+    // queue held is dropped with the reason "device reset".
+    r.a.nic.recover_from_reset().unwrap();
+    let dropped = r.a.tx.abandon(&mut r.pool);
+    r.a.rx.release_buffers(&mut r.pool);
+    assert_eq!(dropped, 20);
+    r.dropped_by_reset += u64::from(dropped);
+    let lif = r.a.nic.create_lif("vf0-again", None).unwrap();
+    r.a.tx = r.a.nic.create_txq(&lif, 7, None).unwrap();
+    r.a.rx = r.a.nic.create_rxq(&lif, 10, None).unwrap();
+    r.a.rx.set_polling();
+    r.a.rx.refill(&mut r.pool).unwrap();
+    r.a.lif = lif;
+    for _ in 0..3 {
+        r.send(20);
+        r.run(20 * US);
+    }
+    assert_eq!(r.received.len(), 120, "traffic flows again");
+    r.balance();
+}
+
+#[test]
+fn a_vanished_simulator_is_a_clear_error_and_the_books_still_balance() {
+    let mut r = Rig::new(false);
+    r.send(30);
+    r.run(20 * US);
+    assert_eq!(r.received.len(), 30);
+    r.send(10);
+    // The simulator goes away with 10 frames in flight.
+    r.sim.vanish();
+    let e = r.a.nic.check_alive().unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("vf0.sock") && msg.contains("the device is gone"),
+        "a clear error: {msg}"
+    );
+    // Nothing more arrives.
+    r.sim.advance(100 * US);
+    r.receive();
+    assert_eq!(r.received.len(), 30);
+    let lost = r.a.tx.abandon(&mut r.pool);
+    assert_eq!(lost, 10);
+    assert_eq!(
+        r.submitted,
+        r.received.len() as u64 + u64::from(lost),
+        "every frame accounted for"
+    );
+    eprintln!("vanished: {msg}");
 }

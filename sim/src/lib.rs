@@ -225,6 +225,10 @@ impl Sim {
     /// how the caller slices `dt`. Real clock: poll until idle (time passes
     /// by itself).
     pub fn advance(&self, dt: Nanos) -> usize {
+        if self.shared.vanished.load(Ordering::Acquire) {
+            // Gone: nothing runs any more.
+            return 0;
+        }
         let mut total = 0;
         if !self.clock.is_virtual() {
             loop {
@@ -255,6 +259,15 @@ impl Sim {
                 _ => self.clock.advance_to(end),
             }
         }
+    }
+
+    /// Fault injection: the simulator vanishes as a killed process would.
+    /// Connected clients see their sockets close at their next request;
+    /// the engine stops; nothing more is delivered.
+    pub fn vanish(&self) {
+        self.shared.vanished.store(true, Ordering::Release);
+        self.shared.stop.store(true, Ordering::Release);
+        self.shared.wake_engine();
     }
 
     /// Stop serving and remove the sockets.

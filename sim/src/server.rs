@@ -37,6 +37,9 @@ pub struct Shared {
     waiters: AtomicUsize,
     /// Set to stop every thread.
     pub stop: AtomicBool,
+    /// Fault injection: the device is gone; every connection drops at its
+    /// next message, as if the process had died.
+    pub vanished: AtomicBool,
     /// The engine thread, to wake it after a control-plane change.
     engine: Mutex<Option<Thread>>,
 }
@@ -47,6 +50,7 @@ impl Shared {
             device: Mutex::new(device),
             waiters: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
+            vanished: AtomicBool::new(false),
             engine: Mutex::new(None),
         }
     }
@@ -92,8 +96,21 @@ struct Backend {
     function: u16,
 }
 
+impl Backend {
+    /// A vanished device drops the connection (unwinding out of the
+    /// server's loop, which the serving thread catches) instead of
+    /// answering: the client sees its socket close, as when a process
+    /// dies.
+    fn alive(&self) {
+        if self.shared.vanished.load(Ordering::Acquire) {
+            std::panic::resume_unwind(Box::new("nicsim vanished"));
+        }
+    }
+}
+
 impl ServerBackend for Backend {
     fn region_read(&mut self, region: u32, offset: u64, data: &mut [u8]) -> Result<(), std::io::Error> {
+        self.alive();
         self.shared
             .lock()
             .region_read(self.function, region, offset, data)
@@ -101,6 +118,7 @@ impl ServerBackend for Backend {
     }
 
     fn region_write(&mut self, region: u32, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
+        self.alive();
         let r = self
             .shared
             .lock()
@@ -118,6 +136,7 @@ impl ServerBackend for Backend {
         size: u64,
         fd: Option<File>,
     ) -> Result<(), std::io::Error> {
+        self.alive();
         let writable = flags.contains(DmaMapFlags::WRITE);
         self.shared
             .lock()
@@ -269,6 +288,7 @@ pub fn serve(shared: Arc<Shared>, function: u16, path: &Path) -> Result<JoinHand
                 match catch_unwind(AssertUnwindSafe(|| server.run(&mut backend))) {
                     Ok(Ok(())) => tracing::debug!(function, "client disconnected"),
                     Ok(Err(e)) => tracing::info!(function, "client session ended: {e}"),
+                    Err(_) if shared.vanished.load(Ordering::Acquire) => break,
                     Err(_) => tracing::warn!(function, "malformed vfio-user message; connection dropped"),
                 }
             }

@@ -57,6 +57,11 @@ pub enum BackendError {
     NoSimulator { path: std::path::PathBuf, why: String },
     #[error("{what}: {why}")]
     Op { what: &'static str, why: String },
+    #[error("{what}: the device is gone: {path} closed the connection (the simulator exited or was killed); frames in flight are lost")]
+    Gone {
+        what: &'static str,
+        path: std::path::PathBuf,
+    },
     #[error("BAR{bar} range {offset:#x}+{len:#x} is not mappable (mappable areas: {areas})")]
     NotMappable {
         bar: u32,

@@ -36,6 +36,21 @@ impl std::fmt::Debug for VfioUserBackend {
 }
 
 impl VfioUserBackend {
+    /// A failed request: a closed connection means the device is gone
+    /// (the simulator exited or was killed), and says so.
+    fn fail(&self, what: &'static str, e: vfio_user::Error) -> BackendError {
+        match e {
+            vfio_user::Error::StreamRead(_)
+            | vfio_user::Error::StreamWrite(_)
+            | vfio_user::Error::ReceiveWithFd(_)
+            | vfio_user::Error::SendWithFd(_) => BackendError::Gone {
+                what,
+                path: self.path.clone(),
+            },
+            other => BackendError::op(what, other),
+        }
+    }
+
     /// Connect to the server at `path` and learn its regions.
     pub fn connect(path: &Path) -> Result<VfioUserBackend, BackendError> {
         let client = vfio_user::Client::new(path).map_err(|e| BackendError::NoSimulator {
@@ -57,13 +72,13 @@ impl Backend for VfioUserBackend {
     fn config_read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), BackendError> {
         self.client
             .region_read(VFIO_PCI_CONFIG_REGION_INDEX, offset, buf)
-            .map_err(|e| BackendError::op("config read", e))
+            .map_err(|e| self.fail("config read", e))
     }
 
     fn config_write(&mut self, offset: u64, data: &[u8]) -> Result<(), BackendError> {
         self.client
             .region_write(VFIO_PCI_CONFIG_REGION_INDEX, offset, data)
-            .map_err(|e| BackendError::op("config write", e))
+            .map_err(|e| self.fail("config write", e))
     }
 
     fn bar_size(&self, bar: u32) -> u64 {
@@ -82,7 +97,7 @@ impl Backend for VfioUserBackend {
         }
         self.client
             .region_read(bar, offset, buf)
-            .map_err(|e| BackendError::op("BAR read", e))
+            .map_err(|e| self.fail("BAR read", e))
     }
 
     fn bar_write(&mut self, bar: u32, offset: u64, data: &[u8]) -> Result<(), BackendError> {
@@ -97,7 +112,7 @@ impl Backend for VfioUserBackend {
         }
         self.client
             .region_write(bar, offset, data)
-            .map_err(|e| BackendError::op("BAR write", e))
+            .map_err(|e| self.fail("BAR write", e))
     }
 
     fn map_bar(&mut self, bar: u32, offset: u64, len: u64) -> Result<BarMapping, BackendError> {
@@ -135,20 +150,20 @@ impl Backend for VfioUserBackend {
     fn dma_map(&mut self, mem: &DmaMemory) -> Result<(), BackendError> {
         self.client
             .dma_map(0, mem.iova(), mem.len(), mem.fd())
-            .map_err(|e| BackendError::op("DMA map", e))
+            .map_err(|e| self.fail("DMA map", e))
     }
 
     fn dma_unmap(&mut self, mem: &DmaMemory) -> Result<(), BackendError> {
         self.client
             .dma_unmap(mem.iova(), mem.len())
-            .map_err(|e| BackendError::op("DMA unmap", e))
+            .map_err(|e| self.fail("DMA unmap", e))
     }
 
     fn irq_count(&mut self, kind: IrqKind) -> Result<u32, BackendError> {
         self.client
             .get_irq_info(kind.index())
             .map(|i| i.count)
-            .map_err(|e| BackendError::op("GET_IRQ_INFO", e))
+            .map_err(|e| self.fail("GET_IRQ_INFO", e))
     }
 
     fn enable_irqs(&mut self, kind: IrqKind, fds: &[&EventFd]) -> Result<(), BackendError> {
@@ -161,7 +176,7 @@ impl Backend for VfioUserBackend {
                 raw.len() as u32,
                 &raw,
             )
-            .map_err(|e| BackendError::op("SET_IRQS", e))?;
+            .map_err(|e| self.fail("SET_IRQS", e))?;
         if kind == IrqKind::MsiX {
             // What the kernel does for vfio-pci users: enable the
             // capability and unmask the vectors.
@@ -185,11 +200,11 @@ impl Backend for VfioUserBackend {
                 0,
                 &[],
             )
-            .map_err(|e| BackendError::op("SET_IRQS", e))
+            .map_err(|e| self.fail("SET_IRQS", e))
     }
 
     fn reset(&mut self) -> Result<(), BackendError> {
-        self.client.reset().map_err(|e| BackendError::op("reset", e))
+        self.client.reset().map_err(|e| self.fail("reset", e))
     }
 }
 

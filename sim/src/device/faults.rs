@@ -17,6 +17,9 @@ pub enum Fault {
     /// The fetch engine ignores this TX queue (its doorbells and ring)
     /// until `until`.
     StallFetch { lif: u16, queue: u16, until: Nanos },
+    /// The function resets by itself (a firmware restart): its LIFs and
+    /// queues are gone, its admin queue too, mid-traffic.
+    ResetFunction { function: u16 },
 }
 
 /// Why a fault could not be injected.
@@ -58,6 +61,12 @@ impl Device {
                     .and_then(Option::as_mut)
                     .ok_or(FaultError::NoQueue { lif, queue })?;
                 q.stalled_until = until;
+            }
+            Fault::ResetFunction { function } => {
+                if usize::from(function) >= self.functions.len() {
+                    return Err(FaultError::NoFunction(function));
+                }
+                self.reset_function(function);
             }
         }
         Ok(())
