@@ -9,7 +9,7 @@
 pub mod fairness;
 pub mod moderation;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -55,7 +55,7 @@ pub fn tsc_per_ns() -> f64 {
 }
 
 /// One variant's measurements over the rounds.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Row {
     /// What was measured.
     pub name: String,
@@ -75,7 +75,7 @@ pub struct Row {
 }
 
 /// One row compared with a peer row of its group.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Versus {
     pub peer: String,
     /// `self / peer` for throughput, `peer / self` for cost: above 1 means
@@ -84,7 +84,7 @@ pub struct Versus {
 }
 
 /// A benchmark's report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub bench: String,
     pub machine: String,

@@ -1,0 +1,141 @@
+//! End-to-end benchmark: nicdrv's traffic generator through the simulated
+//! device, as the README's main command runs it (embedded simulator, PF +
+//! 4 VFs, one LIF each, poll mode, 64-byte frames, ring flows), with
+//! `fairnic.p4` loaded and every LIF's cost meter configured (meters on),
+//! against the device's built-in L2 switch without meters, in the same
+//! run. Real time: the driver thread and the simulator's engine thread
+//! share this machine's two CPUs.
+//!
+//! `cargo bench -p fairnic-benches --bench e2e`; `FAIRNIC_E2E_MS` sets each
+//! run (default 2000 ms), `FAIRNIC_BENCH_ROUNDS` the rounds (default 3
+//! under `cargo bench`).
+
+use dataplane::abi::{MeterConfig, MeterMode, MeterPolicy, MeterResource};
+use fairnic_benches::{interleave, Report, Variant};
+use host_driver::apps::gen::{self, Flows, GenConfig, GenReport};
+use host_driver::apps::{Mode, Ports};
+use host_driver::backend::vfio_user::VfioUserBackend;
+use host_driver::mem::MemKind;
+use host_driver::nic::{Nic, NicConfig};
+use sim::device::DeviceConfig;
+use sim::{ClockKind, PortSpec, Sim, SimConfig};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const VFS: u16 = 4;
+
+/// One run: Mpps received, p99 latency (µs), and whether the books balance.
+fn run(p4_and_meters: bool, ms: u64) -> (f64, f64, bool) {
+    let sim = Sim::start(SimConfig {
+        device: DeviceConfig {
+            vfs: VFS,
+            ..DeviceConfig::default()
+        },
+        clock: ClockKind::Real,
+        port: PortSpec::Null,
+        ..SimConfig::default()
+    })
+    .expect("simulator");
+    let open = |p: &std::path::Path| {
+        Nic::open(
+            Box::new(VfioUserBackend::connect(p).expect("connect")),
+            &NicConfig::default(),
+        )
+        .expect("bring-up")
+    };
+    let mut pf = open(sim.pf_socket());
+    if p4_and_meters {
+        pf.load_pipeline(&p4::fairnic().to_image()).expect("load fairnic.p4");
+    }
+    let vfs: Vec<Arc<Mutex<Nic>>> = (0..usize::from(VFS))
+        .map(|i| Arc::new(Mutex::new(open(sim.vf_socket(i).expect("VF socket")))))
+        .collect();
+    let mut ports = Ports::setup(vfs, 1, 10, 16384, Mode::Poll, MemKind::Pages).expect("ports");
+    if p4_and_meters {
+        // Every LIF's cost meter on, with room for the offered load: the
+        // charging path runs on every frame, nothing is regulated.
+        for p in &ports.ports {
+            let cfg = MeterConfig {
+                resource: MeterResource::Cost.raw(),
+                mode: MeterMode::SrTcm.raw(),
+                policy: MeterPolicy::Backpressure.raw(),
+                cir: 10_000_000_000.into(),
+                cburst: 100_000_000.into(),
+                eburst: 100_000_000.into(),
+                ..Default::default()
+            };
+            pf.set_meter(p.lif.id, cfg).expect("meter");
+        }
+    }
+    let cfg = GenConfig {
+        rate_pps: 0,
+        sizes: vec![(64, 1)],
+        flows: Flows::Ring,
+        duration: Duration::from_millis(ms),
+        stats_interval: Duration::from_secs(3600),
+        burst: 32,
+        seed: 1,
+        live: false,
+    };
+    let stop = AtomicBool::new(false);
+    let r: GenReport = gen::run(&mut ports, &cfg, &stop, &mut |_, _| {}).expect("gen");
+    drop(ports);
+    drop(pf);
+    sim.shutdown();
+    (r.total_rx_mpps, r.latency.p99_us, r.conservation.balanced)
+}
+
+fn main() {
+    let ms = std::env::var("FAIRNIC_E2E_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000u64);
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let rounds = std::env::var("FAIRNIC_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if quick { 1 } else { 3usize });
+    let (mut p99_on, mut p99_off) = (Vec::new(), Vec::new());
+    let (mut ok_on, mut ok_off) = (true, true);
+    let r = {
+        let mut variants: Vec<Variant<'_>> = vec![
+            (
+                "fairnic.p4 + meters",
+                Box::new(|| {
+                    let (mpps, p, b) = run(true, ms);
+                    p99_on.push(p);
+                    ok_on &= b;
+                    mpps
+                }),
+            ),
+            (
+                "built-in switch",
+                Box::new(|| {
+                    let (mpps, p, b) = run(false, ms);
+                    p99_off.push(p);
+                    ok_off &= b;
+                    mpps
+                }),
+            ),
+        ];
+        interleave(rounds, &mut variants)
+    };
+    let balanced = ok_on && ok_off;
+    let p99 = (p99_on, p99_off);
+    let mut report = Report::new("e2e");
+    let g = "driver <-> simulator, 4 VFs, 64 B, poll";
+    report.add(g, "fairnic.p4 + meters on", "Mpps", true, r[0].clone());
+    report.add(g, "built-in L2 switch, meters off", "Mpps", true, r[1].clone());
+    report.compare(g, "fairnic.p4 + meters on", "built-in L2 switch, meters off");
+    report.add("p99 latency", "fairnic.p4 + meters on", "us", false, p99.0);
+    report.add("p99 latency", "built-in L2 switch, meters off", "us", false, p99.1);
+    report.notes.push(format!(
+        "As fast as the rings take them, {ms} ms per run, {rounds} round(s); books balanced in every run: {balanced}."
+    ));
+    report.finish();
+    if !balanced {
+        eprintln!("e2e: the books did not balance");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,63 @@
+//! Gather every benchmark's report (`target/bench-results/<bench>.json`)
+//! into one table and one JSON (`summary.md`, `summary.json`): each row's
+//! median and, where a peer was measured in the same run, its ratio.
+//! `scripts/bench-all` runs the benchmarks, then this.
+
+use fairnic_benches::Report;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+/// The benchmarks, in the order the summary lists them.
+const BENCHES: [&str; 6] = ["ring", "meter", "pipeline", "moderation", "fairness", "e2e"];
+
+fn main() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-results");
+    let mut md = String::from("# fairnic benchmarks\n\n");
+    let mut all = Vec::new();
+    let mut missing = Vec::new();
+    for b in BENCHES {
+        let path = dir.join(format!("{b}.json"));
+        let report: Report = match std::fs::read_to_string(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|s| serde_json::from_str(&s).map_err(|e| e.to_string()))
+        {
+            Ok(r) => r,
+            Err(e) => {
+                missing.push(format!("{b} ({}: {e})", path.display()));
+                continue;
+            }
+        };
+        let _ = writeln!(md, "## {} ({})\n", report.bench, report.machine);
+        let _ = writeln!(md, "| group | variant | median | unit | vs peer |");
+        let _ = writeln!(md, "|---|---|---:|---|---|");
+        for r in &report.rows {
+            let vs: Vec<String> = r.vs.iter().map(|v| format!("{:.2}x {}", v.advantage, v.peer)).collect();
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.2} | {} | {} |",
+                r.group,
+                r.name,
+                r.median,
+                r.unit,
+                vs.join(", ")
+            );
+        }
+        md.push('\n');
+        all.push(report);
+    }
+    if !missing.is_empty() {
+        let _ = writeln!(md, "Missing: {}", missing.join("; "));
+    }
+    print!("{md}");
+    std::fs::create_dir_all(&dir).expect("results directory");
+    std::fs::write(dir.join("summary.md"), &md).expect("write summary.md");
+    std::fs::write(
+        dir.join("summary.json"),
+        serde_json::to_string_pretty(&all).expect("reports serialise"),
+    )
+    .expect("write summary.json");
+    println!("summary: {}", dir.join("summary.json").display());
+    if !missing.is_empty() {
+        std::process::exit(1);
+    }
+}
