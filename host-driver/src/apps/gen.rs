@@ -9,6 +9,7 @@
 //! hdrhistogram.
 
 use super::{AppError, Ports};
+use crate::queue::QueueError;
 use dataplane::abi::LifCounter;
 use dataplane::packet::build_udp4;
 use hdrhistogram::Histogram;
@@ -186,6 +187,7 @@ pub fn run(
     let mut received = vec![0u64; n];
     let mut rx_bytes = 0u64;
     let mut backpressured = vec![0u64; n];
+    let mut reset_drops = vec![0u64; n];
     let mut reordered = vec![0u64; n];
     let new_hist = || Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds");
     let mut hist: Vec<Histogram<u64>> = (0..n).map(|_| new_hist()).collect();
@@ -245,7 +247,20 @@ pub fn run(
                     burst.push(m);
                 }
                 offered[i] += burst.len() as u64;
-                let k = ports.ports[i].tx.tx_burst(&mut ports.pool, &mut burst)?;
+                let k = match ports.ports[i].tx.tx_burst(&mut ports.pool, &mut burst) {
+                    Ok(k) => k,
+                    // The device stopped the queue (a bad descriptor, a
+                    // DMA fault): reset it; what it held and never sent is
+                    // dropped, counted with the reason "queue_reset".
+                    Err(QueueError::Device { .. }) => {
+                        let nic = ports.nics[ports.ports[i].nic].clone();
+                        let mut g = nic.lock().unwrap_or_else(|e| e.into_inner());
+                        let r = g.reset_txq(&mut ports.ports[i].tx, &mut ports.pool)?;
+                        reset_drops[i] += u64::from(r.dropped);
+                        0
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 sent[i] += k as u64;
                 work += k;
                 // What the ring did not take was never sent (backpressure,
@@ -285,10 +300,21 @@ pub fn run(
                 ports.pool.free(m);
             }
         }
-        // Give the device's buffers back as TX completes.
-        for p in &mut ports.ports {
+        // Give the device's buffers back as TX completes (and reset a
+        // queue the device stopped, as above).
+        for i in 0..n {
+            let p = &mut ports.ports[i];
             if p.tx.in_flight() > 0 && (work == 0 || p.tx.in_flight() > 128) {
-                p.tx.flush(&mut ports.pool)?;
+                match p.tx.flush(&mut ports.pool) {
+                    Ok(_) => {}
+                    Err(QueueError::Device { .. }) => {
+                        let nic = ports.nics[p.nic].clone();
+                        let mut g = nic.lock().unwrap_or_else(|e| e.into_inner());
+                        let r = g.reset_txq(&mut p.tx, &mut ports.pool)?;
+                        reset_drops[i] += u64::from(r.dropped);
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
         }
         if now - last_stats >= cfg.stats_interval {
@@ -355,6 +381,10 @@ pub fn run(
             if v > 0 {
                 drops.insert(crate::control::counter_name(c), v);
             }
+        }
+        if reset_drops[i] > 0 {
+            dropped += reset_drops[i];
+            drops.insert("queue_reset".into(), reset_drops[i]);
         }
         let _ = all.add(&hist[i]);
         let function = ports.nics[ports.ports[i].nic]
