@@ -170,37 +170,7 @@ impl Nic {
         let info = DeviceInfo::read_from_bytes(&data).expect("128 bytes");
 
         // 5. The admin queue.
-        let order = cfg.admin_order;
-        let (ring, cq, state) = queue_memory(&mem, order, 64)?;
-        let q = QueueCreate {
-            qtype: QueueType::Admin.raw(),
-            ring_order: order,
-            ring_base: ring.iova.into(),
-            cq_base: cq.iova.into(),
-            state_base: state.iova.into(),
-            ..Default::default()
-        };
-        Mailbox {
-            backend: backend.as_mut(),
-            device: &device,
-            timeout: cfg.timeout,
-            tag: 2,
-        }
-        .run(DevCommand::AdminQueueInit(q), "mailbox AdminQueueInit")?;
-        // SAFETY: ring and state lie in `mem`, which the Nic keeps for as
-        // long as the producer lives; the device initialised the block.
-        let producer =
-            unsafe { attach::<AdminCmd>(state.ptr, ring.ptr, order) }.map_err(|source| DriverError::Ring {
-                device: device.clone(),
-                what: "admin queue",
-                source,
-            })?;
-        let admin = AdminQueue {
-            ring: producer,
-            cq: CqReader::new(cq.ptr, order),
-            state: state.ptr.cast(),
-            tag: 16,
-        };
+        let admin = admin_queue(backend.as_mut(), &device, &mem, cfg.admin_order, cfg.timeout)?;
 
         // 6. Doorbell pages.
         let db_len = u64::from(identity.nlifs) * DOORBELL_STRIDE;
@@ -557,36 +527,7 @@ impl Nic {
         mailbox.run(DevCommand::Reset, "mailbox Reset")?;
         mailbox.run(DevCommand::Identify, "mailbox Identify")?;
         let order = self.admin.cq.order;
-        let (ring, cq, state) = queue_memory(&self.mem, order, 64)?;
-        let q = QueueCreate {
-            qtype: QueueType::Admin.raw(),
-            ring_order: order,
-            ring_base: ring.iova.into(),
-            cq_base: cq.iova.into(),
-            state_base: state.iova.into(),
-            ..Default::default()
-        };
-        Mailbox {
-            backend: self.backend.as_mut(),
-            device: &self.device,
-            timeout: self.timeout,
-            tag: 2,
-        }
-        .run(DevCommand::AdminQueueInit(q), "mailbox AdminQueueInit")?;
-        // SAFETY: ring and state lie in `self.mem`, kept for the Nic's
-        // life; the device initialised the block.
-        let producer =
-            unsafe { attach::<AdminCmd>(state.ptr, ring.ptr, order) }.map_err(|source| DriverError::Ring {
-                device: self.device.clone(),
-                what: "admin queue",
-                source,
-            })?;
-        self.admin = AdminQueue {
-            ring: producer,
-            cq: CqReader::new(cq.ptr, order),
-            state: state.ptr.cast(),
-            tag: 16,
-        };
+        self.admin = admin_queue(self.backend.as_mut(), &self.device, &self.mem, order, self.timeout)?;
         self.device_info()?;
         Ok(())
     }
@@ -768,4 +709,44 @@ fn opcode_name(op: abi::AdminOpcode) -> &'static str {
         TableEntryAdd => "TableEntryAdd",
         TableEntryDel => "TableEntryDel",
     }
+}
+
+/// Give the function an admin queue (`1 << order` entries) in `mem`
+/// through the mailbox.
+fn admin_queue(
+    backend: &mut dyn Backend,
+    device: &str,
+    mem: &Arc<DmaMemory>,
+    order: u8,
+    timeout: Duration,
+) -> Result<AdminQueue, DriverError> {
+    let (ring, cq, state) = queue_memory(mem, order, 64)?;
+    let q = QueueCreate {
+        qtype: QueueType::Admin.raw(),
+        ring_order: order,
+        ring_base: ring.iova.into(),
+        cq_base: cq.iova.into(),
+        state_base: state.iova.into(),
+        ..Default::default()
+    };
+    Mailbox {
+        backend,
+        device,
+        timeout,
+        tag: 2,
+    }
+    .run(DevCommand::AdminQueueInit(q), "mailbox AdminQueueInit")?;
+    // SAFETY: ring and state lie in `mem`, which the Nic keeps for as long
+    // as the producer lives; the device initialised the block.
+    let producer = unsafe { attach::<AdminCmd>(state.ptr, ring.ptr, order) }.map_err(|source| DriverError::Ring {
+        device: device.to_string(),
+        what: "admin queue",
+        source,
+    })?;
+    Ok(AdminQueue {
+        ring: producer,
+        cq: CqReader::new(cq.ptr, order),
+        state: state.ptr.cast(),
+        tag: 16,
+    })
 }

@@ -2,8 +2,10 @@
 //! recovery are tested deterministically (virtual time, and where a plan
 //! is drawn at random, a seed).
 
+use super::queue::DeviceQueue;
 use super::Device;
 use crate::clock::{Nanos, SimRng};
+use dataplane::abi::TxDesc;
 
 /// A fault to inject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,19 +34,20 @@ pub enum FaultError {
 }
 
 impl Device {
+    /// The TX queue a fault names.
+    fn fault_txq(&mut self, lif: u16, queue: u16) -> Result<&mut DeviceQueue<TxDesc>, FaultError> {
+        self.lifs
+            .get_mut(usize::from(lif))
+            .and_then(Option::as_mut)
+            .and_then(|l| l.txqs.get_mut(usize::from(queue)))
+            .and_then(Option::as_mut)
+            .ok_or(FaultError::NoQueue { lif, queue })
+    }
+
     /// Inject `f` now.
     pub fn inject(&mut self, f: Fault) -> Result<(), FaultError> {
         match f {
-            Fault::BadDescriptor { lif, queue } => {
-                let q = self
-                    .lifs
-                    .get_mut(usize::from(lif))
-                    .and_then(Option::as_mut)
-                    .and_then(|l| l.txqs.get_mut(usize::from(queue)))
-                    .and_then(Option::as_mut)
-                    .ok_or(FaultError::NoQueue { lif, queue })?;
-                q.inject_bad = true;
-            }
+            Fault::BadDescriptor { lif, queue } => self.fault_txq(lif, queue)?.inject_bad = true,
             Fault::LoseInterrupts { function, count } => {
                 let func = self
                     .functions
@@ -52,16 +55,7 @@ impl Device {
                     .ok_or(FaultError::NoFunction(function))?;
                 func.lose_interrupts = func.lose_interrupts.saturating_add(count);
             }
-            Fault::StallFetch { lif, queue, until } => {
-                let q = self
-                    .lifs
-                    .get_mut(usize::from(lif))
-                    .and_then(Option::as_mut)
-                    .and_then(|l| l.txqs.get_mut(usize::from(queue)))
-                    .and_then(Option::as_mut)
-                    .ok_or(FaultError::NoQueue { lif, queue })?;
-                q.stalled_until = until;
-            }
+            Fault::StallFetch { lif, queue, until } => self.fault_txq(lif, queue)?.stalled_until = until,
             Fault::ResetFunction { function } => {
                 if usize::from(function) >= self.functions.len() {
                     return Err(FaultError::NoFunction(function));
