@@ -566,6 +566,36 @@ impl Nic {
         })
     }
 
+    /// Restart an RX queue the device stopped (a malformed buffer, a DMA
+    /// fault): its posted buffers go back to `pool`, it restarts empty
+    /// through `QueueReset`, and it is refilled. The frame it could not
+    /// deliver is the device's `DropQueueError`.
+    pub fn reset_rxq(&mut self, q: &mut RxQueue, pool: &mut Pool) -> Result<(), DriverError> {
+        let start = q.drain_for_reset(pool);
+        let (lif, qindex) = q.id();
+        let r = QueueRef {
+            qtype: QueueType::Rx.raw(),
+            qindex: qindex.into(),
+            start_index: start.into(),
+            ..Default::default()
+        };
+        self.admin(AdminCommand::QueueReset(r), lif)?;
+        let (state, slots, order) = q.memory();
+        // SAFETY: the queue's own ring and state block, kept mapped by the
+        // queue; the device re-initialised the block for `start`.
+        let ring = unsafe { attach(state, slots, order) }.map_err(|source| DriverError::Ring {
+            device: self.device.clone(),
+            what: "RX queue after reset",
+            source,
+        })?;
+        q.restarted(ring);
+        q.refill(pool).map_err(|e| DriverError::Other {
+            device: self.device.clone(),
+            what: format!("refilling the reset RX queue: {e}"),
+        })?;
+        Ok(())
+    }
+
     /// Create a TX queue of `1 << order` descriptors on `lif`.
     pub fn create_txq(&mut self, lif: &Lif, order: u8, vector: Option<u16>) -> Result<TxQueue, DriverError> {
         let (parts, m) = self.queue_parts(lif, QueueType::Tx, order, vector)?;

@@ -510,6 +510,8 @@ pub struct RxStats {
     pub truncated: u64,
     /// Refills short of buffers (the pool was empty).
     pub refill_short: u64,
+    /// Times the queue was reset after the device stopped it.
+    pub recoveries: u64,
 }
 
 /// A receive queue.
@@ -624,6 +626,33 @@ impl RxQueue {
     fn fail(&mut self, e: QueueError) -> QueueError {
         self.error = Some(e.clone());
         e
+    }
+
+    /// The error that stopped the queue, if one did.
+    pub fn error(&self) -> Option<&QueueError> {
+        self.error.as_ref()
+    }
+
+    /// The device stopped this queue: every posted buffer goes back to the
+    /// pool (they hold no frames: the device counted the one it could not
+    /// deliver), and the completions are forgotten. Returns the index to
+    /// restart at.
+    pub(crate) fn drain_for_reset(&mut self, pool: &mut Pool) -> u32 {
+        self.release_buffers(pool);
+        self.parts.cq.reset();
+        self.ring.indices().buffer_tail
+    }
+
+    /// Attach again to the restarted ring and clear the error.
+    pub(crate) fn restarted(&mut self, ring: Producer<'static, RxDesc>) {
+        self.ring = ring;
+        self.error = None;
+        self.stats.recoveries += 1;
+    }
+
+    /// The state block, ring slots and order (to attach again).
+    pub(crate) fn memory(&self) -> (NonNull<u8>, NonNull<u8>, u8) {
+        (self.parts.state.cast(), self.parts.slots, self.parts.cq.order)
     }
 
     /// Whether a completion is waiting.

@@ -385,3 +385,44 @@ fn a_vanished_simulator_is_a_clear_error_and_the_books_still_balance() {
     );
     eprintln!("vanished: {msg}");
 }
+
+#[test]
+fn a_bad_rx_buffer_stops_the_rx_queue_and_the_driver_resets_it() {
+    let mut r = Rig::new(false);
+    r.send(20);
+    r.run(20 * US);
+    assert_eq!(r.received.len(), 20);
+    let (lif, _) = r.b.rx.id();
+    r.sim.device().inject(Fault::BadRxDescriptor { lif, queue: 0 }).unwrap();
+    r.send(10);
+    r.sim.advance(20 * US);
+    // The receiver sees its queue stopped.
+    let mut out = Vec::new();
+    let e = r.b.rx.rx_burst(&mut r.pool, &mut out, 64).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            QueueError::Device {
+                status: CompStatus::BadDescriptor,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    for m in out {
+        r.received
+            .push(u64::from_le_bytes(r.pool.data(&m)[42..50].try_into().unwrap()));
+        r.pool.free(m);
+    }
+    r.b.nic.reset_rxq(&mut r.b.rx, &mut r.pool).unwrap();
+    assert_eq!(r.b.rx.stats().recoveries, 1);
+    // Frames sent while it was stopped, and the one that hit the bad
+    // buffer, are the device's DropQueueError; traffic flows again.
+    r.send(20);
+    r.run(20 * US);
+    let ib = r.b.lif.id;
+    let qerr = r.b.nic.stats(ib).unwrap().get(LifCounter::DropQueueError);
+    assert!(qerr >= 1, "counted");
+    assert!(r.received.len() >= 40, "{} received", r.received.len());
+    r.balance();
+}

@@ -626,7 +626,7 @@ impl Device {
         }
         let index = rxq.ring.head().wrapping_sub(1);
         let desc = one[0];
-        if desc.validate().is_err() {
+        if std::mem::take(&mut rxq.inject_bad) || desc.validate().is_err() {
             rxq.core.fail(CompStatus::BadDescriptor, index, now);
             lif.count(LifCounter::DropQueueError, 1);
             return;

@@ -13,6 +13,10 @@ pub enum Fault {
     /// The next descriptor the fetch engine takes from this TX queue is
     /// treated as malformed: the queue stops with `BadDescriptor` at it.
     BadDescriptor { lif: u16, queue: u16 },
+    /// The next RX buffer this queue hands the device is treated as
+    /// malformed: the frame is dropped (`DropQueueError`) and the queue
+    /// stops with `BadDescriptor`.
+    BadRxDescriptor { lif: u16, queue: u16 },
     /// The function's next `count` interrupts are lost on the way (the
     /// device raised them; no eventfd is signalled).
     LoseInterrupts { function: u16, count: u32 },
@@ -27,7 +31,7 @@ pub enum Fault {
 /// Why a fault could not be injected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FaultError {
-    #[error("no TX queue {queue} on LIF {lif}")]
+    #[error("no such queue {queue} on LIF {lif}")]
     NoQueue { lif: u16, queue: u16 },
     #[error("no function {0}")]
     NoFunction(u16),
@@ -54,6 +58,15 @@ impl Device {
                     .get_mut(usize::from(function))
                     .ok_or(FaultError::NoFunction(function))?;
                 func.lose_interrupts = func.lose_interrupts.saturating_add(count);
+            }
+            Fault::BadRxDescriptor { lif, queue } => {
+                self.lifs
+                    .get_mut(usize::from(lif))
+                    .and_then(Option::as_mut)
+                    .and_then(|l| l.rxqs.get_mut(usize::from(queue)))
+                    .and_then(Option::as_mut)
+                    .ok_or(FaultError::NoQueue { lif, queue })?
+                    .inject_bad = true
             }
             Fault::StallFetch { lif, queue, until } => self.fault_txq(lif, queue)?.stalled_until = until,
             Fault::ResetFunction { function } => {
