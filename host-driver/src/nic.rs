@@ -17,7 +17,7 @@ use dataplane::abi::{
     QUEUE_STATE_ALIGN, QUEUE_STATE_SIZE,
 };
 use dataplane::packet::Mac;
-use dataplane::ring::{Producer, RingError, SharedQueueState};
+use dataplane::ring::{Producer, RingElem, RingError, SharedQueueState};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
@@ -542,22 +542,7 @@ impl Nic {
             _ => None,
         };
         let (completed, dropped, start) = q.drain_for_reset(pool);
-        let (lif, qindex) = q.id();
-        let r = QueueRef {
-            qtype: QueueType::Tx.raw(),
-            qindex: qindex.into(),
-            start_index: start.into(),
-            ..Default::default()
-        };
-        self.admin(AdminCommand::QueueReset(r), lif)?;
-        let (state, slots, order) = q.memory();
-        // SAFETY: the queue's own ring and state block, kept mapped by the
-        // queue; the device re-initialised the block for `start`.
-        let ring = unsafe { attach(state, slots, order) }.map_err(|source| DriverError::Ring {
-            device: self.device.clone(),
-            what: "TX queue after reset",
-            source,
-        })?;
+        let ring = self.restart_queue(&q.parts, start, "TX queue after reset")?;
         q.restarted(ring, dropped);
         Ok(Recovery {
             status,
@@ -572,28 +557,39 @@ impl Nic {
     /// deliver is the device's `DropQueueError`.
     pub fn reset_rxq(&mut self, q: &mut RxQueue, pool: &mut Pool) -> Result<(), DriverError> {
         let start = q.drain_for_reset(pool);
-        let (lif, qindex) = q.id();
-        let r = QueueRef {
-            qtype: QueueType::Rx.raw(),
-            qindex: qindex.into(),
-            start_index: start.into(),
-            ..Default::default()
-        };
-        self.admin(AdminCommand::QueueReset(r), lif)?;
-        let (state, slots, order) = q.memory();
-        // SAFETY: the queue's own ring and state block, kept mapped by the
-        // queue; the device re-initialised the block for `start`.
-        let ring = unsafe { attach(state, slots, order) }.map_err(|source| DriverError::Ring {
-            device: self.device.clone(),
-            what: "RX queue after reset",
-            source,
-        })?;
+        let ring = self.restart_queue(&q.parts, start, "RX queue after reset")?;
         q.restarted(ring);
         q.refill(pool).map_err(|e| DriverError::Other {
             device: self.device.clone(),
             what: format!("refilling the reset RX queue: {e}"),
         })?;
         Ok(())
+    }
+
+    /// `QueueReset` the queue behind `parts` at `start`, and attach a
+    /// producer to its re-initialised ring.
+    fn restart_queue<T: RingElem>(
+        &mut self,
+        parts: &QueueParts,
+        start: u32,
+        what: &'static str,
+    ) -> Result<Producer<'static, T>, DriverError> {
+        let r = QueueRef {
+            qtype: parts.qtype.raw(),
+            qindex: parts.qindex.into(),
+            start_index: start.into(),
+            ..Default::default()
+        };
+        self.admin(AdminCommand::QueueReset(r), parts.lif)?;
+        let (state, slots, order) = parts.memory();
+        // SAFETY: the queue's own ring and state block, kept mapped by the
+        // queue (`parts._mem`); the device re-initialised the block for
+        // `start`.
+        unsafe { attach(state, slots, order) }.map_err(|source| DriverError::Ring {
+            device: self.device.clone(),
+            what,
+            source,
+        })
     }
 
     /// Create a TX queue of `1 << order` descriptors on `lif`.

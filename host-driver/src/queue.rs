@@ -191,6 +191,12 @@ impl QueueParts {
         unsafe { self.state.as_ref() }
     }
 
+    /// The state block, ring slots and order (to attach again after a
+    /// reset).
+    pub(crate) fn memory(&self) -> (NonNull<u8>, NonNull<u8>, u8) {
+        (self.state.cast(), self.slots, self.cq.order)
+    }
+
     fn device_error(&self, status: CompStatus, index: u32) -> QueueError {
         QueueError::Device {
             lif: self.lif,
@@ -359,11 +365,6 @@ impl TxQueue {
             }
         }
         n
-    }
-
-    /// The state block, ring slots and order (to attach again).
-    pub(crate) fn memory(&self) -> (NonNull<u8>, NonNull<u8>, u8) {
-        (self.parts.state.cast(), self.parts.slots, self.parts.cq.order)
     }
 
     /// Attach again to the restarted ring and clear the error.
@@ -648,11 +649,6 @@ impl RxQueue {
         self.ring = ring;
         self.error = None;
         self.stats.recoveries += 1;
-    }
-
-    /// The state block, ring slots and order (to attach again).
-    pub(crate) fn memory(&self) -> (NonNull<u8>, NonNull<u8>, u8) {
-        (self.parts.state.cast(), self.parts.slots, self.parts.cq.order)
     }
 
     /// Whether a completion is waiting.

@@ -159,21 +159,21 @@ impl Device {
     /// When the device next has something to do without a doorbell.
     pub fn next_deadline(&self) -> Option<Nanos> {
         let now = self.now();
-        let tx_work = self.lifs.iter().flatten().any(|l| {
-            l.txqs
-                .iter()
-                .flatten()
-                .any(|q| q.core.error.is_none() && now >= q.stalled_until && (q.active || !q.cache.is_empty()))
-        });
-        // A stalled queue (fault injection) has work again when it ends.
-        let stall_end = self
-            .lifs
-            .iter()
-            .flatten()
-            .flat_map(|l| l.txqs.iter().flatten())
-            .filter(|q| q.core.error.is_none() && now < q.stalled_until && (q.active || !q.cache.is_empty()))
-            .map(|q| q.stalled_until)
-            .min();
+        // One pass over the TX queues with work: any ready now, and the
+        // soonest end of a stall (fault injection) among the others.
+        let mut tx_work = false;
+        let mut stall_end: Option<Nanos> = None;
+        for q in self.lifs.iter().flatten().flat_map(|l| l.txqs.iter().flatten()) {
+            let has_work = q.active || !q.cache.is_empty();
+            if q.core.error.is_some() || !has_work {
+                continue;
+            }
+            if now >= q.stalled_until {
+                tx_work = true;
+                break;
+            }
+            stall_end = Some(stall_end.map_or(q.stalled_until, |t| t.min(q.stalled_until)));
+        }
         let wire = match (self.port.next_arrival(), stall_end) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -330,7 +330,6 @@ impl Device {
                     if self.switch.program().is_some() {
                         self.preprocess(l, qi, f, &descs[..n], now);
                     }
-                    return self.pop_tx_desc(l, qi);
                 }
                 Err(e) => {
                     tracing::debug!(lif = l, "tx ring: {e}");
@@ -339,10 +338,7 @@ impl Device {
                 }
             }
         }
-        let d = txq.cache.pop_front()?;
-        let index = txq.cache_index;
-        txq.cache_index = index.wrapping_add(1);
-        Some((d, index))
+        self.pop_tx_desc(l, qi)
     }
 
     /// The next cached descriptor and its ring index.

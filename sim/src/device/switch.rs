@@ -61,6 +61,16 @@ pub enum Source {
     Uplink,
 }
 
+impl Source {
+    /// The program's `ingress_lif` for a frame from here.
+    fn ingress_lif(self) -> u16 {
+        match self {
+            Source::Lif(l) => l,
+            Source::Uplink => pipeline::std_meta::LIF_NONE as u16,
+        }
+    }
+}
+
 /// What the switch decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -228,10 +238,7 @@ impl Switch {
     /// may rewrite them); `None` without a program.
     pub fn process_batch(&mut self, src: Source, frames: &mut [Vec<u8>], now: u64) -> Option<Vec<Decision>> {
         let p = self.program.as_mut()?;
-        let ingress = match src {
-            Source::Lif(l) => l,
-            Source::Uplink => pipeline::std_meta::LIF_NONE as u16,
-        };
+        let ingress = src.ingress_lif();
         let mut batch: Vec<pipeline::Input<'_>> = frames
             .iter_mut()
             .map(|f| pipeline::Input {
@@ -255,11 +262,7 @@ impl Switch {
                 pass_cost: None,
             };
         };
-        let ingress = match src {
-            Source::Lif(l) => l,
-            Source::Uplink => pipeline::std_meta::LIF_NONE as u16,
-        };
-        decision(p.process(now, frame, ingress))
+        decision(p.process(now, frame, src.ingress_lif()))
     }
 
     /// Whether `mac` belongs to a LIF.
