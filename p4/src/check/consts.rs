@@ -86,6 +86,18 @@ pub fn cast_bool(a: CVal) -> Result<CVal, String> {
     }
 }
 
+/// A comparison of two constants (`op` is one of the six comparisons).
+fn compare<T: Ord>(op: BinaryOp, x: T, y: T) -> bool {
+    match op {
+        BinaryOp::Eq => x == y,
+        BinaryOp::Ne => x != y,
+        BinaryOp::Lt => x < y,
+        BinaryOp::Le => x <= y,
+        BinaryOp::Gt => x > y,
+        _ => x >= y,
+    }
+}
+
 fn int_op(op: BinaryOp, x: i128, y: i128) -> Result<CVal, String> {
     let overflow = || "constant overflow".to_string();
     let shift = |y: i128| u32::try_from(y).ok().filter(|&s| s < 127).ok_or_else(overflow);
@@ -105,12 +117,9 @@ fn int_op(op: BinaryOp, x: i128, y: i128) -> Result<CVal, String> {
             v
         }
         BinaryOp::Shr => x >> shift(y)?.min(126),
-        BinaryOp::Eq => return Ok(CVal::Bool(x == y)),
-        BinaryOp::Ne => return Ok(CVal::Bool(x != y)),
-        BinaryOp::Lt => return Ok(CVal::Bool(x < y)),
-        BinaryOp::Le => return Ok(CVal::Bool(x <= y)),
-        BinaryOp::Gt => return Ok(CVal::Bool(x > y)),
-        BinaryOp::Ge => return Ok(CVal::Bool(x >= y)),
+        BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
+            return Ok(CVal::Bool(compare(op, x, y)))
+        }
         BinaryOp::And | BinaryOp::Or => return Err(format!("`{}` needs bool operands", op.text())),
     };
     Ok(CVal::Int(v))
@@ -127,12 +136,9 @@ fn bits_op(op: BinaryOp, x: u128, y: u128, w: u16) -> Result<CVal, String> {
         BinaryOp::BitXor => x ^ y,
         BinaryOp::Shl => u32::try_from(y).ok().and_then(|s| x.checked_shl(s)).unwrap_or(0),
         BinaryOp::Shr => u32::try_from(y).ok().and_then(|s| x.checked_shr(s)).unwrap_or(0),
-        BinaryOp::Eq => return Ok(CVal::Bool(x == y)),
-        BinaryOp::Ne => return Ok(CVal::Bool(x != y)),
-        BinaryOp::Lt => return Ok(CVal::Bool(x < y)),
-        BinaryOp::Le => return Ok(CVal::Bool(x <= y)),
-        BinaryOp::Gt => return Ok(CVal::Bool(x > y)),
-        BinaryOp::Ge => return Ok(CVal::Bool(x >= y)),
+        BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
+            return Ok(CVal::Bool(compare(op, x, y)))
+        }
         BinaryOp::And | BinaryOp::Or => return Err(format!("`{}` needs bool operands", op.text())),
     };
     Ok(CVal::Bits(v & m, w))
