@@ -70,6 +70,7 @@ fn run(p4_and_meters: bool, ms: u64) -> (f64, f64, bool) {
     }
     let cfg = GenConfig {
         rate_pps: 0,
+        ports: Vec::new(),
         sizes: vec![(64, 1)],
         flows: Flows::Ring,
         duration: Duration::from_millis(ms),
@@ -79,7 +80,7 @@ fn run(p4_and_meters: bool, ms: u64) -> (f64, f64, bool) {
         live: false,
     };
     let stop = AtomicBool::new(false);
-    let r: GenReport = gen::run(&mut ports, &cfg, &stop, &mut |_, _| {}).expect("gen");
+    let r: GenReport = gen::run(&mut ports, &cfg, &stop, &mut |_| {}).expect("gen");
     drop(ports);
     drop(pf);
     sim.shutdown();

@@ -5,7 +5,7 @@
 //! application polls, each queue's consumer flag says POLLING and the
 //! device raises no interrupt for it. To sleep, [`Waiter::wait`] marks
 //! every queue ARMED, issues a full fence, and looks at each completion
-//! ring once more; only if all are empty does it block in `epoll_wait`.
+//! ring once more; only if all are empty does it block in `epoll_pwait2`.
 //! The device writes a completion, fences, and reads the flag, so either
 //! the driver sees the completion before sleeping, or the device sees
 //! ARMED and interrupts. After waking, the queues go back to POLLING.
@@ -39,6 +39,8 @@ pub struct Waiter {
     epoll: OwnedFd,
     fds: Vec<Arc<EventFd>>,
     stats: WaitStats,
+    /// The kernel has no `epoll_pwait2` (before 5.11).
+    no_pwait2: bool,
 }
 
 impl Waiter {
@@ -71,6 +73,7 @@ impl Waiter {
             epoll,
             fds: uniq,
             stats: WaitStats::default(),
+            no_pwait2: false,
         })
     }
 
@@ -110,9 +113,7 @@ impl Waiter {
     pub fn sleep(&mut self, queues: &[&RxQueue], timeout: Duration) -> std::io::Result<bool> {
         self.stats.sleeps += 1;
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; 16];
-        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
-        // SAFETY: valid epoll fd; `events` is writable for 16 entries.
-        let n = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), events.as_mut_ptr(), events.len() as i32, ms) };
+        let n = self.epoll_wait(&mut events, timeout);
         if n < 0 {
             let e = std::io::Error::last_os_error();
             if e.kind() != std::io::ErrorKind::Interrupted {
@@ -137,6 +138,39 @@ impl Waiter {
             self.stats.lost_interrupts += 1;
         }
         Ok(n > 0 || work)
+    }
+
+    /// `epoll_pwait2` with a nanosecond timeout (a rate-limited sender
+    /// sleeps microseconds: `epoll_wait`'s milliseconds would turn 20 µs
+    /// into a busy poll or a 1 ms stall); `epoll_wait` on kernels before
+    /// 5.11.
+    fn epoll_wait(&mut self, events: &mut [libc::epoll_event; 16], timeout: Duration) -> i32 {
+        if !self.no_pwait2 {
+            let ts = libc::timespec {
+                tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
+                tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+            };
+            // SAFETY: epoll_pwait2(2) on our epoll fd with `events` writable
+            // for its 16 entries, `ts` alive for the call, no signal mask.
+            let n = unsafe {
+                libc::syscall(
+                    libc::SYS_epoll_pwait2,
+                    self.epoll.as_raw_fd(),
+                    events.as_mut_ptr(),
+                    events.len() as libc::c_int,
+                    &ts as *const libc::timespec,
+                    std::ptr::null::<libc::sigset_t>(),
+                    0usize,
+                )
+            };
+            if n >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS) {
+                return n as i32;
+            }
+            self.no_pwait2 = true;
+        }
+        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: valid epoll fd; `events` is writable for 16 entries.
+        unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), events.as_mut_ptr(), events.len() as i32, ms) }
     }
 
     /// Counters.

@@ -37,6 +37,7 @@ fn gen_resets_a_stopped_queue_and_the_books_balance() {
     let lif = ports.ports[0].lif.id;
     let cfg = GenConfig {
         rate_pps: 200_000,
+        ports: Vec::new(),
         sizes: vec![(64, 1)],
         flows: Flows::Ring,
         duration: Duration::from_millis(600),
@@ -55,7 +56,7 @@ fn gen_resets_a_stopped_queue_and_the_books_balance() {
                 sim.device().inject(Fault::BadDescriptor { lif, queue: 0 }).unwrap();
             }
         });
-        gen::run(&mut ports, &cfg, &stop, &mut |_, _| {}).unwrap()
+        gen::run(&mut ports, &cfg, &stop, &mut |_| {}).unwrap()
     });
     let c = &report.conservation;
     assert!(c.balanced, "books: {c:?}");

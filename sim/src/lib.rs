@@ -78,6 +78,10 @@ pub struct SimConfig {
 /// none: 100 M cost units/s, 50 ns for a plain UDP frame (5 units).
 pub const DEFAULT_VIRTUAL_CAPACITY: u64 = 100_000_000;
 
+/// What a real-clock engine thread's wake-up may take beyond its sleep on
+/// a loaded host, ns (part of the pipeline's lead on the real clock).
+pub const REAL_CLOCK_WAKEUP_NS: u64 = 100_000;
+
 impl Default for SimConfig {
     fn default() -> Self {
         SimConfig {
@@ -157,6 +161,13 @@ impl Sim {
         if cfg.clock == ClockKind::Virtual && dcfg.pipeline_units_per_sec.is_none() {
             // Virtual time only moves by the pipeline's occupancy.
             dcfg.pipeline_units_per_sec = Some(DEFAULT_VIRTUAL_CAPACITY);
+        }
+        if cfg.clock == ClockKind::Real {
+            // The engine thread may oversleep its longest idle sleep (and a
+            // scheduler tick more): let the pipeline be booked that far
+            // ahead so the configured capacity is what it delivers.
+            let lead = 2 * cfg.max_idle_sleep.as_nanos() as u64 + REAL_CLOCK_WAKEUP_NS;
+            dcfg.pipeline_lead_ns = dcfg.pipeline_lead_ns.max(lead);
         }
         let device = Device::new(dcfg, clock.clone(), port).map_err(SimError::Device)?;
         let nfunctions = device.functions.len() as u16;

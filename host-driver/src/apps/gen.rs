@@ -34,11 +34,25 @@ pub enum Flows {
     All,
 }
 
+/// What one port offers when it differs from the rest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PortTraffic {
+    /// Frames per second; 0: as fast as the ring takes them.
+    pub rate_pps: u64,
+    /// Destination MAC in place of the destination LIF's own (a MAC the
+    /// pipeline's tables map to that LIF with another action). The frames
+    /// still go to the LIF the flows name, and are counted there.
+    pub dst_mac: Option<[u8; 6]>,
+}
+
 /// What to offer.
 #[derive(Debug, Clone)]
 pub struct GenConfig {
     /// Frames per second per LIF; 0: as fast as the rings take them.
     pub rate_pps: u64,
+    /// Per port, in port order, overriding `rate_pps` (empty: every port
+    /// offers `rate_pps` to its destinations' own MACs).
+    pub ports: Vec<PortTraffic>,
     pub sizes: Vec<(usize, u32)>,
     pub flows: Flows,
     pub duration: Duration,
@@ -80,6 +94,8 @@ impl Latency {
 pub struct LifReport {
     pub lif: u16,
     pub function: String,
+    /// Frames per second offered (0: all the ring takes).
+    pub offered_pps: u64,
     /// Frames the TX ring accepted.
     pub sent: u64,
     /// Frames this LIF received (from the generator).
@@ -124,6 +140,21 @@ pub struct GenReport {
     pub conservation: Conservation,
 }
 
+/// What the generator hands its observer every stats interval.
+#[derive(Debug)]
+pub struct Interval<'a> {
+    /// Since the start of the run.
+    pub elapsed: Duration,
+    /// Length of this interval.
+    pub length: Duration,
+    /// Per port, in port order: rates and latency over the interval.
+    pub lifs: Vec<AppLif>,
+    /// Per port, in port order: the interval's latencies, ns.
+    pub latency: &'a [Histogram<u64>],
+    /// Per port: frames the ring refused over the interval (backpressure).
+    pub backpressured: Vec<u64>,
+}
+
 struct Rng(u64);
 
 impl Rng {
@@ -141,12 +172,29 @@ pub fn run(
     ports: &mut Ports,
     cfg: &GenConfig,
     stop: &AtomicBool,
-    on_stats: &mut dyn FnMut(f64, Vec<AppLif>),
+    on_stats: &mut dyn FnMut(&Interval<'_>),
 ) -> Result<GenReport, AppError> {
     let n = ports.ports.len();
     if n < 2 {
         return Err(AppError::Config("gen needs at least two LIFs".into()));
     }
+    if !cfg.ports.is_empty() && cfg.ports.len() != n {
+        return Err(AppError::Config(format!(
+            "gen: traffic given for {} ports, but there are {n}",
+            cfg.ports.len()
+        )));
+    }
+    let traffic: Vec<PortTraffic> = if cfg.ports.is_empty() {
+        vec![
+            PortTraffic {
+                rate_pps: cfg.rate_pps,
+                dst_mac: None,
+            };
+            n
+        ]
+    } else {
+        cfg.ports.clone()
+    };
     if cfg.sizes.iter().any(|&(s, _)| s < MIN_FRAME) {
         return Err(AppError::Config(format!("gen frames are at least {MIN_FRAME} bytes")));
     }
@@ -162,7 +210,7 @@ pub fn run(
         for &d in &dsts[i] {
             for &(size, _) in &cfg.sizes {
                 let f = build_udp4(
-                    ports.ports[d].lif.mac,
+                    traffic[i].dst_mac.unwrap_or(ports.ports[d].lif.mac),
                     ports.ports[i].lif.mac,
                     [10, 0, i as u8, 1],
                     [10, 0, d as u8, 1],
@@ -197,6 +245,7 @@ pub fn run(
     let t0 = Instant::now();
     let mut last_stats = t0;
     let mut last_counts = (vec![0u64; n], vec![0u64; n]);
+    let mut last_backpressured = vec![0u64; n];
     if cfg.live {
         println!(
             "{:>7}  {:>5}  {:>10}  {:>10}  {:>10}  {:>9}",
@@ -215,10 +264,11 @@ pub fn run(
         let mut work = 0usize;
         if sending {
             for i in 0..n {
-                let due = if cfg.rate_pps == 0 {
+                let rate = traffic[i].rate_pps;
+                let due = if rate == 0 {
                     cfg.burst as u64
                 } else {
-                    (elapsed.as_nanos() as u64 / 1000 * cfg.rate_pps / 1_000_000)
+                    (elapsed.as_nanos() as u64 / 1000 * rate / 1_000_000)
                         .saturating_sub(offered[i])
                         .min(cfg.burst as u64)
                 };
@@ -345,9 +395,18 @@ pub fn run(
                     p99_us: l.p99_us,
                     p999_us: l.p999_us,
                 });
-                interval_hist[i].reset();
             }
-            on_stats(elapsed.as_secs_f64(), lifs);
+            on_stats(&Interval {
+                elapsed,
+                length: now - last_stats,
+                lifs,
+                latency: &interval_hist,
+                backpressured: (0..n).map(|i| backpressured[i] - last_backpressured[i]).collect(),
+            });
+            for h in &mut interval_hist {
+                h.reset();
+            }
+            last_backpressured.clone_from(&backpressured);
             last_counts = (sent.clone(), received.clone());
             last_stats = now;
         }
@@ -359,8 +418,14 @@ pub fn run(
             }
         }
         if work == 0 {
-            let wait = if sending && cfg.rate_pps > 0 {
-                Duration::from_nanos((1_000_000_000 / cfg.rate_pps).max(1))
+            // Until the next frame is due on the fastest port (a port
+            // offering all it can is waiting for its ring: look again soon).
+            let fastest = traffic.iter().map(|t| t.rate_pps).max().unwrap_or(0);
+            let unlimited = traffic.iter().any(|t| t.rate_pps == 0);
+            let wait = if sending && unlimited {
+                Duration::from_micros(20)
+            } else if sending && fastest > 0 {
+                Duration::from_nanos((1_000_000_000 / fastest).max(1))
             } else {
                 Duration::from_millis(10)
             };
@@ -395,6 +460,7 @@ pub fn run(
         lifs.push(LifReport {
             lif: ports.ports[i].lif.id,
             function,
+            offered_pps: traffic[i].rate_pps,
             sent: sent[i],
             received: received[i],
             backpressured: backpressured[i],
@@ -436,17 +502,29 @@ impl GenReport {
     pub fn text(&self) -> String {
         use std::fmt::Write as _;
         let mut s = String::new();
+        let rate = |pps: u64| {
+            if pps == 0 {
+                "as fast as possible".to_string()
+            } else {
+                format!("{pps} pps")
+            }
+        };
+        let offered = if self.lifs.iter().all(|l| l.offered_pps == self.rate_pps_per_lif) {
+            format!("{} per LIF", rate(self.rate_pps_per_lif))
+        } else {
+            let each: Vec<String> = self
+                .lifs
+                .iter()
+                .map(|l| format!("LIF {} {}", l.lif, rate(l.offered_pps)))
+                .collect();
+            each.join(", ")
+        };
         let _ = writeln!(
             s,
-            "gen: {:?} mode, {} LIFs, {:.2} s, offered {} per LIF, sizes {:?}, flows {:?}",
+            "gen: {:?} mode, {} LIFs, {:.2} s, offered {offered}, sizes {:?}, flows {:?}",
             self.mode,
             self.lifs.len(),
             self.seconds,
-            if self.rate_pps_per_lif == 0 {
-                "as fast as possible".to_string()
-            } else {
-                format!("{} pps", self.rate_pps_per_lif)
-            },
             self.sizes,
             self.flows
         );

@@ -2,11 +2,15 @@
 //! and an RX queue each) driven from one thread, in poll or interrupt
 //! mode:
 //!
+//! - [`demo`]: the main job: victims and an aggressor sharing the
+//!   pipeline, a live per-LIF table, the aggressor's meter lowered halfway
+//!   through with nicctl, and a report comparing the two halves.
 //! - [`gen`]: offers load on every LIF toward others, measures throughput
 //!   and latency (hdrhistogram), and balances the books.
 //! - [`relay`]: `forward` (RX on one LIF, TX on its partner) and `echo`
 //!   (back out of the LIF it came in on).
 
+pub mod demo;
 pub mod gen;
 pub mod relay;
 

@@ -1,12 +1,14 @@
 //! nicdrv: fairnic's userspace driver and its built-in applications.
 //!
-//!     nicdrv                       gen on the embedded simulator (PF + 4 VFs)
+//!     nicdrv                       the fairness demo on the embedded simulator (PF + 4 VFs)
+//!     nicdrv gen                   offer load on every LIF; throughput, latency, books
 //!     nicdrv gen --device vfio:0000:3b:02.0 --device vfio:0000:3b:02.1
 //!     nicdrv echo --device sim:/tmp/nicsim
 //!     nicdrv abi                   the device ABI this driver speaks
 
 use clap::{Parser, Subcommand, ValueEnum};
 use dataplane::abi::{self, layout, lif_mac};
+use host_driver::apps::demo::DemoConfig;
 use host_driver::apps::gen::{Flows, GenConfig};
 use host_driver::apps::relay::Relay;
 use host_driver::apps::{parse_sizes, Mode, Ports};
@@ -37,10 +39,23 @@ enum FlowsArg {
     All,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SchedArg {
+    /// Round robin by packets, as a conventional NIC arbitrates.
+    Packets,
+    /// Deficit round robin by pipeline cost (fairnic's).
+    Cost,
+}
+
 #[derive(Debug, Subcommand)]
 enum App {
+    /// The fairness demo (the default): victims and one aggressor share the
+    /// pipeline; live per-LIF table; halfway through, nicctl lowers the
+    /// aggressor's cost meter to its fair share; report of both halves.
+    /// Defaults: 10 s, interrupt mode, packet scheduling, 10 Munits/s.
+    Demo,
     /// Offer load on every LIF toward the others; measure throughput,
-    /// latency, and the books (the default).
+    /// latency, and the books.
     Gen,
     /// Pair the LIFs and forward what arrives on one out of the other.
     Forward,
@@ -71,12 +86,28 @@ struct Args {
     /// LIFs to create on each function.
     #[arg(long, default_value_t = 1, global = true)]
     lifs: u16,
-    /// Poll the rings, or sleep on MSI-X interrupts when idle.
-    #[arg(long, value_enum, default_value_t = ModeArg::Poll, global = true)]
-    mode: ModeArg,
-    /// Seconds to run (0: until Ctrl-C).
-    #[arg(long, default_value_t = 5.0, global = true)]
-    duration: f64,
+    /// Poll the rings, or sleep on MSI-X interrupts when idle (default:
+    /// interrupt for demo, poll otherwise).
+    #[arg(long, value_enum, global = true)]
+    mode: Option<ModeArg>,
+    /// Seconds to run, 0: until Ctrl-C (default: 10 for demo, 5 otherwise).
+    #[arg(long, global = true)]
+    duration: Option<f64>,
+    /// Embedded simulator: pipeline capacity, cost units per second
+    /// (default: 10000000 for demo, unbounded otherwise). The demo sets
+    /// its meters against it.
+    #[arg(long, global = true)]
+    capacity: Option<u64>,
+    /// Embedded simulator: what the fetch scheduler charges (default:
+    /// packets for demo, so the meters do the regulating; cost otherwise).
+    #[arg(long, value_enum, global = true)]
+    sched: Option<SchedArg>,
+    /// demo: frames per second each victim offers.
+    #[arg(long, default_value_t = 400_000, global = true)]
+    victim_rate: u64,
+    /// demo: extra pipeline passes of each aggressor frame (1..=7).
+    #[arg(long, default_value_t = 3, global = true)]
+    passes: u8,
     /// gen: frames per second per LIF (0: as fast as possible).
     #[arg(long, default_value_t = 0, global = true)]
     rate: u64,
@@ -101,7 +132,8 @@ struct Args {
     /// Control socket for nicctl (default $XDG_RUNTIME_DIR/nicdrv.sock or /tmp/nicdrv-UID.sock).
     #[arg(long, global = true)]
     control: Option<PathBuf>,
-    /// Write the final report as JSON here.
+    /// Write the final report as JSON here (demo default:
+    /// nicdrv-demo.json in the temporary directory).
     #[arg(long, global = true)]
     json: Option<PathBuf>,
     /// No live table.
@@ -237,16 +269,28 @@ fn main() -> ExitCode {
 
 /// Returns whether the books balanced.
 fn run(args: Args) -> Result<bool, String> {
-    let app = args.app.unwrap_or(App::Gen);
+    let app = args.app.unwrap_or(App::Demo);
+    let demo = matches!(app, App::Demo);
     if let App::Abi { markdown } = app {
         print!("{}", if markdown { layout::markdown() } else { abi_summary() });
         return Ok(true);
     }
     let sizes = parse_sizes(&args.sizes).map_err(|e| format!("--sizes: {e}"))?;
     let extra_ids = args.pci_id.iter().map(|s| parse_id(s)).collect::<Result<Vec<_>, _>>()?;
-    let mode = match args.mode {
+    let mode = match args.mode.unwrap_or(if demo { ModeArg::Interrupt } else { ModeArg::Poll }) {
         ModeArg::Poll => Mode::Poll,
         ModeArg::Interrupt => Mode::Interrupt,
+    };
+    let capacity = args.capacity.or(if demo { Some(10_000_000) } else { None });
+    if capacity == Some(0) {
+        return Err("--capacity 0: a pipeline that moves nothing".into());
+    }
+    if demo && !(1..=7).contains(&args.passes) {
+        return Err(format!("--passes {}: must be 1..=7", args.passes));
+    }
+    let basis = match args.sched.unwrap_or(if demo { SchedArg::Packets } else { SchedArg::Cost }) {
+        SchedArg::Packets => dataplane::fair::Basis::Packets,
+        SchedArg::Cost => dataplane::fair::Basis::Cost,
     };
     // SAFETY: installing handlers that only store to an atomic.
     unsafe {
@@ -258,7 +302,7 @@ fn run(args: Args) -> Result<bool, String> {
     let mut _sim = None;
     let (mgmt_backends, data_backends) = if args.device.is_empty() {
         let port = match app {
-            App::Gen => PortSpec::Null,
+            App::Gen | App::Demo => PortSpec::Null,
             _ => PortSpec::Gen(WireGen {
                 rate_pps: args.wire_rate,
                 sizes: sizes.clone(),
@@ -269,6 +313,10 @@ fn run(args: Args) -> Result<bool, String> {
         let sim = Sim::start(SimConfig {
             device: DeviceConfig {
                 vfs: args.vfs,
+                pipeline_units_per_sec: capacity,
+                // DMA and pipeline depth, with a capacity only.
+                transit_ns: if capacity.is_some() { 2_000 } else { 0 },
+                basis,
                 ..DeviceConfig::default()
             },
             port,
@@ -278,8 +326,17 @@ fn run(args: Args) -> Result<bool, String> {
         })
         .map_err(|e| format!("embedded simulator: {e}"))?;
         println!(
-            "nicdrv: embedded simulator, 1 PF + {} VFs ({})",
+            "nicdrv: embedded simulator, 1 PF + {} VFs, pipeline {}, scheduling by {} ({})",
             args.vfs,
+            capacity.map_or("as fast as this host runs it".to_string(), |c| format!(
+                "{:.1} Munits/s",
+                c as f64 / 1e6
+            )),
+            if basis == dataplane::fair::Basis::Packets {
+                "packets"
+            } else {
+                "cost"
+            },
             sim.pf_socket()
                 .parent()
                 .map(|p| p.display().to_string())
@@ -355,19 +412,49 @@ fn run(args: Args) -> Result<bool, String> {
             None
         }
     };
-    let duration = if args.duration <= 0.0 {
+    let seconds = args.duration.unwrap_or(if demo { 10.0 } else { 5.0 });
+    if !seconds.is_finite() {
+        return Err(format!("--duration {seconds}: not a number of seconds"));
+    }
+    let duration = if seconds <= 0.0 {
         Duration::from_secs(u64::MAX / 4)
     } else {
-        Duration::from_secs_f64(args.duration)
+        Duration::from_secs_f64(seconds)
     };
     let interval = Duration::from_secs_f64(args.stats_interval.max(0.05));
     let mut publish = |t: f64, lifs: Vec<mgmt::proto::AppLif>| {
         *state.app_stats.lock().unwrap_or_else(|p| p.into_inner()) = (t, lifs);
     };
     let (text, json, balanced) = match app {
+        App::Demo => {
+            if _control.is_none() {
+                return Err("the demo changes meters through nicctl, which needs the control socket".into());
+            }
+            if seconds <= 0.0 {
+                return Err("the demo needs a --duration (its meter change comes at half time)".into());
+            }
+            let cfg = DemoConfig {
+                duration,
+                stats_interval: interval,
+                victim_pps: if args.victim_rate == 0 { 400_000 } else { args.victim_rate },
+                passes: args.passes,
+                capacity: capacity.unwrap_or(10_000_000),
+                control: control_path.clone(),
+                burst: args.burst.clamp(1, 256),
+                seed: args.seed,
+                live: !args.quiet,
+            };
+            let r = host_driver::apps::demo::run(&mut ports, &cfg, &STOP).map_err(|e| e.to_string())?;
+            (
+                r.text(),
+                serde_json::to_string_pretty(&r).expect("serialises"),
+                r.gen.conservation.balanced,
+            )
+        }
         App::Gen => {
             let cfg = GenConfig {
                 rate_pps: args.rate,
+                ports: Vec::new(),
                 sizes,
                 flows: match args.flows {
                     FlowsArg::Ring => Flows::Ring,
@@ -379,7 +466,10 @@ fn run(args: Args) -> Result<bool, String> {
                 seed: args.seed,
                 live: !args.quiet,
             };
-            let r = host_driver::apps::gen::run(&mut ports, &cfg, &STOP, &mut publish).map_err(|e| e.to_string())?;
+            let r = host_driver::apps::gen::run(&mut ports, &cfg, &STOP, &mut |iv| {
+                publish(iv.elapsed.as_secs_f64(), iv.lifs.clone())
+            })
+            .map_err(|e| e.to_string())?;
             (
                 r.text(),
                 serde_json::to_string_pretty(&r).expect("serialises"),
@@ -404,8 +494,13 @@ fn run(args: Args) -> Result<bool, String> {
         App::Abi { .. } => unreachable!("handled above"),
     };
     print!("{text}");
-    if let Some(p) = &args.json {
+    let json_path = args
+        .json
+        .clone()
+        .or_else(|| demo.then(|| std::env::temp_dir().join("nicdrv-demo.json")));
+    if let Some(p) = &json_path {
         std::fs::write(p, json).map_err(|e| format!("{}: {e}", p.display()))?;
+        println!("report as JSON: {}", p.display());
     }
     for n in mgmt.into_iter().chain(data) {
         if let Ok(m) = Arc::try_unwrap(n) {

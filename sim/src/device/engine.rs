@@ -17,8 +17,9 @@
 //!
 //! The pipeline has a capacity (cost units per second) when one is
 //! configured (always on the virtual clock): each packet occupies it for
-//! `cost / capacity`, and a pass stops when the pipeline is busy until
-//! later than now. Completion timestamps are the time the packet leaves the
+//! `cost / capacity`, and a pass stops when the pipeline is booked beyond
+//! now plus its lead (`DeviceConfig::pipeline_lead_ns`, 0 on the virtual
+//! clock). Completion timestamps are the time the packet leaves the
 //! pipeline plus a fixed transit latency (DMA and pipeline depth).
 //!
 //! Accounting: every frame a LIF sends counts once in its `TxPackets`;
@@ -153,7 +154,7 @@ impl Device {
     }
 
     fn pipeline_busy(&self, now: Nanos) -> bool {
-        self.cfg.pipeline_units_per_sec.is_some() && self.busy_until > now
+        self.cfg.pipeline_units_per_sec.is_some() && self.busy_until > now + self.cfg.pipeline_lead_ns
     }
 
     /// When the device next has something to do without a doorbell.
@@ -186,7 +187,7 @@ impl Device {
         let work = soonest_work.map(|t| {
             let mut t = t.max(now);
             if self.cfg.pipeline_units_per_sec.is_some() {
-                t = t.max(self.busy_until);
+                t = t.max(self.busy_until.saturating_sub(self.cfg.pipeline_lead_ns));
             }
             if self.blocked_with_work && t <= now {
                 t = now + BLOCKED_RECHECK_NS;

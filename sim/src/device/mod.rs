@@ -51,6 +51,14 @@ pub struct DeviceConfig {
     /// Fixed latency from leaving the pipeline to the completion (DMA and
     /// pipeline depth), ns; with a capacity only.
     pub transit_ns: u64,
+    /// How far ahead of the device clock the pipeline may be booked, ns
+    /// (its input FIFO); with a capacity only. 0 on the virtual clock,
+    /// where the engine runs exactly when the pipeline frees. On the real
+    /// clock an engine thread that oversleeps would otherwise lose the
+    /// pipeline time it slept through: with a lead as long as its longest
+    /// sleep it delivers the configured capacity (`Sim::start` sets one
+    /// on the real clock).
+    pub pipeline_lead_ns: u64,
     /// What the fetch scheduler charges.
     pub basis: Basis,
     /// DRR quantum per LIF per round, in the basis's unit.
@@ -68,6 +76,7 @@ impl Default for DeviceConfig {
             serial: "FNSIM0001".into(),
             pipeline_units_per_sec: None,
             transit_ns: 0,
+            pipeline_lead_ns: 0,
             basis: Basis::Cost,
             quantum: 256,
             cost: engine::CostModel::default(),
