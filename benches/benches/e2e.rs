@@ -120,6 +120,14 @@ fn main() {
                 }),
             ),
         ];
+        // FAIRNIC_E2E_ONLY=0 or 1 runs one variant and prints its Mpps
+        // (for profiling); no report.
+        if let Some(i) = std::env::var("FAIRNIC_E2E_ONLY").ok().and_then(|v| v.parse::<usize>().ok()) {
+            let mut keep = vec![variants.remove(i.min(1))];
+            let r = interleave(rounds, &mut keep);
+            println!("{}: {:?} Mpps", keep[0].0, r[0]);
+            return;
+        }
         interleave(rounds, &mut variants)
     };
     let balanced = ok_on && ok_off;

@@ -160,6 +160,7 @@ impl Device {
             let mut e = [0u8; 16];
             e.copy_from_slice(comp.as_bytes());
             aq.core.post(e);
+            aq.core.publish_cq_tail();
             aq.ring.write_back();
         }
         let intr = aq.core.intr.filter(|_| aq.core.unsignalled > 0);

@@ -706,10 +706,16 @@ impl Device {
             let func = &mut self.functions[f];
             let mut suppressed = 0;
             let mut sent = 0;
+            // Published once per pass rather than per packet: the TX head
+            // write-back and the informational cq_tail.
             for q in lif.txqs.iter_mut().flatten() {
                 if let Some(i) = q.write_back_pending.take() {
                     q.ring.write_back_to(i);
                 }
+                q.core.publish_cq_tail();
+            }
+            for q in lif.rxqs.iter_mut().flatten() {
+                q.core.publish_cq_tail();
             }
             let cores = lif
                 .txqs

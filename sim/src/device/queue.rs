@@ -28,6 +28,9 @@ pub enum QueueMemError {
     Ring,
 }
 
+/// Completion entries in a 64-byte cache line.
+const CQ_ENTRIES_PER_LINE: u32 = 4;
+
 /// The parts every queue has: memory, completion writer, interrupt.
 pub struct QueueCore {
     /// Keeps the mappings alive; must outlive `state` and `cq`.
@@ -37,6 +40,17 @@ pub struct QueueCore {
     order: u8,
     /// Completions written (free-running; the color derives from it).
     cq_tail: u32,
+    /// Completions written to the ring (those after it are staged).
+    cq_flushed: u32,
+    /// Staged completions, `cq_flushed..cq_tail`, at most a cache line.
+    staged: [[u8; 16]; CQ_ENTRIES_PER_LINE as usize],
+    /// `cq_tail` as last stored in the state block (informational there:
+    /// the color bit is authoritative, so it is published once per pass,
+    /// not per completion, sparing the cache line a write per packet).
+    cq_tail_published: u32,
+    /// The driver's `cq_head` as last read: room is looked up in the shared
+    /// block only when this view says the ring is full.
+    cq_head_seen: std::cell::Cell<u32>,
     /// Vector to interrupt on, if the queue asked for interrupts.
     pub intr: Option<u16>,
     /// The cause and descriptor index once the queue is in the error state.
@@ -93,6 +107,10 @@ impl QueueCore {
             cq,
             order: q.ring_order,
             cq_tail: 0,
+            cq_flushed: 0,
+            staged: [[0; 16]; CQ_ENTRIES_PER_LINE as usize],
+            cq_tail_published: 0,
+            cq_head_seen: std::cell::Cell::new(0),
             intr: (q.flags & dataplane::abi::queue_flags::INTR != 0).then_some(q.intr_vector.get()),
             error: None,
             unsignalled: 0,
@@ -137,43 +155,88 @@ impl QueueCore {
     /// Whether the completion ring has room (the driver's `cq_head` is
     /// within a ring of what we wrote).
     pub fn cq_has_room(&self) -> bool {
+        if self.cq_tail.wrapping_sub(self.cq_head_seen.get()) < self.size() {
+            return true;
+        }
         let head = u32::from_le(self.state().cq_head.load(Ordering::Acquire));
+        self.cq_head_seen.set(head);
         self.cq_tail.wrapping_sub(head) < self.size()
     }
 
     /// Completions the ring has room for now.
     pub fn cq_room(&self) -> u32 {
         let head = u32::from_le(self.state().cq_head.load(Ordering::Acquire));
+        self.cq_head_seen.set(head);
         self.size().saturating_sub(self.cq_tail.wrapping_sub(head))
+    }
+
+    /// Store `cq_tail` in the state block if it moved (once per pass).
+    pub fn publish_cq_tail(&mut self) {
+        self.flush_completions();
+        if self.cq_tail_published != self.cq_tail {
+            self.cq_tail_published = self.cq_tail;
+            self.state().cq_tail.store(self.cq_tail.to_le(), Ordering::Release);
+        }
     }
 
     /// Write one 16-byte completion (a [`Completion`] or an admin
     /// completion: both keep the color in bit 7 of byte 1), color last.
     /// Returns false (and counts a stall) when the driver has not made room.
+    ///
+    /// Completions are staged and written a cache line (4 entries) at a
+    /// time: the driver polls the line the next completion goes to, and
+    /// writing its 4 entries one by one as packets come would move the
+    /// line between the cores up to 4 times. A partial line is written by
+    /// [`QueueCore::flush_completions`], which the engine calls before it
+    /// decides interrupts at the end of every pass (and `fail` at once).
     pub fn post(&mut self, entry: [u8; 16]) -> bool {
         if !self.cq_has_room() {
             self.cq_full_stalls += 1;
             return false;
         }
         let color = expected_color(self.cq_tail, self.order);
-        let flags = (entry[1] & !comp_flags::COLOR) | if color { comp_flags::COLOR } else { 0 };
-        let idx = (self.cq_tail & (self.size() - 1)) as usize;
-        // SAFETY: entry `idx` is 16 bytes inside the completion ring
-        // (size * 16 bytes, checked at creation, kept mapped by `mem`); the
-        // ring is 64-byte aligned, so the first two bytes are 2-aligned for
-        // the atomic store. The driver only reads entries whose color it
-        // awaits, so the body written before the Release store of the
-        // status and color is complete when it sees them.
-        unsafe {
-            let p = self.cq.as_ptr().add(idx * 16);
-            std::ptr::copy_nonoverlapping(entry.as_ptr().add(2), p.add(2), 14);
-            fence(Ordering::Release);
-            AtomicU16::from_ptr(p.cast()).store(u16::from_le_bytes([entry[0], flags]), Ordering::Release);
-        }
+        let mut e = entry;
+        e[1] = (entry[1] & !comp_flags::COLOR) | if color { comp_flags::COLOR } else { 0 };
+        let staged = self.cq_tail.wrapping_sub(self.cq_flushed) as usize;
+        self.staged[staged] = e;
         self.cq_tail = self.cq_tail.wrapping_add(1);
-        self.state().cq_tail.store(self.cq_tail.to_le(), Ordering::Release);
         self.unsignalled += 1;
+        if self.cq_tail % CQ_ENTRIES_PER_LINE == 0 {
+            self.flush_completions();
+        }
         true
+    }
+
+    /// Write the staged completions: every body, one Release fence, then
+    /// every status-and-color word.
+    pub fn flush_completions(&mut self) {
+        let n = self.cq_tail.wrapping_sub(self.cq_flushed);
+        if n == 0 {
+            return;
+        }
+        let mask = self.size() - 1;
+        let first = self.cq_flushed;
+        // SAFETY: each entry index (masked) is 16 bytes inside the
+        // completion ring (size * 16 bytes, checked at creation, kept
+        // mapped by `mem`); the ring is 64-byte aligned, so the first two
+        // bytes of an entry are 2-aligned for the atomic store. The driver
+        // only reads entries whose color it awaits, so bodies written before
+        // the Release fence are complete when it sees the status and color.
+        unsafe {
+            for k in 0..n {
+                let idx = (first.wrapping_add(k) & mask) as usize;
+                let p = self.cq.as_ptr().add(idx * 16);
+                std::ptr::copy_nonoverlapping(self.staged[k as usize].as_ptr().add(2), p.add(2), 14);
+            }
+            fence(Ordering::Release);
+            for k in 0..n {
+                let idx = (first.wrapping_add(k) & mask) as usize;
+                let p = self.cq.as_ptr().add(idx * 16);
+                let e = &self.staged[k as usize];
+                AtomicU16::from_ptr(p.cast()).store(u16::from_le_bytes([e[0], e[1]]), Ordering::Release);
+            }
+        }
+        self.cq_flushed = self.cq_tail;
     }
 
     /// Post a TX/RX completion.
@@ -196,6 +259,7 @@ impl QueueCore {
         let c = completion(status, self.lif, index, 0, 0, now);
         // If the completion ring is full the state block still says why.
         self.post_completion(c);
+        self.flush_completions();
     }
 
     /// Put the queue in the error state without touching its memory (the
@@ -304,6 +368,9 @@ impl<T: RingElem> DeviceQueue<T> {
         self.core.state().reset(start);
         self.core.error = None;
         self.core.cq_tail = 0;
+        self.core.cq_flushed = 0;
+        self.core.cq_tail_published = 0;
+        self.core.cq_head_seen.set(0);
         self.core.unsignalled = 0;
         self.ring = self.core.consumer::<T>()?;
         self.active = false;
