@@ -205,9 +205,11 @@ pub fn run(
             Flows::All => (1..n).map(|k| (i + k) % n).collect(),
         })
         .collect();
-    let mut templates = std::collections::HashMap::new();
+    // templates[i][k][s]: port i to its k-th destination, size s.
+    let mut templates: Vec<Vec<Vec<Vec<u8>>>> = vec![Vec::new(); n];
     for i in 0..n {
         for &d in &dsts[i] {
+            let mut per_size = Vec::new();
             for &(size, _) in &cfg.sizes {
                 let f = build_udp4(
                     traffic[i].dst_mac.unwrap_or(ports.ports[d].lif.mac),
@@ -221,8 +223,9 @@ pub fn run(
                 let mut f = f;
                 f[40] = 0; // UDP checksum: none
                 f[41] = 0;
-                templates.insert((i, d, size), f);
+                per_size.push(f);
             }
+            templates[i].push(per_size);
         }
     }
     let total_weight: u64 = cfg.sizes.iter().map(|&(_, w)| u64::from(w)).sum();
@@ -272,31 +275,47 @@ pub fn run(
                         .saturating_sub(offered[i])
                         .min(cfg.burst as u64)
                 };
-                for _ in 0..due {
+                // Build only what the ring takes now (the rest is refused
+                // unbuilt: backpressure), stamped with one send time.
+                let room = if due == 0 {
+                    0
+                } else {
+                    match ports.ports[i].tx.room(&mut ports.pool) {
+                        Ok(r) => u64::from(r),
+                        // A queue the device stopped is reset below, when
+                        // tx_burst reports it.
+                        Err(QueueError::Device { .. }) => 1,
+                        Err(e) => return Err(e.into()),
+                    }
+                };
+                let ts = if room > 0 { t0.elapsed().as_nanos() as u64 } else { 0 };
+                for _ in 0..due.min(room) {
                     let Some(mut m) = ports.pool.alloc() else { break };
-                    let d = dsts[i][next_dst[i] % dsts[i].len()];
+                    let k = next_dst[i] % dsts[i].len();
+                    let d = dsts[i][k];
                     next_dst[i] += 1;
                     let mut pick = rng.next() % total_weight;
-                    let mut size = cfg.sizes[0].0;
-                    for &(s, w) in &cfg.sizes {
+                    let mut si = 0;
+                    for (x, &(_, w)) in cfg.sizes.iter().enumerate() {
                         if pick < u64::from(w) {
-                            size = s;
+                            si = x;
                             break;
                         }
                         pick -= u64::from(w);
                     }
+                    let template = &templates[i][k][si];
+                    let size = template.len();
                     let buf = ports.pool.buffer_mut(&mut m);
-                    buf[..size].copy_from_slice(&templates[&(i, d, size)]);
+                    buf[..size].copy_from_slice(template);
                     buf[PAYLOAD..PAYLOAD + 4].copy_from_slice(&MAGIC);
                     buf[PAYLOAD + 4..PAYLOAD + 6].copy_from_slice(&(i as u16).to_le_bytes());
                     buf[PAYLOAD + 6..PAYLOAD + 14].copy_from_slice(&seq[i][d].to_le_bytes());
-                    let ts = t0.elapsed().as_nanos() as u64;
                     buf[PAYLOAD + 14..PAYLOAD + 22].copy_from_slice(&ts.to_le_bytes());
                     seq[i][d] += 1;
                     m.set_len(size);
                     burst.push(m);
                 }
-                offered[i] += burst.len() as u64;
+                offered[i] += due;
                 let k = match ports.ports[i].tx.tx_burst(&mut ports.pool, &mut burst) {
                     Ok(k) => k,
                     // The device stopped the queue (a bad descriptor, a
@@ -314,9 +333,10 @@ pub fn run(
                 sent[i] += k as u64;
                 work += k;
                 // What the ring did not take was never sent (backpressure,
-                // not loss); its sequence numbers stay unused, which the
-                // receiver does not count as anything.
-                backpressured[i] += burst.len() as u64;
+                // not loss); the sequence numbers of frames built and
+                // refused stay unused, which the receiver does not count as
+                // anything.
+                backpressured[i] += due - k as u64;
                 for m in burst.drain(..) {
                     ports.pool.free(m);
                 }
