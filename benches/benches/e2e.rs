@@ -26,7 +26,9 @@ use std::time::Duration;
 const VFS: u16 = 4;
 
 /// One run: Mpps received, p99 latency (µs), and whether the books balance.
-fn run(p4_and_meters: bool, ms: u64) -> (f64, f64, bool) {
+/// `p4`: fairnic.p4 loaded (else the device's built-in L2 switch);
+/// `meters`: every LIF's cost meter configured.
+fn run(p4: bool, meters: bool, ms: u64) -> (f64, f64, bool) {
     let sim = Sim::start(SimConfig {
         device: DeviceConfig {
             vfs: VFS,
@@ -45,14 +47,14 @@ fn run(p4_and_meters: bool, ms: u64) -> (f64, f64, bool) {
         .expect("bring-up")
     };
     let mut pf = open(sim.pf_socket());
-    if p4_and_meters {
+    if p4 {
         pf.load_pipeline(&p4::fairnic().to_image()).expect("load fairnic.p4");
     }
     let vfs: Vec<Arc<Mutex<Nic>>> = (0..usize::from(VFS))
         .map(|i| Arc::new(Mutex::new(open(sim.vf_socket(i).expect("VF socket")))))
         .collect();
     let mut ports = Ports::setup(vfs, 1, 10, 16384, Mode::Poll, MemKind::Pages).expect("ports");
-    if p4_and_meters {
+    if meters {
         // Every LIF's cost meter on, with room for the offered load: the
         // charging path runs on every frame, nothing is regulated.
         for p in &ports.ports {
@@ -97,48 +99,52 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(if quick { 1 } else { 3usize });
-    let (mut p99_on, mut p99_off) = (Vec::new(), Vec::new());
-    let (mut ok_on, mut ok_off) = (true, true);
+    // (name in the report, fairnic.p4, meters)
+    const VARIANTS: [(&str, bool, bool); 3] = [
+        ("fairnic.p4 + meters on", true, true),
+        ("built-in L2 switch + meters on", false, true),
+        ("built-in L2 switch, meters off", false, false),
+    ];
+    let p99: Vec<std::cell::RefCell<Vec<f64>>> = VARIANTS.iter().map(|_| Default::default()).collect();
+    let ok = std::cell::Cell::new(true);
     let r = {
-        let mut variants: Vec<Variant<'_>> = vec![
-            (
-                "fairnic.p4 + meters",
-                Box::new(|| {
-                    let (mpps, p, b) = run(true, ms);
-                    p99_on.push(p);
-                    ok_on &= b;
-                    mpps
-                }),
-            ),
-            (
-                "built-in switch",
-                Box::new(|| {
-                    let (mpps, p, b) = run(false, ms);
-                    p99_off.push(p);
-                    ok_off &= b;
-                    mpps
-                }),
-            ),
-        ];
-        // FAIRNIC_E2E_ONLY=0 or 1 runs one variant and prints its Mpps
-        // (for profiling); no report.
+        let mut variants: Vec<Variant<'_>> = VARIANTS
+            .iter()
+            .zip(&p99)
+            .map(|(&(name, p4, meters), p)| {
+                let ok = &ok;
+                (
+                    name,
+                    Box::new(move || {
+                        let (mpps, p99, b) = run(p4, meters, ms);
+                        p.borrow_mut().push(p99);
+                        ok.set(ok.get() && b);
+                        mpps
+                    }) as Box<dyn FnMut() -> f64 + '_>,
+                )
+            })
+            .collect();
+        // FAIRNIC_E2E_ONLY=i runs variant i alone and prints its Mpps (for
+        // profiling); no report.
         if let Some(i) = std::env::var("FAIRNIC_E2E_ONLY").ok().and_then(|v| v.parse::<usize>().ok()) {
-            let mut keep = vec![variants.remove(i.min(1))];
+            let mut keep = vec![variants.remove(i.min(VARIANTS.len() - 1))];
             let r = interleave(rounds, &mut keep);
             println!("{}: {:?} Mpps", keep[0].0, r[0]);
             return;
         }
         interleave(rounds, &mut variants)
     };
-    let balanced = ok_on && ok_off;
-    let p99 = (p99_on, p99_off);
+    let balanced = ok.get();
     let mut report = Report::new("e2e");
     let g = "driver <-> simulator, 4 VFs, 64 B, poll";
-    report.add(g, "fairnic.p4 + meters on", "Mpps", true, r[0].clone());
-    report.add(g, "built-in L2 switch, meters off", "Mpps", true, r[1].clone());
-    report.compare(g, "fairnic.p4 + meters on", "built-in L2 switch, meters off");
-    report.add("p99 latency", "fairnic.p4 + meters on", "us", false, p99.0);
-    report.add("p99 latency", "built-in L2 switch, meters off", "us", false, p99.1);
+    for (k, &(name, _, _)) in VARIANTS.iter().enumerate() {
+        report.add(g, name, "Mpps", true, r[k].clone());
+    }
+    report.compare(g, VARIANTS[0].0, VARIANTS[2].0);
+    report.compare(g, VARIANTS[1].0, VARIANTS[2].0);
+    for (k, &(name, _, _)) in VARIANTS.iter().enumerate() {
+        report.add("p99 latency", name, "us", false, p99[k].borrow().clone());
+    }
     report.notes.push(format!(
         "As fast as the rings take them, {ms} ms per run, {rounds} round(s); books balanced in every run: {balanced}."
     ));
