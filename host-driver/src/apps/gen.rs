@@ -8,7 +8,7 @@
 //! Latency is receive time minus send time, per receiving LIF, in an
 //! hdrhistogram.
 
-use super::{AppError, Ports};
+use super::{AppError, Health, Ports};
 use crate::queue::QueueError;
 use dataplane::abi::LifCounter;
 use dataplane::packet::build_udp4;
@@ -21,6 +21,11 @@ use std::time::{Duration, Instant};
 /// Offset of the payload (after Ethernet, IPv4 and UDP headers).
 const PAYLOAD: usize = 42;
 const MAGIC: [u8; 4] = *b"FNGN";
+/// How often the watchdog looks at the TX queues.
+const WATCH_EVERY: Duration = Duration::from_millis(20);
+/// How long a TX queue may hold frames the device does not move before the
+/// watchdog asks its function whether it is alive.
+pub const WATCHDOG: Duration = Duration::from_millis(250);
 /// Smallest frame that carries the payload.
 pub const MIN_FRAME: usize = PAYLOAD + 22;
 
@@ -118,6 +123,10 @@ pub struct Conservation {
     pub sent: u64,
     pub received: u64,
     pub dropped_with_reason: u64,
+    /// Frames the device sent out of the uplink (to no LIF: a destination
+    /// MAC the device did not know, e.g. a LIF's while its function was
+    /// resetting).
+    pub to_uplink: u64,
     pub unaccounted: i64,
     pub balanced: bool,
 }
@@ -138,6 +147,10 @@ pub struct GenReport {
     pub latency: Latency,
     pub interrupts: u64,
     pub conservation: Conservation,
+    /// What the watchdog found and did, in order.
+    pub events: Vec<String>,
+    /// Why the run ended early: the device is gone.
+    pub fault: Option<String>,
 }
 
 /// What the generator hands its observer every stats interval.
@@ -205,13 +218,13 @@ pub fn run(
             Flows::All => (1..n).map(|k| (i + k) % n).collect(),
         })
         .collect();
-    // templates[i][k][s]: port i to its k-th destination, size s.
-    let mut templates: Vec<Vec<Vec<Vec<u8>>>> = vec![Vec::new(); n];
-    for i in 0..n {
-        for &d in &dsts[i] {
-            let mut per_size = Vec::new();
-            for &(size, _) in &cfg.sizes {
-                let f = build_udp4(
+    // templates[i][k][s]: port i to its k-th destination, size s (built
+    // again when a recovered function gives ports new LIF MACs).
+    let build = |ports: &Ports, i: usize, d: usize| -> Vec<Vec<u8>> {
+        cfg.sizes
+            .iter()
+            .map(|&(size, _)| {
+                let mut f = build_udp4(
                     traffic[i].dst_mac.unwrap_or(ports.ports[d].lif.mac),
                     ports.ports[i].lif.mac,
                     [10, 0, i as u8, 1],
@@ -220,14 +233,15 @@ pub fn run(
                     &[],
                     size,
                 );
-                let mut f = f;
                 f[40] = 0; // UDP checksum: none
                 f[41] = 0;
-                per_size.push(f);
-            }
-            templates[i].push(per_size);
-        }
-    }
+                f
+            })
+            .collect()
+    };
+    let mut templates: Vec<Vec<Vec<Vec<u8>>>> = (0..n)
+        .map(|i| dsts[i].iter().map(|&d| build(ports, i, d)).collect())
+        .collect();
     let total_weight: u64 = cfg.sizes.iter().map(|&(_, w)| u64::from(w)).sum();
     let mut rng = Rng(cfg.seed | 1);
     let mut next_dst = vec![0usize; n];
@@ -249,6 +263,15 @@ pub fn run(
     let mut last_stats = t0;
     let mut last_counts = (vec![0u64; n], vec![0u64; n]);
     let mut last_backpressured = vec![0u64; n];
+    // The watchdog: per port, the TX head last seen and since when.
+    let mut watch: Vec<(u32, Instant)> = vec![(0, t0); n];
+    let mut last_watch = t0;
+    let mut device_reset = vec![0u64; n];
+    let mut device_gone = vec![0u64; n];
+    let mut events: Vec<String> = Vec::new();
+    let mut gone: Option<String> = None;
+    // Frames taken from a recovered function's old RX queue, per port.
+    let mut stash: Vec<Vec<crate::pool::Mbuf>> = (0..n).map(|_| Vec::new()).collect();
     if cfg.live {
         println!(
             "{:>7}  {:>5}  {:>10}  {:>10}  {:>10}  {:>9}",
@@ -343,7 +366,26 @@ pub fn run(
             }
         }
         for j in 0..n {
-            let got = ports.ports[j].rx.rx_burst(&mut ports.pool, &mut rx, 256)?;
+            let got = match ports.ports[j].rx.rx_burst(&mut ports.pool, &mut rx, 256) {
+                Ok(k) => k,
+                // The device stopped the RX queue (a bad buffer): reset it;
+                // the frames it could not deliver meanwhile are its
+                // drop_queue_error.
+                Err(QueueError::Device { .. }) => {
+                    let nic = ports.nics[ports.ports[j].nic].clone();
+                    let mut g = nic.lock().unwrap_or_else(|e| e.into_inner());
+                    g.reset_rxq(&mut ports.ports[j].rx, &mut ports.pool)?;
+                    events.push(format!(
+                        "{:.2} s: LIF {}: the device stopped the RX queue; reset",
+                        t0.elapsed().as_secs_f64(),
+                        ports.ports[j].lif.id
+                    ));
+                    0
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let got = got + stash[j].len();
+            rx.append(&mut stash[j]);
             work += got;
             let now_ns = t0.elapsed().as_nanos() as u64;
             for m in rx.drain(..) {
@@ -430,6 +472,69 @@ pub fn run(
             last_counts = (sent.clone(), received.clone());
             last_stats = now;
         }
+        if now - last_watch >= WATCH_EVERY {
+            last_watch = now;
+            for i in 0..n {
+                let (in_flight, head) = ports.ports[i].tx.progress();
+                if in_flight == 0 || head != watch[i].0 {
+                    watch[i] = (head, now);
+                    continue;
+                }
+                if now - watch[i].1 < WATCHDOG {
+                    continue;
+                }
+                let at = (now - t0).as_secs_f64();
+                let lif = ports.ports[i].lif.id;
+                match ports.check_port(i)? {
+                    Health::Kicked => {
+                        watch[i].1 = now;
+                        events.push(format!(
+                            "{at:.2} s: LIF {lif}: {in_flight} frames not fetched for {WATCHDOG:?}; \
+                             the function answers: doorbell rung again"
+                        ));
+                    }
+                    Health::Recovered(dropped) => {
+                        let moved: Vec<usize> = dropped.iter().map(|&(k, ..)| k).collect();
+                        let lost: u64 = dropped.iter().map(|&(_, d, _)| u64::from(d)).sum();
+                        for (k, d, arrived) in dropped {
+                            device_reset[k] += u64::from(d);
+                            watch[k] = (0, now);
+                            stash[k].extend(arrived);
+                        }
+                        for a in 0..n {
+                            for (k, &d) in dsts[a].iter().enumerate() {
+                                if moved.contains(&d) || moved.contains(&a) {
+                                    templates[a][k] = build(ports, a, d);
+                                }
+                            }
+                        }
+                        events.push(format!(
+                            "{at:.2} s: LIF {lif}'s function stopped answering: it had reset; \
+                             brought back with new LIFs {:?}, {} frames it held dropped (device_reset)",
+                            moved.iter().map(|&k| ports.ports[k].lif.id).collect::<Vec<_>>(),
+                            lost
+                        ));
+                    }
+                    Health::Gone(msg) => {
+                        events.push(format!("{at:.2} s: {msg}"));
+                        gone = Some(msg);
+                        break;
+                    }
+                }
+            }
+        }
+        if gone.is_some() && sending {
+            // Nothing more moves: what the TX rings hold is lost with the
+            // device; what already arrived is taken in the passes left.
+            for i in 0..n {
+                device_gone[i] += u64::from(ports.ports[i].tx.abandon(&mut ports.pool));
+            }
+            sending = false;
+            drain_since = Some(now);
+        }
+        if gone.is_some() && work == 0 {
+            break;
+        }
         if let Some(since) = drain_since {
             let in_flight: u32 = ports.ports.iter().map(|p| p.tx.in_flight()).sum();
             let quiet = work == 0 && in_flight == 0;
@@ -453,10 +558,16 @@ pub fn run(
         }
     }
     let seconds = (drain_since.unwrap_or_else(Instant::now) - t0).as_secs_f64().max(1e-9);
-    let stats = ports.device_stats()?;
+    // A vanished device's counters cannot be read: its drops are unknown
+    // (and show as unaccounted).
+    let stats = match gone {
+        None => ports.device_stats()?,
+        Some(_) => vec![dataplane::abi::LifStats::default(); n],
+    };
     let drop_counters = LifCounter::DROPS;
     let mut lifs = Vec::new();
     let mut dropped = 0u64;
+    let mut to_uplink = 0u64;
     let mut all = new_hist();
     for i in 0..n {
         let mut drops = std::collections::BTreeMap::new();
@@ -467,10 +578,17 @@ pub fn run(
                 drops.insert(crate::control::counter_name(c), v);
             }
         }
-        if reset_drops[i] > 0 {
-            dropped += reset_drops[i];
-            drops.insert("queue_reset".into(), reset_drops[i]);
+        for (reason, v) in [
+            ("queue_reset", reset_drops[i]),
+            ("device_reset", device_reset[i]),
+            ("device_gone", device_gone[i]),
+        ] {
+            if v > 0 {
+                dropped += v;
+                drops.insert(reason.into(), v);
+            }
         }
+        to_uplink += stats[i].get(LifCounter::ToUplink);
         let _ = all.add(&hist[i]);
         let function = ports.nics[ports.ports[i].nic]
             .lock()
@@ -493,7 +611,7 @@ pub fn run(
     }
     let total_sent: u64 = sent.iter().sum();
     let total_received: u64 = received.iter().sum();
-    let unaccounted = total_sent as i64 - total_received as i64 - dropped as i64;
+    let unaccounted = total_sent as i64 - total_received as i64 - dropped as i64 - to_uplink as i64;
     Ok(GenReport {
         app: "gen",
         mode: ports.mode,
@@ -507,10 +625,13 @@ pub fn run(
         total_rx_gbps: rx_bytes as f64 * 8.0 / seconds / 1e9,
         latency: Latency::of(&all),
         interrupts: ports.waiter.as_ref().map(|w| w.stats().interrupts).unwrap_or(0),
+        events,
+        fault: gone,
         conservation: Conservation {
             sent: total_sent,
             received: total_received,
             dropped_with_reason: dropped,
+            to_uplink,
             unaccounted,
             balanced: unaccounted == 0,
         },
@@ -578,6 +699,15 @@ impl GenReport {
             );
         }
         let c = &self.conservation;
+        for e in &self.events {
+            let _ = writeln!(s, "watchdog: {e}");
+        }
+        if let Some(f) = &self.fault {
+            let _ = writeln!(
+                s,
+                "STOPPED: {f}\n  (frames in the TX rings are counted as device_gone; the device's own drop counters could not be read)"
+            );
+        }
         let _ = writeln!(
             s,
             "total: {:.3} Mpps sent, {:.3} Mpps ({:.2} Gbit/s) received; latency p50 {:.1} µs, p99 {:.1} µs, p999 {:.1} µs; interrupts {}",
@@ -585,10 +715,15 @@ impl GenReport {
         );
         let _ = writeln!(
             s,
-            "books: sent {} = received {} + dropped with a reason {} {}",
+            "books: sent {} = received {} + dropped with a reason {}{} {}",
             c.sent,
             c.received,
             c.dropped_with_reason,
+            if c.to_uplink > 0 {
+                format!(" + out of the uplink {}", c.to_uplink)
+            } else {
+                String::new()
+            },
             if c.balanced {
                 "(balanced)".to_string()
             } else {

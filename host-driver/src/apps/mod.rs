@@ -66,6 +66,24 @@ pub struct Ports {
     pub pool: Pool,
     pub waiter: Option<Waiter>,
     pub mode: Mode,
+    /// log2 of each ring's length.
+    pub order: u8,
+}
+
+/// How a watchdog check of a function came out.
+#[derive(Debug)]
+pub enum Health {
+    /// It answers: a stalled queue was only slow, or its doorbell was
+    /// lost; it was rung again.
+    Kicked,
+    /// It had reset by itself: brought back, with new LIFs and queues.
+    /// Per port of that function: the frames its TX queue held (dropped,
+    /// reason "device_reset"), and the frames that had arrived on its old
+    /// RX queue and were not yet taken (for the application to receive).
+    Recovered(Vec<(usize, u32, Vec<crate::pool::Mbuf>)>),
+    /// The device is gone (the simulator exited, the VFIO device was
+    /// removed): nothing more can be sent or counted.
+    Gone(String),
 }
 
 /// IOVA of the shared packet pool in every function.
@@ -126,7 +144,53 @@ impl Ports {
             pool,
             waiter,
             mode,
+            order,
         })
+    }
+
+    /// The watchdog's remedy for port `i`, whose TX queue holds frames the
+    /// device has not moved: ask its function whether it is alive. Alive:
+    /// ring the doorbell again. Reset by itself: bring it back
+    /// ([`Nic::recover_from_reset`]) and give every port of that function
+    /// a new LIF and queues (new LIF ids and MACs: senders must re-address
+    /// frames to them); what the old TX queues held is returned as
+    /// dropped. Gone: say so.
+    pub fn check_port(&mut self, i: usize) -> Result<Health, AppError> {
+        let f = self.ports[i].nic;
+        let nic = self.nics[f].clone();
+        let mut g = nic.lock().unwrap_or_else(|e| e.into_inner());
+        match g.check_alive() {
+            Ok(()) => {
+                self.ports[i].tx.kick();
+                return Ok(Health::Kicked);
+            }
+            Err(e @ DriverError::Backend(crate::backend::BackendError::Gone { .. })) => {
+                return Ok(Health::Gone(e.to_string()));
+            }
+            Err(e) => tracing::warn!("{}: {e}; resetting the function", g.device()),
+        }
+        g.recover_from_reset()?;
+        let mut dropped = Vec::new();
+        for (k, p) in self.ports.iter_mut().enumerate().filter(|(_, p)| p.nic == f) {
+            // What arrived before the reset is in memory still: take it.
+            let mut arrived = Vec::new();
+            if let Err(e) = p.rx.rx_burst(&mut self.pool, &mut arrived, usize::MAX) {
+                tracing::warn!("{}: the old RX queue: {e}", g.device());
+            }
+            dropped.push((k, p.tx.abandon(&mut self.pool), arrived));
+            p.rx.release_buffers(&mut self.pool);
+            let name = format!("f{}-lif{k}", g.identity.function_id);
+            let lif = g.create_lif(&name, None)?;
+            let vector = p.rx.vector();
+            p.tx = g.create_txq(&lif, self.order, None)?;
+            p.rx = g.create_rxq(&lif, self.order, vector)?;
+            if self.mode == Mode::Poll {
+                p.rx.set_polling();
+            }
+            p.rx.refill(&mut self.pool)?;
+            p.lif = lif;
+        }
+        Ok(Health::Recovered(dropped))
     }
 
     /// In interrupt mode, sleep until a port has completions or `timeout`

@@ -425,7 +425,7 @@ fn run(args: Args) -> Result<bool, String> {
     let mut publish = |t: f64, lifs: Vec<mgmt::proto::AppLif>| {
         *state.app_stats.lock().unwrap_or_else(|p| p.into_inner()) = (t, lifs);
     };
-    let (text, json, balanced) = match app {
+    let (text, json, balanced, fault) = match app {
         App::Demo => {
             if _control.is_none() {
                 return Err("the demo changes meters through nicctl, which needs the control socket".into());
@@ -449,6 +449,7 @@ fn run(args: Args) -> Result<bool, String> {
                 r.text(),
                 serde_json::to_string_pretty(&r).expect("serialises"),
                 r.gen.conservation.balanced,
+                r.gen.fault.clone(),
             )
         }
         App::Gen => {
@@ -474,6 +475,7 @@ fn run(args: Args) -> Result<bool, String> {
                 r.text(),
                 serde_json::to_string_pretty(&r).expect("serialises"),
                 r.conservation.balanced,
+                r.fault.clone(),
             )
         }
         App::Forward | App::Echo => {
@@ -489,6 +491,7 @@ fn run(args: Args) -> Result<bool, String> {
                 r.text(),
                 serde_json::to_string_pretty(&r).expect("serialises"),
                 r.balanced,
+                None,
             )
         }
         App::Abi { .. } => unreachable!("handled above"),
@@ -501,6 +504,9 @@ fn run(args: Args) -> Result<bool, String> {
     if let Some(p) = &json_path {
         std::fs::write(p, json).map_err(|e| format!("{}: {e}", p.display()))?;
         println!("report as JSON: {}", p.display());
+    }
+    if let Some(f) = fault {
+        return Err(format!("stopped early: {f}"));
     }
     for n in mgmt.into_iter().chain(data) {
         if let Ok(m) = Arc::try_unwrap(n) {

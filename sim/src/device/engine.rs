@@ -25,7 +25,8 @@
 //! Accounting: every frame a LIF sends counts once in its `TxPackets`;
 //! every frame arriving at a LIF counts once in its `RxPackets` or in one
 //! of its `Drop*` counters; a frame the switch cannot place counts on the
-//! sender (or on the uplink's counters for frames from the wire).
+//! sender (or on the uplink's counters for frames from the wire); a frame a
+//! LIF sends out of the uplink counts in the sender's `ToUplink`.
 
 use super::meters::Usage;
 use super::queue::DeviceQueue;
@@ -536,15 +537,21 @@ impl Device {
         let src = m.src;
         match verdict {
             Verdict::ToLif(d) => self.rx_deliver(usize::from(d), frame, m, now),
-            Verdict::ToUplink => self.port.transmit(m.done, frame),
+            Verdict::ToUplink => {
+                self.port.transmit(m.done, frame);
+                if let Source::Lif(l) = src {
+                    self.lif_count(usize::from(l), LifCounter::ToUplink, 1);
+                }
+            }
             Verdict::Flood => {
                 for d in 0..self.lifs.len() {
                     if self.lifs[d].is_some() && src != Source::Lif(d as u16) {
                         self.rx_deliver(d, frame, m, now);
                     }
                 }
-                if matches!(src, Source::Lif(_)) {
+                if let Source::Lif(l) = src {
                     self.port.transmit(m.done, frame);
+                    self.lif_count(usize::from(l), LifCounter::ToUplink, 1);
                 }
             }
             Verdict::DropByTable => self.source_count(src, LifCounter::DropPipeline),
