@@ -44,6 +44,8 @@ use dataplane::packet::classify;
 
 /// Descriptors fetched into a queue's cache at a time.
 pub const TX_BATCH: usize = 64;
+/// RX descriptors fetched at a time.
+pub const RX_BATCH: usize = 32;
 /// Frames taken from the wire per pass.
 pub const WIRE_BATCH: usize = 64;
 /// Packets served per pass at most (a pass must end so time can move).
@@ -614,22 +616,34 @@ impl Device {
         };
         lif.rx_next = (q + 1) % nq;
         let rxq = lif.rxqs[q].as_mut().expect("found above");
-        let mut one = [RxDesc::default()];
-        match rxq.ring.fetch_burst(&mut one) {
-            Ok(1) => {}
-            Ok(_) => {
-                lif.count(LifCounter::DropNoRxBuffer, 1);
-                return;
-            }
-            Err(e) => {
-                tracing::debug!(lif = d, "rx ring: {e}");
-                rxq.core.fail(CompStatus::BadOutgoingTail, rxq.ring.head(), now);
-                lif.count(LifCounter::DropQueueError, 1);
-                return;
+        // RX descriptors are fetched RX_BATCH at a time, and their buffers'
+        // first lines prefetched for writing, so that the frames that
+        // follow find them in cache.
+        if rxq.cache.is_empty() {
+            let mut descs = [RxDesc::default(); RX_BATCH];
+            match rxq.ring.fetch_burst(&mut descs) {
+                Ok(0) => {
+                    lif.count(LifCounter::DropNoRxBuffer, 1);
+                    return;
+                }
+                Ok(k) => {
+                    rxq.cache_index = rxq.ring.head().wrapping_sub(k as u32);
+                    rxq.cache.extend(descs[..k].iter().copied());
+                    for d in &descs[..k] {
+                        func.dma.prefetch_write(d.addr.get());
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(lif = d, "rx ring: {e}");
+                    rxq.core.fail(CompStatus::BadOutgoingTail, rxq.ring.head(), now);
+                    lif.count(LifCounter::DropQueueError, 1);
+                    return;
+                }
             }
         }
-        let index = rxq.ring.head().wrapping_sub(1);
-        let desc = one[0];
+        let desc = rxq.cache.pop_front().expect("filled above");
+        let index = rxq.cache_index;
+        rxq.cache_index = index.wrapping_add(1);
         if std::mem::take(&mut rxq.inject_bad) || desc.validate().is_err() {
             rxq.core.fail(CompStatus::BadDescriptor, index, now);
             lif.count(LifCounter::DropQueueError, 1);
