@@ -25,10 +25,11 @@ use std::time::Duration;
 
 const VFS: u16 = 4;
 
-/// One run: Mpps received, p99 latency (µs), and whether the books balance.
+/// One run: Mpps received, p99 latency (µs), the simulator engine's time
+/// per frame while busy (ns), and whether the books balance.
 /// `p4`: fairnic.p4 loaded (else the device's built-in L2 switch);
 /// `meters`: every LIF's cost meter configured.
-fn run(p4: bool, meters: bool, ms: u64) -> (f64, f64, bool) {
+fn run(p4: bool, meters: bool, ms: u64) -> (f64, f64, f64, bool) {
     let sim = Sim::start(SimConfig {
         device: DeviceConfig {
             vfs: VFS,
@@ -83,10 +84,12 @@ fn run(p4: bool, meters: bool, ms: u64) -> (f64, f64, bool) {
     };
     let stop = AtomicBool::new(false);
     let r: GenReport = gen::run(&mut ports, &cfg, &stop, &mut |_| {}).expect("gen");
+    let (busy, work) = sim.engine_load();
     drop(ports);
     drop(pf);
     sim.shutdown();
-    (r.total_rx_mpps, r.latency.p99_us, r.conservation.balanced)
+    let ns = busy.as_nanos() as f64 / work.max(1) as f64;
+    (r.total_rx_mpps, r.latency.p99_us, ns, r.conservation.balanced)
 }
 
 fn main() {
@@ -106,18 +109,20 @@ fn main() {
         ("built-in L2 switch, meters off", false, false),
     ];
     let p99: Vec<std::cell::RefCell<Vec<f64>>> = VARIANTS.iter().map(|_| Default::default()).collect();
+    let engine: Vec<std::cell::RefCell<Vec<f64>>> = VARIANTS.iter().map(|_| Default::default()).collect();
     let ok = std::cell::Cell::new(true);
     let r = {
         let mut variants: Vec<Variant<'_>> = VARIANTS
             .iter()
-            .zip(&p99)
-            .map(|(&(name, p4, meters), p)| {
+            .zip(p99.iter().zip(&engine))
+            .map(|(&(name, p4, meters), (p, e))| {
                 let ok = &ok;
                 (
                     name,
                     Box::new(move || {
-                        let (mpps, p99, b) = run(p4, meters, ms);
+                        let (mpps, p99, ns, b) = run(p4, meters, ms);
                         p.borrow_mut().push(p99);
+                        e.borrow_mut().push(ns);
                         ok.set(ok.get() && b);
                         mpps
                     }) as Box<dyn FnMut() -> f64 + '_>,
@@ -129,7 +134,7 @@ fn main() {
         if let Some(i) = std::env::var("FAIRNIC_E2E_ONLY").ok().and_then(|v| v.parse::<usize>().ok()) {
             let mut keep = vec![variants.remove(i.min(VARIANTS.len() - 1))];
             let r = interleave(rounds, &mut keep);
-            println!("{}: {:?} Mpps", keep[0].0, r[0]);
+            println!("{}: {:?} Mpps, engine {:?} ns/frame", keep[0].0, r[0], engine[i.min(VARIANTS.len() - 1)].borrow());
             return;
         }
         interleave(rounds, &mut variants)
@@ -145,6 +150,11 @@ fn main() {
     for (k, &(name, _, _)) in VARIANTS.iter().enumerate() {
         report.add("p99 latency", name, "us", false, p99[k].borrow().clone());
     }
+    let eg = "simulator engine time per frame while busy";
+    for (k, &(name, _, _)) in VARIANTS.iter().enumerate() {
+        report.add(eg, name, "ns", false, engine[k].borrow().clone());
+    }
+    report.compare(eg, VARIANTS[0].0, VARIANTS[2].0);
     report.notes.push(format!(
         "As fast as the rings take them, {ms} ms per run, {rounds} round(s); books balanced in every run: {balanced}."
     ));

@@ -220,6 +220,17 @@ impl Sim {
     }
 
     /// The device, locked (for inspection; hold it briefly).
+    /// Real clock: how long the engine thread spent in passes that did
+    /// work, and how much work (descriptors and frames) they did; their
+    /// ratio is the device's cost per unit of work on this host, whatever
+    /// else limits throughput.
+    pub fn engine_load(&self) -> (Duration, u64) {
+        (
+            Duration::from_nanos(self.shared.engine_busy_ns.load(Ordering::Relaxed)),
+            self.shared.engine_work.load(Ordering::Relaxed),
+        )
+    }
+
     pub fn device(&self) -> MutexGuard<'_, Device> {
         self.shared.lock()
     }
@@ -361,6 +372,7 @@ fn engine(shared: Arc<Shared>, max_sleep: Duration) {
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1000, 0, 0, 0) };
     let mut idle = 0u32;
     while !shared.stop.load(Ordering::Acquire) {
+        let started = std::time::Instant::now();
         let (work, next, now) = {
             let mut d = shared.lock_for_engine();
             let w = d.poll();
@@ -370,6 +382,10 @@ fn engine(shared: Arc<Shared>, max_sleep: Duration) {
             std::thread::yield_now();
         }
         if work > 0 {
+            shared
+                .engine_busy_ns
+                .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            shared.engine_work.fetch_add(work as u64, Ordering::Relaxed);
             idle = 0;
             continue;
         }

@@ -17,7 +17,7 @@ use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{JoinHandle, Thread};
 use vfio_bindings::bindings::vfio::{
@@ -42,6 +42,10 @@ pub struct Shared {
     pub vanished: AtomicBool,
     /// The engine thread, to wake it after a control-plane change.
     engine: Mutex<Option<Thread>>,
+    /// Real clock: time the engine spent in passes that did work, ns, and
+    /// the work they did (descriptors and frames).
+    pub engine_busy_ns: AtomicU64,
+    pub engine_work: AtomicU64,
 }
 
 impl Shared {
@@ -52,6 +56,8 @@ impl Shared {
             stop: AtomicBool::new(false),
             vanished: AtomicBool::new(false),
             engine: Mutex::new(None),
+            engine_busy_ns: AtomicU64::new(0),
+            engine_work: AtomicU64::new(0),
         }
     }
 

@@ -453,15 +453,30 @@ impl<const L: usize> Compiler<'_, L> {
                     let mut x = [0u64; L];
                     idx(b, m, &mut x);
                     let arr = &mut rt.counters[c];
+                    // Runs of packets on the same index (most: one LIF's
+                    // burst, one color) are summed first and added once, not
+                    // one dependent increment per packet.
+                    let mut run: Option<(u64, u64, u64)> = None;
+                    let mut add = |run: (u64, u64, u64), errors: &mut u64| match arr.get_mut(run.0 as usize) {
+                        Some(v) => {
+                            v.0 += run.1;
+                            v.1 += run.2;
+                        }
+                        None => *errors += run.1,
+                    };
                     for i in lanes(m) {
                         let len = b.pkts[i].data.len() as u64;
-                        match arr.get_mut(x[i] as usize) {
-                            Some(v) => {
-                                v.0 += 1;
-                                v.1 += len;
+                        run = match run {
+                            Some((idx, n, bytes)) if idx == x[i] => Some((idx, n + 1, bytes + len)),
+                            Some(r) => {
+                                add(r, &mut rt.stats.index_errors);
+                                Some((x[i], 1, len))
                             }
-                            None => rt.stats.index_errors += 1,
-                        }
+                            None => Some((x[i], 1, len)),
+                        };
+                    }
+                    if let Some(r) = run {
+                        add(r, &mut rt.stats.index_errors);
                     }
                 })
             }
