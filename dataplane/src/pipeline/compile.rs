@@ -42,6 +42,8 @@ pub(super) type ExprFn<const L: usize> = Arc<dyn Fn(&Vb<'_, '_>, u64, &mut Vals<
 pub(super) type StmtFn = Arc<dyn Fn(&mut Runtime, &mut Vb<'_, '_>, u64) + Send + Sync>;
 /// A store of one value into one packet.
 type StoreFn = Arc<dyn Fn(&mut Vb<'_, '_>, usize, u64) + Send + Sync>;
+/// A condition over the masked packets: the mask of those it holds for.
+type CondFn = Arc<dyn Fn(&Vb<'_, '_>, u64) -> u64 + Send + Sync>;
 
 /// The packets of `mask`, in order.
 #[inline(always)]
@@ -332,6 +334,80 @@ impl<const L: usize> Compiler<'_, L> {
         })
     }
 
+    /// A condition, straight to a mask for the common shapes (validity,
+    /// a metadata field compared with a constant, `!`, `&&`, `||` of
+    /// those), else through the expression's values.
+    fn cond(&self, e: &Expr) -> CondFn {
+        match e {
+            Expr::Valid(h) => {
+                let bit = 1u64 << h;
+                return Arc::new(move |b, m| {
+                    let mut yes = 0;
+                    for i in lanes(m) {
+                        yes |= u64::from(b.st[i].valid & bit != 0) << i;
+                    }
+                    yes
+                });
+            }
+            Expr::Unary { op: UnOp::Not, arg, .. } => {
+                let a = self.cond(arg);
+                return Arc::new(move |b, m| m & !a(b, m));
+            }
+            Expr::Binary {
+                op: BinOp::And, lhs, rhs, ..
+            } => {
+                let (l, r) = (self.cond(lhs), self.cond(rhs));
+                return Arc::new(move |b, m| {
+                    let x = l(b, m);
+                    if x == 0 {
+                        0
+                    } else {
+                        r(b, x)
+                    }
+                });
+            }
+            Expr::Binary { op: BinOp::Or, lhs, rhs, .. } => {
+                let (l, r) = (self.cond(lhs), self.cond(rhs));
+                return Arc::new(move |b, m| {
+                    let x = l(b, m);
+                    if x == m {
+                        m
+                    } else {
+                        x | r(b, m & !x)
+                    }
+                });
+            }
+            Expr::Binary { op, lhs, rhs, width }
+                if matches!(
+                    op,
+                    BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge
+                ) =>
+            {
+                if let (Expr::Field(FieldRef::Meta(f)), Expr::Const { value: k, .. }) = (&**lhs, &**rhs) {
+                    let (f, k, w, op) = (usize::from(*f), *k, mask64(*width), *op);
+                    return Arc::new(move |b, m| {
+                        let mut yes = 0;
+                        for i in lanes(m) {
+                            yes |= u64::from(apply_op(op, b.meta[i * b.nm + f], k, w) != 0) << i;
+                        }
+                        yes
+                    });
+                }
+            }
+            _ => {}
+        }
+        let c = self.expr(e);
+        Arc::new(move |b, m| {
+            let mut x = [0u64; L];
+            c(b, m, &mut x);
+            let mut yes = 0u64;
+            for i in lanes(m) {
+                yes |= u64::from(x[i] != 0) << i;
+            }
+            yes
+        })
+    }
+
     fn store(&self, dst: FieldRef) -> StoreFn {
         match dst {
             FieldRef::Meta(f) => {
@@ -397,16 +473,11 @@ impl<const L: usize> Compiler<'_, L> {
                 })
             }
             Stmt::If { cond, then, otherwise } => {
-                let c = self.expr(cond);
+                let c = self.cond(cond);
                 let t = self.block(then);
                 let o = self.block(otherwise);
                 Arc::new(move |rt, b, m| {
-                    let mut x = [0u64; L];
-                    c(b, m, &mut x);
-                    let mut yes = 0u64;
-                    for i in lanes(m) {
-                        yes |= u64::from(x[i] != 0) << i;
-                    }
+                    let yes = c(b, m);
                     if yes != 0 {
                         t(rt, b, yes);
                     }
@@ -484,6 +555,11 @@ impl<const L: usize> Compiler<'_, L> {
                 let mt = usize::from(*meter);
                 let idx = self.expr(index);
                 let st = self.store(*dst);
+                // A metadata destination (the usual) is stored inline.
+                let meta_dst = match *dst {
+                    FieldRef::Meta(f) => Some((usize::from(f), mask64(self.prog.meta[usize::from(f)].width))),
+                    FieldRef::Header { .. } => None,
+                };
                 Arc::new(move |rt, b, m| {
                     let mut x = [0u64; L];
                     idx(b, m, &mut x);
@@ -512,7 +588,10 @@ impl<const L: usize> Compiler<'_, L> {
                                 0
                             }
                         };
-                        st(b, i, code);
+                        match meta_dst {
+                            Some((f, w)) => b.meta[i * b.nm + f] = code & w,
+                            None => st(b, i, code),
+                        }
                     }
                 })
             }

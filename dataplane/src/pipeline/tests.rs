@@ -537,6 +537,113 @@ fn nesting_past_the_limits_is_refused() {
     ));
 }
 
+/// Conditions of every shape the compiler turns straight into masks
+/// (validity, a metadata field against a constant, `!`, `&&`, `||`), and
+/// others (a header field compared, a constant), nested.
+fn arb_cond() -> impl Strategy<Value = Expr> {
+    let cmp = prop_oneof![
+        Just(BinOp::Eq),
+        Just(BinOp::Ne),
+        Just(BinOp::Lt),
+        Just(BinOp::Le),
+        Just(BinOp::Gt),
+        Just(BinOp::Ge)
+    ];
+    let leaf = prop_oneof![
+        (0u16..3).prop_map(Expr::Valid),
+        (cmp.clone(), prop_oneof![Just(std_meta::INGRESS_LIF), Just(std_meta::PACKET_LENGTH)], 0u64..70).prop_map(
+            |(op, m, v)| Expr::Binary {
+                op,
+                lhs: Box::new(Expr::Field(FieldRef::Meta(m))),
+                rhs: Box::new(k(16, v)),
+                width: 1,
+            }
+        ),
+        (cmp, 0u64..80).prop_map(|(op, v)| Expr::Binary {
+            op,
+            lhs: Box::new(Expr::Field(f(IPV4, 6))),
+            rhs: Box::new(k(8, v)),
+            width: 1,
+        }),
+        (0u64..2).prop_map(|v| k(1, v)),
+    ];
+    leaf.prop_recursive(4, 24, 2, |inner| {
+        prop_oneof![
+            inner.clone().prop_map(|a| Expr::Unary {
+                op: UnOp::Not,
+                arg: Box::new(a),
+                width: 1,
+            }),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| Expr::Binary {
+                op: BinOp::And,
+                lhs: Box::new(a),
+                rhs: Box::new(b),
+                width: 1,
+            }),
+            (inner.clone(), inner).prop_map(|(a, b)| Expr::Binary {
+                op: BinOp::Or,
+                lhs: Box::new(a),
+                rhs: Box::new(b),
+                width: 1,
+            }),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// An `if` on a condition (compiled to a mask) decides as the
+    /// condition's value does (compiled as an expression): `if (c) lif = 1
+    /// else lif = 2` against `lif = 2 - c`, over a batch of mixed packets
+    /// (IPv4/UDP, IPv4 without UDP, not IPv4, truncated) from several LIFs.
+    #[test]
+    fn conditions_as_masks_agree_with_their_values(c in arb_cond()) {
+        let egress = FieldRef::Meta(std_meta::EGRESS_LIF);
+        let mut by_if = program();
+        by_if.ingress = vec![Stmt::If {
+            cond: c.clone(),
+            then: vec![Stmt::Assign { dst: egress, value: k(16, 1) }],
+            otherwise: vec![Stmt::Assign { dst: egress, value: k(16, 2) }],
+        }];
+        let mut by_value = program();
+        by_value.ingress = vec![Stmt::Assign {
+            dst: egress,
+            value: Expr::Binary { op: BinOp::Sub, lhs: Box::new(k(16, 2)), rhs: Box::new(c), width: 16 },
+        }];
+        let mut pkts: Vec<Vec<u8>> = (0..48u8)
+            .map(|i| {
+                let mut f = match i % 4 {
+                    0 => udp(B, [10, 0, 0, i]),
+                    1 => build_udp4(B, A, [192, 0, 2, 1], [10, 0, 0, 1], (1, 2), &[i; 9], 60 + usize::from(i)),
+                    2 => udp(B, [10, 0, 0, i])[..20].to_vec(),
+                    _ => udp(B, [10, 0, 0, i]),
+                };
+                if i % 4 == 3 {
+                    f[23] = 6; // IPv4, not UDP
+                }
+                if f.len() > 22 {
+                    f[22] = i; // the TTL
+                }
+                f
+            })
+            .collect();
+        let mut copy = pkts.clone();
+        let run = |prog: Program, pkts: &mut Vec<Vec<u8>>| {
+            let mut p = Pipeline::new(prog).unwrap();
+            let mut batch: Vec<Input<'_>> = pkts
+                .iter_mut()
+                .enumerate()
+                .map(|(i, d)| Input { data: d, ingress_lif: (i % 5) as u16 })
+                .collect();
+            let mut out = Vec::new();
+            p.process_batch(0, &mut batch, &mut out);
+            out
+        };
+        prop_assert_eq!(run(by_if, &mut pkts), run(by_value, &mut copy));
+    }
+}
+
 proptest! {
     /// Whatever the bytes, one outcome per packet, nothing panics, and
     /// every packet is in exactly one of the verdicts the stats count.
