@@ -5,7 +5,7 @@
 use super::queue::DeviceQueue;
 use super::Device;
 use crate::clock::{Nanos, SimRng};
-use dataplane::abi::TxDesc;
+use dataplane::abi::{RxDesc, TxDesc};
 
 /// A fault to inject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,12 +38,28 @@ pub enum FaultError {
 }
 
 impl Device {
-    /// The TX queue a fault names.
-    fn fault_txq(&mut self, lif: u16, queue: u16) -> Result<&mut DeviceQueue<TxDesc>, FaultError> {
+    /// The LIF a fault names.
+    fn fault_lif(&mut self, lif: u16, queue: u16) -> Result<&mut super::Lif, FaultError> {
         self.lifs
             .get_mut(usize::from(lif))
             .and_then(Option::as_mut)
-            .and_then(|l| l.txqs.get_mut(usize::from(queue)))
+            .ok_or(FaultError::NoQueue { lif, queue })
+    }
+
+    /// The TX queue a fault names.
+    fn fault_txq(&mut self, lif: u16, queue: u16) -> Result<&mut DeviceQueue<TxDesc>, FaultError> {
+        let l = self.fault_lif(lif, queue)?;
+        l.txqs
+            .get_mut(usize::from(queue))
+            .and_then(Option::as_mut)
+            .ok_or(FaultError::NoQueue { lif, queue })
+    }
+
+    /// The RX queue a fault names.
+    fn fault_rxq(&mut self, lif: u16, queue: u16) -> Result<&mut DeviceQueue<RxDesc>, FaultError> {
+        let l = self.fault_lif(lif, queue)?;
+        l.rxqs
+            .get_mut(usize::from(queue))
             .and_then(Option::as_mut)
             .ok_or(FaultError::NoQueue { lif, queue })
     }
@@ -59,15 +75,7 @@ impl Device {
                     .ok_or(FaultError::NoFunction(function))?;
                 func.lose_interrupts = func.lose_interrupts.saturating_add(count);
             }
-            Fault::BadRxDescriptor { lif, queue } => {
-                self.lifs
-                    .get_mut(usize::from(lif))
-                    .and_then(Option::as_mut)
-                    .and_then(|l| l.rxqs.get_mut(usize::from(queue)))
-                    .and_then(Option::as_mut)
-                    .ok_or(FaultError::NoQueue { lif, queue })?
-                    .inject_bad = true
-            }
+            Fault::BadRxDescriptor { lif, queue } => self.fault_rxq(lif, queue)?.inject_bad = true,
             Fault::StallFetch { lif, queue, until } => self.fault_txq(lif, queue)?.stalled_until = until,
             Fault::ResetFunction { function } => {
                 if usize::from(function) >= self.functions.len() {
