@@ -131,10 +131,18 @@ fn main() {
             .collect();
         // FAIRNIC_E2E_ONLY=i runs variant i alone and prints its Mpps (for
         // profiling); no report.
-        if let Some(i) = std::env::var("FAIRNIC_E2E_ONLY").ok().and_then(|v| v.parse::<usize>().ok()) {
+        if let Some(i) = std::env::var("FAIRNIC_E2E_ONLY")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+        {
             let mut keep = vec![variants.remove(i.min(VARIANTS.len() - 1))];
             let r = interleave(rounds, &mut keep);
-            println!("{}: {:?} Mpps, engine {:?} ns/frame", keep[0].0, r[0], engine[i.min(VARIANTS.len() - 1)].borrow());
+            println!(
+                "{}: {:?} Mpps, engine {:?} ns/frame",
+                keep[0].0,
+                r[0],
+                engine[i.min(VARIANTS.len() - 1)].borrow()
+            );
             return;
         }
         interleave(rounds, &mut variants)

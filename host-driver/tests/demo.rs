@@ -6,17 +6,18 @@
 //! are shares and ratios the device's scheduler and meters decide, not
 //! host speed.
 
+mod support;
+
 use host_driver::apps::demo::{self, DemoConfig, Role};
 use host_driver::apps::{Mode, Ports};
-use host_driver::backend::vfio_user::VfioUserBackend;
-use host_driver::control::{ControlServer, ControlState, LoadedPipeline};
+use host_driver::control::LoadedPipeline;
 use host_driver::mem::MemKind;
-use host_driver::nic::{Nic, NicConfig};
+use host_driver::nic::NicConfig;
 use sim::device::DeviceConfig;
 use sim::{ClockKind, PortSpec, Sim, SimConfig};
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::{open_shared, open_shared_vfs, socket_dir, start_control};
 
 const CAPACITY: u64 = 200_000;
 const VICTIM_PPS: u64 = 11_000;
@@ -36,25 +37,18 @@ fn run_demo() -> demo::DemoReport {
         ..SimConfig::default()
     })
     .unwrap();
-    let open = |p: &std::path::Path| {
-        Arc::new(Mutex::new(
-            Nic::open(Box::new(VfioUserBackend::connect(p).unwrap()), &NicConfig::default()).unwrap(),
-        ))
-    };
-    let pf = open(sim.pf_socket());
+    let pf = open_shared(sim.pf_socket(), &NicConfig::default());
     let program = p4::fairnic();
     pf.lock().unwrap().load_pipeline(&program.to_image()).unwrap();
-    let vfs: Vec<_> = (0..3).map(|i| open(sim.vf_socket(i).unwrap())).collect();
+    let vfs = open_shared_vfs(&sim, 3, &NicConfig::default());
     let mut ports = Ports::setup(vfs.clone(), 1, 9, 4096, Mode::Interrupt, MemKind::Pages).unwrap();
-    let state = Arc::new(ControlState {
-        nics: std::iter::once(pf.clone()).chain(vfs).collect(),
-        app: "demo".into(),
-        app_stats: Mutex::new((0.0, Vec::new())),
-        pipeline: Mutex::new(Some(LoadedPipeline::new(program))),
-    });
-    let dir = std::env::temp_dir().join(format!("demo-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let server = ControlServer::start(&dir.join("nicdrv.sock"), state).unwrap();
+    let dir = socket_dir("demo-test");
+    let server = start_control(
+        &dir.join("nicdrv.sock"),
+        "demo",
+        std::iter::once(pf.clone()).chain(vfs).collect(),
+        Some(LoadedPipeline::new(program)),
+    );
     let cfg = DemoConfig {
         duration: Duration::from_millis(2000),
         stats_interval: Duration::from_millis(250),
@@ -103,7 +97,10 @@ fn lowering_the_aggressors_meter_halfway_gives_the_victims_their_rate() {
     // moderation per VF, and the change.
     let lines: Vec<&str> = r.commands.iter().map(|c| c.line.as_str()).collect();
     assert!(lines[0].starts_with("nicctl table add l2_fwd --key 02:fa:1e:00:00:01 --action to_lif_recirc"));
-    assert_eq!(lines.iter().filter(|l| l.starts_with("nicctl meter set")).count(), 3 + 1);
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("nicctl meter set")).count(),
+        3 + 1
+    );
     assert_eq!(lines.iter().filter(|l| l.starts_with("nicctl coalesce set")).count(), 3);
     let change = r.commands.last().unwrap();
     assert!(
@@ -131,8 +128,16 @@ fn lowering_the_aggressors_meter_halfway_gives_the_victims_their_rate() {
     assert_eq!(aggressor(before).marks.red, 0, "{}", r.text());
     // After: the aggressor's meter is red and deprioritizes it; the
     // victims get what they offer, and the aggressor what is left.
-    assert!(aggressor(after).marks.red > aggressor(after).marks.green, "{}", r.text());
-    assert!(aggressor(after).cost_share < aggressor(before).cost_share - 0.1, "{}", r.text());
+    assert!(
+        aggressor(after).marks.red > aggressor(after).marks.green,
+        "{}",
+        r.text()
+    );
+    assert!(
+        aggressor(after).cost_share < aggressor(before).cost_share - 0.1,
+        "{}",
+        r.text()
+    );
     for v in role(after, Role::Victim) {
         assert!(v.tx_pps > 0.95 * VICTIM_PPS as f64, "{}", r.text());
     }
@@ -141,10 +146,16 @@ fn lowering_the_aggressors_meter_halfway_gives_the_victims_their_rate() {
     // counters read each time.
     assert!(r.timeline.len() >= 6, "{}", r.timeline.len());
     assert!(r.timeline.iter().any(|t| t.phase == 1) && r.timeline.iter().any(|t| t.phase == 2));
-    assert!(r.timeline.iter().all(|t| t.lifs.iter().map(|l| l.cost_share).sum::<f64>() > 0.99));
+    assert!(r
+        .timeline
+        .iter()
+        .all(|t| t.lifs.iter().map(|l| l.cost_share).sum::<f64>() > 0.99));
     // The report as text and JSON.
     let text = r.text();
-    assert!(text.contains("after the change: victims sent") && text.contains("(balanced)"), "{text}");
+    assert!(
+        text.contains("after the change: victims sent") && text.contains("(balanced)"),
+        "{text}"
+    );
     let json: serde_json::Value = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
     assert_eq!(json["phases"].as_array().unwrap().len(), 2);
     assert_eq!(json["gen"]["conservation"]["balanced"], true);

@@ -2,6 +2,8 @@
 //! poll mode and interrupt mode, and the books balance:
 //! sent = received + dropped with a reason.
 
+mod support;
+
 use dataplane::abi::{LifCounter, MeterConfig, MeterMode, MeterPolicy, MeterResource, Moderation, ModerationMode};
 use dataplane::packet::build_udp4;
 use host_driver::backend::vfio_user::VfioUserBackend;
@@ -10,25 +12,12 @@ use host_driver::mem::{DmaMemory, MemKind};
 use host_driver::nic::{DriverError, Lif, Nic, NicConfig};
 use host_driver::pool::{Mbuf, Pool};
 use host_driver::queue::{RxQueue, TxQueue};
-use sim::device::DeviceConfig;
-use sim::{ClockKind, PortSpec, Sim, SimConfig};
+use sim::{ClockKind, PortSpec, Sim};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::{open_nic, start_sim};
 
 const POOL_IOVA: u64 = 0x20_0000_0000;
-
-fn start(vfs: u16, clock: ClockKind) -> Sim {
-    Sim::start(SimConfig {
-        device: DeviceConfig {
-            vfs,
-            ..DeviceConfig::default()
-        },
-        clock,
-        port: PortSpec::Null,
-        ..SimConfig::default()
-    })
-    .expect("sim starts")
-}
 
 struct Port {
     nic: Nic,
@@ -38,9 +27,7 @@ struct Port {
 }
 
 fn open(sim: &Sim, vf: usize, pool_mem: &Arc<DmaMemory>, vector: Option<u16>) -> Port {
-    let backend = VfioUserBackend::connect(sim.vf_socket(vf).unwrap()).expect("connect");
-    let mut nic = Nic::open(Box::new(backend), &NicConfig::default()).expect("bring-up");
-    nic.map_memory(pool_mem).unwrap();
+    let mut nic = open_nic(sim.vf_socket(vf).unwrap(), &NicConfig::default(), Some(pool_mem));
     let lif = nic.create_lif(&format!("vf{vf}"), None).unwrap();
     let tx = nic.create_txq(&lif, 8, None).unwrap();
     let rx = nic.create_rxq(&lif, 8, vector).unwrap();
@@ -61,7 +48,7 @@ fn seq_of(pool: &Pool, m: &Mbuf) -> u64 {
 
 #[test]
 fn poll_mode_moves_traffic_between_three_lifs_and_the_books_balance() {
-    let sim = start(3, ClockKind::Virtual);
+    let sim = start_sim(3, ClockKind::Virtual, PortSpec::Null);
     let mem = Arc::new(DmaMemory::new(32 << 20, POOL_IOVA, MemKind::Pages).unwrap());
     let mut pool = Pool::new(mem.clone(), 4096).unwrap();
     let mut ports: Vec<Port> = (0..3).map(|vf| open(&sim, vf, &mem, None)).collect();
@@ -124,7 +111,7 @@ fn poll_mode_moves_traffic_between_three_lifs_and_the_books_balance() {
 
 #[test]
 fn overload_drops_are_counted_with_their_reason() {
-    let sim = start(2, ClockKind::Virtual);
+    let sim = start_sim(2, ClockKind::Virtual, PortSpec::Null);
     let mem = Arc::new(DmaMemory::new(32 << 20, POOL_IOVA, MemKind::Pages).unwrap());
     let mut pool = Pool::new(mem.clone(), 4096).unwrap();
     let mut a = open(&sim, 0, &mem, None);
@@ -157,7 +144,7 @@ fn overload_drops_are_counted_with_their_reason() {
 
 #[test]
 fn interrupt_mode_sleeps_and_wakes_without_losing_a_packet() {
-    let sim = start(2, ClockKind::Real);
+    let sim = start_sim(2, ClockKind::Real, PortSpec::Null);
     let mem = Arc::new(DmaMemory::new(32 << 20, POOL_IOVA, MemKind::Pages).unwrap());
     let mut pool = Pool::new(mem.clone(), 4096).unwrap();
     let mut a = open(&sim, 0, &mem, None);
@@ -200,11 +187,10 @@ fn interrupt_mode_sleeps_and_wakes_without_losing_a_packet() {
 
 #[test]
 fn admin_surface_meters_moderation_and_permission() {
-    let sim = start(1, ClockKind::Virtual);
+    let sim = start_sim(1, ClockKind::Virtual, PortSpec::Null);
     let mem = Arc::new(DmaMemory::new(4 << 20, POOL_IOVA, MemKind::Pages).unwrap());
     let mut vf = open(&sim, 0, &mem, None);
-    let pf_backend = VfioUserBackend::connect(sim.pf_socket()).unwrap();
-    let mut pf = Nic::open(Box::new(pf_backend), &NicConfig::default()).unwrap();
+    let mut pf = open_nic(sim.pf_socket(), &NicConfig::default(), None);
     assert!(pf.is_pf() && !vf.nic.is_pf());
     let m = MeterConfig {
         resource: MeterResource::Packets.raw(),
@@ -259,7 +245,7 @@ fn a_missing_simulator_is_a_clear_error() {
 /// not reuse a slot whose completion is still unread.
 #[test]
 fn small_rx_bursts_behind_a_large_backlog_lose_nothing() {
-    let sim = start(2, ClockKind::Virtual);
+    let sim = start_sim(2, ClockKind::Virtual, PortSpec::Null);
     let mem = Arc::new(DmaMemory::new(32 << 20, POOL_IOVA, MemKind::Pages).unwrap());
     let mut pool = Pool::new(mem.clone(), 4096).unwrap();
     let mut a = open(&sim, 0, &mem, None);

@@ -4,19 +4,20 @@
 //! (a reset queue's unsent frames, a device drop counter). Nothing is
 //! unaccounted for.
 
+mod support;
+
 use dataplane::abi::{CompStatus, LifCounter};
 use dataplane::packet::build_udp4;
-use host_driver::backend::vfio_user::VfioUserBackend;
 use host_driver::irq::Waiter;
 use host_driver::mem::{DmaMemory, MemKind};
 use host_driver::nic::{Lif, Nic, NicConfig};
 use host_driver::pool::{Mbuf, Pool};
 use host_driver::queue::{QueueError, RxQueue, TxQueue};
 use sim::device::faults::{self, Fault};
-use sim::device::DeviceConfig;
-use sim::{ClockKind, PortSpec, Sim, SimConfig};
+use sim::{ClockKind, PortSpec, Sim};
 use std::sync::Arc;
 use std::time::Duration;
+use support::{open_nic, start_sim};
 
 const POOL_IOVA: u64 = 0x50_0000_0000;
 const US: u64 = 1_000;
@@ -43,16 +44,7 @@ struct Rig {
 
 impl Rig {
     fn new(interrupts: bool) -> Rig {
-        let sim = Sim::start(SimConfig {
-            device: DeviceConfig {
-                vfs: 2,
-                ..DeviceConfig::default()
-            },
-            clock: ClockKind::Virtual,
-            port: PortSpec::Null,
-            ..SimConfig::default()
-        })
-        .unwrap();
+        let sim = start_sim(2, ClockKind::Virtual, PortSpec::Null);
         let mem = Arc::new(DmaMemory::new(16 << 20, POOL_IOVA, MemKind::Pages).unwrap());
         let mut pool = Pool::new(mem.clone(), 4096).unwrap();
         let mut vf = |i: usize, vector: Option<u16>| {
@@ -62,12 +54,7 @@ impl Rig {
                 timeout: Duration::from_millis(100),
                 ..NicConfig::default()
             };
-            let mut nic = Nic::open(
-                Box::new(VfioUserBackend::connect(sim.vf_socket(i).unwrap()).unwrap()),
-                &cfg,
-            )
-            .unwrap();
-            nic.map_memory(&mem).unwrap();
+            let mut nic = open_nic(sim.vf_socket(i).unwrap(), &cfg, Some(&mem));
             let lif = nic.create_lif(&format!("vf{i}"), None).unwrap();
             let tx = nic.create_txq(&lif, 7, None).unwrap();
             let mut rx = nic.create_rxq(&lif, 10, vector).unwrap();

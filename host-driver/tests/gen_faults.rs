@@ -3,36 +3,22 @@
 //! resets the queue and goes on, and its books still balance with the
 //! lost frames counted under "queue_reset".
 
+mod support;
+
 use host_driver::apps::gen::{self, Flows, GenConfig};
 use host_driver::apps::{Mode, Ports};
-use host_driver::backend::vfio_user::VfioUserBackend;
 use host_driver::mem::MemKind;
-use host_driver::nic::{Nic, NicConfig};
+use host_driver::nic::NicConfig;
 use sim::device::faults::Fault;
-use sim::device::DeviceConfig;
-use sim::{ClockKind, PortSpec, Sim, SimConfig};
+use sim::{ClockKind, PortSpec, Sim};
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::{open_shared_vfs, start_sim};
 
 #[test]
 fn gen_resets_a_stopped_queue_and_the_books_balance() {
-    let sim = Sim::start(SimConfig {
-        device: DeviceConfig {
-            vfs: 2,
-            ..DeviceConfig::default()
-        },
-        clock: ClockKind::Real,
-        port: PortSpec::Null,
-        ..SimConfig::default()
-    })
-    .unwrap();
-    let nics: Vec<Arc<Mutex<Nic>>> = (0..2)
-        .map(|i| {
-            let b = VfioUserBackend::connect(sim.vf_socket(i).unwrap()).unwrap();
-            Arc::new(Mutex::new(Nic::open(Box::new(b), &NicConfig::default()).unwrap()))
-        })
-        .collect();
+    let sim = start_sim(2, ClockKind::Real, PortSpec::Null);
+    let nics = open_shared_vfs(&sim, 2, &NicConfig::default());
     let mut ports = Ports::setup(nics, 1, 8, 4096, Mode::Poll, MemKind::Pages).unwrap();
     let lif = ports.ports[0].lif.id;
     let cfg = GenConfig {
@@ -75,26 +61,12 @@ fn gen_resets_a_stopped_queue_and_the_books_balance() {
 /// Two VFs (admin timeout 100 ms, so the watchdog's health check is quick)
 /// with one LIF each, polled, 10 kpps each way.
 fn two_vfs() -> (Sim, Ports) {
-    let sim = Sim::start(SimConfig {
-        device: DeviceConfig {
-            vfs: 2,
-            ..DeviceConfig::default()
-        },
-        clock: ClockKind::Real,
-        port: PortSpec::Null,
-        ..SimConfig::default()
-    })
-    .unwrap();
+    let sim = start_sim(2, ClockKind::Real, PortSpec::Null);
     let cfg = NicConfig {
         timeout: Duration::from_millis(100),
         ..NicConfig::default()
     };
-    let nics: Vec<Arc<Mutex<Nic>>> = (0..2)
-        .map(|i| {
-            let b = VfioUserBackend::connect(sim.vf_socket(i).unwrap()).unwrap();
-            Arc::new(Mutex::new(Nic::open(Box::new(b), &cfg).unwrap()))
-        })
-        .collect();
+    let nics = open_shared_vfs(&sim, 2, &cfg);
     // Rings of 1024 at 10 kpps: 100 ms of buffering, so that even a debug
     // build on a busy machine never runs the RX rings dry (a drop the
     // device counts on a LIF that a reset then takes away, or on a device
@@ -146,7 +118,11 @@ fn gen_brings_back_a_function_that_reset_and_the_books_balance() {
     let new_lif = report.lifs[0].lif;
     assert_ne!(new_lif, u16::MAX);
     let _ = old_lif;
-    assert!(report.lifs[0].received > 8_000 && report.lifs[1].received > 8_000, "{}", report.text());
+    assert!(
+        report.lifs[0].received > 8_000 && report.lifs[1].received > 8_000,
+        "{}",
+        report.text()
+    );
     assert!(report.lifs[0].sent > report.lifs[0].received / 2);
 }
 
@@ -175,5 +151,9 @@ fn gen_stops_clearly_when_the_simulator_vanishes() {
     // the device dropped nothing before, so the books still balance.
     let c = &report.conservation;
     assert!(c.balanced, "books: {c:?}\n{}", report.text());
-    assert!(report.lifs.iter().any(|l| l.drops.contains_key("device_gone")), "{}", report.text());
+    assert!(
+        report.lifs.iter().any(|l| l.drops.contains_key("device_gone")),
+        "{}",
+        report.text()
+    );
 }

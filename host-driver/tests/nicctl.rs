@@ -2,58 +2,24 @@
 //! server over a simulated device (PF + one VF): what a lab engineer types,
 //! end to end.
 
-use host_driver::backend::vfio_user::VfioUserBackend;
-use host_driver::control::{ControlServer, ControlState};
-use host_driver::nic::{Nic, NicConfig};
-use sim::device::DeviceConfig;
-use sim::{ClockKind, PortSpec, Sim, SimConfig};
-use std::path::Path;
+mod support;
+
+use host_driver::nic::NicConfig;
+use sim::{ClockKind, PortSpec};
 use std::sync::{Arc, Mutex};
-
-/// Run nicctl on `socket` with `args` (words split on spaces).
-fn nicctl(socket: &Path, args: &str) -> (i32, String, String) {
-    let mut all = vec!["nicctl", "--socket", socket.to_str().unwrap()];
-    all.extend(args.split_whitespace());
-    let (mut o, mut e) = (Vec::new(), Vec::new());
-    let code = mgmt::cli::run(all, &mut o, &mut e);
-    (code, String::from_utf8(o).unwrap(), String::from_utf8(e).unwrap())
-}
-
-fn open(path: &Path) -> Nic {
-    Nic::open(Box::new(VfioUserBackend::connect(path).unwrap()), &NicConfig::default()).unwrap()
-}
-
-fn serve(dir: &Path, name: &str, nics: Vec<Arc<Mutex<Nic>>>) -> ControlServer {
-    let state = Arc::new(ControlState {
-        nics,
-        app: "test".into(),
-        app_stats: Mutex::new((0.0, Vec::new())),
-        pipeline: Mutex::new(None),
-    });
-    ControlServer::start(&dir.join(name), state).unwrap()
-}
+use support::{nicctl, open_nic, socket_dir, start_control, start_sim};
 
 #[test]
 fn lif_list_meter_set_show_stats_and_coalesce_through_the_socket() {
-    let sim = Sim::start(SimConfig {
-        device: DeviceConfig {
-            vfs: 1,
-            ..DeviceConfig::default()
-        },
-        clock: ClockKind::Virtual,
-        port: PortSpec::Null,
-        ..SimConfig::default()
-    })
-    .unwrap();
-    let mut pf = open(sim.pf_socket());
-    let mut vf = open(sim.vf_socket(0).unwrap());
+    let sim = start_sim(1, ClockKind::Virtual, PortSpec::Null);
+    let mut pf = open_nic(sim.pf_socket(), &NicConfig::default(), None);
+    let mut vf = open_nic(sim.vf_socket(0).unwrap(), &NicConfig::default(), None);
     let pf_lif = pf.create_lif("uplink0", None).unwrap();
     let vf_lif = vf.create_lif("tenant3", None).unwrap();
-    let dir = std::env::temp_dir().join(format!("nicctl-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = socket_dir("nicctl-test");
     let pf = Arc::new(Mutex::new(pf));
     let vf = Arc::new(Mutex::new(vf));
-    let both = serve(&dir, "both.sock", vec![pf.clone(), vf.clone()]);
+    let both = start_control(&dir.join("both.sock"), "test", vec![pf.clone(), vf.clone()], None);
     let s = both.path().to_path_buf();
 
     let (code, out, err) = nicctl(&s, "hello");
@@ -133,7 +99,7 @@ fn lif_list_meter_set_show_stats_and_coalesce_through_the_socket() {
     assert!(out.contains("fixed, latency 20 us"), "{out}");
 
     // A driver that holds only the VF: meters are the PF's business.
-    let vf_only = serve(&dir, "vf.sock", vec![vf.clone()]);
+    let vf_only = start_control(&dir.join("vf.sock"), "test", vec![vf.clone()], None);
     let (code, _, err) = nicctl(
         vf_only.path(),
         &format!("meter set --lif {lif} --resource bytes --cir 1Gbit/s --cburst 64KiB"),

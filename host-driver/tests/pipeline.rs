@@ -3,34 +3,20 @@
 //! runs it on frames between VFs; `nicctl table` programs its tables
 //! through the control socket; a bad image is refused and changes nothing.
 
+mod support;
+
 use dataplane::abi::{AdminStatus, LifCounter, MeterConfig, MeterMode, MeterPolicy, MeterResource};
 use dataplane::packet::build_udp4;
-use host_driver::backend::vfio_user::VfioUserBackend;
-use host_driver::control::{ControlServer, ControlState, LoadedPipeline};
+use host_driver::control::LoadedPipeline;
 use host_driver::mem::{DmaMemory, MemKind};
 use host_driver::nic::{DriverError, Lif, Nic, NicConfig};
 use host_driver::pool::{Mbuf, Pool};
 use host_driver::queue::{RxQueue, TxQueue};
-use sim::device::DeviceConfig;
-use sim::{ClockKind, PortSpec, Sim, SimConfig};
-use std::path::Path;
+use sim::{ClockKind, PortSpec, Sim};
 use std::sync::{Arc, Mutex};
+use support::{nicctl, open_nic, socket_dir, start_control, start_sim};
 
 const POOL_IOVA: u64 = 0x30_0000_0000;
-
-fn nicctl(socket: &Path, args: &str) -> (i32, String, String) {
-    let mut all = vec!["nicctl", "--socket", socket.to_str().unwrap()];
-    all.extend(args.split_whitespace());
-    let (mut o, mut e) = (Vec::new(), Vec::new());
-    let code = mgmt::cli::run(all, &mut o, &mut e);
-    (code, String::from_utf8(o).unwrap(), String::from_utf8(e).unwrap())
-}
-
-fn open(path: &Path, mem: &Arc<DmaMemory>) -> Nic {
-    let mut n = Nic::open(Box::new(VfioUserBackend::connect(path).unwrap()), &NicConfig::default()).unwrap();
-    n.map_memory(mem).unwrap();
-    n
-}
 
 struct Vf {
     nic: Nic,
@@ -61,22 +47,13 @@ fn recv(vf: &mut Vf, pool: &mut Pool) -> Vec<Vec<u8>> {
 
 #[test]
 fn fairnic_p4_loads_forwards_and_its_tables_are_programmed_by_nicctl() {
-    let sim = Sim::start(SimConfig {
-        device: DeviceConfig {
-            vfs: 2,
-            ..DeviceConfig::default()
-        },
-        clock: ClockKind::Virtual,
-        port: PortSpec::Null,
-        ..SimConfig::default()
-    })
-    .unwrap();
+    let sim = start_sim(2, ClockKind::Virtual, PortSpec::Null);
     let mem = Arc::new(DmaMemory::new(8 << 20, POOL_IOVA, MemKind::Pages).unwrap());
     let mut pool = Pool::new(mem.clone(), 1024).unwrap();
-    let mut pf = open(sim.pf_socket(), &mem);
+    let mut pf = open_nic(sim.pf_socket(), &NicConfig::default(), Some(&mem));
     let mut vfs: Vec<Vf> = (0..2)
         .map(|i| {
-            let mut nic = open(sim.vf_socket(i).unwrap(), &mem);
+            let mut nic = open_nic(sim.vf_socket(i).unwrap(), &NicConfig::default(), Some(&mem));
             let lif = nic.create_lif(&format!("vf{i}"), None).unwrap();
             let tx = nic.create_txq(&lif, 8, None).unwrap();
             let mut rx = nic.create_rxq(&lif, 8, None).unwrap();
@@ -123,16 +100,14 @@ fn fairnic_p4_loads_forwards_and_its_tables_are_programmed_by_nicctl() {
     assert_eq!(st.get(LifCounter::DropParseError), 1);
 
     // The control plane: a drop entry through nicctl.
-    let dir = std::env::temp_dir().join(format!("pipeline-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = socket_dir("pipeline-test");
     let pf = Arc::new(Mutex::new(pf));
-    let state = Arc::new(ControlState {
-        nics: vec![pf.clone()],
-        app: "test".into(),
-        app_stats: Mutex::new((0.0, Vec::new())),
-        pipeline: Mutex::new(Some(LoadedPipeline::new(prog))),
-    });
-    let server = ControlServer::start(&dir.join("p4.sock"), state).unwrap();
+    let server = start_control(
+        &dir.join("p4.sock"),
+        "test",
+        vec![pf.clone()],
+        Some(LoadedPipeline::new(prog)),
+    );
     let s = server.path().to_path_buf();
     let mac_b = b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":");
     let (code, out, err) = nicctl(&s, "table show");

@@ -4,40 +4,22 @@
 //! frames from the wire and is counted with its reason. Completions carry
 //! the sender's meter color.
 
+mod support;
+
 use dataplane::abi::{LifCounter, MeterColor, MeterConfig, MeterMode, MeterPolicy, MeterResource};
 use dataplane::packet::build_udp4;
-use host_driver::backend::vfio_user::VfioUserBackend;
 use host_driver::mem::{DmaMemory, MemKind};
-use host_driver::nic::{Lif, Nic, NicConfig};
+use host_driver::nic::{Lif, NicConfig};
 use host_driver::pool::{Mbuf, Pool};
 use host_driver::queue::{RxQueue, TxQueue};
-use sim::device::DeviceConfig;
 use sim::port::GenConfig;
-use sim::{ClockKind, PortSpec, Sim, SimConfig};
+use sim::{ClockKind, PortSpec};
 use std::sync::Arc;
+use support::{open_nic, start_sim};
 
 const POOL_IOVA: u64 = 0x20_0000_0000;
 /// The default virtual pipeline: 100 M units/s, 5 units per UDP frame.
 const FRAME_COST: u64 = 5;
-
-fn start(vfs: u16, port: PortSpec) -> Sim {
-    Sim::start(SimConfig {
-        device: DeviceConfig {
-            vfs,
-            ..DeviceConfig::default()
-        },
-        clock: ClockKind::Virtual,
-        port,
-        ..SimConfig::default()
-    })
-    .unwrap()
-}
-
-fn open(path: &std::path::Path, mem: &Arc<DmaMemory>) -> Nic {
-    let mut n = Nic::open(Box::new(VfioUserBackend::connect(path).unwrap()), &NicConfig::default()).unwrap();
-    n.map_memory(mem).unwrap();
-    n
-}
 
 fn cost_meter(cir: u64, cburst: u64, policy: MeterPolicy) -> MeterConfig {
     MeterConfig {
@@ -97,12 +79,12 @@ fn drain(rx: &mut RxQueue, pool: &mut Pool, got: &mut Vec<(u64, u32, MeterColor,
 
 #[test]
 fn backpressure_holds_a_lif_to_its_rate_and_loses_nothing() {
-    let sim = start(2, PortSpec::Null);
+    let sim = start_sim(2, ClockKind::Virtual, PortSpec::Null);
     let mem = Arc::new(DmaMemory::new(32 << 20, POOL_IOVA, MemKind::Pages).unwrap());
     let mut pool = Pool::new(mem.clone(), 8192).unwrap();
-    let mut pf = open(sim.pf_socket(), &mem);
-    let mut a = open(sim.vf_socket(0).unwrap(), &mem);
-    let mut b = open(sim.vf_socket(1).unwrap(), &mem);
+    let mut pf = open_nic(sim.pf_socket(), &NicConfig::default(), Some(&mem));
+    let mut a = open_nic(sim.vf_socket(0).unwrap(), &NicConfig::default(), Some(&mem));
+    let mut b = open_nic(sim.vf_socket(1).unwrap(), &NicConfig::default(), Some(&mem));
     let la = a.create_lif("a", None).unwrap();
     let lb = b.create_lif("b", None).unwrap();
     let mut rx = b.create_rxq(&lb, 11, None).unwrap();
@@ -153,13 +135,13 @@ fn backpressure_holds_a_lif_to_its_rate_and_loses_nothing() {
 
 #[test]
 fn deprioritize_is_work_conserving_and_yields_to_others() {
-    let sim = start(3, PortSpec::Null);
+    let sim = start_sim(3, ClockKind::Virtual, PortSpec::Null);
     let mem = Arc::new(DmaMemory::new(64 << 20, POOL_IOVA, MemKind::Pages).unwrap());
     let mut pool = Pool::new(mem.clone(), 16384).unwrap();
-    let mut pf = open(sim.pf_socket(), &mem);
-    let mut a = open(sim.vf_socket(0).unwrap(), &mem);
-    let mut c = open(sim.vf_socket(1).unwrap(), &mem);
-    let mut b = open(sim.vf_socket(2).unwrap(), &mem);
+    let mut pf = open_nic(sim.pf_socket(), &NicConfig::default(), Some(&mem));
+    let mut a = open_nic(sim.vf_socket(0).unwrap(), &NicConfig::default(), Some(&mem));
+    let mut c = open_nic(sim.vf_socket(1).unwrap(), &NicConfig::default(), Some(&mem));
+    let mut b = open_nic(sim.vf_socket(2).unwrap(), &NicConfig::default(), Some(&mem));
     let la = a.create_lif("a", None).unwrap();
     let lc = c.create_lif("c", None).unwrap();
     let lb = b.create_lif("sink", None).unwrap();
@@ -221,8 +203,9 @@ fn deprioritize_is_work_conserving_and_yields_to_others() {
 fn drop_applies_to_wire_ingress_and_is_counted_with_its_reason() {
     let mac = [0x02, 0x00, 0x00, 0x00, 0x0a, 0x01];
     let offered = 2000u64;
-    let sim = start(
+    let sim = start_sim(
         1,
+        ClockKind::Virtual,
         PortSpec::Gen(GenConfig {
             rate_pps: 1_000_000,
             sizes: vec![(64, 1)],
@@ -232,8 +215,8 @@ fn drop_applies_to_wire_ingress_and_is_counted_with_its_reason() {
     );
     let mem = Arc::new(DmaMemory::new(32 << 20, POOL_IOVA, MemKind::Pages).unwrap());
     let mut pool = Pool::new(mem.clone(), 8192).unwrap();
-    let mut pf = open(sim.pf_socket(), &mem);
-    let mut v = open(sim.vf_socket(0).unwrap(), &mem);
+    let mut pf = open_nic(sim.pf_socket(), &NicConfig::default(), Some(&mem));
+    let mut v = open_nic(sim.vf_socket(0).unwrap(), &NicConfig::default(), Some(&mem));
     let lv = v.create_lif("v", Some(mac)).unwrap();
     let mut rx = v.create_rxq(&lv, 12, None).unwrap();
     rx.set_polling();

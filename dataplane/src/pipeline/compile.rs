@@ -354,7 +354,10 @@ impl<const L: usize> Compiler<'_, L> {
                 return Arc::new(move |b, m| m & !a(b, m));
             }
             Expr::Binary {
-                op: BinOp::And, lhs, rhs, ..
+                op: BinOp::And,
+                lhs,
+                rhs,
+                ..
             } => {
                 let (l, r) = (self.cond(lhs), self.cond(rhs));
                 return Arc::new(move |b, m| {
@@ -366,7 +369,12 @@ impl<const L: usize> Compiler<'_, L> {
                     }
                 });
             }
-            Expr::Binary { op: BinOp::Or, lhs, rhs, .. } => {
+            Expr::Binary {
+                op: BinOp::Or,
+                lhs,
+                rhs,
+                ..
+            } => {
                 let (l, r) = (self.cond(lhs), self.cond(rhs));
                 return Arc::new(move |b, m| {
                     let x = l(b, m);

@@ -551,14 +551,17 @@ fn arb_cond() -> impl Strategy<Value = Expr> {
     ];
     let leaf = prop_oneof![
         (0u16..3).prop_map(Expr::Valid),
-        (cmp.clone(), prop_oneof![Just(std_meta::INGRESS_LIF), Just(std_meta::PACKET_LENGTH)], 0u64..70).prop_map(
-            |(op, m, v)| Expr::Binary {
+        (
+            cmp.clone(),
+            prop_oneof![Just(std_meta::INGRESS_LIF), Just(std_meta::PACKET_LENGTH)],
+            0u64..70
+        )
+            .prop_map(|(op, m, v)| Expr::Binary {
                 op,
                 lhs: Box::new(Expr::Field(FieldRef::Meta(m))),
                 rhs: Box::new(k(16, v)),
                 width: 1,
-            }
-        ),
+            }),
         (cmp, 0u64..80).prop_map(|(op, v)| Expr::Binary {
             op,
             lhs: Box::new(Expr::Field(f(IPV4, 6))),

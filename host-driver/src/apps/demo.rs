@@ -383,7 +383,10 @@ pub fn run(ports: &mut Ports, cfg: &DemoConfig, stop: &AtomicBool) -> Result<Dem
         (0..n).map(|_| Acc::new()).collect(),
         (0..n).map(|_| Acc::new()).collect(),
     ];
-    let mut last: Vec<LifStats> = (0..n).map(read_stats).collect::<Result<_, _>>().map_err(AppError::Config)?;
+    let mut last: Vec<LifStats> = (0..n)
+        .map(read_stats)
+        .collect::<Result<_, _>>()
+        .map_err(AppError::Config)?;
     let mut timeline: Vec<Tick> = Vec::new();
     let mut failure: Option<AppError> = None;
     let tty = cfg.live && std::io::stdout().is_terminal();
@@ -417,7 +420,11 @@ pub fn run(ports: &mut Ports, cfg: &DemoConfig, stop: &AtomicBool) -> Result<Dem
             }
         };
         let cost: Vec<f64> = (0..n)
-            .map(|i| now[i].get(LifCounter::CostUnits).saturating_sub(last[i].get(LifCounter::CostUnits)) as f64)
+            .map(|i| {
+                now[i]
+                    .get(LifCounter::CostUnits)
+                    .saturating_sub(last[i].get(LifCounter::CostUnits)) as f64
+            })
             .collect();
         let total_cost: f64 = cost.iter().sum::<f64>().max(1.0);
         let p = usize::from(phase - 1);
@@ -434,7 +441,9 @@ pub fn run(ports: &mut Ports, cfg: &DemoConfig, stop: &AtomicBool) -> Result<Dem
                 }
             }
             let marks = Marks::of(&now[i], &last[i]);
-            let irqs = now[i].get(LifCounter::Interrupts).saturating_sub(last[i].get(LifCounter::Interrupts)) as f64;
+            let irqs = now[i]
+                .get(LifCounter::Interrupts)
+                .saturating_sub(last[i].get(LifCounter::Interrupts)) as f64;
             let l = &iv.lifs[i];
             // Ring flows: port i's frames arrive at port i + 1.
             let sent_latency = &iv.latency[(i + 1) % n];
@@ -577,13 +586,7 @@ pub fn run(ports: &mut Ports, cfg: &DemoConfig, stop: &AtomicBool) -> Result<Dem
             }
         })
         .collect();
-    let victims = |p: &Phase| -> f64 {
-        p.lifs
-            .iter()
-            .filter(|l| l.role == Role::Victim)
-            .map(|l| l.tx_pps)
-            .sum()
-    };
+    let victims = |p: &Phase| -> f64 { p.lifs.iter().filter(|l| l.role == Role::Victim).map(|l| l.tx_pps).sum() };
     let victim_tx_ratio = victims(&phases[1]) / victims(&phases[0]).max(1e-9);
     Ok(DemoReport {
         app: "demo",

@@ -277,7 +277,10 @@ fn run(args: Args) -> Result<bool, String> {
     }
     let sizes = parse_sizes(&args.sizes).map_err(|e| format!("--sizes: {e}"))?;
     let extra_ids = args.pci_id.iter().map(|s| parse_id(s)).collect::<Result<Vec<_>, _>>()?;
-    let mode = match args.mode.unwrap_or(if demo { ModeArg::Interrupt } else { ModeArg::Poll }) {
+    let mode = match args
+        .mode
+        .unwrap_or(if demo { ModeArg::Interrupt } else { ModeArg::Poll })
+    {
         ModeArg::Poll => Mode::Poll,
         ModeArg::Interrupt => Mode::Interrupt,
     };
@@ -288,7 +291,10 @@ fn run(args: Args) -> Result<bool, String> {
     if demo && !(1..=7).contains(&args.passes) {
         return Err(format!("--passes {}: must be 1..=7", args.passes));
     }
-    let basis = match args.sched.unwrap_or(if demo { SchedArg::Packets } else { SchedArg::Cost }) {
+    let basis = match args
+        .sched
+        .unwrap_or(if demo { SchedArg::Packets } else { SchedArg::Cost })
+    {
         SchedArg::Packets => dataplane::fair::Basis::Packets,
         SchedArg::Cost => dataplane::fair::Basis::Cost,
     };
@@ -436,7 +442,11 @@ fn run(args: Args) -> Result<bool, String> {
             let cfg = DemoConfig {
                 duration,
                 stats_interval: interval,
-                victim_pps: if args.victim_rate == 0 { 400_000 } else { args.victim_rate },
+                victim_pps: if args.victim_rate == 0 {
+                    400_000
+                } else {
+                    args.victim_rate
+                },
                 passes: args.passes,
                 capacity: capacity.unwrap_or(10_000_000),
                 control: control_path.clone(),
