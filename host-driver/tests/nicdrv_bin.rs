@@ -63,6 +63,57 @@ fn gen_in_both_modes_balances_the_books() {
     }
 }
 
+/// The README's main command with no subcommand is the demo: here shorter
+/// and lighter (a debug build on a busy machine carries it), with the
+/// pipeline loaded through the PF, the nicctl commands, both phases and
+/// the books in its JSON report. What the meters achieve is checked by
+/// `tests/demo.rs`; this checks the binary's wiring.
+#[test]
+fn the_main_command_runs_the_demo() {
+    let json = tmp("demo.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_nicdrv"))
+        .args([
+            "--duration",
+            "2",
+            "--stats-interval",
+            "0.25",
+            "--capacity",
+            "1000000",
+            "--victim-rate",
+            "30000",
+        ])
+        .arg("--control")
+        .arg(tmp("demo.sock"))
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("nicdrv runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "pipeline fairnic loaded",
+        "$ nicctl table add l2_fwd",
+        "$ nicctl meter set --lif 3 --resource cost --cir 250000units/s",
+        "phase 2: LIF 3's cost meter at its fair share",
+        "after the change: victims sent",
+        "(balanced)",
+    ] {
+        assert!(stdout.contains(want), "missing '{want}' in:\n{stdout}");
+    }
+    let r = report(&json);
+    assert_eq!(r["app"], "demo");
+    assert_eq!(r["gen"]["conservation"]["balanced"], true);
+    assert_eq!(r["phases"].as_array().unwrap().len(), 2);
+    assert!(r["timeline"].as_array().unwrap().len() >= 6);
+    assert_eq!(r["gen"]["lifs"].as_array().unwrap().len(), 4, "a LIF per VF");
+    assert!(r["commands"].as_array().unwrap().len() >= 1 + 4 + 4 + 1);
+    let _ = std::fs::remove_file(json);
+}
+
 fn ask(sock: &PathBuf, line: &str) -> Response {
     let mut s = UnixStream::connect(sock).unwrap();
     s.write_all(line.as_bytes()).unwrap();
