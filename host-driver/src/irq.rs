@@ -39,7 +39,8 @@ pub struct Waiter {
     epoll: OwnedFd,
     fds: Vec<Arc<EventFd>>,
     stats: WaitStats,
-    /// The kernel has no `epoll_pwait2` (before 5.11).
+    /// `epoll_pwait2` is not available (a kernel before 5.11, or a seccomp
+    /// filter refuses it).
     no_pwait2: bool,
 }
 
@@ -142,8 +143,8 @@ impl Waiter {
 
     /// `epoll_pwait2` with a nanosecond timeout (a rate-limited sender
     /// sleeps microseconds: `epoll_wait`'s milliseconds would turn 20 µs
-    /// into a busy poll or a 1 ms stall); `epoll_wait` on kernels before
-    /// 5.11.
+    /// into a busy poll or a 1 ms stall); `epoll_wait` where it is not
+    /// available.
     fn epoll_wait(&mut self, events: &mut [libc::epoll_event; 16], timeout: Duration) -> i32 {
         if !self.no_pwait2 {
             let ts = libc::timespec {
@@ -163,7 +164,10 @@ impl Waiter {
                     0usize,
                 )
             };
-            if n >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS) {
+            // ENOSYS: a kernel before 5.11; EPERM: a seccomp filter that
+            // does not know the call (older container profiles).
+            let errno = std::io::Error::last_os_error().raw_os_error();
+            if n >= 0 || !matches!(errno, Some(libc::ENOSYS) | Some(libc::EPERM)) {
                 return n as i32;
             }
             self.no_pwait2 = true;

@@ -361,6 +361,12 @@ impl Nic {
             .collect())
     }
 
+    /// The counters of this function's LIFs that the device destroyed (by
+    /// `LifDestroy`, or a reset that took them with it), summed.
+    pub fn retired_stats(&mut self) -> Result<LifStats, DriverError> {
+        self.stats(LIF_NONE)
+    }
+
     /// A LIF's device counters.
     pub fn stats(&mut self, lif: u16) -> Result<LifStats, DriverError> {
         self.admin(AdminCommand::StatsGet(self.scratch), lif)?;

@@ -326,6 +326,10 @@ fn a_function_that_resets_mid_traffic_is_detected_and_brought_back() {
     // Recovery: the function again, a new LIF and queues; what the old
     // queue held is dropped with the reason "device reset".
     r.a.nic.recover_from_reset().unwrap();
+    // The old LIF's counters outlive it, in the function's retired counters.
+    let retired = r.a.nic.retired_stats().unwrap();
+    assert_eq!(retired.lif.get(), dataplane::abi::LIF_NONE);
+    assert!(retired.get(LifCounter::TxPackets) >= 60, "{retired:?}");
     let dropped = r.a.tx.abandon(&mut r.pool);
     r.a.rx.release_buffers(&mut r.pool);
     assert_eq!(dropped, 20);

@@ -10,7 +10,7 @@
 
 use super::{AppError, Health, Ports};
 use crate::queue::QueueError;
-use dataplane::abi::LifCounter;
+use dataplane::abi::{LifCounter, LifStats};
 use dataplane::packet::build_udp4;
 use hdrhistogram::Histogram;
 use mgmt::proto::AppLif;
@@ -259,6 +259,10 @@ pub fn run(
     let mut interval_hist: Vec<Histogram<u64>> = (0..n).map(|_| new_hist()).collect();
     let mut burst = Vec::with_capacity(cfg.burst);
     let mut rx = Vec::with_capacity(256);
+    // Each function's retired counters (its LIFs the device destroyed) at
+    // the start: what a reset takes with the old LIFs is added back at the
+    // end from them.
+    let retired_at_start: Vec<Option<LifStats>> = ports.nics.iter().map(|n| retired(n).ok()).collect();
     let t0 = Instant::now();
     let mut last_stats = t0;
     let mut last_counts = (vec![0u64; n], vec![0u64; n]);
@@ -560,10 +564,24 @@ pub fn run(
     let seconds = (drain_since.unwrap_or_else(Instant::now) - t0).as_secs_f64().max(1e-9);
     // A vanished device's counters cannot be read: its drops are unknown
     // (and show as unaccounted).
-    let stats = match gone {
+    let mut stats = match gone {
         None => ports.device_stats()?,
-        Some(_) => vec![dataplane::abi::LifStats::default(); n],
+        Some(_) => vec![LifStats::default(); n],
     };
+    // What LIFs a reset destroyed had counted: on the first port of their
+    // function (the old LIF's successor).
+    if gone.is_none() {
+        for (f, nic) in ports.nics.iter().enumerate() {
+            let (Some(base), Some(owner)) = (&retired_at_start[f], ports.ports.iter().position(|p| p.nic == f)) else {
+                continue;
+            };
+            let now = retired(nic)?;
+            for c in LifCounter::DROPS.into_iter().chain([LifCounter::ToUplink]) {
+                let v = stats[owner].get(c) + now.get(c).saturating_sub(base.get(c));
+                stats[owner].counters[c as usize] = v.into();
+            }
+        }
+    }
     let drop_counters = LifCounter::DROPS;
     let mut lifs = Vec::new();
     let mut dropped = 0u64;
@@ -636,6 +654,11 @@ pub fn run(
             balanced: unaccounted == 0,
         },
     })
+}
+
+/// A function's retired counters.
+fn retired(nic: &std::sync::Arc<std::sync::Mutex<crate::nic::Nic>>) -> Result<LifStats, crate::nic::DriverError> {
+    nic.lock().unwrap_or_else(|e| e.into_inner()).retired_stats()
 }
 
 impl GenReport {

@@ -306,6 +306,18 @@ impl Device {
                 vec.set_moderation(applied);
                 Ok(Outcome::ok(0, 0))
             }
+            AdminCommand::StatsGet(dma) if hdr.lif == abi::LIF_NONE => {
+                // The function's retired counters.
+                let mut st = LifStats {
+                    lif: abi::LIF_NONE.into(),
+                    device_clock: self.now().into(),
+                    ..Default::default()
+                };
+                for (i, c) in self.functions[fi].retired.iter().enumerate().take(LIF_COUNTERS) {
+                    st.counters[i] = U64::new(*c);
+                }
+                self.dma_out(fi, &dma, st.as_bytes())
+            }
             AdminCommand::StatsGet(dma) => {
                 let l = self.owned_lif(fi, hdr.lif)?;
                 let mut st = LifStats {

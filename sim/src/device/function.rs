@@ -282,6 +282,10 @@ pub struct Function {
     pub counters: FunctionCounters,
     /// Fault injection: interrupts still to lose.
     pub lose_interrupts: u32,
+    /// The counters of this function's LIFs that were destroyed (by
+    /// `LifDestroy`, a reset, an FLR), summed: `StatsGet` on `LIF_NONE`.
+    /// Kept across resets, so a driver can close its books.
+    pub retired: [u64; abi::LIF_COUNTERS],
 }
 
 impl Function {
@@ -300,6 +304,7 @@ impl Function {
             lif_slots: vec![None; usize::from(limits.nlifs)],
             counters: FunctionCounters::default(),
             lose_interrupts: 0,
+            retired: [0; abi::LIF_COUNTERS],
         })
     }
 

@@ -470,6 +470,9 @@ impl Device {
         self.switch.remove_lif(l.mac, lif);
         self.sched.set_weight(usize::from(lif), 1);
         let func = &mut self.functions[usize::from(l.function)];
+        for (r, c) in func.retired.iter_mut().zip(&l.counters) {
+            *r += c;
+        }
         func.lif_slots[usize::from(l.slot)] = None;
         func.doorbells.clear_slot(l.slot);
     }
