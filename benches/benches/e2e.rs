@@ -83,7 +83,7 @@ fn run(p4: bool, meters: bool, ms: u64) -> (f64, f64, f64, bool) {
         live: false,
     };
     let stop = AtomicBool::new(false);
-    let r: GenReport = gen::run(&mut ports, &cfg, &stop, &mut |_| {}).expect("gen");
+    let r: GenReport = gen::run(&mut ports, &cfg, &stop, &mut |_| std::ops::ControlFlow::Continue(())).expect("gen");
     let (busy, work) = sim.engine_load();
     drop(ports);
     drop(pf);

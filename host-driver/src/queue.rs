@@ -480,6 +480,16 @@ impl TxQueue {
         Ok(self.ring.free())
     }
 
+    /// As [`TxQueue::room`], reclaiming only when the ring has room for
+    /// fewer than `want` frames (a reclaim reads the head the device
+    /// writes: a cache line it owns).
+    pub fn room_for(&mut self, pool: &mut Pool, want: u32) -> Result<u32, QueueError> {
+        if self.error.is_none() && self.ring.free() >= want {
+            return Ok(self.ring.free());
+        }
+        self.room(pool)
+    }
+
     /// Frames posted and not yet reclaimed.
     pub fn in_flight(&self) -> u32 {
         self.ring.in_flight()
@@ -578,6 +588,14 @@ impl RxQueue {
     /// Receive up to `max` frames into `out`, then refill the ring from
     /// `pool`. Returns how many arrived.
     pub fn rx_burst(&mut self, pool: &mut Pool, out: &mut Vec<Mbuf>, max: usize) -> Result<usize, QueueError> {
+        let got = self.rx_take(pool, out, max)?;
+        self.refill(pool)?;
+        Ok(got)
+    }
+
+    /// Receive up to `max` frames into `out` without refilling the ring (a
+    /// queue about to be abandoned).
+    pub fn rx_take(&mut self, pool: &mut Pool, out: &mut Vec<Mbuf>, max: usize) -> Result<usize, QueueError> {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
@@ -620,7 +638,6 @@ impl RxQueue {
         let state = self.parts.state;
         // SAFETY: see QueueParts::state.
         self.parts.cq.publish(unsafe { state.as_ref() });
-        self.refill(pool)?;
         Ok(got)
     }
 

@@ -42,7 +42,7 @@ fn gen_resets_a_stopped_queue_and_the_books_balance() {
                 sim.device().inject(Fault::BadDescriptor { lif, queue: 0 }).unwrap();
             }
         });
-        gen::run(&mut ports, &cfg, &stop, &mut |_| {}).unwrap()
+        gen::run(&mut ports, &cfg, &stop, &mut |_| std::ops::ControlFlow::Continue(())).unwrap()
     });
     let c = &report.conservation;
     assert!(c.balanced, "books: {c:?}");
@@ -101,7 +101,7 @@ fn gen_brings_back_a_function_that_reset_and_the_books_balance() {
             std::thread::sleep(Duration::from_millis(300));
             sim.device().inject(Fault::ResetFunction { function: vf0 }).unwrap();
         });
-        gen::run(&mut ports, &cfg, &stop, &mut |_| {}).unwrap()
+        gen::run(&mut ports, &cfg, &stop, &mut |_| std::ops::ControlFlow::Continue(())).unwrap()
     });
     let c = &report.conservation;
     assert!(c.balanced, "books: {c:?}\n{}", report.text());
@@ -140,7 +140,7 @@ fn gen_stops_clearly_when_the_simulator_vanishes() {
             std::thread::sleep(Duration::from_millis(300));
             sim.vanish();
         });
-        gen::run(&mut ports, &cfg, &stop, &mut |_| {}).unwrap()
+        gen::run(&mut ports, &cfg, &stop, &mut |_| std::ops::ControlFlow::Continue(())).unwrap()
     });
     assert!(
         t.elapsed() < Duration::from_secs(3),

@@ -219,7 +219,6 @@ impl Sim {
         &self.clock
     }
 
-    /// The device, locked (for inspection; hold it briefly).
     /// Real clock: how long the engine thread spent in passes that did
     /// work, and how much work (descriptors and frames) they did; their
     /// ratio is the device's cost per unit of work on this host, whatever
@@ -231,6 +230,7 @@ impl Sim {
         )
     }
 
+    /// The device, locked (for inspection; hold it briefly).
     pub fn device(&self) -> MutexGuard<'_, Device> {
         self.shared.lock()
     }
@@ -372,11 +372,13 @@ fn engine(shared: Arc<Shared>, max_sleep: Duration) {
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1000, 0, 0, 0) };
     let mut idle = 0u32;
     while !shared.stop.load(Ordering::Acquire) {
-        let started = std::time::Instant::now();
-        let (work, next, now) = {
+        let (work, next, now, started) = {
             let mut d = shared.lock_for_engine();
+            // After the lock: the time waiting for a server thread is not
+            // the engine's.
+            let started = std::time::Instant::now();
             let w = d.poll();
-            (w, d.next_deadline(), d.now())
+            (w, d.next_deadline(), d.now(), started)
         };
         if shared.contended() {
             std::thread::yield_now();

@@ -1117,8 +1117,9 @@ abi_enum! {
         InterruptsSuppressed = 18,
         /// Times the fetch scheduler skipped the LIF for backpressure.
         Backpressured = 19,
-        /// Frames the LIF sent that left through the uplink (to the wire:
-        /// neither received by a LIF nor dropped).
+        /// Frames the LIF sent that the switch sent out of the uplink only
+        /// (to the wire: neither received by a LIF nor dropped; the uplink
+        /// copy of a flooded frame is not counted).
         ToUplink = 20,
     }
 }

@@ -24,7 +24,7 @@
 //! terminal. The report compares the two phases and keeps the books of the
 //! whole run (sent = received + dropped with a reason).
 
-use super::gen::{self, GenConfig, GenReport, Interval, PortTraffic};
+use super::gen::{self, latency_histogram, GenConfig, GenReport, Interval, Latency, PortTraffic};
 use super::{AppError, Mode, Ports};
 use crate::control::counter_name;
 use crate::nic::Nic;
@@ -33,6 +33,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -174,8 +175,9 @@ pub struct DemoReport {
     pub commands: Vec<Command>,
     pub timeline: Vec<Tick>,
     pub phases: Vec<Phase>,
-    /// Victims' throughput after the change over before (1.0: unchanged).
-    pub victim_tx_ratio: f64,
+    /// Victims' throughput after the change over before (1.0: unchanged);
+    /// none when the run stopped before a second phase.
+    pub victim_tx_ratio: Option<f64>,
     /// The whole run's books and per-LIF totals.
     pub gen: GenReport,
 }
@@ -204,7 +206,7 @@ impl Acc {
             marks: Marks::default(),
             drops: BTreeMap::new(),
             interrupts: 0.0,
-            hist: Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds"),
+            hist: latency_histogram(),
         }
     }
 }
@@ -236,6 +238,19 @@ pub fn run(ports: &mut Ports, cfg: &DemoConfig, stop: &AtomicBool) -> Result<Dem
     }
     if cfg.capacity == 0 {
         return Err(AppError::Config("the demo needs a pipeline capacity".into()));
+    }
+    if cfg.victim_pps == 0 {
+        return Err(AppError::Config(
+            "the victims need a rate (--victim-rate, frames per second)".into(),
+        ));
+    }
+    // Half time, then an interval to settle, then at least two to measure.
+    if cfg.duration < 4 * cfg.stats_interval {
+        return Err(AppError::Config(format!(
+            "a demo of {:?} with {:?} between samples has no second phase to measure: \
+             give --duration at least 4 times --stats-interval",
+            cfg.duration, cfg.stats_interval
+        )));
     }
     let roles: Vec<Role> = (0..n)
         .map(|i| if i + 1 == n { Role::Aggressor } else { Role::Victim })
@@ -320,13 +335,22 @@ pub fn run(ports: &mut Ports, cfg: &DemoConfig, stop: &AtomicBool) -> Result<Dem
         )?;
     }
     if ports.mode == Mode::Interrupt {
-        let mut functions: Vec<u16> = ports
-            .nics
+        // Every (function, vector) an RX queue interrupts on, once.
+        let mut vectors: Vec<(u16, u16)> = ports
+            .ports
             .iter()
-            .map(|n| n.lock().unwrap_or_else(|e| e.into_inner()).identity.function_id)
+            .filter_map(|p| {
+                let f = ports.nics[p.nic]
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .identity
+                    .function_id;
+                Some((f, p.rx.vector()?))
+            })
             .collect();
-        functions.dedup();
-        for f in functions {
+        vectors.sort_unstable();
+        vectors.dedup();
+        for (f, v) in vectors {
             nicctl(
                 vec![
                     s("coalesce"),
@@ -334,7 +358,7 @@ pub fn run(ports: &mut Ports, cfg: &DemoConfig, stop: &AtomicBool) -> Result<Dem
                     s("--function"),
                     f.to_string(),
                     s("--vector"),
-                    s("0"),
+                    v.to_string(),
                     s("--mode"),
                     s("adaptive"),
                     s("--latency-us"),
@@ -391,10 +415,7 @@ pub fn run(ports: &mut Ports, cfg: &DemoConfig, stop: &AtomicBool) -> Result<Dem
     let mut failure: Option<AppError> = None;
     let tty = cfg.live && std::io::stdout().is_terminal();
     let mut drawn = 0usize;
-    let header = format!(
-        "{:>4}  {:<9}  {:>8}  {:>8}  {:>8}  {:>6}  {:>10}  {:<28}  {:>9}  {:>8}",
-        "lif", "role", "offered", "tx kpps", "rx kpps", "cost", "meter", "drops", "p99 µs", "irq/s"
-    );
+    let header = table_header();
     if cfg.live {
         println!(
             "\nfairness demo: {} victims at {} kpps each, aggressor LIF {aggressor} (every frame {} pipeline passes), \
@@ -408,15 +429,14 @@ pub fn run(ports: &mut Ports, cfg: &DemoConfig, stop: &AtomicBool) -> Result<Dem
     }
 
     let mut observe = |iv: &Interval<'_>| {
-        if failure.is_some() {
-            return;
-        }
         let dt = iv.length.as_secs_f64().max(1e-9);
         let now: Vec<LifStats> = match (0..n).map(read_stats).collect::<Result<_, _>>() {
             Ok(v) => v,
             Err(e) => {
+                // Stop at once (the report says why) rather than run on
+                // with a frozen table.
                 failure = Some(AppError::Config(format!("reading the device's counters: {e}")));
-                return;
+                return ControlFlow::Break(());
             }
         };
         let cost: Vec<f64> = (0..n)
@@ -447,11 +467,7 @@ pub fn run(ports: &mut Ports, cfg: &DemoConfig, stop: &AtomicBool) -> Result<Dem
             let l = &iv.lifs[i];
             // Ring flows: port i's frames arrive at port i + 1.
             let sent_latency = &iv.latency[(i + 1) % n];
-            let p99_us = if sent_latency.is_empty() {
-                0.0
-            } else {
-                sent_latency.value_at_quantile(0.99) as f64 / 1000.0
-            };
+            let p99_us = iv.lifs[(i + 1) % n].p99_us;
             let f = LifFigures {
                 lif: lif_ids[i],
                 role: roles[i],
@@ -498,6 +514,15 @@ pub fn run(ports: &mut Ports, cfg: &DemoConfig, stop: &AtomicBool) -> Result<Dem
                 out.push_str(&format_row(f));
                 out.push('\n');
             }
+            if tty {
+                // Rows longer than the terminal would wrap, and the redraw
+                // would go up too few lines.
+                let width = terminal_width();
+                out = out
+                    .lines()
+                    .map(|l| l.chars().take(width.saturating_sub(1)).collect::<String>() + "\n")
+                    .collect();
+            }
             let mut stdout = std::io::stdout().lock();
             if tty && drawn > 0 {
                 // Redraw in place: up over the last table, clear below.
@@ -531,19 +556,23 @@ pub fn run(ports: &mut Ports, cfg: &DemoConfig, stop: &AtomicBool) -> Result<Dem
             drawn = 0;
             if let Err(e) = nicctl(args, &mut commands, cfg.live) {
                 failure = Some(e);
-                return;
+                return ControlFlow::Break(());
             }
             phase = 2;
             phase_start[1] = t;
             change_at = t;
         }
+        ControlFlow::Continue(())
     };
     let gen_report = gen::run(ports, &gcfg, stop, &mut observe)?;
     if let Some(e) = failure {
         return Err(e);
     }
     let end = gen_report.seconds;
-    let phases: Vec<Phase> = (0..2)
+    // A run stopped (Ctrl-C) before the change, or before the interval after
+    // it ended, has no second phase.
+    let measured = if accs[1][0].seconds > 0.0 { 2 } else { 1 };
+    let phases: Vec<Phase> = (0..measured)
         .map(|p| {
             let total_cost: f64 = accs[p].iter().map(|a| a.cost).sum::<f64>().max(1.0);
             let lifs = (0..n)
@@ -561,11 +590,7 @@ pub fn run(ports: &mut Ports, cfg: &DemoConfig, stop: &AtomicBool) -> Result<Dem
                         cost_share: a.cost / total_cost,
                         marks: a.marks,
                         drops: a.drops.clone(),
-                        p99_us: if a.hist.is_empty() {
-                            0.0
-                        } else {
-                            a.hist.value_at_quantile(0.99) as f64 / 1000.0
-                        },
+                        p99_us: Latency::of(&a.hist).p99_us,
                         interrupts_per_s: a.interrupts / secs,
                     }
                 })
@@ -587,7 +612,10 @@ pub fn run(ports: &mut Ports, cfg: &DemoConfig, stop: &AtomicBool) -> Result<Dem
         })
         .collect();
     let victims = |p: &Phase| -> f64 { p.lifs.iter().filter(|l| l.role == Role::Victim).map(|l| l.tx_pps).sum() };
-    let victim_tx_ratio = victims(&phases[1]) / victims(&phases[0]).max(1e-9);
+    let victim_tx_ratio = match &phases[..] {
+        [a, b] => Some(victims(b) / victims(a).max(1e-9)),
+        _ => None,
+    };
     Ok(DemoReport {
         app: "demo",
         capacity_units_per_s: cfg.capacity,
@@ -600,6 +628,32 @@ pub fn run(ports: &mut Ports, cfg: &DemoConfig, stop: &AtomicBool) -> Result<Dem
         victim_tx_ratio,
         gen: gen_report,
     })
+}
+
+/// The per-LIF table's header (live and in the report).
+fn table_header() -> String {
+    format!(
+        "{:>4}  {:<9}  {:>8}  {:>8}  {:>8}  {:>6}  {:>10}  {:<28}  {:>9}  {:>8}",
+        "lif", "role", "offered", "tx kpps", "rx kpps", "cost", "meter", "drops", "p99 µs", "irq/s"
+    )
+}
+
+/// Columns of the terminal on stdout (80 when it cannot say).
+fn terminal_width() -> usize {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes a winsize into `ws`, which lives across
+    // the call; a failure leaves it zeroed.
+    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0;
+    if ok && ws.ws_col > 0 {
+        usize::from(ws.ws_col)
+    } else {
+        80
+    }
 }
 
 fn phase_title(phase: u8, capacity: u64, fair_share: u64, aggressor: u16) -> String {
@@ -665,11 +719,7 @@ impl DemoReport {
         );
         for p in &self.phases {
             let _ = writeln!(s, "\n{:.1}-{:.1} s: {}", p.from_s, p.to_s, p.name);
-            let _ = writeln!(
-                s,
-                "{:>4}  {:<9}  {:>8}  {:>8}  {:>8}  {:>6}  {:>10}  {:<28}  {:>9}  {:>8}",
-                "lif", "role", "offered", "tx kpps", "rx kpps", "cost", "meter", "drops", "p99 µs", "irq/s"
-            );
+            let _ = writeln!(s, "{}", table_header());
             for l in &p.lifs {
                 let _ = writeln!(s, "{}", format_row(l));
             }
@@ -688,17 +738,20 @@ impl DemoReport {
                 .map(|l| 100.0 * l.cost_share)
                 .unwrap_or(0.0)
         };
-        if let [a, b] = &self.phases[..] {
+        if let ([a, b], Some(ratio)) = (&self.phases[..], self.victim_tx_ratio) {
             let _ = writeln!(
                 s,
                 "\nafter the change: victims sent {:.2}x as much; their worst p99 {:.1} -> {:.1} µs; \
                  the aggressor's cost share {:.1}% -> {:.1}%",
-                self.victim_tx_ratio,
+                ratio,
                 vp99(a),
                 vp99(b),
                 share(a),
                 share(b)
             );
+        }
+        if self.phases.len() < 2 {
+            let _ = writeln!(s, "\nno second phase: the run stopped before the change was measured");
         }
         let _ = writeln!(s, "\nwhole run:");
         s.push_str(&self.gen.text());

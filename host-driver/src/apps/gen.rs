@@ -15,6 +15,7 @@ use dataplane::packet::build_udp4;
 use hdrhistogram::Histogram;
 use mgmt::proto::AppLif;
 use serde::Serialize;
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -79,7 +80,8 @@ pub struct Latency {
 }
 
 impl Latency {
-    fn of(h: &Histogram<u64>) -> Latency {
+    /// Percentiles of a histogram of nanoseconds.
+    pub fn of(h: &Histogram<u64>) -> Latency {
         if h.is_empty() {
             return Latency::default();
         }
@@ -180,12 +182,13 @@ impl Rng {
 }
 
 /// Run the generator on `ports` until `cfg.duration` or `stop`; `on_stats`
-/// receives the live figures every interval.
+/// receives the live figures every interval, and may end the sending
+/// (`ControlFlow::Break`) as `stop` does.
 pub fn run(
     ports: &mut Ports,
     cfg: &GenConfig,
     stop: &AtomicBool,
-    on_stats: &mut dyn FnMut(&Interval<'_>),
+    on_stats: &mut dyn FnMut(&Interval<'_>) -> ControlFlow<()>,
 ) -> Result<GenReport, AppError> {
     let n = ports.ports.len();
     if n < 2 {
@@ -254,7 +257,7 @@ pub fn run(
     let mut backpressured = vec![0u64; n];
     let mut reset_drops = vec![0u64; n];
     let mut reordered = vec![0u64; n];
-    let new_hist = || Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds");
+    let new_hist = latency_histogram;
     let mut hist: Vec<Histogram<u64>> = (0..n).map(|_| new_hist()).collect();
     let mut interval_hist: Vec<Histogram<u64>> = (0..n).map(|_| new_hist()).collect();
     let mut burst = Vec::with_capacity(cfg.burst);
@@ -271,6 +274,7 @@ pub fn run(
     let mut watch: Vec<(u32, Instant)> = vec![(0, t0); n];
     let mut last_watch = t0;
     let mut device_reset = vec![0u64; n];
+    let mut kicks = vec![0u64; n];
     let mut device_gone = vec![0u64; n];
     let mut events: Vec<String> = Vec::new();
     let mut gone: Option<String> = None;
@@ -283,11 +287,12 @@ pub fn run(
         );
     }
     let mut sending = true;
+    let mut observer_stop = false;
     let mut drain_since: Option<Instant> = None;
     loop {
         let now = Instant::now();
         let elapsed = now - t0;
-        if sending && (elapsed >= cfg.duration || stop.load(Ordering::Relaxed)) {
+        if sending && (elapsed >= cfg.duration || stop.load(Ordering::Relaxed) || observer_stop) {
             sending = false;
             drain_since = Some(now);
         }
@@ -295,19 +300,21 @@ pub fn run(
         if sending {
             for i in 0..n {
                 let rate = traffic[i].rate_pps;
-                let due = if rate == 0 {
-                    cfg.burst as u64
+                let most = cfg.burst as u64;
+                let wanted = if rate == 0 {
+                    most
                 } else {
                     (elapsed.as_nanos() as u64 / 1000 * rate / 1_000_000)
                         .saturating_sub(offered[i])
-                        .min(cfg.burst as u64)
+                        .min(most)
                 };
-                // Build only what the ring takes now (the rest is refused
-                // unbuilt: backpressure), stamped with one send time.
-                let room = if due == 0 {
+                // Build only what the ring takes now, stamped with one send
+                // time. A rate-limited port's due frames the ring refuses
+                // are backpressure; a port without a rate offers what fits.
+                let room = if wanted == 0 {
                     0
                 } else {
-                    match ports.ports[i].tx.room(&mut ports.pool) {
+                    match ports.ports[i].tx.room_for(&mut ports.pool, wanted as u32) {
                         Ok(r) => u64::from(r),
                         // A queue the device stopped is reset below, when
                         // tx_burst reports it.
@@ -315,6 +322,7 @@ pub fn run(
                         Err(e) => return Err(e.into()),
                     }
                 };
+                let due = if rate == 0 { wanted.min(room) } else { wanted };
                 let ts = if room > 0 { t0.elapsed().as_nanos() as u64 } else { 0 };
                 for _ in 0..due.min(room) {
                     let Some(mut m) = ports.pool.alloc() else { break };
@@ -349,10 +357,7 @@ pub fn run(
                     // DMA fault): reset it; what it held and never sent is
                     // dropped, counted with the reason "queue_reset".
                     Err(QueueError::Device { .. }) => {
-                        let nic = ports.nics[ports.ports[i].nic].clone();
-                        let mut g = nic.lock().unwrap_or_else(|e| e.into_inner());
-                        let r = g.reset_txq(&mut ports.ports[i].tx, &mut ports.pool)?;
-                        reset_drops[i] += u64::from(r.dropped);
+                        reset_drops[i] += u64::from(ports.reset_tx(i)?);
                         0
                     }
                     Err(e) => return Err(e.into()),
@@ -376,9 +381,7 @@ pub fn run(
                 // the frames it could not deliver meanwhile are its
                 // drop_queue_error.
                 Err(QueueError::Device { .. }) => {
-                    let nic = ports.nics[ports.ports[j].nic].clone();
-                    let mut g = nic.lock().unwrap_or_else(|e| e.into_inner());
-                    g.reset_rxq(&mut ports.ports[j].rx, &mut ports.pool)?;
+                    ports.reset_rx(j)?;
                     events.push(format!(
                         "{:.2} s: LIF {}: the device stopped the RX queue; reset",
                         t0.elapsed().as_secs_f64(),
@@ -423,12 +426,7 @@ pub fn run(
             if p.tx.in_flight() > 0 && (work == 0 || p.tx.in_flight() > 128) {
                 match p.tx.flush(&mut ports.pool) {
                     Ok(_) => {}
-                    Err(QueueError::Device { .. }) => {
-                        let nic = ports.nics[p.nic].clone();
-                        let mut g = nic.lock().unwrap_or_else(|e| e.into_inner());
-                        let r = g.reset_txq(&mut p.tx, &mut ports.pool)?;
-                        reset_drops[i] += u64::from(r.dropped);
-                    }
+                    Err(QueueError::Device { .. }) => reset_drops[i] += u64::from(ports.reset_tx(i)?),
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -462,13 +460,14 @@ pub fn run(
                     p999_us: l.p999_us,
                 });
             }
-            on_stats(&Interval {
+            let flow = on_stats(&Interval {
                 elapsed,
                 length: now - last_stats,
                 lifs,
                 latency: &interval_hist,
                 backpressured: (0..n).map(|i| backpressured[i] - last_backpressured[i]).collect(),
             });
+            observer_stop |= flow.is_break();
             for h in &mut interval_hist {
                 h.reset();
             }
@@ -491,11 +490,16 @@ pub fn run(
                 let lif = ports.ports[i].lif.id;
                 match ports.check_port(i)? {
                     Health::Kicked => {
+                        // A LIF its meters hold back looks the same: one
+                        // line per LIF, repeats counted.
                         watch[i].1 = now;
-                        events.push(format!(
-                            "{at:.2} s: LIF {lif}: {in_flight} frames not fetched for {WATCHDOG:?}; \
-                             the function answers: doorbell rung again"
-                        ));
+                        kicks[i] += 1;
+                        if kicks[i] == 1 {
+                            events.push(format!(
+                                "{at:.2} s: LIF {lif}: {in_flight} frames not completed for {WATCHDOG:?}; \
+                                 the function answers: doorbell rung again"
+                            ));
+                        }
                     }
                     Health::Recovered(dropped) => {
                         let moved: Vec<usize> = dropped.iter().map(|&(k, ..)| k).collect();
@@ -562,6 +566,14 @@ pub fn run(
         }
     }
     let seconds = (drain_since.unwrap_or_else(Instant::now) - t0).as_secs_f64().max(1e-9);
+    for i in 0..n {
+        if kicks[i] > 1 {
+            events.push(format!(
+                "LIF {}: the watchdog rang the doorbell {} times in all (a LIF its meters hold back shows no progress too)",
+                ports.ports[i].lif.id, kicks[i]
+            ));
+        }
+    }
     // A vanished device's counters cannot be read: its drops are unknown
     // (and show as unaccounted).
     let mut stats = match gone {
@@ -654,6 +666,11 @@ pub fn run(
             balanced: unaccounted == 0,
         },
     })
+}
+
+/// A histogram of latencies in ns, 1 ns to 60 s, 3 significant digits.
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds")
 }
 
 /// A function's retired counters.

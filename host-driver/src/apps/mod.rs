@@ -148,6 +148,22 @@ impl Ports {
         })
     }
 
+    /// Reset port `i`'s TX queue, which the device stopped: returns the
+    /// frames it held and never sent (dropped, reason "queue_reset").
+    pub fn reset_tx(&mut self, i: usize) -> Result<u32, AppError> {
+        let nic = self.nics[self.ports[i].nic].clone();
+        let mut g = nic.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(g.reset_txq(&mut self.ports[i].tx, &mut self.pool)?.dropped)
+    }
+
+    /// Reset port `i`'s RX queue, which the device stopped (the frames it
+    /// could not deliver meanwhile are its `drop_queue_error`).
+    pub fn reset_rx(&mut self, i: usize) -> Result<(), AppError> {
+        let nic = self.nics[self.ports[i].nic].clone();
+        let mut g = nic.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(g.reset_rxq(&mut self.ports[i].rx, &mut self.pool)?)
+    }
+
     /// The watchdog's remedy for port `i`, whose TX queue holds frames the
     /// device has not moved: ask its function whether it is alive. Alive:
     /// ring the doorbell again. Reset by itself: bring it back
@@ -169,12 +185,18 @@ impl Ports {
             }
             Err(e) => tracing::warn!("{}: {e}; resetting the function", g.device()),
         }
-        g.recover_from_reset()?;
+        match g.recover_from_reset() {
+            Ok(()) => {}
+            Err(e @ DriverError::Backend(crate::backend::BackendError::Gone { .. })) => {
+                return Ok(Health::Gone(e.to_string()));
+            }
+            Err(e) => return Err(e.into()),
+        }
         let mut dropped = Vec::new();
         for (k, p) in self.ports.iter_mut().enumerate().filter(|(_, p)| p.nic == f) {
             // What arrived before the reset is in memory still: take it.
             let mut arrived = Vec::new();
-            if let Err(e) = p.rx.rx_burst(&mut self.pool, &mut arrived, usize::MAX) {
+            if let Err(e) = p.rx.rx_take(&mut self.pool, &mut arrived, usize::MAX) {
                 tracing::warn!("{}: the old RX queue: {e}", g.device());
             }
             dropped.push((k, p.tx.abandon(&mut self.pool), arrived));

@@ -442,11 +442,7 @@ fn run(args: Args) -> Result<bool, String> {
             let cfg = DemoConfig {
                 duration,
                 stats_interval: interval,
-                victim_pps: if args.victim_rate == 0 {
-                    400_000
-                } else {
-                    args.victim_rate
-                },
+                victim_pps: args.victim_rate,
                 passes: args.passes,
                 capacity: capacity.unwrap_or(10_000_000),
                 control: control_path.clone(),
@@ -478,7 +474,8 @@ fn run(args: Args) -> Result<bool, String> {
                 live: !args.quiet,
             };
             let r = host_driver::apps::gen::run(&mut ports, &cfg, &STOP, &mut |iv| {
-                publish(iv.elapsed.as_secs_f64(), iv.lifs.clone())
+                publish(iv.elapsed.as_secs_f64(), iv.lifs.clone());
+                std::ops::ControlFlow::Continue(())
             })
             .map_err(|e| e.to_string())?;
             (

@@ -554,9 +554,8 @@ impl Device {
                         self.rx_deliver(d, frame, m, now);
                     }
                 }
-                if let Source::Lif(l) = src {
+                if matches!(src, Source::Lif(_)) {
                     self.port.transmit(m.done, frame);
-                    self.lif_count(usize::from(l), LifCounter::ToUplink, 1);
                 }
             }
             Verdict::DropByTable => self.source_count(src, LifCounter::DropPipeline),
@@ -680,7 +679,8 @@ impl Device {
             c.flags |= comp_flags::TRUNCATED;
         }
         rxq.core.post_completion(c);
-        rxq.ring.write_back();
+        // Slots up to the next cached descriptor are the driver's again.
+        rxq.ring.write_back_to(rxq.next_index());
         lif.count(LifCounter::DmaBytes, 16 + 16 + len as u64);
         if truncated {
             lif.count(LifCounter::DropTooLong, 1);

@@ -356,12 +356,12 @@ impl Device {
         for lif in self.lifs.iter_mut().flatten().filter(|l| l.function == f) {
             for q in lif.txqs.iter_mut().flatten() {
                 if q.core.uses(lo, len) {
-                    q.core.fail_silently(CompStatus::DmaFault, q.ring.head());
+                    q.core.fail_silently(CompStatus::DmaFault, q.next_index());
                 }
             }
             for q in lif.rxqs.iter_mut().flatten() {
                 if q.core.uses(lo, len) {
-                    q.core.fail_silently(CompStatus::DmaFault, q.ring.head());
+                    q.core.fail_silently(CompStatus::DmaFault, q.next_index());
                 }
             }
         }

@@ -362,6 +362,16 @@ impl<T: RingElem> DeviceQueue<T> {
         })
     }
 
+    /// Ring index of the next descriptor to process: the first cached one,
+    /// or the fetch cursor when nothing is cached.
+    pub fn next_index(&self) -> u32 {
+        if self.cache.is_empty() {
+            self.ring.head()
+        } else {
+            self.cache_index
+        }
+    }
+
     /// Restart empty at `start`: clears the error state and the completion
     /// index (the driver zeroes its completion ring before asking).
     pub fn reset(&mut self, start: u32) -> Result<(), QueueMemError> {
