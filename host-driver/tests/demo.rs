@@ -60,7 +60,7 @@ fn run_demo() -> demo::DemoReport {
         seed: 5,
         live: false,
     };
-    let r = demo::run(&mut ports, &cfg, &AtomicBool::new(false)).unwrap();
+    let r = demo::run(&mut ports, &cfg, &AtomicBool::new(false), &mut |_, _| {}).unwrap();
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
     r

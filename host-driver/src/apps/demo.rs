@@ -30,6 +30,7 @@ use crate::control::counter_name;
 use crate::nic::Nic;
 use dataplane::abi::{LifCounter, LifStats};
 use hdrhistogram::Histogram;
+use mgmt::proto::AppLif;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -225,8 +226,15 @@ fn run_nicctl(control: &std::path::Path, args: &[String]) -> Result<String, Stri
 }
 
 /// Run the demo on `ports` (at least two; the last is the aggressor),
-/// with nicdrv's control socket at `cfg.control` serving the PF.
-pub fn run(ports: &mut Ports, cfg: &DemoConfig, stop: &AtomicBool) -> Result<DemoReport, AppError> {
+/// with nicdrv's control socket at `cfg.control` serving the PF;
+/// `publish` receives the generator's per-LIF figures every interval (for
+/// `nicctl stats`).
+pub fn run(
+    ports: &mut Ports,
+    cfg: &DemoConfig,
+    stop: &AtomicBool,
+    publish: &mut dyn FnMut(f64, Vec<AppLif>),
+) -> Result<DemoReport, AppError> {
     let n = ports.ports.len();
     if n < 2 {
         return Err(AppError::Config(
@@ -429,6 +437,7 @@ pub fn run(ports: &mut Ports, cfg: &DemoConfig, stop: &AtomicBool) -> Result<Dem
     }
 
     let mut observe = |iv: &Interval<'_>| {
+        publish(iv.elapsed.as_secs_f64(), iv.lifs.clone());
         let dt = iv.length.as_secs_f64().max(1e-9);
         let now: Vec<LifStats> = match (0..n).map(read_stats).collect::<Result<_, _>>() {
             Ok(v) => v,

@@ -450,7 +450,7 @@ fn run(args: Args) -> Result<bool, String> {
                 seed: args.seed,
                 live: !args.quiet,
             };
-            let r = host_driver::apps::demo::run(&mut ports, &cfg, &STOP).map_err(|e| e.to_string())?;
+            let r = host_driver::apps::demo::run(&mut ports, &cfg, &STOP, &mut publish).map_err(|e| e.to_string())?;
             (
                 r.text(),
                 serde_json::to_string_pretty(&r).expect("serialises"),
