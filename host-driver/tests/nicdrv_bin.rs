@@ -263,6 +263,27 @@ fn bad_arguments_are_explained() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("no simulator at /nonexistent/pf.sock"));
+    // Times and the demo's own limits, refused before anything starts.
+    for (args, want) in [
+        (
+            &["--duration", "1"][..],
+            "the demo needs at least 4 times --stats-interval",
+        ),
+        (&["--duration", "1e30"][..], "--duration 1000"),
+        (
+            &["gen", "--stats-interval", "nan"][..],
+            "--stats-interval NaN: want seconds",
+        ),
+        (&["--victim-rate", "0"][..], "--victim-rate 0: the victims need a rate"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_nicdrv")).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(want), "{args:?}: {stderr}");
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("embedded simulator"),
+            "{args:?}: refused before the simulator starts"
+        );
+    }
 }
 
 #[test]

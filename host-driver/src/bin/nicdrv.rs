@@ -291,6 +291,36 @@ fn run(args: Args) -> Result<bool, String> {
     if demo && !(1..=7).contains(&args.passes) {
         return Err(format!("--passes {}: must be 1..=7", args.passes));
     }
+    // Times, checked before anything starts.
+    let seconds = args.duration.unwrap_or(if demo { 10.0 } else { 5.0 });
+    let duration = if seconds == 0.0 {
+        Duration::from_secs(u64::MAX / 4)
+    } else {
+        Duration::try_from_secs_f64(seconds)
+            .ok()
+            .filter(|d| *d <= Duration::from_secs(1 << 40))
+            .ok_or_else(|| format!("--duration {seconds}: want seconds, 0 (until Ctrl-C) or more"))?
+    };
+    let interval = Duration::try_from_secs_f64(args.stats_interval)
+        .ok()
+        .filter(|d| *d <= Duration::from_secs(1 << 40))
+        .ok_or_else(|| format!("--stats-interval {}: want seconds", args.stats_interval))?
+        .max(Duration::from_millis(50));
+    if demo {
+        if seconds == 0.0 {
+            return Err("the demo needs a --duration (its meter change comes at half time)".into());
+        }
+        if duration < 4 * interval {
+            return Err(format!(
+                "--duration {seconds}: the demo needs at least 4 times --stats-interval ({:?}): \
+                 half time, an interval to settle, two to measure",
+                interval
+            ));
+        }
+        if args.victim_rate == 0 {
+            return Err("--victim-rate 0: the victims need a rate (frames per second)".into());
+        }
+    }
     let basis = match args
         .sched
         .unwrap_or(if demo { SchedArg::Packets } else { SchedArg::Cost })
@@ -418,16 +448,6 @@ fn run(args: Args) -> Result<bool, String> {
             None
         }
     };
-    let seconds = args.duration.unwrap_or(if demo { 10.0 } else { 5.0 });
-    if !seconds.is_finite() {
-        return Err(format!("--duration {seconds}: not a number of seconds"));
-    }
-    let duration = if seconds <= 0.0 {
-        Duration::from_secs(u64::MAX / 4)
-    } else {
-        Duration::from_secs_f64(seconds)
-    };
-    let interval = Duration::from_secs_f64(args.stats_interval.max(0.05));
     let mut publish = |t: f64, lifs: Vec<mgmt::proto::AppLif>| {
         *state.app_stats.lock().unwrap_or_else(|p| p.into_inner()) = (t, lifs);
     };
@@ -435,9 +455,6 @@ fn run(args: Args) -> Result<bool, String> {
         App::Demo => {
             if _control.is_none() {
                 return Err("the demo changes meters through nicctl, which needs the control socket".into());
-            }
-            if seconds <= 0.0 {
-                return Err("the demo needs a --duration (its meter change comes at half time)".into());
             }
             let cfg = DemoConfig {
                 duration,
