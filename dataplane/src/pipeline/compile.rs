@@ -40,8 +40,27 @@ pub(super) struct Vb<'a, 'b> {
 pub(super) type ExprFn<const L: usize> = Arc<dyn Fn(&Vb<'_, '_>, u64, &mut Vals<L>) + Send + Sync>;
 /// A statement over the masked packets.
 pub(super) type StmtFn = Arc<dyn Fn(&mut Runtime, &mut Vb<'_, '_>, u64) + Send + Sync>;
-/// A store of one value into one packet.
+/// A store of one value into one packet's header field.
 type StoreFn = Arc<dyn Fn(&mut Vb<'_, '_>, usize, u64) + Send + Sync>;
+
+/// Where a statement stores one value per packet: a metadata field
+/// (inline: the usual destination) or a header field (through a closure
+/// that knows its position and validity bit).
+enum Store {
+    Meta { f: usize, w: u64 },
+    Header(StoreFn),
+}
+
+impl Store {
+    /// Store `v` into packet `i`.
+    #[inline(always)]
+    fn put(&self, b: &mut Vb<'_, '_>, i: usize, v: u64) {
+        match self {
+            Store::Meta { f, w } => b.meta[i * b.nm + f] = v & w,
+            Store::Header(st) => st(b, i, v),
+        }
+    }
+}
 /// A condition over the masked packets: the mask of those it holds for.
 type CondFn = Arc<dyn Fn(&Vb<'_, '_>, u64) -> u64 + Send + Sync>;
 
@@ -416,21 +435,23 @@ impl<const L: usize> Compiler<'_, L> {
         })
     }
 
-    fn store(&self, dst: FieldRef) -> StoreFn {
+    fn store(&self, dst: FieldRef) -> Store {
         match dst {
             FieldRef::Meta(f) => {
                 let f = usize::from(f);
-                let w = mask64(self.prog.meta[f].width);
-                Arc::new(move |b, i, v| b.meta[i * b.nm + f] = v & w)
+                Store::Meta {
+                    f,
+                    w: mask64(self.prog.meta[f].width),
+                }
             }
             FieldRef::Header { header, field } => {
                 let (h, bit, loc) = self.field(header, field);
-                Arc::new(move |b, i, v| {
+                Store::Header(Arc::new(move |b, i, v| {
                     if b.st[i].valid & bit != 0 {
                         let off = usize::from(b.st[i].off[h]);
                         loc.write(&mut b.pkts[i].data[off..], u128::from(v));
                     }
-                })
+                }))
             }
         }
     }
@@ -454,21 +475,6 @@ impl<const L: usize> Compiler<'_, L> {
 
     fn stmt(&self, s: &Stmt) -> StmtFn {
         match s {
-            Stmt::Assign {
-                dst: FieldRef::Meta(f),
-                value,
-            } => {
-                let v = self.expr(value);
-                let f = usize::from(*f);
-                let w = mask64(self.prog.meta[f].width);
-                Arc::new(move |_, b, m| {
-                    let mut x = [0u64; L];
-                    v(b, m, &mut x);
-                    for i in lanes(m) {
-                        b.meta[i * b.nm + f] = x[i] & w;
-                    }
-                })
-            }
             Stmt::Assign { dst, value } => {
                 let v = self.expr(value);
                 let st = self.store(*dst);
@@ -476,7 +482,7 @@ impl<const L: usize> Compiler<'_, L> {
                     let mut x = [0u64; L];
                     v(b, m, &mut x);
                     for i in lanes(m) {
-                        st(b, i, x[i]);
+                        st.put(b, i, x[i]);
                     }
                 })
             }
@@ -563,11 +569,6 @@ impl<const L: usize> Compiler<'_, L> {
                 let mt = usize::from(*meter);
                 let idx = self.expr(index);
                 let st = self.store(*dst);
-                // A metadata destination (the usual) is stored inline.
-                let meta_dst = match *dst {
-                    FieldRef::Meta(f) => Some((usize::from(f), mask64(self.prog.meta[usize::from(f)].width))),
-                    FieldRef::Header { .. } => None,
-                };
                 Arc::new(move |rt, b, m| {
                     let mut x = [0u64; L];
                     idx(b, m, &mut x);
@@ -596,10 +597,7 @@ impl<const L: usize> Compiler<'_, L> {
                                 0
                             }
                         };
-                        match meta_dst {
-                            Some((f, w)) => b.meta[i * b.nm + f] = code & w,
-                            None => st(b, i, code),
-                        }
+                        st.put(b, i, code);
                     }
                 })
             }
