@@ -24,7 +24,7 @@
 //! terminal. The report compares the two phases and keeps the books of the
 //! whole run (sent = received + dropped with a reason).
 
-use super::gen::{self, latency_histogram, GenConfig, GenReport, Interval, Latency, PortTraffic};
+use super::gen::{self, format_drops, latency_histogram, GenConfig, GenReport, Interval, Latency, PortTraffic};
 use super::{AppError, Mode, Ports};
 use crate::control::counter_name;
 use crate::nic::Nic;
@@ -680,15 +680,7 @@ fn phase_title(phase: u8, capacity: u64, fair_share: u64, aggressor: u16) -> Str
 }
 
 fn format_row(f: &LifFigures) -> String {
-    let drops = if f.drops.is_empty() {
-        "-".to_string()
-    } else {
-        f.drops
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
+    let drops = format_drops(&f.drops);
     let offered = if f.offered_pps == 0 {
         "max".to_string()
     } else {

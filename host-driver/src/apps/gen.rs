@@ -668,6 +668,18 @@ pub fn run(
     })
 }
 
+/// Drops by reason as `reason=count ...`, or `-` for none.
+pub fn format_drops(drops: &std::collections::BTreeMap<String, u64>) -> String {
+    if drops.is_empty() {
+        return "-".into();
+    }
+    drops
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// A histogram of latencies in ns, 1 ns to 60 s, 3 significant digits.
 pub fn latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds")
@@ -715,15 +727,7 @@ impl GenReport {
             "lif", "sent", "received", "tx Mpps", "rx Mpps", "p50 µs", "p99 µs", "p999 µs"
         );
         for l in &self.lifs {
-            let drops = if l.drops.is_empty() {
-                "-".to_string()
-            } else {
-                l.drops
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            };
+            let drops = format_drops(&l.drops);
             let _ = writeln!(
                 s,
                 "{:>5}  {:>12}  {:>12}  {:>10.3}  {:>10.3}  {:>8.1}  {:>8.1}  {:>8.1}  {}",
