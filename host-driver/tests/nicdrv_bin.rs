@@ -17,12 +17,34 @@ fn report(path: &PathBuf) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).expect("report written")).expect("report is JSON")
 }
 
+/// Run nicdrv with `args`, its control socket and JSON report named after
+/// `name`; it must succeed. Its standard output and report.
+fn run_ok(args: &[&str], name: &str) -> (String, serde_json::Value) {
+    let json = tmp(&format!("{name}.json"));
+    let out = Command::new(env!("CARGO_BIN_EXE_nicdrv"))
+        .args(args)
+        .arg("--control")
+        .arg(tmp(&format!("{name}.sock")))
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("nicdrv runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{name}: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = report(&json);
+    let _ = std::fs::remove_file(json);
+    (stdout, r)
+}
+
 #[test]
 fn gen_in_both_modes_balances_the_books() {
     for mode in ["poll", "interrupt"] {
-        let json = tmp(&format!("{mode}.json"));
-        let out = Command::new(env!("CARGO_BIN_EXE_nicdrv"))
-            .args([
+        let (stdout, r) = run_ok(
+            &[
                 "gen",
                 "--vfs",
                 "3",
@@ -35,21 +57,10 @@ fn gen_in_both_modes_balances_the_books() {
                 mode,
                 "--sizes",
                 "64:3,512:1",
-            ])
-            .arg("--control")
-            .arg(tmp(&format!("{mode}.sock")))
-            .arg("--json")
-            .arg(&json)
-            .output()
-            .expect("nicdrv runs");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{mode}: {stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
+            ],
+            mode,
         );
         assert!(stdout.contains("(balanced)"), "{stdout}");
-        let r = report(&json);
         assert_eq!(r["conservation"]["balanced"], true);
         let lifs = r["lifs"].as_array().unwrap();
         assert_eq!(lifs.len(), 3, "one LIF per VF");
@@ -59,7 +70,6 @@ fn gen_in_both_modes_balances_the_books() {
         if mode == "interrupt" {
             assert!(r["interrupts"].as_u64().unwrap() > 0);
         }
-        let _ = std::fs::remove_file(json);
     }
 }
 
@@ -70,9 +80,8 @@ fn gen_in_both_modes_balances_the_books() {
 /// `tests/demo.rs`; this checks the binary's wiring.
 #[test]
 fn the_main_command_runs_the_demo() {
-    let json = tmp("demo.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_nicdrv"))
-        .args([
+    let (stdout, r) = run_ok(
+        &[
             "--duration",
             "2",
             "--stats-interval",
@@ -81,18 +90,8 @@ fn the_main_command_runs_the_demo() {
             "1000000",
             "--victim-rate",
             "30000",
-        ])
-        .arg("--control")
-        .arg(tmp("demo.sock"))
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .expect("nicdrv runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
+        "demo",
     );
     for want in [
         "pipeline fairnic loaded",
@@ -104,7 +103,6 @@ fn the_main_command_runs_the_demo() {
     ] {
         assert!(stdout.contains(want), "missing '{want}' in:\n{stdout}");
     }
-    let r = report(&json);
     assert_eq!(r["app"], "demo");
     assert_eq!(r["gen"]["conservation"]["balanced"], true);
     assert_eq!(r["phases"].as_array().unwrap().len(), 2);
@@ -112,7 +110,6 @@ fn the_main_command_runs_the_demo() {
     assert_eq!(r["gen"]["lifs"].as_array().unwrap().len(), 4, "a LIF per VF");
     // The table entry, a meter per LIF, moderation per VF, the change.
     assert_eq!(r["commands"].as_array().unwrap().len(), 1 + 4 + 4 + 1);
-    let _ = std::fs::remove_file(json);
 }
 
 fn ask(sock: &PathBuf, line: &str) -> Response {
