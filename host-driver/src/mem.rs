@@ -89,7 +89,10 @@ impl DmaMemory {
                 return Err(MemError::NoHugepages { need, free });
             }
         }
+        // Sealable: the device maps only memory that cannot shrink under
+        // it (a truncation would fault its accesses).
         let flags = libc::MFD_CLOEXEC
+            | libc::MFD_ALLOW_SEALING
             | if kind == MemKind::HugePages {
                 libc::MFD_HUGETLB
             } else {
@@ -104,6 +107,17 @@ impl DmaMemory {
             File::from_raw_fd(fd)
         };
         file.set_len(len).map_err(|e| MemError::Os(e, len))?;
+        // SAFETY: fcntl with an integer argument on the memfd we own.
+        if unsafe {
+            libc::fcntl(
+                file.as_raw_fd(),
+                libc::F_ADD_SEALS,
+                libc::F_SEAL_SHRINK | libc::F_SEAL_GROW,
+            )
+        } < 0
+        {
+            return Err(MemError::Os(std::io::Error::last_os_error(), len));
+        }
         let map = memmap2::MmapOptions::new()
             .len(len as usize)
             .populate()

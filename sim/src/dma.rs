@@ -11,19 +11,22 @@
 //! device touch unmapped pages (the queue is stopped with a DMA fault
 //! instead, and the snapshot goes with it).
 //!
-//! Known limit: a client that truncates the file behind a mapping after
-//! mapping it makes the device's next access to those pages raise SIGBUS;
-//! memfd seals (F_SEAL_SHRINK) on the client's side prevent it.
+//! A mapping outlives nothing the client controls: the file must be sealed
+//! against shrinking (`F_SEAL_SHRINK`) before `DMA_MAP`, so no truncation
+//! can turn a device access into SIGBUS (which would end the device for
+//! every function), and the device maps it itself and closes the
+//! descriptor at once, so a mapping costs a VMA, never a file descriptor.
 
 use std::fs::File;
+use std::os::fd::AsRawFd;
 use std::ptr::NonNull;
 use vm_memory::{
-    Address, Bytes, FileOffset, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion, GuestRegionMmap,
-    MmapRegion,
+    Address, Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion, GuestRegionMmap, MmapRegion,
 };
 
-/// Most mappings one function may hold.
-pub const MAX_MAPPINGS: usize = 256;
+/// Most mappings a function may be configured to hold
+/// (`FunctionLimits::max_dma_maps` is at most this).
+pub const MAX_MAPPINGS: u16 = 4096;
 /// Mappings are page-granular.
 pub const PAGE: u64 = 4096;
 
@@ -36,8 +39,14 @@ pub enum DmaMapError {
     Wraps { iova: u64, size: u64 },
     #[error("DMA mapping at IOVA {iova:#x} overlaps an existing mapping")]
     Overlap { iova: u64 },
-    #[error("more than {MAX_MAPPINGS} DMA mappings")]
-    TooMany,
+    #[error("the function's budget of {0} DMA mappings is spent (vfio-user max_dma_maps); unmap some first")]
+    TooMany(usize),
+    #[error(
+        "the file of a DMA mapping must be sealed against shrinking, or a truncation would fault the device: \
+         create it with memfd_create(MFD_ALLOW_SEALING) and fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) before DMA_MAP \
+         (seals found: {seals:#x})"
+    )]
+    Unsealed { seals: i32 },
     #[error("DMA mapping needs a file descriptor (this device does not support DMA_READ/DMA_WRITE messages)")]
     NoFd,
     #[error(
@@ -45,9 +54,62 @@ pub enum DmaMapError {
     )]
     PastEof { offset: u64, size: u64, file_len: u64 },
     #[error("mmap of the client's file failed: {0}")]
-    Mmap(String),
+    Mmap(std::io::Error),
     #[error("no DMA mapping is exactly IOVA {iova:#x} + {size:#x}")]
     NotMapped { iova: u64, size: u64 },
+}
+
+impl DmaMapError {
+    /// The errno of the vfio-user error reply.
+    pub fn errno(&self) -> i32 {
+        match self {
+            DmaMapError::Unaligned { .. } | DmaMapError::Wraps { .. } | DmaMapError::PastEof { .. } => libc::EINVAL,
+            DmaMapError::Overlap { .. } => libc::EEXIST,
+            DmaMapError::TooMany(_) => libc::ENOSPC,
+            DmaMapError::NoFd => libc::ENOTSUP,
+            DmaMapError::Unsealed { .. } => libc::EPERM,
+            DmaMapError::Mmap(e) => e.raw_os_error().unwrap_or(libc::EIO),
+            DmaMapError::NotMapped { .. } => libc::ENOENT,
+        }
+    }
+}
+
+/// Add `seals` to a memfd.
+pub fn seal(file: &File, seals: i32) -> std::io::Result<()> {
+    // SAFETY: fcntl with an integer argument on a descriptor we own.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The seals of a file (0 for a file that cannot be sealed).
+fn seals(file: &File) -> i32 {
+    // SAFETY: fcntl with no argument on a descriptor we own.
+    let s = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GET_SEALS) };
+    s.max(0)
+}
+
+/// A mapping of a client's file that the device made and unmaps when the
+/// last space holding it goes (vm-memory's own mappings would keep the
+/// descriptor open for as long as they live).
+#[derive(Debug)]
+struct Mapping {
+    addr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain shared memory; `Mapping` only unmaps it.
+unsafe impl Send for Mapping {}
+// SAFETY: as above.
+unsafe impl Sync for Mapping {}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: `addr..addr+len` is a mapping this value made and nothing
+        // else unmaps; every user holds an `Arc` to it, so none is left.
+        unsafe { libc::munmap(self.addr.as_ptr().cast(), self.len) };
+    }
 }
 
 /// An access outside the function's mappings (or a write to a read-only
@@ -72,6 +134,9 @@ pub struct DmaSpace {
     /// Rebuilt whenever `mem` changes; the addresses stay valid while
     /// `mem` holds the regions.
     windows: Vec<Window>,
+    /// The mappings behind `mem`'s regions (vm-memory sees them as raw
+    /// ranges): a clone of the space keeps them mapped.
+    maps: Vec<std::sync::Arc<Mapping>>,
 }
 
 /// One mapping: IOVA range, host address, writability.
@@ -84,7 +149,9 @@ struct Window {
 }
 
 impl DmaSpace {
-    /// Map `size` bytes of `file` at `offset` to IOVA `iova`.
+    /// Map `size` bytes of `file` at `offset` to IOVA `iova`, if the
+    /// space holds fewer than `budget` mappings. The file must be sealed
+    /// against shrinking; its descriptor is closed once it is mapped.
     pub fn map(
         &mut self,
         iova: u64,
@@ -92,6 +159,7 @@ impl DmaSpace {
         file: Option<File>,
         offset: u64,
         writable: bool,
+        budget: usize,
     ) -> Result<(), DmaMapError> {
         let file = file.ok_or(DmaMapError::NoFd)?;
         if size == 0 || iova % PAGE != 0 || size % PAGE != 0 || offset % PAGE != 0 {
@@ -100,31 +168,65 @@ impl DmaSpace {
         if iova.checked_add(size).is_none() || usize::try_from(size).is_err() {
             return Err(DmaMapError::Wraps { iova, size });
         }
-        if self.mem.num_regions() >= MAX_MAPPINGS {
-            return Err(DmaMapError::TooMany);
+        if self.mem.num_regions() >= budget {
+            return Err(DmaMapError::TooMany(budget));
         }
-        // A mapping past the end of the file would raise SIGBUS on access.
-        let file_len = file.metadata().map_err(|e| DmaMapError::Mmap(e.to_string()))?.len();
+        let s = seals(&file);
+        if s & libc::F_SEAL_SHRINK == 0 {
+            return Err(DmaMapError::Unsealed { seals: s });
+        }
+        // A mapping past the end of the file would raise SIGBUS on access
+        // (and the seal keeps the end where it is).
+        let file_len = file.metadata().map_err(DmaMapError::Mmap)?.len();
         if offset.checked_add(size).is_none_or(|end| end > file_len) {
             return Err(DmaMapError::PastEof { offset, size, file_len });
+        }
+        if self
+            .windows
+            .iter()
+            .any(|w| iova < w.iova + w.len && w.iova < iova + size)
+        {
+            return Err(DmaMapError::Overlap { iova });
         }
         let prot = if writable {
             libc::PROT_READ | libc::PROT_WRITE
         } else {
             libc::PROT_READ
         };
-        let region = MmapRegion::build(
-            Some(FileOffset::new(file, offset)),
-            size as usize,
-            prot,
-            libc::MAP_SHARED,
-        )
-        .map_err(|e| DmaMapError::Mmap(e.to_string()))?;
+        let len = size as usize;
+        // SAFETY: a fresh shared mapping of `len` bytes of the client's
+        // file at a kernel-chosen address (no MAP_FIXED); the result is
+        // checked. It lies within the file (checked above), which cannot
+        // shrink (sealed).
+        let addr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                prot,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                offset as libc::off_t,
+            )
+        };
+        if addr == libc::MAP_FAILED {
+            return Err(DmaMapError::Mmap(std::io::Error::last_os_error()));
+        }
+        drop(file);
+        let mapping = std::sync::Arc::new(Mapping {
+            addr: NonNull::new(addr.cast()).ok_or(DmaMapError::Wraps { iova, size })?,
+            len,
+        });
+        // SAFETY: `addr..addr+len` is the mapping just made with `prot`
+        // and MAP_SHARED; `self.maps` (and every clone of this space) holds
+        // it for as long as vm-memory's region refers to it.
+        let region = unsafe { MmapRegion::build_raw(addr.cast(), len, prot, libc::MAP_SHARED) }
+            .map_err(|e| DmaMapError::Mmap(std::io::Error::other(e.to_string())))?;
         let region = GuestRegionMmap::new(region, GuestAddress(iova)).ok_or(DmaMapError::Wraps { iova, size })?;
         self.mem = self
             .mem
             .insert_region(std::sync::Arc::new(region))
             .map_err(|_| DmaMapError::Overlap { iova })?;
+        self.maps.push(mapping);
         if !writable {
             self.read_only.push((iova, size));
         }
@@ -168,6 +270,9 @@ impl DmaSpace {
         self.mem = mem;
         self.read_only.retain(|&(a, _)| a != iova);
         self.rebuild_windows();
+        // Release the mapping (clones held by queues keep it until they go).
+        let live: Vec<usize> = self.windows.iter().map(|w| w.host).collect();
+        self.maps.retain(|m| live.contains(&(m.addr.as_ptr() as usize)));
         Ok(())
     }
 
@@ -331,9 +436,16 @@ pub(crate) mod tests {
 
     /// A memfd of `len` bytes (test helper shared with other modules).
     pub(crate) fn memfd(len: u64) -> File {
+        let f = unsealed_memfd(len);
+        seal(&f, libc::F_SEAL_SHRINK).unwrap();
+        f
+    }
+
+    /// A memfd of `len` bytes that may be sealed but is not.
+    pub(crate) fn unsealed_memfd(len: u64) -> File {
         // SAFETY: plain syscalls, results checked.
         unsafe {
-            let fd = libc::memfd_create(c"dma-test".as_ptr(), libc::MFD_CLOEXEC);
+            let fd = libc::memfd_create(c"dma-test".as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING);
             assert!(fd >= 0);
             assert_eq!(libc::ftruncate(fd, len as libc::off_t), 0);
             std::os::fd::FromRawFd::from_raw_fd(fd)
@@ -343,8 +455,8 @@ pub(crate) mod tests {
     #[test]
     fn map_translate_and_fault() {
         let mut d = DmaSpace::default();
-        d.map(0x10000, 0x2000, Some(memfd(0x2000)), 0, true).unwrap();
-        d.map(0x12000, 0x1000, Some(memfd(0x1000)), 0, true).unwrap();
+        d.map(0x10000, 0x2000, Some(memfd(0x2000)), 0, true, 256).unwrap();
+        d.map(0x12000, 0x1000, Some(memfd(0x1000)), 0, true, 256).unwrap();
         d.write(0x10ff0, &[7; 32]).unwrap();
         let mut b = [0u8; 32];
         d.read(0x10ff0, &mut b).unwrap();
@@ -362,26 +474,29 @@ pub(crate) mod tests {
     fn refuses_bad_mappings() {
         let mut d = DmaSpace::default();
         assert!(matches!(
-            d.map(0x1001, 0x1000, Some(memfd(0x1000)), 0, true),
+            d.map(0x1001, 0x1000, Some(memfd(0x1000)), 0, true, 256),
             Err(DmaMapError::Unaligned { .. })
         ));
         assert!(matches!(
-            d.map(0x1000, 0, Some(memfd(0x1000)), 0, true),
+            d.map(0x1000, 0, Some(memfd(0x1000)), 0, true, 256),
             Err(DmaMapError::Unaligned { .. })
         ));
-        assert!(matches!(d.map(0x1000, 0x1000, None, 0, true), Err(DmaMapError::NoFd)));
         assert!(matches!(
-            d.map(!0xfff, 0x2000, Some(memfd(0x2000)), 0, true),
+            d.map(0x1000, 0x1000, None, 0, true, 256),
+            Err(DmaMapError::NoFd)
+        ));
+        assert!(matches!(
+            d.map(!0xfff, 0x2000, Some(memfd(0x2000)), 0, true, 256),
             Err(DmaMapError::Wraps { .. })
         ));
         // Past the end of the file: mmap would SIGBUS later, so refuse now.
         assert!(matches!(
-            d.map(0x1000, 0x2000, Some(memfd(0x1000)), 0, true),
+            d.map(0x1000, 0x2000, Some(memfd(0x1000)), 0, true, 256),
             Err(DmaMapError::PastEof { .. })
         ));
-        d.map(0x1000, 0x1000, Some(memfd(0x1000)), 0, true).unwrap();
+        d.map(0x1000, 0x1000, Some(memfd(0x1000)), 0, true, 256).unwrap();
         assert!(matches!(
-            d.map(0x1000, 0x1000, Some(memfd(0x1000)), 0, true),
+            d.map(0x1000, 0x1000, Some(memfd(0x1000)), 0, true, 256),
             Err(DmaMapError::Overlap { .. })
         ));
         assert!(matches!(d.unmap(0x1000, 0x2000), Err(DmaMapError::NotMapped { .. })));
@@ -392,7 +507,7 @@ pub(crate) mod tests {
     #[test]
     fn snapshots_keep_memory_alive_after_unmap() {
         let mut d = DmaSpace::default();
-        d.map(0x1000, 0x1000, Some(memfd(0x1000)), 0, true).unwrap();
+        d.map(0x1000, 0x1000, Some(memfd(0x1000)), 0, true, 256).unwrap();
         let snap = d.clone();
         let p = snap.host_range(0x1000, 16).unwrap();
         d.unmap(0x1000, 0x1000).unwrap();
@@ -409,9 +524,9 @@ pub(crate) mod tests {
     #[test]
     fn windows_agree_with_the_general_path() {
         let mut d = DmaSpace::default();
-        d.map(0x10000, 0x2000, Some(memfd(0x2000)), 0, true).unwrap();
-        d.map(0x12000, 0x1000, Some(memfd(0x1000)), 0, false).unwrap();
-        d.map(0x20000, 0x1000, Some(memfd(0x1000)), 0, true).unwrap();
+        d.map(0x10000, 0x2000, Some(memfd(0x2000)), 0, true, 256).unwrap();
+        d.map(0x12000, 0x1000, Some(memfd(0x1000)), 0, false, 256).unwrap();
+        d.map(0x20000, 0x1000, Some(memfd(0x1000)), 0, true, 256).unwrap();
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = || {
             x ^= x << 13;
@@ -454,7 +569,7 @@ pub(crate) mod tests {
     #[test]
     fn read_only_mappings_refuse_writes() {
         let mut d = DmaSpace::default();
-        d.map(0x1000, 0x1000, Some(memfd(0x1000)), 0, false).unwrap();
+        d.map(0x1000, 0x1000, Some(memfd(0x1000)), 0, false, 256).unwrap();
         let mut b = [0u8; 8];
         d.read(0x1000, &mut b).unwrap();
         assert!(d.write(0x1000, &b).is_err());

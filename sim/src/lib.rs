@@ -1,7 +1,7 @@
 //! nicsim: the simulated fairnic SmartNIC, as seen through VFIO.
 //!
 //! One PF and N VFs, each a PCI function served on its own vfio-user
-//! socket (rust-vmm's `vfio_user` server), implementing the device ABI of
+//! socket (nicsim's own server, [`server`]), implementing the device ABI of
 //! [`dataplane::abi`]: configuration space with MSI-X and (on the PF)
 //! SR-IOV, BAR0 with mappable doorbell pages backed by a shared memfd, DMA
 //! through the memory the client maps, MSI-X through the eventfds the
@@ -171,7 +171,7 @@ impl Sim {
         }
         let device = Device::new(dcfg, clock.clone(), port).map_err(SimError::Device)?;
         let nfunctions = device.functions.len() as u16;
-        let shared = Arc::new(Shared::new(device));
+        let shared = Arc::new(Shared::new(device).map_err(SimError::Device)?);
         let mut sim = Sim {
             shared: shared.clone(),
             clock: clock.clone(),
@@ -288,8 +288,7 @@ impl Sim {
     /// the engine stops; nothing more is delivered.
     pub fn vanish(&self) {
         self.shared.vanished.store(true, Ordering::Release);
-        self.shared.stop.store(true, Ordering::Release);
-        self.shared.wake_engine();
+        self.shared.request_stop();
     }
 
     /// Stop serving and remove the sockets.
@@ -298,25 +297,11 @@ impl Sim {
     }
 
     fn stop(&mut self) {
-        self.shared.stop.store(true, Ordering::Release);
-        self.shared.wake_engine();
-        // Wake servers blocked in accept(): a connection that closes at
-        // once ends their `run` and they see `stop`.
-        for s in &self.sockets {
-            let _ = std::os::unix::net::UnixStream::connect(s);
-        }
-        // A server thread serving a client that is still connected cannot
-        // be interrupted (rust-vmm's server owns the stream): it ends when
-        // that client disconnects. Give the others a moment, then leave
-        // the busy ones detached; the sockets go now regardless.
-        let deadline = std::time::Instant::now() + Duration::from_millis(200);
-        while self.threads.iter().any(|t| !t.is_finished()) && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        // Every server thread wakes (its poll includes the stop eventfd),
+        // closes its connection and returns; the engine sees `stop`.
+        self.shared.request_stop();
         for t in self.threads.drain(..) {
-            if t.is_finished() {
-                let _ = t.join();
-            }
+            let _ = t.join();
         }
         for s in &self.sockets {
             let _ = std::fs::remove_file(s);

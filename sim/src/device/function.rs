@@ -28,6 +28,9 @@ pub struct FunctionLimits {
     pub nintrs: u16,
     pub min_ring_order: u8,
     pub max_ring_order: u8,
+    /// DMA mappings its client may hold at once (vfio-user
+    /// `max_dma_maps`); each is an mmap the device keeps, no descriptor.
+    pub max_dma_maps: u16,
 }
 
 impl FunctionLimits {
@@ -38,6 +41,7 @@ impl FunctionLimits {
         nintrs: 16,
         min_ring_order: abi::MIN_RING_ORDER,
         max_ring_order: 13,
+        max_dma_maps: 256,
     };
     /// Defaults for a VF.
     pub const VF: FunctionLimits = FunctionLimits {
@@ -46,6 +50,7 @@ impl FunctionLimits {
         nintrs: 8,
         min_ring_order: abi::MIN_RING_ORDER,
         max_ring_order: 13,
+        max_dma_maps: 64,
     };
 }
 
@@ -65,6 +70,9 @@ pub struct FunctionCounters {
     pub interrupts: u64,
     /// Interrupts lost on the way (fault injection).
     pub interrupts_lost: u64,
+    /// vfio-user requests refused, and connections ended for breaking the
+    /// protocol.
+    pub protocol_errors: u64,
 }
 
 /// One MSI-X vector.
@@ -141,7 +149,9 @@ pub fn default_moderation(vector: u16) -> Moderation {
 }
 
 /// The doorbell pages: a memfd the client maps (the sparse-mmap area of
-/// BAR0) and the device polls.
+/// BAR0) and the device polls. The memfd is sealed against shrinking and
+/// growing (and against further seals) before a client sees it: a client
+/// that truncates it cannot make the device fault on its next poll.
 pub struct DoorbellPages {
     file: File,
     map: MmapRegion,
@@ -161,13 +171,14 @@ impl DoorbellPages {
     pub fn new(bar0_size: u64, nlifs: u16) -> std::io::Result<DoorbellPages> {
         // SAFETY: plain syscalls; results checked.
         let file = unsafe {
-            let fd = libc::memfd_create(c"nicsim-bar0".as_ptr(), libc::MFD_CLOEXEC);
+            let fd = libc::memfd_create(c"nicsim-bar0".as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING);
             if fd < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             <File as std::os::fd::FromRawFd>::from_raw_fd(fd)
         };
         file.set_len(bar0_size)?;
+        crate::dma::seal(&file, libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL)?;
         let len = u64::from(nlifs) * DOORBELL_STRIDE;
         let map = MmapRegion::from_file(FileOffset::new(file.try_clone()?, DOORBELL_OFFSET), len as usize)
             .map_err(|e| std::io::Error::other(e.to_string()))?;

@@ -27,9 +27,11 @@ use queue::DeviceQueue;
 use std::fs::File;
 use switch::Switch;
 use vfio_bindings::bindings::vfio::{
-    VFIO_IRQ_SET_ACTION_MASK, VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_ACTION_TYPE_MASK, VFIO_IRQ_SET_ACTION_UNMASK,
-    VFIO_IRQ_SET_DATA_EVENTFD, VFIO_IRQ_SET_DATA_NONE, VFIO_IRQ_SET_DATA_TYPE_MASK, VFIO_PCI_BAR0_REGION_INDEX,
-    VFIO_PCI_CONFIG_REGION_INDEX, VFIO_PCI_MSIX_IRQ_INDEX,
+    VFIO_IRQ_INFO_EVENTFD, VFIO_IRQ_INFO_MASKABLE, VFIO_IRQ_INFO_NORESIZE, VFIO_IRQ_SET_ACTION_MASK,
+    VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_ACTION_TYPE_MASK, VFIO_IRQ_SET_ACTION_UNMASK, VFIO_IRQ_SET_DATA_EVENTFD,
+    VFIO_IRQ_SET_DATA_NONE, VFIO_IRQ_SET_DATA_TYPE_MASK, VFIO_PCI_BAR0_REGION_INDEX, VFIO_PCI_CONFIG_REGION_INDEX,
+    VFIO_PCI_MSIX_IRQ_INDEX, VFIO_PCI_NUM_IRQS, VFIO_PCI_NUM_REGIONS, VFIO_REGION_INFO_FLAG_MMAP,
+    VFIO_REGION_INFO_FLAG_READ, VFIO_REGION_INFO_FLAG_WRITE,
 };
 
 /// Largest region access the device serves in one message (the vfio-user
@@ -97,6 +99,9 @@ impl DeviceConfig {
             }
             if !(1..=abi::MAX_INTRS).contains(&l.nintrs) {
                 return bad("nintrs must be 1..=128");
+            }
+            if !(1..=crate::dma::MAX_MAPPINGS).contains(&l.max_dma_maps) {
+                return bad("max_dma_maps must be 1..=4096");
             }
             if l.min_ring_order < abi::MIN_RING_ORDER
                 || l.min_ring_order > l.max_ring_order
@@ -173,6 +178,29 @@ pub enum RequestError {
     DmaMap(#[from] crate::dma::DmaMapError),
     #[error("SET_IRQS: {0}")]
     Irqs(&'static str),
+}
+
+impl RequestError {
+    /// The errno of the vfio-user error reply.
+    pub fn errno(&self) -> i32 {
+        match self {
+            RequestError::NoRegion(_) | RequestError::TooLarge(_) | RequestError::Irqs(_) => libc::EINVAL,
+            RequestError::DmaMap(e) => e.errno(),
+        }
+    }
+}
+
+/// How a region looks to a client (`DEVICE_GET_REGION_INFO`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegionDesc {
+    /// `VFIO_REGION_INFO_FLAG_*`.
+    pub flags: u32,
+    pub size: u64,
+    /// Mappable areas: (offset, size).
+    pub sparse: Vec<(u64, u64)>,
+    /// The descriptor to map them from (valid while the device lock is
+    /// held and the client is connected).
+    pub mmap_fd: Option<std::os::fd::RawFd>,
 }
 
 /// The device.
@@ -285,7 +313,9 @@ impl Device {
             return Err(RequestError::TooLarge(data.len()));
         }
         let now = self.now();
-        let func = self.function(f).expect("server for an existing function");
+        let Some(func) = self.function(f) else {
+            return Err(RequestError::NoRegion(region));
+        };
         match region {
             VFIO_PCI_CONFIG_REGION_INDEX => func.config.read(offset, data),
             VFIO_PCI_BAR0_REGION_INDEX => func.bar0_read(offset, data, now, &self.cfg.serial),
@@ -336,10 +366,103 @@ impl Device {
         offset: u64,
         writable: bool,
     ) -> Result<(), RequestError> {
-        self.functions[usize::from(f)]
-            .dma
-            .map(iova, size, file, offset, writable)?;
+        let func = &mut self.functions[usize::from(f)];
+        let budget = usize::from(func.limits.max_dma_maps);
+        func.dma.map(iova, size, file, offset, writable, budget)?;
         Ok(())
+    }
+
+    /// `DEVICE_GET_REGION_INFO` of function `f`: BAR0 (its doorbell pages
+    /// mappable from a sealed memfd) and configuration space; the other
+    /// PCI regions exist and are empty. `None` past the PCI regions.
+    pub fn region_desc(&self, f: u16, index: u32) -> Option<RegionDesc> {
+        let func = self.function(f)?;
+        if index >= VFIO_PCI_NUM_REGIONS {
+            return None;
+        }
+        Some(match index {
+            VFIO_PCI_BAR0_REGION_INDEX => RegionDesc {
+                flags: VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE | VFIO_REGION_INFO_FLAG_MMAP,
+                size: func.bar0_size(),
+                sparse: vec![(
+                    abi::DOORBELL_OFFSET,
+                    u64::from(func.limits.nlifs) * abi::DOORBELL_STRIDE,
+                )],
+                mmap_fd: Some(std::os::fd::AsRawFd::as_raw_fd(func.doorbells.file())),
+            },
+            VFIO_PCI_CONFIG_REGION_INDEX => RegionDesc {
+                flags: VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE,
+                size: pci::CONFIG_SIZE as u64,
+                sparse: Vec::new(),
+                mmap_fd: None,
+            },
+            _ => RegionDesc {
+                flags: 0,
+                size: 0,
+                sparse: Vec::new(),
+                mmap_fd: None,
+            },
+        })
+    }
+
+    /// `DEVICE_GET_IRQ_INFO` of function `f`: (flags, count); only MSI-X
+    /// has vectors. `None` past the PCI interrupt types.
+    pub fn irq_desc(&self, f: u16, index: u32) -> Option<(u32, u32)> {
+        let func = self.function(f)?;
+        match index {
+            VFIO_PCI_MSIX_IRQ_INDEX => Some((
+                VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_MASKABLE | VFIO_IRQ_INFO_NORESIZE,
+                u32::from(func.limits.nintrs),
+            )),
+            i if i < VFIO_PCI_NUM_IRQS => Some((0, 0)),
+            _ => None,
+        }
+    }
+
+    /// The DMA mappings function `f` may hold at once (announced as
+    /// `max_dma_maps`).
+    pub fn max_dma_maps(&self, f: u16) -> u16 {
+        self.function(f).map_or(0, |func| func.limits.max_dma_maps)
+    }
+
+    /// Count a protocol error of function `f`'s client.
+    pub fn count_protocol_error(&mut self, f: u16) {
+        if let Some(func) = self.functions.get_mut(usize::from(f)) {
+            func.counters.protocol_errors += 1;
+        }
+    }
+
+    /// Function `f`'s client is gone (closed its connection, or broke the
+    /// protocol): a function-level reset, and everything the client gave
+    /// the function is released — its LIFs and queues (counters retired),
+    /// its DMA mappings, its interrupt eventfds, a pipeline image it was
+    /// uploading, and the doorbell pages it mapped (the function gets new
+    /// ones: a process that keeps its old mapping rings nothing). The next
+    /// client starts from power-on state and sees none of this one's
+    /// memory or state.
+    pub fn client_gone(&mut self, f: u16) {
+        let fi = usize::from(f);
+        if fi >= self.functions.len() {
+            return;
+        }
+        self.flr(f);
+        if fi == 0 {
+            self.pipeline = admin::PipelineUpload::default();
+        }
+        let func = &mut self.functions[fi];
+        func.dma.unmap_all();
+        for v in &mut func.vectors {
+            v.eventfd = None;
+        }
+        match function::DoorbellPages::new(func.bar0_size(), func.limits.nlifs) {
+            Ok(d) => func.doorbells = d,
+            Err(e) => {
+                // The old pages stay (cleared by the reset): the worst a
+                // lingering mapping can do is ring doorbells of queues the
+                // next client creates, in its own function.
+                tracing::error!(function = f, "new doorbell pages: {e}; the old ones stay");
+            }
+        }
     }
 
     /// vfio-user `DMA_UNMAP` on function `f`: queues whose memory the unmap
@@ -402,6 +525,12 @@ impl Device {
             return Err(RequestError::Irqs("vector beyond the function's MSI-X table"));
         }
         match (data, action) {
+            (VFIO_IRQ_SET_DATA_EVENTFD, VFIO_IRQ_SET_ACTION_TRIGGER) if fds.is_empty() => {
+                // No descriptors: de-assign those vectors.
+                for v in start..end {
+                    func.vectors[v as usize].eventfd = None;
+                }
+            }
             (VFIO_IRQ_SET_DATA_EVENTFD, VFIO_IRQ_SET_ACTION_TRIGGER) => {
                 if fds.len() != count as usize {
                     return Err(RequestError::Irqs("need one eventfd per vector"));

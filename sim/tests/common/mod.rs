@@ -9,6 +9,7 @@ use dataplane::abi::*;
 use dataplane::ring::Producer;
 use sim::pci;
 use std::fs::File;
+use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::Path;
 use std::ptr::NonNull;
@@ -33,10 +34,12 @@ impl Mem {
         // SAFETY: plain syscalls with checked results; the mapping is owned
         // by the returned value and unmapped on drop.
         unsafe {
-            let fd = libc::memfd_create(c"test-dma".as_ptr(), libc::MFD_CLOEXEC);
+            let fd = libc::memfd_create(c"test-dma".as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING);
             assert!(fd >= 0);
             let file = File::from_raw_fd(fd);
             file.set_len(len).unwrap();
+            // The device maps only files that cannot shrink under it.
+            assert_eq!(libc::fcntl(fd, libc::F_ADD_SEALS, libc::F_SEAL_SHRINK), 0);
             let p = libc::mmap(
                 std::ptr::null_mut(),
                 len as usize,
@@ -163,9 +166,17 @@ fn eventfd() -> File {
 impl RawFn {
     /// Connect, map the test memory for DMA, and map the doorbell pages.
     pub fn connect(path: &Path) -> RawFn {
+        Self::connect_with(path, true)
+    }
+
+    /// Connect and map the doorbell pages; map the test memory for DMA
+    /// only if `map_dma`.
+    pub fn connect_with(path: &Path, map_dma: bool) -> RawFn {
         let mut client = Client::new(path).expect("vfio-user handshake");
         let mem = Mem::new(MEM);
-        client.dma_map(0, IOVA, MEM, mem.file.as_raw_fd()).unwrap();
+        if map_dma {
+            client.dma_map(0, IOVA, MEM, mem.file.as_raw_fd()).unwrap();
+        }
         let bar0 = client.region(VFIO_PCI_BAR0_REGION_INDEX).expect("BAR0");
         let fo = bar0.file_offset.as_ref().expect("BAR0 comes with an mmap fd");
         let area = bar0.sparse_areas[0];
@@ -546,5 +557,144 @@ pub fn bring_up(path: &Path, name: &str) -> Port1 {
         tx,
         rx,
         rx_bufs,
+    }
+}
+
+/// A vfio-user header as the tests read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hdr {
+    pub id: u16,
+    pub cmd: u16,
+    pub size: u32,
+    pub flags: u32,
+    pub error: u32,
+}
+
+impl Hdr {
+    pub fn is_error(&self) -> bool {
+        self.flags & (1 << 5) != 0
+    }
+}
+
+/// vfio-user by hand: bytes on the socket, written from the specification
+/// (no client library), to send what a hostile client would.
+pub struct Proto {
+    pub s: std::os::unix::net::UnixStream,
+    id: u16,
+}
+
+impl Proto {
+    /// Connect without negotiating.
+    pub fn connect_raw(path: &Path) -> Proto {
+        let s = std::os::unix::net::UnixStream::connect(path).expect("connect");
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        Proto { s, id: 0 }
+    }
+
+    /// Connect and negotiate VERSION; returns the server's capabilities.
+    pub fn connect(path: &Path) -> (Proto, String) {
+        let mut p = Proto::connect_raw(path);
+        let mut v = vec![0u8, 0, 1, 0];
+        v.extend_from_slice(br#"{"capabilities":{"max_msg_fds":8}}"#);
+        v.push(0);
+        let (h, body) = p.call(1, &v, &[]);
+        assert!(!h.is_error(), "VERSION refused: {h:?}");
+        let json = String::from_utf8_lossy(&body[4..]).trim_end_matches('\0').to_string();
+        (p, json)
+    }
+
+    /// The bytes of a message.
+    pub fn message(id: u16, cmd: u16, flags: u32, payload: &[u8]) -> Vec<u8> {
+        let mut m = Vec::new();
+        m.extend_from_slice(&id.to_ne_bytes());
+        m.extend_from_slice(&cmd.to_ne_bytes());
+        m.extend_from_slice(&((16 + payload.len()) as u32).to_ne_bytes());
+        m.extend_from_slice(&flags.to_ne_bytes());
+        m.extend_from_slice(&0u32.to_ne_bytes());
+        m.extend_from_slice(payload);
+        m
+    }
+
+    /// Send a command; returns its message id.
+    pub fn send(&mut self, cmd: u16, flags: u32, payload: &[u8], fds: &[i32]) -> u16 {
+        use vmm_sys_util::sock_ctrl_msg::ScmSocket;
+        self.id = self.id.wrapping_add(1);
+        let m = Self::message(self.id, cmd, flags, payload);
+        if fds.is_empty() {
+            self.s.write_all(&m).expect("send");
+        } else {
+            let n = self.s.send_with_fds(&[&m[..]], fds).expect("send with fds");
+            self.s.write_all(&m[n..]).expect("send the rest");
+        }
+        self.id
+    }
+
+    /// Read one message; `None` when the server closed the connection.
+    /// Panics if nothing comes within 10 s (a hung connection).
+    pub fn recv(&mut self) -> Option<(Hdr, Vec<u8>)> {
+        let mut h = [0u8; 16];
+        match self.s.read_exact(&mut h) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return None,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
+            Err(e) => panic!("no reply (the connection hangs?): {e}"),
+        }
+        let u16_at = |i: usize| u16::from_ne_bytes(h[i..i + 2].try_into().unwrap());
+        let u32_at = |i: usize| u32::from_ne_bytes(h[i..i + 4].try_into().unwrap());
+        let hdr = Hdr {
+            id: u16_at(0),
+            cmd: u16_at(2),
+            size: u32_at(4),
+            flags: u32_at(8),
+            error: u32_at(12),
+        };
+        assert!((16..=(2 << 20)).contains(&hdr.size), "reply size {}", hdr.size);
+        let mut body = vec![0u8; hdr.size as usize - 16];
+        self.s.read_exact(&mut body).expect("reply payload");
+        Some((hdr, body))
+    }
+
+    /// Send a command and read its reply.
+    pub fn call(&mut self, cmd: u16, payload: &[u8], fds: &[i32]) -> (Hdr, Vec<u8>) {
+        let id = self.send(cmd, 0, payload, fds);
+        let (h, b) = self.recv().expect("a reply");
+        assert_eq!((h.id, h.cmd), (id, cmd), "the reply answers the command");
+        (h, b)
+    }
+
+    /// DMA_MAP of `fd` at `iova`; returns the errno (0: mapped).
+    pub fn dma_map(&mut self, iova: u64, size: u64, fd: Option<i32>) -> u32 {
+        let mut p = Vec::new();
+        p.extend_from_slice(&32u32.to_ne_bytes());
+        p.extend_from_slice(&3u32.to_ne_bytes());
+        p.extend_from_slice(&0u64.to_ne_bytes());
+        p.extend_from_slice(&iova.to_ne_bytes());
+        p.extend_from_slice(&size.to_ne_bytes());
+        let fds: Vec<i32> = fd.into_iter().collect();
+        let (h, _) = self.call(2, &p, &fds);
+        if h.is_error() {
+            assert_ne!(h.error, 0, "an error reply names its errno");
+        }
+        h.error
+    }
+
+    /// DMA_UNMAP; returns the errno.
+    pub fn dma_unmap(&mut self, iova: u64, size: u64) -> u32 {
+        let mut p = Vec::new();
+        p.extend_from_slice(&24u32.to_ne_bytes());
+        p.extend_from_slice(&0u32.to_ne_bytes());
+        p.extend_from_slice(&iova.to_ne_bytes());
+        p.extend_from_slice(&size.to_ne_bytes());
+        self.call(3, &p, &[]).0.error
+    }
+
+    /// REGION_READ of `count` bytes; the errno and the data.
+    pub fn region_read(&mut self, region: u32, offset: u64, count: u32) -> (u32, Vec<u8>) {
+        let mut p = Vec::new();
+        p.extend_from_slice(&offset.to_ne_bytes());
+        p.extend_from_slice(&region.to_ne_bytes());
+        p.extend_from_slice(&count.to_ne_bytes());
+        let (h, b) = self.call(9, &p, &[]);
+        (h.error, if h.is_error() { Vec::new() } else { b[16..].to_vec() })
     }
 }

@@ -1,0 +1,680 @@
+//! vfio-user serving: one thread per PCI function, each on its own
+//! socket, all driving the one [`Device`].
+//!
+//! nicsim owns the server side of the protocol (`wire` and `conn`). It
+//! started on rust-vmm's `vfio_user` 0.1.7 server, which does not frame
+//! messages by their header (an unknown command's payload was parsed as
+//! further messages; a short payload hung the connection), allocates what
+//! a header announces before checking it (a 4 GiB header made it buffer
+//! whatever was streamed), answers commands sent with the no-reply flag
+//! (desynchronising the stream), panics on a malformed `VERSION`, and sends
+//! errno 0 in most error replies; and it cannot send requests to its
+//! client, which DMA without shared memory needs. Here:
+//!
+//! - every message is framed by its header: its size is checked against
+//!   the command's limits (and the negotiated `max_data_xfer_size`) before
+//!   a byte of payload is read or anything is allocated; an oversized
+//!   message is answered with `EMSGSIZE` and the connection closed (the
+//!   stream cannot be resynchronised without reading it);
+//! - refusals are error replies carrying the errno the specification names
+//!   (`EEXIST` for an overlapping `DMA_MAP`, ...), never a dropped
+//!   connection; a command with the no-reply flag gets no reply, error or
+//!   not (the refusal is logged and counted);
+//! - one client per socket: a second one is turned away at once;
+//! - when the client goes (closes, or breaks the protocol beyond repair),
+//!   the function is reset and everything the client gave it is released:
+//!   its DMA mappings, interrupt eventfds, LIFs and queues (their counters
+//!   retired), and the doorbell pages it mapped (the next client gets new
+//!   ones, so a process that keeps its old mapping rings nothing);
+//! - nothing a client sends panics the server; if a bug panics it anyway,
+//!   only that connection ends and the function is reset.
+//!
+//! rust-vmm's client stays in the tests as an independent peer. It reads
+//! a full reply where the specification sends a header-only error reply,
+//! so region accesses of valid regions are always answered in full (reads
+//! of nothing come back as 0xff, as on real hardware).
+
+pub mod conn;
+pub mod wire;
+
+use crate::device::{Device, RequestError, MAX_REGION_ACCESS};
+use conn::{Conn, ReadError};
+use std::fs::File;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixListener;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::{JoinHandle, Thread};
+use vfio_bindings::bindings::vfio::{
+    VFIO_DEVICE_FLAGS_PCI, VFIO_DEVICE_FLAGS_RESET, VFIO_IRQ_SET_DATA_BOOL, VFIO_IRQ_SET_DATA_EVENTFD,
+    VFIO_PCI_NUM_IRQS, VFIO_PCI_NUM_REGIONS, VFIO_REGION_INFO_CAP_SPARSE_MMAP, VFIO_REGION_INFO_FLAG_CAPS,
+};
+use vmm_sys_util::eventfd::EventFd;
+use wire::{cmd, flags, Header};
+use zerocopy::{FromBytes, IntoBytes};
+
+/// What the server threads and the engine share.
+#[derive(Debug)]
+pub struct Shared {
+    device: Mutex<Device>,
+    /// Server threads waiting for the device lock; the engine yields to
+    /// them between passes.
+    waiters: AtomicUsize,
+    /// Set to stop every thread.
+    pub stop: AtomicBool,
+    /// Readable once the threads must stop: wakes server threads blocked
+    /// on their sockets (written once, never read).
+    stop_fd: EventFd,
+    /// Fault injection: the device is gone; every connection closes at
+    /// once, as if the process had died.
+    pub vanished: AtomicBool,
+    /// The engine thread, to wake it after a control-plane change.
+    engine: Mutex<Option<Thread>>,
+    /// Real clock: time the engine spent in passes that did work, ns, and
+    /// the work they did (descriptors and frames).
+    pub engine_busy_ns: AtomicU64,
+    pub engine_work: AtomicU64,
+}
+
+impl Shared {
+    pub fn new(device: Device) -> std::io::Result<Shared> {
+        Ok(Shared {
+            device: Mutex::new(device),
+            waiters: AtomicUsize::new(0),
+            stop: AtomicBool::new(false),
+            stop_fd: EventFd::new(libc::EFD_CLOEXEC | libc::EFD_NONBLOCK)?,
+            vanished: AtomicBool::new(false),
+            engine: Mutex::new(None),
+            engine_busy_ns: AtomicU64::new(0),
+            engine_work: AtomicU64::new(0),
+        })
+    }
+
+    /// Ask every thread to stop; server threads close their connections.
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        let _ = self.stop_fd.write(1);
+        self.wake_engine();
+    }
+
+    /// Lock the device (server threads and tests).
+    pub fn lock(&self) -> MutexGuard<'_, Device> {
+        self.waiters.fetch_add(1, Ordering::AcqRel);
+        let g = self.device.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.waiters.fetch_sub(1, Ordering::AcqRel);
+        g
+    }
+
+    /// Lock the device for an engine pass.
+    pub fn lock_for_engine(&self) -> MutexGuard<'_, Device> {
+        self.device.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether a server thread is waiting for the device.
+    pub fn contended(&self) -> bool {
+        self.waiters.load(Ordering::Acquire) > 0
+    }
+
+    /// Register the engine thread for wake-ups.
+    pub fn set_engine(&self, t: Thread) {
+        *self.engine.lock().unwrap_or_else(|p| p.into_inner()) = Some(t);
+    }
+
+    /// Wake the engine (it may be sleeping in its idle back-off).
+    pub fn wake_engine(&self) {
+        if let Some(t) = self.engine.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            t.unpark();
+        }
+    }
+}
+
+/// The largest data transfer nicsim accepts in one message (its
+/// `max_data_xfer_size`).
+pub const MAX_DATA_XFER: usize = MAX_REGION_ACCESS;
+/// The protocol version nicsim speaks.
+pub const PROTOCOL_MAJOR: u16 = 0;
+pub const PROTOCOL_MINOR: u16 = 1;
+
+/// A command refused: the errno of the error reply and why (for the log).
+#[derive(Debug)]
+struct Refusal {
+    errno: i32,
+    why: String,
+}
+
+fn refuse(errno: i32, why: impl Into<String>) -> Refusal {
+    Refusal { errno, why: why.into() }
+}
+
+impl From<RequestError> for Refusal {
+    fn from(e: RequestError) -> Refusal {
+        Refusal {
+            errno: e.errno(),
+            why: e.to_string(),
+        }
+    }
+}
+
+/// A reply's payload and the descriptor to attach.
+struct Reply {
+    payload: Vec<u8>,
+    fd: Option<RawFd>,
+}
+
+impl Reply {
+    fn empty() -> Reply {
+        Reply {
+            payload: Vec::new(),
+            fd: None,
+        }
+    }
+
+    fn of(b: &[u8]) -> Reply {
+        Reply {
+            payload: b.to_vec(),
+            fd: None,
+        }
+    }
+}
+
+/// How a connection ended.
+#[derive(Debug)]
+enum End {
+    /// The client left (or broke the protocol beyond repair): reset the
+    /// function.
+    Client(String),
+    /// The server is stopping.
+    Stop,
+}
+
+/// One client's session with one function.
+struct Session {
+    shared: Arc<Shared>,
+    function: u16,
+    conn: Conn,
+    /// VERSION has been negotiated.
+    negotiated: bool,
+    /// Most descriptors nicsim takes in one message (announced).
+    max_fds: usize,
+    /// What the client announced it can take in one data transfer (for
+    /// requests nicsim sends it).
+    pub client_max_data: usize,
+}
+
+fn payload<T: FromBytes>(p: &[u8]) -> T {
+    // The framer checked the payload against the command's minimum size.
+    T::read_from_prefix(p)
+        .expect("payload checked against the command's size")
+        .0
+}
+
+impl Session {
+    fn device(&self) -> MutexGuard<'_, Device> {
+        self.shared.lock()
+    }
+
+    /// Serve until the client goes or the server stops.
+    fn run(&mut self) -> End {
+        loop {
+            let mut fds = Vec::new();
+            let hdr = match self.conn.read_header(&mut fds, self.max_fds) {
+                Ok(h) => h,
+                Err(ReadError::Closed) => return End::Client("the client closed the connection".into()),
+                Err(ReadError::Stopped) => return End::Stop,
+                Err(e) => return self.broken(format!("reading a header: {e}")),
+            };
+            if self.shared.vanished.load(Ordering::Acquire) {
+                return End::Stop;
+            }
+            if let Some(end) = self.message(hdr, fds) {
+                return end;
+            }
+        }
+    }
+
+    /// The stream cannot be trusted any more: count it and end.
+    fn broken(&mut self, why: String) -> End {
+        self.device().count_protocol_error(self.function);
+        End::Client(why)
+    }
+
+    /// Handle one message whose header was read. `Some` ends the session.
+    fn message(&mut self, hdr: Header, fds: Vec<File>) -> Option<End> {
+        let name = cmd::name(hdr.command);
+        let size = hdr.size as usize;
+        if size < wire::HEADER_SIZE {
+            self.send_error(
+                &hdr,
+                libc::EINVAL,
+                &format!("message size {size} is smaller than the header"),
+            );
+            return Some(self.broken(format!("{name}: message size {size} < 16")));
+        }
+        let len = size - wire::HEADER_SIZE;
+        let (min, max) = wire::payload_limits(hdr.command, MAX_DATA_XFER);
+        if len > max {
+            // Refused before a byte of it is read: the stream is lost.
+            self.send_error(&hdr, libc::EMSGSIZE, &format!("{name} of {len} bytes, at most {max}"));
+            return Some(self.broken(format!("{name}: payload of {len} bytes exceeds {max}")));
+        }
+        let mut body = vec![0u8; len];
+        let mut fds = fds;
+        match self.conn.read_exact(&mut body, &mut fds, self.max_fds, false) {
+            Ok(()) => {}
+            Err(ReadError::Stopped) => return Some(End::Stop),
+            Err(e) => return Some(self.broken(format!("{name}: reading {len} payload bytes: {e}"))),
+        }
+        let outcome = if hdr.flags & !flags::ALL != 0 {
+            Err(refuse(libc::EINVAL, format!("undefined header flags {:#x}", hdr.flags)))
+        } else if hdr.kind() != flags::TYPE_COMMAND {
+            Err(refuse(libc::EINVAL, "a reply, but nicsim sent no request"))
+        } else if hdr.error != 0 {
+            Err(refuse(libc::EINVAL, "the error field of a command must be zero"))
+        } else if len < min {
+            Err(refuse(
+                libc::EINVAL,
+                format!("{name} payload of {len} bytes, at least {min} needed"),
+            ))
+        } else if !self.negotiated && hdr.command != cmd::VERSION {
+            Err(refuse(libc::EINVAL, "VERSION must be negotiated first"))
+        } else {
+            let (shared, function) = (self.shared.clone(), self.function);
+            // Nothing a client sends may panic the server; if a bug does,
+            // the function is reset and only this client loses its
+            // connection.
+            match catch_unwind(AssertUnwindSafe(|| self.dispatch(&hdr, &body, fds))) {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::error!(function, "{name}: the server panicked (a bug); the function is reset");
+                    shared.lock().count_protocol_error(function);
+                    return Some(End::Client(format!("{name}: internal error")));
+                }
+            }
+        };
+        if hdr.kind() == flags::TYPE_REPLY {
+            // Replies are never answered.
+            return None;
+        }
+        match outcome {
+            Ok(reply) if !hdr.no_reply() => {
+                if let Err(e) = self
+                    .conn
+                    .send(&hdr.reply(reply.payload.len()), &reply.payload, reply.fd)
+                {
+                    return Some(End::Client(format!("sending the {name} reply: {e}")));
+                }
+            }
+            Ok(_) => {}
+            Err(r) => {
+                tracing::debug!(
+                    function = self.function,
+                    "{name} refused ({}): {}",
+                    errno_name(r.errno),
+                    r.why
+                );
+                self.device().count_protocol_error(self.function);
+                if !hdr.no_reply() {
+                    self.send_error(&hdr, r.errno, &r.why);
+                }
+                if hdr.command == cmd::VERSION && r.errno == libc::ENOTSUP {
+                    // A major version nicsim does not speak: the
+                    // specification has the connection closed.
+                    return Some(End::Client("incompatible protocol version".into()));
+                }
+            }
+        }
+        None
+    }
+
+    fn send_error(&mut self, hdr: &Header, errno: i32, why: &str) {
+        tracing::debug!(function = self.function, "error reply {}: {why}", errno_name(errno));
+        let _ = self.conn.send(&hdr.error_reply(errno), &[], None);
+    }
+
+    fn dispatch(&mut self, hdr: &Header, p: &[u8], mut fds: Vec<File>) -> Result<Reply, Refusal> {
+        let f = self.function;
+        let no_fds = |fds: &Vec<File>, what: &str| -> Result<(), Refusal> {
+            if fds.is_empty() {
+                Ok(())
+            } else {
+                Err(refuse(libc::EINVAL, format!("{what} takes no file descriptors")))
+            }
+        };
+        match hdr.command {
+            cmd::VERSION => {
+                no_fds(&fds, "VERSION")?;
+                self.version(p)
+            }
+            cmd::DMA_MAP => {
+                let m: wire::DmaMap = payload(p);
+                if (m.argsz as usize) < std::mem::size_of::<wire::DmaMap>() {
+                    return Err(refuse(libc::EINVAL, format!("DMA_MAP argsz {} < 32", m.argsz)));
+                }
+                if m.flags & !wire::dma_map_flags::ALL != 0 {
+                    return Err(refuse(libc::EINVAL, format!("DMA_MAP flags {:#x}", m.flags)));
+                }
+                if fds.len() > 1 {
+                    return Err(refuse(libc::EINVAL, "DMA_MAP takes at most one file descriptor"));
+                }
+                let writable = m.flags & wire::dma_map_flags::WRITE != 0;
+                self.device()
+                    .dma_map(f, m.address, m.size, fds.pop(), m.offset, writable)
+                    .map_err(|e| {
+                        tracing::warn!(function = f, "DMA_MAP refused: {e}");
+                        Refusal::from(e)
+                    })?;
+                Ok(Reply::empty())
+            }
+            cmd::DMA_UNMAP => {
+                no_fds(&fds, "DMA_UNMAP")?;
+                let u: wire::DmaUnmap = payload(p);
+                use wire::dma_unmap_flags as uf;
+                if u.flags & !(uf::ALL | uf::ALL_RUST_VMM | uf::GET_DIRTY_BITMAP) != 0 {
+                    return Err(refuse(libc::EINVAL, format!("DMA_UNMAP flags {:#x}", u.flags)));
+                }
+                if u.flags & uf::GET_DIRTY_BITMAP != 0 {
+                    return Err(refuse(libc::ENOTSUP, "dirty page tracking is not supported"));
+                }
+                let all = u.flags & (uf::ALL | uf::ALL_RUST_VMM) != 0;
+                self.device().dma_unmap(f, u.address, u.size, all)?;
+                Ok(Reply::of(u.as_bytes()))
+            }
+            cmd::DEVICE_GET_INFO => {
+                no_fds(&fds, "DEVICE_GET_INFO")?;
+                let info = wire::DeviceInfo {
+                    argsz: std::mem::size_of::<wire::DeviceInfo>() as u32,
+                    flags: VFIO_DEVICE_FLAGS_PCI | VFIO_DEVICE_FLAGS_RESET,
+                    num_regions: VFIO_PCI_NUM_REGIONS,
+                    num_irqs: VFIO_PCI_NUM_IRQS,
+                };
+                Ok(Reply::of(info.as_bytes()))
+            }
+            cmd::DEVICE_GET_REGION_INFO => {
+                no_fds(&fds, "DEVICE_GET_REGION_INFO")?;
+                let q: wire::RegionInfo = payload(p);
+                self.region_info(q)
+            }
+            cmd::DEVICE_GET_IRQ_INFO => {
+                no_fds(&fds, "DEVICE_GET_IRQ_INFO")?;
+                let q: wire::IrqInfo = payload(p);
+                let (irq_flags, count) = self
+                    .device()
+                    .irq_desc(f, q.index)
+                    .ok_or_else(|| refuse(libc::EINVAL, format!("no IRQ index {}", q.index)))?;
+                let info = wire::IrqInfo {
+                    argsz: std::mem::size_of::<wire::IrqInfo>() as u32,
+                    flags: irq_flags,
+                    index: q.index,
+                    count,
+                };
+                Ok(Reply::of(info.as_bytes()))
+            }
+            cmd::DEVICE_SET_IRQS => {
+                let s: wire::IrqSet = payload(p);
+                if s.flags & VFIO_IRQ_SET_DATA_BOOL != 0 {
+                    return Err(refuse(libc::ENOTSUP, "SET_IRQS with DATA_BOOL is not supported"));
+                }
+                if s.flags & VFIO_IRQ_SET_DATA_EVENTFD == 0 {
+                    no_fds(&fds, "SET_IRQS without DATA_EVENTFD")?;
+                }
+                self.device().set_irqs(f, s.index, s.flags, s.start, s.count, fds)?;
+                Ok(Reply::empty())
+            }
+            cmd::REGION_READ => {
+                no_fds(&fds, "REGION_READ")?;
+                let a: wire::RegionAccess = payload(p);
+                let count = a.count as usize;
+                if count > MAX_DATA_XFER {
+                    return Err(refuse(
+                        libc::EINVAL,
+                        format!("REGION_READ of {count} bytes, max_data_xfer_size is {MAX_DATA_XFER}"),
+                    ));
+                }
+                let mut out = Vec::with_capacity(16 + count);
+                out.extend_from_slice(a.as_bytes());
+                out.resize(16 + count, 0);
+                self.device().region_read(f, a.region, a.offset, &mut out[16..])?;
+                Ok(Reply { payload: out, fd: None })
+            }
+            cmd::REGION_WRITE => {
+                no_fds(&fds, "REGION_WRITE")?;
+                let a: wire::RegionAccess = payload(p);
+                let data = &p[16..];
+                if data.len() != a.count as usize {
+                    return Err(refuse(
+                        libc::EINVAL,
+                        format!("REGION_WRITE count {} but {} data bytes", a.count, data.len()),
+                    ));
+                }
+                let r = self.device().region_write(f, a.region, a.offset, data);
+                self.shared.wake_engine();
+                r?;
+                Ok(Reply::of(a.as_bytes()))
+            }
+            cmd::DEVICE_RESET => {
+                no_fds(&fds, "DEVICE_RESET")?;
+                self.device().flr(f);
+                Ok(Reply::empty())
+            }
+            c => Err(refuse(
+                libc::ENOTSUP,
+                format!("command {c} ({}) is not supported", cmd::name(c)),
+            )),
+        }
+    }
+
+    /// `VERSION`: same major, minor at most the client's, capabilities
+    /// nicsim keeps to.
+    fn version(&mut self, p: &[u8]) -> Result<Reply, Refusal> {
+        let v: wire::Version = payload(p);
+        if v.major != PROTOCOL_MAJOR {
+            return Err(refuse(
+                libc::ENOTSUP,
+                format!("protocol major {} (nicsim speaks {PROTOCOL_MAJOR})", v.major),
+            ));
+        }
+        let json = &p[4..];
+        // The JSON is NUL terminated (and optional).
+        let text = json.split(|&b| b == 0).next().unwrap_or(&[]);
+        self.client_max_data = MAX_DATA_XFER;
+        if !text.is_empty() {
+            let caps: serde_json::Value = serde_json::from_slice(text)
+                .map_err(|e| refuse(libc::EINVAL, format!("VERSION capabilities are not JSON: {e}")))?;
+            if let Some(n) = caps
+                .get("capabilities")
+                .and_then(|c| c.get("max_data_xfer_size"))
+                .and_then(serde_json::Value::as_u64)
+            {
+                self.client_max_data = usize::try_from(n).unwrap_or(usize::MAX).clamp(4096, MAX_DATA_XFER);
+            }
+        }
+        let max_dma_maps = self.device().max_dma_maps(self.function);
+        let caps = serde_json::json!({
+            "capabilities": {
+                "max_msg_fds": self.max_fds,
+                "max_data_xfer_size": MAX_DATA_XFER,
+                "max_dma_maps": max_dma_maps,
+                "pgsizes": crate::dma::PAGE,
+            }
+        });
+        let mut out = wire::Version {
+            major: PROTOCOL_MAJOR,
+            minor: v.minor.min(PROTOCOL_MINOR),
+        }
+        .as_bytes()
+        .to_vec();
+        out.extend_from_slice(caps.to_string().as_bytes());
+        out.push(0);
+        self.negotiated = true;
+        Ok(Reply { payload: out, fd: None })
+    }
+
+    /// `DEVICE_GET_REGION_INFO`: the region, and its sparse-mmap
+    /// capability with the descriptor to map when the client's `argsz`
+    /// has room for it (else the `argsz` needed, to ask again).
+    fn region_info(&mut self, q: wire::RegionInfo) -> Result<Reply, Refusal> {
+        let d = self
+            .device()
+            .region_desc(self.function, q.index)
+            .ok_or_else(|| refuse(libc::EINVAL, format!("no region {}", q.index)))?;
+        let base = std::mem::size_of::<wire::RegionInfo>();
+        let mut caps = Vec::new();
+        if !d.sparse.is_empty() {
+            caps.extend_from_slice(
+                wire::CapHeader {
+                    id: VFIO_REGION_INFO_CAP_SPARSE_MMAP as u16,
+                    version: 1,
+                    next: 0,
+                }
+                .as_bytes(),
+            );
+            caps.extend_from_slice(
+                wire::SparseMmap {
+                    nr_areas: d.sparse.len() as u32,
+                    reserved: 0,
+                }
+                .as_bytes(),
+            );
+            for (off, size) in &d.sparse {
+                caps.extend_from_slice(off.as_bytes());
+                caps.extend_from_slice(size.as_bytes());
+            }
+        }
+        let mut info = wire::RegionInfo {
+            argsz: (base + caps.len()) as u32,
+            flags: d.flags,
+            index: q.index,
+            cap_offset: 0,
+            size: d.size,
+            offset: 0,
+        };
+        let whole = q.argsz as usize >= base + caps.len();
+        if !caps.is_empty() {
+            info.flags |= VFIO_REGION_INFO_FLAG_CAPS;
+            info.cap_offset = base as u32;
+        }
+        let mut out = info.as_bytes().to_vec();
+        if whole {
+            out.extend_from_slice(&caps);
+        }
+        // The descriptor comes with the complete reply only (a client
+        // asking again with a larger argsz would get it twice).
+        let fd = if whole { d.mmap_fd } else { None };
+        Ok(Reply { payload: out, fd })
+    }
+}
+
+/// An errno's name, for logs.
+fn errno_name(e: i32) -> String {
+    std::io::Error::from_raw_os_error(e).to_string()
+}
+
+/// Why serving could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("socket {path}: {why}")]
+    Socket { path: PathBuf, why: String },
+}
+
+/// Remove a socket file left by a process that is gone (nobody accepts on
+/// it); refuse one that is live.
+fn clear_stale_socket(path: &Path) -> Result<(), ServeError> {
+    if !path.exists() {
+        return Ok(());
+    }
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(ServeError::Socket {
+            path: path.into(),
+            why: "another nicsim is serving it".into(),
+        });
+    }
+    std::fs::remove_file(path).map_err(|e| ServeError::Socket {
+        path: path.into(),
+        why: format!("stale socket could not be removed: {e}"),
+    })
+}
+
+/// Start serving `function` on `path`. The thread runs until
+/// [`Shared::request_stop`].
+pub fn serve(shared: Arc<Shared>, function: u16, path: &Path) -> Result<JoinHandle<()>, ServeError> {
+    clear_stale_socket(path)?;
+    let listener = UnixListener::bind(path).map_err(|e| ServeError::Socket {
+        path: path.into(),
+        why: e.to_string(),
+    })?;
+    let name = if function == 0 {
+        "nicsim-pf".to_string()
+    } else {
+        format!("nicsim-vf{}", function - 1)
+    };
+    let path = path.to_path_buf();
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(move || {
+            accept_loop(&shared, function, &listener);
+            drop(listener);
+            let _ = std::fs::remove_file(&path);
+        })
+        .map_err(|e| ServeError::Socket {
+            path: PathBuf::new(),
+            why: format!("thread: {e}"),
+        })
+}
+
+/// Wait for a client, serve it, reset the function when it goes; until
+/// the server stops.
+fn accept_loop(shared: &Arc<Shared>, function: u16, listener: &UnixListener) {
+    let stop = shared.stop_fd.as_raw_fd();
+    while !shared.stop.load(Ordering::Acquire) {
+        let mut fds = [
+            libc::pollfd {
+                fd: listener.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: stop,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: `fds` is a valid array of two pollfd for the call; both
+        // descriptors are open for the life of this function.
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if r < 0 || fds[1].revents != 0 {
+            if r < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            break;
+        }
+        let stream = match listener.accept() {
+            Ok((s, _)) => s,
+            Err(e) => {
+                tracing::warn!(function, "accept: {e}");
+                continue;
+            }
+        };
+        let max_fds = usize::from(shared.lock().functions[usize::from(function)].limits.nintrs).max(1);
+        let mut session = Session {
+            shared: shared.clone(),
+            function,
+            conn: Conn::new(stream, stop, listener),
+            negotiated: false,
+            max_fds,
+            client_max_data: MAX_DATA_XFER,
+        };
+        tracing::debug!(function, "client connected");
+        let end = session.run();
+        drop(session);
+        match end {
+            End::Client(why) => {
+                tracing::info!(function, "client gone ({why}): function reset, its mappings released");
+                shared.lock().client_gone(function);
+                shared.wake_engine();
+            }
+            End::Stop => break,
+        }
+    }
+}

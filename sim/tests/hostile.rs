@@ -1,0 +1,423 @@
+//! One tenant cannot break the others: each test is an attack a client of
+//! one function can make through the vfio-user surface or its admin queue,
+//! and asserts what the device guarantees instead (docs/nicsim.md,
+//! "Isolation guarantees", names the test that holds each one).
+
+#![allow(missing_debug_implementations)]
+
+mod common;
+
+use common::*;
+use dataplane::abi::*;
+use sim::device::DeviceConfig;
+use sim::{ClockKind, PortSpec, Sim, SimConfig};
+use std::os::fd::{AsRawFd, FromRawFd};
+use vfio_bindings::bindings::vfio::*;
+
+fn sim(vfs: u16) -> Sim {
+    Sim::start(SimConfig {
+        device: DeviceConfig {
+            vfs,
+            ..DeviceConfig::default()
+        },
+        clock: ClockKind::Virtual,
+        port: PortSpec::Null,
+        ..SimConfig::default()
+    })
+    .expect("sim starts")
+}
+
+/// Send one frame from `a` to `b` and check it arrives.
+fn still_works(s: &Sim, a: &mut Port1, b: &mut Port1) {
+    let pkt = frame(b.mac, a.mac, 42, 100);
+    let buf = a.f.alloc(2048, 64);
+    a.f.mem.write(buf, &pkt);
+    assert!(a.tx.ring.fill_bulk(&[TxDesc::new(buf, pkt.len() as u16, 0)]));
+    a.f.ring_doorbell(&mut a.tx);
+    s.advance(10_000);
+    let c = b.f.completion(&mut b.rx).expect("the good frame arrives");
+    assert_eq!((c.status, usize::from(c.len)), (CompStatus::Ok, pkt.len()));
+}
+
+/// Wait until the server has noticed a disconnect (it resets the function
+/// when the client goes): the function holds no mapping and no LIF.
+fn wait_until_released(s: &Sim, function: u16) {
+    let t0 = std::time::Instant::now();
+    loop {
+        {
+            let d = s.device();
+            let f = &d.functions[usize::from(function)];
+            if f.dma.is_empty() && f.lif_slots.iter().all(Option::is_none) {
+                return;
+            }
+        }
+        assert!(t0.elapsed().as_secs() < 10, "the function was not released");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+/// A shared mapping of `len` bytes of `fd` at `offset` (kept by the test
+/// as a client process would keep it after its connection is gone).
+fn map_fd(fd: i32, offset: u64, len: usize) -> *mut u8 {
+    // SAFETY: a fresh shared mapping the test never unmaps (it lives until
+    // the test process ends); the result is checked.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd,
+            offset as libc::off_t,
+        )
+    };
+    assert_ne!(p, libc::MAP_FAILED, "mmap: {}", std::io::Error::last_os_error());
+    p.cast()
+}
+
+// ---- 1. A client's state ends with its connection ---------------------
+
+#[test]
+fn a_new_client_sees_none_of_the_previous_clients_memory_or_state() {
+    let s = sim(1);
+    let vf = s.vf_socket(0).unwrap().to_path_buf();
+    // The first client brings the function up, sends traffic and keeps a
+    // mapping of its doorbell page, then goes (a crash: no teardown).
+    let (old_doorbells, old_retired_tx) = {
+        let mut a = bring_up(&vf, "first");
+        a.f.mem.write(IOVA + (4 << 20), b"the first client's secret");
+        let bar0 = a.f.client.region(VFIO_PCI_BAR0_REGION_INDEX).unwrap();
+        let fo = bar0.file_offset.as_ref().unwrap();
+        let area = bar0.sparse_areas[0];
+        let old = map_fd(fo.file().as_raw_fd(), fo.start() + area.offset, area.size as usize);
+        let pkt = frame([0xff; 6], a.mac, 1, 64);
+        let buf = a.f.alloc(2048, 64);
+        a.f.mem.write(buf, &pkt);
+        assert!(a.tx.ring.fill_bulk(&[TxDesc::new(buf, 64, 0)]));
+        a.f.ring_doorbell(&mut a.tx);
+        s.advance(10_000);
+        (old, s.device().lif(a.lif).unwrap().counter(LifCounter::TxPackets))
+    };
+    assert_eq!(old_retired_tx, 1);
+    wait_until_released(&s, 1);
+    {
+        let d = s.device();
+        assert!(d.lifs.iter().flatten().all(|l| l.function != 1), "its LIFs are gone");
+        assert_eq!(
+            d.functions[1].retired[LifCounter::TxPackets as usize],
+            1,
+            "the gone LIF's counters are retired, not lost"
+        );
+        assert!(
+            d.functions[1].vectors.iter().all(|v| v.eventfd.is_none()),
+            "its eventfds are closed"
+        );
+    }
+    // A new client that maps nothing cannot reach the old memory: its admin
+    // queue at the old client's IOVA is a DMA fault.
+    let mut b = RawFn::connect_with(&vf, false);
+    b.enable(1);
+    assert_eq!(b.devcmd(DevCommand::Reset).0, AdminStatus::Ok);
+    let q = QueueCreate {
+        qtype: QueueType::Admin.raw(),
+        ring_order: 5,
+        ring_base: IOVA.into(),
+        cq_base: (IOVA + 0x1000).into(),
+        state_base: (IOVA + 0x2000).into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        b.devcmd(DevCommand::AdminQueueInit(q)).0,
+        AdminStatus::DmaFault,
+        "the previous client's mappings are gone"
+    );
+    // Mapping its own memory at the same IOVA works (it was EEXIST).
+    b.client.dma_map(0, IOVA, MEM, b.mem.file.as_raw_fd()).unwrap();
+    assert_eq!(s.device().functions[1].dma.len(), 1);
+    b.init_admin();
+    let (lif, slot) = b.create_lif("second");
+    let mut tx = b.create_queue::<TxDesc>(lif, slot, QueueType::Tx, 6, None);
+    assert_eq!(slot, 0, "the same doorbell slot as the old client's LIF");
+    // The old process still has its doorbell mapping: its writes reach
+    // nothing (the function has new doorbell pages).
+    let rogue = Doorbell {
+        qtype: QueueType::Tx,
+        qindex: 0,
+        outgoing_tail: 5,
+    }
+    .encode();
+    // SAFETY: the old mapping is 8-aligned and at least a page long.
+    unsafe { (old_doorbells as *mut u64).write_volatile(rogue.to_le()) };
+    s.advance(10_000);
+    assert_eq!(
+        s.device().lif(lif).unwrap().counter(LifCounter::Doorbells),
+        0,
+        "a doorbell through the old client's mapping is not seen"
+    );
+    // The new client's own doorbell is.
+    let pkt = frame([2, 0, 0, 0, 0, 9], lif_mac(lif), 1, 64);
+    let buf = b.alloc(2048, 64);
+    b.mem.write(buf, &pkt);
+    assert!(tx.ring.fill_bulk(&[TxDesc::new(buf, 64, 0)]));
+    b.ring_doorbell(&mut tx);
+    s.advance(10_000);
+    let d = s.device();
+    assert_eq!(d.lif(lif).unwrap().counter(LifCounter::Doorbells), 1);
+    assert_eq!(d.lif(lif).unwrap().counter(LifCounter::TxPackets), 1);
+}
+
+// ---- 2. Nothing a client can truncate ends the process ----------------
+
+#[test]
+fn the_bar0_memfd_cannot_be_resized_by_a_client() {
+    let s = sim(1);
+    let mut a = bring_up(s.vf_socket(0).unwrap(), "a");
+    let mut pf = bring_up(s.pf_socket(), "pf");
+    let bar0 = a.f.client.region(VFIO_PCI_BAR0_REGION_INDEX).unwrap();
+    let fd = bar0.file_offset.as_ref().unwrap().file().as_raw_fd();
+    for len in [0, 4096, 1 << 30] {
+        // SAFETY: ftruncate on a descriptor the device handed us.
+        let r = unsafe { libc::ftruncate(fd, len) };
+        assert_eq!(r, -1, "ftruncate({len}) of the BAR0 memfd must fail");
+        assert_eq!(std::io::Error::last_os_error().raw_os_error(), Some(libc::EPERM));
+    }
+    // Nor can its seals be changed (F_SEAL_SEAL).
+    // SAFETY: fcntl on a descriptor the device handed us.
+    assert_eq!(unsafe { libc::fcntl(fd, libc::F_ADD_SEALS, libc::F_SEAL_WRITE) }, -1);
+    // The engine polls the doorbells on: every function keeps working.
+    still_works(&s, &mut a, &mut pf);
+    still_works(&s, &mut pf, &mut a);
+}
+
+#[test]
+fn dma_map_of_a_file_that_can_shrink_is_refused() {
+    let s = sim(1);
+    let (mut p, _) = Proto::connect(s.vf_socket(0).unwrap());
+    // SAFETY: plain syscalls on a memfd the test owns.
+    let fd = unsafe {
+        let fd = libc::memfd_create(c"unsealed".as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING);
+        assert!(fd >= 0);
+        assert_eq!(libc::ftruncate(fd, 1 << 20), 0);
+        fd
+    };
+    assert_eq!(
+        p.dma_map(0x10_0000, 1 << 20, Some(fd)),
+        libc::EPERM as u32,
+        "unsealed: refused"
+    );
+    assert!(s.device().functions[1].dma.is_empty());
+    // Sealed against shrinking, the same file maps; truncating it now fails.
+    // SAFETY: fcntl/ftruncate on the test's memfd.
+    unsafe {
+        assert_eq!(libc::fcntl(fd, libc::F_ADD_SEALS, libc::F_SEAL_SHRINK), 0);
+    }
+    assert_eq!(p.dma_map(0x10_0000, 1 << 20, Some(fd)), 0);
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::ftruncate(fd, 0) }, -1, "the seal holds");
+    // A file that cannot be sealed at all (not a memfd) is refused too.
+    let tmp = std::env::temp_dir().join(format!("hostile-{}", std::process::id()));
+    let file = std::fs::File::create(&tmp).unwrap();
+    file.set_len(1 << 20).unwrap();
+    assert_eq!(
+        p.dma_map(0x20_0000, 1 << 20, Some(file.as_raw_fd())),
+        libc::EPERM as u32
+    );
+    let _ = std::fs::remove_file(&tmp);
+    // SAFETY: closing the test's own descriptor.
+    drop(unsafe { std::fs::File::from_raw_fd(fd) });
+}
+
+// ---- 9, 11. Framing by the header, sizes checked first ----------------
+
+#[test]
+fn an_unknown_command_is_refused_by_its_header_and_the_stream_stays_in_step() {
+    let s = sim(1);
+    let (mut p, _) = Proto::connect(s.vf_socket(0).unwrap());
+    // Its payload looks like a REGION_READ message: it must not be run.
+    let inner = Proto::message(77, 9, 0, &[0; 16]);
+    let (h, body) = p.call(99, &inner, &[]);
+    assert!(h.is_error() && body.is_empty());
+    assert_eq!(h.error, libc::ENOTSUP as u32);
+    // Unsupported but defined commands likewise.
+    for c in [6u16, 11, 12, 14, 15, 16, 17, 18] {
+        let (h, _) = p.call(c, &[0; 24], &[]);
+        assert_eq!(h.error, libc::ENOTSUP as u32, "command {c}");
+    }
+    // The next command is answered in step.
+    let (e, data) = p.region_read(VFIO_PCI_CONFIG_REGION_INDEX, 0, 2);
+    assert_eq!((e, data), (0, PCI_VENDOR_ID.to_le_bytes().to_vec()));
+}
+
+#[test]
+fn a_payload_shorter_than_the_command_is_refused_without_hanging() {
+    let s = sim(1);
+    let (mut p, _) = Proto::connect(s.vf_socket(0).unwrap());
+    for (cmd, len) in [(2u16, 8usize), (3, 4), (5, 0), (7, 3), (8, 10), (9, 15), (10, 2)] {
+        let (h, _) = p.call(cmd, &vec![0; len], &[]);
+        assert_eq!(h.error, libc::EINVAL as u32, "command {cmd} with {len} payload bytes");
+    }
+    let (e, _) = p.region_read(VFIO_PCI_CONFIG_REGION_INDEX, 0, 4);
+    assert_eq!(e, 0);
+}
+
+#[test]
+fn a_command_with_the_no_reply_flag_gets_no_reply_even_when_refused() {
+    let s = sim(1);
+    let (mut p, _) = Proto::connect(s.vf_socket(0).unwrap());
+    // Refused (unknown command, a short DMA_MAP) and accepted (a config
+    // write), all without replies.
+    p.send(99, 1 << 4, &[0; 8], &[]);
+    p.send(2, 1 << 4, &[0; 4], &[]);
+    let mut w = Vec::new();
+    w.extend_from_slice(&0x3cu64.to_ne_bytes());
+    w.extend_from_slice(&VFIO_PCI_CONFIG_REGION_INDEX.to_ne_bytes());
+    w.extend_from_slice(&1u32.to_ne_bytes());
+    w.push(0x5a);
+    p.send(10, 1 << 4, &w, &[]);
+    // The first reply on the stream is the one to this read.
+    let (e, data) = p.region_read(VFIO_PCI_CONFIG_REGION_INDEX, 0x3c, 1);
+    assert_eq!((e, data), (0, vec![0x5a]), "the no-reply write was carried out");
+    assert!(s.device().functions[1].counters.protocol_errors >= 2);
+}
+
+#[test]
+fn a_header_announcing_4_gib_is_refused_before_a_byte_is_buffered() {
+    let s = sim(1);
+    let mut p = Proto::connect_raw(s.vf_socket(0).unwrap());
+    let mut m = Proto::message(1, 10, 0, &[]);
+    m[4..8].copy_from_slice(&u32::MAX.to_ne_bytes());
+    use std::io::Write;
+    p.s.write_all(&m).unwrap();
+    // Stream 64 MiB after it: none of it is read, let alone kept.
+    let junk = vec![0u8; 1 << 20];
+    let mut sent = 0usize;
+    p.s.set_write_timeout(Some(std::time::Duration::from_millis(200)))
+        .unwrap();
+    for _ in 0..64 {
+        match p.s.write(&junk) {
+            Ok(n) => sent += n,
+            Err(_) => break,
+        }
+    }
+    let (h, _) = p.recv().expect("an error reply");
+    assert!(h.is_error());
+    assert_eq!(h.error, libc::EMSGSIZE as u32);
+    assert!(p.recv().is_none(), "then the connection is closed");
+    assert!(sent < 64 << 20, "the server stopped reading (sent {sent} bytes)");
+    // The socket serves the next client.
+    let (mut q, _) = Proto::connect(s.vf_socket(0).unwrap());
+    assert_eq!(q.region_read(VFIO_PCI_CONFIG_REGION_INDEX, 0, 2).0, 0);
+}
+
+#[test]
+fn oversized_transfers_are_refused_by_size_before_allocation() {
+    let s = sim(1);
+    let (mut p, caps) = Proto::connect(s.vf_socket(0).unwrap());
+    assert!(caps.contains("\"max_data_xfer_size\":1048576"), "{caps}");
+    // A read of 4 GiB - 1: refused, nothing allocated, stream in step.
+    let (e, _) = p.region_read(VFIO_PCI_BAR0_REGION_INDEX, 0, u32::MAX);
+    assert_eq!(e, libc::EINVAL as u32);
+    // A write whose header and count disagree.
+    let mut w = Vec::new();
+    w.extend_from_slice(&0u64.to_ne_bytes());
+    w.extend_from_slice(&VFIO_PCI_BAR0_REGION_INDEX.to_ne_bytes());
+    w.extend_from_slice(&1000u32.to_ne_bytes());
+    w.extend_from_slice(&[0; 8]);
+    assert_eq!(p.call(10, &w, &[]).0.error, libc::EINVAL as u32);
+    assert_eq!(p.region_read(VFIO_PCI_CONFIG_REGION_INDEX, 0, 2).0, 0);
+}
+
+#[test]
+fn errors_carry_the_errno_the_specification_names() {
+    let s = sim(1);
+    let (mut p, _) = Proto::connect(s.vf_socket(0).unwrap());
+    let m = Mem::new(1 << 20);
+    let fd = m.file.as_raw_fd();
+    assert_eq!(p.dma_map(0x10_0000, 1 << 20, Some(fd)), 0);
+    assert_eq!(p.dma_map(0x10_0000, 1 << 20, Some(fd)), libc::EEXIST as u32, "overlap");
+    assert_eq!(
+        p.dma_map(0x8_0000, 1 << 20, Some(fd)),
+        libc::EEXIST as u32,
+        "partial overlap"
+    );
+    assert_eq!(p.dma_map(0x40_0001, 4096, Some(fd)), libc::EINVAL as u32, "unaligned");
+    assert_eq!(p.dma_unmap(0x90_0000, 4096), libc::ENOENT as u32, "not mapped");
+    assert_eq!(p.dma_unmap(0x10_0000, 1 << 20), 0);
+    let (h, _) = p.call(7, &[16, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0], &[]);
+    assert_eq!(h.error, libc::EINVAL as u32, "no IRQ index 9");
+    let mut q = vec![0u8; 32];
+    q[0] = 32;
+    q[8] = 42;
+    assert_eq!(p.call(5, &q, &[]).0.error, libc::EINVAL as u32, "no region 42");
+}
+
+#[test]
+fn commands_before_version_are_refused_and_a_second_client_is_turned_away() {
+    let s = sim(1);
+    let mut p = Proto::connect_raw(s.vf_socket(0).unwrap());
+    let (h, _) = p.call(4, &[16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], &[]);
+    assert_eq!(h.error, libc::EINVAL as u32, "VERSION first");
+    let mut v = vec![0u8, 0, 1, 0];
+    v.extend_from_slice(b"{}\0");
+    assert!(!p.call(1, &v, &[]).0.is_error());
+    // A second client on the same socket is closed at once, not left
+    // waiting; the first one carries on.
+    let mut second = Proto::connect_raw(s.vf_socket(0).unwrap());
+    second.send(1, 0, &v, &[]);
+    assert!(second.recv().is_none(), "turned away");
+    assert_eq!(p.region_read(VFIO_PCI_CONFIG_REGION_INDEX, 0, 2).0, 0);
+    // A major version nicsim does not speak closes the connection.
+    drop(p);
+    let mut p = Proto::connect_raw(s.vf_socket(0).unwrap());
+    let (h, _) = p.call(1, &[7, 0, 0, 0], &[]);
+    assert_eq!(h.error, libc::ENOTSUP as u32);
+    assert!(p.recv().is_none());
+}
+
+#[test]
+fn more_descriptors_than_announced_close_only_that_connection() {
+    let s = sim(2);
+    let mut a = bring_up(s.vf_socket(0).unwrap(), "a");
+    let mut pf = bring_up(s.pf_socket(), "pf");
+    let mems: Vec<Mem> = (0..64).map(|_| Mem::new(4096)).collect();
+    let fds: Vec<i32> = mems.iter().map(|m| m.file.as_raw_fd()).collect();
+    let (mut p, caps) = Proto::connect(s.vf_socket(1).unwrap());
+    assert!(
+        caps.contains("\"max_msg_fds\":8"),
+        "a VF takes at most its 8 vectors' eventfds: {caps}"
+    );
+    p.send(4, 0, &[16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], &fds);
+    assert!(p.recv().is_none(), "the connection is closed");
+    // The device carries on, and the socket serves the next client.
+    still_works(&s, &mut a, &mut pf);
+    let (mut q, _) = Proto::connect(s.vf_socket(1).unwrap());
+    assert_eq!(q.region_read(VFIO_PCI_CONFIG_REGION_INDEX, 0, 2).0, 0);
+}
+
+// ---- 12. Budgets, advertised and released -----------------------------
+
+#[test]
+fn dma_mappings_are_budgeted_per_function_and_released_on_disconnect() {
+    let s = sim(4);
+    let budget = 64u64;
+    for vf in 0..4 {
+        let (mut p, caps) = Proto::connect(s.vf_socket(vf).unwrap());
+        assert!(caps.contains(&format!("\"max_dma_maps\":{budget}")), "{caps}");
+        let m = Mem::new(4096);
+        for i in 0..budget {
+            assert_eq!(p.dma_map(0x100_0000 + i * 0x1000, 4096, Some(m.file.as_raw_fd())), 0);
+        }
+        assert_eq!(
+            p.dma_map(0x900_0000, 4096, Some(m.file.as_raw_fd())),
+            libc::ENOSPC as u32,
+            "the budget is spent"
+        );
+        assert_eq!(s.device().functions[vf + 1].dma.len(), budget as usize);
+        drop(p);
+        wait_until_released(&s, vf as u16 + 1);
+    }
+    // Every VF mapped its whole budget and left: the PF maps its own.
+    let mut pf = bring_up(s.pf_socket(), "pf");
+    let mut a = bring_up(s.vf_socket(0).unwrap(), "a");
+    still_works(&s, &mut pf, &mut a);
+}
