@@ -169,6 +169,7 @@ impl Sim {
             let lead = 2 * cfg.max_idle_sleep.as_nanos() as u64 + REAL_CLOCK_WAKEUP_NS;
             dcfg.pipeline_lead_ns = dcfg.pipeline_lead_ns.max(lead);
         }
+        ensure_fd_budget(&dcfg)?;
         let device = Device::new(dcfg, clock.clone(), port).map_err(SimError::Device)?;
         let nfunctions = device.functions.len() as u16;
         let shared = Arc::new(Shared::new(device).map_err(SimError::Device)?);
@@ -319,6 +320,44 @@ impl Drop for Sim {
             self.stop();
         }
     }
+}
+
+/// Descriptors the device may hold at once for its functions: per
+/// function its clients' eventfds (one per vector), the descriptors a
+/// message may bring (as many again, transiently), its doorbell memfd, its
+/// listening and its connected socket. DMA mappings hold none (the device
+/// closes the client's descriptor once it has mapped the file).
+pub fn fd_budget(cfg: &DeviceConfig) -> u64 {
+    let per = |l: &device::function::FunctionLimits| 2 * u64::from(l.nintrs) + 3;
+    per(&cfg.pf) + u64::from(cfg.vfs) * per(&cfg.vf)
+}
+
+/// Make sure the process may open what the functions' clients can make it
+/// hold ([`fd_budget`], plus room for everything else): raise the soft
+/// limit on open files if it is lower, or refuse to start with the limit
+/// named, rather than have one client's eventfds starve another's
+/// `DMA_MAP`.
+fn ensure_fd_budget(cfg: &DeviceConfig) -> Result<(), SimError> {
+    let need = fd_budget(cfg) + 256;
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 || lim.rlim_cur >= need {
+        return Ok(());
+    }
+    if lim.rlim_max < need {
+        return Err(SimError::Device(std::io::Error::other(format!(
+            "{} functions need up to {need} open files, the hard limit is {} (raise it with 'ulimit -Hn {need}' or use fewer VFs or vectors)",
+            cfg.vfs + 1,
+            lim.rlim_max
+        ))));
+    }
+    lim.rlim_cur = need;
+    // SAFETY: setrlimit reads the struct we pass.
+    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
+    Ok(())
 }
 
 /// `pf.sock`, `vf0.sock`, `vf1.sock`, ...

@@ -227,6 +227,78 @@ fn dma_map_of_a_file_that_can_shrink_is_refused() {
     drop(unsafe { std::fs::File::from_raw_fd(fd) });
 }
 
+// ---- 4, 5. QueueReset acts on the owner's current memory and doorbells -
+
+#[test]
+fn queue_reset_after_unmap_writes_nothing_and_fails_with_a_dma_fault() {
+    let s = sim(1);
+    let mut a = bring_up(s.vf_socket(0).unwrap(), "a");
+    // A second TX queue in memory of its own, mapped at another IOVA.
+    let iova2 = 0x2000_0000u64;
+    let mem2 = Mem::new(1 << 20);
+    a.f.client.dma_map(0, iova2, 1 << 20, mem2.file.as_raw_fd()).unwrap();
+    let order = 6u8;
+    let body = QueueCreate {
+        qtype: QueueType::Tx.raw(),
+        ring_order: order,
+        ring_base: iova2.into(),
+        cq_base: (iova2 + 0x1000).into(),
+        state_base: (iova2 + 0x2000).into(),
+        ..Default::default()
+    };
+    let (st, c) = a.f.admin(AdminCommand::QueueCreate(body), a.lif);
+    assert_eq!(st, AdminStatus::Ok);
+    let qindex = c.value.get() as u16;
+    // The client unmaps it, then reuses those pages for something else.
+    a.f.client.dma_unmap(iova2, 1 << 20).unwrap();
+    // Offsets in mem2 through the helper's IOVA arithmetic.
+    let pattern = vec![0xabu8; 0x3000];
+    mem2.write(IOVA, &pattern);
+    let reset = QueueRef {
+        qtype: QueueType::Tx.raw(),
+        qindex: qindex.into(),
+        start_index: 7.into(),
+        ..Default::default()
+    };
+    assert_eq!(a.f.admin(AdminCommand::QueueReset(reset), a.lif).0, AdminStatus::DmaFault);
+    s.advance(10_000);
+    assert_eq!(mem2.read(IOVA, 0x3000), pattern, "not a byte of the unmapped queue was written");
+    // Mapped again, the reset succeeds and initialises the state block.
+    a.f.client.dma_map(0, iova2, 1 << 20, mem2.file.as_raw_fd()).unwrap();
+    assert_eq!(a.f.admin(AdminCommand::QueueReset(reset), a.lif).0, AdminStatus::Ok);
+    assert_eq!(mem2.read(IOVA + 0x2000, 4), 7u32.to_le_bytes(), "head = start_index");
+}
+
+#[test]
+fn a_pf_reset_of_a_vf_queue_leaves_the_pfs_doorbells_alone() {
+    let s = sim(1);
+    let mut pf = bring_up(s.pf_socket(), "pf");
+    let mut vf = bring_up(s.vf_socket(0).unwrap(), "vf");
+    assert_eq!(pf.tx.slot, vf.tx.slot, "both LIFs sit in doorbell slot 0 of their function");
+    // The PF rings for a frame; before the engine looks, it resets the
+    // VF's TX queue.
+    let pkt = frame(vf.mac, pf.mac, 1, 64);
+    let buf = pf.f.alloc(2048, 64);
+    pf.f.mem.write(buf, &pkt);
+    assert!(pf.tx.ring.fill_bulk(&[TxDesc::new(buf, 64, 0)]));
+    pf.f.ring_doorbell(&mut pf.tx);
+    let reset = QueueRef {
+        qtype: QueueType::Tx.raw(),
+        qindex: vf.tx.qindex.into(),
+        start_index: 0.into(),
+        ..Default::default()
+    };
+    assert_eq!(pf.f.admin(AdminCommand::QueueReset(reset), vf.lif).0, AdminStatus::Ok);
+    s.advance(10_000);
+    assert_eq!(
+        s.device().lif(pf.lif).unwrap().counter(LifCounter::TxPackets),
+        1,
+        "the PF's doorbell was not cleared by a reset of another function's queue"
+    );
+    let c = vf.f.completion(&mut vf.rx).expect("the frame arrives");
+    assert_eq!(c.status, CompStatus::Ok);
+}
+
 // ---- 9, 11. Framing by the header, sizes checked first ----------------
 
 #[test]

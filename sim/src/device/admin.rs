@@ -433,21 +433,28 @@ impl Device {
 
     fn queue_reset(&mut self, fi: usize, lif: u16, q: &QueueRef) -> Res {
         self.owned_lif(fi, lif)?;
-        let l = self.lifs[usize::from(lif)].as_mut().expect("checked");
+        let l = self.lifs[usize::from(lif)].as_mut().ok_or(Outcome::err(AdminStatus::NoEntry))?;
         let i = usize::from(q.qindex.get());
         let start = q.start_index.get();
-        if let Some(off) = abi::doorbell_offset_in_page(q.qtype(), q.qindex.get()) {
-            self.functions[fi].doorbells.clear(l.slot, off);
-        }
+        // The queue lives in its owner's memory and rings its owner's
+        // doorbells, whoever asks (the PF may reset a VF's queue).
+        let owner = &self.functions[usize::from(l.function)];
         let r = match q.qtype() {
-            QueueType::Tx => l.txqs.get_mut(i).and_then(Option::as_mut).map(|t| t.reset(start)),
+            QueueType::Tx => l.txqs.get_mut(i).and_then(Option::as_mut).map(|t| t.reset(&owner.dma, start)),
             QueueType::Rx => l.rxqs.get_mut(i).and_then(Option::as_mut).map(|r| {
-                let res = r.reset(start);
-                r.core.set_always_fetching();
+                let res = r.reset(&owner.dma, start);
+                if res.is_ok() {
+                    r.core.set_always_fetching();
+                }
                 res
             }),
             QueueType::Admin => None,
         };
+        if r.as_ref().is_some_and(Result::is_ok) {
+            if let Some(off) = abi::doorbell_offset_in_page(q.qtype(), q.qindex.get()) {
+                owner.doorbells.clear(l.slot, off);
+            }
+        }
         match r {
             None => Err(AdminStatus::NoEntry.into()),
             Some(Err(e)) => Err(queue_mem_status(e)),

@@ -733,7 +733,7 @@ impl Device {
             // Published once per pass rather than per packet: the TX head
             // write-back and the informational cq_tail.
             for q in lif.txqs.iter_mut().flatten() {
-                if let Some(i) = q.write_back_pending.take() {
+                if let Some(i) = q.write_back_pending.take().filter(|_| !q.core.detached) {
                     q.ring.write_back_to(i);
                 }
                 q.core.publish_cq_tail();

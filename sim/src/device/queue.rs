@@ -68,6 +68,10 @@ pub struct QueueCore {
     /// Completions the device could not write because the driver had not
     /// consumed the ring (the queue stalls meanwhile).
     pub cq_full_stalls: u64,
+    /// The client unmapped the queue's memory: the device writes nothing
+    /// there any more (the snapshot keeps it mapped in the device only so
+    /// that no stale pointer can fault; it goes with the queue).
+    pub detached: bool,
 }
 
 // SAFETY: the raw pointers point into `mem`'s mappings, which the struct
@@ -121,6 +125,7 @@ impl QueueCore {
             qtype: QueueType::from_raw(q.qtype).unwrap_or(QueueType::Admin),
             qindex,
             cq_full_stalls: 0,
+            detached: false,
         };
         core.state().reset(q.start_index.get());
         Ok(core)
@@ -172,6 +177,9 @@ impl QueueCore {
 
     /// Store `cq_tail` in the state block if it moved (once per pass).
     pub fn publish_cq_tail(&mut self) {
+        if self.detached {
+            return;
+        }
         self.flush_completions();
         if self.cq_tail_published != self.cq_tail {
             self.cq_tail_published = self.cq_tail;
@@ -190,6 +198,9 @@ impl QueueCore {
     /// [`QueueCore::flush_completions`], which the engine calls before it
     /// decides interrupts at the end of every pass (and `fail` at once).
     pub fn post(&mut self, entry: [u8; 16]) -> bool {
+        if self.detached {
+            return false;
+        }
         if !self.cq_has_room() {
             self.cq_full_stalls += 1;
             return false;
@@ -212,6 +223,10 @@ impl QueueCore {
     pub fn flush_completions(&mut self) {
         let n = self.cq_tail.wrapping_sub(self.cq_flushed);
         if n == 0 {
+            return;
+        }
+        if self.detached {
+            self.cq_flushed = self.cq_tail;
             return;
         }
         let mask = self.size() - 1;
@@ -263,11 +278,13 @@ impl QueueCore {
     }
 
     /// Put the queue in the error state without touching its memory (the
-    /// client unmapped it: the device may no longer write there).
+    /// client unmapped it: the device may no longer write there, and
+    /// never does again; see `detached`).
     pub fn fail_silently(&mut self, status: CompStatus, index: u32) {
         if self.error.is_none() {
             self.error = Some((status, index));
         }
+        self.detached = true;
     }
 
     /// The consumer flag the driver set, read after a full fence that
@@ -372,22 +389,33 @@ impl<T: RingElem> DeviceQueue<T> {
         }
     }
 
-    /// Restart empty at `start`: clears the error state and the completion
-    /// index (the driver zeroes its completion ring before asking).
-    pub fn reset(&mut self, start: u32) -> Result<(), QueueMemError> {
-        self.core.state().reset(start);
-        self.core.error = None;
-        self.core.cq_tail = 0;
-        self.core.cq_flushed = 0;
-        self.core.cq_tail_published = 0;
-        self.core.cq_head_seen.set(0);
-        self.core.unsignalled = 0;
-        self.ring = self.core.consumer::<T>()?;
-        self.active = false;
-        self.doorbell_seen = 0;
-        self.cache.clear();
-        self.pre.clear();
-        self.write_back_pending = None;
+    /// Restart empty at `start` over the memory the function maps *now*
+    /// (`dma`): the queue is made anew from its creation parameters, so a
+    /// ring, completion ring or state block the client has unmapped is a
+    /// `Dma` error and nothing is written (the old snapshot of the mappings
+    /// is not used). Clears the error state and the completion index (the
+    /// driver zeroes its completion ring before asking).
+    pub fn reset(&mut self, dma: &DmaSpace, start: u32) -> Result<(), QueueMemError> {
+        let c = &self.core;
+        let q = QueueCreate {
+            qtype: c.qtype.raw(),
+            ring_order: c.order,
+            flags: if c.intr.is_some() {
+                dataplane::abi::queue_flags::INTR
+            } else {
+                0
+            },
+            intr_vector: c.intr.unwrap_or(0).into(),
+            ring_base: c.ring_base.into(),
+            cq_base: c.cq_base.into(),
+            state_base: c.state_base.into(),
+            start_index: start.into(),
+            ..Default::default()
+        };
+        let mut fresh = DeviceQueue::new(dma, &q, c.lif, c.qindex)?;
+        fresh.stalled_until = self.stalled_until;
+        fresh.core.cq_full_stalls = self.core.cq_full_stalls;
+        *self = fresh;
         Ok(())
     }
 }
