@@ -157,12 +157,24 @@ abi_enum! {
         ModerationSet = 0x41,
         /// Write the LIF's [`LifStats`].
         StatsGet = 0x50,
+        /// PF only: write the uplink's [`LifStats`] (`lif` = `LIF_NONE`):
+        /// frames from the wire and where each ended, frames sent to it.
+        PortStatsGet = 0x51,
         /// PF only: one chunk of a pipeline program image.
         PipelineLoad = 0x60,
         /// PF only.
         TableEntryAdd = 0x61,
         /// PF only.
         TableEntryDel = 0x62,
+        /// PF only: write the device's [`DeviceEvent`]s from a sequence
+        /// number on; `value` = events written, `data` = the sequence
+        /// number to ask from next.
+        EventsGet = 0x70,
+        /// PF only: set a function's LIF slot's [`FunctionConfig`] (MAC,
+        /// spoof check, trust), as `ip link set DEV vf N mac M spoofchk on`.
+        FunctionConfigSet = 0x71,
+        /// PF only: write a slot's applied [`FunctionConfig`].
+        FunctionConfigGet = 0x72,
     }
 }
 
@@ -171,7 +183,14 @@ impl AdminOpcode {
     pub fn pf_only(self) -> bool {
         matches!(
             self,
-            AdminOpcode::MeterSet | AdminOpcode::PipelineLoad | AdminOpcode::TableEntryAdd | AdminOpcode::TableEntryDel
+            AdminOpcode::MeterSet
+                | AdminOpcode::PipelineLoad
+                | AdminOpcode::TableEntryAdd
+                | AdminOpcode::TableEntryDel
+                | AdminOpcode::PortStatsGet
+                | AdminOpcode::EventsGet
+                | AdminOpcode::FunctionConfigSet
+                | AdminOpcode::FunctionConfigGet
         )
     }
 }
@@ -456,6 +475,125 @@ pub struct PipelineChunk {
 }
 assert_layout!(PipelineChunk, size = 32, dma @ 0, offset @ 16, total_len @ 20, flags @ 24);
 
+/// Body of `EventsGet`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+pub struct EventsRef {
+    /// The first sequence number wanted (0: the oldest the device keeps).
+    pub from_seq: U64,
+    /// Where to write `DeviceEvent`s (as many as fit).
+    pub dma: DmaRef,
+}
+assert_layout!(EventsRef, size = 24, from_seq @ 0, dma @ 8);
+
+abi_enum! {
+    /// What happened, in a [`DeviceEvent`].
+    pub enum EventKind: u8, "event.kind" {
+        /// A LIF was created (`detail`: 0).
+        LifCreated = 1,
+        /// A LIF was destroyed (`LifDestroy`, or the reset of its function).
+        LifDestroyed = 2,
+        /// A function was reset; `detail`: [`reset_reason`].
+        FunctionReset = 3,
+        /// A LIF was created in a slot the PF regulates: the PF's meters
+        /// were applied to it. `detail`: bit `1 << resource` for each
+        /// [`MeterResource`] applied; the function's count of such
+        /// re-applications is in bits 32..64.
+        RegulationApplied = 4,
+        /// The device stopped a function after an internal error (a bug);
+        /// a reset of the function recovers it. `detail`: 0.
+        FunctionError = 5,
+        /// A LIF's first frame with a spoofed or group source address was
+        /// dropped (one event per LIF, per reason: `detail` is the
+        /// `LifCounter` that counts them all).
+        SourceDropped = 6,
+    }
+}
+
+/// Why a function was reset, in a `FunctionReset` event's `detail`.
+pub mod reset_reason {
+    /// The mailbox's `Reset` command.
+    pub const MAILBOX: u64 = 1;
+    /// A PCI function-level reset (vfio-user `DEVICE_RESET`).
+    pub const FLR: u64 = 2;
+    /// Its client disconnected.
+    pub const CLIENT_GONE: u64 = 3;
+    /// The device reset it by itself (fault injection: a firmware restart).
+    pub const DEVICE: u64 = 4;
+}
+
+/// One event `EventsGet` writes.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+pub struct DeviceEvent {
+    /// Sequence number: consecutive; a gap means the device's event log
+    /// (the last [`EVENT_LOG_LEN`]) overflowed.
+    pub seq: U64,
+    /// Device clock, ns.
+    pub device_clock: U64,
+    /// [`EventKind`].
+    pub kind: u8,
+    pub rsvd0: u8,
+    /// The function it concerns.
+    pub function: U16,
+    /// The LIF (`LIF_NONE` if none).
+    pub lif: U16,
+    /// The LIF's doorbell slot in its function (`0xffff` if none).
+    pub slot: U16,
+    /// Per kind (see [`EventKind`]).
+    pub detail: U64,
+}
+assert_layout!(DeviceEvent, size = 32, seq @ 0, device_clock @ 8, kind @ 16, function @ 18, lif @ 20, slot @ 22, detail @ 24);
+
+/// Events the device keeps for `EventsGet`.
+pub const EVENT_LOG_LEN: usize = 1024;
+
+/// Flags of a [`FunctionConfig`].
+pub mod function_config_flags {
+    /// `mac` is the slot's assigned MAC: a LIF created in the slot gets it
+    /// (clear: the device assigns `lif_mac(lif)`).
+    pub const MAC: u8 = 1 << 0;
+    /// Drop (and count as `DropSpoofed`) frames the slot's LIF sends with
+    /// a source MAC that is not the LIF's own.
+    pub const SPOOF_CHECK: u8 = 1 << 1;
+    /// The function may choose its LIF's MAC in `LifCreate` (else only the
+    /// assigned one, or the device's).
+    pub const TRUST: u8 = 1 << 2;
+    pub const ALL: u8 = MAC | SPOOF_CHECK | TRUST;
+}
+
+/// Body of `FunctionConfigSet`, and what `FunctionConfigGet` writes: the
+/// PF's settings for one LIF slot of a function. At reset a VF's slots
+/// have spoof check on and trust off, the PF's spoof check off and trust
+/// on; no slot has an assigned MAC.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+pub struct FunctionConfig {
+    /// 0 for the PF, `n + 1` for VF `n`.
+    pub function: U16,
+    /// The LIF slot.
+    pub slot: U16,
+    /// [`function_config_flags`].
+    pub flags: u8,
+    pub rsvd0: u8,
+    /// The assigned MAC (with `MAC`); unicast.
+    pub mac: [u8; 6],
+    pub rsvd1: [u8; 4],
+}
+assert_layout!(FunctionConfig, size = 16, function @ 0, slot @ 2, flags @ 4, mac @ 6, rsvd1 @ 12);
+
+/// Body of `FunctionConfigGet`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+pub struct FunctionConfigRef {
+    pub function: U16,
+    pub slot: U16,
+    pub rsvd: [u8; 4],
+    /// Where to write the [`FunctionConfig`] (at least 16 bytes).
+    pub dma: DmaRef,
+}
+assert_layout!(FunctionConfigRef, size = 24, function @ 0, slot @ 2, dma @ 8);
+
 /// A decoded, validated admin command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AdminCommand {
@@ -472,9 +610,13 @@ pub enum AdminCommand {
     ModerationGet(ModerationRef),
     ModerationSet(Moderation),
     StatsGet(DmaRef),
+    PortStatsGet(DmaRef),
     PipelineLoad(PipelineChunk),
     TableEntryAdd(DmaRef),
     TableEntryDel(DmaRef),
+    EventsGet(EventsRef),
+    FunctionConfigSet(FunctionConfig),
+    FunctionConfigGet(FunctionConfigRef),
 }
 
 /// A decoded, validated device command (mailbox).
@@ -726,6 +868,10 @@ impl AdminCommand {
             AdminCommand::ModerationGet(_) => AdminOpcode::ModerationGet,
             AdminCommand::ModerationSet(_) => AdminOpcode::ModerationSet,
             AdminCommand::StatsGet(_) => AdminOpcode::StatsGet,
+            AdminCommand::PortStatsGet(_) => AdminOpcode::PortStatsGet,
+            AdminCommand::EventsGet(_) => AdminOpcode::EventsGet,
+            AdminCommand::FunctionConfigSet(_) => AdminOpcode::FunctionConfigSet,
+            AdminCommand::FunctionConfigGet(_) => AdminOpcode::FunctionConfigGet,
             AdminCommand::PipelineLoad(_) => AdminOpcode::PipelineLoad,
             AdminCommand::TableEntryAdd(_) => AdminOpcode::TableEntryAdd,
             AdminCommand::TableEntryDel(_) => AdminOpcode::TableEntryDel,
@@ -739,6 +885,7 @@ impl AdminCommand {
             AdminCommand::Identify(d)
             | AdminCommand::LifList(d)
             | AdminCommand::StatsGet(d)
+            | AdminCommand::PortStatsGet(d)
             | AdminCommand::TableEntryAdd(d)
             | AdminCommand::TableEntryDel(d) => put(d),
             AdminCommand::LifCreate(l) => put(l),
@@ -749,6 +896,9 @@ impl AdminCommand {
             AdminCommand::ModerationGet(m) => put(m),
             AdminCommand::ModerationSet(m) => put(m),
             AdminCommand::PipelineLoad(p) => put(p),
+            AdminCommand::EventsGet(e) => put(e),
+            AdminCommand::FunctionConfigSet(c) => put(c),
+            AdminCommand::FunctionConfigGet(c) => put(c),
         };
         envelope(self.opcode().raw(), hdr, b)
     }
@@ -799,6 +949,43 @@ impl AdminCommand {
                 "stats_get.dma.len",
                 "stats_get.dma.rsvd",
             )?),
+            AdminOpcode::PortStatsGet => AdminCommand::PortStatsGet(dma(
+                "port_stats_get",
+                "port_stats_get.rsvd",
+                "port_stats_get.dma.len",
+                "port_stats_get.dma.rsvd",
+            )?),
+            AdminOpcode::EventsGet => {
+                let e: EventsRef = body("events_get", "events_get.rsvd", b)?;
+                e.dma.check("events_get.dma.len", "events_get.dma.rsvd")?;
+                AdminCommand::EventsGet(e)
+            }
+            AdminOpcode::FunctionConfigSet => {
+                let c: FunctionConfig = body("function_config", "function_config.rsvd", b)?;
+                check_reserved_bits(
+                    "function_config.flags",
+                    c.flags.into(),
+                    function_config_flags::ALL.into(),
+                )?;
+                check_reserved_bits("function_config.rsvd0", c.rsvd0.into(), 0)?;
+                check_reserved_bytes("function_config.rsvd1", &c.rsvd1)?;
+                if c.flags & function_config_flags::MAC != 0 && (c.mac[0] & 1 != 0 || c.mac == [0; 6]) {
+                    return Err(AbiError::InvalidValue {
+                        field: "function_config.mac",
+                        value: u64::from(c.mac[0]),
+                    });
+                }
+                if c.flags & function_config_flags::MAC == 0 {
+                    check_reserved_bytes("function_config.mac", &c.mac)?;
+                }
+                AdminCommand::FunctionConfigSet(c)
+            }
+            AdminOpcode::FunctionConfigGet => {
+                let c: FunctionConfigRef = body("function_config_get", "function_config_get.rsvd", b)?;
+                check_reserved_bytes("function_config_get.rsvd", &c.rsvd)?;
+                c.dma.check("function_config_get.dma.len", "function_config_get.dma.rsvd")?;
+                AdminCommand::FunctionConfigGet(c)
+            }
             AdminOpcode::TableEntryAdd => AdminCommand::TableEntryAdd(dma(
                 "table_entry_add",
                 "table_entry_add.rsvd",
@@ -1121,6 +1308,21 @@ abi_enum! {
         /// (to the wire: neither received by a LIF nor dropped; the uplink
         /// copy of a flooded frame is not counted).
         ToUplink = 20,
+        /// Dropped: sent with a source MAC that is not the LIF's, while
+        /// its slot's spoof check is on.
+        DropSpoofed = 21,
+        /// Dropped: the source MAC is a group (multicast or broadcast)
+        /// address, which no station has (from a LIF, or from the wire on
+        /// the uplink's counters).
+        DropBadSource = 22,
+        /// Uplink only (`PortStatsGet`): frames that arrived from the wire.
+        /// Each ends in exactly one of: a LIF's `RxPackets` or `Drop*`
+        /// counters (the LIF it was delivered to), or the uplink's own
+        /// `Drop*` counters. A flood is one frame here and one arrival at
+        /// every LIF it reaches.
+        WireRxPackets = 23,
+        /// Uplink only: frames sent out of the uplink (from any LIF).
+        WireTxPackets = 24,
     }
 }
 
@@ -1153,7 +1355,7 @@ impl Default for LifStats {
 
 impl LifCounter {
     /// Every drop counter: each dropped frame lands in exactly one.
-    pub const DROPS: [LifCounter; 7] = [
+    pub const DROPS: [LifCounter; 9] = [
         LifCounter::DropNoRxBuffer,
         LifCounter::DropMeterRed,
         LifCounter::DropParseError,
@@ -1161,6 +1363,8 @@ impl LifCounter {
         LifCounter::DropQueueError,
         LifCounter::DropTooLong,
         LifCounter::DropPipeline,
+        LifCounter::DropSpoofed,
+        LifCounter::DropBadSource,
     ];
 }
 
@@ -1262,6 +1466,24 @@ mod tests {
             }),
             AdminCommand::TableEntryAdd(DmaRef::new(0x6000, 64)),
             AdminCommand::TableEntryDel(DmaRef::new(0x6000, 64)),
+            AdminCommand::PortStatsGet(DmaRef::new(0x4000, 272)),
+            AdminCommand::EventsGet(EventsRef {
+                from_seq: 17.into(),
+                dma: DmaRef::new(0x7000, 4096),
+            }),
+            AdminCommand::FunctionConfigSet(FunctionConfig {
+                function: 2.into(),
+                slot: 1.into(),
+                flags: function_config_flags::MAC | function_config_flags::SPOOF_CHECK,
+                mac: [2, 0, 0, 0, 0, 7],
+                ..Default::default()
+            }),
+            AdminCommand::FunctionConfigGet(FunctionConfigRef {
+                function: 2.into(),
+                slot: 1.into(),
+                dma: DmaRef::new(0x7000, 16),
+                ..Default::default()
+            }),
         ]
     }
 

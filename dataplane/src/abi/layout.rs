@@ -249,6 +249,31 @@ pub fn structs() -> Vec<StructLayout> {
             device_clock,
             counters
         }),
+        layout!(EventsRef { from_seq, dma }),
+        layout!(DeviceEvent {
+            seq,
+            device_clock,
+            kind,
+            rsvd0,
+            function,
+            lif,
+            slot,
+            detail
+        }),
+        layout!(FunctionConfig {
+            function,
+            slot,
+            flags,
+            rsvd0,
+            mac,
+            rsvd1
+        }),
+        layout!(FunctionConfigRef {
+            function,
+            slot,
+            rsvd,
+            dma
+        }),
     ]
 }
 
@@ -267,6 +292,7 @@ pub fn enums() -> Vec<EnumLayout> {
         enum_layout!(MeterMode, "meter.mode"),
         enum_layout!(MeterPolicy, "meter.policy"),
         enum_layout!(LifCounter, "lif_stats.counters index"),
+        enum_layout!(EventKind, "event.kind"),
     ]
 }
 

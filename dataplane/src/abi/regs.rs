@@ -129,8 +129,15 @@ pub mod caps {
     pub const P4_PIPELINE: u64 = 1 << 7;
     /// Completions carry a device timestamp (ns, low 32 bits).
     pub const TIMESTAMPS: u64 = 1 << 8;
-    /// Every bit ABI 1 defines.
-    pub const ALL: u64 = (1 << 9) - 1;
+    /// ABI 1.1: `EventsGet` and its event log.
+    pub const EVENTS: u64 = 1 << 9;
+    /// ABI 1.1: `FunctionConfigSet/Get` (assigned MACs, spoof check,
+    /// trust) and the source checks (`DropSpoofed`, `DropBadSource`).
+    pub const FUNCTION_CONFIG: u64 = 1 << 10;
+    /// ABI 1.1: `PortStatsGet`.
+    pub const PORT_STATS: u64 = 1 << 11;
+    /// Every bit ABI 1.1 defines.
+    pub const ALL: u64 = (1 << 12) - 1;
 }
 
 /// The identity page at BAR0 + [`IDENTITY_OFFSET`]: read-only; the first

@@ -10,8 +10,8 @@ use super::queue::{DeviceQueue, QueueMemError};
 use super::{Device, Lif};
 use dataplane::abi::{
     self, lif_mac, lif_state, pipeline_flags, AbiError, AdminCmd, AdminCommand, AdminComp, AdminOpcode, AdminStatus,
-    CmdHeader, DevCommand, DeviceInfo, Doorbell, FromZeros, FunctionKind, IntoBytes, LifInfo, LifStats, MeterResource,
-    ModerationMode, QueueCreate, QueueRef, QueueType, TableEntry, LIF_COUNTERS, U64,
+    CmdHeader, DevCommand, DeviceEvent, DeviceInfo, Doorbell, EventKind, FromZeros, FunctionKind, IntoBytes, LifInfo,
+    LifStats, MeterResource, ModerationMode, QueueCreate, QueueRef, QueueType, TableEntry, LIF_COUNTERS, U64,
 };
 
 /// A pipeline image being uploaded in chunks.
@@ -94,7 +94,7 @@ impl Device {
     fn exec_devcmd(&mut self, fi: usize, cmd: DevCommand) -> Res {
         match cmd {
             DevCommand::Reset => {
-                self.reset_function(fi as u16);
+                self.reset_function(fi as u16, abi::reset_reason::MAILBOX);
                 Ok(Outcome::ok(0, 0))
             }
             DevCommand::Identify => {
@@ -274,11 +274,19 @@ impl Device {
                     return Err(AdminStatus::NoEntry.into());
                 }
                 let now = self.now();
-                let lif = self.lifs[usize::from(hdr.lif)].as_mut().expect("checked");
+                let lif = self.lifs[usize::from(hdr.lif)].as_mut().ok_or(Outcome::err(AdminStatus::NoEntry))?;
                 lif.meters.set(&m, now).map_err(|(s, why)| {
                     tracing::debug!(function = fi, "MeterSet refused: {why}");
                     Outcome::err(s)
                 })?;
+                // The PF's regulation belongs to the slot: it outlives the
+                // LIF and applies to the next one created there.
+                let (owner, slot) = (usize::from(lif.function), usize::from(lif.slot));
+                let applied = lif.meters.applied(m.resource());
+                let r = usize::from(m.resource);
+                if let Some(reg) = self.functions[owner].regulation.get_mut(slot) {
+                    reg[r] = (m.mode() != abi::MeterMode::Off).then_some(applied);
+                }
                 self.switch.mirror_meter(hdr.lif, &m, now);
                 Ok(Outcome::ok(0, 0))
             }
@@ -330,6 +338,40 @@ impl Device {
                 }
                 self.dma_out(fi, &dma, st.as_bytes())
             }
+            AdminCommand::PortStatsGet(dma) => {
+                let mut st = LifStats {
+                    lif: abi::LIF_NONE.into(),
+                    device_clock: self.now().into(),
+                    ..Default::default()
+                };
+                for (i, c) in self.uplink_counters.iter().enumerate().take(LIF_COUNTERS) {
+                    st.counters[i] = U64::new(*c);
+                }
+                self.dma_out(fi, &dma, st.as_bytes())
+            }
+            AdminCommand::EventsGet(e) => {
+                let room = e.dma.len.get() as usize / core::mem::size_of::<DeviceEvent>();
+                if room == 0 {
+                    return Err(AdminStatus::Invalid.into());
+                }
+                let (events, next) = self.events.since(e.from_seq.get(), room);
+                let bytes: Vec<u8> = events.iter().flat_map(|x| x.as_bytes().to_vec()).collect();
+                if !bytes.is_empty() {
+                    self.dma_out(fi, &e.dma, &bytes)?;
+                }
+                Ok(Outcome::ok(events.len() as u32, next))
+            }
+            AdminCommand::FunctionConfigSet(c) => self.function_config_set(&c),
+            AdminCommand::FunctionConfigGet(c) => {
+                let (f, slot) = (c.function.get(), c.slot.get());
+                let sc = self
+                    .functions
+                    .get(usize::from(f))
+                    .and_then(|func| func.slot_config.get(usize::from(slot)))
+                    .ok_or(Outcome::err(AdminStatus::NoEntry))?;
+                let out = sc.to_abi(f, slot);
+                self.dma_out(fi, &c.dma, out.as_bytes())
+            }
             AdminCommand::PipelineLoad(p) => self.pipeline_chunk(fi, &p),
             AdminCommand::TableEntryAdd(dma) | AdminCommand::TableEntryDel(dma) => {
                 let add = op == AdminOpcode::TableEntryAdd;
@@ -364,13 +406,28 @@ impl Device {
             .iter()
             .position(Option::is_none)
             .ok_or(Outcome::err(AdminStatus::NoSpace))? as u16;
-        let mac = if l.mac == [0; 6] { lif_mac(id) } else { l.mac };
+        let cfg = self.functions[fi].slot_config[slot];
+        // The MAC: the one the PF assigned to the slot, else the device's;
+        // a function may name another only if the PF trusts it (else it
+        // could take the MAC meant for another function).
+        let unset = l.mac == [0; 6];
+        let mac = match (l.mac, cfg.mac) {
+            (_, Some(assigned)) if unset => assigned,
+            (_, None) if unset => lif_mac(id),
+            (asked, Some(assigned)) if asked == assigned => assigned,
+            (asked, _) if cfg.trust => asked,
+            _ => {
+                tracing::debug!(function = fi, "LifCreate: an untrusted function may not choose its MAC");
+                return Err(AdminStatus::Permission.into());
+            }
+        };
         if !self.switch.add_lif(mac, id) {
             return Err(AdminStatus::Exists.into());
         }
         let func = &mut self.functions[fi];
         func.lif_slots[slot] = Some(id);
         let nq = usize::from(func.limits.nqueues);
+        let regulation = func.regulation[slot];
         self.lifs[usize::from(id)] = Some(Lif {
             id,
             function: fi as u16,
@@ -384,8 +441,71 @@ impl Device {
             rx_next: 0,
             tx_next: 0,
             blocked: false,
+            spoof_check: cfg.spoof_check,
+            source_events: 0,
         });
+        let now = self.now();
+        self.events
+            .push(now, EventKind::LifCreated, fi as u16, Some((id, slot as u16)), 0);
+        // The PF's meters for the slot apply to whatever LIF is created in
+        // it, and the PF hears of it.
+        let mut applied = 0u64;
+        for m in regulation.iter().flatten() {
+            let lif = self.lifs[usize::from(id)].as_mut().expect("just created");
+            match lif.meters.set(m, now) {
+                Ok(()) => {
+                    applied |= 1 << m.resource;
+                    self.switch.mirror_meter(id, m, now);
+                }
+                Err((_, why)) => tracing::error!(lif = id, "PF regulation not applied: {why}"),
+            }
+        }
+        if applied != 0 {
+            let func = &mut self.functions[fi];
+            func.counters.regulation_applied += 1;
+            let detail = applied | func.counters.regulation_applied << 32;
+            self.events
+                .push(now, EventKind::RegulationApplied, fi as u16, Some((id, slot as u16)), detail);
+        }
         Ok(Outcome::ok(u32::from(id), slot as u64))
+    }
+
+    /// `FunctionConfigSet`: the PF's settings for a function's LIF slot.
+    /// Spoof check and trust apply to the slot's LIF at once; a MAC to
+    /// the LIF created there next (a LIF in the slot keeps its MAC).
+    fn function_config_set(&mut self, c: &abi::FunctionConfig) -> Res {
+        use abi::function_config_flags as ff;
+        let (f, slot) = (usize::from(c.function.get()), usize::from(c.slot.get()));
+        let func = self.functions.get(f).ok_or(Outcome::err(AdminStatus::NoEntry))?;
+        if slot >= func.slot_config.len() {
+            return Err(AdminStatus::NoEntry.into());
+        }
+        let mac = (c.flags & ff::MAC != 0).then_some(c.mac);
+        if let Some(m) = mac {
+            // One assignment per MAC.
+            let taken = self.functions.iter().enumerate().any(|(g, func)| {
+                func.slot_config
+                    .iter()
+                    .enumerate()
+                    .any(|(s, sc)| sc.mac == Some(m) && (g, s) != (f, slot))
+            });
+            if taken {
+                return Err(AdminStatus::Exists.into());
+            }
+        }
+        let sc = super::function::SlotConfig {
+            mac,
+            spoof_check: c.flags & ff::SPOOF_CHECK != 0,
+            trust: c.flags & ff::TRUST != 0,
+        };
+        let func = &mut self.functions[f];
+        func.slot_config[slot] = sc;
+        if let Some(lif) = func.lif_slots[slot] {
+            if let Some(l) = self.lifs[usize::from(lif)].as_mut() {
+                l.spoof_check = sc.spoof_check;
+            }
+        }
+        Ok(Outcome::ok(0, 0))
     }
 
     fn queue_create(&mut self, fi: usize, lif: u16, q: &QueueCreate) -> Res {

@@ -81,7 +81,7 @@ impl Device {
                 if usize::from(function) >= self.functions.len() {
                     return Err(FaultError::NoFunction(function));
                 }
-                self.reset_function(function);
+                self.reset_function(function, dataplane::abi::reset_reason::DEVICE);
             }
         }
         Ok(())

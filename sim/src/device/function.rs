@@ -73,6 +73,8 @@ pub struct FunctionCounters {
     /// vfio-user requests refused, and connections ended for breaking the
     /// protocol.
     pub protocol_errors: u64,
+    /// LIFs created in a slot the PF regulates, the PF's meters applied.
+    pub regulation_applied: u64,
 }
 
 /// One MSI-X vector.
@@ -260,6 +262,47 @@ impl DoorbellPages {
     }
 }
 
+/// The PF's settings for one LIF slot of a function (`FunctionConfigSet`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotConfig {
+    /// The MAC a LIF created in the slot gets.
+    pub mac: Option<dataplane::packet::Mac>,
+    /// Drop frames the slot's LIF sends with another source MAC.
+    pub spoof_check: bool,
+    /// The function may choose its LIF's MAC.
+    pub trust: bool,
+}
+
+impl SlotConfig {
+    /// At reset: a VF's slots are checked and untrusted, the PF's trusted.
+    pub fn default_for(kind: FunctionKind) -> SlotConfig {
+        SlotConfig {
+            mac: None,
+            spoof_check: kind == FunctionKind::Vf,
+            trust: kind == FunctionKind::Pf,
+        }
+    }
+
+    /// As the ABI writes it.
+    pub fn to_abi(self, function: u16, slot: u16) -> abi::FunctionConfig {
+        use abi::function_config_flags as ff;
+        abi::FunctionConfig {
+            function: function.into(),
+            slot: slot.into(),
+            flags: if self.mac.is_some() { ff::MAC } else { 0 }
+                | if self.spoof_check { ff::SPOOF_CHECK } else { 0 }
+                | if self.trust { ff::TRUST } else { 0 },
+            mac: self.mac.unwrap_or([0; 6]),
+            ..Default::default()
+        }
+    }
+}
+
+/// Meters the PF set on the LIF in a slot, by resource: they outlive the
+/// LIF and are applied again to any LIF created in the slot, whatever the
+/// function does to itself.
+pub type Regulation = [Option<abi::MeterConfig>; 5];
+
 /// What a BAR0 write asks the device to do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bar0Effect {
@@ -297,6 +340,11 @@ pub struct Function {
     /// `LifDestroy`, a reset, an FLR), summed: `StatsGet` on `LIF_NONE`.
     /// Kept across resets, so a driver can close its books.
     pub retired: [u64; abi::LIF_COUNTERS],
+    /// The PF's settings per LIF slot (kept across this function's resets;
+    /// a PF reset returns them to defaults).
+    pub slot_config: Vec<SlotConfig>,
+    /// The PF's meters per LIF slot (kept likewise).
+    pub regulation: Vec<Regulation>,
 }
 
 impl Function {
@@ -316,6 +364,8 @@ impl Function {
             counters: FunctionCounters::default(),
             lose_interrupts: 0,
             retired: [0; abi::LIF_COUNTERS],
+            slot_config: vec![SlotConfig::default_for(kind); usize::from(limits.nlifs)],
+            regulation: vec![Regulation::default(); usize::from(limits.nlifs)],
         })
     }
 
@@ -333,7 +383,10 @@ impl Function {
                 | caps::HEAD_WRITEBACK
                 | caps::DOORBELL_SUPPRESSION
                 | caps::CONSUMER_FLAG
-                | caps::TIMESTAMPS,
+                | caps::TIMESTAMPS
+                | caps::EVENTS
+                | caps::FUNCTION_CONFIG
+                | caps::PORT_STATS,
             function_id: self.id,
             function_kind: self.kind,
             nlifs: self.limits.nlifs,

@@ -10,6 +10,7 @@
 
 mod admin;
 pub mod engine;
+pub mod events;
 pub mod faults;
 pub mod function;
 pub mod meters;
@@ -147,6 +148,12 @@ pub struct Lif {
     tx_next: usize,
     /// Whether its meters blocked it at the last look.
     blocked: bool,
+    /// Drop frames it sends with a source MAC not its own (its slot's
+    /// spoof check).
+    pub spoof_check: bool,
+    /// Source drops already reported as events (bit 0: spoofed, bit 1:
+    /// group source): one event per LIF and reason.
+    source_events: u8,
 }
 
 impl Lif {
@@ -215,9 +222,12 @@ pub struct Device {
     /// tests).
     pub pipeline_error: Option<String>,
     pub port: Box<dyn Port>,
-    /// Frames from the wire that ended in a drop, by reason, indexed like
-    /// a LIF's counters (there is no LIF to charge them to).
+    /// The uplink's counters, indexed like a LIF's: frames from the wire
+    /// (`WireRxPackets`) and those of them that ended in a drop there (no
+    /// LIF to charge them to), frames sent to the wire (`WireTxPackets`).
     pub uplink_counters: [u64; LIF_COUNTERS],
+    /// What `EventsGet` reads.
+    pub events: events::EventLog,
     pipeline: admin::PipelineUpload,
     scratch: Vec<u8>,
     /// Frame buffers for TX frames run through a program ahead of their
@@ -275,6 +285,7 @@ impl Device {
             pipeline_error: None,
             port,
             uplink_counters: [0; LIF_COUNTERS],
+            events: events::EventLog::default(),
             pipeline: admin::PipelineUpload::default(),
             scratch: Vec::with_capacity(9216),
         })
@@ -445,7 +456,8 @@ impl Device {
         if fi >= self.functions.len() {
             return;
         }
-        self.flr(f);
+        self.reset_function(f, abi::reset_reason::CLIENT_GONE);
+        self.functions[fi].flr();
         if fi == 0 {
             self.pipeline = admin::PipelineUpload::default();
         }
@@ -572,13 +584,16 @@ impl Device {
     /// and MSI-X off). DMA mappings and eventfds belong to the client's
     /// session and stay.
     pub fn flr(&mut self, f: u16) {
-        self.reset_function(f);
+        self.reset_function(f, abi::reset_reason::FLR);
         self.functions[usize::from(f)].flr();
     }
 
-    /// The mailbox's Reset: LIFs, queues and registers, not configuration
-    /// space.
-    pub fn reset_function(&mut self, f: u16) {
+    /// The mailbox's Reset (and the device's own, `reason` says which):
+    /// LIFs, queues and registers, not configuration space. The PF's
+    /// settings for the function's slots (MACs, spoof check, meters) stay:
+    /// nothing a VF does to itself sheds them. A reset of the PF returns
+    /// every function's settings to their defaults (they are the PF's).
+    pub fn reset_function(&mut self, f: u16, reason: u64) {
         let owned: Vec<u16> = self
             .lifs
             .iter()
@@ -590,6 +605,18 @@ impl Device {
             self.destroy_lif(lif);
         }
         self.functions[usize::from(f)].reset_registers();
+        if f == 0 {
+            for func in &mut self.functions {
+                let kind = func.kind;
+                func.slot_config.fill(function::SlotConfig::default_for(kind));
+                func.regulation.fill(function::Regulation::default());
+            }
+            for lif in self.lifs.iter_mut().flatten() {
+                lif.spoof_check = self.functions[usize::from(lif.function)].slot_config[usize::from(lif.slot)].spoof_check;
+            }
+        }
+        let now = self.now();
+        self.events.push(now, abi::EventKind::FunctionReset, f, None, reason);
     }
 
     fn destroy_lif(&mut self, lif: u16) {
@@ -604,6 +631,9 @@ impl Device {
         }
         func.lif_slots[usize::from(l.slot)] = None;
         func.doorbells.clear_slot(l.slot);
+        let now = self.now();
+        self.events
+            .push(now, abi::EventKind::LifDestroyed, l.function, Some((lif, l.slot)), 0);
     }
 
     /// Sum of a counter over every LIF plus the uplink's drops.
