@@ -148,15 +148,15 @@ impl DmaMemory {
     /// (fresh memory is zero and allocations are never reused).
     pub fn alloc(&self, len: u64, align: u64) -> Result<DmaBuf, MemError> {
         let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
-        let at = next.div_ceil(align) * align;
-        if at + len > self.len {
+        let at = next.div_ceil(align).saturating_mul(align);
+        let Some(end) = at.checked_add(len).filter(|&end| end <= self.len) else {
             return Err(MemError::Exhausted {
                 need: len,
                 left: self.len.saturating_sub(at),
                 total: self.len,
             });
-        }
-        *next = at + len;
+        };
+        *next = end;
         Ok(DmaBuf {
             iova: self.iova + at,
             // SAFETY: at + len <= self.len: inside the mapping.
@@ -227,6 +227,10 @@ mod tests {
         assert!(m.ptr(0x1_0000_0000 + 12_200, 100).is_none());
         assert!(m.ptr(0xfff, 1).is_none());
         assert!(matches!(m.alloc(20_000, 64), Err(MemError::Exhausted { .. })));
+        assert!(
+            matches!(m.alloc(u64::MAX, 64), Err(MemError::Exhausted { .. })),
+            "no wrap"
+        );
     }
 
     #[test]

@@ -53,6 +53,38 @@ pub enum DriverError {
     },
     #[error("{device}: {what}")]
     Other { device: String, what: String },
+    /// The device answered a command with a value the driver cannot use
+    /// (an index, a count, a slot out of range): a buggy or hostile
+    /// device. The value was not used; nothing panicked.
+    #[error("{device} ({function}): {command} answered {what} {value}, outside the allowed {allowed}; a buggy or hostile device: nicdrv did not use the value (reset the function, or update its firmware)")]
+    DeviceLied {
+        device: String,
+        /// `PF` or `VF n`.
+        function: String,
+        /// The admin command that answered.
+        command: &'static str,
+        /// The field, in words (`queue index`, `doorbell slot`, ...).
+        what: &'static str,
+        value: u64,
+        /// The range the driver accepts, and where it comes from.
+        allowed: String,
+    },
+}
+
+/// `PF` or `VF n` for a function number (0 the PF, `n + 1` VF `n`).
+pub fn function_name(function_id: u16) -> String {
+    match function_id {
+        0 => "PF".into(),
+        n => format!("VF {}", n - 1),
+    }
+}
+
+/// Read a `T` from bytes the driver sized for it.
+fn read_struct<T: FromBytes>(device: &str, what: &str, bytes: &[u8]) -> Result<T, DriverError> {
+    T::read_from_bytes(bytes).map_err(|_| DriverError::Other {
+        device: device.into(),
+        what: format!("{what}: {} bytes, expected {}", bytes.len(), std::mem::size_of::<T>()),
+    })
 }
 
 /// How to bring a function up.
@@ -167,7 +199,7 @@ impl Nic {
         mailbox.run(DevCommand::Identify, "mailbox Identify")?;
         let mut data = [0u8; 128];
         backend.bar_read(0, DEVCMD_OFFSET + devcmd::DATA, &mut data)?;
-        let info = DeviceInfo::read_from_bytes(&data).expect("128 bytes");
+        let info: DeviceInfo = read_struct(&device, "mailbox Identify", &data)?;
 
         // 5. The admin queue.
         let admin = admin_queue(backend.as_mut(), &device, &mem, cfg.admin_order, cfg.timeout)?;
@@ -308,27 +340,66 @@ impl Nic {
         }
     }
 
-    fn write_scratch(&self, bytes: &[u8]) {
-        assert!(bytes.len() as u64 <= SCRATCH, "scratch holds {SCRATCH} bytes");
-        let p = self
-            .mem
-            .ptr(self.scratch.addr.get(), bytes.len() as u64)
-            .expect("scratch is in mem");
-        // SAFETY: the scratch buffer is ours and no command using it is
-        // outstanding (admin commands run one at a time).
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), p.as_ptr(), bytes.len()) };
+    /// The first `len` bytes of the scratch buffer, if it has them.
+    fn scratch_ptr(&self, len: usize) -> Result<std::ptr::NonNull<u8>, DriverError> {
+        u64::try_from(len)
+            .ok()
+            .filter(|&l| l <= SCRATCH)
+            .and_then(|l| self.mem.ptr(self.scratch.addr.get(), l))
+            .ok_or_else(|| DriverError::Other {
+                device: self.device.clone(),
+                what: format!("{len} bytes do not fit the {SCRATCH}-byte admin scratch buffer"),
+            })
     }
 
-    fn read_scratch(&self, len: usize) -> Vec<u8> {
-        let p = self
-            .mem
-            .ptr(self.scratch.addr.get(), len as u64)
-            .expect("scratch is in mem");
+    fn write_scratch(&self, bytes: &[u8]) -> Result<(), DriverError> {
+        let p = self.scratch_ptr(bytes.len())?;
+        // SAFETY: `p` has `bytes.len()` bytes of the scratch buffer (checked
+        // by scratch_ptr against SCRATCH and the mapping); the buffer is ours
+        // and no command using it is outstanding (admin commands run one at
+        // a time).
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), p.as_ptr(), bytes.len()) };
+        Ok(())
+    }
+
+    fn read_scratch(&self, len: usize) -> Result<Vec<u8>, DriverError> {
+        let p = self.scratch_ptr(len)?;
         let mut v = vec![0u8; len];
-        // SAFETY: the scratch buffer is ours; the device wrote it before
+        // SAFETY: `p` has `len` bytes of the scratch buffer (checked by
+        // scratch_ptr); the buffer is ours, and the device wrote it before
         // completing the command we waited for.
         unsafe { std::ptr::copy_nonoverlapping(p.as_ptr(), v.as_mut_ptr(), len) };
-        v
+        Ok(v)
+    }
+
+    /// The error for a value the device answered that the driver cannot
+    /// use.
+    fn lied(&self, command: &'static str, what: &'static str, value: impl Into<u64>, allowed: String) -> DriverError {
+        DriverError::DeviceLied {
+            device: self.device.clone(),
+            function: function_name(self.identity.function_id),
+            command,
+            what,
+            value: value.into(),
+            allowed,
+        }
+    }
+
+    /// `value` as a u16 if it is below `limit` (`from` says where the
+    /// limit comes from), else the error naming it.
+    fn below(
+        &self,
+        command: &'static str,
+        what: &'static str,
+        value: impl Into<u64>,
+        limit: u16,
+        from: &str,
+    ) -> Result<u16, DriverError> {
+        let value = value.into();
+        u16::try_from(value)
+            .ok()
+            .filter(|&v| v < limit)
+            .ok_or_else(|| self.lied(command, what, value, format!("0..{limit} ({from})")))
     }
 
     /// Create a LIF (MAC `None`: the device assigns one).
@@ -341,11 +412,28 @@ impl Nic {
             }),
             LIF_NONE,
         )?;
-        let id = c.value.get() as u16;
+        // The LIF number goes into every later command's header, and the
+        // slot picks the doorbell page: both are checked before use (cut
+        // to 16 bits they would name another LIF, or a page past the
+        // mapping).
+        let id = self.below(
+            "LifCreate",
+            "LIF number",
+            c.value.get(),
+            self.info.max_lifs.get(),
+            "DeviceInfo.max_lifs",
+        )?;
+        let slot = self.below(
+            "LifCreate",
+            "doorbell slot",
+            c.data.get(),
+            self.identity.nlifs,
+            "identity.nlifs, the doorbell pages mapped",
+        )?;
         let info = self.lif_list()?.into_iter().find(|l| l.lif.get() == id);
         Ok(Lif {
             id,
-            slot: c.data.get() as u16,
+            slot,
             mac: info.map(|i| i.mac).unwrap_or_else(|| mac.unwrap_or(abi::lif_mac(id))),
         })
     }
@@ -353,8 +441,20 @@ impl Nic {
     /// Every LIF this function may see (PF: all).
     pub fn lif_list(&mut self) -> Result<Vec<LifInfo>, DriverError> {
         let c = self.admin(AdminCommand::LifList(self.scratch), LIF_NONE)?;
-        let n = c.data.get() as usize;
-        let bytes = self.read_scratch(n * std::mem::size_of::<LifInfo>());
+        // The count says how much of the buffer to read: no more entries
+        // than fit it.
+        let entry = std::mem::size_of::<LifInfo>();
+        let room = SCRATCH / entry as u64;
+        let n = c.data.get();
+        if n > room {
+            return Err(self.lied(
+                "LifList",
+                "entry count",
+                n,
+                format!("0..={room} (the entries that fit the {SCRATCH}-byte buffer)"),
+            ));
+        }
+        let bytes = self.read_scratch(n as usize * entry)?;
         Ok(bytes
             .chunks_exact(std::mem::size_of::<LifInfo>())
             .filter_map(|c| LifInfo::read_from_bytes(c).ok())
@@ -370,8 +470,12 @@ impl Nic {
     /// A LIF's device counters.
     pub fn stats(&mut self, lif: u16) -> Result<LifStats, DriverError> {
         self.admin(AdminCommand::StatsGet(self.scratch), lif)?;
-        let b = self.read_scratch(std::mem::size_of::<LifStats>());
-        Ok(LifStats::read_from_bytes(&b).expect("size matches"))
+        let b = self.read_scratch(std::mem::size_of::<LifStats>())?;
+        let st: LifStats = read_struct(&self.device, "StatsGet", &b)?;
+        if st.lif.get() != lif {
+            return Err(self.lied("StatsGet", "LIF", st.lif.get(), format!("{lif} (the LIF asked for)")));
+        }
+        Ok(st)
     }
 
     /// Set a LIF's meter (PF only); returns what the device applied.
@@ -388,7 +492,24 @@ impl Nic {
             ..Default::default()
         };
         self.admin(AdminCommand::MeterGet(r), lif)?;
-        Ok(MeterConfig::read_from_bytes(&self.read_scratch(48)).expect("48 bytes"))
+        let m: MeterConfig = read_struct(&self.device, "MeterGet", &self.read_scratch(48)?)?;
+        if m.resource != resource.raw() {
+            return Err(self.lied(
+                "MeterGet",
+                "meter resource",
+                m.resource,
+                format!("{} (the resource asked for)", resource.raw()),
+            ));
+        }
+        if abi::MeterMode::from_raw(m.mode).is_err() || abi::MeterPolicy::from_raw(m.policy).is_err() {
+            return Err(self.lied(
+                "MeterGet",
+                "meter mode or policy",
+                u64::from(m.mode) << 8 | u64::from(m.policy),
+                "the modes and policies of the ABI (mode << 8 | policy)".into(),
+            ));
+        }
+        Ok(m)
     }
 
     /// Load a pipeline program image into the device (PF only), in
@@ -402,7 +523,7 @@ impl Nic {
         let step = SCRATCH as usize;
         let n = image.len().div_ceil(step).max(1);
         for (i, chunk) in image.chunks(step).enumerate() {
-            self.write_scratch(chunk);
+            self.write_scratch(chunk)?;
             let mut flags = 0;
             if i == 0 {
                 flags |= abi::pipeline_flags::FIRST;
@@ -431,21 +552,21 @@ impl Nic {
     pub fn device_info(&mut self) -> Result<DeviceInfo, DriverError> {
         let r = DmaRef::new(self.scratch.addr.get(), 128);
         self.admin(AdminCommand::Identify(r), LIF_NONE)?;
-        let info = DeviceInfo::read_from_bytes(&self.read_scratch(128)).expect("128 bytes");
+        let info: DeviceInfo = read_struct(&self.device, "Identify", &self.read_scratch(128)?)?;
         self.info = info;
         Ok(info)
     }
 
     /// Add a pipeline table entry (PF only).
     pub fn table_add(&mut self, e: &TableEntry) -> Result<(), DriverError> {
-        self.write_scratch(e.as_bytes());
+        self.write_scratch(e.as_bytes())?;
         let r = DmaRef::new(self.scratch.addr.get(), std::mem::size_of::<TableEntry>() as u32);
         self.admin(AdminCommand::TableEntryAdd(r), LIF_NONE).map(|_| ())
     }
 
     /// Delete a pipeline table entry (PF only; key and table as added).
     pub fn table_del(&mut self, e: &TableEntry) -> Result<(), DriverError> {
-        self.write_scratch(e.as_bytes());
+        self.write_scratch(e.as_bytes())?;
         let r = DmaRef::new(self.scratch.addr.get(), std::mem::size_of::<TableEntry>() as u32);
         self.admin(AdminCommand::TableEntryDel(r), LIF_NONE).map(|_| ())
     }
@@ -464,7 +585,24 @@ impl Nic {
             ..Default::default()
         };
         self.admin(AdminCommand::ModerationGet(r), LIF_NONE)?;
-        Ok(Moderation::read_from_bytes(&self.read_scratch(16)).expect("16 bytes"))
+        let m: Moderation = read_struct(&self.device, "ModerationGet", &self.read_scratch(16)?)?;
+        if m.vector.get() != vector {
+            return Err(self.lied(
+                "ModerationGet",
+                "vector",
+                m.vector.get(),
+                format!("{vector} (the vector asked for)"),
+            ));
+        }
+        if abi::ModerationMode::from_raw(m.mode).is_err() {
+            return Err(self.lied(
+                "ModerationGet",
+                "moderation mode",
+                m.mode,
+                "the modes of the ABI".into(),
+            ));
+        }
+        Ok(m)
     }
 
     fn queue_parts(
@@ -494,12 +632,33 @@ impl Nic {
             ..Default::default()
         };
         let c = self.admin(AdminCommand::QueueCreate(q), lif.id)?;
-        let qindex = c.value.get() as u16;
+        // The index picks the doorbell word: checked before use (the
+        // identity page's nqueues is at most 256, the doorbell slots a
+        // page has per type).
+        let qindex = self.below(
+            "QueueCreate",
+            "queue index",
+            c.value.get(),
+            self.identity.nqueues,
+            "identity.nqueues",
+        )?;
+        let doorbell = DoorbellWord::new(self.doorbells.clone(), lif.slot, qtype, qindex).ok_or_else(|| {
+            DriverError::Other {
+                device: self.device.clone(),
+                what: format!(
+                    "LIF {} (doorbell slot {}) {qtype:?} queue {qindex} has no doorbell in the {}-byte doorbell mapping (identity.nlifs {})",
+                    lif.id,
+                    lif.slot,
+                    self.doorbells.len(),
+                    self.identity.nlifs
+                ),
+            }
+        })?;
         let parts = QueueParts {
             cq: CqReader::new(cq.ptr, order),
             state: state.ptr.cast(),
             slots: ring.ptr,
-            doorbell: DoorbellWord::new(self.doorbells.clone(), lif.slot, qtype, qindex),
+            doorbell,
             lif: lif.id,
             qindex,
             qtype,

@@ -147,9 +147,21 @@ impl Pool {
         self.count
     }
 
+    /// What makes `data` and `buffer_mut` sound: the handle is this
+    /// pool's, and its index names one of its buffers. Every handle is
+    /// made by `alloc` or `reclaim_index`, which check the index, so the
+    /// second test fails only for a handle of another pool that shares
+    /// this one's number (numbers wrap after 65535 pools); it is a real
+    /// check, not a debug one, because memory safety rests on it.
     #[inline]
     fn check(&self, m: &Mbuf) {
         assert_eq!(m.pool, self.id, "an Mbuf went to a pool it does not come from");
+        assert!(
+            m.idx < self.count,
+            "an Mbuf names buffer {} of a {}-buffer pool",
+            m.idx,
+            self.count
+        );
     }
 
     /// The buffer's IOVA.
@@ -163,8 +175,9 @@ impl Pool {
     #[inline]
     pub fn data<'a>(&'a self, m: &'a Mbuf) -> &'a [u8] {
         self.check(m);
-        // SAFETY: buffer `idx` lies inside the pool's allocation (idx <
-        // count, fixed at creation) which `mem` keeps mapped; the Mbuf is the
+        // SAFETY: buffer `idx` lies inside the pool's allocation of `count`
+        // buffers (idx < count: `check`), which `mem` keeps mapped, and
+        // `len <= BUF_SIZE` (`set_len`, `reclaim_index`); the Mbuf is the
         // buffer's unique owner and no descriptor points at it (module
         // docs), so nobody writes it meanwhile.
         unsafe { std::slice::from_raw_parts(self.base.as_ptr().add(m.idx as usize * BUF_SIZE as usize), m.len()) }
@@ -174,7 +187,8 @@ impl Pool {
     #[inline]
     pub fn buffer_mut<'a>(&'a self, m: &'a mut Mbuf) -> &'a mut [u8] {
         self.check(m);
-        // SAFETY: as in `data`; `&mut Mbuf` makes the access exclusive.
+        // SAFETY: as in `data` (idx < count: `check`); `&mut Mbuf` makes
+        // the access exclusive.
         unsafe {
             std::slice::from_raw_parts_mut(
                 self.base.as_ptr().add(m.idx as usize * BUF_SIZE as usize),
@@ -185,15 +199,16 @@ impl Pool {
 
     /// Re-create the handle of a buffer the device handed back (RX
     /// completion, TX reclaim), by index. Only queues call this, for
-    /// indices they posted.
-    pub(crate) fn reclaim_index(&self, idx: u32, len: u16) -> Mbuf {
-        debug_assert!(idx < self.count);
-        Mbuf {
+    /// indices they posted; `None` if `idx` is not a buffer of this pool or
+    /// `len` does not fit one (the handle's bytes are read through
+    /// [`Pool::data`], so this is checked in every build).
+    pub(crate) fn reclaim_index(&self, idx: u32, len: u16) -> Option<Mbuf> {
+        (idx < self.count && u32::from(len) <= BUF_SIZE).then_some(Mbuf {
             pool: self.id,
             idx,
             len,
             rx: RxMeta::default(),
-        }
+        })
     }
 
     /// The index of a buffer (queues remember it per slot).
@@ -224,6 +239,39 @@ mod tests {
         let all: Vec<Mbuf> = std::iter::from_fn(|| p.alloc()).collect();
         assert_eq!(all.len(), 8);
         assert!(p.alloc().is_none());
+    }
+
+    #[test]
+    fn reclaimed_indices_and_lengths_are_bounded() {
+        let mem = Arc::new(DmaMemory::new(1 << 20, 0x4000_0000, MemKind::Pages).unwrap());
+        let mut p = Pool::new(mem, 4).unwrap();
+        let all: Vec<Mbuf> = std::iter::from_fn(|| p.alloc()).collect();
+        let idx: Vec<u32> = all.into_iter().map(|m| p.index(m)).collect();
+        let m = p.reclaim_index(idx[3], BUF_SIZE as u16).expect("in range");
+        assert_eq!(p.data(&m).len(), BUF_SIZE as usize);
+        p.free(m);
+        assert!(p.reclaim_index(4, 0).is_none(), "past the last buffer");
+        assert!(p.reclaim_index(u32::MAX, 0).is_none(), "the empty-slot marker");
+        assert!(
+            p.reclaim_index(0, BUF_SIZE as u16 + 1).is_none(),
+            "longer than a buffer"
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "names buffer 9 of a 4-buffer pool")]
+    fn a_handle_past_the_pool_is_refused_before_any_access() {
+        let mem = Arc::new(DmaMemory::new(1 << 20, 0x4000_0000, MemKind::Pages).unwrap());
+        let p = Pool::new(mem, 4).unwrap();
+        // What a handle of another pool with the same (wrapped) number
+        // looks like.
+        let m = Mbuf {
+            pool: p.id(),
+            idx: 9,
+            len: 64,
+            rx: RxMeta::default(),
+        };
+        let _ = p.data(&m);
     }
 
     #[test]

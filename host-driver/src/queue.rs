@@ -45,6 +45,18 @@ pub enum QueueError {
         qindex: u16,
         why: String,
     },
+    /// A completion that decodes but names what the queue cannot have: a
+    /// descriptor it never posted or already had back, a frame longer
+    /// than its buffer. A buggy or hostile device; the queue stops.
+    #[error("LIF {lif} {qtype:?} queue {qindex}: the device completed {what} {value}, outside the allowed {allowed}; a buggy or hostile device: the queue is stopped, nothing was read from the buffer (restart the queue: Nic::reset_rxq)")]
+    DeviceLied {
+        lif: u16,
+        qtype: QueueType,
+        qindex: u16,
+        what: &'static str,
+        value: u64,
+        allowed: String,
+    },
 }
 
 /// Reads a completion ring by color.
@@ -142,15 +154,25 @@ pub(crate) struct DoorbellWord {
 }
 
 impl DoorbellWord {
-    pub(crate) fn new(page: Arc<BarMapping>, slot: u16, qtype: QueueType, qindex: u16) -> DoorbellWord {
-        let offset = usize::from(slot) * DOORBELL_STRIDE as usize
-            + doorbell_offset_in_page(qtype, qindex).expect("TX/RX queue index < 256") as usize;
-        DoorbellWord {
+    /// The doorbell of queue `(qtype, qindex)` of the LIF in doorbell slot
+    /// `slot`, if `page` (the function's doorbell pages) has it: `None`
+    /// for the admin queue, a queue index without a doorbell slot (256 or
+    /// more), or a LIF slot past the mapping. Checked here, once, so that
+    /// ringing never writes outside the mapping.
+    pub(crate) fn new(page: Arc<BarMapping>, slot: u16, qtype: QueueType, qindex: u16) -> Option<DoorbellWord> {
+        let offset = u64::from(slot)
+            .checked_mul(DOORBELL_STRIDE)?
+            .checked_add(doorbell_offset_in_page(qtype, qindex)?)?;
+        let offset = usize::try_from(offset).ok()?;
+        if offset.checked_add(8)? > page.len() {
+            return None;
+        }
+        Some(DoorbellWord {
             page,
             offset,
             qtype,
             qindex,
-        }
+        })
     }
 
     #[inline]
@@ -213,6 +235,17 @@ impl QueueParts {
             qtype: self.qtype,
             qindex: self.qindex,
             source: e,
+        }
+    }
+
+    fn lied(&self, what: &'static str, value: impl Into<u64>, allowed: String) -> QueueError {
+        QueueError::DeviceLied {
+            lif: self.lif,
+            qtype: self.qtype,
+            qindex: self.qindex,
+            what,
+            value: value.into(),
+            allowed,
         }
     }
 
@@ -321,9 +354,14 @@ impl TxQueue {
         let head = self.ring.indices().head;
         let mask = self.ring.size() - 1;
         for i in 0..n {
+            // The ring checked the head write-back (within what was
+            // published), so these slots hold buffers; an empty one is
+            // skipped rather than trusted.
             let slot = (head.wrapping_sub(n).wrapping_add(i) & mask) as usize;
             let idx = std::mem::replace(&mut self.shadow[slot], u32::MAX);
-            pool.free(pool.reclaim_index(idx, 0));
+            if let Some(m) = pool.reclaim_index(idx, 0) {
+                pool.free(m);
+            }
         }
         Ok(n)
     }
@@ -339,8 +377,8 @@ impl TxQueue {
         let mut slot = idx.head;
         while slot != idx.buffer_tail {
             let i = std::mem::replace(&mut self.shadow[(slot & mask) as usize], u32::MAX);
-            if i != u32::MAX {
-                pool.free(pool.reclaim_index(i, 0));
+            if let Some(m) = pool.reclaim_index(i, 0) {
+                pool.free(m);
                 dropped += 1;
             }
             slot = slot.wrapping_add(1);
@@ -358,9 +396,8 @@ impl TxQueue {
         let _ = self.reclaim(pool);
         let mut n = 0;
         for s in self.shadow.iter_mut() {
-            let idx = std::mem::replace(s, u32::MAX);
-            if idx != u32::MAX {
-                pool.free(pool.reclaim_index(idx, 0));
+            if let Some(m) = pool.reclaim_index(std::mem::replace(s, u32::MAX), 0) {
+                pool.free(m);
                 n += 1;
             }
         }
@@ -600,7 +637,6 @@ impl RxQueue {
             return Err(e.clone());
         }
         self.parts.bind_pool(pool);
-        let mask = self.ring.size() - 1;
         let mut got = 0;
         while got < max {
             let Some(e) = self.parts.cq.next() else { break };
@@ -611,15 +647,10 @@ impl RxQueue {
             if c.status != CompStatus::Ok {
                 return Err(self.fail(self.parts.device_error(c.status, c.index)));
             }
-            let slot = (c.index & mask) as usize;
-            let idx = std::mem::replace(&mut self.shadow[slot], u32::MAX);
-            if idx == u32::MAX {
-                return Err(self.fail(
-                    self.parts
-                        .bad_completion(format!("completion for empty slot {}", c.index)),
-                ));
-            }
-            let mut m = pool.reclaim_index(idx, c.len.min(crate::pool::BUF_SIZE as u16));
+            let mut m = match self.take_completed(pool, &c) {
+                Ok(m) => m,
+                Err(e) => return Err(self.fail(e)),
+            };
             m.set_rx_meta(crate::pool::RxMeta {
                 timestamp: c.timestamp,
                 src_lif: c.lif,
@@ -639,6 +670,57 @@ impl RxQueue {
         // SAFETY: see QueueParts::state.
         self.parts.cq.publish(unsafe { state.as_ref() });
         Ok(got)
+    }
+
+    /// The buffer an Ok completion hands back, once the completion is
+    /// shown to be possible: it names a descriptor this queue handed the
+    /// device and has not had back (one of the last `size` before
+    /// `outgoing_tail`, whose slot still holds its buffer), with a length
+    /// that fits the buffer posted with it.
+    ///
+    /// Anything else is a buggy or hostile device, and stops the queue
+    /// (the caller records the error) rather than being dropped and
+    /// counted: a device that names buffers it was never given, or claims
+    /// to have written past one, may have written anywhere in this ring's
+    /// buffers, so nothing more it completes on the queue can be trusted
+    /// until `QueueReset` starts it over (`Nic::reset_rxq`). No byte of a
+    /// refused buffer is read. A well-named buffer with a bad length goes
+    /// back to the pool; the rest stay posted and come back with the reset.
+    fn take_completed(&mut self, pool: &mut Pool, c: &CompletionInfo) -> Result<Mbuf, QueueError> {
+        let size = self.ring.size();
+        let tail = self.ring.indices().outgoing_tail;
+        let back = tail.wrapping_sub(c.index);
+        if back == 0 || back > size {
+            return Err(self.parts.lied(
+                "descriptor index",
+                c.index,
+                format!("{}..{} (the descriptors posted)", tail.wrapping_sub(size), tail),
+            ));
+        }
+        let slot = (c.index & (size - 1)) as usize;
+        let idx = std::mem::replace(&mut self.shadow[slot], u32::MAX);
+        if idx == u32::MAX {
+            return Err(self.parts.lied(
+                "descriptor index",
+                c.index,
+                "a descriptor not yet completed (this one was already)".into(),
+            ));
+        }
+        let buf = crate::pool::BUF_SIZE;
+        if u32::from(c.len) > buf {
+            // The device said it is done with the buffer: it goes back.
+            if let Some(m) = pool.reclaim_index(idx, 0) {
+                pool.free(m);
+            }
+            return Err(self
+                .parts
+                .lied("frame length", c.len, format!("0..={buf} (the buffer posted)")));
+        }
+        // `idx` is what refill stored: a buffer of this pool (bind_pool).
+        pool.reclaim_index(idx, c.len).ok_or_else(|| {
+            self.parts
+                .bad_completion(format!("slot {slot} holds {idx}, not a buffer of the queue's pool"))
+        })
     }
 
     fn fail(&mut self, e: QueueError) -> QueueError {
@@ -698,9 +780,8 @@ impl RxQueue {
     /// device's).
     pub fn release_buffers(&mut self, pool: &mut Pool) {
         for s in self.shadow.iter_mut() {
-            let idx = std::mem::replace(s, u32::MAX);
-            if idx != u32::MAX {
-                pool.free(pool.reclaim_index(idx, 0));
+            if let Some(m) = pool.reclaim_index(std::mem::replace(s, u32::MAX), 0) {
+                pool.free(m);
             }
         }
     }

@@ -179,33 +179,58 @@ impl Drop for BarMapping {
     }
 }
 
+/// Whether `[offset, offset + len)` lies inside one of `areas` (each an
+/// offset and a size, as a device or server reports them: any values, so
+/// the sums are checked, never wrapped).
+pub(crate) fn area_covers(areas: impl IntoIterator<Item = (u64, u64)>, offset: u64, len: u64) -> bool {
+    let Some(end) = offset.checked_add(len) else {
+        return false;
+    };
+    areas
+        .into_iter()
+        .any(|(o, s)| o.checked_add(s).is_some_and(|area_end| offset >= o && end <= area_end))
+}
+
 /// mmap `len` bytes of `fd` at file offset `file_offset` (any alignment:
 /// the mapping is widened to pages) and wrap it.
 pub(crate) fn mmap_range(fd: i32, file_offset: u64, len: u64) -> Result<BarMapping, BackendError> {
     let page = 4096u64;
     let start = file_offset & !(page - 1);
-    let lead = (file_offset - start) as usize;
-    let map_len = (lead as u64 + len).div_ceil(page) * page;
+    let lead = file_offset - start;
+    let too_big = || {
+        BackendError::op(
+            "mmap BAR",
+            format!("{len:#x} bytes at {file_offset:#x} do not fit the address space"),
+        )
+    };
+    let map_len = lead
+        .checked_add(len)
+        .and_then(|l| l.div_ceil(page).checked_mul(page))
+        .and_then(|l| usize::try_from(l).ok())
+        .ok_or_else(too_big)?;
+    let len = usize::try_from(len).map_err(|_| too_big())?;
+    let off = libc::off_t::try_from(start).map_err(|_| too_big())?;
     // SAFETY: a fresh shared mapping of a device/region fd; result checked;
     // ownership passes to the BarMapping.
     let p = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
-            map_len as usize,
+            map_len,
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_SHARED,
             fd,
-            start as libc::off_t,
+            off,
         )
     };
     if p == libc::MAP_FAILED {
         return Err(BackendError::op("mmap BAR", std::io::Error::last_os_error()));
     }
-    let base = NonNull::new(p.cast::<u8>()).expect("mmap succeeded");
-    // SAFETY: lead < page <= map_len.
-    let ptr = unsafe { NonNull::new_unchecked(base.as_ptr().add(lead)) };
-    // SAFETY: we just mapped it.
-    Ok(unsafe { BarMapping::from_raw(base, map_len as usize, ptr, len as usize) })
+    let base = NonNull::new(p.cast::<u8>()).ok_or_else(|| BackendError::op("mmap BAR", "mapped at address 0"))?;
+    // SAFETY: lead < page <= map_len: inside the mapping just made.
+    let ptr = unsafe { NonNull::new_unchecked(base.as_ptr().add(lead as usize)) };
+    // SAFETY: we just mapped `map_len` bytes at `base`, and lead + len <=
+    // map_len.
+    Ok(unsafe { BarMapping::from_raw(base, map_len, ptr, len) })
 }
 
 /// How the driver reaches a device. Nothing above this trait knows whether
@@ -286,4 +311,34 @@ pub fn find_capability<B: Backend + ?Sized>(b: &mut B, id: u8) -> Result<Option<
         at = u64::from(h[1] & !3);
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn areas_cover_ranges_without_overflowing() {
+        let areas = [(0x8000, 0x2000)];
+        assert!(area_covers(areas, 0x8000, 0x2000));
+        assert!(area_covers(areas, 0x9000, 0x1000));
+        assert!(!area_covers(areas, 0x9000, 0x1001));
+        assert!(!area_covers(areas, 0x7000, 0x1000));
+        // A server's area whose end does not fit u64 covers nothing (it
+        // used to wrap to a small end, or panic in a debug build).
+        assert!(!area_covers([(u64::MAX - 0xfff, 0x2000)], u64::MAX - 0xfff, 8));
+        assert!(!area_covers([(1, u64::MAX)], 0x1000, 8));
+        // A request whose end does not fit u64 is never covered.
+        assert!(!area_covers([(0, u64::MAX)], u64::MAX - 4, 8));
+        assert!(area_covers([(0, u64::MAX)], u64::MAX - 8, 8));
+        assert!(!area_covers([], 0, 0));
+    }
+
+    #[test]
+    fn an_unmappable_length_is_an_error_not_a_wrap() {
+        let e = mmap_range(-1, u64::MAX - 10, 100).unwrap_err();
+        assert!(e.to_string().contains("do not fit"), "{e}");
+        let e = mmap_range(-1, 0, u64::MAX).unwrap_err();
+        assert!(e.to_string().contains("do not fit"), "{e}");
+    }
 }

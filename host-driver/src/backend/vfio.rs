@@ -9,7 +9,7 @@
 //! group is not viable, `/dev/vfio/N` is missing or not ours — and says so
 //! with the command that fixes it.
 
-use super::{mmap_range, Backend, BackendError, BarMapping, IrqKind};
+use super::{area_covers, mmap_range, Backend, BackendError, BarMapping, IrqKind};
 use crate::mem::DmaMemory;
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd};
@@ -192,7 +192,12 @@ impl VfioBackend {
                 format!("region {index} {offset:#x}+{len} past its {:#x} bytes", r.size),
             ));
         }
-        Ok(r.offset + offset)
+        r.offset.checked_add(offset).ok_or_else(|| {
+            BackendError::op(
+                "region access",
+                format!("region {index} at {:#x}: offset {offset:#x} overflows", r.offset),
+            )
+        })
     }
 }
 
@@ -235,10 +240,13 @@ impl Backend for VfioBackend {
 
     fn map_bar(&mut self, bar: u32, offset: u64, len: u64) -> Result<BarMapping, BackendError> {
         let r = self.region(bar)?.clone();
+        // The region's offset, size and sparse areas are the kernel's
+        // report of the device: sums are checked, not wrapped.
+        let at = r.offset.checked_add(offset);
         let ok = r.flags & VFIO_REGION_INFO_FLAG_MMAP != 0
             && offset.checked_add(len).is_some_and(|end| end <= r.size)
-            && (r.sparse.is_empty() || r.sparse.iter().any(|&(o, s)| offset >= o && offset + len <= o + s));
-        if !ok {
+            && (r.sparse.is_empty() || area_covers(r.sparse.iter().copied(), offset, len));
+        let Some(at) = at.filter(|_| ok) else {
             return Err(BackendError::NotMappable {
                 bar,
                 offset,
@@ -255,8 +263,8 @@ impl Backend for VfioBackend {
                         .join(", ")
                 },
             });
-        }
-        mmap_range(self.fd.as_raw_fd(), r.offset + offset, len)
+        };
+        mmap_range(self.fd.as_raw_fd(), at, len)
     }
 
     fn dma_map(&mut self, mem: &DmaMemory) -> Result<(), BackendError> {

@@ -13,7 +13,7 @@
 //! SET_IRQS, region writes or reset; the driver notices a refused mapping
 //! by the device's DMA-fault statuses instead.
 
-use super::{find_capability, mmap_range, Backend, BackendError, BarMapping, ConfigExt, IrqKind};
+use super::{area_covers, find_capability, mmap_range, Backend, BackendError, BarMapping, ConfigExt, IrqKind};
 use crate::mem::DmaMemory;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -128,23 +128,39 @@ impl Backend for VfioUserBackend {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let inside = region
-            .sparse_areas
-            .iter()
-            .any(|a| offset >= a.offset && offset.saturating_add(len) <= a.offset + a.size);
+        // Region sizes, sparse areas and the file offset are the server's
+        // to choose: every sum is checked, and the range must lie in the
+        // region, in a mappable area, and in the file behind it (a mapping
+        // past the end of a file faults on first touch).
+        let inside = offset.checked_add(len).is_some_and(|end| end <= region.size)
+            && area_covers(region.sparse_areas.iter().map(|a| (a.offset, a.size)), offset, len);
+        let not_mappable = || BackendError::NotMappable {
+            bar,
+            offset,
+            len,
+            areas: areas(),
+        };
         let Some(fo) = region
             .file_offset
             .as_ref()
             .filter(|_| inside && region.flags & VFIO_REGION_INFO_FLAG_MMAP != 0)
         else {
-            return Err(BackendError::NotMappable {
-                bar,
-                offset,
-                len,
-                areas: areas(),
-            });
+            return Err(not_mappable());
         };
-        mmap_range(fo.file().as_raw_fd(), fo.start() + offset, len)
+        let at = fo.start().checked_add(offset).ok_or_else(not_mappable)?;
+        if let Ok(meta) = fo.file().metadata() {
+            if meta.is_file() && at.checked_add(len).is_none_or(|end| end > meta.len()) {
+                return Err(BackendError::op(
+                    "map BAR",
+                    format!(
+                        "{}: BAR{bar} {offset:#x}+{len:#x} is file offset {at:#x}, past the end of the {:#x}-byte file the server gave",
+                        self.path.display(),
+                        meta.len()
+                    ),
+                ));
+            }
+        }
+        mmap_range(fo.file().as_raw_fd(), at, len)
     }
 
     fn dma_map(&mut self, mem: &DmaMemory) -> Result<(), BackendError> {

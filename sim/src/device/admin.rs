@@ -159,6 +159,7 @@ impl Device {
             let comp = AdminComp::new(outcome.status, tag, outcome.value, outcome.data, false);
             let mut e = [0u8; 16];
             e.copy_from_slice(comp.as_bytes());
+            self.apply_lies(fi, &cmd[0], &mut e);
             aq.core.post(e);
             aq.core.publish_cq_tail();
             aq.ring.write_back();

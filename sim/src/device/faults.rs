@@ -5,7 +5,9 @@
 use super::queue::DeviceQueue;
 use super::Device;
 use crate::clock::{Nanos, SimRng};
-use dataplane::abi::{RxDesc, TxDesc};
+use dataplane::abi::{
+    AdminCmd, AdminComp, AdminOpcode, AdminStatus, CompStatus, FromBytes, RxDesc, TxDesc, LIF_UPLINK,
+};
 
 /// A fault to inject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +28,53 @@ pub enum Fault {
     /// The function resets by itself (a firmware restart): its LIFs and
     /// queues are gone, its admin queue too, mid-traffic.
     ResetFunction { function: u16 },
+    /// The function's next successful admin command that `lie` is about
+    /// completes with the lie's value instead of the truth (a buggy or
+    /// hostile device, for the driver's range checks). Lies queue up and
+    /// are told in order, each once.
+    Lie { function: u16, lie: Lie },
+    /// An RX completion the device never earned, written now to this
+    /// queue's completion ring: status Ok, naming descriptor `index` and
+    /// `len` bytes, from the wire. Nothing else changes (the ring, the
+    /// buffer, the counters).
+    ForgeRxCompletion { lif: u16, queue: u16, index: u32, len: u16 },
+}
+
+/// What a lying device says in an admin completion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lie {
+    /// `QueueCreate` answers this queue index (`value`).
+    QueueIndex(u32),
+    /// `LifCreate` answers this LIF number (`value`).
+    LifNumber(u32),
+    /// `LifCreate` answers this doorbell slot (`data`).
+    LifSlot(u64),
+    /// `LifList` answers that it wrote this many entries (`data`) of as
+    /// many (`value`, saturated).
+    LifListCount(u64),
+}
+
+impl Lie {
+    /// The command the lie is about.
+    pub fn opcode(self) -> AdminOpcode {
+        match self {
+            Lie::QueueIndex(_) => AdminOpcode::QueueCreate,
+            Lie::LifNumber(_) | Lie::LifSlot(_) => AdminOpcode::LifCreate,
+            Lie::LifListCount(_) => AdminOpcode::LifList,
+        }
+    }
+
+    /// Tell it in `comp`.
+    fn tell(self, comp: &mut AdminComp) {
+        match self {
+            Lie::QueueIndex(v) | Lie::LifNumber(v) => comp.value = v.into(),
+            Lie::LifSlot(d) => comp.data = d.into(),
+            Lie::LifListCount(n) => {
+                comp.data = n.into();
+                comp.value = u32::try_from(n).unwrap_or(u32::MAX).into();
+            }
+        }
+    }
 }
 
 /// Why a fault could not be injected.
@@ -83,8 +132,40 @@ impl Device {
                 }
                 self.reset_function(function, dataplane::abi::reset_reason::DEVICE);
             }
+            Fault::Lie { function, lie } => self
+                .functions
+                .get_mut(usize::from(function))
+                .ok_or(FaultError::NoFunction(function))?
+                .lies
+                .push(lie),
+            Fault::ForgeRxCompletion { lif, queue, index, len } => {
+                let now = self.now();
+                let q = self.fault_rxq(lif, queue)?;
+                let c = super::queue::completion(CompStatus::Ok, LIF_UPLINK, index, len, 0, now);
+                q.core.post_completion(c);
+                q.core.publish_cq_tail();
+            }
         }
         Ok(())
+    }
+
+    /// Replace what the admin completion `comp` (16 bytes, for `cmd`) of
+    /// function `fi` says with the first pending lie about its command, if
+    /// the command succeeded and there is one (`Fault::Lie`).
+    pub(super) fn apply_lies(&mut self, fi: usize, cmd: &AdminCmd, comp: &mut [u8; 16]) {
+        let Some(func) = self.functions.get_mut(fi) else { return };
+        let Ok(op) = AdminOpcode::from_raw(cmd.opcode) else {
+            return;
+        };
+        let Ok(c) = AdminComp::mut_from_bytes(comp) else { return };
+        if c.status != AdminStatus::Ok.raw() {
+            return;
+        }
+        if let Some(i) = func.lies.iter().position(|l| l.opcode() == op) {
+            let lie = func.lies.remove(i);
+            tracing::debug!(function = fi, "admin {op:?}: lying ({lie:?})");
+            lie.tell(c);
+        }
     }
 }
 

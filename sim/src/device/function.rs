@@ -336,6 +336,8 @@ pub struct Function {
     pub counters: FunctionCounters,
     /// Fault injection: interrupts still to lose.
     pub lose_interrupts: u32,
+    /// Fault injection: admin results still to lie about, in order.
+    pub lies: Vec<super::faults::Lie>,
     /// The counters of this function's LIFs that were destroyed (by
     /// `LifDestroy`, a reset, an FLR), summed: `StatsGet` on `LIF_NONE`.
     /// Kept across resets, so a driver can close its books.
@@ -363,6 +365,7 @@ impl Function {
             lif_slots: vec![None; usize::from(limits.nlifs)],
             counters: FunctionCounters::default(),
             lose_interrupts: 0,
+            lies: Vec::new(),
             retired: [0; abi::LIF_COUNTERS],
             slot_config: vec![SlotConfig::default_for(kind); usize::from(limits.nlifs)],
             regulation: vec![Regulation::default(); usize::from(limits.nlifs)],
