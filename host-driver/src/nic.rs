@@ -11,10 +11,10 @@ use crate::pool::Pool;
 use crate::queue::{attach, CqReader, DoorbellWord, QueueError, QueueParts, Recovery, RxQueue, TxQueue};
 use dataplane::abi::{
     self, devcmd, queue_flags, AbiError, AdminCmd, AdminCommand, AdminComp, AdminStatus, CmdHeader, DevCommand,
-    DeviceIdentity, DeviceInfo, DmaRef, Doorbell, FromBytes, IntoBytes, LifCreate, LifInfo, LifStats, MeterConfig,
-    MeterRef, MeterResource, Moderation, ModerationRef, QueueCreate, QueueRef, QueueType, TableEntry, DEVCMD_OFFSET,
-    DOORBELL_OFFSET, DOORBELL_STRIDE, IDENTITY_OFFSET, LIF_NONE, PCI_DEVICE_ID_PF, PCI_DEVICE_ID_VF, PCI_VENDOR_ID,
-    QUEUE_STATE_ALIGN, QUEUE_STATE_SIZE,
+    DeviceEvent, DeviceIdentity, DeviceInfo, DmaRef, Doorbell, EventsRef, FromBytes, FunctionConfig, FunctionConfigRef,
+    IntoBytes, LifCreate, LifInfo, LifStats, MeterConfig, MeterRef, MeterResource, Moderation, ModerationRef,
+    QueueCreate, QueueRef, QueueType, TableEntry, DEVCMD_OFFSET, DOORBELL_OFFSET, DOORBELL_STRIDE, IDENTITY_OFFSET,
+    LIF_NONE, PCI_DEVICE_ID_PF, PCI_DEVICE_ID_VF, PCI_VENDOR_ID, QUEUE_STATE_ALIGN, QUEUE_STATE_SIZE,
 };
 use dataplane::packet::Mac;
 use dataplane::ring::{Producer, RingElem, RingError, SharedQueueState};
@@ -478,6 +478,80 @@ impl Nic {
         Ok(st)
     }
 
+    /// The uplink's counters (PF only): frames from the wire and where
+    /// those that no LIF took ended, frames sent to the wire.
+    pub fn port_stats(&mut self) -> Result<LifStats, DriverError> {
+        self.admin(AdminCommand::PortStatsGet(self.scratch), LIF_NONE)?;
+        let b = self.read_scratch(std::mem::size_of::<LifStats>())?;
+        read_struct(&self.device, "PortStatsGet", &b)
+    }
+
+    /// The device's events from sequence number `from` on (PF only), and
+    /// the sequence number to ask from next. A gap in the numbers means the
+    /// device's log overflowed meanwhile.
+    pub fn events(&mut self, from: u64) -> Result<(Vec<DeviceEvent>, u64), DriverError> {
+        let c = self.admin(
+            AdminCommand::EventsGet(EventsRef {
+                from_seq: from.into(),
+                dma: self.scratch,
+            }),
+            LIF_NONE,
+        )?;
+        let size = std::mem::size_of::<DeviceEvent>();
+        let room = SCRATCH / size as u64;
+        let n = u64::from(c.value.get());
+        if n > room {
+            return Err(self.lied(
+                "EventsGet",
+                "event count",
+                n,
+                format!("0..={room} (the events that fit the {SCRATCH}-byte buffer)"),
+            ));
+        }
+        let next = c.data.get();
+        let bytes = self.read_scratch(n as usize * size)?;
+        let events: Vec<DeviceEvent> = bytes
+            .chunks_exact(size)
+            .filter_map(|c| DeviceEvent::read_from_bytes(c).ok())
+            .collect();
+        if events.iter().any(|e| e.seq.get() < from || e.seq.get() >= next) {
+            return Err(self.lied(
+                "EventsGet",
+                "event sequence number",
+                events.first().map_or(0, |e| e.seq.get()),
+                format!("{from}..{next} (the range asked for and answered)"),
+            ));
+        }
+        Ok((events, next))
+    }
+
+    /// Set a function's LIF slot's MAC, spoof check and trust (PF only).
+    pub fn set_function_config(&mut self, c: &FunctionConfig) -> Result<(), DriverError> {
+        self.admin(AdminCommand::FunctionConfigSet(*c), LIF_NONE)?;
+        Ok(())
+    }
+
+    /// A function's LIF slot's settings (PF only).
+    pub fn function_config(&mut self, function: u16, slot: u16) -> Result<FunctionConfig, DriverError> {
+        let r = FunctionConfigRef {
+            function: function.into(),
+            slot: slot.into(),
+            dma: DmaRef::new(self.scratch.addr.get(), 16),
+            ..Default::default()
+        };
+        self.admin(AdminCommand::FunctionConfigGet(r), LIF_NONE)?;
+        let c: FunctionConfig = read_struct(&self.device, "FunctionConfigGet", &self.read_scratch(16)?)?;
+        if (c.function.get(), c.slot.get()) != (function, slot) {
+            return Err(self.lied(
+                "FunctionConfigGet",
+                "function and slot",
+                u64::from(c.function.get()) << 16 | u64::from(c.slot.get()),
+                format!("function {function} slot {slot} (asked for)"),
+            ));
+        }
+        Ok(c)
+    }
+
     /// Set a LIF's meter (PF only); returns what the device applied.
     pub fn set_meter(&mut self, lif: u16, m: MeterConfig) -> Result<MeterConfig, DriverError> {
         self.admin(AdminCommand::MeterSet(m), lif)?;
@@ -881,25 +955,7 @@ impl Mailbox<'_> {
 }
 
 fn opcode_name(op: abi::AdminOpcode) -> &'static str {
-    use abi::AdminOpcode::*;
-    match op {
-        Nop => "Nop",
-        Identify => "Identify",
-        LifCreate => "LifCreate",
-        LifDestroy => "LifDestroy",
-        LifList => "LifList",
-        QueueCreate => "QueueCreate",
-        QueueDestroy => "QueueDestroy",
-        QueueReset => "QueueReset",
-        MeterGet => "MeterGet",
-        MeterSet => "MeterSet",
-        ModerationGet => "ModerationGet",
-        ModerationSet => "ModerationSet",
-        StatsGet => "StatsGet",
-        PipelineLoad => "PipelineLoad",
-        TableEntryAdd => "TableEntryAdd",
-        TableEntryDel => "TableEntryDel",
-    }
+    op.name()
 }
 
 /// Give the function an admin queue (`1 << order` entries) in `mem`

@@ -66,7 +66,7 @@ impl Rig {
         let mut rx = self.nic.create_rxq(&lif, 6, None).map_err(|e| e.to_string())?;
         rx.set_polling();
         rx.refill(&mut self.pool).map_err(|e| e.to_string())?;
-        let mut burst = vec![self.frame(lif.mac, 0)];
+        let mut burst = vec![self.frame(lif.mac, lif.mac, 0)];
         tx.tx_burst(&mut self.pool, &mut burst).map_err(|e| e.to_string())?;
         for m in burst {
             self.pool.free(m);
@@ -75,17 +75,9 @@ impl Rig {
     }
 
     /// A 64-byte frame to `dst` carrying `seq`.
-    fn frame(&mut self, dst: [u8; 6], seq: u64) -> Mbuf {
+    fn frame(&mut self, dst: [u8; 6], src: [u8; 6], seq: u64) -> Mbuf {
         let mut m = self.pool.alloc().unwrap();
-        let f = build_udp4(
-            dst,
-            [2, 0, 0, 0, 0, 9],
-            [10, 0, 0, 1],
-            [10, 0, 0, 2],
-            (1, 2),
-            &seq.to_le_bytes(),
-            64,
-        );
+        let f = build_udp4(dst, src, [10, 0, 0, 1], [10, 0, 0, 2], (1, 2), &seq.to_le_bytes(), 64);
         self.pool.buffer_mut(&mut m)[..64].copy_from_slice(&f);
         m.set_len(64);
         m
@@ -188,7 +180,7 @@ fn lies_are_driver_errors_that_say_what_they_are() {
     // The function still works: the queue the device did create is
     // unknown to the driver, but new ones are fine.
     let mut tx = r.nic.create_txq(&lif, 6, None).unwrap();
-    let mut burst = vec![r.frame(lif.mac, 1)];
+    let mut burst = vec![r.frame(lif.mac, lif.mac, 1)];
     assert_eq!(tx.tx_burst(&mut r.pool, &mut burst).unwrap(), 1);
 }
 
@@ -227,7 +219,7 @@ fn recovers(r: &mut Rig, lif: &Lif, rx: &mut RxQueue) {
     let mut vf1 = open_nic(r.sim.vf_socket(1).unwrap(), &NicConfig::default(), Some(&r.mem));
     let l1 = vf1.create_lif("sender", None).unwrap();
     let mut tx = vf1.create_txq(&l1, 6, None).unwrap();
-    let mut burst = vec![r.frame(lif.mac, 42)];
+    let mut burst = vec![r.frame(lif.mac, l1.mac, 42)];
     assert_eq!(tx.tx_burst(&mut r.pool, &mut burst).unwrap(), 1);
     r.sim.advance(50 * US);
     let mut out = Vec::new();

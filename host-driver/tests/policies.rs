@@ -6,7 +6,9 @@
 
 mod support;
 
-use dataplane::abi::{LifCounter, MeterColor, MeterConfig, MeterMode, MeterPolicy, MeterResource};
+use dataplane::abi::{
+    function_config_flags, FunctionConfig, LifCounter, MeterColor, MeterConfig, MeterMode, MeterPolicy, MeterResource,
+};
 use dataplane::packet::build_udp4;
 use host_driver::mem::{DmaMemory, MemKind};
 use host_driver::nic::{Lif, NicConfig};
@@ -217,7 +219,17 @@ fn drop_applies_to_wire_ingress_and_is_counted_with_its_reason() {
     let mut pool = Pool::new(mem.clone(), 8192).unwrap();
     let mut pf = open_nic(sim.pf_socket(), &NicConfig::default(), Some(&mem));
     let mut v = open_nic(sim.vf_socket(0).unwrap(), &NicConfig::default(), Some(&mem));
-    let lv = v.create_lif("v", Some(mac)).unwrap();
+    // The PF assigns the VF's MAC (an untrusted VF may not choose one).
+    pf.set_function_config(&FunctionConfig {
+        function: 1.into(),
+        slot: 0.into(),
+        flags: function_config_flags::MAC | function_config_flags::SPOOF_CHECK,
+        mac,
+        ..Default::default()
+    })
+    .unwrap();
+    let lv = v.create_lif("v", None).unwrap();
+    assert_eq!(lv.mac, mac, "the LIF got the MAC the PF assigned");
     let mut rx = v.create_rxq(&lv, 12, None).unwrap();
     rx.set_polling();
     rx.refill(&mut pool).unwrap();

@@ -260,9 +260,16 @@ fn queue_reset_after_unmap_writes_nothing_and_fails_with_a_dma_fault() {
         start_index: 7.into(),
         ..Default::default()
     };
-    assert_eq!(a.f.admin(AdminCommand::QueueReset(reset), a.lif).0, AdminStatus::DmaFault);
+    assert_eq!(
+        a.f.admin(AdminCommand::QueueReset(reset), a.lif).0,
+        AdminStatus::DmaFault
+    );
     s.advance(10_000);
-    assert_eq!(mem2.read(IOVA, 0x3000), pattern, "not a byte of the unmapped queue was written");
+    assert_eq!(
+        mem2.read(IOVA, 0x3000),
+        pattern,
+        "not a byte of the unmapped queue was written"
+    );
     // Mapped again, the reset succeeds and initialises the state block.
     a.f.client.dma_map(0, iova2, 1 << 20, mem2.file.as_raw_fd()).unwrap();
     assert_eq!(a.f.admin(AdminCommand::QueueReset(reset), a.lif).0, AdminStatus::Ok);
@@ -274,7 +281,10 @@ fn a_pf_reset_of_a_vf_queue_leaves_the_pfs_doorbells_alone() {
     let s = sim(1);
     let mut pf = bring_up(s.pf_socket(), "pf");
     let mut vf = bring_up(s.vf_socket(0).unwrap(), "vf");
-    assert_eq!(pf.tx.slot, vf.tx.slot, "both LIFs sit in doorbell slot 0 of their function");
+    assert_eq!(
+        pf.tx.slot, vf.tx.slot,
+        "both LIFs sit in doorbell slot 0 of their function"
+    );
     // The PF rings for a frame; before the engine looks, it resets the
     // VF's TX queue.
     let pkt = frame(vf.mac, pf.mac, 1, 64);

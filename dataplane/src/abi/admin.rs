@@ -983,7 +983,8 @@ impl AdminCommand {
             AdminOpcode::FunctionConfigGet => {
                 let c: FunctionConfigRef = body("function_config_get", "function_config_get.rsvd", b)?;
                 check_reserved_bytes("function_config_get.rsvd", &c.rsvd)?;
-                c.dma.check("function_config_get.dma.len", "function_config_get.dma.rsvd")?;
+                c.dma
+                    .check("function_config_get.dma.len", "function_config_get.dma.rsvd")?;
                 AdminCommand::FunctionConfigGet(c)
             }
             AdminOpcode::TableEntryAdd => AdminCommand::TableEntryAdd(dma(

@@ -180,6 +180,13 @@ macro_rules! abi_enum {
             pub const fn raw(self) -> $repr {
                 self as $repr
             }
+
+            /// The value's name, as the ABI document spells it.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $( $name::$variant => stringify!($variant), )+
+                }
+            }
         }
 
         impl TryFrom<$repr> for $name {

@@ -168,6 +168,18 @@ pub(super) enum MeterArray {
     Bytes(Vec<Meter<meter::Bytes>>),
 }
 
+/// A control-plane entry as the table holds it, after `apply_entry`: the
+/// canonical key, mask and priority (to remove it by), and what it does
+/// (the entry added, or the one removed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub table: u16,
+    pub key: u128,
+    pub mask: u128,
+    pub priority: u32,
+    pub hit: Hit,
+}
+
 /// Why a table operation was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EntryError {
@@ -324,7 +336,7 @@ impl Pipeline {
     /// form: key and mask bytes are the key fields concatenated, each
     /// big-endian in whole bytes; an LPM field's mask comes from
     /// `prefix_len`; parameters likewise, each big-endian in whole bytes.
-    pub fn apply_entry(&mut self, e: &TableEntry, add: bool) -> Result<(), EntryError> {
+    pub fn apply_entry(&mut self, e: &TableEntry, add: bool) -> Result<Applied, EntryError> {
         let t = e.table_id.get() as usize;
         let def = self.prog.tables.get(t).ok_or(EntryError::NoTable(e.table_id.get()))?;
         let name = def.name.clone();
@@ -376,8 +388,18 @@ impl Pipeline {
                 what: "mask does not fit the match kinds".into(),
             },
         };
+        let applied = |hit: Hit| Applied {
+            table: t as u16,
+            key,
+            mask,
+            priority: e.priority.get(),
+            hit,
+        };
         if !add {
-            return self.rt.tables[t].remove(key, mask, e.priority.get()).map_err(table_err);
+            return self.rt.tables[t]
+                .remove(key, mask, e.priority.get())
+                .map(applied)
+                .map_err(table_err);
         }
         let a = e.action_id.get();
         if a > u32::from(u16::MAX) || !def.actions.contains(&(a as u16)) {
@@ -405,26 +427,29 @@ impl Pipeline {
             args.push(v as u64);
             at += n;
         }
+        let hit = Hit {
+            action: a as u16,
+            args: args.into_boxed_slice(),
+        };
         self.rt.tables[t]
             .insert(Entry {
                 key,
                 mask,
                 priority: e.priority.get(),
-                hit: Hit {
-                    action: a as u16,
-                    args: args.into_boxed_slice(),
-                },
+                hit: hit.clone(),
             })
-            .map_err(table_err)
+            .map_err(table_err)?;
+        Ok(applied(hit))
     }
 
-    /// Remove an entry as [`Pipeline::entries`] listed it.
-    pub fn remove_entry(&mut self, t: u16, e: &Entry) -> Result<(), TableError> {
+    /// Remove an entry by the key, mask and priority [`Pipeline::entries`]
+    /// lists or [`Pipeline::apply_entry`] returned.
+    pub fn remove_entry(&mut self, t: u16, key: u128, mask: u128, priority: u32) -> Result<Hit, TableError> {
         self.rt
             .tables
             .get_mut(usize::from(t))
             .ok_or(TableError::NotFound)?
-            .remove(e.key, e.mask, e.priority)
+            .remove(key, mask, priority)
     }
 
     /// Entries of table `t` as the control plane reads them back.

@@ -9,7 +9,7 @@ pub mod ir;
 pub mod table;
 mod validate;
 
-pub use exec::{EntryError, Input, Nanos, Outcome, Pipeline, Stats, Verdict};
+pub use exec::{Applied, EntryError, Input, Nanos, Outcome, Pipeline, Stats, Verdict};
 pub use ir::*;
 
 #[cfg(test)]

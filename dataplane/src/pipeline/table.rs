@@ -257,8 +257,9 @@ impl Table {
         Ok(())
     }
 
-    /// Remove the entry with this key and mask (and priority, ternary).
-    pub fn remove(&mut self, key: u128, mask: u128, priority: u32) -> Result<(), TableError> {
+    /// Remove the entry with this key and mask (and priority, ternary);
+    /// returns what it did.
+    pub fn remove(&mut self, key: u128, mask: u128, priority: u32) -> Result<Hit, TableError> {
         let key = key & mask;
         let idx = match &mut self.store {
             Store::Exact(m) => m.remove(&key),
@@ -278,9 +279,9 @@ impl Table {
                     .position(|x| x.key == key && x.mask == mask && x.priority == priority);
                 match pos {
                     Some(p) => {
-                        es.remove(p);
+                        let e = es.remove(p);
                         self.len -= 1;
-                        return Ok(());
+                        return Ok(e.hit);
                     }
                     None => None,
                 }
@@ -289,7 +290,7 @@ impl Table {
         let i = idx.ok_or(TableError::NotFound)?;
         self.free.push(i);
         self.len -= 1;
-        Ok(())
+        Ok(self.hits[i as usize].clone())
     }
 
     /// Every entry (for the control plane's `show`): key, mask, priority,

@@ -275,7 +275,9 @@ impl Device {
                     return Err(AdminStatus::NoEntry.into());
                 }
                 let now = self.now();
-                let lif = self.lifs[usize::from(hdr.lif)].as_mut().ok_or(Outcome::err(AdminStatus::NoEntry))?;
+                let lif = self.lifs[usize::from(hdr.lif)]
+                    .as_mut()
+                    .ok_or(Outcome::err(AdminStatus::NoEntry))?;
                 lif.meters.set(&m, now).map_err(|(s, why)| {
                     tracing::debug!(function = fi, "MeterSet refused: {why}");
                     Outcome::err(s)
@@ -465,8 +467,13 @@ impl Device {
             let func = &mut self.functions[fi];
             func.counters.regulation_applied += 1;
             let detail = applied | func.counters.regulation_applied << 32;
-            self.events
-                .push(now, EventKind::RegulationApplied, fi as u16, Some((id, slot as u16)), detail);
+            self.events.push(
+                now,
+                EventKind::RegulationApplied,
+                fi as u16,
+                Some((id, slot as u16)),
+                detail,
+            );
         }
         Ok(Outcome::ok(u32::from(id), slot as u64))
     }
@@ -554,14 +561,20 @@ impl Device {
 
     fn queue_reset(&mut self, fi: usize, lif: u16, q: &QueueRef) -> Res {
         self.owned_lif(fi, lif)?;
-        let l = self.lifs[usize::from(lif)].as_mut().ok_or(Outcome::err(AdminStatus::NoEntry))?;
+        let l = self.lifs[usize::from(lif)]
+            .as_mut()
+            .ok_or(Outcome::err(AdminStatus::NoEntry))?;
         let i = usize::from(q.qindex.get());
         let start = q.start_index.get();
         // The queue lives in its owner's memory and rings its owner's
         // doorbells, whoever asks (the PF may reset a VF's queue).
         let owner = &self.functions[usize::from(l.function)];
         let r = match q.qtype() {
-            QueueType::Tx => l.txqs.get_mut(i).and_then(Option::as_mut).map(|t| t.reset(&owner.dma, start)),
+            QueueType::Tx => l
+                .txqs
+                .get_mut(i)
+                .and_then(Option::as_mut)
+                .map(|t| t.reset(&owner.dma, start)),
             QueueType::Rx => l.rxqs.get_mut(i).and_then(Option::as_mut).map(|r| {
                 let res = r.reset(&owner.dma, start);
                 if res.is_ok() {

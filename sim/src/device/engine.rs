@@ -34,13 +34,14 @@ use super::switch::{Decision, Source, Verdict};
 use super::Device;
 use crate::clock::Nanos;
 use dataplane::abi::{
-    comp_flags, doorbell_offset_in_page, pkt_flags, tx_flags, CompStatus, Doorbell, LifCounter, MeterColor, QueueType,
-    RxDesc, TxDesc, CONSUMER_ARMED, CONSUMER_POLLING, LIF_UPLINK,
+    comp_flags, doorbell_offset_in_page, pkt_flags, tx_flags, CompStatus, Doorbell, EventKind, LifCounter, MeterColor,
+    QueueType, RxDesc, TxDesc, CONSUMER_ARMED, CONSUMER_POLLING, LIF_UPLINK,
 };
 use dataplane::coalesce::Consumer;
 use dataplane::fair::Class;
 use dataplane::meter::Color;
 use dataplane::packet::classify;
+use dataplane::packet::Mac;
 
 /// Descriptors fetched into a queue's cache at a time.
 pub const TX_BATCH: usize = 64;
@@ -373,13 +374,74 @@ impl Device {
         if frames.is_empty() {
             return;
         }
-        let Some(decisions) = self.switch.process_batch(Source::Lif(l as u16), &mut frames, now) else {
-            self.frame_pool.extend(frames);
-            return;
+        // Frames that fail the source checks never reach the program.
+        let checks: Vec<Option<Decision>> = frames
+            .iter()
+            .map(|f| self.check_source(Source::Lif(l as u16), f))
+            .collect();
+        let decisions = if checks.iter().all(Option::is_none) {
+            let Some(d) = self.switch.process_batch(Source::Lif(l as u16), &mut frames, now) else {
+                self.frame_pool.extend(frames);
+                return;
+            };
+            d
+        } else {
+            let mut good: Vec<Vec<u8>> = Vec::with_capacity(frames.len());
+            for (f, c) in frames.iter_mut().zip(&checks) {
+                if c.is_none() {
+                    good.push(std::mem::take(f));
+                }
+            }
+            let Some(mut ran) = self.switch.process_batch(Source::Lif(l as u16), &mut good, now) else {
+                self.frame_pool.extend(frames);
+                self.frame_pool.extend(good);
+                return;
+            };
+            let mut good = good.into_iter();
+            let mut out = Vec::with_capacity(frames.len());
+            ran.reverse();
+            for (f, c) in frames.iter_mut().zip(checks) {
+                match c {
+                    Some(d) => out.push(d),
+                    None => {
+                        *f = good.next().expect("one good frame per unchecked slot");
+                        out.push(ran.pop().expect("one decision per good frame"));
+                    }
+                }
+            }
+            out
         };
         if let Some(txq) = self.txq(l, qi) {
             txq.pre.extend(frames.into_iter().zip(decisions));
         }
+    }
+
+    /// The source checks every frame passes before the pipeline sees it:
+    /// a group source address is no station's (dropped as `BadSource`,
+    /// from a LIF or the wire); a LIF whose slot has spoof check on may
+    /// send only from its own MAC (else `Spoofed`). `None`: it passes.
+    fn check_source(&self, src: Source, frame: &[u8]) -> Option<Decision> {
+        let sa: Mac = frame.get(6..12)?.try_into().ok()?;
+        let verdict = if sa[0] & 1 != 0 {
+            Verdict::BadSource
+        } else {
+            match src {
+                Source::Lif(l) => {
+                    let lif = self.lifs.get(usize::from(l))?.as_ref()?;
+                    if !lif.spoof_check || lif.mac == sa {
+                        return None;
+                    }
+                    Verdict::Spoofed
+                }
+                Source::Uplink => return None,
+            }
+        };
+        // The parser read the Ethernet header: one stage's cost.
+        Some(Decision {
+            verdict,
+            passes: 0,
+            pass_cost: Some(self.cost_model.per_header),
+        })
     }
 
     /// One packet from TX queue `qi` of LIF `l` (on function `f`) through
@@ -413,7 +475,10 @@ impl Device {
             // A packet's worth of work: the descriptor was fetched.
             return Served::Packet;
         }
-        let decision = self.switch.process(Source::Lif(l as u16), &mut frame, now);
+        let decision = match self.check_source(Source::Lif(l as u16), &frame) {
+            Some(d) => d,
+            None => self.switch.process(Source::Lif(l as u16), &mut frame, now),
+        };
         self.finish_tx(l, qi, d, index, frame, decision, true, now)
     }
 
@@ -437,12 +502,21 @@ impl Device {
             passes,
             pass_cost,
         } = decision;
-        let cost = match pass_cost {
-            Some(c) => c * (1 + u64::from(passes)),
+        let mut cost = match pass_cost {
+            Some(c) => c.saturating_mul(1 + u64::from(passes)),
             None => self.cost_model.cost(&frame, passes),
         };
+        let mut dma_bytes = 16 + u64::from(d.len.get());
+        if verdict == Verdict::Flood {
+            // A flood is one pass and a copy per destination: the sender
+            // pays the egress stage and the DMA of every copy past the
+            // first (each LIF but itself, and the wire).
+            let copies = self.lifs.iter().flatten().count() as u64;
+            let extra = copies.saturating_sub(1);
+            cost = cost.saturating_add(extra.saturating_mul(self.cost_model.egress));
+            dma_bytes = dma_bytes.saturating_add(extra.saturating_mul(32 + frame.len() as u64));
+        }
         let done = self.occupy_pipeline(now, cost);
-        let dma_bytes = 16 + u64::from(d.len.get());
         let mut mark = MeterColor::None;
         {
             let lif = self.lifs[l].as_mut().expect("exists");
@@ -544,6 +618,7 @@ impl Device {
             Verdict::ToLif(d) => self.rx_deliver(usize::from(d), frame, m, now),
             Verdict::ToUplink => {
                 self.port.transmit(m.done, frame);
+                self.uplink_counters[LifCounter::WireTxPackets as usize] += 1;
                 if let Source::Lif(l) = src {
                     self.lif_count(usize::from(l), LifCounter::ToUplink, 1);
                 }
@@ -556,11 +631,36 @@ impl Device {
                 }
                 if matches!(src, Source::Lif(_)) {
                     self.port.transmit(m.done, frame);
+                    self.uplink_counters[LifCounter::WireTxPackets as usize] += 1;
                 }
             }
             Verdict::DropByTable => self.source_count(src, LifCounter::DropPipeline),
             Verdict::NoRoute => self.source_count(src, LifCounter::DropNoRoute),
             Verdict::ParseError => self.source_count(src, LifCounter::DropParseError),
+            Verdict::Spoofed => self.source_dropped(src, LifCounter::DropSpoofed, now),
+            Verdict::BadSource => self.source_dropped(src, LifCounter::DropBadSource, now),
+        }
+    }
+
+    /// Count a frame the source checks dropped; the first of each kind per
+    /// LIF is also an event for the PF.
+    fn source_dropped(&mut self, src: Source, c: LifCounter, now: Nanos) {
+        self.source_count(src, c);
+        let Source::Lif(l) = src else { return };
+        let Some(lif) = self.lifs.get_mut(usize::from(l)).and_then(Option::as_mut) else {
+            return;
+        };
+        let bit = if c == LifCounter::DropSpoofed { 1 } else { 2 };
+        if lif.source_events & bit == 0 {
+            lif.source_events |= bit;
+            let (function, slot) = (lif.function, lif.slot);
+            self.events.push(
+                now,
+                EventKind::SourceDropped,
+                function,
+                Some((l, slot)),
+                u64::from(c.raw()),
+            );
         }
     }
 
@@ -698,13 +798,17 @@ impl Device {
             frames.clear();
             self.port.receive(now, 1, &mut frames);
             let Some(mut fr) = frames.pop() else { break };
+            self.uplink_counters[LifCounter::WireRxPackets as usize] += 1;
             let Decision {
                 verdict,
                 passes,
                 pass_cost,
-            } = self.switch.process(Source::Uplink, &mut fr.data, now);
+            } = match self.check_source(Source::Uplink, &fr.data) {
+                Some(d) => d,
+                None => self.switch.process(Source::Uplink, &mut fr.data, now),
+            };
             let cost = match pass_cost {
-                Some(c) => c * (1 + u64::from(passes)),
+                Some(c) => c.saturating_mul(1 + u64::from(passes)),
                 None => self.cost_model.cost(&fr.data, passes),
             };
             let done = self.occupy_pipeline(now.max(fr.at), cost);

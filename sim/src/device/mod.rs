@@ -612,7 +612,8 @@ impl Device {
                 func.regulation.fill(function::Regulation::default());
             }
             for lif in self.lifs.iter_mut().flatten() {
-                lif.spoof_check = self.functions[usize::from(lif.function)].slot_config[usize::from(lif.slot)].spoof_check;
+                lif.spoof_check =
+                    self.functions[usize::from(lif.function)].slot_config[usize::from(lif.slot)].spoof_check;
             }
         }
         let now = self.now();

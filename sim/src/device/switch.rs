@@ -83,6 +83,10 @@ pub enum Verdict {
     NoRoute,
     /// Too short to have a MAC header.
     ParseError,
+    /// Sent with a source MAC that is not the sending LIF's (spoof check).
+    Spoofed,
+    /// The source MAC is a group address.
+    BadSource,
 }
 
 /// Why a table entry was refused.
@@ -137,6 +141,10 @@ pub struct Decision {
     pub pass_cost: Option<u64>,
 }
 
+/// A control-plane entry of the loaded program's tables, as its table
+/// holds it (to remove it by).
+type EntryRef = (u16, u128, u128, u32);
+
 /// The L2 forwarding table, or the loaded P4 program.
 #[derive(Debug, Default)]
 pub struct Switch {
@@ -144,8 +152,19 @@ pub struct Switch {
     lif_macs: HashMap<Mac, u16>,
     /// Entries the PF installed; they take precedence over LIF MACs.
     statics: HashMap<Mac, Action>,
+    /// The static entries that deliver to each LIF.
+    statics_by_lif: HashMap<u16, Vec<Mac>>,
     /// The loaded P4 program.
     program: Option<Pipeline>,
+    /// Which of the program's actions deliver to a LIF (`to_lif*`, the
+    /// LIF their first parameter).
+    to_lif_actions: Vec<bool>,
+    /// The program's control-plane entries that deliver to each LIF, so
+    /// that a LIF's teardown costs its own entries, not the tables'.
+    entries_by_lif: HashMap<u16, Vec<EntryRef>>,
+    /// Entries visited by LIF teardowns (a count of work, for tests: it
+    /// must not grow with other LIFs' entries).
+    pub teardown_work: u64,
 }
 
 impl Switch {
@@ -157,35 +176,30 @@ impl Switch {
         self.lif_macs.insert(mac, lif);
         if let Some(p) = &mut self.program {
             if let Some(e) = lif_entry(p.program(), mac, lif) {
-                if let Err(err) = p.apply_entry(&e, true) {
-                    tracing::warn!(lif, "LIF MAC not installed in the program's l2_fwd: {err}");
+                match p.apply_entry(&e, true) {
+                    Ok(a) => track(&self.to_lif_actions, &mut self.entries_by_lif, &a, true),
+                    Err(err) => tracing::warn!(lif, "LIF MAC not installed in the program's l2_fwd: {err}"),
                 }
             }
         }
         true
     }
 
-    /// A LIF went away: its MAC and every static entry pointing at it.
+    /// A LIF went away: its MAC and every control-plane entry delivering
+    /// to it. Costs the LIF's own entries, whatever the size of the
+    /// tables.
     pub fn remove_lif(&mut self, mac: Mac, lif: u16) {
         self.lif_macs.remove(&mac);
-        self.statics
-            .retain(|_, a| !matches!(*a, Action::ToLif(l, _) if l == lif));
+        for m in self.statics_by_lif.remove(&lif).unwrap_or_default() {
+            self.teardown_work += 1;
+            if matches!(self.statics.get(&m), Some(Action::ToLif(l, _)) if *l == lif) {
+                self.statics.remove(&m);
+            }
+        }
         if let Some(p) = &mut self.program {
-            // Every entry of the program's tables that delivers to the LIF
-            // (its first parameter, by the `to_lif*` convention).
-            let prog = p.program().clone();
-            for (t, def) in prog.tables.iter().enumerate() {
-                let to_lif: Vec<u16> = def
-                    .actions
-                    .iter()
-                    .copied()
-                    .filter(|&a| prog.actions[usize::from(a)].name.starts_with(P4_TO_LIF))
-                    .collect();
-                for e in p.entries(t as u16).unwrap_or_default() {
-                    if to_lif.contains(&e.hit.action) && e.hit.args.first() == Some(&u64::from(lif)) {
-                        let _ = p.remove_entry(t as u16, &e);
-                    }
-                }
+            for (t, key, mask, priority) in self.entries_by_lif.remove(&lif).unwrap_or_default() {
+                self.teardown_work += 1;
+                let _ = p.remove_entry(t, key, mask, priority);
             }
         }
     }
@@ -195,13 +209,24 @@ impl Switch {
     /// changes.
     pub fn load(&mut self, image: &[u8]) -> Result<(), pipeline::ProgramError> {
         let mut p = Pipeline::from_image(image)?;
+        let to_lif: Vec<bool> = p
+            .program()
+            .actions
+            .iter()
+            .map(|a| a.name.starts_with(P4_TO_LIF) && a.params.first().is_some_and(|x| x.width <= 16))
+            .collect();
+        let mut by_lif = HashMap::new();
         for (&mac, &lif) in &self.lif_macs {
             if let Some(e) = lif_entry(p.program(), mac, lif) {
-                p.apply_entry(&e, true)
+                let a = p
+                    .apply_entry(&e, true)
                     .map_err(|err| pipeline::ProgramError::Invalid(format!("installing LIF MACs: {err}")))?;
+                track(&to_lif, &mut by_lif, &a, true);
             }
         }
         self.program = Some(p);
+        self.to_lif_actions = to_lif;
+        self.entries_by_lif = by_lif;
         Ok(())
     }
 
@@ -308,7 +333,7 @@ impl Switch {
     /// tells whether a `to_lif` target is real.
     pub fn apply(&mut self, e: &TableEntry, add: bool, lif_exists: impl Fn(u16) -> bool) -> Result<(), EntryRefusal> {
         if let Some(p) = &mut self.program {
-            return p.apply_entry(e, add).map_err(|err| {
+            let a = p.apply_entry(e, add).map_err(|err| {
                 let status = match err {
                     EntryError::NoTable(_) | EntryError::NoAction { .. } | EntryError::NotFound(_) => {
                         AdminStatus::NoEntry
@@ -318,7 +343,9 @@ impl Switch {
                     EntryError::Exists(_) => AdminStatus::Exists,
                 };
                 (status, "refused by the loaded program's table")
-            });
+            })?;
+            track(&self.to_lif_actions, &mut self.entries_by_lif, &a, add);
+            return Ok(());
         }
         if e.table_id.get() != L2_TABLE {
             return Err((AdminStatus::NoEntry, "no such table"));
@@ -329,7 +356,10 @@ impl Switch {
         let mac: Mac = e.key().try_into().expect("key_len is 6");
         if !add {
             return match self.statics.remove(&mac) {
-                Some(_) => Ok(()),
+                Some(old) => {
+                    self.untrack_static(mac, old);
+                    Ok(())
+                }
                 None => Err((AdminStatus::NoEntry, "no such entry")),
             };
         }
@@ -361,8 +391,22 @@ impl Switch {
         if !self.statics.contains_key(&mac) && self.statics.len() >= L2_CAPACITY {
             return Err((AdminStatus::NoSpace, "l2_fwd is full"));
         }
-        self.statics.insert(mac, action);
+        if let Some(old) = self.statics.insert(mac, action) {
+            self.untrack_static(mac, old);
+        }
+        if let Action::ToLif(l, _) = action {
+            self.statics_by_lif.entry(l).or_default().push(mac);
+        }
         Ok(())
+    }
+
+    /// A static entry `mac -> old` was replaced or removed.
+    fn untrack_static(&mut self, mac: Mac, old: Action) {
+        if let Action::ToLif(l, _) = old {
+            if let Some(v) = self.statics_by_lif.get_mut(&l) {
+                v.retain(|m| *m != mac);
+            }
+        }
     }
 
     /// Static entries (for stats and tests); with a program, the entries
@@ -374,6 +418,22 @@ impl Switch {
                 .sum(),
             None => self.statics.len(),
         }
+    }
+}
+
+/// Keep `by_lif` in step with an entry added (`add`) or removed: entries
+/// whose action delivers to a LIF are listed under it.
+fn track(to_lif: &[bool], by_lif: &mut HashMap<u16, Vec<EntryRef>>, a: &pipeline::Applied, add: bool) {
+    if !to_lif.get(usize::from(a.hit.action)).copied().unwrap_or(false) {
+        return;
+    }
+    let Some(&lif) = a.hit.args.first() else { return };
+    let Ok(lif) = u16::try_from(lif) else { return };
+    let r = (a.table, a.key, a.mask, a.priority);
+    if add {
+        by_lif.entry(lif).or_default().push(r);
+    } else if let Some(v) = by_lif.get_mut(&lif) {
+        v.retain(|x| *x != r);
     }
 }
 
