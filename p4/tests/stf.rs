@@ -99,7 +99,7 @@ impl Run {
             let p: u32 = words.get(i + 1).and_then(|x| x.parse().ok()).ok_or("priority N")?;
             e.priority = p.into();
         }
-        self.p.apply_entry(&e, true).map_err(|e| e.to_string())
+        self.p.apply_entry(&e, true).map(drop).map_err(|e| e.to_string())
     }
 
     fn line(&mut self, words: &[&str]) -> Result<(), String> {

@@ -13,6 +13,7 @@ use sim::device::DeviceConfig;
 use sim::{ClockKind, PortSpec, Sim, SimConfig};
 use std::os::fd::{AsRawFd, FromRawFd};
 use vfio_bindings::bindings::vfio::*;
+use zerocopy::{FromBytes, IntoBytes};
 
 fn sim(vfs: u16) -> Sim {
     Sim::start(SimConfig {
@@ -502,4 +503,437 @@ fn dma_mappings_are_budgeted_per_function_and_released_on_disconnect() {
     let mut pf = bring_up(s.pf_socket(), "pf");
     let mut a = bring_up(s.vf_socket(0).unwrap(), "a");
     still_works(&s, &mut pf, &mut a);
+}
+
+// ---- 3. A VF cannot shed the meter its PF set -------------------------
+
+fn cost_meter() -> MeterConfig {
+    MeterConfig {
+        resource: MeterResource::Cost.raw(),
+        mode: MeterMode::SrTcm.raw(),
+        policy: MeterPolicy::Backpressure.raw(),
+        cir: 1_000_000.into(),
+        cburst: 5_000.into(),
+        ..Default::default()
+    }
+}
+
+/// The VF's LIF's applied cost meter, as the PF reads it.
+fn applied_cost_meter(pf: &mut RawFn, lif: u16) -> MeterConfig {
+    let buf = pf.alloc(64, 64);
+    let r = MeterRef {
+        resource: MeterResource::Cost.raw(),
+        dma: DmaRef::new(buf, 48),
+        ..Default::default()
+    };
+    assert_eq!(pf.admin(AdminCommand::MeterGet(r), lif).0, AdminStatus::Ok);
+    MeterConfig::read_from_bytes(&pf.mem.read(buf, 48)).unwrap()
+}
+
+/// Every event the device logged from `from` on.
+fn events(pf: &mut RawFn, from: u64) -> Vec<DeviceEvent> {
+    let buf = pf.alloc(32 * 256, 64);
+    let (st, c) = pf.admin(
+        AdminCommand::EventsGet(EventsRef {
+            from_seq: from.into(),
+            dma: DmaRef::new(buf, 32 * 256),
+        }),
+        LIF_NONE,
+    );
+    assert_eq!(st, AdminStatus::Ok);
+    let n = c.value.get() as usize;
+    pf.mem
+        .read(buf, 32 * n)
+        .chunks_exact(32)
+        .map(|b| DeviceEvent::read_from_bytes(b).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_vf_cannot_shed_the_meter_its_pf_set() {
+    let s = sim(1);
+    let mut pf = RawFn::connect(s.pf_socket());
+    pf.enable(1);
+    pf.init_admin();
+    let vf_path = s.vf_socket(0).unwrap().to_path_buf();
+    let mut vf = RawFn::connect(&vf_path);
+    vf.enable(1);
+    vf.init_admin();
+    let (lif, slot) = vf.create_lif("tenant");
+    assert_eq!(pf.admin(AdminCommand::MeterSet(cost_meter()), lif).0, AdminStatus::Ok);
+    let since = events(&mut pf, 0).last().map_or(0, |e| e.seq.get() + 1);
+    // Everything a VF can do to itself: destroy and re-create its LIF,
+    // reset itself through the mailbox, FLR, disconnect and reconnect.
+    let mut lifs = Vec::new();
+    assert_eq!(vf.admin(AdminCommand::LifDestroy, lif).0, AdminStatus::Ok);
+    lifs.push(vf.create_lif("again").0);
+    vf.init_admin(); // mailbox Reset, new admin queue
+    lifs.push(vf.create_lif("after-reset").0);
+    vf.client.reset().unwrap(); // FLR
+    vf.enable(1);
+    vf.init_admin();
+    lifs.push(vf.create_lif("after-flr").0);
+    drop(vf);
+    wait_until_released(&s, 1);
+    let mut vf = RawFn::connect(&vf_path);
+    vf.enable(1);
+    vf.init_admin();
+    let (l, sl) = vf.create_lif("new-client");
+    lifs.push(l);
+    assert_eq!(sl, slot);
+    let now = *lifs.last().unwrap();
+    let m = applied_cost_meter(&mut pf, now);
+    assert_eq!(
+        (m.mode(), m.cir.get(), m.cburst.get()),
+        (MeterMode::SrTcm, 1_000_000, 5_000),
+        "the PF's meter is on the LIF, whatever the VF did"
+    );
+    assert_eq!(
+        vf.admin(AdminCommand::MeterSet(MeterConfig::default()), now).0,
+        AdminStatus::Permission
+    );
+    // The PF heard of each re-application: an event and a count.
+    let applied: Vec<DeviceEvent> = events(&mut pf, since)
+        .into_iter()
+        .filter(|e| e.kind == EventKind::RegulationApplied.raw())
+        .collect();
+    assert_eq!(applied.len(), 4, "{applied:?}");
+    for (i, (e, &l)) in applied.iter().zip(&lifs).enumerate() {
+        assert_eq!((e.function.get(), e.slot.get(), e.lif.get()), (1, slot, l));
+        assert_eq!(
+            e.detail.get() & 0xffff_ffff,
+            1 << MeterResource::Cost.raw(),
+            "the cost meter"
+        );
+        assert_eq!(
+            e.detail.get() >> 32,
+            i as u64 + 1,
+            "the function's count of re-applications"
+        );
+    }
+    assert_eq!(s.device().functions[1].counters.regulation_applied, 4);
+    // The PF lifts it; the next LIF comes without it.
+    let off = MeterConfig {
+        resource: MeterResource::Cost.raw(),
+        ..Default::default()
+    };
+    assert_eq!(pf.admin(AdminCommand::MeterSet(off), now).0, AdminStatus::Ok);
+    assert_eq!(vf.admin(AdminCommand::LifDestroy, now).0, AdminStatus::Ok);
+    let (l, _) = vf.create_lif("free");
+    assert_eq!(applied_cost_meter(&mut pf, l).mode(), MeterMode::Off);
+}
+
+// ---- 8. MACs are the PF's to give; spoofed sources are dropped --------
+
+fn function_config(f: u16, slot: u16, flags: u8, mac: [u8; 6]) -> FunctionConfig {
+    FunctionConfig {
+        function: f.into(),
+        slot: slot.into(),
+        flags,
+        mac,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_vf_cannot_take_the_mac_meant_for_another() {
+    use function_config_flags as ff;
+    let s = sim(2);
+    let mut pf = RawFn::connect(s.pf_socket());
+    pf.enable(1);
+    pf.init_admin();
+    let mut vf0 = RawFn::connect(s.vf_socket(0).unwrap());
+    vf0.enable(1);
+    vf0.init_admin();
+    let mut vf1 = RawFn::connect(s.vf_socket(1).unwrap());
+    vf1.enable(1);
+    vf1.init_admin();
+    let meant_for_vf1 = [0x02, 0x11, 0x22, 0x33, 0x44, 0x01];
+    // VF0 gets there first with VF1's MAC: refused, it is not trusted.
+    let squat = LifCreate {
+        mac: meant_for_vf1,
+        ..Default::default()
+    };
+    assert_eq!(
+        vf0.admin(AdminCommand::LifCreate(squat), LIF_NONE).0,
+        AdminStatus::Permission
+    );
+    // Nor may it take another LIF's device-assigned MAC.
+    let (lif0, _) = vf0.create_lif("vf0");
+    let squat = LifCreate {
+        mac: lif_mac(lif0 + 1),
+        ..Default::default()
+    };
+    assert_eq!(
+        vf0.admin(AdminCommand::LifCreate(squat), LIF_NONE).0,
+        AdminStatus::Permission
+    );
+    // The PF assigns it to VF1's slot 0; VF1's LIF gets it.
+    let c = function_config(2, 0, ff::MAC | ff::SPOOF_CHECK, meant_for_vf1);
+    assert_eq!(
+        pf.admin(AdminCommand::FunctionConfigSet(c), LIF_NONE).0,
+        AdminStatus::Ok
+    );
+    let c2 = function_config(1, 1, ff::MAC | ff::SPOOF_CHECK, meant_for_vf1);
+    assert_eq!(
+        pf.admin(AdminCommand::FunctionConfigSet(c2), LIF_NONE).0,
+        AdminStatus::Exists,
+        "one slot per assigned MAC"
+    );
+    let (lif1, _) = vf1.create_lif("vf1");
+    assert_eq!(s.device().lif(lif1).unwrap().mac, meant_for_vf1);
+    // VFs may not read or change the configuration.
+    assert_eq!(
+        vf0.admin(AdminCommand::FunctionConfigSet(c), LIF_NONE).0,
+        AdminStatus::Permission
+    );
+    // The PF reads back what it set.
+    let buf = pf.alloc(64, 64);
+    let r = FunctionConfigRef {
+        function: 2.into(),
+        slot: 0.into(),
+        dma: DmaRef::new(buf, 16),
+        ..Default::default()
+    };
+    assert_eq!(
+        pf.admin(AdminCommand::FunctionConfigGet(r), LIF_NONE).0,
+        AdminStatus::Ok
+    );
+    assert_eq!(FunctionConfig::read_from_bytes(&pf.mem.read(buf, 16)).unwrap(), c);
+    // A trusted function may choose its MAC, but not one in use.
+    let t = function_config(1, 1, ff::TRUST, [0; 6]);
+    assert_eq!(
+        pf.admin(AdminCommand::FunctionConfigSet(t), LIF_NONE).0,
+        AdminStatus::Ok
+    );
+    let taken = LifCreate {
+        mac: meant_for_vf1,
+        ..Default::default()
+    };
+    assert_eq!(
+        vf0.admin(AdminCommand::LifCreate(taken), LIF_NONE).0,
+        AdminStatus::Exists
+    );
+}
+
+#[test]
+fn spoofed_and_group_source_macs_are_dropped_and_counted() {
+    let s = sim(2);
+    let mut a = bring_up(s.vf_socket(0).unwrap(), "a");
+    let mut b = bring_up(s.vf_socket(1).unwrap(), "b");
+    let mut pf = bring_up(s.pf_socket(), "pf");
+    let send = |p: &mut Port1, src: [u8; 6], dst: [u8; 6]| {
+        let pkt = frame(dst, src, 7, 64);
+        let buf = p.f.alloc(2048, 64);
+        p.f.mem.write(buf, &pkt);
+        assert!(p.tx.ring.fill_bulk(&[TxDesc::new(buf, 64, 0)]));
+        p.f.ring_doorbell(&mut p.tx);
+    };
+    // VF a pretends to be b, then the PF; then sends from a group address.
+    send(&mut a, b.mac, pf.mac);
+    send(&mut a, pf.mac, b.mac);
+    send(&mut a, [0x01, 0, 0x5e, 0, 0, 1], b.mac);
+    s.advance(20_000);
+    {
+        let d = s.device();
+        let la = d.lif(a.lif).unwrap();
+        assert_eq!(
+            la.counter(LifCounter::TxPackets),
+            3,
+            "sent, and each in one drop counter"
+        );
+        assert_eq!(la.counter(LifCounter::DropSpoofed), 2);
+        assert_eq!(la.counter(LifCounter::DropBadSource), 1);
+        assert_eq!(d.lif(b.lif).unwrap().counter(LifCounter::RxPackets), 0);
+        assert_eq!(d.lif(pf.lif).unwrap().counter(LifCounter::RxPackets), 0);
+        let ev: Vec<_> = d
+            .events
+            .iter()
+            .filter(|e| e.kind == EventKind::SourceDropped.raw())
+            .map(|e| (e.lif.get(), e.detail.get()))
+            .collect();
+        assert_eq!(
+            ev,
+            [
+                (a.lif, u64::from(LifCounter::DropSpoofed.raw())),
+                (a.lif, u64::from(LifCounter::DropBadSource.raw()))
+            ],
+            "one event per LIF and reason"
+        );
+    }
+    assert!(b.f.completion(&mut b.rx).is_none());
+    // The PF is trusted and unchecked by default: it may relay; a group
+    // source is dropped from it too.
+    send(&mut pf, [2, 9, 9, 9, 9, 9], b.mac);
+    send(&mut pf, [0xff; 6], b.mac);
+    s.advance(20_000);
+    let d = s.device();
+    assert_eq!(d.lif(b.lif).unwrap().counter(LifCounter::RxPackets), 1);
+    assert_eq!(d.lif(pf.lif).unwrap().counter(LifCounter::DropBadSource), 1);
+    drop(d);
+    assert!(b.f.completion(&mut b.rx).is_some(), "the PF's relayed frame");
+    // a's own frames still go.
+    still_works(&s, &mut a, &mut b);
+}
+
+#[test]
+fn a_group_source_from_the_wire_is_dropped_on_the_uplinks_counters() {
+    // A capture with one broadcast-sourced frame and one good one.
+    let dir = std::env::temp_dir().join(format!("hostile-pcap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("in.pcap");
+    let mut cap = Vec::new();
+    cap.extend_from_slice(&0xa1b2_3c4du32.to_le_bytes()); // ns timestamps
+    cap.extend_from_slice(&2u16.to_le_bytes());
+    cap.extend_from_slice(&4u16.to_le_bytes());
+    cap.extend_from_slice(&[0; 8]);
+    cap.extend_from_slice(&65535u32.to_le_bytes());
+    cap.extend_from_slice(&1u32.to_le_bytes());
+    let dst = lif_mac(0);
+    for (i, src) in [[0xffu8; 6], [2, 7, 7, 7, 7, 7]].iter().enumerate() {
+        let f = frame(dst, *src, i as u8, 64);
+        cap.extend_from_slice(&0u32.to_le_bytes());
+        cap.extend_from_slice(&(1000 * (i as u32 + 1)).to_le_bytes());
+        cap.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        cap.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        cap.extend_from_slice(&f);
+    }
+    std::fs::write(&path, &cap).unwrap();
+    let s = Sim::start(SimConfig {
+        device: DeviceConfig {
+            vfs: 0,
+            ..DeviceConfig::default()
+        },
+        clock: ClockKind::Virtual,
+        port: PortSpec::Pcap { path: path.clone() },
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let mut pf = bring_up(s.pf_socket(), "pf");
+    assert_eq!(pf.lif, 0);
+    s.advance(1_000_000);
+    let d = s.device();
+    assert_eq!(d.uplink_counters[LifCounter::WireRxPackets as usize], 2);
+    assert_eq!(d.uplink_counters[LifCounter::DropBadSource as usize], 1);
+    assert_eq!(d.lif(0).unwrap().counter(LifCounter::RxPackets), 1);
+    drop(d);
+    assert!(pf.f.completion(&mut pf.rx).is_some());
+    assert!(pf.f.completion(&mut pf.rx).is_none(), "only the good frame arrived");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Load fairnic.p4 through the PF.
+fn load_fairnic(pf: &mut RawFn) -> dataplane::pipeline::Program {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../p4/programs/fairnic.p4");
+    let prog = p4::compile_file(&path).expect("fairnic.p4 compiles");
+    let image = prog.to_image();
+    let buf = pf.alloc(image.len() as u64, 64);
+    pf.mem.write(buf, &image);
+    let chunk = PipelineChunk {
+        dma: DmaRef::new(buf, image.len() as u32),
+        offset: 0.into(),
+        total_len: (image.len() as u32).into(),
+        flags: pipeline_flags::FIRST | pipeline_flags::LAST,
+        ..Default::default()
+    };
+    assert_eq!(pf.admin(AdminCommand::PipelineLoad(chunk), LIF_NONE).0, AdminStatus::Ok);
+    prog
+}
+
+#[test]
+fn lif_teardown_costs_the_same_with_10_or_10000_pf_table_entries() {
+    let mut per_cycle = Vec::new();
+    for entries in [10u32, 10_000] {
+        let s = sim(1);
+        let mut pf = RawFn::connect(s.pf_socket());
+        pf.enable(1);
+        pf.init_admin();
+        let prog = load_fairnic(&mut pf);
+        let (l2, _) = prog.table("l2_fwd").unwrap();
+        let (route, _) = prog.table("route").unwrap();
+        let (uplink, _) = prog.action("to_uplink").unwrap();
+        let (to_lif, _) = prog.action("to_lif").unwrap();
+        let (pf_lif, _) = pf.create_lif("pf");
+        let buf = pf.alloc(112, 64);
+        // Entries split between l2_fwd (at most 8000) and route, half of
+        // them delivering to the PF's LIF.
+        for i in 0..entries {
+            let e = if i < 8000 {
+                let mac = [2, 0x55, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8];
+                if i % 2 == 0 {
+                    TableEntry::exact(u32::from(l2), &mac, u32::from(uplink), &[])
+                } else {
+                    TableEntry::exact(u32::from(l2), &mac, u32::from(to_lif), &pf_lif.to_be_bytes())
+                }
+            } else {
+                let mut e = TableEntry::exact(
+                    u32::from(route),
+                    &(0x0a00_0000 + (i << 8)).to_be_bytes(),
+                    u32::from(to_lif),
+                    &pf_lif.to_be_bytes(),
+                );
+                e.mask = [0; 32];
+                e.prefix_len = 24.into();
+                e
+            };
+            pf.mem.write(buf, e.as_bytes());
+            assert_eq!(
+                pf.admin(AdminCommand::TableEntryAdd(DmaRef::new(buf, 112)), LIF_NONE).0,
+                AdminStatus::Ok,
+                "entry {i}"
+            );
+        }
+        let mut vf = RawFn::connect(s.vf_socket(0).unwrap());
+        vf.enable(1);
+        vf.init_admin();
+        let before = s.device().switch.teardown_work;
+        for _ in 0..100 {
+            let (lif, _) = vf.create_lif("loop");
+            assert_eq!(vf.admin(AdminCommand::LifDestroy, lif).0, AdminStatus::Ok);
+        }
+        per_cycle.push((s.device().switch.teardown_work - before) as f64 / 100.0);
+    }
+    assert_eq!(
+        per_cycle,
+        [1.0, 1.0],
+        "a VF's LIF teardown visits its own MAC entry only"
+    );
+}
+
+// ---- 10. Floods are charged for every copy ----------------------------
+
+#[test]
+fn a_flood_is_charged_to_its_sender_for_every_copy() {
+    let s = sim(4);
+    let mut ports: Vec<Port1> = (0..4).map(|v| bring_up(s.vf_socket(v).unwrap(), "v")).collect();
+    let mut pf = bring_up(s.pf_socket(), "pf");
+    let sender = &mut ports[0];
+    let send = |p: &mut Port1, dst: [u8; 6]| {
+        let pkt = frame(dst, p.mac, 1, 64);
+        let buf = p.f.alloc(2048, 64);
+        p.f.mem.write(buf, &pkt);
+        assert!(p.tx.ring.fill_bulk(&[TxDesc::new(buf, 64, 0)]));
+        p.f.ring_doorbell(&mut p.tx);
+    };
+    send(sender, pf.mac);
+    s.advance(20_000);
+    let unicast = s.device().lif(sender.lif).unwrap().counter(LifCounter::CostUnits);
+    send(sender, [0xff; 6]);
+    s.advance(20_000);
+    let d = s.device();
+    let l = d.lif(sender.lif).unwrap();
+    let flood = l.counter(LifCounter::CostUnits) - unicast;
+    // Five LIFs: four copies to the other LIFs and one to the wire, each
+    // past the first an egress stage more.
+    assert_eq!(unicast, 5, "Ethernet/IPv4/UDP: 3 headers, lookup, egress");
+    assert_eq!(flood, 5 + 4, "the pass and four more copies");
+    assert_eq!(
+        l.counter(LifCounter::DmaBytes),
+        2 * (16 + 64) + 4 * (32 + 64),
+        "the copies' DMA too"
+    );
+    drop(d);
+    for p in ports.iter_mut().skip(1).chain(std::iter::once(&mut pf)) {
+        assert!(p.f.completion(&mut p.rx).is_some(), "every other LIF got its copy");
+    }
 }
