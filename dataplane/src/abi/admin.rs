@@ -1324,6 +1324,10 @@ abi_enum! {
         WireRxPackets = 23,
         /// Uplink only: frames sent out of the uplink (from any LIF).
         WireTxPackets = 24,
+        /// Frames from the wire that arrived at this LIF, then delivered
+        /// (`RxPackets`) or dropped here (a `Drop*` counter): what of the
+        /// LIF's counters is wire traffic rather than other LIFs'.
+        RxFromWire = 25,
     }
 }
 

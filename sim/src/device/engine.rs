@@ -676,6 +676,7 @@ impl Device {
             return self.source_count(src, LifCounter::DropNoRoute);
         };
         if src == Source::Uplink {
+            lif.count(LifCounter::RxFromWire, 1);
             // Traffic from the wire is the receiving LIF's: charge it, and
             // drop it there if a meter is red under the Drop policy.
             let usage = Usage {
