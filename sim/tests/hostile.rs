@@ -937,3 +937,46 @@ fn a_flood_is_charged_to_its_sender_for_every_copy() {
         assert!(p.f.completion(&mut p.rx).is_some(), "every other LIF got its copy");
     }
 }
+
+// ---- 6. Pipeline images within the device's budget ----------------------
+
+#[test]
+fn pipeline_images_over_the_cost_or_state_budget_are_refused_with_the_limit_named() {
+    use dataplane::pipeline::{limits, MeterDef, MeterUnit};
+    let s = sim(0);
+    let mut pf = RawFn::connect(s.pf_socket());
+    pf.enable(1);
+    pf.init_admin();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../p4/programs/fairnic.p4");
+    let good = p4::compile_file(&path).unwrap();
+    let load = |pf: &mut RawFn, image: &[u8]| {
+        let buf = pf.alloc(image.len() as u64, 64);
+        pf.mem.write(buf, image);
+        let chunk = PipelineChunk {
+            dma: DmaRef::new(buf, image.len() as u32),
+            offset: 0.into(),
+            total_len: (image.len() as u32).into(),
+            flags: pipeline_flags::FIRST | pipeline_flags::LAST,
+            ..Default::default()
+        };
+        pf.admin(AdminCommand::PipelineLoad(chunk), LIF_NONE).0
+    };
+    let mut costly = good.clone();
+    costly.base_cost = u32::MAX;
+    assert_eq!(load(&mut pf, &costly.to_image()), AdminStatus::Invalid);
+    let why = s.device().pipeline_error.clone().unwrap();
+    assert!(why.contains("base cost is 4294967295 units, at most 65535"), "{why}");
+    let mut big = good.clone();
+    big.meters.extend((0..8).map(|i| MeterDef {
+        name: format!("huge{i}"),
+        size: limits::ARRAY_SIZE,
+        unit: MeterUnit::Bytes,
+    }));
+    let image = big.to_image();
+    assert!(image.len() < 4096, "a {}-byte image", image.len());
+    assert_eq!(load(&mut pf, &image), AdminStatus::Invalid);
+    let why = s.device().pipeline_error.clone().unwrap();
+    assert!(why.contains("the device's budget is 65536 KiB"), "{why}");
+    assert!(s.device().switch.program().is_none(), "nothing was loaded");
+    assert_eq!(load(&mut pf, &good.to_image()), AdminStatus::Ok, "within budget");
+}

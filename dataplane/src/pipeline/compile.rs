@@ -517,7 +517,7 @@ impl<const L: usize> Compiler<'_, L> {
                         }
                     }
                     for i in lanes(m) {
-                        b.st[i].cost += cost;
+                        b.st[i].cost = b.st[i].cost.saturating_add(cost);
                     }
                     body(rt, b, m);
                     for i in lanes(m) {
@@ -640,7 +640,7 @@ impl<const L: usize> Compiler<'_, L> {
             let mut hits = 0u64;
             if table_cost != 0 {
                 for i in lanes(m) {
-                    b.st[i].cost += table_cost;
+                    b.st[i].cost = b.st[i].cost.saturating_add(table_cost);
                 }
             }
             if !rt.tables[t].is_empty() {
@@ -681,7 +681,7 @@ impl<const L: usize> Compiler<'_, L> {
                 let (cost, body) = &actions[usize::from(a)];
                 if *cost != 0 {
                     for i in lanes(group) {
-                        b.st[i].cost += cost;
+                        b.st[i].cost = b.st[i].cost.saturating_add(*cost);
                     }
                 }
                 if !empty[usize::from(a)] {
@@ -797,7 +797,7 @@ pub(super) fn parse(
     let mut state = 0usize;
     for _ in 0..limits::PARSE_STEPS {
         let s = &states[state];
-        st.cost += s.cost;
+        st.cost = st.cost.saturating_add(s.cost);
         for op in &s.ops {
             match op {
                 COp::Extract { header, len } => {

@@ -47,6 +47,22 @@ pub mod limits {
     /// Statement nesting.
     pub const BLOCK_DEPTH: usize = 16;
     pub const STMTS: usize = 4096;
+    /// Most cost units one `@cost` annotation (or the base cost) may
+    /// charge.
+    pub const COST: u32 = 65_535;
+    /// Most cost units one pass of one packet can be charged, along the
+    /// costliest path through the program (checked at load, so the sums
+    /// cannot overflow and no image can make a packet free or endless).
+    pub const PACKET_COST: u64 = 1_000_000;
+    /// The device's state budget for one program, bytes: its meter and
+    /// counter arrays, and its tables at full size, must fit. A small
+    /// image cannot make the device allocate more.
+    pub const STATE_BYTES: u64 = 64 << 20;
+    /// What a table entry of capacity counts against [`STATE_BYTES`]
+    /// (key, mask, priority and action as stored, with map overhead).
+    pub const TABLE_ENTRY_BYTES: u64 = 96;
+    /// What a counter cell counts (packets and bytes).
+    pub const COUNTER_BYTES: u64 = 16;
 }
 
 /// A compiled P4 program.

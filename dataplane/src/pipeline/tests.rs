@@ -537,6 +537,52 @@ fn nesting_past_the_limits_is_refused() {
     ));
 }
 
+#[test]
+fn costs_and_state_past_the_device_budget_are_refused_naming_the_limit() {
+    let msg = |r: Result<(), ProgramError>| match r {
+        Err(ProgramError::Invalid(m)) => m,
+        other => panic!("expected Invalid, got {other:?}"),
+    };
+    // One cost past its limit: an image of base_cost u32::MAX used to
+    // overflow the sum in a debug build and under-charge in release.
+    let mut p = program();
+    p.base_cost = u32::MAX;
+    let m = msg(p.validate());
+    assert!(m.contains("base cost") && m.contains("65535"), "{m}");
+    assert!(Pipeline::from_image(&p.to_image()).is_err());
+    let mut p = program();
+    p.tables[0].cost = limits::COST + 1;
+    assert!(msg(p.validate()).contains("a table's cost"));
+    // Every cost at its limit but the costliest path past the bound.
+    let mut p = program();
+    for st in &mut p.parser {
+        st.cost = limits::COST;
+    }
+    let m = msg(p.validate());
+    assert!(m.contains("a packet may cost up to") && m.contains("1000000"), "{m}");
+    // Arrays that a small image would turn into hundreds of MiB.
+    let mut p = program();
+    p.meters = (0..limits::METERS)
+        .map(|i| MeterDef {
+            name: format!("m{i}"),
+            size: limits::ARRAY_SIZE,
+            unit: MeterUnit::Bytes,
+        })
+        .collect();
+    let image = p.to_image();
+    assert!(image.len() < 2048, "a small image: {} bytes", image.len());
+    let m = msg(p.validate());
+    assert!(m.contains("device state") && m.contains("65536 KiB"), "{m}");
+    assert!(Pipeline::from_image(&image).is_err());
+    let mut p = program();
+    p.tables[0].size = limits::TABLE_SIZE;
+    p.tables.push(p.tables[0].clone());
+    assert!(msg(p.validate()).contains("device state"));
+    // The test program itself is well within both.
+    let p = program();
+    assert!(p.state_bytes() < limits::STATE_BYTES && p.max_packet_cost() < 100);
+}
+
 /// Conditions of every shape the compiler turns straight into masks
 /// (validity, a metadata field against a constant, `!`, `&&`, `||`), and
 /// others (a header field compared, a constant), nested.

@@ -173,6 +173,82 @@ impl Program {
         for &h in &p.deparse {
             cx.header(h)?;
         }
+        p.check_state_budget()?;
+        p.check_costs()
+    }
+
+    /// The bytes of state the program makes the device hold, at most: its
+    /// meter and counter arrays, and its tables at full size.
+    pub fn state_bytes(&self) -> u64 {
+        let meter = core::mem::size_of::<crate::meter::Meter<crate::meter::Bytes>>()
+            .max(core::mem::size_of::<crate::meter::Meter<crate::meter::Packets>>()) as u64;
+        let meters: u64 = self.meters.iter().map(|m| u64::from(m.size) * meter).sum();
+        let counters: u64 = self.counters.iter().map(|c| u64::from(c.size) * limits::COUNTER_BYTES).sum();
+        let tables: u64 = self.tables.iter().map(|t| u64::from(t.size) * limits::TABLE_ENTRY_BYTES).sum();
+        meters + counters + tables
+    }
+
+    fn check_state_budget(&self) -> R {
+        let n = self.state_bytes();
+        if n > limits::STATE_BYTES {
+            return Err(bad(format!(
+                "the program's meters, counters and tables need {} KiB of device state, the device's budget is {} KiB \
+                 (shrink array or table sizes)",
+                n >> 10,
+                limits::STATE_BYTES >> 10
+            )));
+        }
+        Ok(())
+    }
+
+    /// The most cost units one pass of a packet can be charged: the base
+    /// cost, the costliest parser state at every parse step, and every
+    /// table applied and action called in the ingress control (both arms
+    /// of every branch, each table's costliest action).
+    pub fn max_packet_cost(&self) -> u64 {
+        let action = |a: u16| self.actions.get(usize::from(a)).map_or(0, |x| u64::from(x.cost));
+        fn block(p: &Program, b: &[Stmt], action: &dyn Fn(u16) -> u64) -> u64 {
+            b.iter()
+                .map(|s| match s {
+                    Stmt::Apply { table, on_hit, on_miss } => {
+                        let t = &p.tables[usize::from(*table)];
+                        let worst = t
+                            .actions
+                            .iter()
+                            .chain(std::iter::once(&t.default_action))
+                            .map(|&a| action(a))
+                            .max()
+                            .unwrap_or(0);
+                        u64::from(t.cost) + worst + block(p, on_hit, action) + block(p, on_miss, action)
+                    }
+                    Stmt::If { then, otherwise, .. } => block(p, then, action) + block(p, otherwise, action),
+                    Stmt::Call { action: a, .. } => action(*a),
+                    _ => 0,
+                })
+                .sum()
+        }
+        let parse = self.parser.iter().map(|s| u64::from(s.cost)).max().unwrap_or(0) * limits::PARSE_STEPS as u64;
+        u64::from(self.base_cost) + parse + block(self, &self.ingress, &action)
+    }
+
+    fn check_costs(&self) -> R {
+        let each = [("the base cost", self.base_cost)]
+            .into_iter()
+            .chain(self.parser.iter().map(|s| ("a parser state's cost", s.cost)))
+            .chain(self.tables.iter().map(|t| ("a table's cost", t.cost)))
+            .chain(self.actions.iter().map(|a| ("an action's cost", a.cost)));
+        for (what, c) in each {
+            if c > limits::COST {
+                return Err(bad(format!("{what} is {c} units, at most {}", limits::COST)));
+            }
+        }
+        let worst = self.max_packet_cost();
+        if worst > limits::PACKET_COST {
+            return Err(bad(format!(
+                "a packet may cost up to {worst} units in one pass, at most {} (lower the @cost annotations)",
+                limits::PACKET_COST
+            )));
+        }
         Ok(())
     }
 }
