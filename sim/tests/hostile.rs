@@ -980,3 +980,62 @@ fn pipeline_images_over_the_cost_or_state_budget_are_refused_with_the_limit_name
     assert!(s.device().switch.program().is_none(), "nothing was loaded");
     assert_eq!(load(&mut pf, &good.to_image()), AdminStatus::Ok, "within budget");
 }
+
+// ---- 7. A bug in the engine stops one function, not the device ----------
+
+#[test]
+fn an_engine_panic_stops_only_the_function_it_served_and_a_reset_recovers_it() {
+    let s = sim(2);
+    let mut a = bring_up(s.vf_socket(0).unwrap(), "a");
+    let mut b = bring_up(s.vf_socket(1).unwrap(), "b");
+    let mut pf = bring_up(s.pf_socket(), "pf");
+    s.device()
+        .inject(sim::device::faults::Fault::Panic { lif: a.lif })
+        .unwrap();
+    // a sends: the engine panics serving it.
+    let pkt = frame(b.mac, a.mac, 1, 64);
+    let buf = a.f.alloc(2048, 64);
+    a.f.mem.write(buf, &pkt);
+    assert!(a.tx.ring.fill_bulk(&[TxDesc::new(buf, 64, 0)]));
+    a.f.ring_doorbell(&mut a.tx);
+    s.advance(20_000);
+    {
+        let d = s.device();
+        assert_eq!(d.internal_errors.len(), 1);
+        assert_eq!(d.internal_errors[0].0, Some(1), "blamed on VF 0's function");
+        assert!(d.functions[1].failed.is_some());
+        assert!(d.functions[2].failed.is_none() && d.functions[0].failed.is_none());
+        assert!(d
+            .events
+            .iter()
+            .any(|e| e.kind == EventKind::FunctionError.raw() && e.function.get() == 1));
+    }
+    // Its queues say so; its admin queue answers Internal (Nop still Ok).
+    assert_eq!(a.f.qstatus(&a.tx), u32::from(CompStatus::DeviceError.raw()));
+    assert_eq!(a.f.admin(AdminCommand::Nop, LIF_NONE).0, AdminStatus::Ok);
+    let dma = DmaRef::new(a.f.alloc(512, 64), 512);
+    assert_eq!(a.f.admin(AdminCommand::StatsGet(dma), a.lif).0, AdminStatus::Internal);
+    // Everyone else carries on, in both directions.
+    still_works(&s, &mut b, &mut pf);
+    still_works(&s, &mut pf, &mut b);
+    // Frames to the stopped function are dropped and counted.
+    let d = s.device();
+    let before = d.lif(a.lif).unwrap().counter(LifCounter::DropQueueError);
+    drop(d);
+    let pkt = frame(a.mac, b.mac, 2, 64);
+    let buf = b.f.alloc(2048, 64);
+    b.f.mem.write(buf, &pkt);
+    assert!(b.tx.ring.fill_bulk(&[TxDesc::new(buf, 64, 0)]));
+    b.f.ring_doorbell(&mut b.tx);
+    s.advance(20_000);
+    assert_eq!(
+        s.device().lif(a.lif).unwrap().counter(LifCounter::DropQueueError),
+        before + 1
+    );
+    // A reset brings the function back.
+    drop(a);
+    wait_until_released(&s, 1);
+    let mut a = bring_up(s.vf_socket(0).unwrap(), "a-again");
+    assert!(s.device().functions[1].failed.is_none());
+    still_works(&s, &mut a, &mut b);
+}

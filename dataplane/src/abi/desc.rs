@@ -163,6 +163,10 @@ abi_enum! {
         /// The queue was flushed by a reset or destroy; the descriptor was not
         /// processed.
         Flushed = 4,
+        /// The device stopped the function after an internal error (a bug,
+        /// not the host's doing): reset the function (mailbox `Reset` or an
+        /// FLR) to bring it back. ABI 1.1.
+        DeviceError = 5,
     }
 }
 

@@ -183,8 +183,16 @@ impl Program {
         let meter = core::mem::size_of::<crate::meter::Meter<crate::meter::Bytes>>()
             .max(core::mem::size_of::<crate::meter::Meter<crate::meter::Packets>>()) as u64;
         let meters: u64 = self.meters.iter().map(|m| u64::from(m.size) * meter).sum();
-        let counters: u64 = self.counters.iter().map(|c| u64::from(c.size) * limits::COUNTER_BYTES).sum();
-        let tables: u64 = self.tables.iter().map(|t| u64::from(t.size) * limits::TABLE_ENTRY_BYTES).sum();
+        let counters: u64 = self
+            .counters
+            .iter()
+            .map(|c| u64::from(c.size) * limits::COUNTER_BYTES)
+            .sum();
+        let tables: u64 = self
+            .tables
+            .iter()
+            .map(|t| u64::from(t.size) * limits::TABLE_ENTRY_BYTES)
+            .sum();
         meters + counters + tables
     }
 

@@ -213,6 +213,11 @@ impl Device {
 
     fn exec_admin(&mut self, fi: usize, hdr: CmdHeader, cmd: AdminCommand) -> Res {
         let op = cmd.opcode();
+        if self.functions[fi].failed.is_some() && op != AdminOpcode::Nop {
+            // Stopped after an internal error: only a reset brings it back
+            // (Nop still answers, so a driver can tell it from a dead one).
+            return Err(AdminStatus::Internal.into());
+        }
         if op.pf_only() && self.functions[fi].kind != FunctionKind::Pf {
             return Err(AdminStatus::Permission.into());
         }
@@ -446,6 +451,7 @@ impl Device {
             blocked: false,
             spoof_check: cfg.spoof_check,
             source_events: 0,
+            inject_panic: false,
         });
         let now = self.now();
         self.events

@@ -114,6 +114,19 @@ impl Device {
     /// (descriptors and frames handled); 0 means the device is idle until
     /// the next doorbell or [`Device::next_deadline`].
     pub fn poll(&mut self) -> usize {
+        // No input may panic the engine; if a bug does anyway, the
+        // function it was working for stops in a reported error state
+        // (a reset recovers it) and every other function carries on.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.poll_pass())) {
+            Ok(work) => work,
+            Err(payload) => {
+                self.contain_panic(payload.as_ref());
+                1
+            }
+        }
+    }
+
+    fn poll_pass(&mut self) -> usize {
         let now = self.now();
         self.blocked_with_work = false;
         self.scan_doorbells();
@@ -133,6 +146,7 @@ impl Device {
             let Some(l) = next else { break };
             let class = self.classes[l];
             // Serve this LIF while it keeps its turn (deficit) and its class.
+            self.blame = self.lifs[l].as_ref().map(|lif| lif.function);
             loop {
                 match self.serve(l, now) {
                     Served::Packet => {
@@ -153,7 +167,9 @@ impl Device {
                 }
             }
         }
+        self.blame = None;
         self.signal_completions(now);
+        self.blame = None;
         work
     }
 
@@ -210,7 +226,7 @@ impl Device {
             let Some(lif) = self.lifs[l].as_mut() else { continue };
             let f = usize::from(lif.function);
             let func = &mut self.functions[f];
-            if !func.config.bus_master() {
+            if !func.config.bus_master() || func.failed.is_some() {
                 continue;
             }
             let mut rung = 0;
@@ -244,7 +260,9 @@ impl Device {
         for l in 0..self.lifs.len() {
             let has_work =
                 self.lifs[l].as_ref().is_some_and(|lif| {
-                    self.functions[usize::from(lif.function)].config.bus_master()
+                    let func = &self.functions[usize::from(lif.function)];
+                    func.config.bus_master()
+                        && func.failed.is_none()
                         && lif.txqs.iter().flatten().any(|q| {
                             q.core.error.is_none() && now >= q.stalled_until && (q.active || !q.cache.is_empty())
                         })
@@ -280,6 +298,12 @@ impl Device {
 
     /// Process one packet from LIF `l`'s TX queues (round robin among them).
     fn serve(&mut self, l: usize, now: Nanos) -> Served {
+        if self.lifs[l]
+            .as_mut()
+            .is_some_and(|lif| std::mem::take(&mut lif.inject_panic))
+        {
+            panic!("fault injection: a bug in the engine while serving LIF {l}");
+        }
         let (f, nq, next) = {
             let lif = self.lifs[l].as_ref().expect("caller checked");
             (usize::from(lif.function), lif.txqs.len(), lif.tx_next)
@@ -666,6 +690,15 @@ impl Device {
 
     /// Put `frame` into the next posted buffer of LIF `d`.
     fn rx_deliver(&mut self, d: usize, frame: &[u8], m: Meta, now: Nanos) {
+        // A bug while delivering is the receiver's function's to report.
+        let owner = self.lifs.get(d).and_then(Option::as_ref).map(|l| l.function);
+        let prev = self.blame;
+        self.blame = owner.or(prev);
+        self.rx_deliver_to(d, frame, m, now);
+        self.blame = prev;
+    }
+
+    fn rx_deliver_to(&mut self, d: usize, frame: &[u8], m: Meta, now: Nanos) {
         let Meta {
             src,
             mut mark,
@@ -697,7 +730,7 @@ impl Device {
         }
         let f = usize::from(lif.function);
         let func = &self.functions[f];
-        if !func.config.bus_master() {
+        if !func.config.bus_master() || func.failed.is_some() {
             lif.count(LifCounter::DropQueueError, 1);
             return;
         }
@@ -832,6 +865,7 @@ impl Device {
         for l in 0..self.lifs.len() {
             let Some(lif) = self.lifs[l].as_mut() else { continue };
             let f = usize::from(lif.function);
+            self.blame = Some(lif.function);
             let func = &mut self.functions[f];
             let mut suppressed = 0;
             let mut sent = 0;

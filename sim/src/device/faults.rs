@@ -28,6 +28,10 @@ pub enum Fault {
     /// The function resets by itself (a firmware restart): its LIFs and
     /// queues are gone, its admin queue too, mid-traffic.
     ResetFunction { function: u16 },
+    /// The engine panics the next time it serves this LIF: a stand-in for
+    /// a bug, to show that the device contains it (the LIF's function
+    /// stops in an error state, every other function carries on).
+    Panic { lif: u16 },
     /// The function's next successful admin command that `lie` is about
     /// completes with the lie's value instead of the truth (a buggy or
     /// hostile device, for the driver's range checks). Lies queue up and
@@ -126,6 +130,7 @@ impl Device {
             }
             Fault::BadRxDescriptor { lif, queue } => self.fault_rxq(lif, queue)?.inject_bad = true,
             Fault::StallFetch { lif, queue, until } => self.fault_txq(lif, queue)?.stalled_until = until,
+            Fault::Panic { lif } => self.fault_lif(lif, 0)?.inject_panic = true,
             Fault::ResetFunction { function } => {
                 if usize::from(function) >= self.functions.len() {
                     return Err(FaultError::NoFunction(function));

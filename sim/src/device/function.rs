@@ -347,6 +347,8 @@ pub struct Function {
     pub slot_config: Vec<SlotConfig>,
     /// The PF's meters per LIF slot (kept likewise).
     pub regulation: Vec<Regulation>,
+    /// Stopped after an internal error (what it was), until a reset.
+    pub failed: Option<String>,
 }
 
 impl Function {
@@ -369,6 +371,7 @@ impl Function {
             retired: [0; abi::LIF_COUNTERS],
             slot_config: vec![SlotConfig::default_for(kind); usize::from(limits.nlifs)],
             regulation: vec![Regulation::default(); usize::from(limits.nlifs)],
+            failed: None,
         })
     }
 

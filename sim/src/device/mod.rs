@@ -154,6 +154,9 @@ pub struct Lif {
     /// Source drops already reported as events (bit 0: spoofed, bit 1:
     /// group source): one event per LIF and reason.
     source_events: u8,
+    /// Fault injection: the engine panics the next time it serves the LIF
+    /// (a stand-in for a bug).
+    pub inject_panic: bool,
 }
 
 impl Lif {
@@ -228,6 +231,11 @@ pub struct Device {
     pub uplink_counters: [u64; LIF_COUNTERS],
     /// What `EventsGet` reads.
     pub events: events::EventLog,
+    /// The function the engine is working for, to blame if it panics.
+    blame: Option<u16>,
+    /// Internal errors (panics) the device contained: (function or `None`
+    /// for the device's own work, what happened).
+    pub internal_errors: Vec<(Option<u16>, String)>,
     pipeline: admin::PipelineUpload,
     scratch: Vec<u8>,
     /// Frame buffers for TX frames run through a program ahead of their
@@ -286,6 +294,8 @@ impl Device {
             port,
             uplink_counters: [0; LIF_COUNTERS],
             events: events::EventLog::default(),
+            blame: None,
+            internal_errors: Vec::new(),
             pipeline: admin::PipelineUpload::default(),
             scratch: Vec::with_capacity(9216),
         })
@@ -605,6 +615,7 @@ impl Device {
             self.destroy_lif(lif);
         }
         self.functions[usize::from(f)].reset_registers();
+        self.functions[usize::from(f)].failed = None;
         if f == 0 {
             for func in &mut self.functions {
                 let kind = func.kind;
@@ -618,6 +629,61 @@ impl Device {
         }
         let now = self.now();
         self.events.push(now, abi::EventKind::FunctionReset, f, None, reason);
+    }
+
+    /// Contain a panic of the engine or a request handler: the function
+    /// it was working for (`blame`, else `function`) stops in a reported
+    /// error state; with nobody to blame (the uplink, the device's own
+    /// bookkeeping) it is logged and counted and the device carries on.
+    pub fn contain_panic(&mut self, payload: &(dyn std::any::Any + Send)) {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into());
+        let who = self.blame.take();
+        tracing::error!(function = ?who, "internal error contained: {what}");
+        self.internal_errors.push((who, what.clone()));
+        if self.internal_errors.len() > 64 {
+            self.internal_errors.remove(0);
+        }
+        if let Some(f) = who {
+            // If even this fails, the device must still not die.
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.fail_function(f, &what)));
+            if r.is_err() {
+                tracing::error!(function = f, "stopping the function failed too");
+            }
+        }
+    }
+
+    /// Blame function `f` for the next contained panic (a request handler
+    /// working for it).
+    pub fn blame_function(&mut self, f: u16) {
+        self.blame = Some(f);
+    }
+
+    /// Stop function `f` after an internal error: its queues stop with
+    /// `DeviceError` in their state blocks (no completion is written: the
+    /// queue's bookkeeping may be what broke), its LIFs read `ERROR`, its
+    /// admin commands complete with `Internal`, frames to it are dropped
+    /// as `DropQueueError`, and the PF gets a `FunctionError` event. A
+    /// reset of the function (mailbox `Reset`, FLR, a new client) brings it
+    /// back.
+    pub fn fail_function(&mut self, f: u16, why: &str) {
+        let Some(func) = self.functions.get_mut(usize::from(f)) else {
+            return;
+        };
+        func.failed = Some(why.to_string());
+        for lif in self.lifs.iter_mut().flatten().filter(|l| l.function == f) {
+            for q in lif.txqs.iter_mut().flatten() {
+                q.core.stop_quietly(CompStatus::DeviceError);
+            }
+            for q in lif.rxqs.iter_mut().flatten() {
+                q.core.stop_quietly(CompStatus::DeviceError);
+            }
+        }
+        let now = self.now();
+        self.events.push(now, abi::EventKind::FunctionError, f, None, 0);
     }
 
     fn destroy_lif(&mut self, lif: u16) {

@@ -287,6 +287,21 @@ impl QueueCore {
         self.detached = true;
     }
 
+    /// Put the queue in the error state with `status` in its state block,
+    /// writing no completion (after an internal error, when the queue's
+    /// own bookkeeping cannot be trusted). Cannot panic.
+    pub fn stop_quietly(&mut self, status: CompStatus) {
+        if self.error.is_some() {
+            return;
+        }
+        self.error = Some((status, 0));
+        if !self.detached {
+            self.state()
+                .qstatus
+                .store(u32::from(status.raw()).to_le(), Ordering::Release);
+        }
+    }
+
     /// The consumer flag the driver set, read after a full fence that
     /// orders it after the completions just written.
     pub fn consumer_flag(&self) -> u32 {

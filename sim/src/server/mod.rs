@@ -27,7 +27,9 @@
 //!   retired), and the doorbell pages it mapped (the next client gets new
 //!   ones, so a process that keeps its old mapping rings nothing);
 //! - nothing a client sends panics the server; if a bug panics it anyway,
-//!   only that connection ends and the function is reset.
+//!   the function stops in its reported error state (a reset recovers it),
+//!   the request is answered with EIO, and every other function carries
+//!   on.
 //!
 //! rust-vmm's client stays in the tests as an independent peer. It reads
 //! a full reply where the specification sends a header-only error reply,
@@ -286,10 +288,13 @@ impl Session {
             // connection.
             match catch_unwind(AssertUnwindSafe(|| self.dispatch(&hdr, &body, fds))) {
                 Ok(r) => r,
-                Err(_) => {
-                    tracing::error!(function, "{name}: the server panicked (a bug); the function is reset");
-                    shared.lock().count_protocol_error(function);
-                    return Some(End::Client(format!("{name}: internal error")));
+                Err(payload) => {
+                    // A bug: the function stops in its error state (a reset
+                    // recovers it), the client hears EIO, others carry on.
+                    let mut d = shared.lock();
+                    d.blame_function(function);
+                    d.contain_panic(payload.as_ref());
+                    Err(refuse(libc::EIO, format!("{name}: internal error; reset the function")))
                 }
             }
         };
