@@ -43,12 +43,18 @@ fn run(p: &mut Pipeline, bytes: &[u8], ingress: bool, now: u64) {
     let errors = out.iter().filter(|o| o.verdict == Verdict::ParseError).count() as u64;
     assert_eq!(after.parse_errors - before.parse_errors, errors);
     for o in &out {
-        assert!(u64::from(o.cost) <= bound, "cost {} past the proved bound {bound}", o.cost);
+        assert!(
+            u64::from(o.cost) <= bound,
+            "cost {} past the proved bound {bound}",
+            o.cost
+        );
     }
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else { return };
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
     match mode & 7 {
         0 | 2 | 4 | 6 => {
             let cut = rest.windows(2).position(|w| w == [0xfe, 0xfe]);

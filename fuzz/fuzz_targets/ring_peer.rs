@@ -9,14 +9,19 @@ use libfuzzer_sys::fuzz_target;
 use std::sync::atomic::Ordering;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&order, script)) = data.split_first() else { return };
+    let Some((&order, script)) = data.split_first() else {
+        return;
+    };
     let order = 1 + order % 8;
     let mut mem = RingMemory::<u64>::new(order).unwrap();
     let (mut p, mut c) = mem.split();
     let mut buf = [0u64; 16];
     for step in script.chunks(5) {
         let op = step[0];
-        let arg = step.get(1..5).map(|b| u32::from_le_bytes(b.try_into().unwrap())).unwrap_or(0);
+        let arg = step
+            .get(1..5)
+            .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
+            .unwrap_or(0);
         match op % 8 {
             0 => {
                 p.fill_burst(&buf[..(arg as usize % 16)]);

@@ -419,6 +419,13 @@ impl DmaSpace {
         }
     }
 
+    /// Every mapping: (IOVA, length, writable), by IOVA.
+    pub fn ranges(&self) -> Vec<(u64, u64, bool)> {
+        let mut r: Vec<(u64, u64, bool)> = self.windows.iter().map(|w| (w.iova, w.len, w.writable)).collect();
+        r.sort_unstable();
+        r
+    }
+
     /// Number of mappings.
     pub fn len(&self) -> usize {
         self.mem.num_regions()

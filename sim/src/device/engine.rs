@@ -639,17 +639,23 @@ impl Device {
     fn deliver(&mut self, verdict: Verdict, frame: &[u8], m: Meta, now: Nanos) {
         let src = m.src;
         match verdict {
-            Verdict::ToLif(d) => self.rx_deliver(usize::from(d), frame, m, now),
+            Verdict::ToLif(d) => {
+                self.audit.to_lif += 1;
+                self.rx_deliver(usize::from(d), frame, m, now)
+            }
             Verdict::ToUplink => {
                 self.port.transmit(m.done, frame);
                 self.uplink_counters[LifCounter::WireTxPackets as usize] += 1;
-                if let Source::Lif(l) = src {
-                    self.lif_count(usize::from(l), LifCounter::ToUplink, 1);
+                match src {
+                    Source::Lif(l) => self.lif_count(usize::from(l), LifCounter::ToUplink, 1),
+                    Source::Uplink => self.audit.hairpins += 1,
                 }
             }
             Verdict::Flood => {
+                self.audit.floods += 1;
                 for d in 0..self.lifs.len() {
                     if self.lifs[d].is_some() && src != Source::Lif(d as u16) {
+                        self.audit.flood_copies += 1;
                         self.rx_deliver(d, frame, m, now);
                     }
                 }
@@ -705,7 +711,9 @@ impl Device {
             cost,
             done,
         } = m;
+        self.audit.arrivals += 1;
         let Some(lif) = self.lifs.get_mut(d).and_then(Option::as_mut) else {
+            self.audit.arrivals_no_lif += 1;
             return self.source_count(src, LifCounter::DropNoRoute);
         };
         if src == Source::Uplink {

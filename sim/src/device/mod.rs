@@ -213,6 +213,24 @@ pub struct RegionDesc {
     pub mmap_fd: Option<std::os::fd::RawFd>,
 }
 
+/// How frames went through the switch (not ABI: the device's own
+/// bookkeeping, to check the counters against).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Audit {
+    /// Frames the switch sent to one LIF.
+    pub to_lif: u64,
+    /// Frames it flooded, and the copies that went to LIFs.
+    pub floods: u64,
+    pub flood_copies: u64,
+    /// Frames from the wire it sent back to the wire.
+    pub hairpins: u64,
+    /// Copies that arrived at a LIF (each ends in one of the receiver's
+    /// counters), and those whose LIF had gone (`DropNoRoute` on the
+    /// sender).
+    pub arrivals: u64,
+    pub arrivals_no_lif: u64,
+}
+
 /// The device.
 pub struct Device {
     pub cfg: DeviceConfig,
@@ -233,6 +251,9 @@ pub struct Device {
     pub events: events::EventLog,
     /// The function the engine is working for, to blame if it panics.
     blame: Option<u16>,
+    /// How frames went through the switch, beside the counters: what
+    /// [`Device::check_books`] balances them against.
+    pub audit: Audit,
     /// Internal errors (panics) the device contained: (function or `None`
     /// for the device's own work, what happened).
     pub internal_errors: Vec<(Option<u16>, String)>,
@@ -295,6 +316,7 @@ impl Device {
             uplink_counters: [0; LIF_COUNTERS],
             events: events::EventLog::default(),
             blame: None,
+            audit: Audit::default(),
             internal_errors: Vec::new(),
             pipeline: admin::PipelineUpload::default(),
             scratch: Vec::with_capacity(9216),
@@ -701,6 +723,56 @@ impl Device {
         let now = self.now();
         self.events
             .push(now, abi::EventKind::LifDestroyed, l.function, Some((lif, l.slot)), 0);
+    }
+
+    /// Sum of a counter over every LIF, live and retired, and the uplink.
+    pub fn total_with_retired(&self, c: LifCounter) -> u64 {
+        self.total(c) + self.functions.iter().map(|f| f.retired[c as usize]).sum::<u64>()
+    }
+
+    /// The books: every frame that entered the switch (sent by a LIF, or
+    /// from the wire) ended in exactly one outcome, and every copy that
+    /// arrived at a LIF in exactly one of its counters. `Err` names the
+    /// equation that does not hold.
+    pub fn check_books(&self) -> Result<(), String> {
+        let t = |c| self.total_with_retired(c);
+        let a = self.audit;
+        let frames = t(LifCounter::TxPackets) + t(LifCounter::WireRxPackets);
+        let sender_drops = t(LifCounter::DropPipeline)
+            + t(LifCounter::DropParseError)
+            + t(LifCounter::DropSpoofed)
+            + t(LifCounter::DropBadSource)
+            + t(LifCounter::DropNoRoute).saturating_sub(a.arrivals_no_lif);
+        let outcomes = a.to_lif + a.floods + t(LifCounter::ToUplink) + a.hairpins + sender_drops;
+        if frames != outcomes {
+            return Err(format!(
+                "{frames} frames entered the switch, {outcomes} outcomes (to a LIF {}, floods {}, to the wire {}, \
+                 hairpins {}, dropped at the sender {sender_drops})",
+                a.to_lif,
+                a.floods,
+                t(LifCounter::ToUplink),
+                a.hairpins
+            ));
+        }
+        if a.arrivals != a.to_lif + a.flood_copies {
+            return Err(format!(
+                "{} arrivals, {} sent to LIFs and {} flood copies",
+                a.arrivals, a.to_lif, a.flood_copies
+            ));
+        }
+        let ended = t(LifCounter::RxPackets)
+            + t(LifCounter::DropTooLong)
+            + t(LifCounter::DropNoRxBuffer)
+            + t(LifCounter::DropMeterRed)
+            + t(LifCounter::DropQueueError)
+            + a.arrivals_no_lif;
+        if a.arrivals != ended {
+            return Err(format!(
+                "{} arrivals at LIFs, {ended} ended in a receiver's counter",
+                a.arrivals
+            ));
+        }
+        Ok(())
     }
 
     /// Sum of a counter over every LIF plus the uplink's drops.
