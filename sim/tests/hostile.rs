@@ -1045,3 +1045,65 @@ fn an_engine_panic_stops_only_the_function_it_served_and_a_reset_recovers_it() {
     assert!(s.device().functions[1].failed.is_none());
     still_works(&s, &mut a, &mut b);
 }
+
+// ---- 2 (cont.). No descriptor a client passes can block the device ------
+
+#[test]
+fn interrupt_descriptors_that_could_block_the_device_are_refused_or_made_harmless() {
+    let s = std::sync::Arc::new(sim(1));
+    // A pipe as an "eventfd": refused.
+    let (mut p, _) = Proto::connect(s.pf_socket());
+    let mut pipe = [0i32; 2];
+    // SAFETY: pipe(2) fills the array; the test closes nothing it did not open.
+    assert_eq!(unsafe { libc::pipe(pipe.as_mut_ptr()) }, 0);
+    let mut set = Vec::new();
+    for v in [
+        20u32,
+        VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+        VFIO_PCI_MSIX_IRQ_INDEX,
+        0,
+        1,
+    ] {
+        set.extend_from_slice(&v.to_ne_bytes());
+    }
+    assert_eq!(
+        p.call(8, &set, &[pipe[1]]).0.error,
+        libc::EINVAL as u32,
+        "a pipe is not an eventfd"
+    );
+    drop(p);
+    wait_until_released(&s, 0);
+    // A blocking eventfd the client fills to the brim: the device's next
+    // interrupt would block the engine (and every function) forever.
+    let mut a = bring_up(s.vf_socket(0).unwrap(), "a");
+    let mut pf = bring_up(s.pf_socket(), "pf");
+    // SAFETY: eventfd(2); the File owns the result.
+    let blocking = unsafe { std::fs::File::from_raw_fd(libc::eventfd(0, libc::EFD_CLOEXEC)) };
+    a.f.client
+        .set_irqs(
+            VFIO_PCI_MSIX_IRQ_INDEX,
+            VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+            0,
+            1,
+            &[blocking.as_raw_fd()],
+        )
+        .unwrap();
+    use std::io::Write;
+    (&blocking).write_all(&0xffff_ffff_ffff_fffeu64.to_ne_bytes()).unwrap();
+    // pf sends to a: a's RX completion raises vector 0.
+    let pkt = frame(a.mac, pf.mac, 1, 64);
+    let buf = pf.f.alloc(2048, 64);
+    pf.f.mem.write(buf, &pkt);
+    assert!(pf.tx.ring.fill_bulk(&[TxDesc::new(buf, 64, 0)]));
+    pf.f.ring_doorbell(&mut pf.tx);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let s2 = s.clone();
+    std::thread::spawn(move || {
+        s2.advance(20_000);
+        let _ = tx.send(());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the engine did not block on the client's full eventfd");
+    assert!(a.f.completion(&mut a.rx).is_some(), "the frame arrived");
+    still_works(&s, &mut pf, &mut a);
+}

@@ -579,6 +579,9 @@ impl Device {
                 if fds.len() != count as usize {
                     return Err(RequestError::Irqs("need one eventfd per vector"));
                 }
+                for fd in &fds {
+                    interrupt_eventfd(fd)?;
+                }
                 for (v, fd) in (start..end).zip(fds) {
                     func.vectors[v as usize].eventfd = Some(fd);
                 }
@@ -782,6 +785,29 @@ impl Device {
 
     /// The value `LifList` and `StatsGet` use for "no LIF".
     pub const NO_LIF: u16 = LIF_NONE;
+}
+
+/// Check that a client's interrupt descriptor is an eventfd and make it
+/// non-blocking: the engine signals it under the device lock, and a
+/// client that passed a pipe it never reads, or an eventfd it filled to
+/// the brim itself, must not block the device for every function (a
+/// full eventfd is already signalled; the write is simply skipped).
+fn interrupt_eventfd(fd: &File) -> Result<(), RequestError> {
+    use std::os::fd::AsRawFd;
+    let raw = fd.as_raw_fd();
+    let kind = std::fs::read_link(format!("/proc/self/fd/{raw}")).unwrap_or_default();
+    if kind.as_os_str() != "anon_inode:[eventfd]" {
+        return Err(RequestError::Irqs("an interrupt descriptor must be an eventfd"));
+    }
+    // SAFETY: fcntl with integer arguments on a descriptor we own.
+    let ok = unsafe {
+        let flags = libc::fcntl(raw, libc::F_GETFL);
+        flags >= 0 && libc::fcntl(raw, libc::F_SETFL, flags | libc::O_NONBLOCK) == 0
+    };
+    if !ok {
+        return Err(RequestError::Irqs("the eventfd cannot be made non-blocking"));
+    }
+    Ok(())
 }
 
 /// BAR0 size for limits (re-exported for the server).

@@ -15,6 +15,9 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use vmm_sys_util::sock_ctrl_msg::ScmSocket;
 use zerocopy::{FromBytes, IntoBytes};
 
+/// How long a reply may wait for the client to make room on the socket.
+pub const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Why a read did not complete.
 #[derive(Debug)]
 pub enum ReadError {
@@ -77,6 +80,8 @@ enum Ready {
 
 impl Conn {
     pub fn new(stream: UnixStream, stop: RawFd, listener: &UnixListener) -> Conn {
+        // Replies wait at most this long for room in the socket.
+        let _ = stream.set_write_timeout(Some(SEND_TIMEOUT));
         Conn {
             stream,
             stop,
@@ -228,7 +233,15 @@ impl Conn {
                     sent += n;
                     fds.clear();
                 }
-                Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {}
+                Err(e) if e.errno() == libc::EINTR => {}
+                // The send timeout passed: a client that does not read its
+                // replies loses its connection rather than hold a thread.
+                Err(e) if e.errno() == libc::EAGAIN => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("the client read nothing for {SEND_TIMEOUT:?}"),
+                    ))
+                }
                 Err(e) => return Err(std::io::Error::from_raw_os_error(e.errno())),
             }
         }
