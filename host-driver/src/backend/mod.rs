@@ -2,8 +2,8 @@
 //!
 //! Two real implementations: [`vfio::VfioBackend`] (kernel VFIO:
 //! container, group, device, IOMMU type1 mappings, MSI-X through
-//! `VFIO_DEVICE_SET_IRQS`) and [`vfio_user::VfioUserBackend`] (rust-vmm's
-//! vfio-user client, reaching `nicsim`). Nothing above this module knows
+//! `VFIO_DEVICE_SET_IRQS`) and [`vfio_user::VfioUserBackend`] (fairnic's
+//! vfio-user client, `vfu`, reaching `nicsim`). Nothing above this module knows
 //! which one it has: both give configuration space, BAR access (trapped and
 //! mapped), DMA mapping of [`DmaMemory`], interrupt eventfds, and reset.
 

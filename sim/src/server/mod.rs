@@ -1,7 +1,8 @@
 //! vfio-user serving: one thread per PCI function, each on its own
 //! socket, all driving the one [`Device`].
 //!
-//! nicsim owns the server side of the protocol (`wire` and `conn`). It
+//! nicsim owns the server side of the protocol (the `vfu` crate's wire
+//! format and framing, and `conn` here). It
 //! started on rust-vmm's `vfio_user` 0.1.7 server, which does not frame
 //! messages by their header (an unknown command's payload was parsed as
 //! further messages; a short payload hung the connection), allocates what
@@ -37,7 +38,7 @@
 //! of nothing come back as 0xff, as on real hardware).
 
 pub mod conn;
-pub mod wire;
+pub use vfu::wire;
 
 use crate::device::{Device, RequestError, MAX_REGION_ACCESS};
 use conn::{Conn, ReadError};
