@@ -116,6 +116,12 @@ impl Client {
     /// `timeout` bounds every wait for a reply.
     pub fn connect(path: &Path, timeout: Duration) -> Result<Client, Error> {
         let stream = UnixStream::connect(path).map_err(Error::Connect)?;
+        Self::on_stream(stream, timeout)
+    }
+
+    /// As [`Client::connect`], on a stream already connected (a socket pair
+    /// in tests and fuzzing).
+    pub fn on_stream(stream: UnixStream, timeout: Duration) -> Result<Client, Error> {
         let mut c = Client {
             chan: Channel::new(stream, timeout),
             next_id: 0,

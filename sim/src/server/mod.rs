@@ -300,7 +300,8 @@ impl Session {
             }
         };
         if hdr.kind() == flags::TYPE_REPLY {
-            // Replies are never answered.
+            // Replies are never answered (nicsim sends no requests yet).
+            self.device().count_protocol_error(self.function);
             return None;
         }
         match outcome {
