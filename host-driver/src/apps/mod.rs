@@ -19,6 +19,7 @@ use crate::mem::{DmaMemory, MemKind};
 use crate::nic::{DriverError, Lif, Nic};
 use crate::pool::Pool;
 use crate::queue::{QueueError, RxQueue, TxQueue};
+use dataplane::abi::QueueType;
 use serde::Serialize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -162,6 +163,44 @@ impl Ports {
         let nic = self.nics[self.ports[i].nic].clone();
         let mut g = nic.lock().unwrap_or_else(|e| e.into_inner());
         Ok(g.reset_rxq(&mut self.ports[i].rx, &mut self.pool)?)
+    }
+
+    /// Destroy port `i`'s RX queue and take the frames it holds: once the
+    /// device has completed `QueueDestroy` it writes nothing more there,
+    /// and every completion it owed the queue is in memory, so what the
+    /// device counted as delivered to the LIF up to now is exactly what
+    /// this returns and what was taken before. Frames that arrive
+    /// meanwhile are dropped and counted by the device. The posted buffers
+    /// go back to the pool; [`Ports::restart_rx`] gives the port a new
+    /// queue.
+    pub fn stop_rx(&mut self, i: usize) -> Result<Vec<crate::pool::Mbuf>, AppError> {
+        let nic = self.nics[self.ports[i].nic].clone();
+        let mut g = nic.lock().unwrap_or_else(|e| e.into_inner());
+        let p = &mut self.ports[i];
+        let (lif, q) = p.rx.id();
+        g.destroy_queue(lif, QueueType::Rx, q)?;
+        let mut out = Vec::new();
+        if let Err(e) = p.rx.rx_take(&mut self.pool, &mut out, usize::MAX) {
+            // A queue the device had stopped holds nothing more to take.
+            tracing::warn!("{}: LIF {lif}'s RX queue: {e}", g.device());
+        }
+        p.rx.release_buffers(&mut self.pool);
+        Ok(out)
+    }
+
+    /// A new RX queue for port `i` after [`Ports::stop_rx`] (same vector
+    /// and mode), filled with buffers.
+    pub fn restart_rx(&mut self, i: usize) -> Result<(), AppError> {
+        let nic = self.nics[self.ports[i].nic].clone();
+        let mut g = nic.lock().unwrap_or_else(|e| e.into_inner());
+        let p = &mut self.ports[i];
+        let vector = p.rx.vector();
+        p.rx = g.create_rxq(&p.lif, self.order, vector)?;
+        if self.mode == Mode::Poll {
+            p.rx.set_polling();
+        }
+        p.rx.refill(&mut self.pool)?;
+        Ok(())
     }
 
     /// The watchdog's remedy for port `i`, whose TX queue holds frames the
