@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use dataplane::abi::{self, layout, lif_mac};
 use host_driver::apps::demo::DemoConfig;
 use host_driver::apps::gen::{Flows, GenConfig};
-use host_driver::apps::relay::Relay;
+use host_driver::apps::relay::{self, Relay, RelayConfig};
 use host_driver::apps::{parse_sizes, Mode, Ports};
 use host_driver::backend::vfio::VfioBackend;
 use host_driver::backend::vfio_user::VfioUserBackend;
@@ -57,9 +57,11 @@ enum App {
     /// Offer load on every LIF toward the others; measure throughput,
     /// latency, and the books.
     Gen,
-    /// Pair the LIFs and forward what arrives on one out of the other.
+    /// Pair the LIFs and forward what arrives on one out of the other, to
+    /// --peer-mac from the egress LIF's MAC (testpmd's mac mode).
     Forward,
-    /// Send what arrives back out of the LIF it came in on.
+    /// Send what arrives back out of the LIF it came in on, to its sender
+    /// from the LIF's MAC.
     Echo,
     /// Print the device ABI this driver speaks.
     Abi {
@@ -151,6 +153,11 @@ struct Args {
     /// Embedded simulator: write the uplink's egress to this capture.
     #[arg(long, global = true)]
     capture: Option<PathBuf>,
+    /// forward: destination MAC of every frame forwarded (default
+    /// 02:00:00:00:00:NN for egress port NN, as testpmd: no LIF's, so it
+    /// leaves by the uplink).
+    #[arg(long, global = true, value_parser = relay::parse_mac)]
+    peer_mac: Option<[u8; 6]>,
     /// Seed of the generators.
     #[arg(long, default_value_t = 1, global = true)]
     seed: u64,
@@ -508,9 +515,14 @@ fn run(args: Args) -> Result<bool, String> {
             } else {
                 Relay::Echo
             };
-            let r =
-                host_driver::apps::relay::run(&mut ports, relay, duration, interval, &STOP, !args.quiet, &mut publish)
-                    .map_err(|e| e.to_string())?;
+            let cfg = RelayConfig {
+                relay,
+                duration,
+                stats_interval: interval,
+                live: !args.quiet,
+                peer_mac: args.peer_mac,
+            };
+            let r = relay::run(&mut ports, &cfg, &STOP, &mut publish).map_err(|e| e.to_string())?;
             (
                 r.text(),
                 serde_json::to_string_pretty(&r).expect("serialises"),
