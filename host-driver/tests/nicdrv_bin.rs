@@ -62,6 +62,9 @@ fn gen_in_both_modes_balances_the_books() {
         );
         assert!(stdout.contains("(balanced)"), "{stdout}");
         assert_eq!(r["conservation"]["balanced"], true);
+        // The embedded simulator's PF reads the device's events.
+        assert!(stdout.contains("event: VF 2 created LIF 2 in slot 0"), "{stdout}");
+        assert!(r["device_events"].as_array().unwrap().len() >= 3, "{r}");
         let lifs = r["lifs"].as_array().unwrap();
         assert_eq!(lifs.len(), 3, "one LIF per VF");
         for l in lifs {
@@ -100,6 +103,7 @@ fn the_main_command_runs_the_demo() {
         "phase 2: LIF 3's cost meter at its fair share",
         "after the change: victims sent",
         "(balanced)",
+        "event: VF 0 created LIF 0 in slot 0",
     ] {
         assert!(stdout.contains(want), "missing '{want}' in:\n{stdout}");
     }

@@ -231,6 +231,9 @@ pub struct GenReport {
     pub tag: String,
     /// What the watchdog found and did, in order.
     pub events: Vec<String>,
+    /// What the device reported to the PF meanwhile (`EventsGet`; empty
+    /// without a PF).
+    pub device_events: Vec<String>,
     /// Why the run ended early: the device is gone.
     pub fault: Option<String>,
 }
@@ -422,6 +425,7 @@ pub fn run(
     let mut offered = vec![0u64; n];
     let mut backpressured = vec![0u64; n];
     let mut reset_drops = vec![0u64; n];
+    let mut device_events: Vec<String> = Vec::new();
     let mut burst = Vec::with_capacity(cfg.burst);
     let mut rx = Vec::with_capacity(256);
     // Each function's retired counters (its LIFs the device destroyed) at
@@ -626,6 +630,7 @@ pub fn run(
             last_backpressured.clone_from(&backpressured);
             last_counts = (sent.clone(), rcv.received.clone());
             last_stats = now;
+            poll_events(ports, &mut device_events, cfg.live);
         }
         if now - last_watch >= WATCH_EVERY {
             last_watch = now;
@@ -790,6 +795,7 @@ pub fn run(
             }
         }
     }
+    poll_events(ports, &mut device_events, false);
     let mut lifs = Vec::new();
     let mut device_drops = 0u64;
     let mut app_drops = 0u64;
@@ -880,6 +886,7 @@ pub fn run(
         interrupts: ports.waiter.as_ref().map(|w| w.stats().interrupts).unwrap_or(0),
         tag: format!("{:016x}", u64::from_le_bytes(tag)),
         events,
+        device_events,
         fault: gone,
         conservation: Conservation {
             sent: total_sent,
@@ -893,6 +900,28 @@ pub fn run(
             in_tx_rings_at_end,
         },
     })
+}
+
+/// New device events into `log` (and on standard output when `live`, and
+/// in the log at info level); a PF that cannot answer is said once and
+/// asked no more.
+fn poll_events(ports: &mut Ports, log: &mut Vec<String>, live: bool) {
+    let Some(w) = &mut ports.events else { return };
+    match w.poll() {
+        Ok(new) => {
+            for e in new {
+                tracing::info!("event: {e}");
+                if live {
+                    println!("event: {e}");
+                }
+                log.push(e);
+            }
+        }
+        Err(e) => {
+            log.push(format!("the device's events could not be read any more: {e}"));
+            ports.events = None;
+        }
+    }
 }
 
 /// Foreign frames in words: `from the wire 1200 received, 6 dropped at
@@ -994,6 +1023,9 @@ impl GenReport {
         }
         for e in &self.events {
             let _ = writeln!(s, "watchdog: {e}");
+        }
+        for e in &self.device_events {
+            let _ = writeln!(s, "event: {e}");
         }
         if let Some(f) = &self.fault {
             let _ = writeln!(

@@ -11,7 +11,7 @@ use dataplane::abi::{self, layout, lif_mac};
 use host_driver::apps::demo::DemoConfig;
 use host_driver::apps::gen::{Flows, GenConfig};
 use host_driver::apps::relay::{self, Relay, RelayConfig};
-use host_driver::apps::{parse_sizes, Mode, Ports};
+use host_driver::apps::{parse_sizes, EventWatch, Mode, Ports};
 use host_driver::backend::vfio::VfioBackend;
 use host_driver::backend::vfio_user::VfioUserBackend;
 use host_driver::backend::Backend;
@@ -431,8 +431,18 @@ fn run(args: Args) -> Result<bool, String> {
     }
     let loaded = load_pipeline(&args.pipeline, mgmt.iter().chain(&data))?;
     let mem_kind = nic_cfg.mem_kind;
+    // The device's events, through the PF, from before the LIFs are made
+    // (the applications report them).
+    let watch = mgmt
+        .iter()
+        .chain(&data)
+        .find(|n| n.lock().unwrap_or_else(|p| p.into_inner()).is_pf())
+        .and_then(|pf| EventWatch::from_now(pf.clone()).ok());
     let mut ports = Ports::setup(data.clone(), args.lifs, args.ring_order, args.buffers, mode, mem_kind)
         .map_err(|e| e.to_string())?;
+    if ports.events.is_none() {
+        ports.events = watch;
+    }
 
     let state = Arc::new(ControlState {
         nics: mgmt.iter().chain(&data).cloned().collect(),
