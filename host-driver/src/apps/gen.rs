@@ -32,6 +32,10 @@
 //! queues (after `QueueDestroy` completes the device writes nothing more
 //! to them, and has written every completion it owed them), takes what
 //! they hold, reads the counters, and gives each port a fresh RX queue.
+//! The counters are the LIFs' whole counts (since each was made, with the
+//! function's retired counters for LIFs a reset took): gen keeps the books
+//! of ports made for the run ([`Ports::setup`]), not of ports that carried
+//! traffic before.
 
 use super::{AppError, Health, Ports};
 use crate::queue::QueueError;
