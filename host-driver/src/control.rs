@@ -10,8 +10,8 @@ use crate::nic::{DriverError, Nic};
 use dataplane::abi::{self, AdminStatus, FromZeros, LifCounter, MeterConfig, Moderation, TableEntry};
 use dataplane::pipeline::{MatchKind, Program};
 use mgmt::proto::{
-    self, Answer, Coalesce, CoalesceMode, LifCounters, LifRow, Meter, MeterMode, Policy, Request, Resource, Response,
-    TableEntryRow, TableView,
+    self, Answer, Coalesce, CoalesceMode, EventRow, LifCounters, LifRow, Meter, MeterMode, Policy, Request, Resource,
+    Response, TableEntryRow, TableView,
 };
 use mgmt::tables;
 
@@ -256,6 +256,11 @@ impl ControlState {
                 rows.sort_by_key(|r| r.lif);
                 Ok(Answer::Lifs { lifs: rows })
             }
+            Request::Stats {
+                lif: Some(proto::UPLINK),
+            } => Ok(Answer::Stats {
+                stats: vec![self.uplink_stats()?],
+            }),
             Request::Stats { lif } => {
                 let lifs: Vec<u16> = match lif {
                     Some(l) => vec![l],
@@ -277,7 +282,27 @@ impl ControlState {
                         counters: counters(&s),
                     });
                 }
+                // Every LIF, then the uplink (what ended there: frames from
+                // the wire no LIF took), when there is a PF to ask.
+                if lif.is_none() && self.pf().is_some() {
+                    stats.push(self.uplink_stats()?);
+                }
                 Ok(Answer::Stats { stats })
+            }
+            Request::Events { from } => {
+                let pf = self
+                    .pf()
+                    .ok_or("device events are read through the PF, and this nicdrv drives none")?;
+                let (events, next) = lock(pf)
+                    .events(from.unwrap_or(0))
+                    .map_err(|e| explain(e, "read device events"))?;
+                let rows: Vec<EventRow> = events.iter().take(proto::MAX_EVENTS).map(event_row).collect();
+                // Where the rows stop, when the device gave more.
+                let next = match (events.len() > proto::MAX_EVENTS, rows.last()) {
+                    (true, Some(last)) => last.seq + 1,
+                    _ => next,
+                };
+                Ok(Answer::Events { events: rows, next })
             }
             Request::MeterGet { lif, resource } => {
                 let n = match self.pf() {
@@ -376,6 +401,21 @@ impl ControlState {
         }
     }
 
+    /// The uplink's counters (through the PF).
+    fn uplink_stats(&self) -> Result<LifCounters, String> {
+        let pf = self
+            .pf()
+            .ok_or("the uplink's counters are read through the PF, and this nicdrv drives none")?;
+        let s = lock(pf)
+            .port_stats()
+            .map_err(|e| explain(e, "read the uplink's counters"))?;
+        Ok(LifCounters {
+            lif: proto::UPLINK,
+            device_clock_ns: s.device_clock.get(),
+            counters: counters(&s),
+        })
+    }
+
     fn tables(&self, lp: &LoadedPipeline, only: Option<&str>) -> Result<Answer, String> {
         let p = &lp.program;
         let mut out = Vec::new();
@@ -453,8 +493,13 @@ pub fn counters(s: &abi::LifStats) -> BTreeMap<String, u64> {
 
 /// `DropNoRxBuffer` -> `drop_no_rx_buffer`.
 pub fn counter_name(c: LifCounter) -> String {
+    snake_case(c.name())
+}
+
+/// `LifCreated` -> `lif_created`.
+fn snake_case(name: &str) -> String {
     let mut out = String::new();
-    for (i, ch) in format!("{c:?}").chars().enumerate() {
+    for (i, ch) in name.chars().enumerate() {
         if ch.is_ascii_uppercase() {
             if i > 0 {
                 out.push('_');
@@ -465,6 +510,87 @@ pub fn counter_name(c: LifCounter) -> String {
         }
     }
     out
+}
+
+/// An event as `nicctl events` shows it.
+fn event_row(e: &abi::DeviceEvent) -> EventRow {
+    let lif = e.lif.get();
+    let slot = e.slot.get();
+    EventRow {
+        seq: e.seq.get(),
+        device_clock_ns: e.device_clock.get(),
+        kind: match abi::EventKind::from_raw(e.kind) {
+            Ok(k) => snake_case(k.name()),
+            Err(_) => format!("unknown_{}", e.kind),
+        },
+        function: e.function.get(),
+        lif: (lif != abi::LIF_NONE).then_some(lif),
+        slot: (slot != 0xffff).then_some(slot),
+        detail: e.detail.get(),
+        text: describe_event(e),
+    }
+}
+
+/// What a device event says, in words: `VF 1 created LIF 5 in slot 0: PF
+/// regulation applied (cost meter)`.
+pub fn describe_event(e: &abi::DeviceEvent) -> String {
+    use abi::EventKind;
+    let f = crate::nic::function_name(e.function.get());
+    let (lif, slot, detail) = (e.lif.get(), e.slot.get(), e.detail.get());
+    match EventKind::from_raw(e.kind) {
+        Ok(EventKind::LifCreated) => format!("{f} created LIF {lif} in slot {slot}"),
+        Ok(EventKind::LifDestroyed) => format!("{f}'s LIF {lif} in slot {slot} destroyed"),
+        Ok(EventKind::FunctionReset) => {
+            let why = match detail {
+                abi::reset_reason::MAILBOX => "by its driver (mailbox Reset)".to_string(),
+                abi::reset_reason::FLR => "by a function-level reset".to_string(),
+                abi::reset_reason::CLIENT_GONE => "because its driver went away".to_string(),
+                abi::reset_reason::DEVICE => "by the device itself (firmware restart)".to_string(),
+                other => format!("(reason {other})"),
+            };
+            format!("{f} was reset {why}: its LIFs and queues are gone")
+        }
+        Ok(EventKind::RegulationApplied) => {
+            let meters: Vec<String> = abi::MeterResource::ALL
+                .iter()
+                .filter(|r| r.raw() < 32 && detail & (1 << r.raw()) != 0)
+                .map(|r| snake_case(r.name()))
+                .collect();
+            let count = detail >> 32;
+            format!(
+                "{f} created LIF {lif} in slot {slot}: PF regulation applied ({} meter{}){}",
+                if meters.is_empty() {
+                    "no".to_string()
+                } else {
+                    meters.join(", ")
+                },
+                if meters.len() == 1 { "" } else { "s" },
+                if count > 1 {
+                    format!("; {count} times for this function")
+                } else {
+                    String::new()
+                }
+            )
+        }
+        Ok(EventKind::FunctionError) => {
+            format!("{f} stopped after an internal device error; a reset of the function recovers it")
+        }
+        Ok(EventKind::SourceDropped) => {
+            let why = match u8::try_from(detail).ok().and_then(|d| LifCounter::from_raw(d).ok()) {
+                Some(LifCounter::DropSpoofed) => {
+                    "drop_spoofed: a source MAC that is not the LIF's (spoof check)".to_string()
+                }
+                Some(LifCounter::DropBadSource) => "drop_bad_source: a group source MAC".to_string(),
+                Some(c) => counter_name(c),
+                None => format!("counter {detail}"),
+            };
+            format!("{f}'s LIF {lif} sent a frame the device dropped, {why} (the first; the counter has them all)")
+        }
+        Err(_) => format!(
+            "{f}: event kind {} this driver does not know (LIF {lif}, slot {slot}, detail {detail:#x})",
+            e.kind
+        ),
+    }
 }
 
 fn to_abi_resource(r: Resource) -> abi::MeterResource {

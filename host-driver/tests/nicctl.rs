@@ -82,7 +82,7 @@ fn lif_list_meter_set_show_stats_and_coalesce_through_the_socket() {
     let (code, out, err) = nicctl(&s, "--json stats --watch --interval 0.01 --count 2");
     assert_eq!(code, 0, "{err}");
     let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(lines.len(), 4, "2 samples x 2 LIFs: {out}");
+    assert_eq!(lines.len(), 6, "2 samples x (2 LIFs and the uplink): {out}");
     assert!(lines[0]["per_second"]["tx_packets"].is_number());
 
     let (code, out, err) = nicctl(

@@ -62,6 +62,9 @@ fn gen_in_both_modes_balances_the_books() {
         );
         assert!(stdout.contains("(balanced)"), "{stdout}");
         assert_eq!(r["conservation"]["balanced"], true);
+        // The embedded simulator's PF reads the device's events.
+        assert!(stdout.contains("event: VF 2 created LIF 2 in slot 0"), "{stdout}");
+        assert!(r["device_events"].as_array().unwrap().len() >= 3, "{r}");
         let lifs = r["lifs"].as_array().unwrap();
         assert_eq!(lifs.len(), 3, "one LIF per VF");
         for l in lifs {
@@ -100,6 +103,7 @@ fn the_main_command_runs_the_demo() {
         "phase 2: LIF 3's cost meter at its fair share",
         "after the change: victims sent",
         "(balanced)",
+        "event: VF 0 created LIF 0 in slot 0",
     ] {
         assert!(stdout.contains(want), "missing '{want}' in:\n{stdout}");
     }
@@ -313,4 +317,57 @@ fn forward_and_echo_relay_wire_traffic_and_balance() {
         );
         let _ = std::fs::remove_file(json);
     }
+}
+
+/// The case through the binary: nicdrv gen against a simulator
+/// whose uplink delivers wire traffic to gen's LIFs (some too long for
+/// their buffers, some broadcast) while it runs. The books, of gen's own
+/// frames, balance (exit 0), and the foreign frames are reported apart.
+#[test]
+fn gen_against_a_device_with_wire_traffic_balances_and_reports_it() {
+    let dir = tmp("wire-sim");
+    let sim = sim::Sim::start(sim::SimConfig {
+        device: sim::device::DeviceConfig {
+            vfs: 2,
+            ..Default::default()
+        },
+        port: sim::PortSpec::Gen(sim::port::GenConfig {
+            rate_pps: 20_000,
+            sizes: vec![(64, 2), (3000, 1)],
+            flows: vec![dataplane::abi::lif_mac(0), dataplane::abi::lif_mac(1), [0xff; 6]],
+            count: None,
+        }),
+        socket_dir: Some(dir.clone()),
+        ..Default::default()
+    })
+    .unwrap();
+    let device = format!("sim:{}", dir.display());
+    let (stdout, r) = run_ok(
+        &[
+            "gen",
+            "--device",
+            &device,
+            "--duration",
+            "1",
+            "--rate",
+            "20000",
+            "--quiet",
+            "--pipeline",
+            "none",
+        ],
+        "wire",
+    );
+    assert!(stdout.contains("(balanced)"), "{stdout}");
+    assert!(stdout.contains("foreign at LIF 0: from the wire"), "{stdout}");
+    assert!(
+        stdout.contains("foreign frames (not gen's, not in the books)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("event: PF created LIF 0 in slot 0"), "{stdout}");
+    assert_eq!(r["conservation"]["balanced"], true);
+    assert!(
+        r["conservation"]["foreign"]["dropped_from_wire"].as_u64().unwrap() > 0,
+        "{r}"
+    );
+    sim.shutdown();
 }

@@ -4,7 +4,8 @@
 //! nicctl lif list
 //! nicctl meter show --lif 3 [--resource bytes]
 //! nicctl meter set --lif 3 --resource bytes --cir 2Gbit/s --cburst 64KiB [--policy deprioritize]
-//! nicctl stats [--lif 3] [--watch [--interval 1] [--count N]] [--json]
+//! nicctl stats [--lif 3|uplink] [--watch [--interval 1] [--count N]] [--json]
+//! nicctl events [--from SEQ]
 //! nicctl coalesce show --function 1 --vector 0
 //! nicctl coalesce set --function 1 --vector 0 --mode fixed --latency-us 20 --overflow-us 200
 //! ```
@@ -27,7 +28,7 @@ use std::time::{Duration, Instant};
 #[command(
     name = "nicctl",
     version,
-    about = "Manage a running nicdrv: LIFs, meters, interrupt moderation, statistics."
+    about = "Manage a running nicdrv: LIFs, meters, interrupt moderation, statistics, device events."
 )]
 struct Cli {
     /// nicdrv's control socket (default: $XDG_RUNTIME_DIR/nicdrv.sock, else /tmp/nicdrv-UID.sock).
@@ -54,8 +55,16 @@ enum Cmd {
         #[command(subcommand)]
         cmd: MeterCmd,
     },
-    /// Device counters per LIF.
+    /// Device counters per LIF, and the uplink's.
     Stats(StatsArgs),
+    /// What the device reports to the PF: LIFs created and destroyed,
+    /// functions reset, regulation applied, frames dropped at the source.
+    Events {
+        /// From this sequence number on (default: the oldest the device
+        /// keeps; the output ends with where to go on from).
+        #[arg(long)]
+        from: Option<u64>,
+    },
     /// Interrupt moderation per vector.
     Coalesce {
         #[command(subcommand)]
@@ -192,8 +201,8 @@ struct MeterSetArgs {
 
 #[derive(Debug, Args)]
 struct StatsArgs {
-    /// One LIF (default: all).
-    #[arg(long)]
+    /// One LIF, or `uplink` (default: every LIF and the uplink).
+    #[arg(long, value_parser = parse_lif)]
     lif: Option<u16>,
     /// Keep printing per-second rates.
     #[arg(long)]
@@ -244,6 +253,35 @@ enum CoalesceCmd {
         #[arg(long)]
         high_watermark: Option<u8>,
     },
+}
+
+/// A LIF number, or `uplink` (the ABI's `LIF_UPLINK`).
+fn parse_lif(s: &str) -> Result<u16, String> {
+    if s.eq_ignore_ascii_case("uplink") {
+        return Ok(proto::UPLINK);
+    }
+    s.parse()
+        .map_err(|_| format!("'{s}' is not a LIF number (0..={}) or 'uplink'", u16::MAX))
+}
+
+/// How a row of `stats` is labelled.
+fn row_label(lif: u16) -> String {
+    if lif == proto::UPLINK {
+        "uplink".into()
+    } else {
+        lif.to_string()
+    }
+}
+
+/// Counter `k` of a `stats` row: the uplink's "tx"/"rx" are the frames it
+/// sent to and took from the wire.
+fn cell(l: &proto::LifCounters, k: &str) -> u64 {
+    let k = match (l.lif == proto::UPLINK, k) {
+        (true, "tx_packets") => "wire_tx_packets",
+        (true, "rx_packets") => "wire_rx_packets",
+        _ => k,
+    };
+    l.counters.get(k).copied().unwrap_or(0)
 }
 
 /// Why nicctl stopped.
@@ -399,6 +437,7 @@ fn execute(cli: &Cli, socket: &std::path::Path, out: &mut dyn Write) -> Result<(
             }
         }
         Cmd::Stats(s) => stats(cli, s, &call, out)?,
+        Cmd::Events { from } => events(cli, *from, &call, out)?,
         Cmd::Table { cmd } => {
             let req = match cmd {
                 TableCmd::Add {
@@ -700,23 +739,34 @@ fn stats(
         }
         write_header(out, "")?;
         for l in &st {
-            write!(out, "{:>5}", l.lif)?;
+            write!(out, "{:>6}", row_label(l.lif))?;
             for (k, _) in COLUMNS {
-                write!(out, " {:>10}", l.counters.get(k).copied().unwrap_or(0))?;
+                write!(out, " {:>10}", cell(l, k))?;
             }
             writeln!(out)?;
         }
         let drops: Vec<String> = st
             .iter()
             .flat_map(|l| {
+                let who = if l.lif == proto::UPLINK {
+                    "uplink".to_string()
+                } else {
+                    format!("lif {}", l.lif)
+                };
                 l.counters
                     .iter()
                     .filter(|(k, v)| k.starts_with("drop_") && **v > 0)
-                    .map(move |(k, v)| format!("lif {} {k} {v}", l.lif))
+                    .map(move |(k, v)| format!("{who} {k} {v}"))
             })
             .collect();
         if !drops.is_empty() {
             writeln!(out, "drops: {}", drops.join(", "))?;
+        }
+        if st.iter().any(|l| l.lif == proto::UPLINK) {
+            writeln!(
+                out,
+                "uplink: rx = frames from the wire, tx = frames to the wire; its drops are wire frames no LIF took"
+            )?;
         }
         return Ok(());
     }
@@ -743,12 +793,12 @@ fn stats(
                     now.duration_since(*t).as_secs_f64()
                 };
                 let rate = |k: &str| {
-                    let d = l
-                        .counters
-                        .get(k)
-                        .copied()
-                        .unwrap_or(0)
-                        .saturating_sub(before.get(k).copied().unwrap_or(0));
+                    let was = proto::LifCounters {
+                        lif: l.lif,
+                        device_clock_ns: *clk,
+                        counters: before.clone(),
+                    };
+                    let d = cell(l, k).saturating_sub(cell(&was, k));
                     if dt > 0.0 {
                         d as f64 / dt
                     } else {
@@ -760,7 +810,7 @@ fn stats(
                     let line = serde_json::json!({ "sample": n, "lif": l.lif, "seconds": dt, "per_second": rates, "counters": l.counters });
                     json_line(out, &line)?;
                 } else {
-                    write!(out, "{:>5}", l.lif)?;
+                    write!(out, "{:>6}", row_label(l.lif))?;
                     for (k, _) in COLUMNS {
                         write!(out, " {:>10.0}", rate(k))?;
                     }
@@ -780,8 +830,74 @@ fn stats(
     }
 }
 
+/// `nicctl events`: every event from `from` on, asked for in pages.
+fn events(
+    cli: &Cli,
+    from: Option<u64>,
+    call: &dyn Fn(&Request) -> Result<Answer, ClientError>,
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
+    let mut at = from;
+    let mut shown = 0usize;
+    // The device keeps 1024 events: a few pages; a driver that keeps
+    // answering is cut off rather than followed forever.
+    for _ in 0..64 {
+        let (rows, next) = match call(&Request::Events { from: at })? {
+            Answer::Events { events, next } => (events, next),
+            other => return Err(unexpected(&other)),
+        };
+        if cli.json {
+            json_line(
+                out,
+                &Answer::Events {
+                    events: rows.clone(),
+                    next,
+                },
+            )?;
+        } else {
+            for e in &rows {
+                if let (Some(want), true) = (at, shown == 0) {
+                    if e.seq > want {
+                        writeln!(
+                            out,
+                            "({} events before {} are gone: the device keeps only its latest)",
+                            e.seq - want,
+                            e.seq
+                        )?;
+                    }
+                }
+                writeln!(
+                    out,
+                    "{:>6}  {:>10.3} s  {}",
+                    e.seq,
+                    e.device_clock_ns as f64 / 1e9,
+                    e.text
+                )?;
+                shown += 1;
+            }
+        }
+        let done = rows.is_empty() || at == Some(next);
+        at = Some(next);
+        if done {
+            break;
+        }
+    }
+    if !cli.json {
+        if shown == 0 {
+            writeln!(out, "no events")?;
+        }
+        writeln!(
+            out,
+            "next: {} (nicctl events --from {} shows only newer ones)",
+            at.unwrap_or(0),
+            at.unwrap_or(0)
+        )?;
+    }
+    Ok(())
+}
+
 fn write_header(out: &mut dyn Write, suffix: &str) -> std::io::Result<()> {
-    write!(out, "{:>5}", "lif")?;
+    write!(out, "{:>6}", "lif")?;
     for (_, h) in COLUMNS {
         write!(out, " {:>10}", format!("{h}{suffix}"))?;
     }
@@ -818,6 +934,20 @@ mod tests {
         let (code, _, err) = run_capture("nicctl --socket /x meter set --lif 1 --resource desc-in-flight --cir 5");
         assert_eq!(code, 2);
         assert!(err.contains("level"), "{err}");
+    }
+
+    #[test]
+    fn lifs_are_numbers_or_the_uplink() {
+        assert_eq!(parse_lif("3"), Ok(3));
+        assert_eq!(parse_lif("uplink"), Ok(proto::UPLINK));
+        assert_eq!(parse_lif("Uplink"), Ok(proto::UPLINK));
+        assert!(parse_lif("70000")
+            .unwrap_err()
+            .contains("'70000' is not a LIF number (0..=65535) or 'uplink'"));
+        let (code, _, err) = run_capture("nicctl --socket /x stats --lif -1");
+        assert_eq!(code, 2, "{err}");
+        let (code, _, err) = run_capture("nicctl --socket /nonexistent/nicdrv.sock events --from 3");
+        assert_eq!(code, 3, "{err}");
     }
 
     #[test]

@@ -83,7 +83,9 @@ pub enum Request {
     Hello,
     /// Every LIF the driver can see.
     LifList,
-    /// Device counters of one LIF, or of all.
+    /// Device counters of one LIF, or of all (and the uplink's, when the
+    /// driver has the PF). `lif` [`UPLINK`] (65535, the ABI's
+    /// `LIF_UPLINK`): the uplink's counters only.
     Stats { lif: Option<u16> },
     /// The applied meter of a LIF.
     MeterGet { lif: u16, resource: Resource },
@@ -117,6 +119,39 @@ pub enum Request {
     /// The loaded program's tables (one, or all) with the entries added
     /// through this driver.
     TableShow { table: Option<String> },
+    /// The device's events (read through the PF) from sequence number
+    /// `from` on (none: the oldest the device keeps); at most
+    /// [`MAX_EVENTS`] per answer, which says where to ask from next.
+    Events { from: Option<u64> },
+}
+
+/// The "LIF number" of the uplink in [`Request::Stats`] and
+/// [`LifCounters`]: the ABI's `LIF_UPLINK`, which no LIF has.
+pub const UPLINK: u16 = dataplane::abi::LIF_UPLINK;
+
+/// Most events in one [`Answer::Events`] (the answer stays well inside
+/// [`MAX_LINE`]).
+pub const MAX_EVENTS: usize = 128;
+
+/// One device event, as `events` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRow {
+    /// The device's sequence number (consecutive; a gap means its log
+    /// overflowed).
+    pub seq: u64,
+    /// Device clock, ns since power-on.
+    pub device_clock_ns: u64,
+    /// `lif_created`, `function_reset`, ... (`unknown_N` for a kind this
+    /// driver does not know).
+    pub kind: String,
+    /// 0 the PF, `n + 1` VF `n`.
+    pub function: u16,
+    pub lif: Option<u16>,
+    pub slot: Option<u16>,
+    /// Per kind (see the device ABI's `EventKind`).
+    pub detail: u64,
+    /// What happened, in words.
+    pub text: String,
 }
 
 /// A pipeline table as `table show` lists it.
@@ -154,7 +189,7 @@ pub struct LifRow {
     pub rxq: u16,
 }
 
-/// A LIF's device counters by name.
+/// A LIF's device counters by name; `lif` [`UPLINK`]: the uplink's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LifCounters {
     pub lif: u16,
@@ -222,6 +257,12 @@ pub enum Answer {
     Tables {
         program: String,
         tables: Vec<TableView>,
+    },
+    /// Device events, oldest first, and the sequence number to ask from
+    /// next.
+    Events {
+        events: Vec<EventRow>,
+        next: u64,
     },
 }
 
@@ -294,6 +335,34 @@ mod tests {
             parse_request(br#"{"op":"stats","lif":null}"#),
             Ok(Request::Stats { lif: None })
         );
+    }
+
+    #[test]
+    fn the_uplink_and_events_have_their_requests() {
+        assert_eq!(
+            parse_request(br#"{"op":"stats","lif":65535}"#),
+            Ok(Request::Stats { lif: Some(UPLINK) })
+        );
+        let r = Request::Events { from: Some(7) };
+        assert_eq!(encode(&r), "{\"op\":\"events\",\"from\":7}\n");
+        assert_eq!(
+            parse_request(br#"{"op":"events","from":null}"#),
+            Ok(Request::Events { from: None })
+        );
+        let a = Response::Ok(Answer::Events {
+            events: vec![EventRow {
+                seq: 3,
+                device_clock_ns: 5,
+                kind: "lif_created".into(),
+                function: 2,
+                lif: Some(5),
+                slot: Some(0),
+                detail: 0,
+                text: "VF 1 created LIF 5 in slot 0".into(),
+            }],
+            next: 4,
+        });
+        assert_eq!(parse_response(encode(&a).trim_end().as_bytes()), Ok(a));
     }
 
     #[test]

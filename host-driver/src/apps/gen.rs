@@ -1,16 +1,45 @@
 //! `gen`: every LIF offers load to other LIFs, every LIF receives and
 //! measures; at the end the books must balance: frames sent = frames
-//! received + frames the device dropped with a reason.
+//! received + frames the device dropped with a reason (+ frames it sent out
+//! of the uplink).
 //!
 //! Each frame is Ethernet/IPv4/UDP (checksum 0: none, as RFC 768 allows)
-//! with 22 bytes of payload after the UDP header: magic `FNGN`, the
-//! sending port, a per-flow sequence number, and the send time in ns.
-//! Latency is receive time minus send time, per receiving LIF, in an
-//! hdrhistogram.
+//! with 22 bytes of payload after the UDP header: the run's 64-bit tag
+//! (random, one per run), the sending port (u16), a per-flow sequence
+//! number (48 bits) and the send time in ns since the start (48 bits, 78
+//! hours), all little-endian. Latency is receive time minus send time, per
+//! receiving LIF, in an hdrhistogram.
+//!
+//! The books count only gen's own frames: what arrives without the run's
+//! tag (wire traffic, another LIF's, another run's) is *foreign*, counted
+//! by where it came from (the wire or a LIF) and reported apart. The
+//! device's drop counters of a LIF count every frame dropped there, gen's
+//! or not; the foreign wire frames among them are told apart with the
+//! LIF's `RxFromWire` counter (wire frames that arrived at the LIF,
+//! delivered or dropped): foreign wire drops at a LIF = its `RxFromWire`
+//! less the wire frames gen took from it. gen's own frames go from LIF to
+//! LIF and reach the wire only when the switch sends them out of the
+//! uplink (`ToUplink`, in the books as such); one that comes back in from
+//! the wire (a loopback cable) is counted as such, not as received again.
+//! Frames another LIF sends to gen's LIFs are counted when they arrive;
+//! their drops at gen's LIFs cannot be told from gen's own (the device
+//! counts no such thing), and would show as unaccounted.
+//!
+//! To close the books exactly, the run ends in order: sending stops; gen
+//! waits until the device has taken back every TX descriptor (so every
+//! frame it sent has been delivered to a ring or dropped, and counted)
+//! and a receive pass finds none of its frames; then it destroys its RX
+//! queues (after `QueueDestroy` completes the device writes nothing more
+//! to them, and has written every completion it owed them), takes what
+//! they hold, reads the counters, and gives each port a fresh RX queue.
+//! The counters are the LIFs' whole counts (since each was made, with the
+//! function's retired counters for LIFs a reset took): gen keeps the books
+//! of ports made for the run ([`Ports::setup`]), not of ports that carried
+//! traffic before.
 
 use super::{AppError, Health, Ports};
 use crate::queue::QueueError;
-use dataplane::abi::{LifCounter, LifStats};
+use dataplane::abi::{LifCounter, LifStats, LIF_UPLINK};
 use dataplane::packet::build_udp4;
 use hdrhistogram::Histogram;
 use mgmt::proto::AppLif;
@@ -21,7 +50,14 @@ use std::time::{Duration, Instant};
 
 /// Offset of the payload (after Ethernet, IPv4 and UDP headers).
 const PAYLOAD: usize = 42;
-const MAGIC: [u8; 4] = *b"FNGN";
+/// Payload offsets: the run's tag, the sending port, the sequence number
+/// and the send time (see the module's documentation).
+const TAG_AT: usize = PAYLOAD;
+const PORT_AT: usize = PAYLOAD + 8;
+const SEQ_AT: usize = PAYLOAD + 10;
+const TS_AT: usize = PAYLOAD + 16;
+/// The sequence number and send time are 48 bits wide.
+const U48: u64 = (1 << 48) - 1;
 /// How often the watchdog looks at the TX queues.
 const WATCH_EVERY: Duration = Duration::from_millis(20);
 /// How long a TX queue may hold frames the device does not move before the
@@ -105,32 +141,78 @@ pub struct LifReport {
     pub offered_pps: u64,
     /// Frames the TX ring accepted.
     pub sent: u64,
-    /// Frames this LIF received (from the generator).
+    /// Frames of this run this LIF received (from gen's LIFs).
     pub received: u64,
     /// Frames the ring could not take when offered (backpressure: never
     /// sent, so not a loss).
     pub backpressured: u64,
     /// Frames received out of sequence order.
     pub reordered: u64,
-    /// Device drops at this LIF, by reason.
+    /// Device drops at this LIF, by reason: frames it sent that the device
+    /// dropped, and frames that arrived at it and were dropped there, gen's
+    /// or foreign (`foreign.dropped_from_wire` of them were foreign); and
+    /// gen's own (`queue_reset`, `device_reset`, `device_gone`).
     pub drops: std::collections::BTreeMap<String, u64>,
+    /// Frames that were not gen's, at this LIF.
+    pub foreign: Foreign,
     pub tx_mpps: f64,
     pub rx_mpps: f64,
     pub latency: Latency,
 }
 
-/// The books.
+/// Frames at gen's LIFs that were not gen's (no tag of this run), by
+/// where they came from.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct Foreign {
+    /// Received from the wire (source `LIF_UPLINK`).
+    pub from_wire: u64,
+    /// Dropped at the LIF after arriving from the wire: the LIF's
+    /// `RxFromWire` less the wire frames gen took from it.
+    pub dropped_from_wire: u64,
+    /// Received from LIFs that are not gen's (their drops at gen's LIFs
+    /// cannot be told from gen's own).
+    pub from_lifs: u64,
+    /// gen's own frames that came back in from the wire after the switch
+    /// sent them out of the uplink (in the books under `to_uplink`).
+    pub own_back_from_wire: u64,
+}
+
+impl Foreign {
+    fn add(&mut self, o: &Foreign) {
+        self.from_wire += o.from_wire;
+        self.dropped_from_wire += o.dropped_from_wire;
+        self.from_lifs += o.from_lifs;
+        self.own_back_from_wire += o.own_back_from_wire;
+    }
+
+    fn is_empty(&self) -> bool {
+        *self == Foreign::default()
+    }
+}
+
+/// The books of gen's own frames.
 #[derive(Debug, Clone, Serialize)]
 pub struct Conservation {
     pub sent: u64,
     pub received: u64,
+    /// gen's frames dropped with a reason: the drops at gen's LIFs
+    /// (`device_drops`, every frame's) less the foreign frames' among them
+    /// (`foreign.dropped_from_wire`).
     pub dropped_with_reason: u64,
+    /// Every drop at gen's LIFs, gen's frames and foreign ones.
+    pub device_drops: u64,
     /// Frames the device sent out of the uplink (to no LIF: a destination
     /// MAC the device did not know, e.g. a LIF's while its function was
     /// resetting).
     pub to_uplink: u64,
     pub unaccounted: i64,
     pub balanced: bool,
+    /// Foreign frames at gen's LIFs, all together (not in the books).
+    pub foreign: Foreign,
+    /// Frames still in the TX rings when gen stopped waiting for the
+    /// device (2 s after the end): their fate is unknown (in
+    /// `unaccounted`).
+    pub in_tx_rings_at_end: u64,
 }
 
 /// What `gen` reports.
@@ -149,8 +231,13 @@ pub struct GenReport {
     pub latency: Latency,
     pub interrupts: u64,
     pub conservation: Conservation,
+    /// The run's tag (hex), in every frame gen sent.
+    pub tag: String,
     /// What the watchdog found and did, in order.
     pub events: Vec<String>,
+    /// What the device reported to the PF meanwhile (`EventsGet`; empty
+    /// without a PF).
+    pub device_events: Vec<String>,
     /// Why the run ended early: the device is gone.
     pub fault: Option<String>,
 }
@@ -168,6 +255,93 @@ pub struct Interval<'a> {
     pub latency: &'a [Histogram<u64>],
     /// Per port: frames the ring refused over the interval (backpressure).
     pub backpressured: Vec<u64>,
+}
+
+/// What the receive side counts, per port.
+struct Receiver {
+    tag: [u8; 8],
+    n: usize,
+    /// Next sequence number expected, per (sending port, receiving port).
+    expect: Vec<Vec<u64>>,
+    received: Vec<u64>,
+    rx_bytes: u64,
+    reordered: Vec<u64>,
+    hist: Vec<Histogram<u64>>,
+    interval_hist: Vec<Histogram<u64>>,
+    foreign: Vec<Foreign>,
+}
+
+impl Receiver {
+    fn new(n: usize, tag: [u8; 8]) -> Receiver {
+        Receiver {
+            tag,
+            n,
+            expect: vec![vec![0u64; n]; n],
+            received: vec![0; n],
+            rx_bytes: 0,
+            reordered: vec![0; n],
+            hist: (0..n).map(|_| latency_histogram()).collect(),
+            interval_hist: (0..n).map(|_| latency_histogram()).collect(),
+            foreign: vec![Foreign::default(); n],
+        }
+    }
+
+    /// A frame port `j` received from `src_lif` at `now_ns` (since the
+    /// start); returns whether it is one of gen's, from a LIF.
+    fn take(&mut self, j: usize, data: &[u8], src_lif: u16, now_ns: u64) -> bool {
+        let own = data.len() >= MIN_FRAME && data[TAG_AT..TAG_AT + 8] == self.tag;
+        let from_wire = src_lif == LIF_UPLINK;
+        if !own {
+            if from_wire {
+                self.foreign[j].from_wire += 1;
+            } else {
+                self.foreign[j].from_lifs += 1;
+            }
+            return false;
+        }
+        if from_wire {
+            // Out of the uplink and back in: counted as to_uplink.
+            self.foreign[j].own_back_from_wire += 1;
+            return false;
+        }
+        let src = usize::from(u16::from_le_bytes([data[PORT_AT], data[PORT_AT + 1]]));
+        let s = read_u48(&data[SEQ_AT..SEQ_AT + 6]);
+        let ts = read_u48(&data[TS_AT..TS_AT + 6]);
+        if src < self.n {
+            if s < self.expect[src][j] {
+                self.reordered[j] += 1;
+            } else {
+                self.expect[src][j] = s + 1;
+            }
+        }
+        let lat = (now_ns.wrapping_sub(ts) & U48).max(1);
+        let _ = self.hist[j].record(lat);
+        let _ = self.interval_hist[j].record(lat);
+        self.received[j] += 1;
+        self.rx_bytes += data.len() as u64;
+        true
+    }
+}
+
+fn read_u48(b: &[u8]) -> u64 {
+    let mut v = [0u8; 8];
+    v[..6].copy_from_slice(&b[..6]);
+    u64::from_le_bytes(v)
+}
+
+/// A tag no other run draws: the process's random hasher keys, the time
+/// and the seed, hashed.
+fn run_tag(seed: u64) -> [u8; 8] {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(seed);
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    h.finish().to_le_bytes()
 }
 
 struct Rng(u64);
@@ -249,17 +423,13 @@ pub fn run(
     let mut rng = Rng(cfg.seed | 1);
     let mut next_dst = vec![0usize; n];
     let mut seq = vec![vec![0u64; n]; n];
-    let mut expect = vec![vec![0u64; n]; n];
+    let tag = run_tag(cfg.seed);
+    let mut rcv = Receiver::new(n, tag);
     let mut sent = vec![0u64; n];
     let mut offered = vec![0u64; n];
-    let mut received = vec![0u64; n];
-    let mut rx_bytes = 0u64;
     let mut backpressured = vec![0u64; n];
     let mut reset_drops = vec![0u64; n];
-    let mut reordered = vec![0u64; n];
-    let new_hist = latency_histogram;
-    let mut hist: Vec<Histogram<u64>> = (0..n).map(|_| new_hist()).collect();
-    let mut interval_hist: Vec<Histogram<u64>> = (0..n).map(|_| new_hist()).collect();
+    let mut device_events: Vec<String> = Vec::new();
     let mut burst = Vec::with_capacity(cfg.burst);
     let mut rx = Vec::with_capacity(256);
     // Each function's retired counters (its LIFs the device destroyed) at
@@ -297,6 +467,11 @@ pub fn run(
             drain_since = Some(now);
         }
         let mut work = 0usize;
+        // Frames gen handed the device and has not had back, before this
+        // pass's receiving: 0 while draining means every frame gen sent
+        // was delivered to a ring or dropped (and counted) by now.
+        let in_flight_before_rx: u32 = ports.ports.iter().map(|p| p.tx.in_flight()).sum();
+        let mut own_rx = 0usize;
         if sending {
             for i in 0..n {
                 let rate = traffic[i].rate_pps;
@@ -342,10 +517,10 @@ pub fn run(
                     let size = template.len();
                     let buf = ports.pool.buffer_mut(&mut m);
                     buf[..size].copy_from_slice(template);
-                    buf[PAYLOAD..PAYLOAD + 4].copy_from_slice(&MAGIC);
-                    buf[PAYLOAD + 4..PAYLOAD + 6].copy_from_slice(&(i as u16).to_le_bytes());
-                    buf[PAYLOAD + 6..PAYLOAD + 14].copy_from_slice(&seq[i][d].to_le_bytes());
-                    buf[PAYLOAD + 14..PAYLOAD + 22].copy_from_slice(&ts.to_le_bytes());
+                    buf[TAG_AT..TAG_AT + 8].copy_from_slice(&tag);
+                    buf[PORT_AT..PORT_AT + 2].copy_from_slice(&(i as u16).to_le_bytes());
+                    buf[SEQ_AT..SEQ_AT + 6].copy_from_slice(&(seq[i][d] & U48).to_le_bytes()[..6]);
+                    buf[TS_AT..TS_AT + 6].copy_from_slice(&(ts & U48).to_le_bytes()[..6]);
                     seq[i][d] += 1;
                     m.set_len(size);
                     burst.push(m);
@@ -396,25 +571,8 @@ pub fn run(
             work += got;
             let now_ns = t0.elapsed().as_nanos() as u64;
             for m in rx.drain(..) {
-                let data = ports.pool.data(&m);
-                if data.len() >= MIN_FRAME && data[PAYLOAD..PAYLOAD + 4] == MAGIC {
-                    let src = usize::from(u16::from_le_bytes(
-                        data[PAYLOAD + 4..PAYLOAD + 6].try_into().expect("2 bytes"),
-                    ));
-                    let s = u64::from_le_bytes(data[PAYLOAD + 6..PAYLOAD + 14].try_into().expect("8 bytes"));
-                    let ts = u64::from_le_bytes(data[PAYLOAD + 14..PAYLOAD + 22].try_into().expect("8 bytes"));
-                    if src < n {
-                        if s < expect[src][j] {
-                            reordered[j] += 1;
-                        } else {
-                            expect[src][j] = s + 1;
-                        }
-                    }
-                    let lat = now_ns.saturating_sub(ts).max(1);
-                    let _ = hist[j].record(lat);
-                    let _ = interval_hist[j].record(lat);
-                    received[j] += 1;
-                    rx_bytes += data.len() as u64;
+                if rcv.take(j, ports.pool.data(&m), m.rx_meta().src_lif, now_ns) {
+                    own_rx += 1;
                 }
                 ports.pool.free(m);
             }
@@ -423,7 +581,9 @@ pub fn run(
         // queue the device stopped, as above).
         for i in 0..n {
             let p = &mut ports.ports[i];
-            if p.tx.in_flight() > 0 && (work == 0 || p.tx.in_flight() > 128) {
+            // Draining, always: the end waits for every frame to be taken
+            // back, however busy foreign traffic keeps the receive side.
+            if p.tx.in_flight() > 0 && (work == 0 || p.tx.in_flight() > 128 || !sending) {
                 match p.tx.flush(&mut ports.pool) {
                     Ok(_) => {}
                     Err(QueueError::Device { .. }) => reset_drops[i] += u64::from(ports.reset_tx(i)?),
@@ -436,8 +596,8 @@ pub fn run(
             let mut lifs = Vec::new();
             for i in 0..n {
                 let txr = (sent[i] - last_counts.0[i]) as f64 / dt;
-                let rxr = (received[i] - last_counts.1[i]) as f64 / dt;
-                let l = Latency::of(&interval_hist[i]);
+                let rxr = (rcv.received[i] - last_counts.1[i]) as f64 / dt;
+                let l = Latency::of(&rcv.interval_hist[i]);
                 if cfg.live {
                     println!(
                         "{:>6.1}s  {:>5}  {:>10.3}  {:>10.3}  {:>10}  {:>9.1}",
@@ -445,7 +605,7 @@ pub fn run(
                         ports.ports[i].lif.id,
                         txr / 1e6,
                         rxr / 1e6,
-                        received[i],
+                        rcv.received[i],
                         l.p99_us
                     );
                 }
@@ -454,7 +614,7 @@ pub fn run(
                     tx_pps: txr,
                     rx_pps: rxr,
                     tx_packets: sent[i],
-                    rx_packets: received[i],
+                    rx_packets: rcv.received[i],
                     p50_us: l.p50_us,
                     p99_us: l.p99_us,
                     p999_us: l.p999_us,
@@ -464,16 +624,17 @@ pub fn run(
                 elapsed,
                 length: now - last_stats,
                 lifs,
-                latency: &interval_hist,
+                latency: &rcv.interval_hist,
                 backpressured: (0..n).map(|i| backpressured[i] - last_backpressured[i]).collect(),
             });
             observer_stop |= flow.is_break();
-            for h in &mut interval_hist {
+            for h in &mut rcv.interval_hist {
                 h.reset();
             }
             last_backpressured.clone_from(&backpressured);
-            last_counts = (sent.clone(), received.clone());
+            last_counts = (sent.clone(), rcv.received.clone());
             last_stats = now;
+            poll_events(ports, &mut device_events, cfg.live);
         }
         if now - last_watch >= WATCH_EVERY {
             last_watch = now;
@@ -544,9 +705,14 @@ pub fn run(
             break;
         }
         if let Some(since) = drain_since {
-            let in_flight: u32 = ports.ports.iter().map(|p| p.tx.in_flight()).sum();
-            let quiet = work == 0 && in_flight == 0;
-            if (quiet && now - since > Duration::from_millis(50)) || now - since > Duration::from_secs(2) {
+            // Every frame gen sent had been taken back before this pass
+            // looked at the RX rings, and the pass found none of gen's:
+            // all of them have arrived or been dropped. (Completions the
+            // device has not written yet are taken when the RX queues are
+            // destroyed below.) Not by time: on a loaded machine the device
+            // may take longer than any fixed wait.
+            let done = in_flight_before_rx == 0 && own_rx == 0;
+            if done || now - since > Duration::from_secs(2) {
                 break;
             }
         }
@@ -574,12 +740,48 @@ pub fn run(
             ));
         }
     }
+    // Frames the device never took back (the drain gave up): their fate is
+    // unknown.
+    let mut in_tx_rings_at_end = 0u64;
+    for i in 0..n {
+        if gone.is_none() {
+            let _ = ports.ports[i].tx.flush(&mut ports.pool);
+        }
+        in_tx_rings_at_end += u64::from(ports.ports[i].tx.in_flight());
+    }
+    // Close the books at one moment: each RX queue goes, what it holds is
+    // taken, then the counters are read (see the module's documentation).
+    let mut stopped = vec![false; n];
+    if gone.is_none() {
+        let now_ns = t0.elapsed().as_nanos() as u64;
+        for j in 0..n {
+            match ports.stop_rx(j) {
+                Ok(left) => {
+                    stopped[j] = true;
+                    for m in left {
+                        rcv.take(j, ports.pool.data(&m), m.rx_meta().src_lif, now_ns);
+                        ports.pool.free(m);
+                    }
+                }
+                Err(e) => events.push(format!(
+                    "LIF {}: its RX queue could not be stopped to close the books ({e}); \
+                     frames that arrived after the last receive pass count as dropped",
+                    ports.ports[j].lif.id
+                )),
+            }
+        }
+    }
     // A vanished device's counters cannot be read: its drops are unknown
     // (and show as unaccounted).
-    let mut stats = match gone {
-        None => ports.device_stats()?,
-        Some(_) => vec![LifStats::default(); n],
+    let stats = match gone {
+        None => ports.device_stats(),
+        Some(_) => Ok(vec![LifStats::default(); n]),
     };
+    // Every port gets its RX queue back, whatever the counters said.
+    for j in (0..n).filter(|&j| stopped[j]) {
+        ports.restart_rx(j)?;
+    }
+    let mut stats = stats?;
     // What LIFs a reset destroyed had counted: on the first port of their
     // function (the old LIF's successor).
     if gone.is_none() {
@@ -588,22 +790,29 @@ pub fn run(
                 continue;
             };
             let now = retired(nic)?;
-            for c in LifCounter::DROPS.into_iter().chain([LifCounter::ToUplink]) {
+            for c in LifCounter::DROPS
+                .into_iter()
+                .chain([LifCounter::ToUplink, LifCounter::RxFromWire])
+            {
                 let v = stats[owner].get(c) + now.get(c).saturating_sub(base.get(c));
                 stats[owner].counters[c as usize] = v.into();
             }
         }
     }
-    let drop_counters = LifCounter::DROPS;
+    poll_events(ports, &mut device_events, false);
     let mut lifs = Vec::new();
-    let mut dropped = 0u64;
+    let mut device_drops = 0u64;
+    let mut app_drops = 0u64;
     let mut to_uplink = 0u64;
-    let mut all = new_hist();
+    // Wire frames that arrived at gen's LIFs, and those gen took.
+    let (mut wire_arrived, mut wire_taken) = (0u64, 0u64);
+    let mut foreign_all = Foreign::default();
+    let mut all = latency_histogram();
     for i in 0..n {
         let mut drops = std::collections::BTreeMap::new();
-        for &c in &drop_counters {
+        for c in LifCounter::DROPS {
             let v = stats[i].get(c);
-            dropped += v;
+            device_drops += v;
             if v > 0 {
                 drops.insert(crate::control::counter_name(c), v);
             }
@@ -614,12 +823,26 @@ pub fn run(
             ("device_gone", device_gone[i]),
         ] {
             if v > 0 {
-                dropped += v;
+                app_drops += v;
                 drops.insert(reason.into(), v);
             }
         }
         to_uplink += stats[i].get(LifCounter::ToUplink);
-        let _ = all.add(&hist[i]);
+        let mut foreign = rcv.foreign[i];
+        let arrived = stats[i].get(LifCounter::RxFromWire);
+        let taken = foreign.from_wire + foreign.own_back_from_wire;
+        wire_arrived += arrived;
+        wire_taken += taken;
+        // Per LIF (after a function reset, its old LIFs' counters are on
+        // the function's first port, and a port's share may look negative:
+        // shown as 0; the books use the sums).
+        foreign.dropped_from_wire = if gone.is_none() {
+            arrived.saturating_sub(taken)
+        } else {
+            0
+        };
+        foreign_all.add(&foreign);
+        let _ = all.add(&rcv.hist[i]);
         let function = ports.nics[ports.ports[i].nic]
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -630,18 +853,28 @@ pub fn run(
             function,
             offered_pps: traffic[i].rate_pps,
             sent: sent[i],
-            received: received[i],
+            received: rcv.received[i],
             backpressured: backpressured[i],
-            reordered: reordered[i],
+            reordered: rcv.reordered[i],
             drops,
+            foreign,
             tx_mpps: sent[i] as f64 / seconds / 1e6,
-            rx_mpps: received[i] as f64 / seconds / 1e6,
-            latency: Latency::of(&hist[i]),
+            rx_mpps: rcv.received[i] as f64 / seconds / 1e6,
+            latency: Latency::of(&rcv.hist[i]),
         });
     }
+    // Foreign wire frames dropped at gen's LIFs (and gen's own that came
+    // back from the wire, already in to_uplink): not gen's drops.
+    let foreign_dropped = if gone.is_none() {
+        wire_arrived as i64 - wire_taken as i64
+    } else {
+        0
+    };
+    foreign_all.dropped_from_wire = foreign_dropped.max(0) as u64;
+    let own_dropped = device_drops as i64 - foreign_dropped + app_drops as i64;
     let total_sent: u64 = sent.iter().sum();
-    let total_received: u64 = received.iter().sum();
-    let unaccounted = total_sent as i64 - total_received as i64 - dropped as i64 - to_uplink as i64;
+    let total_received: u64 = rcv.received.iter().sum();
+    let unaccounted = total_sent as i64 - total_received as i64 - own_dropped - to_uplink as i64;
     Ok(GenReport {
         app: "gen",
         mode: ports.mode,
@@ -652,20 +885,66 @@ pub fn run(
         lifs,
         total_tx_mpps: total_sent as f64 / seconds / 1e6,
         total_rx_mpps: total_received as f64 / seconds / 1e6,
-        total_rx_gbps: rx_bytes as f64 * 8.0 / seconds / 1e9,
+        total_rx_gbps: rcv.rx_bytes as f64 * 8.0 / seconds / 1e9,
         latency: Latency::of(&all),
         interrupts: ports.waiter.as_ref().map(|w| w.stats().interrupts).unwrap_or(0),
+        tag: format!("{:016x}", u64::from_le_bytes(tag)),
         events,
+        device_events,
         fault: gone,
         conservation: Conservation {
             sent: total_sent,
             received: total_received,
-            dropped_with_reason: dropped,
+            dropped_with_reason: own_dropped.max(0) as u64,
+            device_drops: device_drops + app_drops,
             to_uplink,
             unaccounted,
             balanced: unaccounted == 0,
+            foreign: foreign_all,
+            in_tx_rings_at_end,
         },
     })
+}
+
+/// New device events into `log` (and on standard output when `live`, and
+/// in the log at info level); a PF that cannot answer is said once and
+/// asked no more.
+fn poll_events(ports: &mut Ports, log: &mut Vec<String>, live: bool) {
+    let Some(w) = &mut ports.events else { return };
+    match w.poll() {
+        Ok(new) => {
+            for e in new {
+                tracing::info!("event: {e}");
+                if live {
+                    println!("event: {e}");
+                }
+                log.push(e);
+            }
+        }
+        Err(e) => {
+            log.push(format!("the device's events could not be read any more: {e}"));
+            ports.events = None;
+        }
+    }
+}
+
+/// Foreign frames in words: `from the wire 1200 received, 6 dropped at
+/// the LIF; from other LIFs 3 received`.
+fn describe_foreign(f: &Foreign) -> String {
+    let mut parts = vec![format!(
+        "from the wire {} received, {} dropped at the LIF",
+        f.from_wire, f.dropped_from_wire
+    )];
+    if f.from_lifs > 0 {
+        parts.push(format!("from other LIFs {} received", f.from_lifs));
+    }
+    if f.own_back_from_wire > 0 {
+        parts.push(format!(
+            "gen's own back from the wire {} (counted out of the uplink)",
+            f.own_back_from_wire
+        ));
+    }
+    parts.join("; ")
 }
 
 /// Drops by reason as `reason=count ...`, or `-` for none.
@@ -743,8 +1022,14 @@ impl GenReport {
             );
         }
         let c = &self.conservation;
+        for l in self.lifs.iter().filter(|l| !l.foreign.is_empty()) {
+            let _ = writeln!(s, "foreign at LIF {}: {}", l.lif, describe_foreign(&l.foreign));
+        }
         for e in &self.events {
             let _ = writeln!(s, "watchdog: {e}");
+        }
+        for e in &self.device_events {
+            let _ = writeln!(s, "event: {e}");
         }
         if let Some(f) = &self.fault {
             let _ = writeln!(
@@ -774,6 +1059,30 @@ impl GenReport {
                 format!("(UNACCOUNTED: {})", c.unaccounted)
             }
         );
+        if !c.foreign.is_empty() {
+            let _ = writeln!(
+                s,
+                "foreign frames (not gen's, not in the books): {}; the LIFs dropped {} frames in all, {} of them gen's",
+                describe_foreign(&c.foreign),
+                c.device_drops,
+                c.dropped_with_reason
+            );
+        }
+        if c.in_tx_rings_at_end > 0 {
+            let _ = writeln!(
+                s,
+                "{} frames were still in the TX rings when gen stopped waiting for the device (2 s): \
+                 their fate is unknown",
+                c.in_tx_rings_at_end
+            );
+        }
+        if !c.balanced && c.foreign.from_lifs > 0 {
+            let _ = writeln!(
+                s,
+                "(other LIFs sent gen's LIFs {} frames: those dropped at gen's LIFs cannot be told from gen's drops)",
+                c.foreign.from_lifs
+            );
+        }
         s
     }
 }

@@ -19,6 +19,7 @@ use crate::mem::{DmaMemory, MemKind};
 use crate::nic::{DriverError, Lif, Nic};
 use crate::pool::Pool;
 use crate::queue::{QueueError, RxQueue, TxQueue};
+use dataplane::abi::QueueType;
 use serde::Serialize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -68,6 +69,68 @@ pub struct Ports {
     pub mode: Mode,
     /// log2 of each ring's length.
     pub order: u8,
+    /// The device's events, read through a PF, from before the ports' LIFs
+    /// were made (`None` without a PF: set one with [`EventWatch`] when the
+    /// PF is driven apart from the ports, as nicdrv's embedded simulator
+    /// does).
+    pub events: Option<EventWatch>,
+}
+
+/// The device's event log as a PF reads it (`EventsGet`), from a cursor
+/// on: what other functions did, or the device did to them.
+#[derive(Debug)]
+pub struct EventWatch {
+    pf: Arc<Mutex<Nic>>,
+    next: u64,
+}
+
+impl EventWatch {
+    /// Events from now on (none of those the device logged before).
+    pub fn from_now(pf: Arc<Mutex<Nic>>) -> Result<EventWatch, DriverError> {
+        // Asking from past the end answers nothing, and where the end is.
+        let next = pf.lock().unwrap_or_else(|e| e.into_inner()).events(u64::MAX)?.1;
+        Ok(EventWatch { pf, next })
+    }
+
+    /// Every event the device keeps, oldest first.
+    pub fn from_start(pf: Arc<Mutex<Nic>>) -> EventWatch {
+        EventWatch { pf, next: 0 }
+    }
+
+    /// The events since the last call, each in words
+    /// ([`crate::control::describe_event`]) with its device time; a gap (the
+    /// device's log overflowed) is said too.
+    pub fn poll(&mut self) -> Result<Vec<String>, DriverError> {
+        let mut out = Vec::new();
+        let mut nic = self.pf.lock().unwrap_or_else(|e| e.into_inner());
+        // The device keeps EVENT_LOG_LEN events and answers as many as fit
+        // the driver's buffer: a few rounds at most, whatever it claims.
+        for _ in 0..16 {
+            let (events, next) = nic.events(self.next)?;
+            if let Some(first) = events.first() {
+                let seq = first.seq.get();
+                if seq > self.next {
+                    out.push(format!(
+                        "{} events lost: the device's log overflowed before they were read",
+                        seq - self.next
+                    ));
+                }
+            }
+            for e in &events {
+                out.push(format!(
+                    "{} [device time {:.3} s]",
+                    crate::control::describe_event(e),
+                    e.device_clock.get() as f64 / 1e9
+                ));
+            }
+            let moved = next != self.next;
+            self.next = next;
+            if events.is_empty() || !moved {
+                break;
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// How a watchdog check of a function came out.
@@ -103,6 +166,12 @@ impl Ports {
         let bytes = u64::from(buffers) * u64::from(crate::pool::BUF_SIZE) + (1 << 20);
         let mem = Arc::new(DmaMemory::new(bytes, POOL_IOVA, mem_kind)?);
         let mut pool = Pool::new(mem.clone(), buffers)?;
+        // A PF among the functions reads the device's events: from here on
+        // (a device without events, ABI 1.0, has none to read).
+        let events = nics
+            .iter()
+            .find(|n| n.lock().unwrap_or_else(|p| p.into_inner()).is_pf())
+            .and_then(|pf| EventWatch::from_now(pf.clone()).ok());
         let mut ports = Vec::new();
         let mut eventfds = Vec::new();
         for (i, n) in nics.iter().enumerate() {
@@ -145,6 +214,7 @@ impl Ports {
             waiter,
             mode,
             order,
+            events,
         })
     }
 
@@ -162,6 +232,44 @@ impl Ports {
         let nic = self.nics[self.ports[i].nic].clone();
         let mut g = nic.lock().unwrap_or_else(|e| e.into_inner());
         Ok(g.reset_rxq(&mut self.ports[i].rx, &mut self.pool)?)
+    }
+
+    /// Destroy port `i`'s RX queue and take the frames it holds: once the
+    /// device has completed `QueueDestroy` it writes nothing more there,
+    /// and every completion it owed the queue is in memory, so what the
+    /// device counted as delivered to the LIF up to now is exactly what
+    /// this returns and what was taken before. Frames that arrive
+    /// meanwhile are dropped and counted by the device. The posted buffers
+    /// go back to the pool; [`Ports::restart_rx`] gives the port a new
+    /// queue.
+    pub fn stop_rx(&mut self, i: usize) -> Result<Vec<crate::pool::Mbuf>, AppError> {
+        let nic = self.nics[self.ports[i].nic].clone();
+        let mut g = nic.lock().unwrap_or_else(|e| e.into_inner());
+        let p = &mut self.ports[i];
+        let (lif, q) = p.rx.id();
+        g.destroy_queue(lif, QueueType::Rx, q)?;
+        let mut out = Vec::new();
+        if let Err(e) = p.rx.rx_take(&mut self.pool, &mut out, usize::MAX) {
+            // A queue the device had stopped holds nothing more to take.
+            tracing::warn!("{}: LIF {lif}'s RX queue: {e}", g.device());
+        }
+        p.rx.release_buffers(&mut self.pool);
+        Ok(out)
+    }
+
+    /// A new RX queue for port `i` after [`Ports::stop_rx`] (same vector
+    /// and mode), filled with buffers.
+    pub fn restart_rx(&mut self, i: usize) -> Result<(), AppError> {
+        let nic = self.nics[self.ports[i].nic].clone();
+        let mut g = nic.lock().unwrap_or_else(|e| e.into_inner());
+        let p = &mut self.ports[i];
+        let vector = p.rx.vector();
+        p.rx = g.create_rxq(&p.lif, self.order, vector)?;
+        if self.mode == Mode::Poll {
+            p.rx.set_polling();
+        }
+        p.rx.refill(&mut self.pool)?;
+        Ok(())
     }
 
     /// The watchdog's remedy for port `i`, whose TX queue holds frames the

@@ -2,16 +2,31 @@
 //! arrived is the buffer that leaves).
 //!
 //! - `forward`: ports are paired (0 with 1, 2 with 3, ...); what arrives on
-//!   one leaves on its partner, unchanged.
-//! - `echo`: what arrives leaves by the same LIF with source and
-//!   destination MAC swapped, back to its sender.
+//!   one leaves by its partner with its addresses rewritten as testpmd's
+//!   `mac` forwarding mode does: the source is the egress LIF's MAC, the
+//!   destination the peer's (`--peer-mac`; by default `02:00:00:00:00:NN`
+//!   for egress port NN, testpmd's default, which no LIF has, so the device
+//!   sends it out of the uplink). A frame addressed to the first LIF thus
+//!   never comes straight back to it through the switch.
+//! - `echo`: what arrives leaves by the same LIF back to its sender: the
+//!   destination is the frame's source, the source the LIF's own MAC (a VF
+//!   may send from no other: spoof check).
 //!
-//! The books: frames received = frames sent on + frames the TX ring could
-//! not take (counted, and their buffers freed).
+//! A relay never sends to a group address or from one, and never sends a
+//! frame that would arrive at one of its own LIFs and be relayed again:
+//! such frames are dropped and counted by reason ([`Drop`]). So each frame
+//! that arrives leaves at most once, and nothing circles inside the
+//! device, whatever the wire sends (broadcasts are flooded to every LIF,
+//! and each copy is relayed once, to a unicast address outside the relay).
+//!
+//! The books: frames received = frames sent on + frames dropped (by
+//! reason, counted on the LIF they were to leave by).
 
 use super::{AppError, Ports};
+use dataplane::packet::Mac;
 use mgmt::proto::AppLif;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -23,14 +38,115 @@ pub enum Relay {
     Echo,
 }
 
+/// Why a relay did not send a frame on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Drop {
+    /// Shorter than an Ethernet header.
+    Runt,
+    /// Its source MAC is a group address: no station has it, and echoing
+    /// to it would flood every LIF.
+    GroupSource,
+    /// Echo: its sender is one of this relay's LIFs (or claims to be):
+    /// sent back, it would arrive there and be echoed again, for ever.
+    WouldLoop,
+    /// The TX ring was full.
+    TxRingFull,
+}
+
+impl Drop {
+    /// The name in reports: `runt`, `group_source`, `would_loop`,
+    /// `tx_ring_full`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Drop::Runt => "runt",
+            Drop::GroupSource => "group_source",
+            Drop::WouldLoop => "would_loop",
+            Drop::TxRingFull => "tx_ring_full",
+        }
+    }
+}
+
+/// Whether `mac` is a group (multicast or broadcast) address.
+fn is_group(mac: &[u8]) -> bool {
+    mac[0] & 1 != 0
+}
+
+/// Rewrite `frame` (the bytes received) to leave by the LIF with MAC
+/// `egress`: `forward` to `peer`, `echo` back to the frame's source. `own`:
+/// the MACs of every LIF the relay drives. A frame that must not be sent
+/// is left as it was, and the reason returned.
+pub fn rewrite(relay: Relay, frame: &mut [u8], egress: Mac, peer: Mac, own: &[Mac]) -> Result<(), Drop> {
+    if frame.len() < 14 {
+        return Err(Drop::Runt);
+    }
+    let src: Mac = frame[6..12].try_into().expect("6 bytes");
+    if is_group(&src) {
+        return Err(Drop::GroupSource);
+    }
+    let dst = match relay {
+        Relay::Forward => peer,
+        Relay::Echo if own.contains(&src) => return Err(Drop::WouldLoop),
+        Relay::Echo => src,
+    };
+    frame[..6].copy_from_slice(&dst);
+    frame[6..12].copy_from_slice(&egress);
+    Ok(())
+}
+
+/// testpmd's default peer of port `i`: `02:00:00:00:00:ii`.
+pub fn default_peer(i: usize) -> Mac {
+    [0x02, 0, 0, 0, 0, i as u8]
+}
+
+/// `aa:bb:cc:dd:ee:ff` as a MAC.
+pub fn parse_mac(s: &str) -> Result<Mac, String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    if parts.len() != 6 {
+        return Err(format!("'{s}' is not a MAC address (six hex bytes: 02:00:00:00:00:01)"));
+    }
+    let mut mac = [0u8; 6];
+    for (b, p) in mac.iter_mut().zip(&parts) {
+        *b = u8::from_str_radix(p, 16)
+            .ok()
+            .filter(|_| (1..=2).contains(&p.len()))
+            .ok_or_else(|| format!("'{s}': '{p}' is not a hex byte"))?;
+    }
+    Ok(mac)
+}
+
+/// `02:00:00:00:00:01`.
+pub fn format_mac(m: &Mac) -> String {
+    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    pub relay: Relay,
+    pub duration: Duration,
+    pub stats_interval: Duration,
+    /// Print live figures.
+    pub live: bool,
+    /// `forward`: the destination MAC of every frame sent on (default
+    /// [`default_peer`] of the egress port). Unicast, and no LIF's of the
+    /// relay.
+    pub peer_mac: Option<Mac>,
+}
+
 /// One port's figures.
 #[derive(Debug, Clone, Serialize)]
 pub struct RelayLif {
     pub lif: u16,
     pub received: u64,
     pub transmitted: u64,
-    /// Frames the TX ring could not take; freed and counted here.
+    /// Frames meant to leave by this LIF that did not: the TX ring could
+    /// not take them (freed and counted here).
     pub dropped_tx_full: u64,
+    /// Frames meant to leave by this LIF that did not, by reason
+    /// (`tx_ring_full` included).
+    pub drops: BTreeMap<String, u64>,
+    /// `forward`: where this LIF's frames go.
+    pub peer_mac: Option<String>,
 }
 
 /// What a relay reports.
@@ -43,36 +159,67 @@ pub struct RelayReport {
     pub received: u64,
     pub transmitted: u64,
     pub dropped_tx_full: u64,
+    /// Every frame not sent on, all reasons.
+    pub dropped: u64,
+    /// By reason.
+    pub drops: BTreeMap<String, u64>,
     pub mpps: f64,
+    /// received = transmitted + dropped.
     pub balanced: bool,
 }
 
-/// Run until `duration` or `stop`.
+/// Run until `cfg.duration` or `stop`.
 pub fn run(
     ports: &mut Ports,
-    relay: Relay,
-    duration: Duration,
-    stats_interval: Duration,
+    cfg: &RelayConfig,
     stop: &AtomicBool,
-    live: bool,
     on_stats: &mut dyn FnMut(f64, Vec<AppLif>),
 ) -> Result<RelayReport, AppError> {
+    let relay = cfg.relay;
     let n = ports.ports.len();
     if relay == Relay::Forward && n % 2 == 1 {
         return Err(AppError::Config(format!("forward pairs LIFs: {n} is odd")));
     }
+    let own: Vec<Mac> = ports.ports.iter().map(|p| p.lif.mac).collect();
     let partner = |i: usize| match relay {
         Relay::Forward => i ^ 1,
         Relay::Echo => i,
     };
+    let peer: Vec<Mac> = (0..n)
+        .map(|o| cfg.peer_mac.unwrap_or_else(|| default_peer(o)))
+        .collect();
+    if relay == Relay::Forward {
+        for (o, p) in peer.iter().enumerate() {
+            if is_group(p) {
+                return Err(AppError::Config(format!(
+                    "--peer-mac {}: a group address: the device would flood every frame to every LIF; \
+                     give a unicast MAC",
+                    format_mac(p)
+                )));
+            }
+            if let Some(k) = own.iter().position(|m| m == p) {
+                let which = match cfg.peer_mac {
+                    Some(_) => format!("--peer-mac {}", format_mac(p)),
+                    None => format!("port {o}'s default peer {} (give --peer-mac)", format_mac(p)),
+                };
+                return Err(AppError::Config(format!(
+                    "{which}: LIF {}'s own MAC: forwarded frames would come back to the relay and circle; \
+                     give a MAC outside it",
+                    ports.ports[k].lif.id
+                )));
+            }
+        }
+    }
     let mut received = vec![0u64; n];
     let mut transmitted = vec![0u64; n];
-    let mut dropped = vec![0u64; n];
+    let mut drops: Vec<BTreeMap<Drop, u64>> = vec![BTreeMap::new(); n];
     let mut rx = Vec::with_capacity(256);
+    let mut out = Vec::with_capacity(256);
     let t0 = Instant::now();
     let mut last = t0;
     let mut last_rx = vec![0u64; n];
-    while t0.elapsed() < duration && !stop.load(Ordering::Relaxed) {
+    let mut last_tx = vec![0u64; n];
+    while t0.elapsed() < cfg.duration && !stop.load(Ordering::Relaxed) {
         let mut work = 0;
         for i in 0..n {
             let got = ports.ports[i].rx.rx_burst(&mut ports.pool, &mut rx, 64)?;
@@ -81,18 +228,25 @@ pub fn run(
             }
             work += got;
             received[i] += got as u64;
-            if relay == Relay::Echo {
-                for m in rx.iter_mut() {
-                    let b = ports.pool.buffer_mut(m);
-                    let (dst, rest) = b.split_at_mut(6);
-                    dst.swap_with_slice(&mut rest[..6]);
+            let o = partner(i);
+            let egress = ports.ports[o].lif.mac;
+            for mut m in rx.drain(..) {
+                let len = m.len();
+                let frame = &mut ports.pool.buffer_mut(&mut m)[..len];
+                match rewrite(relay, frame, egress, peer[o], &own) {
+                    Ok(()) => out.push(m),
+                    Err(why) => {
+                        *drops[o].entry(why).or_default() += 1;
+                        ports.pool.free(m);
+                    }
                 }
             }
-            let o = partner(i);
-            let sent = ports.ports[o].tx.tx_burst(&mut ports.pool, &mut rx)?;
+            let sent = ports.ports[o].tx.tx_burst(&mut ports.pool, &mut out)?;
             transmitted[o] += sent as u64;
-            dropped[o] += rx.len() as u64;
-            for m in rx.drain(..) {
+            if !out.is_empty() {
+                *drops[o].entry(Drop::TxRingFull).or_default() += out.len() as u64;
+            }
+            for m in out.drain(..) {
                 ports.pool.free(m);
             }
         }
@@ -103,12 +257,12 @@ pub fn run(
             ports.idle(Duration::from_millis(10))?;
         }
         let now = Instant::now();
-        if now - last >= stats_interval {
+        if now - last >= cfg.stats_interval {
             let dt = (now - last).as_secs_f64();
             let lifs: Vec<AppLif> = (0..n)
                 .map(|i| AppLif {
                     lif: ports.ports[i].lif.id,
-                    tx_pps: 0.0,
+                    tx_pps: (transmitted[i] - last_tx[i]) as f64 / dt,
                     rx_pps: (received[i] - last_rx[i]) as f64 / dt,
                     tx_packets: transmitted[i],
                     rx_packets: received[i],
@@ -117,7 +271,7 @@ pub fn run(
                     p999_us: 0.0,
                 })
                 .collect();
-            if live {
+            if cfg.live {
                 for l in &lifs {
                     println!(
                         "{:>6.1}s  lif {:>3}  rx {:>10.3} Mpps  total rx {} tx {}",
@@ -130,7 +284,8 @@ pub fn run(
                 }
             }
             on_stats(t0.elapsed().as_secs_f64(), lifs);
-            last_rx = received.clone();
+            last_rx.clone_from(&received);
+            last_tx.clone_from(&transmitted);
             last = now;
         }
     }
@@ -138,11 +293,18 @@ pub fn run(
         p.tx.flush(&mut ports.pool)?;
     }
     let seconds = t0.elapsed().as_secs_f64();
-    let (r, t, d) = (
-        received.iter().sum::<u64>(),
-        transmitted.iter().sum::<u64>(),
-        dropped.iter().sum::<u64>(),
-    );
+    let named = |d: &BTreeMap<Drop, u64>| -> BTreeMap<String, u64> {
+        d.iter().map(|(k, v)| (k.name().to_string(), *v)).collect()
+    };
+    let mut all: BTreeMap<Drop, u64> = BTreeMap::new();
+    for d in &drops {
+        for (k, v) in d {
+            *all.entry(*k).or_default() += v;
+        }
+    }
+    let (r, t) = (received.iter().sum::<u64>(), transmitted.iter().sum::<u64>());
+    let d: u64 = all.values().sum();
+    let tx_full = all.get(&Drop::TxRingFull).copied().unwrap_or(0);
     Ok(RelayReport {
         app: relay,
         mode: ports.mode,
@@ -152,12 +314,16 @@ pub fn run(
                 lif: ports.ports[i].lif.id,
                 received: received[i],
                 transmitted: transmitted[i],
-                dropped_tx_full: dropped[i],
+                dropped_tx_full: drops[i].get(&Drop::TxRingFull).copied().unwrap_or(0),
+                drops: named(&drops[i]),
+                peer_mac: (relay == Relay::Forward).then(|| format_mac(&peer[i])),
             })
             .collect(),
         received: r,
         transmitted: t,
-        dropped_tx_full: d,
+        dropped_tx_full: tx_full,
+        dropped: d,
+        drops: named(&all),
         mpps: r as f64 / seconds / 1e6,
         balanced: r == t + d,
     })
@@ -167,10 +333,21 @@ impl RelayReport {
     /// The report as text.
     pub fn text(&self) -> String {
         let mut s = format!("{:?}: {:?} mode, {:.2} s\n", self.app, self.mode, self.seconds);
+        let drops = |d: &BTreeMap<String, u64>| {
+            if d.is_empty() {
+                "-".to_string()
+            } else {
+                d.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+            }
+        };
         for l in &self.lifs {
             s += &format!(
-                "  lif {:>3}: received {:>10}  transmitted {:>10}  dropped (TX ring full) {}\n",
-                l.lif, l.received, l.transmitted, l.dropped_tx_full
+                "  lif {:>3}: received {:>10}  transmitted {:>10}{}  dropped {}\n",
+                l.lif,
+                l.received,
+                l.transmitted,
+                l.peer_mac.as_ref().map(|p| format!(" (to {p})")).unwrap_or_default(),
+                drops(&l.drops)
             );
         }
         s += &format!(
@@ -178,9 +355,88 @@ impl RelayReport {
             self.mpps,
             self.received,
             self.transmitted,
-            self.dropped_tx_full,
+            self.dropped,
             if self.balanced { "(balanced)" } else { "(UNBALANCED)" }
         );
+        if !self.drops.is_empty() {
+            s += &format!("dropped by reason: {}\n", drops(&self.drops));
+        }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: Mac = [0x02, 0xf4, 0x1c, 0, 0, 0];
+    const B: Mac = [0x02, 0xf4, 0x1c, 0, 0, 1];
+    const S: Mac = [0x02, 0, 0, 0, 0, 0x99];
+    const PEER: Mac = [0x02, 0, 0, 0, 0, 1];
+
+    fn frame(dst: Mac, src: Mac) -> Vec<u8> {
+        let mut f = vec![0u8; 60];
+        f[..6].copy_from_slice(&dst);
+        f[6..12].copy_from_slice(&src);
+        f
+    }
+
+    #[test]
+    fn echo_sends_back_from_its_own_mac_and_never_to_a_group_or_itself() {
+        let own = [A, B];
+        // A broadcast from a station: back to the station, from the LIF.
+        let mut f = frame([0xff; 6], S);
+        assert_eq!(rewrite(Relay::Echo, &mut f, A, PEER, &own), Ok(()));
+        assert_eq!((&f[..6], &f[6..12]), (&S[..], &A[..]));
+        // A group source: echoing would flood every LIF.
+        let mut f = frame(A, [0x01, 0x00, 0x5e, 0, 0, 1]);
+        let before = f.clone();
+        assert_eq!(rewrite(Relay::Echo, &mut f, A, PEER, &own), Err(Drop::GroupSource));
+        assert_eq!(f, before, "left as it was");
+        assert_eq!(
+            rewrite(Relay::Echo, &mut frame(A, [0xff; 6]), A, PEER, &own),
+            Err(Drop::GroupSource)
+        );
+        // From (or claiming to be from) a LIF of the relay: it would be
+        // echoed back and forth.
+        assert_eq!(
+            rewrite(Relay::Echo, &mut frame(A, B), A, PEER, &own),
+            Err(Drop::WouldLoop)
+        );
+        assert_eq!(
+            rewrite(Relay::Echo, &mut frame(A, A), A, PEER, &own),
+            Err(Drop::WouldLoop)
+        );
+        assert_eq!(rewrite(Relay::Echo, &mut [0u8; 13], A, PEER, &own), Err(Drop::Runt));
+    }
+
+    #[test]
+    fn forward_rewrites_like_testpmd_mac_mode() {
+        let own = [A, B];
+        // Addressed to the first LIF, it leaves by the second to the peer:
+        // not back to the first.
+        let mut f = frame(A, S);
+        assert_eq!(rewrite(Relay::Forward, &mut f, B, PEER, &own), Ok(()));
+        assert_eq!((&f[..6], &f[6..12]), (&PEER[..], &B[..]));
+        let mut f = frame([0xff; 6], B);
+        assert_eq!(rewrite(Relay::Forward, &mut f, A, PEER, &own), Ok(()));
+        assert_eq!((&f[..6], &f[6..12]), (&PEER[..], &A[..]));
+        assert_eq!(
+            rewrite(Relay::Forward, &mut frame(A, [0x33, 0x33, 0, 0, 0, 1]), B, PEER, &own),
+            Err(Drop::GroupSource)
+        );
+        assert_eq!(default_peer(3), [2, 0, 0, 0, 0, 3]);
+    }
+
+    #[test]
+    fn macs_parse_with_clear_errors() {
+        assert_eq!(parse_mac("02:00:00:00:00:0a"), Ok([2, 0, 0, 0, 0, 10]));
+        assert_eq!(format_mac(&[2, 0, 0, 0, 0, 10]), "02:00:00:00:00:0a");
+        assert!(parse_mac("02:00:00:00:00").unwrap_err().contains("six hex bytes"));
+        assert!(parse_mac("02:00:00:00:00:zz")
+            .unwrap_err()
+            .contains("'zz' is not a hex byte"));
+        assert!(parse_mac("02:00:00:00:00:123").is_err());
+        assert!(parse_mac("").is_err());
     }
 }

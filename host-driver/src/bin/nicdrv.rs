@@ -10,8 +10,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use dataplane::abi::{self, layout, lif_mac};
 use host_driver::apps::demo::DemoConfig;
 use host_driver::apps::gen::{Flows, GenConfig};
-use host_driver::apps::relay::Relay;
-use host_driver::apps::{parse_sizes, Mode, Ports};
+use host_driver::apps::relay::{self, Relay, RelayConfig};
+use host_driver::apps::{parse_sizes, EventWatch, Mode, Ports};
 use host_driver::backend::vfio::VfioBackend;
 use host_driver::backend::vfio_user::VfioUserBackend;
 use host_driver::backend::Backend;
@@ -57,9 +57,11 @@ enum App {
     /// Offer load on every LIF toward the others; measure throughput,
     /// latency, and the books.
     Gen,
-    /// Pair the LIFs and forward what arrives on one out of the other.
+    /// Pair the LIFs and forward what arrives on one out of the other, to
+    /// --peer-mac from the egress LIF's MAC (testpmd's mac mode).
     Forward,
-    /// Send what arrives back out of the LIF it came in on.
+    /// Send what arrives back out of the LIF it came in on, to its sender
+    /// from the LIF's MAC.
     Echo,
     /// Print the device ABI this driver speaks.
     Abi {
@@ -151,6 +153,11 @@ struct Args {
     /// Embedded simulator: write the uplink's egress to this capture.
     #[arg(long, global = true)]
     capture: Option<PathBuf>,
+    /// forward: destination MAC of every frame forwarded (default
+    /// 02:00:00:00:00:NN for egress port NN, as testpmd: no LIF's, so it
+    /// leaves by the uplink).
+    #[arg(long, global = true, value_parser = relay::parse_mac)]
+    peer_mac: Option<[u8; 6]>,
     /// Seed of the generators.
     #[arg(long, default_value_t = 1, global = true)]
     seed: u64,
@@ -424,8 +431,18 @@ fn run(args: Args) -> Result<bool, String> {
     }
     let loaded = load_pipeline(&args.pipeline, mgmt.iter().chain(&data))?;
     let mem_kind = nic_cfg.mem_kind;
+    // The device's events, through the PF, from before the LIFs are made
+    // (the applications report them).
+    let watch = mgmt
+        .iter()
+        .chain(&data)
+        .find(|n| n.lock().unwrap_or_else(|p| p.into_inner()).is_pf())
+        .and_then(|pf| EventWatch::from_now(pf.clone()).ok());
     let mut ports = Ports::setup(data.clone(), args.lifs, args.ring_order, args.buffers, mode, mem_kind)
         .map_err(|e| e.to_string())?;
+    if ports.events.is_none() {
+        ports.events = watch;
+    }
 
     let state = Arc::new(ControlState {
         nics: mgmt.iter().chain(&data).cloned().collect(),
@@ -508,9 +525,14 @@ fn run(args: Args) -> Result<bool, String> {
             } else {
                 Relay::Echo
             };
-            let r =
-                host_driver::apps::relay::run(&mut ports, relay, duration, interval, &STOP, !args.quiet, &mut publish)
-                    .map_err(|e| e.to_string())?;
+            let cfg = RelayConfig {
+                relay,
+                duration,
+                stats_interval: interval,
+                live: !args.quiet,
+                peer_mac: args.peer_mac,
+            };
+            let r = relay::run(&mut ports, &cfg, &STOP, &mut publish).map_err(|e| e.to_string())?;
             (
                 r.text(),
                 serde_json::to_string_pretty(&r).expect("serialises"),

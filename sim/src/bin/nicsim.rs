@@ -2,8 +2,8 @@
 //! vfio-user until interrupted.
 
 use clap::{Parser, ValueEnum};
-use dataplane::abi::{lif_mac, LifCounter};
-use sim::device::DeviceConfig;
+use dataplane::abi::{lif_mac, LifCounter, LIF_COUNTERS};
+use sim::device::{Device, DeviceConfig};
 use sim::port::GenConfig;
 use sim::{PortSpec, Sim, SimConfig};
 use std::path::PathBuf;
@@ -137,6 +137,118 @@ fn port_spec(a: &Args) -> Result<PortSpec, String> {
     })
 }
 
+/// `DropNoRxBuffer` -> `drop_no_rx_buffer` (as nicctl names counters).
+fn snake(name: &str) -> String {
+    let mut out = String::new();
+    for (i, ch) in name.chars().enumerate() {
+        if ch.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(ch.to_ascii_lowercase());
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+/// Every non-zero counter, `name=value ...` (`-` if none).
+fn nonzero(counters: &[u64; LIF_COUNTERS]) -> String {
+    let v: Vec<String> = LifCounter::ALL
+        .iter()
+        .filter(|&&c| counters[c as usize] != 0)
+        .map(|&c| format!("{}={}", snake(c.name()), counters[c as usize]))
+        .collect();
+    if v.is_empty() {
+        "-".into()
+    } else {
+        v.join(" ")
+    }
+}
+
+fn function_name(f: u16) -> String {
+    match f {
+        0 => "PF".into(),
+        n => format!("VF {}", n - 1),
+    }
+}
+
+/// What nicsim prints when it exits: the uplink's counters, every LIF's
+/// (and each function's destroyed LIFs'), every non-zero one by name, and
+/// a check that every frame from the wire ended in exactly one counter.
+/// The device is locked throughout: one moment's counters.
+fn exit_report(d: &Device, seconds: f64) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let ps = d.port.stats();
+    let _ = writeln!(
+        s,
+        "nicsim: {seconds:.1} s; port {}: {} frames in, {} out",
+        d.port.describe(),
+        ps.rx_frames,
+        ps.tx_frames
+    );
+    let up = &d.uplink_counters;
+    let _ = writeln!(s, "uplink: {}", nonzero(up));
+    let mut at_lifs = 0u64;
+    for l in d.lifs.iter().flatten() {
+        at_lifs += l.counter(LifCounter::RxFromWire);
+        let _ = writeln!(
+            s,
+            "lif {} ({} slot {}): {}",
+            l.id,
+            function_name(l.function),
+            l.slot,
+            nonzero(&l.counters)
+        );
+    }
+    for f in &d.functions {
+        at_lifs += f.retired[LifCounter::RxFromWire as usize];
+        if f.retired.iter().any(|&v| v != 0) {
+            let _ = writeln!(
+                s,
+                "{}, its destroyed LIFs: {}",
+                function_name(f.id),
+                nonzero(&f.retired)
+            );
+        }
+    }
+    // Each frame from the wire ends in one of the uplink's drop counters,
+    // or arrives at a LIF (RxFromWire there, then delivered or dropped and
+    // counted there). A flood arrives at every LIF: one frame, several
+    // arrivals.
+    let wire = up[LifCounter::WireRxPackets as usize];
+    let dropped: u64 = LifCounter::DROPS.iter().map(|&c| up[c as usize]).sum();
+    let ended = dropped + at_lifs;
+    let _ = write!(
+        s,
+        "wire check: {wire} frames from the wire; {dropped} dropped at the uplink + {at_lifs} arrivals at LIFs \
+         (rx_from_wire, destroyed LIFs' included) = {ended}: "
+    );
+    let _ = writeln!(
+        s,
+        "{}",
+        match ended.cmp(&wire) {
+            std::cmp::Ordering::Equal => "every frame from the wire ended in exactly one counter (a flooded frame \
+                 arrives at every LIF and counts at each: with floods, extra arrivals could hide as many lost \
+                 frames)"
+                .to_string(),
+            std::cmp::Ordering::Greater => format!(
+                "{} more arrivals than frames: copies of flooded (group-addressed) frames, one per LIF; \
+                 with floods this check cannot show that no frame was lost",
+                ended - wire
+            ),
+            std::cmp::Ordering::Less => format!(
+                "{} frames from the wire are in no counter (sent back out of the uplink by a table entry, \
+                 flooded when no LIF exists, or lost)",
+                wire - ended
+            ),
+        }
+    );
+    s
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("NICSIM_LOG").unwrap_or_else(|_| "warn".into()))
@@ -193,21 +305,7 @@ fn main() -> ExitCode {
     while !STOP.load(Ordering::Acquire) && args.duration.is_none_or(|d| t0.elapsed().as_secs_f64() < d) {
         std::thread::sleep(Duration::from_millis(50));
     }
-    {
-        let d = sim.device();
-        let ps = d.port.stats();
-        println!(
-            "nicsim: {:.1} s; uplink rx {} tx {} frames; LIF tx {} rx {} frames, drops: no buffer {} no route {} queue error {}",
-            t0.elapsed().as_secs_f64(),
-            ps.rx_frames,
-            ps.tx_frames,
-            d.total(LifCounter::TxPackets),
-            d.total(LifCounter::RxPackets),
-            d.total(LifCounter::DropNoRxBuffer),
-            d.total(LifCounter::DropNoRoute),
-            d.total(LifCounter::DropQueueError),
-        );
-    }
+    print!("{}", exit_report(&sim.device(), t0.elapsed().as_secs_f64()));
     sim.shutdown();
     ExitCode::SUCCESS
 }
