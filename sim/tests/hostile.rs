@@ -1107,3 +1107,54 @@ fn interrupt_descriptors_that_could_block_the_device_are_refused_or_made_harmles
     assert!(a.f.completion(&mut a.rx).is_some(), "the frame arrived");
     still_works(&s, &mut pf, &mut a);
 }
+
+#[test]
+fn a_flood_with_no_lif_to_reach_still_ends_in_one_counter() {
+    // From the wire, with no LIF: dropped as no route on the uplink.
+    let s = Sim::start(SimConfig {
+        device: DeviceConfig {
+            vfs: 0,
+            ..DeviceConfig::default()
+        },
+        clock: ClockKind::Virtual,
+        port: PortSpec::Loopback { delay_ns: 0 },
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let mut pf = bring_up(s.pf_socket(), "pf");
+    // A broadcast from the only LIF: no other LIF to reach, so out of the
+    // uplink alone (ToUplink); the loopback brings it back from the wire
+    // as a flood, which the PF's LIF takes.
+    let pkt = frame([0xff; 6], pf.mac, 1, 64);
+    let buf = pf.f.alloc(2048, 64);
+    pf.f.mem.write(buf, &pkt);
+    assert!(pf.tx.ring.fill_bulk(&[TxDesc::new(buf, 64, 0)]));
+    pf.f.ring_doorbell(&mut pf.tx);
+    s.advance(100_000);
+    {
+        let d = s.device();
+        let l = d.lif(pf.lif).unwrap();
+        assert_eq!(
+            l.counter(LifCounter::ToUplink),
+            1,
+            "the lone LIF's broadcast left by the uplink"
+        );
+        assert_eq!(
+            l.counter(LifCounter::RxFromWire),
+            1,
+            "and came back from the wire to it"
+        );
+        d.check_books().unwrap();
+    }
+    // Now no LIF at all: the wire's broadcast is dropped, counted.
+    assert_eq!(pf.f.admin(AdminCommand::LifDestroy, pf.lif).0, AdminStatus::Ok);
+    // The loopback cable brings back what is sent into it.
+    let now = s.clock().now();
+    s.device()
+        .port
+        .transmit(now, &frame([0xff; 6], [2, 3, 3, 3, 3, 3], 2, 64));
+    s.advance(100_000);
+    let d = s.device();
+    assert_eq!(d.uplink_counters[LifCounter::DropNoRoute as usize], 1);
+    d.check_books().unwrap();
+}

@@ -652,6 +652,19 @@ impl Device {
                 }
             }
             Verdict::Flood => {
+                let reaches = self
+                    .lifs
+                    .iter()
+                    .enumerate()
+                    .any(|(d, l)| l.is_some() && src != Source::Lif(d as u16));
+                if !reaches {
+                    // No LIF to copy it to: a flood from a LIF leaves by
+                    // the uplink alone; one from the wire has nowhere to go.
+                    return match src {
+                        Source::Lif(_) => self.deliver(Verdict::ToUplink, frame, m, now),
+                        Source::Uplink => self.source_count(src, LifCounter::DropNoRoute),
+                    };
+                }
                 self.audit.floods += 1;
                 for d in 0..self.lifs.len() {
                     if self.lifs[d].is_some() && src != Source::Lif(d as u16) {
