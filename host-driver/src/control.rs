@@ -304,6 +304,65 @@ impl ControlState {
                 };
                 Ok(Answer::Events { events: rows, next })
             }
+            Request::SlotGet { function, slot } => {
+                let pf = self
+                    .pf()
+                    .ok_or("slot settings are the PF's, and this nicdrv drives none")?;
+                let mut g = lock(pf);
+                let mut slots = Vec::new();
+                // One slot, or every slot the function has (the device
+                // answers NoEntry past the last).
+                for s in slot.map_or(0..abi::MAX_LIFS_PER_FUNCTION, |s| s..s + 1) {
+                    match g.function_config(function, s) {
+                        Ok(c) => slots.push(slot_settings(&c)),
+                        Err(DriverError::Admin {
+                            status: AdminStatus::NoEntry,
+                            ..
+                        }) if slot.is_none() && s > 0 => break,
+                        Err(e) => return Err(explain(e, "read slot settings")),
+                    }
+                }
+                Ok(Answer::Slots { slots })
+            }
+            Request::SlotSet { settings } => {
+                let pf = self
+                    .pf()
+                    .ok_or("slot settings are the PF's, and this nicdrv drives none")?;
+                use abi::function_config_flags as ff;
+                let mac = match &settings.mac {
+                    Some(m) => Some(crate::apps::relay::parse_mac(m)?),
+                    None => None,
+                };
+                if mac.is_some_and(|m| m[0] & 1 != 0 || m == [0; 6]) {
+                    return Err(format!(
+                        "{}: a LIF's MAC is a unicast address (first byte even, not all zeros)",
+                        settings.mac.unwrap_or_default()
+                    ));
+                }
+                let c = abi::FunctionConfig {
+                    function: settings.function.into(),
+                    slot: settings.slot.into(),
+                    flags: if mac.is_some() { ff::MAC } else { 0 }
+                        | if settings.spoof_check { ff::SPOOF_CHECK } else { 0 }
+                        | if settings.trust { ff::TRUST } else { 0 },
+                    mac: mac.unwrap_or([0; 6]),
+                    ..Default::default()
+                };
+                let mut g = lock(pf);
+                g.set_function_config(&c).map_err(|e| match e {
+                    DriverError::Admin {
+                        status: AdminStatus::Exists,
+                        ..
+                    } => "another slot has that MAC already".to_string(),
+                    e => explain(e, "change slot settings"),
+                })?;
+                let applied = g
+                    .function_config(settings.function, settings.slot)
+                    .map_err(|e| explain(e, "read slot settings"))?;
+                Ok(Answer::Slots {
+                    slots: vec![slot_settings(&applied)],
+                })
+            }
             Request::MeterGet { lif, resource } => {
                 let n = match self.pf() {
                     Some(pf) => pf,
@@ -513,6 +572,17 @@ fn snake_case(name: &str) -> String {
 }
 
 /// An event as `nicctl events` shows it.
+fn slot_settings(c: &abi::FunctionConfig) -> proto::SlotSettings {
+    use abi::function_config_flags as ff;
+    proto::SlotSettings {
+        function: c.function.get(),
+        slot: c.slot.get(),
+        mac: (c.flags & ff::MAC != 0).then(|| crate::apps::relay::format_mac(&c.mac)),
+        spoof_check: c.flags & ff::SPOOF_CHECK != 0,
+        trust: c.flags & ff::TRUST != 0,
+    }
+}
+
 fn event_row(e: &abi::DeviceEvent) -> EventRow {
     let lif = e.lif.get();
     let slot = e.slot.get();

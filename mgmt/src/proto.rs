@@ -123,6 +123,24 @@ pub enum Request {
     /// `from` on (none: the oldest the device keeps); at most
     /// [`MAX_EVENTS`] per answer, which says where to ask from next.
     Events { from: Option<u64> },
+    /// The PF's settings for a function's LIF slots (one, or all).
+    SlotGet { function: u16, slot: Option<u16> },
+    /// Set them (through the PF); answers what the device applied.
+    SlotSet { settings: SlotSettings },
+}
+
+/// The PF's settings for one LIF slot of a function (the ABI's
+/// `FunctionConfig`): the MAC a LIF created there gets (`None`: the
+/// device assigns one), whether frames it sends from another source MAC
+/// are dropped, whether the function may choose its own MAC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotSettings {
+    /// 0 the PF, `n + 1` VF `n`.
+    pub function: u16,
+    pub slot: u16,
+    pub mac: Option<String>,
+    pub spoof_check: bool,
+    pub trust: bool,
 }
 
 /// The "LIF number" of the uplink in [`Request::Stats`] and
@@ -263,6 +281,10 @@ pub enum Answer {
     Events {
         events: Vec<EventRow>,
         next: u64,
+    },
+    /// LIF slot settings.
+    Slots {
+        slots: Vec<SlotSettings>,
     },
 }
 
