@@ -17,9 +17,12 @@
 //! every function), and the device maps it itself and closes the
 //! descriptor at once, so a mapping costs a VMA, never a file descriptor.
 
+use crate::server::remote::Remote;
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::ptr::NonNull;
+use std::sync::Arc;
 use vm_memory::{
     Address, Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion, GuestRegionMmap, MmapRegion,
 };
@@ -137,7 +140,18 @@ pub struct DmaSpace {
     /// The mappings behind `mem`'s regions (vm-memory sees them as raw
     /// ranges): a clone of the space keeps them mapped.
     maps: Vec<std::sync::Arc<Mapping>>,
+    /// Mappings without a file (the client keeps the memory; the device
+    /// reaches it by `DMA_READ`/`DMA_WRITE` messages): IOVA -> (length,
+    /// writable).
+    remote_windows: BTreeMap<u64, (u64, bool)>,
+    /// The client connection those messages go through (set while a client
+    /// that may map without a file is connected).
+    remote: Option<Arc<Remote>>,
 }
+
+/// Most mappings without a file a function may hold: they cost the device
+/// an entry each (a vIOMMU maps guest memory page by page).
+pub const MAX_REMOTE_MAPPINGS: usize = 65_536;
 
 /// One mapping: IOVA range, host address, writability.
 #[derive(Debug, Clone, Copy)]
@@ -161,13 +175,26 @@ impl DmaSpace {
         writable: bool,
         budget: usize,
     ) -> Result<(), DmaMapError> {
-        let file = file.ok_or(DmaMapError::NoFd)?;
         if size == 0 || iova % PAGE != 0 || size % PAGE != 0 || offset % PAGE != 0 {
             return Err(DmaMapError::Unaligned { iova, size, offset });
         }
         if iova.checked_add(size).is_none() || usize::try_from(size).is_err() {
             return Err(DmaMapError::Wraps { iova, size });
         }
+        if self.overlaps(iova, size) {
+            return Err(DmaMapError::Overlap { iova });
+        }
+        let Some(file) = file else {
+            // No file: the client keeps the memory, reached by message.
+            if self.remote.is_none() {
+                return Err(DmaMapError::NoFd);
+            }
+            if self.remote_windows.len() >= MAX_REMOTE_MAPPINGS {
+                return Err(DmaMapError::TooMany(MAX_REMOTE_MAPPINGS));
+            }
+            self.remote_windows.insert(iova, (size, writable));
+            return Ok(());
+        };
         if self.mem.num_regions() >= budget {
             return Err(DmaMapError::TooMany(budget));
         }
@@ -180,13 +207,6 @@ impl DmaSpace {
         let file_len = file.metadata().map_err(DmaMapError::Mmap)?.len();
         if offset.checked_add(size).is_none_or(|end| end > file_len) {
             return Err(DmaMapError::PastEof { offset, size, file_len });
-        }
-        if self
-            .windows
-            .iter()
-            .any(|w| iova < w.iova + w.len && w.iova < iova + size)
-        {
-            return Err(DmaMapError::Overlap { iova });
         }
         let prot = if writable {
             libc::PROT_READ | libc::PROT_WRITE
@@ -261,8 +281,61 @@ impl DmaSpace {
         })
     }
 
+    /// Whether `[iova, iova + size)` (not empty, not wrapping) meets a
+    /// mapping of either kind.
+    fn overlaps(&self, iova: u64, size: u64) -> bool {
+        let end = iova + size;
+        self.windows.iter().any(|w| iova < w.iova + w.len && w.iova < end)
+            || self
+                .remote_windows
+                .range(..end)
+                .next_back()
+                .is_some_and(|(&a, &(len, _))| iova < a + len)
+    }
+
+    /// Let mappings without a file go through `remote` (a client that
+    /// can answer `DMA_READ`/`DMA_WRITE`), or stop that (`None`).
+    pub fn set_remote(&mut self, remote: Option<Arc<Remote>>) {
+        self.remote = remote;
+    }
+
+    /// The remote window holding `iova`: (start, length, writable).
+    fn remote_window(&self, iova: u64) -> Option<(u64, u64, bool)> {
+        let (&a, &(len, w)) = self.remote_windows.range(..=iova).next_back()?;
+        (iova - a < len).then_some((a, len, w))
+    }
+
+    /// Whether `[iova, iova + len)` lies in remote windows (one, or
+    /// adjacent ones), all writable if `write`.
+    fn remote_covers(&self, iova: u64, len: u64, write: bool) -> bool {
+        let Some(end) = iova.checked_add(len) else { return false };
+        let mut at = iova;
+        while at < end {
+            match self.remote_window(at) {
+                Some((a, l, w)) if w || !write => at = a + l,
+                _ => return false,
+            }
+        }
+        len > 0
+    }
+
+    /// The client connection behind the remote windows, if any.
+    pub fn remote(&self) -> Option<&Arc<Remote>> {
+        self.remote.as_ref()
+    }
+
+    /// Whether `[iova, iova + len)` is memory reached by message (not
+    /// mapped into the device), writable too if `write`.
+    pub fn is_remote(&self, iova: u64, len: u64, write: bool) -> bool {
+        self.remote.is_some() && self.remote_covers(iova, len, write)
+    }
+
     /// Remove the mapping that is exactly `[iova, iova + size)`.
     pub fn unmap(&mut self, iova: u64, size: u64) -> Result<(), DmaMapError> {
+        if self.remote_windows.get(&iova).is_some_and(|&(l, _)| l == size) {
+            self.remote_windows.remove(&iova);
+            return Ok(());
+        }
         let (mem, _) = self
             .mem
             .remove_region(GuestAddress(iova), size)
@@ -278,6 +351,14 @@ impl DmaSpace {
 
     /// Remove every mapping.
     pub fn unmap_all(&mut self) {
+        let remote = self.remote.take();
+        *self = DmaSpace::default();
+        self.remote = remote;
+    }
+
+    /// Forget every mapping and the client connection (the client is
+    /// gone).
+    pub fn clear(&mut self) {
         *self = DmaSpace::default();
     }
 
@@ -285,6 +366,7 @@ impl DmaSpace {
     /// adjacent mappings).
     pub fn contains(&self, iova: u64, len: u64) -> bool {
         usize::try_from(len).is_ok_and(|len| self.mem.check_range(GuestAddress(iova), len))
+            || self.remote_covers(iova, len, false)
     }
 
     /// Whether the range overlaps a read-only mapping.
@@ -304,6 +386,13 @@ impl DmaSpace {
             // back garbage it wrote, as with real DMA).
             unsafe { std::ptr::copy_nonoverlapping((w.host + off) as *const u8, buf.as_mut_ptr(), buf.len()) };
             return Ok(());
+        }
+        if let Some(r) = self
+            .remote
+            .as_ref()
+            .filter(|_| self.remote_covers(iova, buf.len() as u64, false))
+        {
+            return r.read(iova, buf);
         }
         self.mem.read_slice(buf, GuestAddress(iova)).map_err(|_| DmaFault {
             iova,
@@ -325,6 +414,13 @@ impl DmaSpace {
         }
         if self.touches_read_only(iova, buf.len() as u64) {
             return Err(fault);
+        }
+        if let Some(r) = self
+            .remote
+            .as_ref()
+            .filter(|_| self.remote_covers(iova, buf.len() as u64, true))
+        {
+            return r.write(iova, buf);
         }
         self.mem.write_slice(buf, GuestAddress(iova)).map_err(|_| fault)
     }
@@ -422,13 +518,14 @@ impl DmaSpace {
     /// Every mapping: (IOVA, length, writable), by IOVA.
     pub fn ranges(&self) -> Vec<(u64, u64, bool)> {
         let mut r: Vec<(u64, u64, bool)> = self.windows.iter().map(|w| (w.iova, w.len, w.writable)).collect();
+        r.extend(self.remote_windows.iter().map(|(&a, &(l, w))| (a, l, w)));
         r.sort_unstable();
         r
     }
 
-    /// Number of mappings.
+    /// Number of mappings (of both kinds).
     pub fn len(&self) -> usize {
-        self.mem.num_regions()
+        self.mem.num_regions() + self.remote_windows.len()
     }
 
     /// Whether nothing is mapped.

@@ -111,6 +111,14 @@ impl Channel {
         Channel { stream }
     }
 
+    /// A second handle on the same connection (one thread reads, others
+    /// write).
+    pub fn try_clone(&self) -> std::io::Result<Channel> {
+        Ok(Channel {
+            stream: self.stream.try_clone()?,
+        })
+    }
+
     /// The stream's descriptor (to poll it).
     pub fn raw_fd(&self) -> RawFd {
         self.stream.as_raw_fd()

@@ -138,7 +138,7 @@ impl Device {
         let now = self.now();
         let mut cmd = [AdminCmd::new_zeroed()];
         while aq.core.error.is_none() && aq.core.cq_has_room() {
-            match aq.ring.fetch_burst(&mut cmd) {
+            match aq.fetch(&mut cmd) {
                 Ok(0) => break,
                 Ok(_) => {}
                 Err(_) => {
@@ -152,7 +152,7 @@ impl Device {
             self.apply_lies(fi, &cmd[0], &mut e);
             aq.core.post(e);
             aq.core.publish_cq_tail();
-            aq.ring.write_back();
+            aq.write_back();
         }
         let intr = aq.core.intr.filter(|_| aq.core.unsignalled > 0);
         aq.core.unsignalled = 0;
@@ -569,7 +569,7 @@ impl Device {
                 l.txqs[usize::from(qindex)] = Some(tq);
             }
             _ => {
-                let rq = DeviceQueue::new(dma, q, lif, qindex).map_err(queue_mem_status)?;
+                let mut rq = DeviceQueue::new(dma, q, lif, qindex).map_err(queue_mem_status)?;
                 rq.core.set_always_fetching();
                 l.rxqs[usize::from(qindex)] = Some(rq);
             }

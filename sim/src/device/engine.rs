@@ -245,7 +245,7 @@ impl Device {
                     Ok(d) if d.qtype == QueueType::Tx && usize::from(d.qindex) == qi => {
                         rung += 1;
                         q.active = true;
-                        q.ring.set_fetching();
+                        q.set_fetching();
                     }
                     _ => func.counters.bad_doorbells += 1,
                 }
@@ -292,7 +292,7 @@ impl Device {
         lif.txqs
             .iter_mut()
             .flatten()
-            .map(|q| q.cache.len() as u64 + u64::from(q.ring.available().unwrap_or(0)))
+            .map(|q| q.cache.len() as u64 + u64::from(q.available().unwrap_or(0)))
             .sum()
     }
 
@@ -340,9 +340,10 @@ impl Device {
                 return None;
             }
             let mut descs = [TxDesc::default(); TX_BATCH];
-            match txq.ring.fetch_burst(&mut descs[..room]) {
+            match txq.fetch(&mut descs[..room]) {
+                Ok(0) if txq.core.detached => return None,
                 Ok(0) => {
-                    match txq.ring.try_idle() {
+                    match txq.try_idle() {
                         Ok(true) => txq.active = false,
                         Ok(false) => {}
                         Err(_) => txq.core.fail(CompStatus::BadOutgoingTail, txq.ring.head(), now),
@@ -494,7 +495,7 @@ impl Device {
             txq.core.fail(status, index, now);
             txq.cache.clear();
             txq.pre.clear();
-            txq.ring.write_back_to(index);
+            txq.write_back_to(index);
             txq.write_back_pending = None;
             // A packet's worth of work: the descriptor was fetched.
             return Served::Packet;
@@ -581,7 +582,7 @@ impl Device {
             txq.core.post_completion(c);
         }
         if txq.cache.is_empty() {
-            txq.ring.write_back_to(index.wrapping_add(1));
+            txq.write_back_to(index.wrapping_add(1));
             txq.write_back_pending = None;
         } else {
             txq.write_back_pending = Some(index.wrapping_add(1));
@@ -758,9 +759,10 @@ impl Device {
         // Round robin over queues that are healthy and have room to
         // complete.
         let nq = lif.rxqs.len();
-        let Some(q) = (0..nq).map(|i| (lif.rx_next + i) % nq).find(|&i| {
+        let start = lif.rx_next;
+        let Some(q) = (0..nq).map(|i| (start + i) % nq).find(|&i| {
             lif.rxqs[i]
-                .as_ref()
+                .as_mut()
                 .is_some_and(|r| r.core.error.is_none() && r.core.cq_has_room())
         }) else {
             let reason = if lif.rxqs.iter().flatten().any(|r| r.core.error.is_none()) {
@@ -778,7 +780,7 @@ impl Device {
         // follow find them in cache.
         if rxq.cache.is_empty() {
             let mut descs = [RxDesc::default(); RX_BATCH];
-            match rxq.ring.fetch_burst(&mut descs) {
+            match rxq.fetch(&mut descs) {
                 Ok(0) => {
                     lif.count(LifCounter::DropNoRxBuffer, 1);
                     return;
@@ -835,7 +837,8 @@ impl Device {
         }
         rxq.core.post_completion(c);
         // Slots up to the next cached descriptor are the driver's again.
-        rxq.ring.write_back_to(rxq.next_index());
+        let next = rxq.next_index();
+        rxq.write_back_to(next);
         lif.count(LifCounter::DmaBytes, 16 + 16 + len as u64);
         if truncated {
             lif.count(LifCounter::DropTooLong, 1);
@@ -894,7 +897,7 @@ impl Device {
             // write-back and the informational cq_tail.
             for q in lif.txqs.iter_mut().flatten() {
                 if let Some(i) = q.write_back_pending.take().filter(|_| !q.core.detached) {
-                    q.ring.write_back_to(i);
+                    q.write_back_to(i);
                 }
                 q.core.publish_cq_tail();
             }

@@ -462,10 +462,19 @@ impl Device {
         }
     }
 
-    /// The DMA mappings function `f` may hold at once (announced as
-    /// `max_dma_maps`).
-    pub fn max_dma_maps(&self, f: u16) -> u16 {
-        self.function(f).map_or(0, |func| func.limits.max_dma_maps)
+    /// The DMA mappings function `f` may hold at once, of both kinds
+    /// (announced as `max_dma_maps`): its mappings of files (each an mmap
+    /// in the device) and those reached by message.
+    pub fn max_dma_maps(&self, f: u16) -> usize {
+        self.function(f).map_or(0, |func| usize::from(func.limits.max_dma_maps)) + crate::dma::MAX_REMOTE_MAPPINGS
+    }
+
+    /// Function `f`'s client can be reached by message (`None`: no more):
+    /// its DMA mappings without a file go through `remote`.
+    pub fn attach_remote(&mut self, f: u16, remote: Option<std::sync::Arc<crate::server::remote::Remote>>) {
+        if let Some(func) = self.functions.get_mut(usize::from(f)) {
+            func.dma.set_remote(remote);
+        }
     }
 
     /// Count a protocol error of function `f`'s client.
@@ -494,7 +503,7 @@ impl Device {
             self.pipeline = admin::PipelineUpload::default();
         }
         let func = &mut self.functions[fi];
-        func.dma.unmap_all();
+        func.dma.clear();
         for v in &mut func.vectors {
             v.eventfd = None;
         }

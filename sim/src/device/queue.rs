@@ -7,16 +7,30 @@
 //! the queue exists, whatever the client unmaps meanwhile (a queue whose
 //! memory the client unmaps is stopped with a DMA fault; see
 //! `Device::dma_unmap`).
+//!
+//! Two backings: memory the client shared (mapped into the device: the
+//! ring protocol runs on it directly, atomics and fences as the ABI says),
+//! and memory reached by message (`DMA_READ`/`DMA_WRITE`, a client that
+//! maps without a file). For the second the device keeps a local copy of
+//! the state block, the ring and the completion ring, runs the same
+//! protocol on it, and moves what each side owns at the points the
+//! protocol needs: it reads the driver's half of the state block and the
+//! descriptors between `head` and `outgoing_tail` before fetching, writes
+//! its half after changing it, and writes completions bodies first, the
+//! first entry's color last (two messages), so the driver never sees a
+//! completion before its body.
 
 use crate::clock::Nanos;
 use crate::dma::{DmaFault, DmaSpace};
+use crate::server::remote::Remote;
 use dataplane::abi::{
-    comp_flags, expected_color, CompStatus, Completion, IntoBytes, QueueCreate, QueueType, DESC_SIZE, FETCH_ACTIVE,
+    comp_flags, expected_color, CompStatus, Completion, IntoBytes, QueueCreate, QueueType, FETCH_ACTIVE,
     QUEUE_STATE_SIZE,
 };
 use dataplane::ring::{Consumer, RingElem, SharedQueueState};
 use std::ptr::NonNull;
 use std::sync::atomic::{fence, AtomicU16, Ordering};
+use std::sync::Arc;
 
 /// Why a queue could not be created over the memory the command named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,12 +45,37 @@ pub enum QueueMemError {
 /// Completion entries in a 64-byte cache line.
 const CQ_ENTRIES_PER_LINE: u32 = 4;
 
+/// 128 bytes, 128-aligned: the unit of a local copy's allocation (a state
+/// block needs 128-byte alignment).
+#[derive(Clone, Copy)]
+#[repr(C, align(128))]
+struct Block([u8; 128]);
+
+/// Where a queue's memory is.
+enum Backing {
+    /// Mapped into the device (kept alive by `QueueCore::mem`).
+    Shared,
+    /// Reached by message; the device works on a local copy.
+    Remote {
+        /// The copy: state block, ring, completion ring, in that order.
+        _buf: Vec<Block>,
+        remote: Arc<Remote>,
+    },
+}
+
 /// The parts every queue has: memory, completion writer, interrupt.
 pub struct QueueCore {
     /// Keeps the mappings alive; must outlive `state` and `cq`.
-    mem: DmaSpace,
+    _mem: DmaSpace,
+    /// Shared memory, or a local copy of memory reached by message (which
+    /// `state`, `cq` and the ring's slots then point into).
+    backing: Backing,
     state: NonNull<SharedQueueState>,
     cq: NonNull<u8>,
+    /// The ring's slots.
+    slots: NonNull<u8>,
+    /// Bytes of a descriptor (16; 64 for the admin queue's commands).
+    elem: usize,
     order: u8,
     /// Completions written (free-running; the color derives from it).
     cq_tail: u32,
@@ -93,22 +132,60 @@ impl std::fmt::Debug for QueueCore {
 
 impl QueueCore {
     /// Translate and initialise the queue's memory: head = outgoing_tail =
-    /// `start_index`, flags idle, completion indices 0.
-    pub fn new(dma: &DmaSpace, q: &QueueCreate, lif: u16, qindex: u16) -> Result<QueueCore, QueueMemError> {
+    /// `start_index`, flags idle, completion indices 0. `elem` is the size
+    /// of one ring entry (the whole ring must lie in the function's
+    /// memory, at that size).
+    pub fn new(
+        dma: &DmaSpace,
+        q: &QueueCreate,
+        lif: u16,
+        qindex: u16,
+        elem: usize,
+    ) -> Result<QueueCore, QueueMemError> {
         let size = 1u64 << q.ring_order;
-        let ring_len = size * DESC_SIZE as u64;
-        // All three must be mapped and writable; the ring too, although the
-        // device only reads it, so that a later remap cannot surprise us.
-        dma.host_range_for_read(q.ring_base.get(), ring_len)
-            .map_err(QueueMemError::Dma)?;
-        let cq = dma.host_range(q.cq_base.get(), size * 16).map_err(QueueMemError::Dma)?;
-        let state = dma
-            .host_range(q.state_base.get(), QUEUE_STATE_SIZE as u64)
-            .map_err(QueueMemError::Dma)?;
+        let ring_len = size * elem as u64;
+        let cq_len = size * 16;
+        let (ring_base, cq_base, state_base) = (q.ring_base.get(), q.cq_base.get(), q.state_base.get());
+        let shared = (
+            dma.host_range_for_read(ring_base, ring_len),
+            dma.host_range(cq_base, cq_len),
+            dma.host_range(state_base, QUEUE_STATE_SIZE as u64),
+        );
+        let (backing, state, cq, slots) = match shared {
+            // All three must be mapped (the ring readable, the rest
+            // writable).
+            (Ok(ring), Ok(cq), Ok(state)) => (Backing::Shared, state, cq, ring),
+            (ring, cq, state)
+                if dma.is_remote(ring_base, ring_len, false)
+                    && dma.is_remote(cq_base, cq_len, true)
+                    && dma.is_remote(state_base, QUEUE_STATE_SIZE as u64, true) =>
+            {
+                let _ = (ring, cq, state);
+                let remote = dma.remote().cloned().ok_or(QueueMemError::Dma(DmaFault {
+                    iova: ring_base,
+                    len: ring_len,
+                }))?;
+                let bytes = QUEUE_STATE_SIZE as u64 + ring_len + cq_len;
+                let mut buf = vec![Block([0; 128]); bytes.div_ceil(128) as usize];
+                let base = NonNull::new(buf.as_mut_ptr().cast::<u8>()).expect("a vector's buffer");
+                // SAFETY: offsets inside `buf`, which `bytes` covers.
+                let (ring, cq) = unsafe {
+                    (
+                        base.add(QUEUE_STATE_SIZE),
+                        base.add(QUEUE_STATE_SIZE + ring_len as usize),
+                    )
+                };
+                (Backing::Remote { _buf: buf, remote }, base, cq, ring)
+            }
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return Err(QueueMemError::Dma(e)),
+        };
         let core = QueueCore {
-            mem: dma.clone(),
+            _mem: dma.clone(),
+            backing,
             state: state.cast(),
             cq,
+            slots,
+            elem,
             order: q.ring_order,
             cq_tail: 0,
             cq_flushed: 0,
@@ -118,9 +195,9 @@ impl QueueCore {
             intr: (q.flags & dataplane::abi::queue_flags::INTR != 0).then_some(q.intr_vector.get()),
             error: None,
             unsignalled: 0,
-            ring_base: q.ring_base.get(),
-            cq_base: q.cq_base.get(),
-            state_base: q.state_base.get(),
+            ring_base,
+            cq_base,
+            state_base,
             lif,
             qtype: QueueType::from_raw(q.qtype).unwrap_or(QueueType::Admin),
             qindex,
@@ -128,28 +205,121 @@ impl QueueCore {
             detached: false,
         };
         core.state().reset(q.start_index.get());
+        if let Backing::Remote { remote, .. } = &core.backing {
+            // The whole block, as the device initialises it.
+            // SAFETY: the copy's state block is QUEUE_STATE_SIZE bytes.
+            let block = unsafe { std::slice::from_raw_parts(core.state.as_ptr().cast::<u8>(), QUEUE_STATE_SIZE) };
+            remote.write(state_base, block).map_err(QueueMemError::Dma)?;
+        }
         Ok(core)
+    }
+
+    /// Whether the queue's memory is reached by message.
+    pub fn is_remote(&self) -> bool {
+        matches!(self.backing, Backing::Remote { .. })
+    }
+
+    /// Memory reached by message failed (the client is gone, or refused):
+    /// the queue stops, and writes nothing more.
+    fn remote_failed(&mut self, e: DmaFault) {
+        tracing::debug!(lif = self.lif, "queue memory by message: {e}");
+        if self.error.is_none() {
+            self.error = Some((CompStatus::DmaFault, self.cq_tail));
+        }
+        self.detached = true;
+    }
+
+    /// Read the driver's half of the state block (outgoing tail, cq head,
+    /// consumer flag) into the local copy. Nothing for shared memory.
+    pub fn pull_state(&mut self) {
+        let Backing::Remote { remote, .. } = &self.backing else {
+            return;
+        };
+        if self.detached {
+            return;
+        }
+        let mut half = [0u8; 128];
+        match remote.read(self.state_base + 128, &mut half) {
+            Ok(()) => {
+                let word = |at: usize| u32::from_ne_bytes(half[at..at + 4].try_into().expect("4 bytes"));
+                let st = self.state();
+                st.outgoing_tail.store(word(0), Ordering::Release);
+                st.cq_head.store(word(4), Ordering::Release);
+                st.consumer_flag.store(word(64), Ordering::Release);
+            }
+            Err(e) => self.remote_failed(e),
+        }
+    }
+
+    /// Write the device's half of the state block (head, cq tail, fetch
+    /// flag, status) from the local copy. Nothing for shared memory.
+    pub fn push_state(&mut self) {
+        let Backing::Remote { remote, .. } = &self.backing else {
+            return;
+        };
+        if self.detached {
+            return;
+        }
+        // SAFETY: the first 128 bytes of the copy's state block; the
+        // device half is written only by this thread, under the lock.
+        let half = unsafe { std::slice::from_raw_parts(self.state.as_ptr().cast::<u8>(), 128) }.to_vec();
+        if let Err(e) = remote.write(self.state_base, &half) {
+            self.remote_failed(e);
+        }
+    }
+
+    /// Read ring slots `[from, from + n)` (free-running indices) into the
+    /// local copy. Nothing for shared memory.
+    pub fn pull_slots(&mut self, from: u32, n: u32) {
+        let Backing::Remote { remote, .. } = &self.backing else {
+            return;
+        };
+        if self.detached || n == 0 {
+            return;
+        }
+        let size = self.size();
+        let n = n.min(size);
+        let first = from & (size - 1);
+        // At most two runs: to the end of the ring, and from its start.
+        let run1 = n.min(size - first);
+        let runs = [(first, run1), (0, n - run1)];
+        let remote = remote.clone();
+        for (at, len) in runs {
+            if len == 0 {
+                continue;
+            }
+            let off = at as usize * self.elem;
+            let bytes = len as usize * self.elem;
+            // SAFETY: slots `at..at+len` lie inside the copy's ring
+            // (at + len <= size); only this thread touches the copy.
+            let dst = unsafe { std::slice::from_raw_parts_mut(self.slots.as_ptr().add(off), bytes) };
+            if let Err(e) = remote.read(self.ring_base + off as u64, dst) {
+                self.remote_failed(e);
+                return;
+            }
+        }
     }
 
     /// The shared state block.
     pub fn state(&self) -> &SharedQueueState {
         // SAFETY: `state` points to QUEUE_STATE_SIZE bytes of a mapping held
-        // by `self.mem` (checked by host_range, 128-byte aligned because
+        // by `self._mem` (checked by host_range, 128-byte aligned because
         // the IOVA is and mappings are page aligned); every field is atomic.
         unsafe { self.state.as_ref() }
     }
 
     /// Attach the consumer half of the descriptor ring.
     pub fn consumer<T: RingElem>(&self) -> Result<Consumer<'static, T>, QueueMemError> {
-        let slots = self
-            .mem
-            .host_range_for_read(self.ring_base, (1u64 << self.order) * DESC_SIZE as u64)
-            .map_err(QueueMemError::Dma)?;
-        // SAFETY: the state block and slots lie in mappings `self.mem` keeps
-        // alive; the owner of this QueueCore stores the consumer next to it
-        // and drops the consumer first (field order), so 'static never
-        // outlives the memory. The device is the only consumer of this ring.
-        unsafe { Consumer::attach(self.state.cast(), slots.cast(), self.order) }.map_err(|_| QueueMemError::Ring)
+        if std::mem::size_of::<T>() != self.elem {
+            return Err(QueueMemError::Ring);
+        }
+        // SAFETY: the state block and slots (size * elem bytes, checked at
+        // creation) lie in mappings `self._mem` keeps alive or in the local
+        // copy `self.backing` owns; the owner of this QueueCore stores the
+        // consumer next to it and drops the consumer first (field order),
+        // so 'static never outlives the memory. The device is the only
+        // consumer of this ring.
+        unsafe { Consumer::attach(self.state.cast(), self.slots.cast(), self.order) }.map_err(|_| QueueMemError::Ring)
     }
 
     /// Ring size.
@@ -159,17 +329,24 @@ impl QueueCore {
 
     /// Whether the completion ring has room (the driver's `cq_head` is
     /// within a ring of what we wrote).
-    pub fn cq_has_room(&self) -> bool {
+    pub fn cq_has_room(&mut self) -> bool {
         if self.cq_tail.wrapping_sub(self.cq_head_seen.get()) < self.size() {
             return true;
         }
+        self.pull_state();
         let head = u32::from_le(self.state().cq_head.load(Ordering::Acquire));
         self.cq_head_seen.set(head);
         self.cq_tail.wrapping_sub(head) < self.size()
     }
 
     /// Completions the ring has room for now.
-    pub fn cq_room(&self) -> u32 {
+    pub fn cq_room(&mut self) -> u32 {
+        if self.is_remote() && self.cq_tail.wrapping_sub(self.cq_head_seen.get()) < self.size() {
+            // By message, the last look is good enough while it shows room
+            // (the driver only ever makes more).
+            return self.size() - self.cq_tail.wrapping_sub(self.cq_head_seen.get());
+        }
+        self.pull_state();
         let head = u32::from_le(self.state().cq_head.load(Ordering::Acquire));
         self.cq_head_seen.set(head);
         self.size().saturating_sub(self.cq_tail.wrapping_sub(head))
@@ -184,6 +361,7 @@ impl QueueCore {
         if self.cq_tail_published != self.cq_tail {
             self.cq_tail_published = self.cq_tail;
             self.state().cq_tail.store(self.cq_tail.to_le(), Ordering::Release);
+            self.push_state();
         }
     }
 
@@ -252,6 +430,44 @@ impl QueueCore {
             }
         }
         self.cq_flushed = self.cq_tail;
+        self.push_completions(first, n);
+    }
+
+    /// By message: write completions `[first, first + n)` from the local
+    /// copy, the first one's status and color last, so the driver (which
+    /// stops at the first entry whose color it does not expect) never reads
+    /// an entry before its body has arrived.
+    fn push_completions(&mut self, first: u32, n: u32) {
+        let Backing::Remote { remote, .. } = &self.backing else {
+            return;
+        };
+        let remote = remote.clone();
+        let size = self.size();
+        let at = first & (size - 1);
+        let run1 = n.min(size - at);
+        let runs = [(at, run1), (0, n - run1)];
+        let whole = |k: u32, len: u32| {
+            // SAFETY: entries k..k+len lie inside the copy's completion
+            // ring (k + len <= size).
+            unsafe { std::slice::from_raw_parts(self.cq.as_ptr().add(k as usize * 16), len as usize * 16) }.to_vec()
+        };
+        for (i, (k, len)) in runs.into_iter().enumerate() {
+            if len == 0 {
+                continue;
+            }
+            let mut bytes = whole(k, len);
+            if i == 0 {
+                // The first entry goes with the color of the lap before.
+                bytes[1] ^= comp_flags::COLOR;
+            }
+            if let Err(e) = remote.write(self.cq_base + u64::from(k) * 16, &bytes) {
+                return self.remote_failed(e);
+            }
+        }
+        let head = whole(at, 1);
+        if let Err(e) = remote.write(self.cq_base + u64::from(at) * 16, &head[..2]) {
+            self.remote_failed(e);
+        }
     }
 
     /// Post a TX/RX completion.
@@ -271,6 +487,7 @@ impl QueueCore {
         let st = self.state();
         st.error_index.store(index.to_le(), Ordering::Relaxed);
         st.qstatus.store(u32::from(status.raw()).to_le(), Ordering::Release);
+        self.push_state();
         let c = completion(status, self.lif, index, 0, 0, now);
         // If the completion ring is full the state block still says why.
         self.post_completion(c);
@@ -295,7 +512,9 @@ impl QueueCore {
             return;
         }
         self.error = Some((status, 0));
-        if !self.detached {
+        if !self.detached && !self.is_remote() {
+            // (By message, nothing is sent: this runs after an internal
+            // error, where waiting on the client is the last thing to do.)
             self.state()
                 .qstatus
                 .store(u32::from(status.raw()).to_le(), Ordering::Release);
@@ -303,23 +522,26 @@ impl QueueCore {
     }
 
     /// The consumer flag the driver set, read after a full fence that
-    /// orders it after the completions just written.
-    pub fn consumer_flag(&self) -> u32 {
+    /// orders it after the completions just written (by message: read
+    /// after they were written).
+    pub fn consumer_flag(&mut self) -> u32 {
+        self.pull_state();
         self.state().consumer_after_post()
     }
 
     /// Mark the ring's fetch engine permanently active (RX rings: the
     /// device reads `outgoing_tail` whenever it needs a buffer, so the
     /// driver never needs to ring).
-    pub fn set_always_fetching(&self) {
+    pub fn set_always_fetching(&mut self) {
         self.state().fetch_flag.store(FETCH_ACTIVE.to_le(), Ordering::Release);
+        self.push_state();
     }
 
     /// Whether the queue's memory intersects `[iova, iova + len)`.
     pub fn uses(&self, iova: u64, len: u64) -> bool {
         let size = u64::from(self.size());
         let overlaps = |base: u64, n: u64| base < iova.saturating_add(len) && iova < base.saturating_add(n);
-        overlaps(self.ring_base, size * DESC_SIZE as u64)
+        overlaps(self.ring_base, size * self.elem as u64)
             || overlaps(self.cq_base, size * 16)
             || overlaps(self.state_base, QUEUE_STATE_SIZE as u64)
     }
@@ -378,7 +600,7 @@ impl<T: RingElem> std::fmt::Debug for DeviceQueue<T> {
 impl<T: RingElem> DeviceQueue<T> {
     /// Create over `q`'s memory in `dma`.
     pub fn new(dma: &DmaSpace, q: &QueueCreate, lif: u16, qindex: u16) -> Result<Self, QueueMemError> {
-        let core = QueueCore::new(dma, q, lif, qindex)?;
+        let core = QueueCore::new(dma, q, lif, qindex, std::mem::size_of::<T>())?;
         let ring = core.consumer::<T>()?;
         Ok(DeviceQueue {
             ring,
@@ -392,6 +614,67 @@ impl<T: RingElem> DeviceQueue<T> {
             stalled_until: 0,
             write_back_pending: None,
         })
+    }
+
+    /// Fetch up to `out.len()` descriptors (by message: the driver's tail
+    /// and those descriptors are read first).
+    pub fn fetch(&mut self, out: &mut [T]) -> Result<usize, dataplane::ring::RingError> {
+        if self.core.is_remote() {
+            self.core.pull_state();
+            let head = self.ring.head();
+            let tail = u32::from_le(self.core.state().outgoing_tail.load(Ordering::Acquire));
+            let avail = tail.wrapping_sub(head).min(self.core.size()).min(out.len() as u32);
+            self.core.pull_slots(head, avail);
+            if self.core.detached {
+                return Ok(0);
+            }
+        }
+        self.ring.fetch_burst(out)
+    }
+
+    /// Give the driver back the slots before `index`.
+    pub fn write_back_to(&mut self, index: u32) {
+        if self.ring.write_back_to(index) {
+            self.core.push_state();
+        }
+    }
+
+    /// Give the driver back every slot fetched.
+    pub fn write_back(&mut self) {
+        let h = self.ring.head();
+        self.write_back_to(h);
+    }
+
+    /// Mark the fetch engine active (the driver may skip doorbells).
+    pub fn set_fetching(&mut self) {
+        self.ring.set_fetching();
+        self.core.push_state();
+    }
+
+    /// Go idle unless the driver published more meanwhile (the fetch
+    /// flag's protocol; by message: the flag is written, then the tail
+    /// read, each a message, in that order).
+    pub fn try_idle(&mut self) -> Result<bool, dataplane::ring::RingError> {
+        if self.core.is_remote() {
+            self.core
+                .state()
+                .fetch_flag
+                .store(dataplane::abi::FETCH_IDLE.to_le(), Ordering::Release);
+            self.core.push_state();
+            self.core.pull_state();
+        }
+        let r = self.ring.try_idle();
+        if self.core.is_remote() && matches!(r, Ok(false)) {
+            // Active again: say so.
+            self.core.push_state();
+        }
+        r
+    }
+
+    /// Descriptors the driver has published and the device not fetched.
+    pub fn available(&mut self) -> Result<u32, dataplane::ring::RingError> {
+        self.core.pull_state();
+        self.ring.available()
     }
 
     /// Ring index of the next descriptor to process: the first cached one,

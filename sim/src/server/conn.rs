@@ -12,7 +12,8 @@ use vfu::wire::Header;
 /// How long a reply may wait for the client to make room on the socket.
 pub const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// A connected client.
+/// A connected client: the reading half (the writing half is a
+/// [`super::remote::Writer`]).
 #[derive(Debug)]
 pub struct Conn {
     chan: Channel,
@@ -27,13 +28,23 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(stream: UnixStream, stop: RawFd, listener: &UnixListener) -> Conn {
-        Conn {
-            chan: Channel::new(stream, SEND_TIMEOUT),
-            stop,
-            listener: listener.as_raw_fd(),
-            refused: 0,
-        }
+    /// The reading half, and the writing half to share.
+    pub fn new(
+        stream: UnixStream,
+        stop: RawFd,
+        listener: &UnixListener,
+    ) -> std::io::Result<(Conn, super::remote::Writer)> {
+        let chan = Channel::new(stream, SEND_TIMEOUT);
+        let writer = std::sync::Arc::new(std::sync::Mutex::new(chan.try_clone()?));
+        Ok((
+            Conn {
+                chan,
+                stop,
+                listener: listener.as_raw_fd(),
+                refused: 0,
+            },
+            writer,
+        ))
     }
 
     /// A wait before each read: until the stream is readable or the server
@@ -98,12 +109,6 @@ impl Conn {
     pub fn read_header(&mut self, fds: &mut Vec<File>, max_fds: usize) -> Result<Header, ReadError> {
         let mut wait = Self::waiter(self.stop, self.listener, &mut self.refused);
         self.chan.read_header(fds, max_fds, &mut wait)
-    }
-
-    /// Send a message with at most one descriptor.
-    pub fn send(&mut self, hdr: &Header, payload: &[u8], fd: Option<RawFd>) -> std::io::Result<()> {
-        let fds: Vec<RawFd> = fd.into_iter().collect();
-        self.chan.send(hdr, payload, &fds)
     }
 }
 

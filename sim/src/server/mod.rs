@@ -38,6 +38,7 @@
 //! of nothing come back as 0xff, as on real hardware).
 
 pub mod conn;
+pub mod remote;
 pub use vfu::wire;
 
 use crate::device::{Device, RequestError, MAX_REGION_ACCESS};
@@ -185,25 +186,113 @@ impl Reply {
 /// How a connection ended.
 #[derive(Debug)]
 enum End {
-    /// The client left (or broke the protocol beyond repair): reset the
-    /// function.
+    /// The client left: reset the function.
     Client(String),
+    /// The client broke the protocol beyond repair (counted): reset the
+    /// function.
+    Broken(String),
     /// The server is stopping.
     Stop,
 }
 
-/// One client's session with one function.
+/// One client's session with one function: the handler side (the
+/// connection's reader thread frames the messages and hands the commands
+/// over, see [`read_loop`]).
 struct Session {
     shared: Arc<Shared>,
     function: u16,
-    conn: Conn,
+    /// The writing half of the connection (replies; the device's requests
+    /// go through `remote`, on the same half).
+    writer: remote::Writer,
+    /// The client's memory reached by message.
+    remote: Arc<remote::Remote>,
     /// VERSION has been negotiated.
     negotiated: bool,
     /// Most descriptors nicsim takes in one message (announced).
     max_fds: usize,
-    /// What the client announced it can take in one data transfer (for
-    /// requests nicsim sends it).
-    pub client_max_data: usize,
+}
+
+/// What the reader thread hands the handler.
+enum Incoming {
+    /// A command, framed and read whole (sizes checked first).
+    Command(Header, Vec<u8>, Vec<File>),
+    /// A message the reader refused without a reply being due (a reply to
+    /// no request): count it.
+    Stray,
+    /// The connection is over.
+    End(End),
+}
+
+/// Commands the reader may hold for the handler before it waits (a client
+/// that pipelines more is slowed, not buffered without bound).
+const QUEUED_COMMANDS: usize = 256;
+
+/// The reader thread of a connection: frame every message by its header,
+/// refusing what is too large before reading it; replies to the device's
+/// requests go to `remote` at once (so a device waiting on one, with the
+/// device lock held, is never behind a command); commands go to the
+/// handler. Never takes the device lock.
+fn read_loop(
+    mut conn: Conn,
+    shared: Arc<Shared>,
+    writer: remote::Writer,
+    remote: Arc<remote::Remote>,
+    max_fds: usize,
+    tx: std::sync::mpsc::SyncSender<Incoming>,
+) {
+    let send_error = |hdr: &Header, errno: i32| {
+        let _ = writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(&hdr.error_reply(errno), &[], &[]);
+    };
+    let end = loop {
+        let mut fds = Vec::new();
+        let hdr = match conn.read_header(&mut fds, max_fds) {
+            Ok(h) => h,
+            Err(ReadError::Closed) => break End::Client("the client closed the connection".into()),
+            Err(ReadError::Stopped) => break End::Stop,
+            Err(e) => break End::Broken(format!("reading a header: {e}")),
+        };
+        if shared.vanished.load(Ordering::Acquire) {
+            break End::Stop;
+        }
+        let name = cmd::name(hdr.command);
+        let size = hdr.size as usize;
+        if size < wire::HEADER_SIZE {
+            send_error(&hdr, libc::EINVAL);
+            break End::Broken(format!("{name}: message size {size} < 16"));
+        }
+        let len = size - wire::HEADER_SIZE;
+        let (_, max) = wire::payload_limits(hdr.command, MAX_DATA_XFER);
+        if len > max {
+            // Refused before a byte of it is read: the stream is lost.
+            if hdr.kind() == flags::TYPE_COMMAND {
+                send_error(&hdr, libc::EMSGSIZE);
+            }
+            break End::Broken(format!("{name}: payload of {len} bytes exceeds {max}"));
+        }
+        let mut body = vec![0u8; len];
+        match conn.read_exact(&mut body, &mut fds, max_fds, false) {
+            Ok(()) => {}
+            Err(ReadError::Stopped) => break End::Stop,
+            Err(e) => break End::Broken(format!("{name}: reading {len} payload bytes: {e}")),
+        }
+        let msg = if hdr.kind() == flags::TYPE_REPLY {
+            if remote.deliver(&hdr, body) {
+                continue;
+            }
+            Incoming::Stray
+        } else {
+            Incoming::Command(hdr, body, fds)
+        };
+        if tx.send(msg).is_err() {
+            break End::Client("the session ended".into());
+        }
+    };
+    // Whoever waits on the client's memory stops waiting.
+    remote.close();
+    let _ = tx.send(Incoming::End(end));
 }
 
 fn payload<T: FromBytes>(p: &[u8]) -> T {
@@ -218,61 +307,34 @@ impl Session {
         self.shared.lock()
     }
 
-    /// Serve until the client goes or the server stops.
-    fn run(&mut self) -> End {
+    /// Handle the commands the reader hands over, until the connection
+    /// ends.
+    fn run(&mut self, rx: &std::sync::mpsc::Receiver<Incoming>) -> End {
         loop {
-            let mut fds = Vec::new();
-            let hdr = match self.conn.read_header(&mut fds, self.max_fds) {
-                Ok(h) => h,
-                Err(ReadError::Closed) => return End::Client("the client closed the connection".into()),
-                Err(ReadError::Stopped) => return End::Stop,
-                Err(e) => return self.broken(format!("reading a header: {e}")),
-            };
-            if self.shared.vanished.load(Ordering::Acquire) {
-                return End::Stop;
-            }
-            if let Some(end) = self.message(hdr, fds) {
-                return end;
+            match rx.recv() {
+                Ok(Incoming::Command(hdr, body, fds)) => {
+                    if let Some(end) = self.message(hdr, body, fds) {
+                        return end;
+                    }
+                }
+                Ok(Incoming::Stray) => self.device().count_protocol_error(self.function),
+                Ok(Incoming::End(End::Broken(why))) => {
+                    self.device().count_protocol_error(self.function);
+                    return End::Client(why);
+                }
+                Ok(Incoming::End(end)) => return end,
+                Err(_) => return End::Client("the connection's reader ended".into()),
             }
         }
     }
 
-    /// The stream cannot be trusted any more: count it and end.
-    fn broken(&mut self, why: String) -> End {
-        self.device().count_protocol_error(self.function);
-        End::Client(why)
-    }
-
-    /// Handle one message whose header was read. `Some` ends the session.
-    fn message(&mut self, hdr: Header, fds: Vec<File>) -> Option<End> {
+    /// Handle one command read whole. `Some` ends the session.
+    fn message(&mut self, hdr: Header, body: Vec<u8>, fds: Vec<File>) -> Option<End> {
         let name = cmd::name(hdr.command);
-        let size = hdr.size as usize;
-        if size < wire::HEADER_SIZE {
-            self.send_error(
-                &hdr,
-                libc::EINVAL,
-                &format!("message size {size} is smaller than the header"),
-            );
-            return Some(self.broken(format!("{name}: message size {size} < 16")));
-        }
-        let len = size - wire::HEADER_SIZE;
-        let (min, max) = wire::payload_limits(hdr.command, MAX_DATA_XFER);
-        if len > max {
-            // Refused before a byte of it is read: the stream is lost.
-            self.send_error(&hdr, libc::EMSGSIZE, &format!("{name} of {len} bytes, at most {max}"));
-            return Some(self.broken(format!("{name}: payload of {len} bytes exceeds {max}")));
-        }
-        let mut body = vec![0u8; len];
-        let mut fds = fds;
-        match self.conn.read_exact(&mut body, &mut fds, self.max_fds, false) {
-            Ok(()) => {}
-            Err(ReadError::Stopped) => return Some(End::Stop),
-            Err(e) => return Some(self.broken(format!("{name}: reading {len} payload bytes: {e}"))),
-        }
+        let len = body.len();
+        let (min, _) = wire::payload_limits(hdr.command, MAX_DATA_XFER);
         let outcome = if hdr.flags & !flags::ALL != 0 {
             Err(refuse(libc::EINVAL, format!("undefined header flags {:#x}", hdr.flags)))
-        } else if hdr.kind() != flags::TYPE_COMMAND {
-            Err(refuse(libc::EINVAL, "a reply, but nicsim sent no request"))
         } else if hdr.error != 0 {
             Err(refuse(libc::EINVAL, "the error field of a command must be zero"))
         } else if len < min {
@@ -299,17 +361,15 @@ impl Session {
                 }
             }
         };
-        if hdr.kind() == flags::TYPE_REPLY {
-            // Replies are never answered (nicsim sends no requests yet).
-            self.device().count_protocol_error(self.function);
-            return None;
-        }
         match outcome {
             Ok(reply) if !hdr.no_reply() => {
-                if let Err(e) = self
-                    .conn
-                    .send(&hdr.reply(reply.payload.len()), &reply.payload, reply.fd)
-                {
+                let fds: Vec<RawFd> = reply.fd.into_iter().collect();
+                let sent = self.writer.lock().unwrap_or_else(|e| e.into_inner()).send(
+                    &hdr.reply(reply.payload.len()),
+                    &reply.payload,
+                    &fds,
+                );
+                if let Err(e) = sent {
                     return Some(End::Client(format!("sending the {name} reply: {e}")));
                 }
             }
@@ -337,7 +397,11 @@ impl Session {
 
     fn send_error(&mut self, hdr: &Header, errno: i32, why: &str) {
         tracing::debug!(function = self.function, "error reply {}: {why}", errno_name(errno));
-        let _ = self.conn.send(&hdr.error_reply(errno), &[], None);
+        let _ = self
+            .writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(&hdr.error_reply(errno), &[], &[]);
     }
 
     fn dispatch(&mut self, hdr: &Header, p: &[u8], mut fds: Vec<File>) -> Result<Reply, Refusal> {
@@ -485,7 +549,8 @@ impl Session {
         let json = &p[4..];
         // The JSON is NUL terminated (and optional).
         let text = json.split(|&b| b == 0).next().unwrap_or(&[]);
-        self.client_max_data = MAX_DATA_XFER;
+        // The client takes transfers of 1 MiB unless it says otherwise.
+        let mut client_max_data = MAX_DATA_XFER;
         if !text.is_empty() {
             let caps: serde_json::Value = serde_json::from_slice(text)
                 .map_err(|e| refuse(libc::EINVAL, format!("VERSION capabilities are not JSON: {e}")))?;
@@ -494,9 +559,13 @@ impl Session {
                 .and_then(|c| c.get("max_data_xfer_size"))
                 .and_then(serde_json::Value::as_u64)
             {
-                self.client_max_data = usize::try_from(n).unwrap_or(usize::MAX).clamp(4096, MAX_DATA_XFER);
+                client_max_data = usize::try_from(n).unwrap_or(usize::MAX).clamp(4096, MAX_DATA_XFER);
             }
         }
+        self.remote.set_max_data(client_max_data);
+        // From now on the client may map memory without a file: the
+        // device reaches it by message.
+        self.device().attach_remote(self.function, Some(self.remote.clone()));
         let max_dma_maps = self.device().max_dma_maps(self.function);
         let caps = serde_json::json!({
             "capabilities": {
@@ -664,19 +733,43 @@ fn accept_loop(shared: &Arc<Shared>, function: u16, listener: &UnixListener) {
             }
         };
         let max_fds = usize::from(shared.lock().functions[usize::from(function)].limits.nintrs).max(1);
+        let (conn, writer) = match Conn::new(stream, stop, listener) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(function, "connection: {e}");
+                continue;
+            }
+        };
+        let remote = remote::Remote::new(writer.clone());
+        let (tx, rx) = std::sync::mpsc::sync_channel(QUEUED_COMMANDS);
+        let reader = {
+            let (shared, writer, remote) = (shared.clone(), writer.clone(), remote.clone());
+            std::thread::Builder::new()
+                .name(format!("nicsim-rd{function}"))
+                .spawn(move || read_loop(conn, shared, writer, remote, max_fds, tx))
+        };
+        let Ok(reader) = reader else {
+            tracing::warn!(function, "no thread for the connection's reader");
+            continue;
+        };
         let mut session = Session {
             shared: shared.clone(),
             function,
-            conn: Conn::new(stream, stop, listener),
+            writer: writer.clone(),
+            remote: remote.clone(),
             negotiated: false,
             max_fds,
-            client_max_data: MAX_DATA_XFER,
         };
         tracing::debug!(function, "client connected");
-        let end = session.run();
+        let end = session.run(&rx);
         drop(session);
+        // The reader stops at the closed socket (or has stopped already).
+        remote.close();
+        writer.lock().unwrap_or_else(|e| e.into_inner()).shutdown();
+        drop(rx);
+        let _ = reader.join();
         match end {
-            End::Client(why) => {
+            End::Client(why) | End::Broken(why) => {
                 tracing::info!(function, "client gone ({why}): function reset, its mappings released");
                 shared.lock().client_gone(function);
                 shared.wake_engine();
