@@ -178,9 +178,9 @@ fn dma_map_and_msix_through_eventfds() {
     let s = sim(1);
     let mut vf = RawFn::connect(s.vf_socket(0).unwrap());
     assert_eq!(s.device().functions[1].dma.len(), 1, "the test's memory is mapped");
-    let irq = vf.client.get_irq_info(VFIO_PCI_MSIX_IRQ_INDEX).unwrap();
-    assert_eq!(irq.count, 8);
-    assert_ne!(irq.flags & VFIO_IRQ_INFO_EVENTFD, 0);
+    let (flags, count) = vf.client.irq_info(VFIO_PCI_MSIX_IRQ_INDEX).unwrap();
+    assert_eq!(count, 8);
+    assert_ne!(flags & VFIO_IRQ_INFO_EVENTFD, 0);
     vf.enable(8);
     // SET_IRQS with no data triggers the vectors: MSI-X on, bus master on.
     vf.client

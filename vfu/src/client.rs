@@ -512,6 +512,25 @@ impl Client {
     }
 }
 
+/// A `DEVICE_GET_REGION_INFO` reply's region info and its sparse-mmap
+/// areas, checked (for clients other than [`Client`]: tests, tools).
+pub fn parse_region_info(body: &[u8]) -> Result<(wire::RegionInfo, Vec<(u64, u64)>), String> {
+    let info = wire::RegionInfo::read_from_prefix(body)
+        .map_err(|_| format!("a {}-byte region-info reply", body.len()))?
+        .0;
+    if body.len() < info.argsz as usize {
+        // The capabilities did not fit the argsz asked: none here.
+        return Ok((info, Vec::new()));
+    }
+    let areas = sparse_areas(body, &info)?;
+    for &(off, size) in &areas {
+        if off.checked_add(size).is_none_or(|end| end > info.size) {
+            return Err(format!("area {off:#x}+{size:#x} outside the {:#x}-byte region", info.size));
+        }
+    }
+    Ok((info, areas))
+}
+
 /// The sparse-mmap areas in a region-info reply's capability chain:
 /// offsets strictly increasing inside the reply, at most 16 capabilities,
 /// area counts bounded by the bytes there are.

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod msg;
+
 use dataplane::abi::*;
 use dataplane::ring::Producer;
 use sim::pci;
@@ -142,11 +144,56 @@ pub struct Queue<T: dataplane::ring::RingElem> {
     pub qtype: QueueType,
 }
 
+/// What the tests need of a vfio-user client: rust-vmm's (shared memory),
+/// or [`msg::MsgClient`] (memory reached by message).
+pub trait Transport {
+    fn region_read(&mut self, region: u32, offset: u64, data: &mut [u8]) -> Result<(), String>;
+    fn region_write(&mut self, region: u32, offset: u64, data: &[u8]) -> Result<(), String>;
+    /// `fd` -1: map without a file (the device reaches it by message).
+    fn dma_map(&mut self, offset: u64, address: u64, size: u64, fd: i32) -> Result<(), String>;
+    fn dma_unmap(&mut self, address: u64, size: u64) -> Result<(), String>;
+    fn region(&self, index: u32) -> Option<&vfio_user::Region>;
+    fn reset(&mut self) -> Result<(), String>;
+    fn set_irqs(&mut self, index: u32, flags: u32, start: u32, count: u32, fds: &[i32]) -> Result<(), String>;
+    /// `DEVICE_GET_IRQ_INFO`: (flags, count).
+    fn irq_info(&mut self, index: u32) -> Result<(u32, u32), String>;
+}
+
+impl Transport for Client {
+    fn region_read(&mut self, region: u32, offset: u64, data: &mut [u8]) -> Result<(), String> {
+        Client::region_read(self, region, offset, data).map_err(|e| e.to_string())
+    }
+    fn region_write(&mut self, region: u32, offset: u64, data: &[u8]) -> Result<(), String> {
+        Client::region_write(self, region, offset, data).map_err(|e| e.to_string())
+    }
+    fn dma_map(&mut self, offset: u64, address: u64, size: u64, fd: i32) -> Result<(), String> {
+        Client::dma_map(self, offset, address, size, fd).map_err(|e| e.to_string())
+    }
+    fn dma_unmap(&mut self, address: u64, size: u64) -> Result<(), String> {
+        Client::dma_unmap(self, address, size).map_err(|e| e.to_string())
+    }
+    fn region(&self, index: u32) -> Option<&vfio_user::Region> {
+        Client::region(self, index)
+    }
+    fn reset(&mut self) -> Result<(), String> {
+        Client::reset(self).map_err(|e| e.to_string())
+    }
+    fn set_irqs(&mut self, index: u32, flags: u32, start: u32, count: u32, fds: &[i32]) -> Result<(), String> {
+        Client::set_irqs(self, index, flags, start, count, fds).map_err(|e| e.to_string())
+    }
+    fn irq_info(&mut self, index: u32) -> Result<(u32, u32), String> {
+        Client::get_irq_info(self, index)
+            .map(|i| (i.flags, i.count))
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// The test's view of one function. Field order is drop order: the admin
-/// queue (which points into `mem`) goes before `mem`.
+/// queue (which points into `mem`) goes before `mem`, and so does the
+/// client (a message client's thread reads `mem`).
 pub struct RawFn {
     pub admin: Option<Queue<AdminCmd>>,
-    pub client: Client,
+    pub client: Box<dyn Transport>,
     pub doorbells: Doorbells,
     pub mem: Mem,
     next: u64,
@@ -177,6 +224,35 @@ impl RawFn {
         if map_dma {
             client.dma_map(0, IOVA, MEM, mem.file.as_raw_fd()).unwrap();
         }
+        Self::with_client(Box::new(client), mem)
+    }
+
+    /// Connect sharing no memory with the device: the test memory is mapped
+    /// without a file and the client answers the device's DMA requests
+    /// from it.
+    /// Returns the count of requests the client answered, and its mute
+    /// switch.
+    pub fn connect_by_message(
+        path: &Path,
+    ) -> (
+        RawFn,
+        std::sync::Arc<std::sync::atomic::AtomicU64>,
+        std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) {
+        let mem = Mem::new(MEM);
+        let served = msg::Served {
+            iova: IOVA,
+            host: mem.ptr.as_ptr() as usize,
+            len: MEM,
+        };
+        let mut client = msg::MsgClient::connect(path, served);
+        let counter = client.served.clone();
+        let mute = client.mute.clone();
+        client.dma_map(0, IOVA, MEM, -1).expect("DMA_MAP without a file");
+        (Self::with_client(Box::new(client), mem), counter, mute)
+    }
+
+    fn with_client(client: Box<dyn Transport>, mem: Mem) -> RawFn {
         let bar0 = client.region(VFIO_PCI_BAR0_REGION_INDEX).expect("BAR0");
         let fo = bar0.file_offset.as_ref().expect("BAR0 comes with an mmap fd");
         let area = bar0.sparse_areas[0];
@@ -540,7 +616,11 @@ pub struct Port1 {
 }
 
 pub fn bring_up(path: &Path, name: &str) -> Port1 {
-    let mut f = RawFn::connect(path);
+    bring_up_fn(RawFn::connect(path), name)
+}
+
+/// As [`bring_up`], on a function already connected.
+pub fn bring_up_fn(mut f: RawFn, name: &str) -> Port1 {
     f.enable(2);
     f.init_admin();
     let (lif, slot) = f.create_lif(name);
