@@ -149,9 +149,12 @@ pub struct DmaSpace {
     remote: Option<Arc<Remote>>,
 }
 
-/// Most mappings without a file a function may hold: they cost the device
-/// an entry each (a vIOMMU maps guest memory page by page).
-pub const MAX_REMOTE_MAPPINGS: usize = 65_536;
+/// Most mappings of both kinds a function may hold at once (announced as
+/// `max_dma_maps`): those without a file cost the device an entry each (a
+/// vIOMMU maps guest memory page by page); those of files are further held
+/// to the function's own budget. 65,535 is Linux's `dma_entry_limit`
+/// default and the most QEMU's vfio-user client accepts.
+pub const MAX_DMA_MAPS: usize = 65_535;
 
 /// One mapping: IOVA range, host address, writability.
 #[derive(Debug, Clone, Copy)]
@@ -189,14 +192,17 @@ impl DmaSpace {
             if self.remote.is_none() {
                 return Err(DmaMapError::NoFd);
             }
-            if self.remote_windows.len() >= MAX_REMOTE_MAPPINGS {
-                return Err(DmaMapError::TooMany(MAX_REMOTE_MAPPINGS));
+            if self.remote_windows.len() + self.mem.num_regions() >= MAX_DMA_MAPS {
+                return Err(DmaMapError::TooMany(MAX_DMA_MAPS));
             }
             self.remote_windows.insert(iova, (size, writable));
             return Ok(());
         };
         if self.mem.num_regions() >= budget {
             return Err(DmaMapError::TooMany(budget));
+        }
+        if self.remote_windows.len() + self.mem.num_regions() >= MAX_DMA_MAPS {
+            return Err(DmaMapError::TooMany(MAX_DMA_MAPS));
         }
         let s = seals(&file);
         if s & libc::F_SEAL_SHRINK == 0 {

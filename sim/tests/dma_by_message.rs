@@ -13,6 +13,7 @@ use common::*;
 use dataplane::abi::*;
 use sim::device::DeviceConfig;
 use sim::{ClockKind, PortSpec, Sim, SimConfig};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 
 fn sim(vfs: u16) -> Sim {
@@ -134,6 +135,43 @@ fn a_client_that_stops_answering_loses_its_connection_not_the_device() {
             break;
         }
         assert!(t0.elapsed().as_secs() < 10, "released");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn mappings_by_message_share_one_budget_with_mappings_of_files() {
+    let s = sim(1);
+    let (mut p, caps) = Proto::connect(s.vf_socket(0).unwrap());
+    let max = sim::dma::MAX_DMA_MAPS as u64;
+    assert!(caps.contains(&format!("\"max_dma_maps\":{max}")), "{caps}");
+    let m = Mem::new(4096);
+    // A few mappings of files, then mappings without a file up to the
+    // announced total.
+    for i in 0..4 {
+        assert_eq!(p.dma_map(0x1000_0000 + i * 0x1000, 4096, Some(m.file.as_raw_fd())), 0);
+    }
+    for i in 0..max - 4 {
+        assert_eq!(p.dma_map(0x2000_0000 + i * 0x1000, 4096, None), 0, "mapping {i}");
+    }
+    let past = 0x2000_0000 + max * 0x1000;
+    assert_eq!(p.dma_map(past, 4096, None), libc::ENOSPC as u32, "the total is spent");
+    assert_eq!(
+        p.dma_map(0x1800_0000, 4096, Some(m.file.as_raw_fd())),
+        libc::ENOSPC as u32,
+        "files count against the same total"
+    );
+    // One released makes room for one.
+    assert_eq!(p.dma_unmap(0x2000_0000, 4096), 0);
+    assert_eq!(p.dma_map(past, 4096, None), 0);
+    // Overlaps are refused whichever kind holds the address.
+    assert_eq!(p.dma_unmap(0x1000_0000, 4096), 0);
+    assert_eq!(p.dma_map(0x2000_1000, 4096, Some(m.file.as_raw_fd())), libc::EEXIST as u32);
+    assert_eq!(p.dma_map(0x1000_1000, 4096, None), libc::EEXIST as u32);
+    drop(p);
+    let t0 = std::time::Instant::now();
+    while !s.device().functions[1].dma.is_empty() {
+        assert!(t0.elapsed().as_secs() < 10, "released on disconnect");
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }

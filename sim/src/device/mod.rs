@@ -463,10 +463,15 @@ impl Device {
     }
 
     /// The DMA mappings function `f` may hold at once, of both kinds
-    /// (announced as `max_dma_maps`): its mappings of files (each an mmap
-    /// in the device) and those reached by message.
+    /// (announced as `max_dma_maps`): those reached by message and its
+    /// mappings of files (each an mmap in the device, at most
+    /// `FunctionLimits::max_dma_maps` of them).
     pub fn max_dma_maps(&self, f: u16) -> usize {
-        self.function(f).map_or(0, |func| usize::from(func.limits.max_dma_maps)) + crate::dma::MAX_REMOTE_MAPPINGS
+        if self.function(f).is_some() {
+            crate::dma::MAX_DMA_MAPS
+        } else {
+            0
+        }
     }
 
     /// Function `f`'s client can be reached by message (`None`: no more):
