@@ -167,8 +167,12 @@ struct Window {
 
 impl DmaSpace {
     /// Map `size` bytes of `file` at `offset` to IOVA `iova`, if the
-    /// space holds fewer than `budget` mappings. The file must be sealed
-    /// against shrinking; its descriptor is closed once it is mapped.
+    /// space holds fewer than `budget` mappings of files. The file must be
+    /// sealed against shrinking; its descriptor is closed once it is
+    /// mapped. Without a file, or past `budget` with a client that can
+    /// answer `DMA_READ`/`DMA_WRITE` (`set_remote`), the mapping is a
+    /// window the device reaches by message; either way at most
+    /// `MAX_DMA_MAPS` in all.
     pub fn map(
         &mut self,
         iova: u64,
@@ -187,23 +191,21 @@ impl DmaSpace {
         if self.overlaps(iova, size) {
             return Err(DmaMapError::Overlap { iova });
         }
-        let Some(file) = file else {
-            // No file: the client keeps the memory, reached by message.
-            if self.remote.is_none() {
-                return Err(DmaMapError::NoFd);
-            }
-            if self.remote_windows.len() + self.mem.num_regions() >= MAX_DMA_MAPS {
-                return Err(DmaMapError::TooMany(MAX_DMA_MAPS));
-            }
-            self.remote_windows.insert(iova, (size, writable));
-            return Ok(());
-        };
-        if self.mem.num_regions() >= budget {
-            return Err(DmaMapError::TooMany(budget));
-        }
         if self.remote_windows.len() + self.mem.num_regions() >= MAX_DMA_MAPS {
             return Err(DmaMapError::TooMany(MAX_DMA_MAPS));
         }
+        // Reached by message: a mapping without a file, or one of a file
+        // past the function's budget of mmaps (a vIOMMU maps guest memory
+        // page by page, each with its file) when the client can answer.
+        let file = match file {
+            Some(f) if self.mem.num_regions() < budget => f,
+            Some(_) if self.remote.is_none() => return Err(DmaMapError::TooMany(budget)),
+            None if self.remote.is_none() => return Err(DmaMapError::NoFd),
+            _ => {
+                self.remote_windows.insert(iova, (size, writable));
+                return Ok(());
+            }
+        };
         let s = seals(&file);
         if s & libc::F_SEAL_SHRINK == 0 {
             return Err(DmaMapError::Unsealed { seals: s });
@@ -311,18 +313,33 @@ impl DmaSpace {
         (iova - a < len).then_some((a, len, w))
     }
 
-    /// Whether `[iova, iova + len)` lies in remote windows (one, or
-    /// adjacent ones), all writable if `write`.
+    /// Whether `[iova, iova + len)` is mapped, writable too if `write`,
+    /// in adjacent mappings at least one of which is reached by message
+    /// (the rest may be files: past its budget of mmaps a function's
+    /// mappings of one file alternate between the kinds). Such a range
+    /// goes by message as a whole; the client answers for all it mapped.
     fn remote_covers(&self, iova: u64, len: u64, write: bool) -> bool {
         let Some(end) = iova.checked_add(len) else { return false };
-        let mut at = iova;
+        if self.remote_windows.is_empty() {
+            return false;
+        }
+        let (mut at, mut by_message) = (iova, false);
         while at < end {
-            match self.remote_window(at) {
-                Some((a, l, w)) if w || !write => at = a + l,
-                _ => return false,
+            if let Some((a, l, w)) = self.remote_window(at) {
+                if write && !w {
+                    return false;
+                }
+                (at, by_message) = (a + l, true);
+            } else if let Some(w) = self.windows.iter().find(|w| at >= w.iova && at - w.iova < w.len) {
+                if write && !w.writable {
+                    return false;
+                }
+                at = w.iova + w.len;
+            } else {
+                return false;
             }
         }
-        len > 0
+        len > 0 && by_message
     }
 
     /// The client connection behind the remote windows, if any.
@@ -527,6 +544,11 @@ impl DmaSpace {
         r.extend(self.remote_windows.iter().map(|(&a, &(l, w))| (a, l, w)));
         r.sort_unstable();
         r
+    }
+
+    /// Number of mappings of files (each an mmap in the device).
+    pub fn files(&self) -> usize {
+        self.mem.num_regions()
     }
 
     /// Number of mappings (of both kinds).

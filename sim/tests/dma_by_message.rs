@@ -40,8 +40,27 @@ fn send(s: &Sim, from: &mut Port1, to: [u8; 6], seq: u8, len: usize) {
 
 #[test]
 fn a_function_that_shares_no_memory_runs_its_queues_by_message() {
+    queues_by_message(false);
+}
+
+#[test]
+fn a_function_that_maps_page_by_page_past_its_mmaps_runs_its_queues_by_message() {
+    queues_by_message(true);
+}
+
+fn queues_by_message(page_by_page: bool) {
     let s = sim(2);
-    let (f, served, _) = RawFn::connect_by_message(s.vf_socket(0).unwrap());
+    let (f, served, _) = RawFn::connect_by_message_with(s.vf_socket(0).unwrap(), page_by_page);
+    if page_by_page {
+        // 64 pages mapped in the device (its budget of mmaps), the rest
+        // by message.
+        let d = s.device();
+        assert_eq!(d.functions[1].dma.files(), 64);
+        assert!(d.functions[1].dma.is_remote(IOVA + 4096, 4096, true));
+        assert!(!d.functions[1].dma.is_remote(IOVA, 4096, true));
+        assert!(d.functions[1].dma.is_remote(IOVA, 8192, true), "a range across both kinds");
+        assert!(d.functions[1].dma.is_remote(IOVA + 200 * 4096, 4096, true));
+    }
     let mut m = bring_up_fn(f, "by-message");
     let mut shared = bring_up(s.vf_socket(1).unwrap(), "shared");
     assert!(

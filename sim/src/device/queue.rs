@@ -155,12 +155,14 @@ impl QueueCore {
             // All three must be mapped (the ring readable, the rest
             // writable).
             (Ok(ring), Ok(cq), Ok(state)) => (Backing::Shared, state, cq, ring),
+            // Some part only by message (the rest may be mapped here: a
+            // client that maps by message answers for all it mapped):
+            // the whole queue goes by message.
             (ring, cq, state)
-                if dma.is_remote(ring_base, ring_len, false)
-                    && dma.is_remote(cq_base, cq_len, true)
-                    && dma.is_remote(state_base, QUEUE_STATE_SIZE as u64, true) =>
+                if (ring.is_ok() || dma.is_remote(ring_base, ring_len, false))
+                    && (cq.is_ok() || dma.is_remote(cq_base, cq_len, true))
+                    && (state.is_ok() || dma.is_remote(state_base, QUEUE_STATE_SIZE as u64, true)) =>
             {
-                let _ = (ring, cq, state);
                 let remote = dma.remote().cloned().ok_or(QueueMemError::Dma(DmaFault {
                     iova: ring_base,
                     len: ring_len,

@@ -239,6 +239,21 @@ impl RawFn {
         std::sync::Arc<std::sync::atomic::AtomicU64>,
         std::sync::Arc<std::sync::atomic::AtomicBool>,
     ) {
+        Self::connect_by_message_with(path, false)
+    }
+
+    /// As `connect_by_message`; with `page_by_page`, the memory is mapped
+    /// as QEMU behind a vIOMMU maps it: a page a mapping, each with its
+    /// file, far more than the function's budget of mmaps (the device maps
+    /// the first 64 it is given and reaches the rest by message).
+    pub fn connect_by_message_with(
+        path: &Path,
+        page_by_page: bool,
+    ) -> (
+        RawFn,
+        std::sync::Arc<std::sync::atomic::AtomicU64>,
+        std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) {
         let mem = Mem::new(MEM);
         let served = msg::Served {
             iova: IOVA,
@@ -248,7 +263,18 @@ impl RawFn {
         let mut client = msg::MsgClient::connect(path, served);
         let counter = client.served.clone();
         let mute = client.mute.clone();
-        client.dma_map(0, IOVA, MEM, -1).expect("DMA_MAP without a file");
+        if page_by_page {
+            // Even pages first: the device's mmaps go to every other page
+            // of the low memory, so rings and buffers there mix the kinds.
+            let pages = MEM / 4096;
+            for page in (0..pages).step_by(2).chain((1..pages).step_by(2)) {
+                client
+                    .dma_map(page * 4096, IOVA + page * 4096, 4096, mem.file.as_raw_fd())
+                    .expect("DMA_MAP of a page");
+            }
+        } else {
+            client.dma_map(0, IOVA, MEM, -1).expect("DMA_MAP without a file");
+        }
         (Self::with_client(Box::new(client), mem), counter, mute)
     }
 
