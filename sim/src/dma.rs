@@ -58,8 +58,8 @@ pub enum DmaMapError {
     PastEof { offset: u64, size: u64, file_len: u64 },
     #[error("mmap of the client's file failed: {0}")]
     Mmap(std::io::Error),
-    #[error("no DMA mapping is exactly IOVA {iova:#x} + {size:#x}")]
-    NotMapped { iova: u64, size: u64 },
+    #[error("DMA unmap of IOVA {iova:#x} + {size:#x} would split the mapping at {mapping:#x} (unmap whole mappings)")]
+    Splits { iova: u64, size: u64, mapping: u64 },
 }
 
 impl DmaMapError {
@@ -72,7 +72,7 @@ impl DmaMapError {
             DmaMapError::NoFd => libc::ENOTSUP,
             DmaMapError::Unsealed { .. } => libc::EPERM,
             DmaMapError::Mmap(e) => e.raw_os_error().unwrap_or(libc::EIO),
-            DmaMapError::NotMapped { .. } => libc::ENOENT,
+            DmaMapError::Splits { .. } => libc::EINVAL,
         }
     }
 }
@@ -353,23 +353,50 @@ impl DmaSpace {
         self.remote.is_some() && self.remote_covers(iova, len, write)
     }
 
-    /// Remove the mapping that is exactly `[iova, iova + size)`.
-    pub fn unmap(&mut self, iova: u64, size: u64) -> Result<(), DmaMapError> {
-        if self.remote_windows.get(&iova).is_some_and(|&(l, _)| l == size) {
-            self.remote_windows.remove(&iova);
-            return Ok(());
+    /// Remove every mapping (of either kind) inside `[iova, iova + size)`,
+    /// as the kernel's VFIO type1 `UNMAP_DMA` does: a range may hold
+    /// several mappings (QEMU's vIOMMU unmaps a 2 MiB range of pages it
+    /// mapped one by one) or none (it unmaps the whole address space in
+    /// large pieces); a range that would cut a mapping in two is refused
+    /// and removes nothing. Returns how many went.
+    pub fn unmap(&mut self, iova: u64, size: u64) -> Result<usize, DmaMapError> {
+        let end = iova.checked_add(size).filter(|_| size > 0).ok_or(DmaMapError::Wraps { iova, size })?;
+        let cut = |a: u64, len: u64| (a < iova && iova < a + len) || (a < end && end < a + len);
+        let split = |mapping| DmaMapError::Splits { iova, size, mapping };
+        if let Some(w) = self.windows.iter().find(|w| cut(w.iova, w.len)) {
+            return Err(split(w.iova));
         }
-        let (mem, _) = self
-            .mem
-            .remove_region(GuestAddress(iova), size)
-            .map_err(|_| DmaMapError::NotMapped { iova, size })?;
-        self.mem = mem;
-        self.read_only.retain(|&(a, _)| a != iova);
-        self.rebuild_windows();
-        // Release the mapping (clones held by queues keep it until they go).
-        let live: Vec<usize> = self.windows.iter().map(|w| w.host).collect();
-        self.maps.retain(|m| live.contains(&(m.addr.as_ptr() as usize)));
-        Ok(())
+        for at in [iova, end - 1] {
+            if let Some((a, _, _)) = self.remote_window(at).filter(|&(a, len, _)| cut(a, len)) {
+                return Err(split(a));
+            }
+        }
+        let remote: Vec<u64> = self.remote_windows.range(iova..end).map(|(&a, _)| a).collect();
+        for a in &remote {
+            self.remote_windows.remove(a);
+        }
+        let files: Vec<(u64, u64)> = self
+            .windows
+            .iter()
+            .filter(|w| w.iova >= iova && w.iova < end)
+            .map(|w| (w.iova, w.len))
+            .collect();
+        for &(a, len) in &files {
+            let (mem, _) = self
+                .mem
+                .remove_region(GuestAddress(a), len)
+                .map_err(|_| split(a))?;
+            self.mem = mem;
+            self.read_only.retain(|&(r, _)| r != a);
+        }
+        if !files.is_empty() {
+            self.rebuild_windows();
+            // Release the mappings (clones held by queues keep them until
+            // they go).
+            let live: Vec<usize> = self.windows.iter().map(|w| w.host).collect();
+            self.maps.retain(|m| live.contains(&(m.addr.as_ptr() as usize)));
+        }
+        Ok(remote.len() + files.len())
     }
 
     /// Remove every mapping.
@@ -631,8 +658,15 @@ pub(crate) mod tests {
             d.map(0x1000, 0x1000, Some(memfd(0x1000)), 0, true, 256),
             Err(DmaMapError::Overlap { .. })
         ));
-        assert!(matches!(d.unmap(0x1000, 0x2000), Err(DmaMapError::NotMapped { .. })));
-        d.unmap(0x1000, 0x1000).unwrap();
+        // A range that would cut a mapping is refused; one around it (or
+        // around nothing) is not.
+        assert!(matches!(d.unmap(0x1000, 0x800), Err(DmaMapError::Splits { mapping: 0x1000, .. })));
+        assert_eq!(d.unmap(0x8000, 0x1000).unwrap(), 0);
+        d.map(0x3000, 0x1000, Some(memfd(0x1000)), 0, true, 256).unwrap();
+        assert!(matches!(d.unmap(0x2000, 0x1800), Err(DmaMapError::Splits { mapping: 0x3000, .. })));
+        assert!(matches!(d.unmap(0x3800, 0x1000), Err(DmaMapError::Splits { mapping: 0x3000, .. })));
+        assert_eq!(d.len(), 2, "a refused unmap removes nothing");
+        assert_eq!(d.unmap(0, 0x10000).unwrap(), 2);
         assert!(d.is_empty());
     }
 

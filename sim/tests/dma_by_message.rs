@@ -187,6 +187,12 @@ fn mappings_by_message_share_one_budget_with_mappings_of_files() {
     assert_eq!(p.dma_unmap(0x1000_0000, 4096), 0);
     assert_eq!(p.dma_map(0x2000_1000, 4096, Some(m.file.as_raw_fd())), libc::EEXIST as u32);
     assert_eq!(p.dma_map(0x1000_1000, 4096, None), libc::EEXIST as u32);
+    // One unmap takes every mapping inside its range, of both kinds (as
+    // QEMU's vIOMMU unmaps 2 MiB of pages it mapped one by one).
+    let before = s.device().functions[1].dma.len();
+    assert_eq!(p.dma_unmap(0x1000_0000, 0x1000_0000 + 16 * 4096), 0);
+    assert_eq!(s.device().functions[1].dma.len(), before - 3 - 15);
+    assert_eq!(s.device().functions[1].dma.files(), 0);
     drop(p);
     let t0 = std::time::Instant::now();
     while !s.device().functions[1].dma.is_empty() {

@@ -531,7 +531,7 @@ impl Device {
         if all {
             self.functions[fi].dma.unmap_all();
         } else {
-            self.functions[fi].dma.unmap(iova, size)?;
+            let _ = self.functions[fi].dma.unmap(iova, size)?;
         }
         let (lo, len) = if all { (0, u64::MAX) } else { (iova, size) };
         for lif in self.lifs.iter_mut().flatten().filter(|l| l.function == f) {

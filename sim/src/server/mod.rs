@@ -430,6 +430,7 @@ impl Session {
                     return Err(refuse(libc::EINVAL, "DMA_MAP takes at most one file descriptor"));
                 }
                 let writable = m.flags & wire::dma_map_flags::WRITE != 0;
+                tracing::debug!(function = f, file = !fds.is_empty(), "DMA_MAP {:#x}+{:#x} at {:#x}", m.address, m.size, m.offset);
                 self.device()
                     .dma_map(f, m.address, m.size, fds.pop(), m.offset, writable)
                     .map_err(|e| {
@@ -449,7 +450,11 @@ impl Session {
                     return Err(refuse(libc::ENOTSUP, "dirty page tracking is not supported"));
                 }
                 let all = u.flags & (uf::ALL | uf::ALL_RUST_VMM) != 0;
-                self.device().dma_unmap(f, u.address, u.size, all)?;
+                tracing::debug!(function = f, all, "DMA_UNMAP {:#x}+{:#x}", u.address, u.size);
+                self.device().dma_unmap(f, u.address, u.size, all).map_err(|e| {
+                    tracing::warn!(function = f, "DMA_UNMAP of {:#x}+{:#x} refused: {e}", u.address, u.size);
+                    Refusal::from(e)
+                })?;
                 Ok(Reply::of(u.as_bytes()))
             }
             cmd::DEVICE_GET_INFO => {
