@@ -360,25 +360,32 @@ impl DmaSpace {
     /// large pieces); a range that would cut a mapping in two is refused
     /// and removes nothing. Returns how many went.
     pub fn unmap(&mut self, iova: u64, size: u64) -> Result<usize, DmaMapError> {
-        let end = iova.checked_add(size).filter(|_| size > 0).ok_or(DmaMapError::Wraps { iova, size })?;
-        let cut = |a: u64, len: u64| (a < iova && iova < a + len) || (a < end && end < a + len);
+        // The last byte, not the end: a range may run to the top of the
+        // address space (QEMU unmaps up to 2^64).
+        let last = size
+            .checked_sub(1)
+            .and_then(|s| iova.checked_add(s))
+            .ok_or(DmaMapError::Wraps { iova, size })?;
         let split = |mapping| DmaMapError::Splits { iova, size, mapping };
+        // A mapping [a, a + len) is cut if it holds iova past its start,
+        // or holds last short of its end.
+        let cut = |a: u64, len: u64| (a < iova && iova - a < len) || (a <= last && last - a < len - 1);
         if let Some(w) = self.windows.iter().find(|w| cut(w.iova, w.len)) {
             return Err(split(w.iova));
         }
-        for at in [iova, end - 1] {
+        for at in [iova, last] {
             if let Some((a, _, _)) = self.remote_window(at).filter(|&(a, len, _)| cut(a, len)) {
                 return Err(split(a));
             }
         }
-        let remote: Vec<u64> = self.remote_windows.range(iova..end).map(|(&a, _)| a).collect();
+        let remote: Vec<u64> = self.remote_windows.range(iova..=last).map(|(&a, _)| a).collect();
         for a in &remote {
             self.remote_windows.remove(a);
         }
         let files: Vec<(u64, u64)> = self
             .windows
             .iter()
-            .filter(|w| w.iova >= iova && w.iova < end)
+            .filter(|w| w.iova >= iova && w.iova <= last)
             .map(|w| (w.iova, w.len))
             .collect();
         for &(a, len) in &files {
@@ -666,6 +673,8 @@ pub(crate) mod tests {
         assert!(matches!(d.unmap(0x2000, 0x1800), Err(DmaMapError::Splits { mapping: 0x3000, .. })));
         assert!(matches!(d.unmap(0x3800, 0x1000), Err(DmaMapError::Splits { mapping: 0x3000, .. })));
         assert_eq!(d.len(), 2, "a refused unmap removes nothing");
+        assert!(matches!(d.unmap(0x1000, 0), Err(DmaMapError::Wraps { .. })));
+        assert_eq!(d.unmap(0x100_0000, 0u64.wrapping_sub(0x100_0000)).unwrap(), 0, "up to 2^64");
         assert_eq!(d.unmap(0, 0x10000).unwrap(), 2);
         assert!(d.is_empty());
     }
