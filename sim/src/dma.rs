@@ -319,27 +319,31 @@ impl DmaSpace {
     /// mappings of one file alternate between the kinds). Such a range
     /// goes by message as a whole; the client answers for all it mapped.
     fn remote_covers(&self, iova: u64, len: u64, write: bool) -> bool {
-        let Some(end) = iova.checked_add(len) else { return false };
-        if self.remote_windows.is_empty() {
-            return false;
-        }
+        !self.remote_windows.is_empty() && self.covered(iova, len, write).is_some_and(|by_message| by_message)
+    }
+
+    /// Whether `[iova, iova + len)` is mapped, writable too if `write`, in
+    /// adjacent mappings of either kind: `Some(true)` if one of them is
+    /// reached by message.
+    fn covered(&self, iova: u64, len: u64, write: bool) -> Option<bool> {
+        let end = iova.checked_add(len)?;
         let (mut at, mut by_message) = (iova, false);
         while at < end {
             if let Some((a, l, w)) = self.remote_window(at) {
                 if write && !w {
-                    return false;
+                    return None;
                 }
                 (at, by_message) = (a + l, true);
             } else if let Some(w) = self.windows.iter().find(|w| at >= w.iova && at - w.iova < w.len) {
                 if write && !w.writable {
-                    return false;
+                    return None;
                 }
                 at = w.iova + w.len;
             } else {
-                return false;
+                return None;
             }
         }
-        len > 0 && by_message
+        (len > 0).then_some(by_message)
     }
 
     /// The client connection behind the remote windows, if any.
@@ -347,10 +351,12 @@ impl DmaSpace {
         self.remote.as_ref()
     }
 
-    /// Whether `[iova, iova + len)` is memory reached by message (not
-    /// mapped into the device), writable too if `write`.
+    /// Whether `[iova, iova + len)` can be reached by message, writable
+    /// too if `write`: the client answers `DMA_READ`/`DMA_WRITE` and the
+    /// range is mapped, in mappings of either kind (a queue across several
+    /// mappings of files, not adjacent in the file, goes by message too).
     pub fn is_remote(&self, iova: u64, len: u64, write: bool) -> bool {
-        self.remote.is_some() && self.remote_covers(iova, len, write)
+        self.remote.is_some() && self.covered(iova, len, write).is_some()
     }
 
     /// Remove every mapping (of either kind) inside `[iova, iova + size)`,

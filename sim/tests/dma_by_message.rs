@@ -56,17 +56,23 @@ fn queues_by_message(page_by_page: bool) {
         // by message.
         let d = s.device();
         assert_eq!(d.functions[1].dma.files(), 64);
-        assert!(d.functions[1].dma.is_remote(IOVA + 4096, 4096, true));
-        assert!(!d.functions[1].dma.is_remote(IOVA, 4096, true));
-        assert!(d.functions[1].dma.is_remote(IOVA, 8192, true), "a range across both kinds");
-        assert!(d.functions[1].dma.is_remote(IOVA + 200 * 4096, 4096, true));
+        let dma = &d.functions[1].dma;
+        assert!(dma.host_range(IOVA, 4096).is_ok(), "a page the device maps");
+        assert!(dma.host_range(IOVA, 8192).is_err(), "two pages: two mmaps, not adjacent");
+        assert!(dma.is_remote(IOVA, 8192, true), "so by message");
+        assert!(dma.host_range(IOVA + 50 * 4096, 4096).is_err(), "a page by message");
+        assert!(dma.is_remote(IOVA + 48 * 4096, 4 * 4096, true), "a range across both kinds");
+        assert!(dma.is_remote(IOVA + 200 * 4096, 4096, true));
     }
-    let mut m = bring_up_fn(f, "by-message");
+    // Paged, rings of several pages (each page its own mapping).
+    let mut m = bring_up_fn_order(f, "by-message", if page_by_page { 8 } else { 6 });
     let mut shared = bring_up(s.vf_socket(1).unwrap(), "shared");
-    assert!(
-        served.load(Ordering::Relaxed) > 0,
-        "the admin queue already went by message"
-    );
+    if !page_by_page {
+        assert!(
+            served.load(Ordering::Relaxed) > 0,
+            "the admin queue already went by message"
+        );
+    }
     {
         let d = s.device();
         let lif = d.lif(m.lif).unwrap();

@@ -663,7 +663,10 @@ fn ring_order_ok(min: u8, max: u8, q: &QueueCreate) -> bool {
 
 fn queue_mem_status(e: QueueMemError) -> Outcome {
     match e {
-        QueueMemError::Dma(_) => Outcome::err(AdminStatus::DmaFault),
+        QueueMemError::Dma(f) => {
+            tracing::debug!("queue memory not reachable: {f}");
+            Outcome::err(AdminStatus::DmaFault)
+        }
         QueueMemError::Ring => Outcome::err(AdminStatus::Internal),
     }
 }

@@ -264,10 +264,12 @@ impl RawFn {
         let counter = client.served.clone();
         let mute = client.mute.clone();
         if page_by_page {
-            // Even pages first: the device's mmaps go to every other page
-            // of the low memory, so rings and buffers there mix the kinds.
+            // The device's 64 mmaps go to pages 0..49 (each its own mmap:
+            // a ring there spans several), then to every other page up to
+            // 77 (rings there mix the kinds); the rest is by message.
             let pages = MEM / 4096;
-            for page in (0..pages).step_by(2).chain((1..pages).step_by(2)) {
+            let order = (0..49).chain((49..pages).step_by(2)).chain((50..pages).step_by(2));
+            for page in order {
                 client
                     .dma_map(page * 4096, IOVA + page * 4096, 4096, mem.file.as_raw_fd())
                     .expect("DMA_MAP of a page");
@@ -646,12 +648,17 @@ pub fn bring_up(path: &Path, name: &str) -> Port1 {
 }
 
 /// As [`bring_up`], on a function already connected.
-pub fn bring_up_fn(mut f: RawFn, name: &str) -> Port1 {
+pub fn bring_up_fn(f: RawFn, name: &str) -> Port1 {
+    bring_up_fn_order(f, name, 6)
+}
+
+/// As `bring_up_fn`, with rings of 2^`order` entries.
+pub fn bring_up_fn_order(mut f: RawFn, name: &str, order: u8) -> Port1 {
     f.enable(2);
     f.init_admin();
     let (lif, slot) = f.create_lif(name);
-    let tx = f.create_queue::<TxDesc>(lif, slot, QueueType::Tx, 6, Some(0));
-    let mut rx = f.create_queue::<RxDesc>(lif, slot, QueueType::Rx, 6, Some(0));
+    let tx = f.create_queue::<TxDesc>(lif, slot, QueueType::Tx, order, Some(0));
+    let mut rx = f.create_queue::<RxDesc>(lif, slot, QueueType::Rx, order, Some(0));
     let rx_bufs: Vec<u64> = (0..32).map(|_| f.alloc(2048, 64)).collect();
     let descs: Vec<RxDesc> = rx_bufs.iter().map(|&a| RxDesc::new(a, 2048)).collect();
     assert!(rx.ring.fill_bulk(&descs));
