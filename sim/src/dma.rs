@@ -116,13 +116,33 @@ impl Drop for Mapping {
 }
 
 /// An access outside the function's mappings (or a write to a read-only
-/// one).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("DMA fault at IOVA {iova:#x} + {len:#x}")]
+/// one), or (`busy`) a read by message put off: the client was waiting
+/// for the device and could not answer; nothing failed, try again later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DmaFault {
     pub iova: u64,
     pub len: u64,
+    pub busy: bool,
 }
+
+impl DmaFault {
+    pub fn new(iova: u64, len: u64) -> DmaFault {
+        DmaFault { iova, len, busy: false }
+    }
+}
+
+impl std::fmt::Display for DmaFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = if self.busy {
+            "DMA by message put off (the client is waiting for the device)"
+        } else {
+            "DMA fault"
+        };
+        write!(f, "{what} at IOVA {:#x} + {:#x}", self.iova, self.len)
+    }
+}
+
+impl std::error::Error for DmaFault {}
 
 /// The mappings of one function.
 #[derive(Debug, Default, Clone)]
@@ -346,6 +366,11 @@ impl DmaSpace {
         (len > 0).then_some(by_message)
     }
 
+    /// Whether some mapping is reached by message.
+    pub fn has_remote_windows(&self) -> bool {
+        !self.remote_windows.is_empty()
+    }
+
     /// The client connection behind the remote windows, if any.
     pub fn remote(&self) -> Option<&Arc<Remote>> {
         self.remote.as_ref()
@@ -395,10 +420,7 @@ impl DmaSpace {
             .map(|w| (w.iova, w.len))
             .collect();
         for &(a, len) in &files {
-            let (mem, _) = self
-                .mem
-                .remove_region(GuestAddress(a), len)
-                .map_err(|_| split(a))?;
+            let (mem, _) = self.mem.remove_region(GuestAddress(a), len).map_err(|_| split(a))?;
             self.mem = mem;
             self.read_only.retain(|&(r, _)| r != a);
         }
@@ -457,18 +479,14 @@ impl DmaSpace {
         {
             return r.read(iova, buf);
         }
-        self.mem.read_slice(buf, GuestAddress(iova)).map_err(|_| DmaFault {
-            iova,
-            len: buf.len() as u64,
-        })
+        self.mem
+            .read_slice(buf, GuestAddress(iova))
+            .map_err(|_| DmaFault::new(iova, buf.len() as u64))
     }
 
     /// Copy `buf` into device memory.
     pub fn write(&self, iova: u64, buf: &[u8]) -> Result<(), DmaFault> {
-        let fault = DmaFault {
-            iova,
-            len: buf.len() as u64,
-        };
+        let fault = DmaFault::new(iova, buf.len() as u64);
         if let Some((w, off)) = self.window(iova, buf.len() as u64).filter(|(w, _)| w.writable) {
             // SAFETY: as in `read`, the destination lies inside a live
             // writable mapping held by `self.mem`.
@@ -483,7 +501,7 @@ impl DmaSpace {
             .as_ref()
             .filter(|_| self.remote_covers(iova, buf.len() as u64, true))
         {
-            return r.write(iova, buf);
+            return r.write(iova, buf, false);
         }
         self.mem.write_slice(buf, GuestAddress(iova)).map_err(|_| fault)
     }
@@ -493,7 +511,7 @@ impl DmaSpace {
     /// clone of it) keeps that mapping.
     pub fn host_range(&self, iova: u64, len: u64) -> Result<NonNull<u8>, DmaFault> {
         if self.touches_read_only(iova, len) {
-            return Err(DmaFault { iova, len });
+            return Err(DmaFault::new(iova, len));
         }
         self.host_range_for_read(iova, len)
     }
@@ -540,7 +558,7 @@ impl DmaSpace {
     /// As [`DmaSpace::host_range`], for reading only (read-only mappings
     /// qualify).
     pub fn host_range_for_read(&self, iova: u64, len: u64) -> Result<NonNull<u8>, DmaFault> {
-        let fault = DmaFault { iova, len };
+        let fault = DmaFault::new(iova, len);
         let ulen = usize::try_from(len).map_err(|_| fault)?;
         if ulen == 0 {
             return Err(fault);
@@ -638,7 +656,7 @@ pub(crate) mod tests {
         // ...but not for a host range (rings must sit in one mapping).
         assert!(d.host_range(0x11ff0, 32).is_err());
         assert!(d.host_range(0x10000, 0x2000).is_ok());
-        assert_eq!(d.read(0x13000, &mut b), Err(DmaFault { iova: 0x13000, len: 32 }));
+        assert_eq!(d.read(0x13000, &mut b), Err(DmaFault::new(0x13000, 32)));
         assert!(d.write(0xfff0, &[0; 32]).is_err());
     }
 
@@ -673,14 +691,27 @@ pub(crate) mod tests {
         ));
         // A range that would cut a mapping is refused; one around it (or
         // around nothing) is not.
-        assert!(matches!(d.unmap(0x1000, 0x800), Err(DmaMapError::Splits { mapping: 0x1000, .. })));
+        assert!(matches!(
+            d.unmap(0x1000, 0x800),
+            Err(DmaMapError::Splits { mapping: 0x1000, .. })
+        ));
         assert_eq!(d.unmap(0x8000, 0x1000).unwrap(), 0);
         d.map(0x3000, 0x1000, Some(memfd(0x1000)), 0, true, 256).unwrap();
-        assert!(matches!(d.unmap(0x2000, 0x1800), Err(DmaMapError::Splits { mapping: 0x3000, .. })));
-        assert!(matches!(d.unmap(0x3800, 0x1000), Err(DmaMapError::Splits { mapping: 0x3000, .. })));
+        assert!(matches!(
+            d.unmap(0x2000, 0x1800),
+            Err(DmaMapError::Splits { mapping: 0x3000, .. })
+        ));
+        assert!(matches!(
+            d.unmap(0x3800, 0x1000),
+            Err(DmaMapError::Splits { mapping: 0x3000, .. })
+        ));
         assert_eq!(d.len(), 2, "a refused unmap removes nothing");
         assert!(matches!(d.unmap(0x1000, 0), Err(DmaMapError::Wraps { .. })));
-        assert_eq!(d.unmap(0x100_0000, 0u64.wrapping_sub(0x100_0000)).unwrap(), 0, "up to 2^64");
+        assert_eq!(
+            d.unmap(0x100_0000, 0u64.wrapping_sub(0x100_0000)).unwrap(),
+            0,
+            "up to 2^64"
+        );
         assert_eq!(d.unmap(0, 0x10000).unwrap(), 2);
         assert!(d.is_empty());
     }

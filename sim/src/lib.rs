@@ -72,6 +72,11 @@ pub struct SimConfig {
     /// Longest sleep of the idle engine (real clock): the worst-case delay
     /// before the device notices a doorbell after a quiet spell.
     pub max_idle_sleep: Duration,
+    /// A client waiting for a reply on any connection of its process puts
+    /// off the device's reads by message on all of them (QEMU's big lock
+    /// covers every device it serves). Off: each connection counts alone
+    /// (tests that run independent clients in one process).
+    pub group_clients_by_process: bool,
 }
 
 /// Pipeline capacity on the virtual clock when the configuration names
@@ -92,6 +97,7 @@ impl Default for SimConfig {
             socket_dir: None,
             seed: 0,
             max_idle_sleep: Duration::from_micros(50),
+            group_clients_by_process: true,
         }
     }
 }
@@ -172,7 +178,9 @@ impl Sim {
         ensure_fd_budget(&dcfg)?;
         let device = Device::new(dcfg, clock.clone(), port).map_err(SimError::Device)?;
         let nfunctions = device.functions.len() as u16;
-        let shared = Arc::new(Shared::new(device).map_err(SimError::Device)?);
+        let mut shared = Shared::new(device).map_err(SimError::Device)?;
+        shared.group_clients_by_process = cfg.group_clients_by_process;
+        let shared = Arc::new(shared);
         let mut sim = Sim {
             shared: shared.clone(),
             clock: clock.clone(),

@@ -427,8 +427,16 @@ fn errors_carry_the_errno_the_specification_names() {
         "partial overlap"
     );
     assert_eq!(p.dma_map(0x40_0001, 4096, Some(fd)), libc::EINVAL as u32, "unaligned");
-    assert_eq!(p.dma_unmap(0x90_0000, 4096), 0, "nothing mapped there: nothing to do (as the kernel's VFIO)");
-    assert_eq!(p.dma_unmap(0x10_0000, 4096), libc::EINVAL as u32, "it would cut a mapping in two");
+    assert_eq!(
+        p.dma_unmap(0x90_0000, 4096),
+        0,
+        "nothing mapped there: nothing to do (as the kernel's VFIO)"
+    );
+    assert_eq!(
+        p.dma_unmap(0x10_0000, 4096),
+        libc::EINVAL as u32,
+        "it would cut a mapping in two"
+    );
     assert_eq!(p.dma_unmap(0x10_0000, 1 << 20), 0);
     let (h, _) = p.call(7, &[16, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0], &[]);
     assert_eq!(h.error, libc::EINVAL as u32, "no IRQ index 9");
@@ -494,7 +502,10 @@ fn dma_mappings_are_budgeted_per_function_and_released_on_disconnect() {
         let (mut p, caps) = Proto::connect(s.vf_socket(vf).unwrap());
         // Announced: mappings of both kinds (the most QEMU accepts); of
         // files, the function's own budget.
-        assert!(caps.contains(&format!("\"max_dma_maps\":{}", sim::dma::MAX_DMA_MAPS)), "{caps}");
+        assert!(
+            caps.contains(&format!("\"max_dma_maps\":{}", sim::dma::MAX_DMA_MAPS)),
+            "{caps}"
+        );
         let m = Mem::new(4096);
         for i in 0..budget {
             assert_eq!(p.dma_map(0x100_0000 + i * 0x1000, 4096, Some(m.file.as_raw_fd())), 0);

@@ -525,7 +525,10 @@ pub fn parse_region_info(body: &[u8]) -> Result<(wire::RegionInfo, Vec<(u64, u64
     let areas = sparse_areas(body, &info)?;
     for &(off, size) in &areas {
         if off.checked_add(size).is_none_or(|end| end > info.size) {
-            return Err(format!("area {off:#x}+{size:#x} outside the {:#x}-byte region", info.size));
+            return Err(format!(
+                "area {off:#x}+{size:#x} outside the {:#x}-byte region",
+                info.size
+            ));
         }
     }
     Ok((info, areas))

@@ -86,9 +86,60 @@ impl Device {
             self.functions[fi].counters.admin_errors += 1;
         }
         let comp = AdminComp::new(outcome.status, tag, outcome.value, outcome.data, false);
-        let mb = &mut self.functions[fi].mailbox;
-        mb.comp.copy_from_slice(comp.as_bytes());
-        mb.done = 1.into();
+        let f = &mut self.functions[fi];
+        f.mailbox.comp.copy_from_slice(comp.as_bytes());
+        // An admin queue in memory reached by message: its state block was
+        // written by a posted message, and `done` is a register the client
+        // may read before it applies that write. `done` waits for a fence.
+        f.devcmd_fence = f
+            .admin
+            .as_ref()
+            .filter(|aq| outcome.status == AdminStatus::Ok && aq.core.is_remote())
+            .map(|aq| aq.core.state_base);
+        self.devcmd_finish(fi);
+    }
+
+    /// Come back to what function `fi`'s client put off by waiting for
+    /// the device: an admin doorbell, a mailbox command's `done`. The
+    /// engine does at every pass, a server thread once it answered the
+    /// client (then the client is likely to answer the device).
+    pub fn finish_put_off(&mut self, fi: usize) {
+        if let Some(v) = self.functions[fi].admin_retry.take() {
+            self.admin_doorbell(fi, v);
+        }
+        self.devcmd_finish(fi);
+    }
+
+    /// Whether function `fi` has something put off (see
+    /// [`Device::finish_put_off`]).
+    pub fn has_put_off(&self, fi: usize) -> bool {
+        let f = &self.functions[fi];
+        f.admin_retry.is_some() || f.devcmd_fence.is_some()
+    }
+
+    /// Set `done` for the mailbox command of `fi` once what it wrote by
+    /// message has landed; put off while the client waits for the device
+    /// (the engine comes back to it).
+    pub(super) fn devcmd_finish(&mut self, fi: usize) {
+        let f = &mut self.functions[fi];
+        if let Some(iova) = f.devcmd_fence {
+            match f.dma.remote().map_or(Ok(()), |r| r.fence(iova)) {
+                Ok(()) => {}
+                Err(e) if e.busy => return,
+                Err(e) => {
+                    // The admin queue's memory cannot be reached: the
+                    // command failed after all.
+                    tracing::debug!(function = fi, "admin queue memory not reachable: {e}");
+                    f.admin = None;
+                    f.counters.admin_errors += 1;
+                    let tag = u16::from_le_bytes([f.mailbox.cmd[2], f.mailbox.cmd[3]]);
+                    let comp = AdminComp::new(AdminStatus::DmaFault, tag, 0, 0, false);
+                    f.mailbox.comp.copy_from_slice(comp.as_bytes());
+                }
+            }
+        }
+        f.devcmd_fence = None;
+        f.mailbox.done = 1.into();
     }
 
     fn exec_devcmd(&mut self, fi: usize, cmd: DevCommand) -> Res {
@@ -137,6 +188,7 @@ impl Device {
         };
         let now = self.now();
         let mut cmd = [AdminCmd::new_zeroed()];
+        aq.core.put_off = false;
         while aq.core.error.is_none() && aq.core.cq_has_room() {
             match aq.fetch(&mut cmd) {
                 Ok(0) => break,
@@ -156,6 +208,8 @@ impl Device {
         }
         let intr = aq.core.intr.filter(|_| aq.core.unsignalled > 0);
         aq.core.unsignalled = 0;
+        // A read by message put off: the engine comes back to it.
+        self.functions[fi].admin_retry = std::mem::take(&mut aq.core.put_off).then_some(value);
         self.functions[fi].admin = Some(aq);
         if let Some(v) = intr {
             self.functions[fi].fire(v);

@@ -129,6 +129,9 @@ impl Device {
     fn poll_pass(&mut self) -> usize {
         let now = self.now();
         self.blocked_with_work = false;
+        for fi in 0..self.functions.len() {
+            self.finish_put_off(fi);
+        }
         self.scan_doorbells();
         let mut work = self.service_uplink(now);
         let mut budget = PASS_BUDGET;
@@ -170,7 +173,12 @@ impl Device {
         self.blame = None;
         self.signal_completions(now);
         self.blame = None;
-        work
+        // An admin doorbell to serve again keeps the engine coming back.
+        work + usize::from(
+            self.functions
+                .iter()
+                .any(|f| f.admin_retry.is_some() || f.devcmd_fence.is_some()),
+        )
     }
 
     fn pipeline_busy(&self, now: Nanos) -> bool {
@@ -340,11 +348,20 @@ impl Device {
                 return None;
             }
             let mut descs = [TxDesc::default(); TX_BATCH];
+            txq.core.put_off = false;
             match txq.fetch(&mut descs[..room]) {
                 Ok(0) if txq.core.detached => return None,
+                // Put off (the client was waiting for the device): again
+                // next pass, still active.
+                Ok(0) if std::mem::take(&mut txq.core.put_off) => {
+                    txq.stalled_until = now + 1;
+                    return None;
+                }
                 Ok(0) => {
                     match txq.try_idle() {
                         Ok(true) => txq.active = false,
+                        // Put off: still active, again next pass.
+                        Ok(false) if std::mem::take(&mut txq.core.put_off) => txq.stalled_until = now + 1,
                         Ok(false) => {}
                         Err(_) => txq.core.fail(CompStatus::BadOutgoingTail, txq.ring.head(), now),
                     }
@@ -484,10 +501,21 @@ impl Device {
         let mut frame = std::mem::take(&mut self.scratch);
         let fault = if injected || d.validate().is_err() {
             Some(CompStatus::BadDescriptor)
-        } else if self.read_tx_frame(f, &d, &mut frame).is_err() {
-            Some(CompStatus::DmaFault)
         } else {
-            None
+            match self.read_tx_frame(f, &d, &mut frame) {
+                Ok(()) => None,
+                Err(e) if e.busy => {
+                    // Put off (the client was waiting for the device): the
+                    // descriptor goes back first in line, for the next pass.
+                    self.scratch = frame;
+                    let txq = self.txq(l, qi).expect("served above");
+                    txq.cache.push_front(d);
+                    txq.cache_index = index;
+                    txq.stalled_until = now + 1;
+                    return Served::Nothing;
+                }
+                Err(_) => Some(CompStatus::DmaFault),
+            }
         };
         if let Some(status) = fault {
             self.scratch = frame;

@@ -331,6 +331,12 @@ pub struct Function {
     pub dma: DmaSpace,
     pub doorbells: DoorbellPages,
     pub admin: Option<AdminQueue>,
+    /// The admin doorbell to serve again: a read by message was put off
+    /// (the engine retries it).
+    pub admin_retry: Option<u64>,
+    /// The mailbox command is executed; `done` waits until its writes by
+    /// message have landed (a fence at this address).
+    pub devcmd_fence: Option<u64>,
     /// LIF number in each doorbell slot.
     pub lif_slots: Vec<Option<u16>>,
     pub counters: FunctionCounters,
@@ -364,6 +370,8 @@ impl Function {
             dma: DmaSpace::default(),
             doorbells: DoorbellPages::new(bar0, limits.nlifs)?,
             admin: None,
+            admin_retry: None,
+            devcmd_fence: None,
             lif_slots: vec![None; usize::from(limits.nlifs)],
             counters: FunctionCounters::default(),
             lose_interrupts: 0,
@@ -677,6 +685,8 @@ impl Function {
     pub fn reset_registers(&mut self) {
         self.mailbox = DevCmdRegs::new_zeroed();
         self.admin = None;
+        self.admin_retry = None;
+        self.devcmd_fence = None;
         for (v, vec) in self.vectors.iter_mut().enumerate() {
             vec.moderation = default_moderation(v as u16);
             vec.moderator = Moderator::new(coalesce::Config::OFF);

@@ -111,6 +111,9 @@ pub struct QueueCore {
     /// there any more (the snapshot keeps it mapped in the device only so
     /// that no stale pointer can fault; it goes with the queue).
     pub detached: bool,
+    /// A read by message was put off (the client was waiting for the
+    /// device): whoever looks clears it and comes back later.
+    pub put_off: bool,
 }
 
 // SAFETY: the raw pointers point into `mem`'s mappings, which the struct
@@ -163,10 +166,10 @@ impl QueueCore {
                     && (cq.is_ok() || dma.is_remote(cq_base, cq_len, true))
                     && (state.is_ok() || dma.is_remote(state_base, QUEUE_STATE_SIZE as u64, true)) =>
             {
-                let remote = dma.remote().cloned().ok_or(QueueMemError::Dma(DmaFault {
-                    iova: ring_base,
-                    len: ring_len,
-                }))?;
+                let remote = dma
+                    .remote()
+                    .cloned()
+                    .ok_or(QueueMemError::Dma(DmaFault::new(ring_base, ring_len)))?;
                 let bytes = QUEUE_STATE_SIZE as u64 + ring_len + cq_len;
                 let mut buf = vec![Block([0; 128]); bytes.div_ceil(128) as usize];
                 let base = NonNull::new(buf.as_mut_ptr().cast::<u8>()).expect("a vector's buffer");
@@ -205,13 +208,17 @@ impl QueueCore {
             qindex,
             cq_full_stalls: 0,
             detached: false,
+            put_off: false,
         };
         core.state().reset(q.start_index.get());
         if let Backing::Remote { remote, .. } = &core.backing {
-            // The whole block, as the device initialises it.
+            // The whole block, as the device initialises it. Posted: an
+            // admin command's completion is written behind it (the client
+            // applies them in order); a mailbox command's `done` waits
+            // for a fence (`Device::devcmd_finish`).
             // SAFETY: the copy's state block is QUEUE_STATE_SIZE bytes.
             let block = unsafe { std::slice::from_raw_parts(core.state.as_ptr().cast::<u8>(), QUEUE_STATE_SIZE) };
-            remote.write(state_base, block).map_err(QueueMemError::Dma)?;
+            remote.write(state_base, block, false).map_err(QueueMemError::Dma)?;
         }
         Ok(core)
     }
@@ -249,6 +256,8 @@ impl QueueCore {
                 st.cq_head.store(word(4), Ordering::Release);
                 st.consumer_flag.store(word(64), Ordering::Release);
             }
+            // Put off: the last look stands (the driver only moves on).
+            Err(e) if e.busy => self.put_off = true,
             Err(e) => self.remote_failed(e),
         }
     }
@@ -265,7 +274,9 @@ impl QueueCore {
         // SAFETY: the first 128 bytes of the copy's state block; the
         // device half is written only by this thread, under the lock.
         let half = unsafe { std::slice::from_raw_parts(self.state.as_ptr().cast::<u8>(), 128) }.to_vec();
-        if let Err(e) = remote.write(self.state_base, &half) {
+        // Waited for: the driver's completions and this state took effect
+        // before an interrupt says to look.
+        if let Err(e) = remote.write(self.state_base, &half, true) {
             self.remote_failed(e);
         }
     }
@@ -295,9 +306,19 @@ impl QueueCore {
             // SAFETY: slots `at..at+len` lie inside the copy's ring
             // (at + len <= size); only this thread touches the copy.
             let dst = unsafe { std::slice::from_raw_parts_mut(self.slots.as_ptr().add(off), bytes) };
-            if let Err(e) = remote.read(self.ring_base + off as u64, dst) {
-                self.remote_failed(e);
-                return;
+            match remote.read(self.ring_base + off as u64, dst) {
+                Ok(()) => {}
+                Err(e) if e.busy => {
+                    // Put off: the copy shows the driver's tail at `from`,
+                    // so nothing past it is taken this time.
+                    self.put_off = true;
+                    self.state().outgoing_tail.store(from.to_le(), Ordering::Release);
+                    return;
+                }
+                Err(e) => {
+                    self.remote_failed(e);
+                    return;
+                }
             }
         }
     }
@@ -462,12 +483,12 @@ impl QueueCore {
                 // The first entry goes with the color of the lap before.
                 bytes[1] ^= comp_flags::COLOR;
             }
-            if let Err(e) = remote.write(self.cq_base + u64::from(k) * 16, &bytes) {
+            if let Err(e) = remote.write(self.cq_base + u64::from(k) * 16, &bytes, false) {
                 return self.remote_failed(e);
             }
         }
         let head = whole(at, 1);
-        if let Err(e) = remote.write(self.cq_base + u64::from(at) * 16, &head[..2]) {
+        if let Err(e) = remote.write(self.cq_base + u64::from(at) * 16, &head[..2], false) {
             self.remote_failed(e);
         }
     }
@@ -663,7 +684,16 @@ impl<T: RingElem> DeviceQueue<T> {
                 .fetch_flag
                 .store(dataplane::abi::FETCH_IDLE.to_le(), Ordering::Release);
             self.core.push_state();
+            self.core.put_off = false;
             self.core.pull_state();
+            if self.core.put_off {
+                // The tail could not be read after the flag: going idle
+                // could miss descriptors published meanwhile (the driver
+                // rings no doorbell for them). Stay active.
+                self.ring.set_fetching();
+                self.core.push_state();
+                return Ok(false);
+            }
         }
         let r = self.ring.try_idle();
         if self.core.is_remote() && matches!(r, Ok(false)) {

@@ -80,6 +80,11 @@ pub struct Shared {
     /// the work they did (descriptors and frames).
     pub engine_busy_ns: AtomicU64,
     pub engine_work: AtomicU64,
+    /// Per client process (by its pid): the requests the device owes a
+    /// reply on any of its connections.
+    owed_by_process: Mutex<std::collections::HashMap<i32, std::sync::Weak<std::sync::atomic::AtomicU32>>>,
+    /// `SimConfig::group_clients_by_process`.
+    pub group_clients_by_process: bool,
 }
 
 impl Shared {
@@ -93,6 +98,8 @@ impl Shared {
             engine: Mutex::new(None),
             engine_busy_ns: AtomicU64::new(0),
             engine_work: AtomicU64::new(0),
+            owed_by_process: Mutex::new(std::collections::HashMap::new()),
+            group_clients_by_process: true,
         })
     }
 
@@ -119,6 +126,22 @@ impl Shared {
     /// Whether a server thread is waiting for the device.
     pub fn contended(&self) -> bool {
         self.waiters.load(Ordering::Acquire) > 0
+    }
+
+    /// The count of replies owed to the client process `pid`, shared by
+    /// its connections (`None`: a process of its own).
+    fn owed_by_process(&self, pid: Option<i32>) -> Arc<std::sync::atomic::AtomicU32> {
+        let Some(pid) = pid.filter(|_| self.group_clients_by_process) else {
+            return Arc::default();
+        };
+        let mut m = self.owed_by_process.lock().unwrap_or_else(|p| p.into_inner());
+        m.retain(|_, w| w.strong_count() > 0);
+        if let Some(c) = m.get(&pid).and_then(std::sync::Weak::upgrade) {
+            return c;
+        }
+        let c = Arc::default();
+        m.insert(pid, Arc::downgrade(&c));
+        c
     }
 
     /// Register the engine thread for wake-ups.
@@ -165,6 +188,8 @@ impl From<RequestError> for Refusal {
 struct Reply {
     payload: Vec<u8>,
     fd: Option<RawFd>,
+    /// Sent already (before the command's effects).
+    sent: bool,
 }
 
 impl Reply {
@@ -172,6 +197,7 @@ impl Reply {
         Reply {
             payload: Vec::new(),
             fd: None,
+            sent: false,
         }
     }
 
@@ -179,6 +205,7 @@ impl Reply {
         Reply {
             payload: b.to_vec(),
             fd: None,
+            sent: false,
         }
     }
 }
@@ -210,6 +237,9 @@ struct Session {
     negotiated: bool,
     /// Most descriptors nicsim takes in one message (announced).
     max_fds: usize,
+    /// The command being handled was answered (and paid) before its
+    /// effects.
+    paid_early: bool,
 }
 
 /// What the reader thread hands the handler.
@@ -284,6 +314,11 @@ fn read_loop(
             }
             Incoming::Stray
         } else {
+            if !hdr.no_reply() {
+                // Owed from now until the session answers: the device does
+                // not wait on this client meanwhile.
+                remote.owe();
+            }
             Incoming::Command(hdr, body, fds)
         };
         if tx.send(msg).is_err() {
@@ -330,6 +365,26 @@ impl Session {
 
     /// Handle one command read whole. `Some` ends the session.
     fn message(&mut self, hdr: Header, body: Vec<u8>, fds: Vec<File>) -> Option<End> {
+        let end = self.answer(hdr, body, fds);
+        if !hdr.no_reply() && !std::mem::take(&mut self.paid_early) {
+            // Answered (or never will be: the session ends).
+            self.remote.paid();
+        }
+        if end.is_none() && !self.remote.client_waiting() {
+            // The client may answer the device now: what its waiting put
+            // off goes on (the engine would, but a virtual clock's engine
+            // runs only when the caller drives it).
+            let f = usize::from(self.function);
+            let mut d = self.device();
+            if d.has_put_off(f) {
+                d.finish_put_off(f);
+            }
+        }
+        end
+    }
+
+    /// Execute one command and send its reply (or error reply).
+    fn answer(&mut self, hdr: Header, body: Vec<u8>, fds: Vec<File>) -> Option<End> {
         let name = cmd::name(hdr.command);
         let len = body.len();
         let (min, _) = wire::payload_limits(hdr.command, MAX_DATA_XFER);
@@ -362,15 +417,9 @@ impl Session {
             }
         };
         match outcome {
-            Ok(reply) if !hdr.no_reply() => {
-                let fds: Vec<RawFd> = reply.fd.into_iter().collect();
-                let sent = self.writer.lock().unwrap_or_else(|e| e.into_inner()).send(
-                    &hdr.reply(reply.payload.len()),
-                    &reply.payload,
-                    &fds,
-                );
-                if let Err(e) = sent {
-                    return Some(End::Client(format!("sending the {name} reply: {e}")));
+            Ok(reply) if !hdr.no_reply() && !reply.sent => {
+                if let Err(r) = self.send_reply(&hdr, &reply) {
+                    return Some(End::Client(format!("sending the {name} reply: {}", r.why)));
                 }
             }
             Ok(_) => {}
@@ -393,6 +442,15 @@ impl Session {
             }
         }
         None
+    }
+
+    fn send_reply(&mut self, hdr: &Header, reply: &Reply) -> Result<(), Refusal> {
+        let fds: Vec<RawFd> = reply.fd.into_iter().collect();
+        self.writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(&hdr.reply(reply.payload.len()), &reply.payload, &fds)
+            .map_err(|e| refuse(libc::EIO, e.to_string()))
     }
 
     fn send_error(&mut self, hdr: &Header, errno: i32, why: &str) {
@@ -430,7 +488,14 @@ impl Session {
                     return Err(refuse(libc::EINVAL, "DMA_MAP takes at most one file descriptor"));
                 }
                 let writable = m.flags & wire::dma_map_flags::WRITE != 0;
-                tracing::debug!(function = f, file = !fds.is_empty(), "DMA_MAP {:#x}+{:#x} at {:#x}", m.address, m.size, m.offset);
+                tracing::debug!(
+                    function = f,
+                    file = !fds.is_empty(),
+                    "DMA_MAP {:#x}+{:#x} at {:#x}",
+                    m.address,
+                    m.size,
+                    m.offset
+                );
                 self.device()
                     .dma_map(f, m.address, m.size, fds.pop(), m.offset, writable)
                     .map_err(|e| {
@@ -512,7 +577,11 @@ impl Session {
                 out.extend_from_slice(a.as_bytes());
                 out.resize(16 + count, 0);
                 self.device().region_read(f, a.region, a.offset, &mut out[16..])?;
-                Ok(Reply { payload: out, fd: None })
+                Ok(Reply {
+                    payload: out,
+                    fd: None,
+                    sent: false,
+                })
             }
             cmd::REGION_WRITE => {
                 no_fds(&fds, "REGION_WRITE")?;
@@ -524,10 +593,31 @@ impl Session {
                         format!("REGION_WRITE count {} but {} data bytes", a.count, data.len()),
                     ));
                 }
+                if data.len() > crate::device::MAX_REGION_ACCESS {
+                    return Err(RequestError::TooLarge(data.len()).into());
+                }
+                if a.region >= vfio_bindings::bindings::vfio::VFIO_PCI_NUM_REGIONS {
+                    return Err(RequestError::NoRegion(a.region).into());
+                }
+                // A client whose memory the device reaches by message is
+                // answered before the write's effects: they may read that
+                // memory, and a client waiting for this reply (QEMU, under
+                // its big lock) could not answer. (Others are answered
+                // after: the mailbox and the admin queue have run by then.)
+                let mut reply = Reply::of(a.as_bytes());
+                let first = self.device().functions[usize::from(f)].dma.has_remote_windows();
+                if first && !hdr.no_reply() {
+                    self.send_reply(hdr, &reply)?;
+                    reply.sent = true;
+                    self.remote.paid();
+                    self.paid_early = true;
+                }
                 let r = self.device().region_write(f, a.region, a.offset, data);
                 self.shared.wake_engine();
-                r?;
-                Ok(Reply::of(a.as_bytes()))
+                if let Err(e) = r {
+                    tracing::warn!(function = f, "REGION_WRITE after its reply: {e}");
+                }
+                Ok(reply)
             }
             cmd::DEVICE_RESET => {
                 no_fds(&fds, "DEVICE_RESET")?;
@@ -589,7 +679,11 @@ impl Session {
         out.extend_from_slice(caps.to_string().as_bytes());
         out.push(0);
         self.negotiated = true;
-        Ok(Reply { payload: out, fd: None })
+        Ok(Reply {
+            payload: out,
+            fd: None,
+            sent: false,
+        })
     }
 
     /// `DEVICE_GET_REGION_INFO`: the region, and its sparse-mmap
@@ -643,7 +737,11 @@ impl Session {
         // The descriptor comes with the complete reply only (a client
         // asking again with a larger argsz would get it twice).
         let fd = if whole { d.mmap_fd } else { None };
-        Ok(Reply { payload: out, fd })
+        Ok(Reply {
+            payload: out,
+            fd,
+            sent: false,
+        })
     }
 }
 
@@ -704,6 +802,24 @@ pub fn serve(shared: Arc<Shared>, function: u16, path: &Path) -> Result<JoinHand
         })
 }
 
+/// The process at the other end of `s` (SO_PEERCRED), if the kernel says.
+fn peer_pid(s: &std::os::unix::net::UnixStream) -> Option<i32> {
+    let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` and `len` are valid for writes of the sizes given;
+    // the descriptor is open (borrowed from `s`).
+    let r = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    (r == 0 && cred.pid > 0).then_some(cred.pid)
+}
+
 /// Wait for a client, serve it, reset the function when it goes; until
 /// the server stops.
 fn accept_loop(shared: &Arc<Shared>, function: u16, listener: &UnixListener) {
@@ -737,6 +853,7 @@ fn accept_loop(shared: &Arc<Shared>, function: u16, listener: &UnixListener) {
                 continue;
             }
         };
+        let owed = shared.owed_by_process(peer_pid(&stream));
         let max_fds = usize::from(shared.lock().functions[usize::from(function)].limits.nintrs).max(1);
         let (conn, writer) = match Conn::new(stream, stop, listener) {
             Ok(c) => c,
@@ -745,7 +862,7 @@ fn accept_loop(shared: &Arc<Shared>, function: u16, listener: &UnixListener) {
                 continue;
             }
         };
-        let remote = remote::Remote::new(writer.clone());
+        let remote = remote::Remote::new(writer.clone(), owed);
         let (tx, rx) = std::sync::mpsc::sync_channel(QUEUED_COMMANDS);
         let reader = {
             let (shared, writer, remote) = (shared.clone(), writer.clone(), remote.clone());
@@ -764,6 +881,7 @@ fn accept_loop(shared: &Arc<Shared>, function: u16, listener: &UnixListener) {
             remote: remote.clone(),
             negotiated: false,
             max_fds,
+            paid_early: false,
         };
         tracing::debug!(function, "client connected");
         let end = session.run(&rx);

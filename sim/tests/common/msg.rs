@@ -42,6 +42,10 @@ pub struct MsgClient {
     /// Set: the client stops answering the device's requests (a hung or
     /// hostile VMM), though it keeps the connection.
     pub mute: Arc<std::sync::atomic::AtomicBool>,
+    /// QEMU's big lock: held while the client waits for a reply to its own
+    /// request, and taken to answer the device's (so a device that waits
+    /// for its DMA while owing the client a reply deadlocks, as with QEMU).
+    big_lock: Arc<Mutex<()>>,
 }
 
 /// Answer one DMA request from `mem`; returns the reply payload, or an
@@ -83,16 +87,37 @@ impl MsgClient {
         let (tx, replies) = channel();
         let served = Arc::new(AtomicU64::new(0));
         let mute = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let big_lock = Arc::new(Mutex::new(()));
+        // As QEMU: one thread reads every message as it comes (requests
+        // are queued, never left in the socket); another answers the
+        // device's requests, under the big lock.
+        let (req_tx, req_rx) = channel::<(Header, Vec<u8>)>();
+        {
+            let (writer, served, big_lock) = (writer.clone(), served.clone(), big_lock.clone());
+            std::thread::spawn(move || {
+                while let Ok((h, body)) = req_rx.recv() {
+                    let _big = big_lock.lock().unwrap_or_else(|e| e.into_inner());
+                    let r = match serve(mem, &h, &body) {
+                        Ok(p) => (h.reply(p.len()), p),
+                        Err(errno) => (h.error_reply(errno), Vec::new()),
+                    };
+                    served.fetch_add(1, Ordering::Relaxed);
+                    if !h.no_reply() {
+                        let _ = writer.lock().unwrap().send(&r.0, &r.1, &[]);
+                    }
+                }
+            });
+        }
         let reader = {
-            let (writer, served, mute) = (writer.clone(), served.clone(), mute.clone());
+            let mute = mute.clone();
             let mut chan = chan;
             std::thread::spawn(move || {
-                let mut wait = |fd: RawFd| -> std::io::Result<Ready> {
-                    wait_readable(fd, Duration::from_secs(3600))
-                };
+                let mut wait = |fd: RawFd| -> std::io::Result<Ready> { wait_readable(fd, Duration::from_secs(3600)) };
                 loop {
                     let mut fds = Vec::new();
-                    let Ok(h) = chan.read_header(&mut fds, 4, &mut wait) else { return };
+                    let Ok(h) = chan.read_header(&mut fds, 4, &mut wait) else {
+                        return;
+                    };
                     let mut body = vec![0u8; (h.size as usize).saturating_sub(16).min(2 << 20)];
                     if chan.read_exact(&mut body, &mut fds, 4, false, &mut wait).is_err() {
                         return;
@@ -101,12 +126,9 @@ impl MsgClient {
                         if mute.load(Ordering::Relaxed) {
                             continue;
                         }
-                        let r = match serve(mem, &h, &body) {
-                            Ok(p) => (h.reply(p.len()), p),
-                            Err(errno) => (h.error_reply(errno), Vec::new()),
-                        };
-                        served.fetch_add(1, Ordering::Relaxed);
-                        let _ = writer.lock().unwrap().send(&r.0, &r.1, &[]);
+                        if req_tx.send((h, body)).is_err() {
+                            return;
+                        }
                     } else if tx.send((h, body, fds)).is_err() {
                         return;
                     }
@@ -122,6 +144,7 @@ impl MsgClient {
             regions: Vec::new(),
             served,
             mute,
+            big_lock,
         };
         let mut v = vec![0u8, 0, 1, 0];
         v.extend_from_slice(b"{\"capabilities\":{\"max_msg_fds\":8,\"max_data_xfer_size\":65536}}\0");
@@ -134,7 +157,9 @@ impl MsgClient {
                     index,
                     ..Default::default()
                 };
-                let (body, mut files) = c.call(cmd::DEVICE_GET_REGION_INFO, q.as_bytes(), &[]).expect("region info");
+                let (body, mut files) = c
+                    .call(cmd::DEVICE_GET_REGION_INFO, q.as_bytes(), &[])
+                    .expect("region info");
                 let (info, areas) = vfu::client::parse_region_info(&body).expect("a valid region");
                 if info.argsz > argsz && body.len() == 32 {
                     argsz = info.argsz;
@@ -158,6 +183,8 @@ impl MsgClient {
 
     /// One request, its reply's payload (or the errno of an error reply).
     pub fn call(&mut self, command: u16, payload: &[u8], fds: &[RawFd]) -> Result<(Vec<u8>, Vec<File>), i32> {
+        let big_lock = self.big_lock.clone();
+        let _big = big_lock.lock().unwrap_or_else(|e| e.into_inner());
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
         let hdr = Header {
@@ -216,7 +243,9 @@ impl super::Transport for MsgClient {
         };
         let mut p = q.as_bytes().to_vec();
         p.extend_from_slice(data);
-        self.call(cmd::REGION_WRITE, &p, &[]).map(drop).map_err(|e| format!("errno {e}"))
+        self.call(cmd::REGION_WRITE, &p, &[])
+            .map(drop)
+            .map_err(|e| format!("errno {e}"))
     }
 
     fn dma_map(&mut self, offset: u64, address: u64, size: u64, fd: RawFd) -> Result<(), String> {
@@ -250,7 +279,9 @@ impl super::Transport for MsgClient {
     }
 
     fn reset(&mut self) -> Result<(), String> {
-        self.call(cmd::DEVICE_RESET, &[], &[]).map(drop).map_err(|e| format!("errno {e}"))
+        self.call(cmd::DEVICE_RESET, &[], &[])
+            .map(drop)
+            .map_err(|e| format!("errno {e}"))
     }
 
     fn irq_info(&mut self, index: u32) -> Result<(u32, u32), String> {
