@@ -156,11 +156,16 @@ impl QueueCore {
         );
         let (backing, state, cq, slots) = match shared {
             // All three must be mapped (the ring readable, the rest
-            // writable).
-            (Ok(ring), Ok(cq), Ok(state)) => (Backing::Shared, state, cq, ring),
-            // Some part only by message (the rest may be mapped here: a
-            // client that maps by message answers for all it mapped):
-            // the whole queue goes by message.
+            // writable), and nothing of the function by message: its
+            // writes by message are posted, and a completion written here
+            // directly would overtake the frame written by message before
+            // it (the driver would recycle the buffer, then the late
+            // write land on its next frame).
+            (Ok(ring), Ok(cq), Ok(state)) if !dma.has_remote_windows() => (Backing::Shared, state, cq, ring),
+            // Some part only by message, or some of the function's memory
+            // (the rest may be mapped here: a client that maps by message
+            // answers for all it mapped): the whole queue goes by message,
+            // its writes in order behind the frames'.
             (ring, cq, state)
                 if (ring.is_ok() || dma.is_remote(ring_base, ring_len, false))
                     && (cq.is_ok() || dma.is_remote(cq_base, cq_len, true))
@@ -182,7 +187,12 @@ impl QueueCore {
                 };
                 (Backing::Remote { _buf: buf, remote }, base, cq, ring)
             }
-            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return Err(QueueMemError::Dma(e)),
+            // (All mapped here, some of the function by message, and no
+            // connection to send them on: cannot be, and is refused.)
+            (ring, cq, state) => {
+                let e = ring.and(cq).and(state).err();
+                return Err(QueueMemError::Dma(e.unwrap_or(DmaFault::new(ring_base, ring_len))));
+            }
         };
         let core = QueueCore {
             _mem: dma.clone(),
