@@ -82,12 +82,15 @@ impl BackendError {
 
 /// A BAR range mapped into this process. Accesses are volatile: it is
 /// device memory (or, for the simulator, memory the device polls).
-#[derive(Debug)]
 pub struct BarMapping {
     base: NonNull<u8>,
     map_len: usize,
     ptr: NonNull<u8>,
     len: usize,
+    /// What must outlive the mapping (the kernel VFIO device: an mmap of
+    /// its fd keeps the device open, and the device may only leave its
+    /// container once every mapping is gone). Dropped after the unmap.
+    _owner: Option<std::sync::Arc<dyn Send + Sync>>,
 }
 
 // SAFETY: the mapping is process-wide MMIO/shared memory; every access is
@@ -95,6 +98,15 @@ pub struct BarMapping {
 unsafe impl Send for BarMapping {}
 // SAFETY: as above.
 unsafe impl Sync for BarMapping {}
+
+impl std::fmt::Debug for BarMapping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BarMapping")
+            .field("ptr", &self.ptr)
+            .field("len", &self.len)
+            .finish()
+    }
+}
 
 impl BarMapping {
     /// Wrap an mmap result: `base` mapped `map_len` bytes, of which the
@@ -109,7 +121,14 @@ impl BarMapping {
             map_len,
             ptr,
             len,
+            _owner: None,
         }
+    }
+
+    /// Keep `owner` alive until this mapping is unmapped.
+    pub fn owned_by(mut self, owner: std::sync::Arc<dyn Send + Sync>) -> BarMapping {
+        self._owner = Some(owner);
+        self
     }
 
     /// Length of the mapped range.

@@ -33,8 +33,15 @@ struct Region {
 pub struct VfioBackend {
     bdf: String,
     regions: Vec<Region>,
+    /// A duplicate of the device's fd (dropped before `device`: the
+    /// device leaves its container only when no fd of it is open).
     fd: File,
-    device: VfioDevice,
+    /// Shared with every BAR mapping handed out: an mmap keeps the device
+    /// open, so the device (closing its fd, then leaving the container)
+    /// goes after the last mapping. Before, the Nic's doorbell mapping
+    /// outlived it and the kernel refused VFIO_GROUP_UNSET_CONTAINER with
+    /// EBUSY.
+    device: Arc<VfioDevice>,
     container: Arc<VfioContainer>,
     mapped: Vec<(u64, u64)>,
 }
@@ -171,7 +178,7 @@ impl VfioBackend {
             bdf: bdf.into(),
             regions,
             fd,
-            device,
+            device: Arc::new(device),
             container,
             mapped: Vec::new(),
         })
@@ -264,7 +271,8 @@ impl Backend for VfioBackend {
                 },
             });
         };
-        mmap_range(self.fd.as_raw_fd(), at, len)
+        let owner: Arc<dyn Send + Sync> = self.device.clone();
+        Ok(mmap_range(self.fd.as_raw_fd(), at, len)?.owned_by(owner))
     }
 
     fn dma_map(&mut self, mem: &DmaMemory) -> Result<(), BackendError> {

@@ -292,13 +292,15 @@ impl QueueCore {
     }
 
     /// Read ring slots `[from, from + n)` (free-running indices) into the
-    /// local copy. Nothing for shared memory.
-    pub fn pull_slots(&mut self, from: u32, n: u32) {
+    /// local copy. Nothing for shared memory. False if the read was put
+    /// off (`put_off` is set; the copy does not hold them, nothing may be
+    /// fetched this time).
+    pub fn pull_slots(&mut self, from: u32, n: u32) -> bool {
         let Backing::Remote { remote, .. } = &self.backing else {
-            return;
+            return true;
         };
         if self.detached || n == 0 {
-            return;
+            return true;
         }
         let size = self.size();
         let n = n.min(size);
@@ -319,18 +321,19 @@ impl QueueCore {
             match remote.read(self.ring_base + off as u64, dst) {
                 Ok(()) => {}
                 Err(e) if e.busy => {
-                    // Put off: the copy shows the driver's tail at `from`,
-                    // so nothing past it is taken this time.
+                    // Put off. (Not by moving the copy's tail back to
+                    // `from`: the ring takes a tail that moves back for
+                    // a driver's error, and the queue stopped.)
                     self.put_off = true;
-                    self.state().outgoing_tail.store(from.to_le(), Ordering::Release);
-                    return;
+                    return false;
                 }
                 Err(e) => {
                     self.remote_failed(e);
-                    return;
+                    return true;
                 }
             }
         }
+        true
     }
 
     /// The shared state block.
@@ -657,8 +660,7 @@ impl<T: RingElem> DeviceQueue<T> {
             let head = self.ring.head();
             let tail = u32::from_le(self.core.state().outgoing_tail.load(Ordering::Acquire));
             let avail = tail.wrapping_sub(head).min(self.core.size()).min(out.len() as u32);
-            self.core.pull_slots(head, avail);
-            if self.core.detached {
+            if !self.core.pull_slots(head, avail) || self.core.detached {
                 return Ok(0);
             }
         }
