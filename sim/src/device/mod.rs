@@ -596,8 +596,18 @@ impl Device {
                 for fd in &fds {
                     interrupt_eventfd(fd)?;
                 }
+                // As the host kernel does when it enables a vector for a
+                // vfio-pci user: the table entry is unmasked. A client
+                // that emulates the MSI-X table itself (QEMU) never writes
+                // the device's; the vector would stay masked from reset
+                // and every interrupt pending. (Pending ones go now.)
                 for (v, fd) in (start..end).zip(fds) {
-                    func.vectors[v as usize].eventfd = Some(fd);
+                    let vec = &mut func.vectors[v as usize];
+                    vec.eventfd = Some(fd);
+                    vec.msix_entry[12] &= !1;
+                    if vec.pending {
+                        func.fire(v as u16);
+                    }
                 }
             }
             (VFIO_IRQ_SET_DATA_NONE, VFIO_IRQ_SET_ACTION_TRIGGER) if count == 0 => {

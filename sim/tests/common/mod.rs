@@ -199,6 +199,10 @@ pub struct RawFn {
     next: u64,
     tag: u16,
     pub eventfds: Vec<File>,
+    /// Whether `enable` unmasks the vectors in the device's MSI-X table
+    /// (nicdrv's vfio-user backend does; QEMU emulates the table and
+    /// never writes the device's).
+    pub writes_msix_table: bool,
 }
 
 fn eventfd() -> File {
@@ -277,7 +281,10 @@ impl RawFn {
         } else {
             client.dma_map(0, IOVA, MEM, -1).expect("DMA_MAP without a file");
         }
-        (Self::with_client(Box::new(client), mem), counter, mute)
+        let mut f = Self::with_client(Box::new(client), mem);
+        // As QEMU: the MSI-X table is the client's own.
+        f.writes_msix_table = false;
+        (f, counter, mute)
     }
 
     fn with_client(client: Box<dyn Transport>, mem: Mem) -> RawFn {
@@ -314,6 +321,7 @@ impl RawFn {
             admin: None,
             tag: 0,
             eventfds: Vec::new(),
+            writes_msix_table: true,
         }
     }
 
@@ -374,8 +382,12 @@ impl RawFn {
                 &fds,
             )
             .unwrap();
-        // Unmask the vectors in the MSI-X table (masked at reset).
-        for v in 0..u64::from(nvec) {
+        // Unmask the vectors in the MSI-X table (masked at reset; the
+        // device unmasks them itself when SET_IRQS installs them, as the
+        // host kernel does, for clients that keep the table to
+        // themselves).
+        let n = if self.writes_msix_table { u64::from(nvec) } else { 0 };
+        for v in 0..n {
             self.bar0_write(MSIX_TABLE_OFFSET + v * 16 + 12, &0u32.to_le_bytes());
         }
     }
