@@ -244,6 +244,12 @@ impl Sim {
         self.shared.lock()
     }
 
+    /// What the device reached by message (`DMA_READ`/`DMA_WRITE` on the
+    /// client's socket) for function `f`, over all its clients.
+    pub fn by_message(&self, f: u16) -> Option<&server::remote::RemoteStats> {
+        self.shared.by_message.get(usize::from(f)).map(|s| &**s)
+    }
+
     /// One engine pass at the current time. Returns the work done.
     pub fn poll(&self) -> usize {
         self.shared.lock().poll()

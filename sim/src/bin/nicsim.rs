@@ -5,6 +5,7 @@ use clap::{Parser, ValueEnum};
 use dataplane::abi::{lif_mac, LifCounter, LIF_COUNTERS};
 use sim::device::{Device, DeviceConfig};
 use sim::port::GenConfig;
+use sim::server::remote::RemoteStats;
 use sim::{PortSpec, Sim, SimConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -178,7 +179,7 @@ fn function_name(f: u16) -> String {
 /// (and each function's destroyed LIFs'), every non-zero one by name, and
 /// a check that every frame from the wire ended in exactly one counter.
 /// The device is locked throughout: one moment's counters.
-fn exit_report(d: &Device, seconds: f64) -> String {
+fn exit_report(d: &Device, by_message: &[&RemoteStats], seconds: f64) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
     let ps = d.port.stats();
@@ -202,6 +203,22 @@ fn exit_report(d: &Device, seconds: f64) -> String {
             l.slot,
             nonzero(&l.counters)
         );
+    }
+    for (f, m) in d.functions.iter().zip(by_message) {
+        let get = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        let (reads, writes) = (get(&m.reads), get(&m.writes));
+        if reads + writes + get(&m.busy) + get(&m.failures) > 0 {
+            let _ = writeln!(
+                s,
+                "{} by message (DMA_READ/DMA_WRITE on its socket): {reads} reads ({} bytes), {writes} writes ({} bytes), \
+                 {} reads put off (the client was waiting for the device), {} failed",
+                function_name(f.id),
+                get(&m.bytes_read),
+                get(&m.bytes_written),
+                get(&m.busy),
+                get(&m.failures)
+            );
+        }
     }
     for f in &d.functions {
         at_lifs += f.retired[LifCounter::RxFromWire as usize];
@@ -305,7 +322,13 @@ fn main() -> ExitCode {
     while !STOP.load(Ordering::Acquire) && args.duration.is_none_or(|d| t0.elapsed().as_secs_f64() < d) {
         std::thread::sleep(Duration::from_millis(50));
     }
-    print!("{}", exit_report(&sim.device(), t0.elapsed().as_secs_f64()));
+    let by_message: Vec<&RemoteStats> = (0..sim.device().functions.len() as u16)
+        .filter_map(|f| sim.by_message(f))
+        .collect();
+    print!(
+        "{}",
+        exit_report(&sim.device(), &by_message, t0.elapsed().as_secs_f64())
+    );
     sim.shutdown();
     ExitCode::SUCCESS
 }

@@ -85,11 +85,16 @@ pub struct Shared {
     owed_by_process: Mutex<std::collections::HashMap<i32, std::sync::Weak<std::sync::atomic::AtomicU32>>>,
     /// `SimConfig::group_clients_by_process`.
     pub group_clients_by_process: bool,
+    /// Per function: what the device reached by message, over all its
+    /// clients (for reports).
+    pub by_message: Vec<Arc<remote::RemoteStats>>,
 }
 
 impl Shared {
     pub fn new(device: Device) -> std::io::Result<Shared> {
+        let by_message = (0..device.functions.len()).map(|_| Arc::default()).collect();
         Ok(Shared {
+            by_message,
             device: Mutex::new(device),
             waiters: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
@@ -862,7 +867,7 @@ fn accept_loop(shared: &Arc<Shared>, function: u16, listener: &UnixListener) {
                 continue;
             }
         };
-        let remote = remote::Remote::new(writer.clone(), owed);
+        let remote = remote::Remote::new(writer.clone(), owed, shared.by_message[usize::from(function)].clone());
         let (tx, rx) = std::sync::mpsc::sync_channel(QUEUED_COMMANDS);
         let reader = {
             let (shared, writer, remote) = (shared.clone(), writer.clone(), remote.clone());

@@ -74,13 +74,14 @@ pub struct Remote {
     /// Requests the device owes a reply on any connection of the same
     /// client process (QEMU's big lock is one for all its devices).
     owed_by_process: Arc<AtomicU32>,
-    pub stats: RemoteStats,
+    /// Shared by the function's connections, one after the other.
+    pub stats: Arc<RemoteStats>,
 }
 
 impl Remote {
     /// `owed_by_process`: the count shared by the connections of the same
     /// client process.
-    pub fn new(writer: Writer, owed_by_process: Arc<AtomicU32>) -> Arc<Remote> {
+    pub fn new(writer: Writer, owed_by_process: Arc<AtomicU32>, stats: Arc<RemoteStats>) -> Arc<Remote> {
         Arc::new(Remote {
             writer,
             next_id: AtomicU16::new(0x8000),
@@ -89,7 +90,7 @@ impl Remote {
             gone: AtomicBool::new(false),
             owed: AtomicU32::new(0),
             owed_by_process,
-            stats: RemoteStats::default(),
+            stats,
         })
     }
 
