@@ -211,7 +211,7 @@ impl DmaSpace {
         if self.overlaps(iova, size) {
             return Err(DmaMapError::Overlap { iova });
         }
-        if self.remote_windows.len() + self.mem.num_regions() >= MAX_DMA_MAPS {
+        if self.len() >= MAX_DMA_MAPS {
             return Err(DmaMapError::TooMany(MAX_DMA_MAPS));
         }
         // Reached by message: a mapping without a file, or one of a file
@@ -339,7 +339,7 @@ impl DmaSpace {
     /// mappings of one file alternate between the kinds). Such a range
     /// goes by message as a whole; the client answers for all it mapped.
     fn remote_covers(&self, iova: u64, len: u64, write: bool) -> bool {
-        !self.remote_windows.is_empty() && self.covered(iova, len, write).is_some_and(|by_message| by_message)
+        self.has_remote_windows() && self.covered(iova, len, write) == Some(true)
     }
 
     /// Whether `[iova, iova + len)` is mapped, writable too if `write`, in
@@ -354,7 +354,7 @@ impl DmaSpace {
                     return None;
                 }
                 (at, by_message) = (a + l, true);
-            } else if let Some(w) = self.windows.iter().find(|w| at >= w.iova && at - w.iova < w.len) {
+            } else if let Some((w, _)) = self.window(at, 1) {
                 if write && !w.writable {
                     return None;
                 }

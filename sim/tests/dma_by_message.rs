@@ -17,6 +17,13 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 
 fn sim(vfs: u16) -> Sim {
+    // The tests' clients are independent, though in one process.
+    sim_grouped(vfs, false)
+}
+
+/// As `sim`; with `grouped`, the clients of this process count as one
+/// (QEMU's big lock).
+fn sim_grouped(vfs: u16, grouped: bool) -> Sim {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("NICSIM_LOG"))
         .with_test_writer()
@@ -28,8 +35,7 @@ fn sim(vfs: u16) -> Sim {
         },
         clock: ClockKind::Virtual,
         port: PortSpec::Null,
-        // The tests' clients are independent, though in one process.
-        group_clients_by_process: false,
+        group_clients_by_process: grouped,
         ..SimConfig::default()
     })
     .expect("sim starts")
@@ -294,17 +300,7 @@ fn a_client_process_waiting_for_the_device_puts_off_its_reads_and_loses_nothing(
     // As QEMU: the clients of one process share one big lock, so while
     // any of them waits for the device, the device reads none of their
     // memory (it would wait for an answer that cannot come).
-    let s = Sim::start(SimConfig {
-        device: DeviceConfig {
-            vfs: 3,
-            ..DeviceConfig::default()
-        },
-        clock: ClockKind::Virtual,
-        port: PortSpec::Null,
-        group_clients_by_process: true,
-        ..SimConfig::default()
-    })
-    .expect("sim starts");
+    let s = sim_grouped(3, true);
     let (f, _, _) = RawFn::connect_by_message(s.vf_socket(0).unwrap());
     let mut m = bring_up_fn(f, "by-message");
     let mut a = bring_up(s.vf_socket(1).unwrap(), "a");
