@@ -39,6 +39,19 @@ use vfio_bindings::bindings::vfio::{
 /// `max_data_xfer_size` both sides announce).
 pub const MAX_REGION_ACCESS: usize = 1 << 20;
 
+/// Whether a region write of `len` bytes to `region` is one the device
+/// takes (what it does with it aside): checked by `Device::region_write`,
+/// and by a server that answers the write before its effects.
+pub fn check_region_write(region: u32, len: usize) -> Result<(), RequestError> {
+    if len > MAX_REGION_ACCESS {
+        return Err(RequestError::TooLarge(len));
+    }
+    if region >= vfio_bindings::bindings::vfio::VFIO_PCI_NUM_REGIONS {
+        return Err(RequestError::NoRegion(region));
+    }
+    Ok(())
+}
+
 /// The whole device's configuration.
 #[derive(Debug, Clone)]
 pub struct DeviceConfig {
@@ -370,11 +383,10 @@ impl Device {
 
     /// A vfio-user region write on function `f`, with its side effects
     /// (mailbox commands, admin doorbells, MSI-X unmasking) carried out
-    /// before it returns.
+    /// before it returns. Refused exactly when [`check_region_write`]
+    /// refuses it.
     pub fn region_write(&mut self, f: u16, region: u32, offset: u64, data: &[u8]) -> Result<(), RequestError> {
-        if data.len() > MAX_REGION_ACCESS {
-            return Err(RequestError::TooLarge(data.len()));
-        }
+        check_region_write(region, data.len())?;
         let fi = usize::from(f);
         match region {
             VFIO_PCI_CONFIG_REGION_INDEX => {
@@ -391,10 +403,8 @@ impl Device {
                 Bar0Effect::AdminDoorbell(v) => self.admin_doorbell(fi, v),
                 Bar0Effect::Unmask(v) => self.functions[fi].unmasked(v),
             },
-            r if r < vfio_bindings::bindings::vfio::VFIO_PCI_NUM_REGIONS => {
-                self.functions[fi].counters.ignored_writes += 1
-            }
-            r => return Err(RequestError::NoRegion(r)),
+            // (Others were refused above.)
+            _ => self.functions[fi].counters.ignored_writes += 1,
         }
         Ok(())
     }

@@ -598,12 +598,7 @@ impl Session {
                         format!("REGION_WRITE count {} but {} data bytes", a.count, data.len()),
                     ));
                 }
-                if data.len() > crate::device::MAX_REGION_ACCESS {
-                    return Err(RequestError::TooLarge(data.len()).into());
-                }
-                if a.region >= vfio_bindings::bindings::vfio::VFIO_PCI_NUM_REGIONS {
-                    return Err(RequestError::NoRegion(a.region).into());
-                }
+                crate::device::check_region_write(a.region, data.len())?;
                 // A client whose memory the device reaches by message is
                 // answered before the write's effects: they may read that
                 // memory, and a client waiting for this reply (QEMU, under
@@ -619,8 +614,11 @@ impl Session {
                 }
                 let r = self.device().region_write(f, a.region, a.offset, data);
                 self.shared.wake_engine();
-                if let Err(e) = r {
-                    tracing::warn!(function = f, "REGION_WRITE after its reply: {e}");
+                match r {
+                    // (Checked above: cannot be, once answered.)
+                    Err(e) if reply.sent => tracing::warn!(function = f, "REGION_WRITE after its reply: {e}"),
+                    Err(e) => return Err(e.into()),
+                    Ok(()) => {}
                 }
                 Ok(reply)
             }
