@@ -113,8 +113,7 @@ impl Device {
     /// Whether function `fi` has something put off (see
     /// [`Device::finish_put_off`]).
     pub fn has_put_off(&self, fi: usize) -> bool {
-        let f = &self.functions[fi];
-        f.admin_retry.is_some() || f.devcmd_fence.is_some()
+        self.functions[fi].has_put_off()
     }
 
     /// Set `done` for the mailbox command of `fi` once what it wrote by

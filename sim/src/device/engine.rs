@@ -173,12 +173,8 @@ impl Device {
         self.blame = None;
         self.signal_completions(now);
         self.blame = None;
-        // An admin doorbell to serve again keeps the engine coming back.
-        work + usize::from(
-            self.functions
-                .iter()
-                .any(|f| f.admin_retry.is_some() || f.devcmd_fence.is_some()),
-        )
+        // Something put off to serve again keeps the engine coming back.
+        work + usize::from(self.functions.iter().any(super::Function::has_put_off))
     }
 
     fn pipeline_busy(&self, now: Nanos) -> bool {

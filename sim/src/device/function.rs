@@ -673,6 +673,12 @@ impl Function {
         self.vectors.iter().filter_map(|v| v.timer).min()
     }
 
+    /// Whether an admin doorbell or a mailbox command's `done` waits for
+    /// the client to be free to answer the device.
+    pub fn has_put_off(&self) -> bool {
+        self.admin_retry.is_some() || self.devcmd_fence.is_some()
+    }
+
     pub fn deliver_pending(&mut self) {
         for v in 0..self.vectors.len() as u16 {
             self.unmasked(v);
