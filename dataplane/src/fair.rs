@@ -9,7 +9,7 @@
 //! four times as expensive gets a quarter of the packets.
 //!
 //! Regulation sorts LIFs into [`Class`]es each time the scheduler picks:
-//! a LIF whose meter is red is, by its [`Policy`], `Blocked`
+//! a LIF whose meter is red is, by its [`MeterPolicy`], `Blocked`
 //! (backpressure: its rings are not fetched, nothing is lost) or
 //! `Deprioritized` (served only when no normal LIF has work: work
 //! conserving). The `Drop` policy applies where there is no ring to hold
@@ -29,24 +29,6 @@ pub enum Basis {
     Cost,
 }
 
-/// What a red meter does to its LIF.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Policy {
-    Backpressure,
-    Deprioritize,
-    Drop,
-}
-
-impl From<MeterPolicy> for Policy {
-    fn from(p: MeterPolicy) -> Policy {
-        match p {
-            MeterPolicy::Backpressure => Policy::Backpressure,
-            MeterPolicy::Deprioritize => Policy::Deprioritize,
-            MeterPolicy::Drop => Policy::Drop,
-        }
-    }
-}
-
 /// A LIF's standing with the scheduler at this moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Class {
@@ -60,11 +42,11 @@ pub enum Class {
 
 impl Class {
     /// The class of a LIF whose meters say `red` under `policy`.
-    pub fn of(red: bool, policy: Policy) -> Class {
+    pub fn of(red: bool, policy: MeterPolicy) -> Class {
         match (red, policy) {
             (false, _) => Class::Normal,
-            (true, Policy::Deprioritize) => Class::Deprioritized,
-            (true, Policy::Backpressure | Policy::Drop) => Class::Blocked,
+            (true, MeterPolicy::Deprioritize) => Class::Deprioritized,
+            (true, MeterPolicy::Backpressure | MeterPolicy::Drop) => Class::Blocked,
         }
     }
 }
@@ -325,9 +307,9 @@ mod tests {
 
     #[test]
     fn classes_follow_policy() {
-        assert_eq!(Class::of(false, Policy::Backpressure), Class::Normal);
-        assert_eq!(Class::of(true, Policy::Deprioritize), Class::Deprioritized);
-        assert_eq!(Class::of(true, Policy::Drop), Class::Blocked);
+        assert_eq!(Class::of(false, MeterPolicy::Backpressure), Class::Normal);
+        assert_eq!(Class::of(true, MeterPolicy::Deprioritize), Class::Deprioritized);
+        assert_eq!(Class::of(true, MeterPolicy::Drop), Class::Blocked);
     }
 
     #[test]

@@ -7,18 +7,22 @@
 //! - [`packet`]: header views and frame classification.
 //! - [`ring`]: the three-index descriptor ring (head / outgoing tail /
 //!   buffer tail) with commit mode and doorbell suppression.
+//! - [`moderation`]: when a vector's interrupt is raised (consumer flag,
+//!   latency and overflow intervals, adaptive mode).
+//! - [`pipeline`]: the pipeline IR, its validation, image format and
+//!   executor.
 //!
-//! Later parts (interrupt moderation, the pipeline executor) live here too. What this crate must never do: start threads,
-//! read a clock, or perform I/O. Memory and `now` are passed in, so every
-//! algorithm here is deterministic and testable in virtual time; the
-//! simulator and the driver supply the world.
+//! What this crate never does: start threads, read a clock, or perform
+//! I/O. Memory and `now` are passed in, so every algorithm here is
+//! deterministic and testable in virtual time; the simulator and the
+//! driver supply the world.
 //!
-//! Spec: `docs/device-abi.md` and `../shared/ARCHITECTURE.md`.
+//! Spec: `docs/device-abi.md`; design: `docs/architecture.md`.
 
 pub mod abi;
-pub mod coalesce;
 pub mod fair;
 pub mod meter;
+pub mod moderation;
 pub mod packet;
 pub mod pipeline;
 pub mod ring;

@@ -4,19 +4,14 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mgmt::proto::Resource;
+use mgmt::proto::MeterResource;
 use mgmt::units::{parse, unit_of, Kind};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&sel, rest)) = data.split_first() else { return };
     let Ok(s) = std::str::from_utf8(rest) else { return };
-    let r = [
-        Resource::Packets,
-        Resource::Bytes,
-        Resource::Cost,
-        Resource::DmaBytes,
-        Resource::DescInFlight,
-    ][usize::from(sel % 5)];
+    let all = MeterResource::ALL;
+    let r = all[usize::from(sel & 0x7f) % all.len()];
     let k = if sel & 0x80 != 0 { Kind::Rate } else { Kind::Size };
     match parse(s, r, k) {
         Ok(p) => {

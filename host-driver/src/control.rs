@@ -10,8 +10,7 @@ use crate::nic::{DriverError, Nic};
 use dataplane::abi::{self, AdminStatus, FromZeros, LifCounter, MeterConfig, Moderation, TableEntry};
 use dataplane::pipeline::{MatchKind, Program};
 use mgmt::proto::{
-    self, Answer, Coalesce, CoalesceMode, EventRow, LifCounters, LifRow, Meter, MeterMode, Policy, Request, Resource,
-    Response, TableEntryRow, TableView,
+    self, Answer, EventRow, LifCounters, LifRow, Meter, ModerationSettings, Request, Response, TableEntryRow, TableView,
 };
 use mgmt::tables;
 
@@ -369,7 +368,7 @@ impl ControlState {
                     None => self.owner(lif)?,
                 };
                 let m = lock(n)
-                    .meter(lif, to_abi_resource(resource))
+                    .meter(lif, resource)
                     .map_err(|e| explain(e, "read this meter"))?;
                 Ok(Answer::Meter {
                     lif,
@@ -391,31 +390,31 @@ impl ControlState {
                     meter: from_abi_meter(&applied),
                 })
             }
-            Request::CoalesceGet { function, vector } => {
+            Request::ModerationGet { function, vector } => {
                 let n = self.function(function)?;
                 let m = lock(n).moderation(vector).map_err(|e| explain(e, "read this vector"))?;
-                Ok(Answer::Coalesce {
+                Ok(Answer::Moderation {
                     function,
                     vector,
-                    coalesce: from_abi_moderation(&m),
+                    moderation: from_abi_moderation(&m),
                 })
             }
-            Request::CoalesceSet {
+            Request::ModerationSet {
                 function,
                 vector,
-                coalesce,
+                moderation,
             } => {
                 let n = self.function(function)?;
-                let m = to_abi_moderation(vector, &coalesce);
+                let m = to_abi_moderation(vector, &moderation);
                 let raw = abi::AdminCommand::ModerationSet(m).encode(abi::CmdHeader { tag: 0, lif: 0 });
                 abi::AdminCommand::decode(&raw).map_err(|e| format!("invalid moderation: {e}"))?;
                 let applied = lock(n)
                     .set_moderation(m)
                     .map_err(|e| explain(e, "change this vector"))?;
-                Ok(Answer::Coalesce {
+                Ok(Answer::Moderation {
                     function,
                     vector,
-                    coalesce: from_abi_moderation(&applied),
+                    moderation: from_abi_moderation(&applied),
                 })
             }
             Request::AppStats => {
@@ -547,28 +546,10 @@ fn lif_row(l: &abi::LifInfo) -> LifRow {
 
 /// A LIF's counters by name (snake case of [`LifCounter`]).
 pub fn counters(s: &abi::LifStats) -> BTreeMap<String, u64> {
-    LifCounter::ALL.iter().map(|&c| (counter_name(c), s.get(c))).collect()
-}
-
-/// `DropNoRxBuffer` -> `drop_no_rx_buffer`.
-pub fn counter_name(c: LifCounter) -> String {
-    snake_case(c.name())
-}
-
-/// `LifCreated` -> `lif_created`.
-fn snake_case(name: &str) -> String {
-    let mut out = String::new();
-    for (i, ch) in name.chars().enumerate() {
-        if ch.is_ascii_uppercase() {
-            if i > 0 {
-                out.push('_');
-            }
-            out.push(ch.to_ascii_lowercase());
-        } else {
-            out.push(ch);
-        }
-    }
-    out
+    LifCounter::ALL
+        .iter()
+        .map(|&c| (c.key().to_string(), s.get(c)))
+        .collect()
 }
 
 /// An event as `nicctl events` shows it.
@@ -590,7 +571,7 @@ fn event_row(e: &abi::DeviceEvent) -> EventRow {
         seq: e.seq.get(),
         device_clock_ns: e.device_clock.get(),
         kind: match abi::EventKind::from_raw(e.kind) {
-            Ok(k) => snake_case(k.name()),
+            Ok(k) => k.key().to_string(),
             Err(_) => format!("unknown_{}", e.kind),
         },
         function: e.function.get(),
@@ -624,7 +605,7 @@ pub fn describe_event(e: &abi::DeviceEvent) -> String {
             let meters: Vec<String> = abi::MeterResource::ALL
                 .iter()
                 .filter(|r| r.raw() < 32 && detail & (1 << r.raw()) != 0)
-                .map(|r| snake_case(r.name()))
+                .map(|r| r.key().to_string())
                 .collect();
             let count = detail >> 32;
             format!(
@@ -651,7 +632,7 @@ pub fn describe_event(e: &abi::DeviceEvent) -> String {
                     "drop_spoofed: a source MAC that is not the LIF's (spoof check)".to_string()
                 }
                 Some(LifCounter::DropBadSource) => "drop_bad_source: a group source MAC".to_string(),
-                Some(c) => counter_name(c),
+                Some(c) => c.key().to_string(),
                 None => format!("counter {detail}"),
             };
             format!("{f}'s LIF {lif} sent a frame the device dropped, {why} (the first; the counter has them all)")
@@ -663,31 +644,11 @@ pub fn describe_event(e: &abi::DeviceEvent) -> String {
     }
 }
 
-fn to_abi_resource(r: Resource) -> abi::MeterResource {
-    match r {
-        Resource::Packets => abi::MeterResource::Packets,
-        Resource::Bytes => abi::MeterResource::Bytes,
-        Resource::Cost => abi::MeterResource::Cost,
-        Resource::DmaBytes => abi::MeterResource::DmaBytes,
-        Resource::DescInFlight => abi::MeterResource::DescInFlight,
-    }
-}
-
 fn to_abi_meter(m: &Meter) -> MeterConfig {
     MeterConfig {
-        resource: to_abi_resource(m.resource).raw(),
-        mode: match m.mode {
-            MeterMode::Off => abi::MeterMode::Off,
-            MeterMode::SrTcm => abi::MeterMode::SrTcm,
-            MeterMode::TrTcm => abi::MeterMode::TrTcm,
-        }
-        .raw(),
-        policy: match m.policy {
-            Policy::Backpressure => abi::MeterPolicy::Backpressure,
-            Policy::Deprioritize => abi::MeterPolicy::Deprioritize,
-            Policy::Drop => abi::MeterPolicy::Drop,
-        }
-        .raw(),
+        resource: m.resource.raw(),
+        mode: m.mode.raw(),
+        policy: m.policy.raw(),
         cir: m.cir.into(),
         cburst: m.cburst.into(),
         pir: m.pir.into(),
@@ -699,23 +660,9 @@ fn to_abi_meter(m: &Meter) -> MeterConfig {
 
 fn from_abi_meter(m: &MeterConfig) -> Meter {
     Meter {
-        resource: match m.resource() {
-            abi::MeterResource::Packets => Resource::Packets,
-            abi::MeterResource::Bytes => Resource::Bytes,
-            abi::MeterResource::Cost => Resource::Cost,
-            abi::MeterResource::DmaBytes => Resource::DmaBytes,
-            abi::MeterResource::DescInFlight => Resource::DescInFlight,
-        },
-        mode: match m.mode() {
-            abi::MeterMode::Off => MeterMode::Off,
-            abi::MeterMode::SrTcm => MeterMode::SrTcm,
-            abi::MeterMode::TrTcm => MeterMode::TrTcm,
-        },
-        policy: match m.policy() {
-            abi::MeterPolicy::Backpressure => Policy::Backpressure,
-            abi::MeterPolicy::Deprioritize => Policy::Deprioritize,
-            abi::MeterPolicy::Drop => Policy::Drop,
-        },
+        resource: m.resource(),
+        mode: m.mode(),
+        policy: m.policy(),
         cir: m.cir.get(),
         cburst: m.cburst.get(),
         pir: m.pir.get(),
@@ -724,15 +671,10 @@ fn from_abi_meter(m: &MeterConfig) -> Meter {
     }
 }
 
-fn to_abi_moderation(vector: u16, c: &Coalesce) -> Moderation {
+fn to_abi_moderation(vector: u16, c: &ModerationSettings) -> Moderation {
     Moderation {
         vector: vector.into(),
-        mode: match c.mode {
-            CoalesceMode::Off => abi::ModerationMode::Off,
-            CoalesceMode::Fixed => abi::ModerationMode::Fixed,
-            CoalesceMode::Adaptive => abi::ModerationMode::Adaptive,
-        }
-        .raw(),
+        mode: c.mode.raw(),
         high_watermark_pct: c.high_watermark_pct,
         latency_interval_us: c.latency_interval_us.into(),
         overflow_interval_us: c.overflow_interval_us.into(),
@@ -740,13 +682,9 @@ fn to_abi_moderation(vector: u16, c: &Coalesce) -> Moderation {
     }
 }
 
-fn from_abi_moderation(m: &Moderation) -> Coalesce {
-    Coalesce {
-        mode: match m.mode() {
-            abi::ModerationMode::Off => CoalesceMode::Off,
-            abi::ModerationMode::Fixed => CoalesceMode::Fixed,
-            abi::ModerationMode::Adaptive => CoalesceMode::Adaptive,
-        },
+fn from_abi_moderation(m: &Moderation) -> ModerationSettings {
+    ModerationSettings {
+        mode: m.mode(),
         latency_interval_us: m.latency_interval_us.get(),
         overflow_interval_us: m.overflow_interval_us.get(),
         frame_threshold: m.frame_threshold.get(),

@@ -271,7 +271,7 @@ impl Nic {
 
     /// Run an admin command; any status but Ok is an error.
     pub fn admin(&mut self, cmd: AdminCommand, lif: u16) -> Result<AdminComp, DriverError> {
-        let name = opcode_name(cmd.opcode());
+        let name = cmd.opcode().name();
         let (status, comp) = self.admin_status(cmd, lif)?;
         if status != AdminStatus::Ok {
             return Err(DriverError::Admin {
@@ -332,7 +332,7 @@ impl Nic {
             if t0.elapsed() > self.timeout {
                 return Err(DriverError::NotAnswering {
                     device: self.device.clone(),
-                    what: format!("admin command {}", opcode_name(cmd.opcode())),
+                    what: format!("admin command {}", cmd.opcode().name()),
                     after: self.timeout,
                 });
             }
@@ -952,10 +952,6 @@ impl Mailbox<'_> {
         }
         Ok(c)
     }
-}
-
-fn opcode_name(op: abi::AdminOpcode) -> &'static str {
-    op.name()
 }
 
 /// Give the function an admin queue (`1 << order` entries) in `mem`

@@ -11,8 +11,8 @@ use crate::backend::BarMapping;
 use crate::mem::DmaMemory;
 use crate::pool::{Mbuf, Pool};
 use dataplane::abi::{
-    comp_flags, doorbell_offset_in_page, expected_color, CompStatus, Completion, CompletionInfo, Doorbell, QueueType,
-    RxDesc, TxDesc, CONSUMER_POLLING, DOORBELL_STRIDE,
+    comp_flags, doorbell_offset_in_page, expected_color, CompStatus, Completion, CompletionInfo, ConsumerFlag,
+    Doorbell, QueueType, RxDesc, TxDesc, DOORBELL_STRIDE,
 };
 use dataplane::ring::{Producer, RingElem, RingError, SharedQueueState};
 use std::ptr::NonNull;
@@ -268,9 +268,9 @@ impl QueueParts {
         }
     }
 
-    /// Set the consumer flag (POLLING, ARMED, IDLE).
+    /// Set the consumer flag.
     #[inline]
-    pub(crate) fn set_consumer_flag(&self, flag: u32) {
+    pub(crate) fn set_consumer_flag(&self, flag: ConsumerFlag) {
         self.state().set_consumer(flag);
     }
 
@@ -285,7 +285,7 @@ impl QueueParts {
 
     /// Back to polling after a wakeup.
     pub(crate) fn disarm(&self) {
-        self.set_consumer_flag(CONSUMER_POLLING);
+        self.set_consumer_flag(ConsumerFlag::Polling);
     }
 }
 
@@ -772,7 +772,7 @@ impl RxQueue {
 
     /// Poll mode: tell the device not to interrupt for this queue.
     pub fn set_polling(&self) {
-        self.parts.set_consumer_flag(CONSUMER_POLLING);
+        self.parts.set_consumer_flag(ConsumerFlag::Polling);
     }
 
     /// Return every posted buffer to the pool (the queue must be destroyed

@@ -101,7 +101,10 @@ fn lowering_the_aggressors_meter_halfway_gives_the_victims_their_rate() {
         lines.iter().filter(|l| l.starts_with("nicctl meter set")).count(),
         3 + 1
     );
-    assert_eq!(lines.iter().filter(|l| l.starts_with("nicctl coalesce set")).count(), 3);
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("nicctl moderation set")).count(),
+        3
+    );
     let change = r.commands.last().unwrap();
     assert!(
         change.line.contains(&format!("--lif {} ", r.aggressor_lif)) && change.line.contains("--cir 66666units/s"),

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use support::{nicctl, open_nic, socket_dir, start_control, start_sim};
 
 #[test]
-fn lif_list_meter_set_show_stats_and_coalesce_through_the_socket() {
+fn lif_list_meter_set_show_stats_and_moderation_through_the_socket() {
     let sim = start_sim(1, ClockKind::Virtual, PortSpec::Null);
     let mut pf = open_nic(sim.pf_socket(), &NicConfig::default(), None);
     let mut vf = open_nic(sim.vf_socket(0).unwrap(), &NicConfig::default(), None);
@@ -87,7 +87,7 @@ fn lif_list_meter_set_show_stats_and_coalesce_through_the_socket() {
 
     let (code, out, err) = nicctl(
         &s,
-        "coalesce set --function 1 --vector 0 --mode fixed --latency-us 20 --overflow-us 200",
+        "moderation set --function 1 --vector 0 --mode fixed --latency-us 20 --overflow-us 200",
     );
     assert_eq!(code, 0, "{err}");
     assert!(

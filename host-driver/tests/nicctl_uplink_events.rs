@@ -102,7 +102,7 @@ fn the_uplink_is_a_row_of_stats_and_events_are_listed() {
     assert_eq!(lif["counters"]["rx_from_wire"], 1);
     let uplink_drops: u64 = LifCounter::DROPS
         .iter()
-        .map(|c| up["counters"][host_driver::control::counter_name(*c)].as_u64().unwrap())
+        .map(|c| up["counters"][c.key()].as_u64().unwrap())
         .sum();
     assert_eq!(uplink_drops + 1, 7, "each wire frame ended in one counter: {v}");
 

@@ -2,7 +2,9 @@
 //! generator in poll and interrupt mode, balances the books, and answers
 //! on its control socket while it runs.
 
-use mgmt::proto::{Answer, Coalesce, CoalesceMode, Meter, MeterMode, Policy, Request, Resource, Response};
+use mgmt::proto::{
+    Answer, Meter, MeterMode, MeterPolicy, MeterResource, ModerationMode, ModerationSettings, Request, Response,
+};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -170,9 +172,9 @@ fn the_control_socket_answers_while_traffic_runs() {
     assert!(lifs.iter().all(|l| l.state == "up" && l.txq == 1 && l.rxq == 1));
     // A meter set through the PF comes back as applied.
     let m = Meter {
-        resource: Resource::Bytes,
+        resource: MeterResource::Bytes,
         mode: MeterMode::TrTcm,
-        policy: Policy::Backpressure,
+        policy: MeterPolicy::Backpressure,
         cir: 125_000_000,
         cburst: 65_536,
         pir: 250_000_000,
@@ -189,8 +191,8 @@ fn the_control_socket_answers_while_traffic_runs() {
         Response::Error(e) => assert!(e.contains("meter.pir") && e.contains("PIR must be at least CIR"), "{e}"),
         other => panic!("{other:?}"),
     }
-    let c = Coalesce {
-        mode: CoalesceMode::Fixed,
+    let c = ModerationSettings {
+        mode: ModerationMode::Fixed,
         latency_interval_us: 20,
         overflow_interval_us: 200,
         frame_threshold: 32,
@@ -198,13 +200,13 @@ fn the_control_socket_answers_while_traffic_runs() {
     };
     match ask_req(
         &sock,
-        &Request::CoalesceSet {
+        &Request::ModerationSet {
             function: 1,
             vector: 0,
-            coalesce: c,
+            moderation: c,
         },
     ) {
-        Response::Ok(Answer::Coalesce { coalesce, .. }) => assert_eq!(coalesce, c),
+        Response::Ok(Answer::Moderation { moderation, .. }) => assert_eq!(moderation, c),
         other => panic!("{other:?}"),
     }
     // Stats move while traffic runs.

@@ -9,46 +9,25 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Version of this protocol (in `Request::Hello`'s answer).
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Version of this protocol (in `Request::Hello`'s answer). 2: the
+/// moderation requests and answer say `moderation` where 1 said
+/// `coalesce` (requests in the old spelling are still accepted).
+pub const PROTOCOL_VERSION: u32 = 2;
 /// Longest line either side accepts.
 pub const MAX_LINE: usize = 64 * 1024;
 
-/// A meter's resource, by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Resource {
-    Packets,
-    Bytes,
-    Cost,
-    DmaBytes,
-    DescInFlight,
-}
-
-/// A meter's algorithm.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MeterMode {
-    Off,
-    SrTcm,
-    TrTcm,
-}
-
-/// What happens to a LIF whose meter is red.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Policy {
-    Backpressure,
-    Deprioritize,
-    Drop,
-}
+/// The meter and moderation enumerations are the device ABI's own: on the
+/// wire each is its snake-case key (`dma_bytes`, `sr_tcm`,
+/// `backpressure`, `adaptive`); parsing also takes `dma-bytes`, `srtcm`,
+/// `DmaBytes` (see [`dataplane::abi::AbiEnum`]).
+pub use dataplane::abi::{MeterMode, MeterPolicy, MeterResource, ModerationMode};
 
 /// A meter setting (rates per second and bursts in the resource's unit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Meter {
-    pub resource: Resource,
+    pub resource: MeterResource,
     pub mode: MeterMode,
-    pub policy: Policy,
+    pub policy: MeterPolicy,
     pub cir: u64,
     pub cburst: u64,
     pub pir: u64,
@@ -56,19 +35,11 @@ pub struct Meter {
     pub eburst: u64,
 }
 
-/// Interrupt moderation mode.
+/// A vector's interrupt moderation (the ABI's `Moderation` without the
+/// vector).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CoalesceMode {
-    Off,
-    Fixed,
-    Adaptive,
-}
-
-/// A vector's moderation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Coalesce {
-    pub mode: CoalesceMode,
+pub struct ModerationSettings {
+    pub mode: ModerationMode,
     pub latency_interval_us: u32,
     pub overflow_interval_us: u32,
     pub frame_threshold: u32,
@@ -88,16 +59,20 @@ pub enum Request {
     /// `LIF_UPLINK`): the uplink's counters only.
     Stats { lif: Option<u16> },
     /// The applied meter of a LIF.
-    MeterGet { lif: u16, resource: Resource },
+    MeterGet { lif: u16, resource: MeterResource },
     /// Set a LIF's meter (through the PF); answers what was applied.
     MeterSet { lif: u16, meter: Meter },
-    /// A function's vector moderation.
-    CoalesceGet { function: u16, vector: u16 },
-    /// Set it; answers what was applied.
-    CoalesceSet {
+    /// A function's vector moderation (`coalesce_get` before protocol 2).
+    #[serde(alias = "coalesce_get")]
+    ModerationGet { function: u16, vector: u16 },
+    /// Set it; answers what was applied (`coalesce_set` with the field
+    /// `coalesce` before protocol 2).
+    #[serde(alias = "coalesce_set")]
+    ModerationSet {
         function: u16,
         vector: u16,
-        coalesce: Coalesce,
+        #[serde(alias = "coalesce")]
+        moderation: ModerationSettings,
     },
     /// The running application's live figures.
     AppStats,
@@ -262,10 +237,12 @@ pub enum Answer {
         lif: u16,
         meter: Meter,
     },
-    Coalesce {
+    /// A vector's moderation (`coalesce` with the field `coalesce`
+    /// before protocol 2).
+    Moderation {
         function: u16,
         vector: u16,
-        coalesce: Coalesce,
+        moderation: ModerationSettings,
     },
     App {
         elapsed_s: f64,
@@ -337,9 +314,9 @@ mod tests {
         let r = Request::MeterSet {
             lif: 3,
             meter: Meter {
-                resource: Resource::Bytes,
+                resource: MeterResource::Bytes,
                 mode: MeterMode::TrTcm,
-                policy: Policy::Backpressure,
+                policy: MeterPolicy::Backpressure,
                 cir: 250_000_000,
                 cburst: 65536,
                 pir: 500_000_000,
@@ -356,6 +333,47 @@ mod tests {
         assert_eq!(
             parse_request(br#"{"op":"stats","lif":null}"#),
             Ok(Request::Stats { lif: None })
+        );
+    }
+
+    /// Protocol 1's moderation requests (`coalesce_*`) still parse; the
+    /// ABI's enumerations read any spelling of their names and refuse
+    /// others with the list of what is accepted.
+    #[test]
+    fn old_spellings_parse_and_unknown_names_are_listed() {
+        let settings = ModerationSettings {
+            mode: ModerationMode::Adaptive,
+            latency_interval_us: 20,
+            overflow_interval_us: 200,
+            frame_threshold: 0,
+            high_watermark_pct: 0,
+        };
+        assert_eq!(
+            parse_request(br#"{"op":"coalesce_set","function":1,"vector":0,"coalesce":{"mode":"adaptive","latency_interval_us":20,"overflow_interval_us":200,"frame_threshold":0,"high_watermark_pct":0}}"#),
+            Ok(Request::ModerationSet { function: 1, vector: 0, moderation: settings })
+        );
+        assert_eq!(
+            parse_request(br#"{"op":"coalesce_get","function":2,"vector":1}"#),
+            Ok(Request::ModerationGet { function: 2, vector: 1 })
+        );
+        assert!(encode(&Request::ModerationGet { function: 2, vector: 1 }).starts_with(r#"{"op":"moderation_get""#));
+        let m = |mode: &str| format!(r#"{{"op":"meter_get","lif":1,"resource":"{mode}"}}"#);
+        for spelling in ["dma_bytes", "dma-bytes", "DmaBytes", "DMABYTES"] {
+            assert_eq!(
+                parse_request(m(spelling).as_bytes()),
+                Ok(Request::MeterGet {
+                    lif: 1,
+                    resource: MeterResource::DmaBytes
+                }),
+                "{spelling}"
+            );
+        }
+        let Err(ProtoError::Malformed(e)) = parse_request(m("bits").as_bytes()) else {
+            panic!("`bits` is no resource")
+        };
+        assert!(
+            e.contains("meter.resource: unknown value `bits` (expected one of: packets, bytes, cost, dma_bytes, desc_in_flight)"),
+            "{e}"
         );
     }
 

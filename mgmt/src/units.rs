@@ -16,7 +16,7 @@
 //!    ^^^^^^^
 //! ```
 
-use crate::proto::Resource;
+use crate::proto::MeterResource;
 use nom::bytes::complete::take_while1;
 use nom::character::complete::{char, digit1, space0};
 use nom::combinator::{opt, recognize};
@@ -77,9 +77,9 @@ impl std::error::Error for UnitError {}
 
 /// The resource's units: (suffix, factor) for rates and for sizes, and the
 /// names to list in an error.
-fn units(resource: Resource, kind: Kind) -> (&'static [(&'static str, f64)], &'static str) {
+fn units(resource: MeterResource, kind: Kind) -> (&'static [(&'static str, f64)], &'static str) {
     match (resource, kind) {
-        (Resource::Bytes | Resource::DmaBytes, Kind::Rate) => (
+        (MeterResource::Bytes | MeterResource::DmaBytes, Kind::Rate) => (
             &[
                 ("bit/s", 0.125),
                 ("bps", 0.125),
@@ -89,18 +89,18 @@ fn units(resource: Resource, kind: Kind) -> (&'static [(&'static str, f64)], &'s
             ],
             "bit/s, B/s, bps, Bps",
         ),
-        (Resource::Bytes | Resource::DmaBytes, Kind::Size) => {
+        (MeterResource::Bytes | MeterResource::DmaBytes, Kind::Size) => {
             (&[("B", 1.0), ("bytes", 1.0), ("byte", 1.0)], "B, bytes")
         }
-        (Resource::Packets, Kind::Rate) => (&[("pps", 1.0), ("pkt/s", 1.0), ("p/s", 1.0)], "pps, pkt/s"),
-        (Resource::Packets, Kind::Size) => (
+        (MeterResource::Packets, Kind::Rate) => (&[("pps", 1.0), ("pkt/s", 1.0), ("p/s", 1.0)], "pps, pkt/s"),
+        (MeterResource::Packets, Kind::Size) => (
             &[("pkt", 1.0), ("pkts", 1.0), ("packets", 1.0), ("p", 1.0)],
             "pkt, packets",
         ),
-        (Resource::Cost, Kind::Rate) => (&[("units/s", 1.0), ("u/s", 1.0)], "units/s, u/s"),
-        (Resource::Cost, Kind::Size) => (&[("units", 1.0), ("u", 1.0)], "units, u"),
-        (Resource::DescInFlight, Kind::Rate) => (&[], "none: descriptors in flight is a level, it has no rate"),
-        (Resource::DescInFlight, Kind::Size) => (
+        (MeterResource::Cost, Kind::Rate) => (&[("units/s", 1.0), ("u/s", 1.0)], "units/s, u/s"),
+        (MeterResource::Cost, Kind::Size) => (&[("units", 1.0), ("u", 1.0)], "units, u"),
+        (MeterResource::DescInFlight, Kind::Rate) => (&[], "none: descriptors in flight is a level, it has no rate"),
+        (MeterResource::DescInFlight, Kind::Size) => (
             &[("desc", 1.0), ("descs", 1.0), ("descriptors", 1.0)],
             "desc, descriptors",
         ),
@@ -137,7 +137,7 @@ fn lex(i: &str) -> IResult<&str, (&str, Option<&str>)> {
 }
 
 /// Parse a quantity of `kind` for a meter of `resource`.
-pub fn parse(input: &str, resource: Resource, kind: Kind) -> Result<Parsed, UnitError> {
+pub fn parse(input: &str, resource: MeterResource, kind: Kind) -> Result<Parsed, UnitError> {
     let err = |at: usize, len: usize, reason: String| UnitError {
         input: input.to_string(),
         at,
@@ -184,7 +184,7 @@ pub fn parse(input: &str, resource: Resource, kind: Kind) -> Result<Parsed, Unit
                 return Err(err(
                     lead,
                     num.len(),
-                    format!("the {} meter has no {what}: {names}", name(resource)),
+                    format!("the {} meter has no {what}: {names}", resource),
                 ));
             }
             1.0
@@ -193,7 +193,7 @@ pub fn parse(input: &str, resource: Resource, kind: Kind) -> Result<Parsed, Unit
             err(
                 unit_at,
                 u.len(),
-                format!("unknown unit '{u}' for the {} meter ({what}: {names})", name(resource)),
+                format!("unknown unit '{u}' for the {} meter ({what}: {names})", resource),
             )
         })?,
     };
@@ -217,40 +217,29 @@ fn lookup(u: &str, table: &[(&str, f64)]) -> Option<f64> {
     })
 }
 
-/// The resource's name as the CLI spells it.
-pub fn name(r: Resource) -> &'static str {
-    match r {
-        Resource::Packets => "packets",
-        Resource::Bytes => "bytes",
-        Resource::Cost => "cost",
-        Resource::DmaBytes => "dma_bytes",
-        Resource::DescInFlight => "desc_in_flight",
-    }
-}
-
 /// The device's unit of a rate / size of `r`, for display.
-pub fn unit_of(r: Resource, kind: Kind) -> &'static str {
+pub fn unit_of(r: MeterResource, kind: Kind) -> &'static str {
     match (r, kind) {
-        (Resource::Bytes | Resource::DmaBytes, Kind::Rate) => "B/s",
-        (Resource::Bytes | Resource::DmaBytes, Kind::Size) => "B",
-        (Resource::Packets, Kind::Rate) => "pps",
-        (Resource::Packets, Kind::Size) => "pkt",
-        (Resource::Cost, Kind::Rate) => "units/s",
-        (Resource::Cost, Kind::Size) => "units",
-        (Resource::DescInFlight, Kind::Rate) => "-",
-        (Resource::DescInFlight, Kind::Size) => "desc",
+        (MeterResource::Bytes | MeterResource::DmaBytes, Kind::Rate) => "B/s",
+        (MeterResource::Bytes | MeterResource::DmaBytes, Kind::Size) => "B",
+        (MeterResource::Packets, Kind::Rate) => "pps",
+        (MeterResource::Packets, Kind::Size) => "pkt",
+        (MeterResource::Cost, Kind::Rate) => "units/s",
+        (MeterResource::Cost, Kind::Size) => "units",
+        (MeterResource::DescInFlight, Kind::Rate) => "-",
+        (MeterResource::DescInFlight, Kind::Size) => "desc",
     }
 }
 
 /// A value in the device's unit, also in a friendlier one where that
 /// helps (`250000000 B/s (2 Gbit/s)`, `65536 B (64 KiB)`).
-pub fn human(v: u64, r: Resource, kind: Kind) -> String {
+pub fn human(v: u64, r: MeterResource, kind: Kind) -> String {
     let base = format!("{v} {}", unit_of(r, kind));
     let extra = match (r, kind) {
-        (Resource::Bytes | Resource::DmaBytes, Kind::Rate) if v >= 125 => Some(si(v as f64 * 8.0, "bit/s")),
-        (Resource::Bytes | Resource::DmaBytes, Kind::Size) if v >= 1024 => Some(iec(v, "B")),
-        (Resource::Packets, Kind::Rate) if v >= 1000 => Some(si(v as f64, "pps")),
-        (Resource::Cost, Kind::Rate) if v >= 1000 => Some(si(v as f64, "units/s")),
+        (MeterResource::Bytes | MeterResource::DmaBytes, Kind::Rate) if v >= 125 => Some(si(v as f64 * 8.0, "bit/s")),
+        (MeterResource::Bytes | MeterResource::DmaBytes, Kind::Size) if v >= 1024 => Some(iec(v, "B")),
+        (MeterResource::Packets, Kind::Rate) if v >= 1000 => Some(si(v as f64, "pps")),
+        (MeterResource::Cost, Kind::Rate) if v >= 1000 => Some(si(v as f64, "units/s")),
         _ => None,
     };
     match extra {
@@ -288,36 +277,36 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn rate(s: &str, r: Resource) -> Result<u64, UnitError> {
+    fn rate(s: &str, r: MeterResource) -> Result<u64, UnitError> {
         parse(s, r, Kind::Rate).map(|p| p.value)
     }
 
-    fn size(s: &str, r: Resource) -> Result<u64, UnitError> {
+    fn size(s: &str, r: MeterResource) -> Result<u64, UnitError> {
         parse(s, r, Kind::Size).map(|p| p.value)
     }
 
     #[test]
     fn rates_and_sizes_in_every_resource() {
-        assert_eq!(rate("2Gbit/s", Resource::Bytes), Ok(250_000_000));
-        assert_eq!(rate("2 Gbit/s", Resource::Bytes), Ok(250_000_000));
-        assert_eq!(rate("250MB/s", Resource::Bytes), Ok(250_000_000));
-        assert_eq!(rate("1Gbps", Resource::DmaBytes), Ok(125_000_000));
-        assert_eq!(rate("1.5Mpps", Resource::Packets), Ok(1_500_000));
-        assert_eq!(rate("50Munits/s", Resource::Cost), Ok(50_000_000));
-        assert_eq!(rate("1000", Resource::Packets), Ok(1000));
-        assert_eq!(size("64KiB", Resource::Bytes), Ok(65_536));
-        assert_eq!(size("64KB", Resource::Bytes), Ok(64_000));
-        assert_eq!(size("1500", Resource::Bytes), Ok(1500));
-        assert_eq!(size("32pkt", Resource::Packets), Ok(32));
-        assert_eq!(size("4Kiunits", Resource::Cost), Ok(4096));
-        assert_eq!(size("512desc", Resource::DescInFlight), Ok(512));
-        let p = parse("2.5kbit/s", Resource::Bytes, Kind::Rate).unwrap();
+        assert_eq!(rate("2Gbit/s", MeterResource::Bytes), Ok(250_000_000));
+        assert_eq!(rate("2 Gbit/s", MeterResource::Bytes), Ok(250_000_000));
+        assert_eq!(rate("250MB/s", MeterResource::Bytes), Ok(250_000_000));
+        assert_eq!(rate("1Gbps", MeterResource::DmaBytes), Ok(125_000_000));
+        assert_eq!(rate("1.5Mpps", MeterResource::Packets), Ok(1_500_000));
+        assert_eq!(rate("50Munits/s", MeterResource::Cost), Ok(50_000_000));
+        assert_eq!(rate("1000", MeterResource::Packets), Ok(1000));
+        assert_eq!(size("64KiB", MeterResource::Bytes), Ok(65_536));
+        assert_eq!(size("64KB", MeterResource::Bytes), Ok(64_000));
+        assert_eq!(size("1500", MeterResource::Bytes), Ok(1500));
+        assert_eq!(size("32pkt", MeterResource::Packets), Ok(32));
+        assert_eq!(size("4Kiunits", MeterResource::Cost), Ok(4096));
+        assert_eq!(size("512desc", MeterResource::DescInFlight), Ok(512));
+        let p = parse("2.5kbit/s", MeterResource::Bytes, Kind::Rate).unwrap();
         assert_eq!((p.value, p.exact), (313, 312.5), "rounded, and the caller can tell");
     }
 
     #[test]
     fn errors_point_at_the_bad_token() {
-        let e = parse("2Gbitz/s", Resource::Bytes, Kind::Rate).unwrap_err();
+        let e = parse("2Gbitz/s", MeterResource::Bytes, Kind::Rate).unwrap_err();
         assert_eq!((e.at, e.len), (1, 7));
         let shown = e.to_string();
         assert!(
@@ -326,36 +315,36 @@ mod tests {
         );
         assert!(shown.ends_with("\n  2Gbitz/s\n   ^^^^^^^"), "{shown}");
         // Bits are not a packet rate.
-        let e = parse("10Gbit/s", Resource::Packets, Kind::Rate).unwrap_err();
+        let e = parse("10Gbit/s", MeterResource::Packets, Kind::Rate).unwrap_err();
         assert!(e.reason.contains("pps"), "{}", e.reason);
         // A sign, a missing number, trailing junk, a rate for a level.
-        let e = parse("-5MB/s", Resource::Bytes, Kind::Rate).unwrap_err();
+        let e = parse("-5MB/s", MeterResource::Bytes, Kind::Rate).unwrap_err();
         assert_eq!(e.at, 0);
         assert!(e.reason.contains("expected a number"));
-        assert_eq!(parse("", Resource::Bytes, Kind::Size).unwrap_err().at, 0);
-        let e = parse("64KiB x", Resource::Bytes, Kind::Size).unwrap_err();
+        assert_eq!(parse("", MeterResource::Bytes, Kind::Size).unwrap_err().at, 0);
+        let e = parse("64KiB x", MeterResource::Bytes, Kind::Size).unwrap_err();
         assert_eq!((e.at, e.len), (6, 1), "{e}");
-        let e = parse("100", Resource::DescInFlight, Kind::Rate).unwrap_err();
+        let e = parse("100", MeterResource::DescInFlight, Kind::Rate).unwrap_err();
         assert!(e.reason.contains("level"), "{}", e.reason);
-        let e = parse("99999999999999TiB", Resource::Bytes, Kind::Size).unwrap_err();
+        let e = parse("99999999999999TiB", MeterResource::Bytes, Kind::Size).unwrap_err();
         assert!(e.reason.contains("too large"));
         // Leading spaces keep the caret honest.
-        let e = parse("  7 Qb", Resource::Bytes, Kind::Size).unwrap_err();
+        let e = parse("  7 Qb", MeterResource::Bytes, Kind::Size).unwrap_err();
         assert_eq!(e.at, 4);
     }
 
     #[test]
     fn humans_read_the_applied_values() {
         assert_eq!(
-            human(250_000_000, Resource::Bytes, Kind::Rate),
+            human(250_000_000, MeterResource::Bytes, Kind::Rate),
             "250000000 B/s (2 Gbit/s)"
         );
-        assert_eq!(human(65_536, Resource::Bytes, Kind::Size), "65536 B (64 KiB)");
+        assert_eq!(human(65_536, MeterResource::Bytes, Kind::Size), "65536 B (64 KiB)");
         assert_eq!(
-            human(1_500_000, Resource::Packets, Kind::Rate),
+            human(1_500_000, MeterResource::Packets, Kind::Rate),
             "1500000 pps (1.5 Mpps)"
         );
-        assert_eq!(human(32, Resource::Packets, Kind::Size), "32 pkt");
+        assert_eq!(human(32, MeterResource::Packets, Kind::Size), "32 pkt");
     }
 
     proptest! {
@@ -363,7 +352,7 @@ mod tests {
         /// the error's span lies inside the input.
         #[test]
         fn never_panics(s in "\\PC{0,24}", r in 0usize..5, k in any::<bool>()) {
-            let r = [Resource::Packets, Resource::Bytes, Resource::Cost, Resource::DmaBytes, Resource::DescInFlight][r];
+            let r = [MeterResource::Packets, MeterResource::Bytes, MeterResource::Cost, MeterResource::DmaBytes, MeterResource::DescInFlight][r];
             let k = if k { Kind::Rate } else { Kind::Size };
             if let Err(e) = parse(&s, r, k) {
                 prop_assert!(e.at <= s.len());
@@ -375,8 +364,8 @@ mod tests {
         /// Whole numbers with the resource's own unit come back exactly.
         #[test]
         fn plain_values_round_trip(v in 0u64..(1u64 << 52)) {
-            prop_assert_eq!(rate(&format!("{v}B/s"), Resource::Bytes), Ok(v));
-            prop_assert_eq!(size(&format!("{v}"), Resource::Cost), Ok(v));
+            prop_assert_eq!(rate(&format!("{v}B/s"), MeterResource::Bytes), Ok(v));
+            prop_assert_eq!(size(&format!("{v}"), MeterResource::Cost), Ok(v));
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Interrupt moderation on the simulated device, on virtual time: frames
 //! arrive from the wire at an exact rate, the "driver" is this test
 //! (it sets the RX queue's consumer flag, consumes completions when the
-//! interrupt comes), and every rule of `dataplane::coalesce` is checked
+//! interrupt comes), and every rule of `dataplane::moderation` is checked
 //! where the driver sees it: on the vector's eventfd.
 
 #![allow(missing_debug_implementations)]
@@ -93,8 +93,8 @@ impl Rig {
         Moderation::read_from_bytes(&self.b.f.mem.read(dma, 16)).unwrap()
     }
 
-    fn flag(&self, f: u32) {
-        self.b.f.set_consumer_flag(&self.b.rx, f);
+    fn flag(&self, f: ConsumerFlag) {
+        self.b.f.set_consumer_flag(&self.b.rx, f.raw());
     }
 
     /// Take every completion and give its buffer back; returns how many.
@@ -165,7 +165,7 @@ fn gaps(irqs: &[(u64, u64)]) -> Vec<u64> {
 fn off_raises_one_interrupt_per_completion() {
     // 2 Mpps: two frames per microsecond step, each its own interrupt.
     let mut r = Rig::new(2_000_000, 100);
-    r.flag(CONSUMER_ARMED);
+    r.flag(ConsumerFlag::Armed);
     let irqs = r.run(100 * US, true);
     assert_eq!(r.consumed, 100);
     assert_eq!(irqs.len(), 100, "one interrupt per completion");
@@ -175,7 +175,7 @@ fn off_raises_one_interrupt_per_completion() {
 #[test]
 fn polling_consumers_get_no_interrupt_whatever_the_mode() {
     let mut r = Rig::new(1_000_000, 20);
-    r.flag(CONSUMER_POLLING);
+    r.flag(ConsumerFlag::Polling);
     assert!(r.run(30 * US, false).is_empty());
     assert_eq!(r.consume(), 20);
     assert_eq!(r.lif_counter(LifCounter::InterruptsSuppressed), 20);
@@ -188,7 +188,7 @@ fn latency_interval_spaces_interrupts_while_armed_and_the_tail_is_not_lost() {
     let mut r = Rig::new(1_000_000, 100);
     let applied = r.moderate(fixed(20, 200));
     assert_eq!(applied, fixed(20, 200), "applied as given (1 µs steps)");
-    r.flag(CONSUMER_ARMED);
+    r.flag(ConsumerFlag::Armed);
     let irqs = r.run(300 * US, true);
     assert_eq!(r.consumed, 100, "every completion taken on an interrupt");
     let first = r.stamps[0];
@@ -213,7 +213,7 @@ fn overflow_interval_spaces_interrupts_while_idle() {
     // 100 kpps: 20 frames per overflow interval, within the 32 buffers.
     let mut r = Rig::new(100_000, 50);
     r.moderate(fixed(20, 200));
-    r.flag(CONSUMER_IDLE);
+    r.flag(ConsumerFlag::Idle);
     let irqs = r.run(1_000 * US, true);
     assert_eq!(r.consumed, 50);
     for g in gaps(&irqs) {
@@ -226,7 +226,7 @@ fn overflow_interval_spaces_interrupts_while_idle() {
 fn arming_shortens_a_pending_overflow_interval_to_the_latency_interval() {
     let mut r = Rig::new(1_000_000, 30);
     r.moderate(fixed(20, 200));
-    r.flag(CONSUMER_IDLE);
+    r.flag(ConsumerFlag::Idle);
     let first = r.run(10 * US, true);
     assert_eq!(first.len(), 1, "the first completion interrupts at once");
     let t0 = first[0].0;
@@ -235,7 +235,7 @@ fn arming_shortens_a_pending_overflow_interval_to_the_latency_interval() {
     // interrupt, so the next pass interrupts.
     let none = r.run(50 * US, true);
     assert!(none.is_empty(), "nothing before the consumer arms: {none:?}");
-    r.flag(CONSUMER_ARMED);
+    r.flag(ConsumerFlag::Armed);
     let irqs = r.run(60 * US, true);
     assert_eq!(irqs.len(), 1);
     assert!(irqs[0].0 <= 52 * US && irqs[0].0 < t0 + 200 * US, "at {} ns", irqs[0].0);
@@ -246,10 +246,10 @@ fn arming_shortens_a_pending_overflow_interval_to_the_latency_interval() {
 fn polling_cancels_a_pending_interrupt() {
     let mut r = Rig::new(1_000_000, 30);
     r.moderate(fixed(20, 200));
-    r.flag(CONSUMER_IDLE);
+    r.flag(ConsumerFlag::Idle);
     assert_eq!(r.run(10 * US, true).len(), 1);
     // The consumer polls: it will see what is pending, no interrupt.
-    r.flag(CONSUMER_POLLING);
+    r.flag(ConsumerFlag::Polling);
     assert!(r.run(400 * US, false).is_empty());
     r.consume();
     assert_eq!(r.consumed, 30);
@@ -261,7 +261,7 @@ fn frame_threshold_interrupts_before_the_interval() {
     let mut m = fixed(1_000, 1_000);
     m.frame_threshold = 8.into();
     r.moderate(m);
-    r.flag(CONSUMER_ARMED);
+    r.flag(ConsumerFlag::Armed);
     let irqs = r.run(80 * US, true);
     assert_eq!(r.consumed, 65);
     let batch: Vec<u64> = irqs.iter().map(|i| i.1).collect();
@@ -280,14 +280,14 @@ fn high_watermark_is_a_critical_event() {
     let mut m = fixed(10_000, 10_000);
     m.high_watermark_pct = 25;
     r.moderate(m);
-    r.flag(CONSUMER_ARMED);
+    r.flag(ConsumerFlag::Armed);
     let irqs = r.run(350 * US, true);
     let batch: Vec<u64> = irqs.iter().map(|i| i.1).collect();
     assert_eq!(batch, vec![1, 128, 128], "at once, then at every 128 waiting");
     // Without the watermark the same traffic gets one interrupt.
     let mut r = Rig::new(1_000_000, 300);
     r.moderate(fixed(10_000, 10_000));
-    r.flag(CONSUMER_ARMED);
+    r.flag(ConsumerFlag::Armed);
     assert_eq!(r.run(350 * US, true).len(), 1);
 }
 
@@ -299,7 +299,7 @@ fn adaptive_gathers_under_load_and_interrupts_at_once_when_quiet() {
     let mut m = fixed(100, 400);
     m.mode = ModerationMode::Adaptive.raw();
     r.moderate(m);
-    r.flag(CONSUMER_ARMED);
+    r.flag(ConsumerFlag::Armed);
     let irqs = r.run(2_000 * US, true);
     assert_eq!(irqs.len(), 20);
     for (i, s) in irqs.iter().zip(&r.stamps) {
@@ -309,7 +309,7 @@ fn adaptive_gathers_under_load_and_interrupts_at_once_when_quiet() {
     // capped by the latency interval (100 µs = 200 frames at this rate).
     let mut r = Rig::new(2_000_000, 8_000);
     r.moderate(m);
-    r.flag(CONSUMER_ARMED);
+    r.flag(ConsumerFlag::Armed);
     let irqs = r.run(4_100 * US, true);
     assert_eq!(r.consumed, 8_000);
     let late: Vec<u64> = irqs[irqs.len() / 2..irqs.len() - 1].iter().map(|i| i.1).collect();
@@ -317,7 +317,7 @@ fn adaptive_gathers_under_load_and_interrupts_at_once_when_quiet() {
     assert!(
         (48.0..=96.0).contains(&mean),
         "about {} completions per interrupt at steady state, got {mean}",
-        dataplane::coalesce::ADAPTIVE_TARGET
+        dataplane::moderation::ADAPTIVE_TARGET
     );
     let cur = r.b.f.bar0_read(INTR_CTRL_OFFSET + 0x1c, 4);
     let cur = u32::from_le_bytes(cur.try_into().unwrap());
@@ -337,6 +337,6 @@ fn off_clears_the_intervals_and_reset_restores_off() {
     assert_eq!(applied.mode(), ModerationMode::Off);
     assert_eq!(applied.latency_interval_us.get(), 0);
     assert_eq!(applied.high_watermark_pct, 50);
-    r.flag(CONSUMER_ARMED);
+    r.flag(ConsumerFlag::Armed);
     assert_eq!(r.run(20 * US, true).len(), 10);
 }

@@ -286,7 +286,7 @@ fn polling_consumers_get_no_interrupts() {
     let s = sim(2);
     let mut a = bring_up(s.vf_socket(0).unwrap(), "vf0");
     let mut b = bring_up(s.vf_socket(1).unwrap(), "vf1");
-    b.f.set_consumer_flag(&b.rx, CONSUMER_POLLING);
+    b.f.set_consumer_flag(&b.rx, ConsumerFlag::Polling.raw());
     let pkt = frame(b.mac, a.mac, 1, 64);
     let buf = a.f.alloc(2048, 64);
     a.f.mem.write(buf, &pkt);

@@ -76,6 +76,7 @@ assert_layout!(AdminComp, size = ADMIN_COMP_SIZE, status @ 0, flags @ 1, tag @ 2
 abi_enum! {
     /// Outcome of a command.
     pub enum AdminStatus: u8, "admin_comp.status" {
+        /// Done.
         Ok = 0,
         /// Try again later (resource busy for a moment).
         Again = 1,
@@ -133,27 +134,33 @@ impl AdminComp {
 abi_enum! {
     /// Admin queue opcodes.
     pub enum AdminOpcode: u8, "admin.opcode" {
+        /// Nothing; completes `Ok` (a liveness check).
         Nop = 0x00,
         /// Write a [`DeviceInfo`] to the buffer.
         Identify = 0x01,
         /// Create a LIF on the sending function; `value` = its LIF number,
         /// `data` = its doorbell slot.
         LifCreate = 0x10,
+        /// Destroy the LIF and its queues (their descriptors complete
+        /// `Flushed`).
         LifDestroy = 0x11,
         /// Write an array of [`LifInfo`] (PF: every LIF; VF: its own);
         /// `value` = count.
         LifList = 0x12,
         /// `value` = the queue index.
         QueueCreate = 0x20,
+        /// Destroy a queue; its pending descriptors complete `Flushed`.
         QueueDestroy = 0x21,
         /// Take a queue out of the error state and restart it empty.
         QueueReset = 0x22,
         /// Write the applied [`MeterConfig`].
         MeterGet = 0x30,
-        /// PF only.
+        /// PF only: set a LIF's [`MeterConfig`] (any function's LIF).
         MeterSet = 0x31,
         /// Write the applied [`Moderation`].
         ModerationGet = 0x40,
+        /// Set a vector's [`Moderation`]; the interrupt control block
+        /// shows what was applied.
         ModerationSet = 0x41,
         /// Write the LIF's [`LifStats`].
         StatsGet = 0x50,
@@ -162,9 +169,9 @@ abi_enum! {
         PortStatsGet = 0x51,
         /// PF only: one chunk of a pipeline program image.
         PipelineLoad = 0x60,
-        /// PF only.
+        /// PF only: add a [`TableEntry`] to a table of the loaded program.
         TableEntryAdd = 0x61,
-        /// PF only.
+        /// PF only: delete the [`TableEntry`] with this key (and priority).
         TableEntryDel = 0x62,
         /// PF only: write the device's [`DeviceEvent`]s from a sequence
         /// number on; `value` = events written, `data` = the sequence
@@ -1271,9 +1278,13 @@ abi_enum! {
     /// sends or receives ends in exactly one of the packet counters
     /// (delivered, or one `Drop*` reason).
     pub enum LifCounter: u8, "lif_stats.counter" {
+        /// Frames the LIF sent that the device took from its TX rings.
         TxPackets = 0,
+        /// Their bytes.
         TxBytes = 1,
+        /// Frames delivered to the LIF's RX rings.
         RxPackets = 2,
+        /// Their bytes.
         RxBytes = 3,
         /// Pipeline cost units charged.
         CostUnits = 4,
@@ -1293,9 +1304,11 @@ abi_enum! {
         DropTooLong = 11,
         /// Dropped: the pipeline's `drop` action.
         DropPipeline = 12,
-        /// Meter marks, by color.
+        /// Frames the LIF's meters marked green.
         MeterGreen = 13,
+        /// Frames the LIF's meters marked yellow.
         MeterYellow = 14,
+        /// Frames the LIF's meters marked red.
         MeterRed = 15,
         /// Doorbells received.
         Doorbells = 16,

@@ -187,8 +187,11 @@ abi_enum! {
     pub enum MeterColor: u8, "completion.flags.meter" {
         /// No meter applied.
         None = 0,
+        /// Within the committed rate and burst.
         Green = 1,
+        /// Above the committed, within the peak (trTCM) or excess (srTCM) burst.
         Yellow = 2,
+        /// Above the peak rate or out of burst: the LIF's policy applies.
         Red = 3,
     }
 }

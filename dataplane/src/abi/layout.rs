@@ -28,7 +28,8 @@ pub struct StructLayout {
 pub struct EnumLayout {
     pub name: &'static str,
     pub field: &'static str,
-    pub values: Vec<(String, u64)>,
+    /// (name, key, raw value, meaning) per value.
+    pub values: Vec<(&'static str, &'static str, u64, &'static str)>,
 }
 
 fn field_size<T, F>(_: fn(&T) -> &F) -> usize {
@@ -54,7 +55,10 @@ macro_rules! enum_layout {
         EnumLayout {
             name: stringify!($ty),
             field: $field,
-            values: $ty::ALL.iter().map(|v| (format!("{v:?}"), v.raw() as u64)).collect(),
+            values: $ty::ALL
+                .iter()
+                .map(|&v| (v.name(), v.key(), v.raw() as u64, AbiEnum::doc(v)))
+                .collect(),
         }
     };
 }
@@ -293,6 +297,8 @@ pub fn enums() -> Vec<EnumLayout> {
         enum_layout!(MeterPolicy, "meter.policy"),
         enum_layout!(LifCounter, "lif_stats.counters index"),
         enum_layout!(EventKind, "event.kind"),
+        enum_layout!(FetchFlag, "queue_state.fetch_flag"),
+        enum_layout!(ConsumerFlag, "queue_state.consumer_flag"),
     ]
 }
 
@@ -340,9 +346,13 @@ pub fn markdown() -> String {
         }
     }
     for en in enums() {
-        let _ = writeln!(s, "\n### `{}` ({})\n\n| value | name |\n|---|---|", en.name, en.field);
-        for (name, v) in &en.values {
-            let _ = writeln!(s, "| `{v:#04x}` | {name} |");
+        let _ = writeln!(
+            s,
+            "\n### `{}` ({})\n\n| value | name | key | meaning |\n|---|---|---|---|",
+            en.name, en.field
+        );
+        for (name, key, v, doc) in &en.values {
+            let _ = writeln!(s, "| `{v:#04x}` | {name} | `{key}` | {} |", doc.replace('|', "\\|"));
         }
     }
     s

@@ -148,20 +148,137 @@ pub(crate) fn check_aligned(field: &'static str, addr: u64, align: u64) -> Resul
     Ok(())
 }
 
+/// What every enumeration of the ABI offers, so the control protocol, the
+/// CLI, the counters' names and the ABI document's tables all spell a value
+/// the same way (implemented by [`abi_enum!`]).
+///
+/// Each value has two spellings: [`name`](AbiEnum::name), the Rust variant
+/// as `docs/device-abi.md` writes it (`DmaBytes`), and
+/// [`key`](AbiEnum::key), its snake-case key (`dma_bytes`), which
+/// `Display`, serde and the CLI use. Parsing (`FromStr`, serde) accepts
+/// either, in any case, with or without `_` and `-` (`dma-bytes`,
+/// `DMA_BYTES`, `dmabytes`).
+pub trait AbiEnum:
+    Copy + Eq + core::fmt::Debug + core::fmt::Display + core::str::FromStr<Err = ParseEnumError> + Send + Sync + 'static
+{
+    /// The field the value lives in, as `struct.field`.
+    const FIELD: &'static str;
+    /// Every value, in declaration order.
+    fn all() -> &'static [Self];
+    /// The variant's name (`DmaBytes`).
+    fn name(self) -> &'static str;
+    /// The snake-case key (`dma_bytes`).
+    fn key(self) -> &'static str;
+    /// The raw value, widened.
+    fn raw_u64(self) -> u64;
+    /// The variant's documentation, its lines joined (empty if none).
+    fn doc(self) -> &'static str;
+
+    /// The value a spelling names, if any (see the trait's documentation).
+    fn parse_key(s: &str) -> Option<Self> {
+        Self::all().iter().copied().find(|v| loose_eq(s, v.name()))
+    }
+}
+
+/// A spelling that names no value of an ABI enumeration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: unknown value `{got}` (expected one of: {expected})")]
+pub struct ParseEnumError {
+    /// The field, as `struct.field`.
+    pub field: &'static str,
+    /// What was given.
+    pub got: String,
+    /// The keys that are accepted, comma separated.
+    pub expected: String,
+}
+
+impl ParseEnumError {
+    /// The error for `got`, listing `T`'s keys.
+    pub fn new<T: AbiEnum>(got: &str) -> ParseEnumError {
+        ParseEnumError {
+            field: T::FIELD,
+            got: got.chars().take(64).collect(),
+            expected: T::all().iter().map(|v| v.key()).collect::<Vec<_>>().join(", "),
+        }
+    }
+}
+
+/// `a` and `b` equal ignoring ASCII case, `_` and `-`.
+fn loose_eq(a: &str, b: &str) -> bool {
+    let norm = |s: &str| {
+        s.bytes()
+            .filter(|c| *c != b'_' && *c != b'-')
+            .map(|c| c.to_ascii_lowercase())
+            .collect::<Vec<u8>>()
+    };
+    norm(a) == norm(b)
+}
+
+/// A variant name in snake case, made at compile time (`DmaBytes` ->
+/// `dma_bytes`, `SrTcm` -> `sr_tcm`, `TCPSeen` -> `tcp_seen`). Used by [`abi_enum!`]; not part of the ABI.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct SnakeName {
+    bytes: [u8; SnakeName::CAP],
+    len: usize,
+}
+
+impl SnakeName {
+    const CAP: usize = 64;
+
+    /// The snake-case form of an ASCII identifier in camel case.
+    pub const fn new(name: &str) -> SnakeName {
+        let src = name.as_bytes();
+        let mut bytes = [0u8; SnakeName::CAP];
+        let mut len = 0;
+        let mut i = 0;
+        while i < src.len() {
+            let c = src[i];
+            if c.is_ascii_uppercase() {
+                let prev_lower = i > 0 && (src[i - 1].is_ascii_lowercase() || src[i - 1].is_ascii_digit());
+                let next_lower = i + 1 < src.len() && src[i + 1].is_ascii_lowercase();
+                let prev_upper = i > 0 && src[i - 1].is_ascii_uppercase();
+                if prev_lower || (prev_upper && next_lower) {
+                    bytes[len] = b'_';
+                    len += 1;
+                }
+                bytes[len] = c.to_ascii_lowercase();
+            } else {
+                bytes[len] = c;
+            }
+            len += 1;
+            i += 1;
+        }
+        SnakeName { bytes, len }
+    }
+
+    #[cfg(test)]
+    fn as_str_owned(&self) -> String {
+        String::from_utf8_lossy(&self.bytes[..self.len]).into_owned()
+    }
+
+    /// The name.
+    pub fn as_str(&'static self) -> &'static str {
+        // Built from an identifier's ASCII bytes, so always UTF-8.
+        core::str::from_utf8(&self.bytes[..self.len]).unwrap_or("?")
+    }
+}
+
 /// Declare a `u8`/`u16`/`u32`-coded enumeration of the ABI, with a checked
-/// conversion from the raw value that names the field on error.
+/// conversion from the raw value that names the field on error, its
+/// [`AbiEnum`] spellings, `Display` (the key), `FromStr` and serde (by key).
 macro_rules! abi_enum {
     (
         $(#[$meta:meta])*
         pub enum $name:ident : $repr:ty, $field:literal {
-            $( $(#[$vmeta:meta])* $variant:ident = $value:expr ),+ $(,)?
+            $( $(#[doc = $vdoc:literal])* $variant:ident = $value:expr ),+ $(,)?
         }
     ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         #[repr($repr)]
         pub enum $name {
-            $( $(#[$vmeta])* $variant = $value ),+
+            $( $(#[doc = $vdoc])* $variant = $value ),+
         }
 
         impl $name {
@@ -187,12 +304,70 @@ macro_rules! abi_enum {
                     $( $name::$variant => stringify!($variant), )+
                 }
             }
+
+            /// The value's snake-case key (`Display`, serde, the CLI).
+            pub fn key(self) -> &'static str {
+                match self {
+                    $( $name::$variant => {
+                        static KEY: $crate::abi::SnakeName = $crate::abi::SnakeName::new(stringify!($variant));
+                        KEY.as_str()
+                    } )+
+                }
+            }
+        }
+
+        impl $crate::abi::AbiEnum for $name {
+            const FIELD: &'static str = $field;
+            fn all() -> &'static [Self] {
+                Self::ALL
+            }
+            fn name(self) -> &'static str {
+                $name::name(self)
+            }
+            fn key(self) -> &'static str {
+                $name::key(self)
+            }
+            fn raw_u64(self) -> u64 {
+                self.raw() as u64
+            }
+            fn doc(self) -> &'static str {
+                match self {
+                    $( $name::$variant => concat!($($vdoc),*).trim_ascii(), )+
+                }
+            }
         }
 
         impl TryFrom<$repr> for $name {
             type Error = $crate::abi::AbiError;
             fn try_from(raw: $repr) -> Result<Self, Self::Error> {
                 Self::from_raw(raw)
+            }
+        }
+
+        impl core::fmt::Display for $name {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.pad(self.key())
+            }
+        }
+
+        impl core::str::FromStr for $name {
+            type Err = $crate::abi::ParseEnumError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                <$name as $crate::abi::AbiEnum>::parse_key(s)
+                    .ok_or_else(|| $crate::abi::ParseEnumError::new::<$name>(s))
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.key())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
             }
         }
     };
@@ -211,6 +386,67 @@ pub(crate) use assert_layout;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every spelling rule of [`AbiEnum`], over every enumeration: the key
+    /// round-trips through `Display`/`FromStr` and serde, the raw value
+    /// through `from_raw`, no two values of one enumeration share a
+    /// spelling, and every value is documented.
+    fn spellings_hold<T: AbiEnum + serde::Serialize + serde::de::DeserializeOwned>() {
+        let mut seen = std::collections::BTreeSet::new();
+        for &v in T::all() {
+            let key = v.key();
+            assert!(
+                key.bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_'),
+                "{key}"
+            );
+            assert_eq!(v.to_string(), key);
+            assert_eq!(key.parse::<T>(), Ok(v));
+            assert_eq!(v.name().parse::<T>(), Ok(v));
+            assert_eq!(key.replace('_', "-").to_uppercase().parse::<T>(), Ok(v));
+            let json = serde_json::to_string(&v).unwrap();
+            assert_eq!(json, format!("\"{key}\""));
+            assert_eq!(serde_json::from_str::<T>(&json).unwrap(), v);
+            assert!(
+                seen.insert(key.replace('_', "")),
+                "{}: two values spell {key}",
+                T::FIELD
+            );
+            assert!(
+                !v.doc().is_empty() || T::FIELD == "completion.flags.meter",
+                "{}::{} has no doc",
+                T::FIELD,
+                v.name()
+            );
+        }
+        let e = "no such value".parse::<T>().unwrap_err();
+        assert_eq!(e.field, T::FIELD);
+        assert!(e.to_string().contains(T::all()[0].key()), "{e}");
+    }
+
+    #[test]
+    fn every_enumeration_spells_its_values_one_way() {
+        spellings_hold::<FunctionKind>();
+        spellings_hold::<ModerationMode>();
+        spellings_hold::<QueueType>();
+        spellings_hold::<CompStatus>();
+        spellings_hold::<MeterColor>();
+        spellings_hold::<AdminStatus>();
+        spellings_hold::<AdminOpcode>();
+        spellings_hold::<DevCmdOpcode>();
+        spellings_hold::<MeterResource>();
+        spellings_hold::<MeterMode>();
+        spellings_hold::<MeterPolicy>();
+        spellings_hold::<EventKind>();
+        spellings_hold::<LifCounter>();
+        spellings_hold::<FetchFlag>();
+        spellings_hold::<ConsumerFlag>();
+        assert_eq!(MeterResource::DescInFlight.key(), "desc_in_flight");
+        assert_eq!(MeterMode::SrTcm.key(), "sr_tcm");
+        assert_eq!(LifCounter::DropNoRxBuffer.key(), "drop_no_rx_buffer");
+        assert_eq!(SnakeName::new("MsixTable").as_str_owned(), "msix_table");
+        assert_eq!(SnakeName::new("TCPSeen").as_str_owned(), "tcp_seen");
+    }
 
     #[test]
     fn reserved_bytes_error_names_field() {

@@ -6,12 +6,12 @@
 //! |--------|-----------------|------------|---------|
 //! | 0x00   | `head`          | device     | head write-back: every descriptor before it has been fetched and is done |
 //! | 0x04   | `cq_tail`       | device     | completions written so far (informational; the color bit is authoritative) |
-//! | 0x40   | `fetch_flag`    | device     | [`FETCH_IDLE`] / [`FETCH_ACTIVE`]: while active the driver may skip doorbells |
+//! | 0x40   | `fetch_flag`    | device     | [`FetchFlag`]: while active the driver may skip doorbells |
 //! | 0x44   | `qstatus`       | device     | 0 while running; a [`super::CompStatus`] once the queue is in the error state |
 //! | 0x48   | `error_index`   | device     | ring index of the descriptor that stopped the queue |
 //! | 0x80   | `outgoing_tail` | driver     | how far the device may fetch |
 //! | 0x84   | `cq_head`       | driver     | completions consumed so far |
-//! | 0xc0   | `consumer_flag` | driver     | [`CONSUMER_IDLE`] / [`CONSUMER_POLLING`] / [`CONSUMER_ARMED`] |
+//! | 0xc0   | `consumer_flag` | driver     | [`ConsumerFlag`] |
 //!
 //! All indices run free (`u32`, wrapping) and are masked by the ring size.
 //! Fields are little-endian `u32`s accessed atomically (aligned 4-byte
@@ -26,7 +26,7 @@
 //! lines form one 128-byte-aligned pair, so the adjacent-line prefetcher of
 //! x86 cores never drags the other side's hot line along with ours.
 
-use super::{assert_layout, U32};
+use super::{abi_enum, assert_layout, U32};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 /// Required alignment of a queue state block.
@@ -34,19 +34,41 @@ pub const QUEUE_STATE_ALIGN: u64 = 128;
 /// Size of a queue state block.
 pub const QUEUE_STATE_SIZE: usize = 256;
 
-/// `fetch_flag`: the device is not fetching; a doorbell is needed.
-pub const FETCH_IDLE: u32 = 0;
-/// `fetch_flag`: the device's fetch engine is working this queue and will
-/// look at `outgoing_tail` again before it goes idle.
-pub const FETCH_ACTIVE: u32 = 1;
+abi_enum! {
+    /// `fetch_flag`: whether the device's fetch engine is working the queue.
+    pub enum FetchFlag: u32, "queue_state.fetch_flag" {
+        /// The device is not fetching; a doorbell is needed.
+        Idle = 0,
+        /// The device's fetch engine is working this queue and will look at
+        /// `outgoing_tail` again before it goes idle: the driver may skip
+        /// the doorbell.
+        Active = 1,
+    }
+}
 
-/// `consumer_flag`: the driver neither polls nor waits.
-pub const CONSUMER_IDLE: u32 = 0;
-/// `consumer_flag`: the driver is polling; no interrupt for this queue.
-pub const CONSUMER_POLLING: u32 = 1;
-/// `consumer_flag`: the driver is about to block; interrupt on the next
-/// completion (subject to moderation).
-pub const CONSUMER_ARMED: u32 = 2;
+abi_enum! {
+    /// `consumer_flag`: what the driver thread behind the queue is doing;
+    /// interrupt moderation follows it. Any other value reads as `Idle`.
+    pub enum ConsumerFlag: u32, "queue_state.consumer_flag" {
+        /// The driver neither polls nor waits (descheduled, busy elsewhere):
+        /// at most one interrupt per overflow interval. Zero, so a fresh
+        /// state block starts here.
+        Idle = 0,
+        /// The driver is polling the completion ring: no interrupt.
+        Polling = 1,
+        /// The driver is about to block: interrupt on the next completion,
+        /// at most one per latency interval.
+        Armed = 2,
+    }
+}
+
+impl ConsumerFlag {
+    /// The flag a raw word holds; a value the ABI does not define reads as
+    /// [`ConsumerFlag::Idle`] (the device never refuses a driver's word).
+    pub fn from_word(raw: u32) -> ConsumerFlag {
+        ConsumerFlag::from_raw(raw).unwrap_or(ConsumerFlag::Idle)
+    }
+}
 
 /// Byte layout of the queue state block.
 #[repr(C)]

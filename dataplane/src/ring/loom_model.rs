@@ -123,7 +123,11 @@ fn no_lost_doorbell() {
 #[should_panic(expected = "lost doorbell")]
 fn idling_without_recheck_loses_doorbells() {
     doorbell_model(|c| {
-        store_le(&c.state().fetch_flag, FETCH_IDLE, Ordering::Relaxed);
+        store_le(
+            &c.state().fetch_flag,
+            crate::abi::FetchFlag::Idle.raw(),
+            Ordering::Relaxed,
+        );
         true
     });
 }
@@ -168,11 +172,11 @@ fn wakeup_model(arm: fn(&SharedQueueState, &LoomU32) -> bool) {
     model(move || {
         let state = Arc::new(SharedQueueState::new(0));
         let entry = Arc::new(LoomU32::new(0));
-        state.set_consumer(crate::abi::CONSUMER_POLLING);
+        state.set_consumer(crate::abi::ConsumerFlag::Polling);
         let (st_d, entry_d) = (state.clone(), entry.clone());
         let device = thread::spawn(move || {
             entry_d.store(1, O::Release);
-            st_d.consumer_after_post() == crate::abi::CONSUMER_ARMED
+            st_d.consumer_after_post() == crate::abi::ConsumerFlag::Armed
         });
         let work_seen = arm(&state, &entry);
         let interrupted = device.join().unwrap();
@@ -195,7 +199,8 @@ fn no_lost_wakeup() {
 #[should_panic(expected = "lost wakeup")]
 fn arming_without_the_fence_loses_wakeups() {
     wakeup_model(|st, entry| {
-        st.consumer_flag.store(crate::abi::CONSUMER_ARMED.to_le(), O::Release);
+        st.consumer_flag
+            .store(crate::abi::ConsumerFlag::Armed.raw().to_le(), O::Release);
         entry.load(O::Acquire) != 0
     });
 }
@@ -211,7 +216,7 @@ fn checking_the_flag_without_the_fence_loses_wakeups() {
         let (st_d, entry_d) = (state.clone(), entry.clone());
         let device = thread::spawn(move || {
             entry_d.store(1, O::Release);
-            u32::from_le(st_d.consumer_flag.load(O::Acquire)) == crate::abi::CONSUMER_ARMED
+            u32::from_le(st_d.consumer_flag.load(O::Acquire)) == crate::abi::ConsumerFlag::Armed.raw()
         });
         let work_seen = state.arm_consumer(|| entry.load(O::Acquire) != 0);
         let interrupted = device.join().unwrap();

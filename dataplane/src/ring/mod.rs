@@ -39,11 +39,11 @@
 //!
 //! ## Doorbell suppression
 //! While the consumer's fetch engine works the queue it sets the fetch flag
-//! to [`FETCH_ACTIVE`] and the producer skips the doorbell. The race that
+//! to [`FetchFlag::Active`] and the producer skips the doorbell. The race that
 //! could lose a doorbell (the consumer decides to go idle just as the
 //! producer publishes) is closed Dekker-style: the producer stores
 //! `outgoing_tail`, issues a `SeqCst` fence, then loads the flag; the
-//! consumer stores [`FETCH_IDLE`], issues a `SeqCst` fence, then loads
+//! consumer stores [`FetchFlag::Idle`], issues a `SeqCst` fence, then loads
 //! `outgoing_tail` once more ([`Consumer::try_idle`]). The fences order the
 //! two pairs, so at least one side sees the other's store: either the
 //! producer rings, or the consumer keeps fetching. `src/ring/loom_model.rs`
@@ -68,7 +68,7 @@ mod loom_model;
 #[cfg(all(test, not(loom)))]
 mod tests;
 
-use crate::abi::{QueueStateBlock, FETCH_ACTIVE, FETCH_IDLE};
+use crate::abi::{ConsumerFlag, FetchFlag, QueueStateBlock};
 use crate::sync::{fence, load_le, store_le, AtomicU32, Ordering};
 use core::marker::PhantomData;
 use core::ptr::NonNull;
@@ -127,7 +127,7 @@ pub struct SharedQueueState {
     /// Written by the device: completions written.
     pub cq_tail: AtomicU32,
     rsvd_device_hot: Reserved<14>,
-    /// Written by the device: [`FETCH_IDLE`] or [`FETCH_ACTIVE`].
+    /// Written by the device: [`FetchFlag::Idle`] or [`FetchFlag::Active`].
     pub fetch_flag: AtomicU32,
     /// Written by the device: 0, or the [`crate::abi::CompStatus`] that
     /// stopped the queue.
@@ -168,7 +168,7 @@ impl SharedQueueState {
             head: AtomicU32::new(start.to_le()),
             cq_tail: AtomicU32::new(0),
             rsvd_device_hot: reserved(),
-            fetch_flag: AtomicU32::new(FETCH_IDLE.to_le()),
+            fetch_flag: AtomicU32::new(FetchFlag::Idle.raw().to_le()),
             qstatus: AtomicU32::new(0),
             error_index: AtomicU32::new(0),
             rsvd_device_cold: reserved(),
@@ -192,18 +192,18 @@ impl SharedQueueState {
         ] {
             store_le(a, 0, Ordering::Relaxed);
         }
-        store_le(&self.fetch_flag, FETCH_IDLE, Ordering::Relaxed);
+        store_le(&self.fetch_flag, FetchFlag::Idle.raw(), Ordering::Relaxed);
         store_le(&self.head, start, Ordering::Relaxed);
         store_le(&self.outgoing_tail, start, Ordering::Release);
     }
 
-    /// Set the consumer flag ([`crate::abi::CONSUMER_POLLING`], ...).
-    pub fn set_consumer(&self, flag: u32) {
-        store_le(&self.consumer_flag, flag, Ordering::Relaxed);
+    /// Set the consumer flag.
+    pub fn set_consumer(&self, flag: ConsumerFlag) {
+        store_le(&self.consumer_flag, flag.raw(), Ordering::Relaxed);
     }
 
     /// The driver's half of the consumer-flag protocol: announce the
-    /// consumer is about to sleep ([`crate::abi::CONSUMER_ARMED`]), then
+    /// consumer is about to sleep ([`ConsumerFlag::Armed`]), then
     /// look once more with `ready` (is a completion there?). Returns its
     /// answer: true means work is there, do not sleep.
     ///
@@ -213,16 +213,16 @@ impl SharedQueueState {
     /// side sees the other: the driver the completion, or the device ARMED
     /// (and it interrupts). No wakeup is lost (`ring::loom_model`).
     pub fn arm_consumer(&self, ready: impl FnOnce() -> bool) -> bool {
-        self.set_consumer(crate::abi::CONSUMER_ARMED);
+        self.set_consumer(ConsumerFlag::Armed);
         fence(Ordering::SeqCst);
         ready()
     }
 
     /// The device's half: after publishing completions, what the consumer
     /// is doing (decides whether to interrupt).
-    pub fn consumer_after_post(&self) -> u32 {
+    pub fn consumer_after_post(&self) -> ConsumerFlag {
         fence(Ordering::SeqCst);
-        load_le(&self.consumer_flag, Ordering::Relaxed)
+        ConsumerFlag::from_word(load_le(&self.consumer_flag, Ordering::Relaxed))
     }
 
     ///
@@ -608,7 +608,7 @@ impl<'a, T: RingElem> Producer<'a, T> {
         // Order our outgoing_tail store before the flag load; pairs with the
         // fence in Consumer::try_idle (see the module docs).
         fence(Ordering::SeqCst);
-        if load_le(&self.state.fetch_flag, Ordering::Relaxed) == FETCH_ACTIVE {
+        if load_le(&self.state.fetch_flag, Ordering::Relaxed) == FetchFlag::Active.raw() {
             self.stats.doorbells_suppressed += 1;
             return None;
         }
@@ -783,7 +783,7 @@ impl<'a, T: RingElem> Consumer<'a, T> {
     /// returns `true`.
     #[inline]
     pub fn set_fetching(&self) {
-        store_le(&self.state.fetch_flag, FETCH_ACTIVE, Ordering::Relaxed);
+        store_le(&self.state.fetch_flag, FetchFlag::Active.raw(), Ordering::Relaxed);
     }
 
     /// Try to go idle: clear the fetch flag, then look at `outgoing_tail`
@@ -791,7 +791,7 @@ impl<'a, T: RingElem> Consumer<'a, T> {
     /// doorbell. `Ok(false)`: entries arrived meanwhile; the flag is set
     /// again and the caller keeps fetching.
     pub fn try_idle(&mut self) -> Result<bool, RingError> {
-        store_le(&self.state.fetch_flag, FETCH_IDLE, Ordering::Relaxed);
+        store_le(&self.state.fetch_flag, FetchFlag::Idle.raw(), Ordering::Relaxed);
         // Pairs with the fence in Producer::doorbell (see the module docs).
         fence(Ordering::SeqCst);
         self.refresh()?;

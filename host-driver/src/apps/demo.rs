@@ -26,7 +26,6 @@
 
 use super::gen::{self, format_drops, latency_histogram, GenConfig, GenReport, Interval, Latency, PortTraffic};
 use super::{AppError, Mode, Ports};
-use crate::control::counter_name;
 use crate::nic::Nic;
 use dataplane::abi::{LifCounter, LifStats};
 use hdrhistogram::Histogram;
@@ -361,7 +360,7 @@ pub fn run(
         for (f, v) in vectors {
             nicctl(
                 vec![
-                    s("coalesce"),
+                    s("moderation"),
                     s("set"),
                     s("--function"),
                     f.to_string(),
@@ -466,7 +465,7 @@ pub fn run(
             for c in LifCounter::DROPS {
                 let d = now[i].get(c).saturating_sub(last[i].get(c));
                 if d > 0 {
-                    drops.insert(counter_name(c), d);
+                    drops.insert(c.key().to_string(), d);
                 }
             }
             let marks = Marks::of(&now[i], &last[i]);

@@ -814,7 +814,7 @@ pub fn run(
             let v = stats[i].get(c);
             device_drops += v;
             if v > 0 {
-                drops.insert(crate::control::counter_name(c), v);
+                drops.insert(c.key().to_string(), v);
             }
         }
         for (reason, v) in [

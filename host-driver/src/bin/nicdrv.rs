@@ -591,7 +591,7 @@ fn abi_summary() -> String {
     }
     let _ = writeln!(s, "\nEnumerations");
     for en in layout::enums() {
-        let values: Vec<String> = en.values.iter().map(|(n, v)| format!("{n}={v:#x}")).collect();
+        let values: Vec<String> = en.values.iter().map(|(n, _, v, _)| format!("{n}={v:#x}")).collect();
         let _ = writeln!(s, "  {:<14} {}", en.name, values.join(" "));
     }
     let _ = writeln!(s, "\nSpec: docs/device-abi.md");

@@ -33,11 +33,11 @@ use super::queue::DeviceQueue;
 use super::switch::{Decision, Source, Verdict};
 use super::Device;
 use crate::clock::Nanos;
+use dataplane::abi::ConsumerFlag;
 use dataplane::abi::{
     comp_flags, doorbell_offset_in_page, pkt_flags, tx_flags, CompStatus, Doorbell, EventKind, LifCounter, MeterColor,
-    QueueType, RxDesc, TxDesc, CONSUMER_ARMED, CONSUMER_POLLING, LIF_UPLINK,
+    QueueType, RxDesc, TxDesc, LIF_UPLINK,
 };
-use dataplane::coalesce::Consumer;
 use dataplane::fair::Class;
 use dataplane::meter::Color;
 use dataplane::packet::classify;
@@ -583,7 +583,7 @@ impl Device {
                     },
                 );
                 lif.count(color_counter(color), 1);
-                mark = mark_of(color);
+                mark = color.abi();
             }
         }
         self.sched.charge(l, cost);
@@ -767,7 +767,7 @@ impl Device {
             if lif.meters.any_on() {
                 let (color, drop) = lif.meters.ingress(now, usage);
                 lif.count(color_counter(color), 1);
-                mark = mark_of(color);
+                mark = color.abi();
                 if drop {
                     lif.count(LifCounter::DropMeterRed, 1);
                     return;
@@ -907,7 +907,7 @@ impl Device {
     }
 
     /// Interrupts for the completions written this pass, as each vector's
-    /// moderation decides (`dataplane::coalesce`): none while the
+    /// moderation decides (`dataplane::moderation`): none while the
     /// consumer polls, otherwise now or when the vector's timer expires.
     fn signal_completions(&mut self, now: Nanos) {
         for l in 0..self.lifs.len() {
@@ -947,16 +947,16 @@ impl Device {
                 if n == 0 && vec.timer.is_none() {
                     continue;
                 }
-                let consumer = consumer_of(core.consumer_flag());
+                let consumer = core.consumer_flag();
                 vec.seen = Some(match (vec.seen, consumer) {
-                    (Some(Consumer::Armed), _) | (_, Consumer::Armed) => Consumer::Armed,
-                    (Some(Consumer::Polling), _) | (_, Consumer::Polling) => Consumer::Polling,
-                    _ => Consumer::Idle,
+                    (Some(ConsumerFlag::Armed), _) | (_, ConsumerFlag::Armed) => ConsumerFlag::Armed,
+                    (Some(ConsumerFlag::Polling), _) | (_, ConsumerFlag::Polling) => ConsumerFlag::Polling,
+                    _ => ConsumerFlag::Idle,
                 });
                 if n == 0 {
                     continue;
                 }
-                if consumer == Consumer::Polling {
+                if consumer == ConsumerFlag::Polling {
                     suppressed += u64::from(n);
                 }
                 let size = core.size();
@@ -976,24 +976,6 @@ impl Device {
             }
         }
         self.raised_scratch = raised;
-    }
-}
-
-/// What a queue's consumer flag says.
-fn consumer_of(flag: u32) -> Consumer {
-    match flag {
-        CONSUMER_POLLING => Consumer::Polling,
-        CONSUMER_ARMED => Consumer::Armed,
-        _ => Consumer::Idle,
-    }
-}
-
-/// The completion's mark for a frame its meters colored `c`.
-fn mark_of(c: Color) -> MeterColor {
-    match c {
-        Color::Green => MeterColor::Green,
-        Color::Yellow => MeterColor::Yellow,
-        Color::Red => MeterColor::Red,
     }
 }
 

@@ -6,12 +6,13 @@ use super::queue::DeviceQueue;
 use crate::clock::Nanos;
 use crate::dma::DmaSpace;
 use crate::pci::ConfigSpace;
+use dataplane::abi::ConsumerFlag;
 use dataplane::abi::{
     self, caps, devcmd, AdminCmd, DevCmdRegs, DeviceIdentity, FromZeros, FunctionKind, IntoBytes, IntrCtrl, Moderation,
     ModerationMode, ABI_MAJOR, ABI_MINOR, DEVCMD_OFFSET, DOORBELL_OFFSET, DOORBELL_STRIDE, IDENTITY_OFFSET,
     INTR_CTRL_OFFSET, INTR_CTRL_STRIDE, MSIX_PBA_OFFSET, MSIX_TABLE_OFFSET,
 };
-use dataplane::coalesce::{self, Action, Consumer, Moderator};
+use dataplane::moderation::{self, Action, Moderator};
 use std::fs::File;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -97,13 +98,13 @@ pub struct Vector {
     /// When moderation raises the interrupt unless something changes.
     pub timer: Option<Nanos>,
     /// What the vector's consumer was doing when `timer` was set.
-    pub timer_consumer: Consumer,
+    pub timer_consumer: ConsumerFlag,
     /// The LIF whose completions are pending (counted when the timer
     /// fires).
     pub lif: u16,
     /// Scratch for one engine pass: what the consumers of this vector's
     /// queues are doing (armed wins over polling over idle).
-    pub seen: Option<Consumer>,
+    pub seen: Option<ConsumerFlag>,
 }
 
 impl Vector {
@@ -117,9 +118,9 @@ impl Vector {
             ctrl_mask: false,
             moderation: default_moderation(vector),
             credits: 0,
-            moderator: Moderator::new(coalesce::Config::OFF),
+            moderator: Moderator::new(moderation::Config::OFF),
             timer: None,
-            timer_consumer: Consumer::Idle,
+            timer_consumer: ConsumerFlag::Idle,
             lif: 0,
             seen: None,
         }
@@ -129,8 +130,8 @@ impl Vector {
     /// are re-evaluated under the new rules on the next pass.
     pub fn set_moderation(&mut self, m: Moderation) {
         self.moderation = m;
-        self.moderator.set_config(coalesce::Config::from(&m));
-        self.timer_consumer = Consumer::Idle;
+        self.moderator.set_config(moderation::Config::from(&m));
+        self.timer_consumer = ConsumerFlag::Idle;
         if self.moderator.pending() > 0 {
             self.timer = Some(0);
         }
@@ -610,7 +611,7 @@ impl Function {
     /// consumer is doing `consumer` and whose completion ring is now
     /// `fill_pct` full: moderation decides whether to interrupt now, later
     /// (the vector's timer), or not at all. Returns the interrupts raised.
-    pub fn completions(&mut self, v: u16, lif: u16, now: Nanos, consumer: Consumer, fill_pct: u8, n: u32) -> u64 {
+    pub fn completions(&mut self, v: u16, lif: u16, now: Nanos, consumer: ConsumerFlag, fill_pct: u8, n: u32) -> u64 {
         let Some(vec) = self.vectors.get_mut(usize::from(v)) else {
             return 0;
         };
@@ -632,7 +633,7 @@ impl Function {
     pub fn expire(&mut self, now: Nanos, raised: &mut Vec<(u16, u64)>) {
         for v in 0..self.vectors.len() {
             let vec = &mut self.vectors[v];
-            let consumer = vec.seen.take().unwrap_or(Consumer::Idle);
+            let consumer = vec.seen.take().unwrap_or(ConsumerFlag::Idle);
             let Some(t) = vec.timer else { continue };
             if t > now && consumer == vec.timer_consumer {
                 continue;
@@ -647,7 +648,7 @@ impl Function {
     }
 
     /// Carry out a moderation decision for vector `v`.
-    fn act(&mut self, v: u16, a: Action, now: Nanos, consumer: Consumer) -> u64 {
+    fn act(&mut self, v: u16, a: Action, now: Nanos, consumer: ConsumerFlag) -> u64 {
         match a {
             Action::Fire => {
                 let vec = &mut self.vectors[usize::from(v)];
@@ -695,7 +696,7 @@ impl Function {
         self.devcmd_fence = None;
         for (v, vec) in self.vectors.iter_mut().enumerate() {
             vec.moderation = default_moderation(v as u16);
-            vec.moderator = Moderator::new(coalesce::Config::OFF);
+            vec.moderator = Moderator::new(moderation::Config::OFF);
             vec.timer = None;
             vec.pending = false;
             vec.ctrl_mask = false;
@@ -724,6 +725,7 @@ fn intr_ctrl(vec: &Vector) -> IntrCtrl {
         mask: u32::from(vec.ctrl_mask).into(),
         credits: vec.credits.into(),
         pending: u32::from(vec.pending).into(),
-        current_interval_us: ((vec.moderator.interval(Consumer::Armed) / 1_000).min(u64::from(u32::MAX)) as u32).into(),
+        current_interval_us: ((vec.moderator.interval(ConsumerFlag::Armed) / 1_000).min(u64::from(u32::MAX)) as u32)
+            .into(),
     }
 }

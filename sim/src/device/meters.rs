@@ -14,7 +14,7 @@
 //! time that burst takes to refill.
 
 use dataplane::abi::{AdminStatus, MeterConfig, MeterMode, MeterPolicy, MeterResource};
-use dataplane::fair::{Class, Policy};
+use dataplane::fair::Class;
 use dataplane::meter::{Amount, Bytes, Color, Cost, DmaBytes, LevelMeter, Meter, Nanos, Packets, Resource};
 
 /// What one packet used.
@@ -214,7 +214,7 @@ impl LifMeters {
     pub fn class(&mut self, now: Nanos, backlog: u64) -> Class {
         let mut class = Class::Normal;
         let mut consider = |red: bool, p: MeterPolicy| {
-            class = class.max(Class::of(red, Policy::from(p)));
+            class = class.max(Class::of(red, p));
         };
         let r = self.packets.red(now);
         consider(r, self.packets.policy);

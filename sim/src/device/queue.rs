@@ -24,7 +24,7 @@ use crate::clock::Nanos;
 use crate::dma::{DmaFault, DmaSpace};
 use crate::server::remote::Remote;
 use dataplane::abi::{
-    comp_flags, expected_color, CompStatus, Completion, IntoBytes, QueueCreate, QueueType, FETCH_ACTIVE,
+    comp_flags, expected_color, CompStatus, Completion, ConsumerFlag, FetchFlag, IntoBytes, QueueCreate, QueueType,
     QUEUE_STATE_SIZE,
 };
 use dataplane::ring::{Consumer, RingElem, SharedQueueState};
@@ -560,7 +560,7 @@ impl QueueCore {
     /// The consumer flag the driver set, read after a full fence that
     /// orders it after the completions just written (by message: read
     /// after they were written).
-    pub fn consumer_flag(&mut self) -> u32 {
+    pub fn consumer_flag(&mut self) -> ConsumerFlag {
         self.pull_state();
         self.state().consumer_after_post()
     }
@@ -569,7 +569,9 @@ impl QueueCore {
     /// device reads `outgoing_tail` whenever it needs a buffer, so the
     /// driver never needs to ring).
     pub fn set_always_fetching(&mut self) {
-        self.state().fetch_flag.store(FETCH_ACTIVE.to_le(), Ordering::Release);
+        self.state()
+            .fetch_flag
+            .store(FetchFlag::Active.raw().to_le(), Ordering::Release);
         self.push_state();
     }
 
@@ -694,7 +696,7 @@ impl<T: RingElem> DeviceQueue<T> {
             self.core
                 .state()
                 .fetch_flag
-                .store(dataplane::abi::FETCH_IDLE.to_le(), Ordering::Release);
+                .store(FetchFlag::Idle.raw().to_le(), Ordering::Release);
             self.core.push_state();
             self.core.put_off = false;
             self.core.pull_state();

@@ -35,21 +35,12 @@
 /// Nanoseconds.
 pub type Nanos = u64;
 
-/// Moderation mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// One interrupt per completion.
-    Off,
-    /// The configured intervals.
-    Fixed,
-    /// The interval follows the completion rate.
-    Adaptive,
-}
+use crate::abi::{ConsumerFlag, ModerationMode};
 
 /// A vector's moderation settings (as the device applied them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config {
-    pub mode: Mode,
+    pub mode: ModerationMode,
     /// Minimum spacing while the consumer is armed, ns.
     pub latency_ns: Nanos,
     /// Minimum spacing while the consumer is idle, ns.
@@ -63,7 +54,7 @@ pub struct Config {
 impl Config {
     /// One interrupt per completion.
     pub const OFF: Config = Config {
-        mode: Mode::Off,
+        mode: ModerationMode::Off,
         latency_ns: 0,
         overflow_ns: 0,
         frame_threshold: 0,
@@ -74,27 +65,14 @@ impl Config {
 impl From<&crate::abi::Moderation> for Config {
     /// The ABI's settings (microseconds) in ns.
     fn from(m: &crate::abi::Moderation) -> Config {
-        use crate::abi::ModerationMode;
         Config {
-            mode: match m.mode() {
-                ModerationMode::Off => Mode::Off,
-                ModerationMode::Fixed => Mode::Fixed,
-                ModerationMode::Adaptive => Mode::Adaptive,
-            },
+            mode: m.mode(),
             latency_ns: u64::from(m.latency_interval_us.get()) * 1_000,
             overflow_ns: u64::from(m.overflow_interval_us.get()) * 1_000,
             frame_threshold: m.frame_threshold.get(),
             high_watermark_pct: m.high_watermark_pct,
         }
     }
-}
-
-/// What the vector's consumer is doing (from its queues' consumer flags).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Consumer {
-    Polling,
-    Armed,
-    Idle,
 }
 
 /// What the device should do now.
@@ -162,12 +140,14 @@ impl Moderator {
     }
 
     /// The minimum spacing that applies now.
-    pub fn interval(&self, consumer: Consumer) -> Nanos {
+    pub fn interval(&self, consumer: ConsumerFlag) -> Nanos {
         match (self.cfg.mode, consumer) {
-            (Mode::Off, _) | (_, Consumer::Polling) => 0,
-            (Mode::Fixed, Consumer::Armed) => self.cfg.latency_ns,
-            (Mode::Fixed | Mode::Adaptive, Consumer::Idle) => self.cfg.overflow_ns.max(self.cfg.latency_ns),
-            (Mode::Adaptive, Consumer::Armed) => {
+            (ModerationMode::Off, _) | (_, ConsumerFlag::Polling) => 0,
+            (ModerationMode::Fixed, ConsumerFlag::Armed) => self.cfg.latency_ns,
+            (ModerationMode::Fixed | ModerationMode::Adaptive, ConsumerFlag::Idle) => {
+                self.cfg.overflow_ns.max(self.cfg.latency_ns)
+            }
+            (ModerationMode::Adaptive, ConsumerFlag::Armed) => {
                 if self.rate == 0 {
                     return 0;
                 }
@@ -179,16 +159,16 @@ impl Moderator {
 
     /// The device posted a completion at `now`; the ring it went to is now
     /// `fill_pct` full.
-    pub fn completion(&mut self, now: Nanos, consumer: Consumer, fill_pct: u8) -> Action {
+    pub fn completion(&mut self, now: Nanos, consumer: ConsumerFlag, fill_pct: u8) -> Action {
         self.window_count += 1;
-        if consumer == Consumer::Polling {
+        if consumer == ConsumerFlag::Polling {
             // The consumer sees it without an interrupt.
             self.pending = 0;
             return Action::None;
         }
         self.pending += 1;
         let hw = self.cfg.high_watermark_pct;
-        if self.cfg.mode == Mode::Off
+        if self.cfg.mode == ModerationMode::Off
             || (self.cfg.frame_threshold > 0 && self.pending >= u64::from(self.cfg.frame_threshold))
             || (hw > 0 && fill_pct >= hw)
         {
@@ -199,8 +179,8 @@ impl Moderator {
 
     /// What is due at `now` (a timer expired, or the consumer's state
     /// changed).
-    pub fn poll(&mut self, now: Nanos, consumer: Consumer) -> Action {
-        if consumer == Consumer::Polling {
+    pub fn poll(&mut self, now: Nanos, consumer: ConsumerFlag) -> Action {
+        if consumer == ConsumerFlag::Polling {
             self.pending = 0;
             return Action::None;
         }
@@ -210,7 +190,7 @@ impl Moderator {
         self.due(now, consumer)
     }
 
-    fn due(&self, now: Nanos, consumer: Consumer) -> Action {
+    fn due(&self, now: Nanos, consumer: ConsumerFlag) -> Action {
         let at = match self.last_fire {
             None => now,
             Some(t) => t.saturating_add(self.interval(consumer)),
@@ -249,7 +229,7 @@ mod tests {
 
     fn fixed() -> Config {
         Config {
-            mode: Mode::Fixed,
+            mode: ModerationMode::Fixed,
             latency_ns: 20 * US,
             overflow_ns: 200 * US,
             frame_threshold: 0,
@@ -259,7 +239,7 @@ mod tests {
 
     /// Drive a moderator: completions at `times`, timers honoured; returns
     /// when interrupts fired.
-    fn simulate(cfg: Config, consumer: Consumer, times: &[Nanos]) -> Vec<Nanos> {
+    fn simulate(cfg: Config, consumer: ConsumerFlag, times: &[Nanos]) -> Vec<Nanos> {
         let mut m = Moderator::new(cfg);
         let mut fired = Vec::new();
         let mut timer: Option<Nanos> = None;
@@ -292,7 +272,7 @@ mod tests {
     fn abi_settings_convert_to_ns() {
         let m = crate::abi::Moderation {
             vector: 1.into(),
-            mode: crate::abi::ModerationMode::Fixed.raw(),
+            mode: ModerationMode::Fixed.raw(),
             high_watermark_pct: 80,
             latency_interval_us: 20.into(),
             overflow_interval_us: 200.into(),
@@ -302,7 +282,7 @@ mod tests {
         assert_eq!(
             c,
             Config {
-                mode: Mode::Fixed,
+                mode: ModerationMode::Fixed,
                 latency_ns: 20 * US,
                 overflow_ns: 200 * US,
                 frame_threshold: 32,
@@ -314,21 +294,21 @@ mod tests {
     #[test]
     fn off_interrupts_for_every_completion() {
         let times: Vec<Nanos> = (0..10).map(|i| i * 100).collect();
-        assert_eq!(simulate(Config::OFF, Consumer::Armed, &times), times);
+        assert_eq!(simulate(Config::OFF, ConsumerFlag::Armed, &times), times);
     }
 
     #[test]
     fn polling_consumers_get_no_interrupt_and_nothing_stays_pending() {
         let mut m = Moderator::new(Config::OFF);
-        assert_eq!(m.completion(0, Consumer::Polling, 99), Action::None);
+        assert_eq!(m.completion(0, ConsumerFlag::Polling, 99), Action::None);
         assert_eq!(m.pending(), 0);
         let mut f = Moderator::new(fixed());
         f.fired(0);
-        assert_eq!(f.completion(1, Consumer::Armed, 0), Action::At(20 * US));
+        assert_eq!(f.completion(1, ConsumerFlag::Armed, 0), Action::At(20 * US));
         // The consumer started polling before the timer: it saw them.
-        assert_eq!(f.poll(5 * US, Consumer::Polling), Action::None);
+        assert_eq!(f.poll(5 * US, ConsumerFlag::Polling), Action::None);
         assert_eq!(
-            f.poll(20 * US, Consumer::Armed),
+            f.poll(20 * US, ConsumerFlag::Armed),
             Action::None,
             "nothing pending any more"
         );
@@ -339,7 +319,7 @@ mod tests {
         // Completions 1 ms apart, a 20 us interval: each interrupts when it
         // comes, no added delay.
         let times: Vec<Nanos> = (0..5).map(|i| i * 1_000 * US).collect();
-        assert_eq!(simulate(fixed(), Consumer::Armed, &times), times);
+        assert_eq!(simulate(fixed(), ConsumerFlag::Armed, &times), times);
     }
 
     #[test]
@@ -347,14 +327,14 @@ mod tests {
         // A completion every microsecond for 100 us: the first interrupts at
         // once, then one per 20 us, and the tail is not forgotten.
         let times: Vec<Nanos> = (0..100).map(|i| i * US).collect();
-        let f = simulate(fixed(), Consumer::Armed, &times);
+        let f = simulate(fixed(), ConsumerFlag::Armed, &times);
         assert_eq!(f, vec![0, 20 * US, 40 * US, 60 * US, 80 * US, 100 * US]);
     }
 
     #[test]
     fn overflow_interval_spaces_interrupts_while_idle() {
         let times: Vec<Nanos> = (0..500).map(|i| i * US).collect();
-        let f = simulate(fixed(), Consumer::Idle, &times);
+        let f = simulate(fixed(), ConsumerFlag::Idle, &times);
         assert_eq!(f, vec![0, 200 * US, 400 * US, 600 * US]);
     }
 
@@ -365,7 +345,7 @@ mod tests {
             ..fixed()
         };
         let times: Vec<Nanos> = (0..40).map(|i| i * 100).collect();
-        let f = simulate(cfg, Consumer::Armed, &times);
+        let f = simulate(cfg, ConsumerFlag::Armed, &times);
         // First at once, then every 8th completion (0.8 us apart), well
         // inside the 20 us interval; the last 7 wait for the interval.
         assert_eq!(f, vec![0, 800, 1600, 2400, 3200, 3200 + 20 * US]);
@@ -379,9 +359,9 @@ mod tests {
         };
         let mut m = Moderator::new(cfg);
         m.fired(0);
-        assert_eq!(m.completion(US, Consumer::Idle, 79), Action::At(200 * US));
+        assert_eq!(m.completion(US, ConsumerFlag::Idle, 79), Action::At(200 * US));
         assert_eq!(
-            m.completion(2 * US, Consumer::Idle, 80),
+            m.completion(2 * US, ConsumerFlag::Idle, 80),
             Action::Fire,
             "at once, idle or not"
         );
@@ -391,31 +371,31 @@ mod tests {
     fn the_consumer_waking_up_shortens_the_wait() {
         let mut m = Moderator::new(fixed());
         m.fired(0);
-        assert_eq!(m.completion(US, Consumer::Idle, 0), Action::At(200 * US));
+        assert_eq!(m.completion(US, ConsumerFlag::Idle, 0), Action::At(200 * US));
         // It armed: the latency interval applies from the last interrupt.
-        assert_eq!(m.poll(10 * US, Consumer::Armed), Action::At(20 * US));
-        assert_eq!(m.poll(25 * US, Consumer::Armed), Action::Fire);
+        assert_eq!(m.poll(10 * US, ConsumerFlag::Armed), Action::At(20 * US));
+        assert_eq!(m.poll(25 * US, ConsumerFlag::Armed), Action::Fire);
     }
 
     #[test]
     fn adaptive_gathers_under_load_and_not_when_quiet() {
         let cfg = Config {
-            mode: Mode::Adaptive,
+            mode: ModerationMode::Adaptive,
             latency_ns: 100 * US,
             ..fixed()
         };
         // 5 Mpps for 2 ms: about 64 completions per interrupt.
         let busy: Vec<Nanos> = (0..10_000).map(|i| i * 200).collect();
-        let f = simulate(cfg, Consumer::Armed, &busy);
+        let f = simulate(cfg, ConsumerFlag::Armed, &busy);
         let per_irq = busy.len() as f64 / f.len() as f64;
         assert!((48.0..=80.0).contains(&per_irq), "{per_irq} completions per interrupt");
         // 1 kpps: every completion interrupts at once.
         let quiet: Vec<Nanos> = (0..20).map(|i| i * 1_000 * US).collect();
-        assert_eq!(simulate(cfg, Consumer::Armed, &quiet), quiet);
+        assert_eq!(simulate(cfg, ConsumerFlag::Armed, &quiet), quiet);
         // Never longer than the latency interval, at any rate.
         let mut m = Moderator::new(cfg);
         m.rate = 1;
-        assert_eq!(m.interval(Consumer::Armed), 100 * US);
+        assert_eq!(m.interval(ConsumerFlag::Armed), 100 * US);
     }
 
     proptest! {
@@ -432,19 +412,19 @@ mod tests {
             mode in 0u8..3,
         ) {
             let cfg = Config {
-                mode: [Mode::Off, Mode::Fixed, Mode::Adaptive][usize::from(mode)],
+                mode: [ModerationMode::Off, ModerationMode::Fixed, ModerationMode::Adaptive][usize::from(mode)],
                 latency_ns: lat,
                 overflow_ns: ovf,
                 frame_threshold: 0,
                 high_watermark_pct: 0,
             };
-            let consumer = if idle { Consumer::Idle } else { Consumer::Armed };
+            let consumer = if idle { ConsumerFlag::Idle } else { ConsumerFlag::Armed };
             let mut t = 0;
             let times: Vec<Nanos> = gaps.iter().map(|g| { t += g; t }).collect();
             let f = simulate(cfg, consumer, &times);
             prop_assert!(!f.is_empty());
             prop_assert!(*f.last().unwrap() >= *times.last().unwrap());
-            if cfg.mode == Mode::Fixed {
+            if cfg.mode == ModerationMode::Fixed {
                 let spacing = if idle { ovf.max(lat) } else { lat };
                 for w in f.windows(2) {
                     prop_assert!(w[1] - w[0] >= spacing, "{:?}", w);

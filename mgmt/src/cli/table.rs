@@ -1,0 +1,100 @@
+//! `nicctl table`: entries of the loaded P4 program's tables.
+
+use super::{json_line, unexpected, Ctx, Failure};
+use crate::proto::{Answer, Request};
+use clap::Subcommand;
+use std::io::Write;
+
+#[derive(Debug, Subcommand)]
+pub(super) enum TableCmd {
+    /// Add an entry: one --key per key field in order (MAC, IPv4, number;
+    /// `10.0.0.0/8` for LPM; `value&&&mask` or `*` for ternary).
+    Add {
+        table: String,
+        #[arg(long = "key", required = true)]
+        keys: Vec<String>,
+        #[arg(long)]
+        action: String,
+        /// One per action parameter, in order.
+        #[arg(long = "arg")]
+        args: Vec<String>,
+        /// Ternary entries: larger wins.
+        #[arg(long, default_value_t = 0)]
+        priority: u32,
+    },
+    /// Delete the entry with these keys (and priority).
+    Del {
+        table: String,
+        #[arg(long = "key", required = true)]
+        keys: Vec<String>,
+        #[arg(long, default_value_t = 0)]
+        priority: u32,
+    },
+    /// The program's tables (or one) with the entries added through nicdrv.
+    Show { table: Option<String> },
+}
+
+/// Run `nicctl table ...`.
+pub(super) fn run(ctx: &Ctx, cmd: &TableCmd, out: &mut dyn Write) -> Result<(), Failure> {
+    let req = match cmd {
+        TableCmd::Add {
+            table,
+            keys,
+            action,
+            args,
+            priority,
+        } => Request::TableAdd {
+            table: table.clone(),
+            keys: keys.clone(),
+            action: action.clone(),
+            args: args.clone(),
+            priority: *priority,
+        },
+        TableCmd::Del { table, keys, priority } => Request::TableDel {
+            table: table.clone(),
+            keys: keys.clone(),
+            priority: *priority,
+        },
+        TableCmd::Show { table } => Request::TableShow { table: table.clone() },
+    };
+    let a = (ctx.call)(&req)?;
+    if ctx.json {
+        return json_line(out, &a);
+    }
+    write_tables(out, &a)
+}
+
+fn write_tables(out: &mut dyn Write, a: &Answer) -> Result<(), Failure> {
+    let Answer::Tables { program, tables } = a else {
+        return Err(unexpected(a));
+    };
+    for t in tables {
+        writeln!(
+            out,
+            "{program}.{} (table {}): key {}; actions {}; default {}; size {}; {} entr{} added",
+            t.name,
+            t.id,
+            t.keys.join(", "),
+            t.actions.join(", "),
+            t.default_action,
+            t.size,
+            t.entries.len(),
+            if t.entries.len() == 1 { "y" } else { "ies" }
+        )?;
+        for e in &t.entries {
+            let prio = if e.priority != 0 {
+                format!(" priority {}", e.priority)
+            } else {
+                String::new()
+            };
+            writeln!(
+                out,
+                "  {} -> {}({}){prio}",
+                e.keys.join(", "),
+                e.action,
+                e.args.join(", ")
+            )?;
+        }
+    }
+    Ok(())
+}
