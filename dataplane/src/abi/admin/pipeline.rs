@@ -1,0 +1,87 @@
+//! Pipeline images, loaded in chunks by `PipelineLoad`.
+
+use super::*;
+
+/// Pipeline chunk flags.
+pub mod pipeline_flags {
+    /// First chunk: discard any partial image.
+    pub const FIRST: u8 = 1 << 0;
+    /// Last chunk: verify and activate the image.
+    pub const LAST: u8 = 1 << 1;
+    pub const ALL: u8 = FIRST | LAST;
+}
+
+/// Body of `PipelineLoad`: bytes `[offset, offset + dma.len)` of an image
+/// of `total_len` bytes.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+pub struct PipelineChunk {
+    pub dma: DmaRef,
+    pub offset: U32,
+    pub total_len: U32,
+    /// [`pipeline_flags`].
+    pub flags: u8,
+    pub rsvd: [u8; 7],
+}
+assert_layout!(PipelineChunk, size = 32, dma @ 0, offset @ 16, total_len @ 20, flags @ 24);
+
+pub(super) fn validate_pipeline_chunk(p: &PipelineChunk) -> Result<(), AbiError> {
+    p.dma.check("pipeline.dma.len", "pipeline.dma.rsvd")?;
+    check_reserved_bits("pipeline.flags", p.flags.into(), pipeline_flags::ALL.into())?;
+    check_reserved_bytes("pipeline.rsvd", &p.rsvd)?;
+    let total = p.total_len.get();
+    if total == 0 || total > MAX_PIPELINE_LEN {
+        return Err(AbiError::OutOfRange {
+            field: "pipeline.total_len",
+            value: total.into(),
+            reason: "an image is 1 byte to 16 MiB",
+        });
+    }
+    let end = u64::from(p.offset.get()) + u64::from(p.dma.len.get());
+    if end > u64::from(total) {
+        return Err(AbiError::OutOfRange {
+            field: "pipeline.offset",
+            value: p.offset.get().into(),
+            reason: "offset + len is past total_len",
+        });
+    }
+    if p.flags & pipeline_flags::FIRST != 0 && p.offset.get() != 0 {
+        return Err(AbiError::OutOfRange {
+            field: "pipeline.offset",
+            value: p.offset.get().into(),
+            reason: "the FIRST chunk starts at offset 0",
+        });
+    }
+    if p.flags & pipeline_flags::LAST != 0 && end != u64::from(total) {
+        return Err(AbiError::OutOfRange {
+            field: "pipeline.offset",
+            value: p.offset.get().into(),
+            reason: "the LAST chunk ends at total_len",
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::abi::admin::tests::*;
+
+    #[test]
+    fn pipeline_chunks_must_fit_the_image() {
+        let chunk = |offset: u32, len: u32, total: u32, flags: u8| PipelineChunk {
+            dma: DmaRef::new(0, len),
+            offset: offset.into(),
+            total_len: total.into(),
+            flags,
+            ..Default::default()
+        };
+        let dec = |p| AdminCommand::decode(&AdminCommand::PipelineLoad(p).encode(HDR));
+        assert!(dec(chunk(0, 100, 300, pipeline_flags::FIRST)).is_ok());
+        assert!(dec(chunk(200, 100, 300, pipeline_flags::LAST)).is_ok());
+        assert!(dec(chunk(250, 100, 300, 0)).is_err());
+        assert!(dec(chunk(100, 100, 300, pipeline_flags::FIRST)).is_err());
+        assert!(dec(chunk(100, 100, 300, pipeline_flags::LAST)).is_err());
+        assert!(dec(chunk(0, 0, 300, 0)).is_err());
+    }
+}
