@@ -1,0 +1,395 @@
+//! The TX side of a pass: which LIF the fair scheduler serves next, its
+//! descriptors fetched and checked, the frame read by DMA, charged to its
+//! meters and the pipeline, and its completion.
+
+use super::*;
+
+impl Device {
+    /// Every LIF's class if it has TX work, else `None`.
+    pub(super) fn fill_classes(&mut self, now: Nanos, out: &mut Vec<Option<Class>>) {
+        out.clear();
+        for l in 0..self.lifs.len() {
+            let has_work =
+                self.lifs[l].as_ref().is_some_and(|lif| {
+                    let func = &self.functions[usize::from(lif.function)];
+                    func.config.bus_master()
+                        && func.failed.is_none()
+                        && lif.txqs.iter().flatten().any(|q| {
+                            q.core.error.is_none() && now >= q.stalled_until && (q.active || !q.cache.is_empty())
+                        })
+                });
+            if !has_work {
+                out.push(None);
+                continue;
+            }
+            let backlog = self.backlog(l);
+            let lif = self.lifs[l].as_mut().expect("checked");
+            let class = lif.meters.class(now, backlog);
+            if class == Class::Blocked && !lif.blocked {
+                lif.count(LifCounter::Backpressured, 1);
+            }
+            lif.blocked = class == Class::Blocked;
+            out.push(Some(class));
+        }
+    }
+
+    /// Descriptors LIF `l` has waiting (only computed when a
+    /// descriptors-in-flight meter needs it).
+    pub(super) fn backlog(&mut self, l: usize) -> u64 {
+        let Some(lif) = self.lifs[l].as_mut() else { return 0 };
+        if !lif.meters.needs_backlog() {
+            return 0;
+        }
+        lif.txqs
+            .iter_mut()
+            .flatten()
+            .map(|q| q.cache.len() as u64 + u64::from(q.available().unwrap_or(0)))
+            .sum()
+    }
+
+    /// Process one packet from LIF `l`'s TX queues (round robin among them).
+    pub(super) fn serve(&mut self, l: usize, now: Nanos) -> Served {
+        if self.lifs[l]
+            .as_mut()
+            .is_some_and(|lif| std::mem::take(&mut lif.inject_panic))
+        {
+            panic!("fault injection: a bug in the engine while serving LIF {l}");
+        }
+        let (f, nq, next) = {
+            let lif = self.lifs[l].as_ref().expect("caller checked");
+            (usize::from(lif.function), lif.txqs.len(), lif.tx_next)
+        };
+        for k in 0..nq {
+            let qi = (next + k) % nq;
+            if let Served::Packet = self.serve_queue(l, qi, f, now) {
+                self.lifs[l].as_mut().expect("exists").tx_next = (qi + 1) % nq;
+                return Served::Packet;
+            }
+        }
+        Served::Nothing
+    }
+
+    pub(super) fn txq(&mut self, l: usize, qi: usize) -> Option<&mut DeviceQueue<TxDesc>> {
+        self.lifs[l].as_mut()?.txqs[qi].as_mut()
+    }
+
+    /// The next descriptor of TX queue `qi` of LIF `l` and its ring index,
+    /// refilling the queue's cache from the ring when it is empty. A burst
+    /// is never larger than the completion ring's room, so every
+    /// descriptor in the cache can be completed.
+    pub(super) fn next_tx_desc(&mut self, l: usize, qi: usize, f: usize, now: Nanos) -> Option<(TxDesc, u32)> {
+        let txq = self.lifs[l].as_mut()?.txqs[qi].as_mut()?;
+        if txq.core.error.is_some() || now < txq.stalled_until {
+            return None;
+        }
+        if txq.cache.is_empty() {
+            if !txq.active {
+                return None;
+            }
+            let room = (txq.core.cq_room() as usize).min(TX_BATCH);
+            if room == 0 {
+                return None;
+            }
+            let mut descs = [TxDesc::default(); TX_BATCH];
+            txq.core.put_off = false;
+            match txq.fetch(&mut descs[..room]) {
+                Ok(0) if txq.core.detached => return None,
+                // Put off (the client was waiting for the device): again
+                // next pass, still active.
+                Ok(0) if std::mem::take(&mut txq.core.put_off) => {
+                    txq.stalled_until = now + 1;
+                    return None;
+                }
+                Ok(0) => {
+                    match txq.try_idle() {
+                        Ok(true) => txq.active = false,
+                        // Put off: still active, again next pass.
+                        Ok(false) if std::mem::take(&mut txq.core.put_off) => txq.stalled_until = now + 1,
+                        Ok(false) => {}
+                        Err(_) => txq.core.fail(CompStatus::BadOutgoingTail, txq.ring.head(), now),
+                    }
+                    return None;
+                }
+                Ok(n) => {
+                    txq.cache_index = txq.ring.head().wrapping_sub(n as u32);
+                    txq.cache.extend(descs[..n].iter().copied());
+                    let dma = &self.functions[f].dma;
+                    for d in &descs[..n] {
+                        dma.prefetch(d.addr.get(), u64::from(d.len.get()));
+                    }
+                    if self.switch.program().is_some() {
+                        self.preprocess(l, qi, f, &descs[..n], now);
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(lif = l, "tx ring: {e}");
+                    txq.core.fail(CompStatus::BadOutgoingTail, txq.ring.head(), now);
+                    return None;
+                }
+            }
+        }
+        self.pop_tx_desc(l, qi)
+    }
+
+    /// The next cached descriptor and its ring index.
+    pub(super) fn pop_tx_desc(&mut self, l: usize, qi: usize) -> Option<(TxDesc, u32)> {
+        let txq = self.lifs[l].as_mut()?.txqs[qi].as_mut()?;
+        let d = txq.cache.pop_front()?;
+        let index = txq.cache_index;
+        txq.cache_index = index.wrapping_add(1);
+        Some((d, index))
+    }
+
+    /// With a loaded program: read the frames of freshly fetched
+    /// descriptors and run them through the program as one batch, up to
+    /// the first descriptor that would fault (it and what follows are
+    /// handled one by one, as without a program). Their decisions wait in
+    /// the queue's `pre`, in order, for their turn in the scheduler; the
+    /// program's meters and counters see them at fetch time.
+    pub(super) fn preprocess(&mut self, l: usize, qi: usize, f: usize, descs: &[TxDesc], now: Nanos) {
+        let mut frames: Vec<Vec<u8>> = Vec::with_capacity(descs.len());
+        for d in descs {
+            let mut frame = self.frame_pool.pop().unwrap_or_default();
+            if d.validate().is_err() || self.read_tx_frame(f, d, &mut frame).is_err() {
+                self.frame_pool.push(frame);
+                break;
+            }
+            frames.push(frame);
+        }
+        if frames.is_empty() {
+            return;
+        }
+        // Frames that fail the source checks never reach the program.
+        let checks: Vec<Option<Decision>> = frames
+            .iter()
+            .map(|f| self.check_source(Source::Lif(l as u16), f))
+            .collect();
+        let decisions = if checks.iter().all(Option::is_none) {
+            let Some(d) = self.switch.process_batch(Source::Lif(l as u16), &mut frames, now) else {
+                self.frame_pool.extend(frames);
+                return;
+            };
+            d
+        } else {
+            let mut good: Vec<Vec<u8>> = Vec::with_capacity(frames.len());
+            for (f, c) in frames.iter_mut().zip(&checks) {
+                if c.is_none() {
+                    good.push(std::mem::take(f));
+                }
+            }
+            let Some(mut ran) = self.switch.process_batch(Source::Lif(l as u16), &mut good, now) else {
+                self.frame_pool.extend(frames);
+                self.frame_pool.extend(good);
+                return;
+            };
+            let mut good = good.into_iter();
+            let mut out = Vec::with_capacity(frames.len());
+            ran.reverse();
+            for (f, c) in frames.iter_mut().zip(checks) {
+                match c {
+                    Some(d) => out.push(d),
+                    None => {
+                        *f = good.next().expect("one good frame per unchecked slot");
+                        out.push(ran.pop().expect("one decision per good frame"));
+                    }
+                }
+            }
+            out
+        };
+        if let Some(txq) = self.txq(l, qi) {
+            txq.pre.extend(frames.into_iter().zip(decisions));
+        }
+    }
+
+    /// The source checks every frame passes before the pipeline sees it:
+    /// a group source address is no station's (dropped as `BadSource`,
+    /// from a LIF or the wire); a LIF whose slot has spoof check on may
+    /// send only from its own MAC (else `Spoofed`). `None`: it passes.
+    pub(super) fn check_source(&self, src: Source, frame: &[u8]) -> Option<Decision> {
+        let sa: Mac = frame.get(6..12)?.try_into().ok()?;
+        let verdict = if sa[0] & 1 != 0 {
+            Verdict::BadSource
+        } else {
+            match src {
+                Source::Lif(l) => {
+                    let lif = self.lifs.get(usize::from(l))?.as_ref()?;
+                    if !lif.spoof_check || lif.mac == sa {
+                        return None;
+                    }
+                    Verdict::Spoofed
+                }
+                Source::Uplink => return None,
+            }
+        };
+        // The parser read the Ethernet header: one stage's cost.
+        Some(Decision {
+            verdict,
+            passes: 0,
+            pass_cost: Some(self.cost_model.per_header),
+        })
+    }
+
+    /// One packet from TX queue `qi` of LIF `l` (on function `f`) through
+    /// the pipeline.
+    pub(super) fn serve_queue(&mut self, l: usize, qi: usize, f: usize, now: Nanos) -> Served {
+        let Some((d, index)) = self.next_tx_desc(l, qi, f, now) else {
+            return Served::Nothing;
+        };
+        let injected = self.txq(l, qi).is_some_and(|q| std::mem::take(&mut q.inject_bad));
+        if !injected {
+            if let Some((frame, decision)) = self.txq(l, qi).and_then(|q| q.pre.pop_front()) {
+                return self.finish_tx(l, qi, d, index, frame, decision, false, now);
+            }
+        }
+        let mut frame = std::mem::take(&mut self.scratch);
+        let fault = if injected || d.validate().is_err() {
+            Some(CompStatus::BadDescriptor)
+        } else {
+            match self.read_tx_frame(f, &d, &mut frame) {
+                Ok(()) => None,
+                Err(e) if e.busy => {
+                    // Put off (the client was waiting for the device): the
+                    // descriptor goes back first in line, for the next pass.
+                    self.scratch = frame;
+                    let txq = self.txq(l, qi).expect("served above");
+                    txq.cache.push_front(d);
+                    txq.cache_index = index;
+                    txq.stalled_until = now + 1;
+                    return Served::Nothing;
+                }
+                Err(_) => Some(CompStatus::DmaFault),
+            }
+        };
+        if let Some(status) = fault {
+            self.scratch = frame;
+            let txq = self.txq(l, qi).expect("served above");
+            txq.core.fail(status, index, now);
+            txq.cache.clear();
+            txq.pre.clear();
+            txq.write_back_to(index);
+            txq.write_back_pending = None;
+            // A packet's worth of work: the descriptor was fetched.
+            return Served::Packet;
+        }
+        let decision = match self.check_source(Source::Lif(l as u16), &frame) {
+            Some(d) => d,
+            None => self.switch.process(Source::Lif(l as u16), &mut frame, now),
+        };
+        self.finish_tx(l, qi, d, index, frame, decision, true, now)
+    }
+
+    /// Account, deliver and complete a TX frame the switch decided.
+    /// `scratch`: the frame buffer is the engine's scratch (else it goes
+    /// back to the frame pool).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn finish_tx(
+        &mut self,
+        l: usize,
+        qi: usize,
+        d: TxDesc,
+        index: u32,
+        frame: Vec<u8>,
+        decision: Decision,
+        scratch: bool,
+        now: Nanos,
+    ) -> Served {
+        let Decision {
+            verdict,
+            passes,
+            pass_cost,
+        } = decision;
+        let mut cost = match pass_cost {
+            Some(c) => c.saturating_mul(1 + u64::from(passes)),
+            None => self.cost_model.cost(&frame, passes),
+        };
+        let mut dma_bytes = 16 + u64::from(d.len.get());
+        if verdict == Verdict::Flood {
+            // A flood is one pass and a copy per destination: the sender
+            // pays the egress stage and the DMA of every copy past the
+            // first (each LIF but itself, and the wire).
+            let copies = self.lifs.iter().flatten().count() as u64;
+            let extra = copies.saturating_sub(1);
+            cost = cost.saturating_add(extra.saturating_mul(self.cost_model.egress));
+            dma_bytes = dma_bytes.saturating_add(extra.saturating_mul(32 + frame.len() as u64));
+        }
+        let done = self.occupy_pipeline(now, cost);
+        let mut mark = MeterColor::None;
+        {
+            let lif = self.lifs[l].as_mut().expect("exists");
+            lif.count(LifCounter::TxPackets, 1);
+            lif.count(LifCounter::TxBytes, frame.len() as u64);
+            lif.count(LifCounter::DmaBytes, dma_bytes);
+            lif.count(LifCounter::CostUnits, cost);
+            if lif.meters.any_on() {
+                let color = lif.meters.charge(
+                    now,
+                    Usage {
+                        bytes: frame.len() as u64,
+                        cost,
+                        dma_bytes,
+                    },
+                );
+                lif.count(color_counter(color), 1);
+                mark = color.abi();
+            }
+        }
+        self.sched.charge(l, cost);
+        let m = Meta {
+            src: Source::Lif(l as u16),
+            mark,
+            cost,
+            done,
+        };
+        self.deliver(verdict, &frame, m, now);
+        if scratch {
+            self.scratch = frame;
+        } else {
+            self.frame_pool.push(frame);
+        }
+        let txq = self.txq(l, qi).expect("served above");
+        if d.flags.get() & tx_flags::COMPLETE != 0 {
+            let mut c = crate::device::queue::completion(CompStatus::Ok, l as u16, index, 0, 0, done);
+            c.flags |= mark.raw();
+            txq.core.post_completion(c);
+        }
+        if txq.cache.is_empty() {
+            txq.write_back_to(index.wrapping_add(1));
+            txq.write_back_pending = None;
+        } else {
+            txq.write_back_pending = Some(index.wrapping_add(1));
+        }
+        Served::Packet
+    }
+
+    /// Occupy the pipeline for a packet of `cost` units starting no earlier
+    /// than `now`; returns the time its completion carries.
+    pub(super) fn occupy_pipeline(&mut self, now: Nanos, cost: u64) -> Nanos {
+        match self.cfg.pipeline_units_per_sec {
+            None => now,
+            Some(rate) => {
+                let start = self.busy_until.max(now);
+                let service = (u128::from(cost) * 1_000_000_000).div_ceil(u128::from(rate.max(1))) as u64;
+                self.busy_until = start + service;
+                self.busy_until + self.cfg.transit_ns
+            }
+        }
+    }
+
+    /// Copy a TX descriptor's frame out of the function's memory, inserting
+    /// the 802.1Q tag it asks for.
+    pub(super) fn read_tx_frame(&self, f: usize, d: &TxDesc, frame: &mut Vec<u8>) -> Result<(), crate::dma::DmaFault> {
+        let len = usize::from(d.len.get());
+        // Every byte is overwritten by the read: no zeroing when the buffer
+        // already has the length (frames of one size, as usual).
+        if frame.len() != len {
+            frame.resize(len, 0);
+        }
+        self.functions[f].dma.read(d.addr.get(), frame)?;
+        if d.flags.get() & tx_flags::VLAN_INSERT != 0 {
+            let mut tag = [0x81, 0x00, 0, 0];
+            tag[2..].copy_from_slice(&d.vlan_tci.get().to_be_bytes());
+            frame.splice(12..12, tag);
+        }
+        Ok(())
+    }
+}
