@@ -19,6 +19,8 @@
 //!
 //! Spec: `docs/device-abi.md`; design: `docs/architecture.md`.
 
+#![deny(missing_docs)]
+
 pub mod abi;
 pub mod fair;
 pub mod meter;

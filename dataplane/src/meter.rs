@@ -122,8 +122,14 @@ quantity!(Rate);
 /// A meter's verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Color {
+    /// Within the committed rate and burst (a level meter: below its yellow
+    /// threshold).
     Green,
+    /// Above the committed: within the excess burst (srTCM) or the peak rate
+    /// and burst (trTCM); a level meter: at or above its yellow threshold.
     Yellow,
+    /// Above the peak rate or burst (trTCM), or both bursts spent (srTCM);
+    /// a level meter: at or above its red threshold.
     Red,
 }
 
@@ -141,24 +147,45 @@ impl Color {
 /// Why a configuration cannot be a meter.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MeterError {
+    /// A rate above [`MAX_RATE`].
     #[error("{field}: {value} {unit}/s is above the device's {MAX_RATE}")]
     RateTooHigh {
+        /// The configuration field (`cir`, `pir`).
         field: &'static str,
+        /// The rate asked for, units per second.
         value: u64,
+        /// The resource's unit ([`Resource::UNIT`]).
         unit: &'static str,
     },
+    /// A burst above [`MAX_BURST`].
     #[error("{field}: {value} {unit} is above the device's {MAX_BURST}")]
     BurstTooLarge {
+        /// The configuration field (`cburst`, `eburst`, `pburst`).
         field: &'static str,
+        /// The burst asked for, in the resource's units.
         value: u64,
+        /// The resource's unit ([`Resource::UNIT`]).
         unit: &'static str,
     },
+    /// trTCM with a peak rate below the committed rate.
     #[error("pir: {pir} is below cir {cir} (RFC 2698 needs PIR >= CIR)")]
-    PirBelowCir { cir: u64, pir: u64 },
+    PirBelowCir {
+        /// The committed rate asked for, units per second.
+        cir: u64,
+        /// The peak rate asked for, units per second.
+        pir: u64,
+    },
+    /// Another rule of the RFCs or the ABI broken, described.
     #[error("{0}")]
     Invalid(&'static str),
+    /// A configuration for another resource than the meter's.
     #[error("resource {got:?} configured on a {want:?} meter")]
-    WrongResource { want: MeterResource, got: MeterResource },
+    WrongResource {
+        /// The meter's resource.
+        want: MeterResource,
+        /// The configuration's resource.
+        got: MeterResource,
+    },
 }
 
 #[inline]
@@ -418,7 +445,9 @@ impl<R: Resource> TrTcmProfile<R> {
 pub enum Meter<R> {
     /// Everything is green.
     Off,
+    /// RFC 2697 single rate three color marker: its parameters and buckets.
     SrTcm(SrTcmProfile<R>, SrTcmState),
+    /// RFC 2698 two rate three color marker: its parameters and buckets.
     TrTcm(TrTcmProfile<R>, TrTcmState),
 }
 
@@ -535,7 +564,9 @@ impl<R: Resource> Meter<R> {
 /// or above (for descriptors in flight).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LevelMeter {
+    /// Level at or above which the color is yellow.
     pub yellow_at: u64,
+    /// Level at or above which the color is red.
     pub red_at: u64,
 }
 

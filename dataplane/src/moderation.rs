@@ -40,6 +40,7 @@ use crate::abi::{ConsumerFlag, ModerationMode};
 /// A vector's moderation settings (as the device applied them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config {
+    /// The moderation mode.
     pub mode: ModerationMode,
     /// Minimum spacing while the consumer is armed, ns.
     pub latency_ns: Nanos,
@@ -109,6 +110,8 @@ pub struct Moderator {
 }
 
 impl Moderator {
+    /// A moderator with settings `cfg`, nothing pending, that has never
+    /// fired.
     pub fn new(cfg: Config) -> Moderator {
         Moderator {
             cfg,
@@ -120,6 +123,7 @@ impl Moderator {
         }
     }
 
+    /// The settings in force.
     pub fn config(&self) -> Config {
         self.cfg
     }

@@ -2,6 +2,8 @@
 //! ([`proto`]), its client ([`client`]), the unit parsers ([`units`]) and
 //! the command line itself ([`cli`]).
 
+#![forbid(unsafe_code)]
+
 pub mod cli;
 pub mod client;
 pub mod proto;

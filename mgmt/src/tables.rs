@@ -10,6 +10,8 @@
 //! | value and mask (ternary) | `0x0800&&&0xffff` | P4's `&&&` |
 //! | wildcard (ternary, LPM) | `*` | matches anything |
 
+use dataplane::packet::{EthernetAddress, ParseAddressError};
+
 /// How a key field matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -38,16 +40,8 @@ fn ones(w: u16) -> u128 {
 pub fn parse_value(text: &str, width: u16) -> Result<u128, String> {
     let t = text.trim();
     let v = if t.contains(':') {
-        let parts: Vec<&str> = t.split(':').collect();
-        if parts.len() != 6 {
-            return Err(format!("'{t}': a MAC address has six bytes (aa:bb:cc:dd:ee:ff)"));
-        }
-        let mut v = 0u128;
-        for p in parts {
-            let b = u8::from_str_radix(p, 16).map_err(|_| format!("'{t}': '{p}' is not a hex byte"))?;
-            v = (v << 8) | u128::from(b);
-        }
-        v
+        let mac: EthernetAddress = t.parse().map_err(|e: ParseAddressError| e.to_string())?;
+        mac.0.iter().fold(0u128, |v, &b| (v << 8) | u128::from(b))
     } else if t.matches('.').count() == 3 {
         let mut v = 0u128;
         for p in t.split('.') {
@@ -138,10 +132,9 @@ pub fn format_value(v: u128, width: u16, address: bool) -> String {
     match width {
         48 => {
             let b = (v as u64).to_be_bytes();
-            format!(
-                "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-                b[2], b[3], b[4], b[5], b[6], b[7]
-            )
+            let mut mac = [0u8; 6];
+            mac.copy_from_slice(&b[2..]);
+            EthernetAddress(mac).to_string()
         }
         32 if address => {
             let b = (v as u32).to_be_bytes();
@@ -182,7 +175,7 @@ mod tests {
         assert_eq!(parse_value("1_000", 16), Ok(1000));
         assert!(parse_value("256", 8).unwrap_err().contains("does not fit in 8 bits"));
         assert!(parse_value("10.0.0.300", 32).unwrap_err().contains("IPv4 byte"));
-        assert!(parse_value("02:f4:1c", 48).unwrap_err().contains("six bytes"));
+        assert!(parse_value("02:f4:1c", 48).unwrap_err().contains("six hex bytes"));
         assert!(parse_value("zz", 8).unwrap_err().contains("not a number"));
     }
 

@@ -15,6 +15,8 @@
 //! assert!(p.table("l2_fwd").is_some());
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod ast;
 pub mod check;
 pub mod diag;

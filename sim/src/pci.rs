@@ -8,43 +8,29 @@
 //! their real vendor and device IDs, as Linux's vfio-pci presents them to
 //! userspace (on the wire a VF reads 0xffff there).
 
+pub use dataplane::abi::pci::*;
 use dataplane::abi::{
     self, FunctionKind, MSIX_PBA_OFFSET, MSIX_TABLE_OFFSET, PCI_CLASS_ETHERNET, PCI_DEVICE_ID_PF, PCI_DEVICE_ID_VF,
     PCI_VENDOR_ID,
 };
 
-/// Size of PCIe configuration space.
-pub const CONFIG_SIZE: usize = 4096;
-
-/// Command register.
-pub const COMMAND: usize = 0x04;
-/// Command: memory space enable.
-pub const CMD_MEMORY: u16 = 1 << 1;
-/// Command: bus master enable; without it the function does no DMA and
-/// raises no MSI-X message.
-pub const CMD_BUS_MASTER: u16 = 1 << 2;
-/// Command: INTx disable.
-pub const CMD_INTX_DISABLE: u16 = 1 << 10;
-/// BAR0 (low half of a 64-bit BAR).
-pub const BAR0: usize = 0x10;
-/// Capability pointer.
-pub const CAP_PTR: usize = 0x34;
-/// PCI Express capability.
-pub const PCIE_CAP: usize = 0x40;
-/// MSI-X capability.
+/// Where this device puts its PCI Express capability.
+pub const PCIE_CAP: usize = CAPABILITIES_START;
+/// Where this device puts its MSI-X capability.
 pub const MSIX_CAP: usize = 0x80;
-/// MSI-X message control: enable.
-pub const MSIX_ENABLE: u16 = 1 << 15;
-/// MSI-X message control: function mask.
-pub const MSIX_FUNCTION_MASK: u16 = 1 << 14;
-/// First extended capability.
-pub const EXT_CAP: usize = 0x100;
-/// SR-IOV extended capability ID.
-pub const EXT_CAP_ID_SRIOV: u16 = 0x0010;
+/// Where the PF's SR-IOV extended capability sits (the first extended one).
+pub const EXT_CAP: usize = CONFIG_LEGACY_SIZE;
 /// Offset of the first VF's routing ID from the PF's.
-pub const SRIOV_FIRST_VF_OFFSET: u16 = 1;
+pub const FIRST_VF_OFFSET: u16 = 1;
 /// Distance between consecutive VFs' routing IDs.
-pub const SRIOV_VF_STRIDE: u16 = 1;
+pub const VF_STRIDE: u16 = 1;
+// Names older code and tests use.
+/// Command: memory space enable.
+pub const CMD_MEMORY: u16 = command::MEMORY;
+/// Command: bus master enable.
+pub const CMD_BUS_MASTER: u16 = command::BUS_MASTER;
+/// MSI-X message control: enable.
+pub const MSIX_ENABLE: u16 = msix_ctrl::ENABLE;
 
 /// One function's configuration space.
 #[derive(Clone)]
@@ -77,18 +63,17 @@ impl ConfigSpace {
             FunctionKind::Pf => PCI_DEVICE_ID_PF,
             FunctionKind::Vf => PCI_DEVICE_ID_VF,
         };
-        c.put16(0x00, PCI_VENDOR_ID);
-        c.put16(0x02, device);
-        c.wmask16(COMMAND, CMD_MEMORY | CMD_BUS_MASTER | CMD_INTX_DISABLE);
-        c.put16(0x06, 1 << 4); // status: capabilities list
-        c.put8(0x08, 1); // revision
-        c.put8(0x09, PCI_CLASS_ETHERNET as u8);
-        c.put8(0x0a, (PCI_CLASS_ETHERNET >> 8) as u8);
-        c.put8(0x0b, (PCI_CLASS_ETHERNET >> 16) as u8);
-        c.put8(0x0e, 0); // header type 0, single function
-                         // BAR0: 64-bit, non-prefetchable memory (bits 2:1 = 10b).
-        c.put32(BAR0, 0b100);
-        c.wmask32(BAR0, !((bar0_size as u32).wrapping_sub(1)) & !0xf);
+        c.put16(VENDOR_ID, PCI_VENDOR_ID);
+        c.put16(DEVICE_ID, device);
+        c.wmask16(COMMAND, command::MEMORY | command::BUS_MASTER | command::INTX_DISABLE);
+        c.put16(STATUS, status::CAP_LIST);
+        c.put8(REVISION_ID, 1);
+        c.put8(CLASS_CODE, PCI_CLASS_ETHERNET as u8);
+        c.put8(CLASS_CODE + 1, (PCI_CLASS_ETHERNET >> 8) as u8);
+        c.put8(CLASS_CODE + 2, (PCI_CLASS_ETHERNET >> 16) as u8);
+        c.put8(HEADER_TYPE, 0); // endpoint, single function
+        c.put32(BAR0, bar::MEM_64);
+        c.wmask32(BAR0, !((bar0_size as u32).wrapping_sub(1)) & !bar::FLAGS_MASK);
         c.wmask32(
             BAR0 + 4,
             if bar0_size > u64::from(u32::MAX) {
@@ -97,39 +82,45 @@ impl ConfigSpace {
                 !0
             },
         );
-        c.put16(0x2c, PCI_VENDOR_ID);
-        c.put16(0x2e, device);
-        c.put8(CAP_PTR, PCIE_CAP as u8);
-        c.wmask8(0x3c, 0xff); // interrupt line: scratch for the OS
-                              // PCI Express capability v2, endpoint.
-        c.put8(PCIE_CAP, 0x10);
-        c.put8(PCIE_CAP + 1, MSIX_CAP as u8);
-        c.put16(PCIE_CAP + 2, 0x0002);
-        // MSI-X: table and PBA in BAR0.
-        c.put8(MSIX_CAP, 0x11);
-        c.put8(MSIX_CAP + 1, 0);
-        c.put16(MSIX_CAP + 2, nintrs.saturating_sub(1) & 0x7ff);
-        c.wmask16(MSIX_CAP + 2, MSIX_ENABLE | MSIX_FUNCTION_MASK);
-        c.put32(MSIX_CAP + 4, MSIX_TABLE_OFFSET as u32);
-        c.put32(MSIX_CAP + 8, MSIX_PBA_OFFSET as u32);
+        c.put16(SUBSYSTEM_VENDOR_ID, PCI_VENDOR_ID);
+        c.put16(SUBSYSTEM_ID, device);
+        c.put8(CAPABILITY_LIST, PCIE_CAP as u8);
+        c.wmask8(INTERRUPT_LINE, 0xff); // scratch for the OS
+        c.put8(PCIE_CAP, CAP_ID_PCIE);
+        c.put8(PCIE_CAP + CAP_NEXT, MSIX_CAP as u8);
+        c.put16(PCIE_CAP + 2, PCIE_CAPS_V2_ENDPOINT);
+        // MSI-X: table and PBA in BAR0 (BAR indicator 0), last in the list.
+        c.put8(MSIX_CAP, CAP_ID_MSIX);
+        c.put8(MSIX_CAP + CAP_NEXT, 0);
+        c.put16(
+            MSIX_CAP + MSIX_MSG_CTRL,
+            nintrs.saturating_sub(1) & msix_ctrl::TABLE_SIZE_MASK,
+        );
+        c.wmask16(MSIX_CAP + MSIX_MSG_CTRL, msix_ctrl::ENABLE | msix_ctrl::FUNCTION_MASK);
+        c.put32(MSIX_CAP + MSIX_TABLE, MSIX_TABLE_OFFSET as u32);
+        c.put32(MSIX_CAP + MSIX_PBA, MSIX_PBA_OFFSET as u32);
         if kind == FunctionKind::Pf {
             let s = EXT_CAP;
-            c.put32(s, u32::from(EXT_CAP_ID_SRIOV) | (1 << 16));
-            c.put16(s + 0x08, 0b1001); // control: VF enable, VF memory space enable
-            c.wmask16(s + 0x08, 0b1001);
-            c.put16(s + 0x0c, total_vfs); // InitialVFs
-            c.put16(s + 0x0e, total_vfs); // TotalVFs
-            c.put16(s + 0x10, total_vfs); // NumVFs
-            c.put16(s + 0x14, SRIOV_FIRST_VF_OFFSET);
-            c.put16(s + 0x16, SRIOV_VF_STRIDE);
-            c.put16(s + 0x1a, PCI_DEVICE_ID_VF);
-            c.put32(s + 0x1c, 1); // supported page sizes: 4 KiB
-            c.put32(s + 0x20, 1); // system page size: 4 KiB
-            c.wmask32(s + 0x20, 1);
+            c.put32(s, u32::from(EXT_CAP_ID_SRIOV) | (1 << EXT_CAP_VERSION_SHIFT));
+            let vf_on = sriov_ctrl::VF_ENABLE | sriov_ctrl::VF_MEMORY;
+            c.put16(s + SRIOV_CTRL, vf_on);
+            c.wmask16(s + SRIOV_CTRL, vf_on);
+            c.put16(s + SRIOV_INITIAL_VFS, total_vfs);
+            c.put16(s + SRIOV_TOTAL_VFS, total_vfs);
+            c.put16(s + SRIOV_NUM_VFS, total_vfs);
+            c.put16(s + SRIOV_FIRST_VF_OFFSET, FIRST_VF_OFFSET);
+            c.put16(s + SRIOV_VF_STRIDE, VF_STRIDE);
+            c.put16(s + SRIOV_VF_DEVICE_ID, PCI_DEVICE_ID_VF);
+            c.put32(s + SRIOV_SUPPORTED_PAGE_SIZES, 1); // 4 KiB
+            c.put32(s + SRIOV_SYSTEM_PAGE_SIZE, 1); // 4 KiB
+            c.wmask32(s + SRIOV_SYSTEM_PAGE_SIZE, 1);
             // VF BAR0: 64-bit memory, same size as the PF's.
-            c.put32(s + 0x24, 0b100);
-            c.wmask32(s + 0x24, !((bar0_size as u32).wrapping_sub(1)) & !0xf);
-            c.wmask32(s + 0x28, !0);
+            c.put32(s + SRIOV_VF_BAR0, bar::MEM_64);
+            c.wmask32(
+                s + SRIOV_VF_BAR0,
+                !((bar0_size as u32).wrapping_sub(1)) & !bar::FLAGS_MASK,
+            );
+            c.wmask32(s + SRIOV_VF_BAR0 + 4, !0);
         }
         c
     }
@@ -201,21 +192,21 @@ impl ConfigSpace {
 
     /// MSI-X enabled and the function not masked.
     pub fn msix_enabled(&self) -> bool {
-        self.get16(MSIX_CAP + 2) & MSIX_ENABLE != 0
+        self.get16(MSIX_CAP + MSIX_MSG_CTRL) & MSIX_ENABLE != 0
     }
 
     /// MSI-X function mask.
     pub fn msix_function_masked(&self) -> bool {
-        self.get16(MSIX_CAP + 2) & MSIX_FUNCTION_MASK != 0
+        self.get16(MSIX_CAP + MSIX_MSG_CTRL) & msix_ctrl::FUNCTION_MASK != 0
     }
 
     /// Function-level reset: the command register, MSI-X control and BAR
     /// addresses return to power-on values.
     pub fn reset(&mut self) {
         self.bytes[COMMAND..COMMAND + 2].copy_from_slice(&0u16.to_le_bytes());
-        let ctrl = self.get16(MSIX_CAP + 2) & !(MSIX_ENABLE | MSIX_FUNCTION_MASK);
-        self.put16(MSIX_CAP + 2, ctrl);
-        self.put32(BAR0, 0b100);
+        let ctrl = self.get16(MSIX_CAP + MSIX_MSG_CTRL) & !(MSIX_ENABLE | msix_ctrl::FUNCTION_MASK);
+        self.put16(MSIX_CAP + MSIX_MSG_CTRL, ctrl);
+        self.put32(BAR0, bar::MEM_64);
         self.put32(BAR0 + 4, 0);
     }
 
@@ -277,7 +268,7 @@ mod tests {
         assert_eq!(rd32(&pf, 8) >> 8, PCI_CLASS_ETHERNET);
         assert_eq!(rd16(&pf, MSIX_CAP as u64 + 2) & 0x7ff, 15);
         let sriov = find_ext_cap(&pf, EXT_CAP_ID_SRIOV).expect("PF has SR-IOV");
-        assert_eq!(rd16(&pf, sriov as u64 + 0x0e), 4);
+        assert_eq!(rd16(&pf, (sriov + SRIOV_TOTAL_VFS) as u64), 4);
         let vf = ConfigSpace::new(FunctionKind::Vf, 8, 0x10000, 0);
         assert_eq!(rd16(&vf, 2), PCI_DEVICE_ID_VF);
         assert_eq!(find_ext_cap(&vf, EXT_CAP_ID_SRIOV), None);

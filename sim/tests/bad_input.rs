@@ -279,6 +279,71 @@ fn outgoing_tail_beyond_the_ring_is_named() {
     still_works(&s, &mut a, &mut b);
 }
 
+/// The admin queue's completion ring holds AdminComps: a broken ring
+/// protocol there is said in the state block alone, never as a TX/RX
+/// completion the driver would misread as an admin status.
+#[test]
+fn admin_outgoing_tail_beyond_the_ring_stops_the_admin_queue_without_a_completion() {
+    let s = sim(2);
+    let mut a = bring_up(s.vf_socket(0).unwrap(), "a");
+    let mut b = bring_up(s.vf_socket(1).unwrap(), "b");
+    let (state, base, order, head) = {
+        let q = a.f.admin.as_ref().unwrap();
+        (q.state, q.cq.base, q.cq.order, q.cq.head)
+    };
+    a.f.mem.write(state + 0x80, &5000u32.to_le_bytes());
+    let v = Doorbell {
+        qtype: QueueType::Admin,
+        qindex: 0,
+        outgoing_tail: 5000,
+    }
+    .encode();
+    a.f.bar0_write(DEVCMD_OFFSET + devcmd::ADMIN_DOORBELL, &v.to_le_bytes());
+    s.advance(10_000);
+    let qstatus = u32::from_le_bytes(a.f.mem.read(state + 0x44, 4).try_into().unwrap());
+    assert_eq!(qstatus, u32::from(CompStatus::BadOutgoingTail.raw()));
+    assert_eq!(
+        read_completion(&a.f.mem, base, order, head),
+        None,
+        "no completion written"
+    );
+    still_works(&s, &mut b, &mut a);
+}
+
+/// A VLAN tag inserted into the largest frame makes it 4 bytes longer
+/// than any completion may say: delivered into a big enough buffer, it is
+/// cut to the largest frame, flagged TRUNCATED and counted DropTooLong,
+/// and the completion stays one the driver accepts.
+#[test]
+fn a_frame_grown_past_the_largest_is_truncated_and_counted() {
+    let s = sim(2);
+    let mut a = bring_up(s.vf_socket(0).unwrap(), "a");
+    let mut f = RawFn::connect(s.vf_socket(1).unwrap());
+    f.enable(2);
+    f.init_admin();
+    let (lif, slot) = f.create_lif("big");
+    let mut rx = f.create_queue::<RxDesc>(lif, slot, QueueType::Rx, 4, Some(0));
+    let buf = f.alloc(16384, 64);
+    assert!(rx.ring.fill_bulk(&[RxDesc::new(buf, 16384)]));
+    f.ring_doorbell(&mut rx);
+    let max = usize::from(MAX_FRAME_LEN);
+    let pkt = frame(lif_mac(lif), a.mac, 7, max);
+    let tx_buf = a.f.alloc(max as u64, 64);
+    a.f.mem.write(tx_buf, &pkt);
+    let mut d = TxDesc::new(tx_buf, max as u16, tx_flags::VLAN_INSERT);
+    d.vlan_tci = 5.into();
+    assert!(a.tx.ring.fill_bulk(&[d]));
+    a.f.ring_doorbell(&mut a.tx);
+    s.advance(100_000);
+    let c = f.completion(&mut rx).expect("delivered");
+    assert_eq!((c.status, usize::from(c.len)), (CompStatus::Ok, max));
+    assert!(c.truncated, "flagged TRUNCATED");
+    let d = s.device();
+    let l = d.lif(lif).unwrap();
+    assert_eq!(l.counter(LifCounter::DropTooLong), 1);
+    assert_eq!(l.counter(LifCounter::RxPackets), 0);
+}
+
 #[test]
 fn rx_buffer_outside_dma_stops_the_rx_queue_and_counts_the_drop() {
     let s = sim(2);

@@ -77,7 +77,7 @@ fn config_space_identifies_pf_and_vfs() {
     let class = u32::from_le_bytes(pf.cfg_read(8, 4).try_into().unwrap()) >> 8;
     assert_eq!(class, PCI_CLASS_ETHERNET);
     // Capability list: PCIe, then MSI-X with the function's vector count.
-    assert_eq!(pf.cfg_read(pci::CAP_PTR as u64, 1)[0] as usize, pci::PCIE_CAP);
+    assert_eq!(pf.cfg_read(pci::CAPABILITY_LIST as u64, 1)[0] as usize, pci::PCIE_CAP);
     assert_eq!(pf.cfg_read(pci::MSIX_CAP as u64, 1)[0], 0x11);
     assert_eq!(pf.cfg_read16(pci::MSIX_CAP as u64 + 2) & 0x7ff, 15, "PF: 16 vectors");
     assert_eq!(vf.cfg_read16(pci::MSIX_CAP as u64 + 2) & 0x7ff, 7, "VF: 8 vectors");

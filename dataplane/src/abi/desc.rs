@@ -3,7 +3,7 @@
 //! A TX or RX queue is three pieces of host memory: a descriptor ring the
 //! driver fills ([`TxDesc`] or [`RxDesc`], managed by the three-index
 //! protocol of [`crate::ring`]), a completion ring of the same length the
-//! device fills ([`Completion`]), and a [`super::QueueStateBlock`].
+//! device fills ([`Completion`]), and a [`crate::abi::QueueStateBlock`].
 //!
 //! Completion rings use a color bit instead of a producer index: the device
 //! writes the completion at free-running index `i` with color
@@ -30,7 +30,8 @@ pub const LIF_UPLINK: u16 = 0xffff;
 pub mod tx_flags {
     /// Insert an 802.1Q tag with `vlan_tci`.
     pub const VLAN_INSERT: u16 = 1 << 0;
-    /// Compute and insert the L4 (TCP/UDP) checksum.
+    /// Reserved for L4 (TCP/UDP) checksum insertion: accepted, and in
+    /// ABI 1 without effect (the device inserts no checksum).
     pub const CSUM_L4: u16 = 1 << 1;
     /// Write a completion once this descriptor is done (the head write-back
     /// always happens; a completion is for an interrupt or a timestamp).
@@ -200,9 +201,16 @@ abi_enum! {
 pub mod pkt_flags {
     /// An 802.1Q tag was present.
     pub const VLAN: u16 = 1 << 0;
+    /// An IPv4 header (version 4, header length at least 20, total length
+    /// within the frame).
     pub const IPV4: u16 = 1 << 1;
+    /// An IPv6 header (version 6, payload length within the frame).
     pub const IPV6: u16 = 1 << 2;
+    /// A TCP header directly after the IP header (IPv4: in the first
+    /// fragment only).
     pub const TCP: u16 = 1 << 3;
+    /// A UDP header directly after the IP header (IPv4: in the first
+    /// fragment only).
     pub const UDP: u16 = 1 << 4;
     /// The L4 checksum was verified good.
     pub const L4_CSUM_OK: u16 = 1 << 5;
@@ -221,14 +229,15 @@ pub struct Completion {
     /// RX: LIF the frame came from ([`LIF_UPLINK`] for the wire). TX: the
     /// queue's LIF.
     pub lif: U16,
-    /// Free-running ring index of the descriptor this completes (TX: the
-    /// last one of the batch it covers).
+    /// Free-running ring index of the descriptor this completes (TX: a
+    /// descriptor with [`tx_flags::COMPLETE`]).
     pub index: U32,
     /// RX: bytes written to the buffer. TX: zero.
     pub len: U16,
     /// RX: [`pkt_flags`]. TX: zero.
     pub pkt_flags: U16,
-    /// Low 32 bits of the device clock (ns) when the completion was written.
+    /// Low 32 bits of the device clock (ns) when the frame left the
+    /// pipeline.
     pub timestamp: U32,
 }
 assert_layout!(Completion, size = 16, status @ 0, flags @ 1, lif @ 2, index @ 4, len @ 8, pkt_flags @ 10, timestamp @ 12);
@@ -243,14 +252,25 @@ pub const fn expected_color(index: u32, order: u8) -> bool {
 /// A validated completion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CompletionInfo {
+    /// [`CompStatus`]: anything but `Ok` means the queue stopped.
     pub status: CompStatus,
+    /// The color bit ([`expected_color`]).
     pub color: bool,
+    /// The meter color the frame was marked with.
     pub meter: MeterColor,
+    /// RX: the frame was longer than the buffer; `len` bytes of it were
+    /// written.
     pub truncated: bool,
+    /// RX: LIF the frame came from ([`LIF_UPLINK`] for the wire). TX and
+    /// error completions: the queue's LIF.
     pub lif: u16,
+    /// Free-running descriptor-ring index of the descriptor completed.
     pub index: u32,
+    /// RX: bytes written to the buffer. TX: zero.
     pub len: u16,
+    /// RX: [`pkt_flags`]. TX: zero.
     pub pkt_flags: u16,
+    /// Low 32 bits of the device clock, ns.
     pub timestamp: u32,
 }
 

@@ -10,23 +10,31 @@ use core::mem::{offset_of, size_of};
 /// One field of an ABI structure.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldLayout {
+    /// The field's name in the Rust structure.
     pub name: &'static str,
+    /// Offset from the start of the structure, bytes.
     pub offset: usize,
+    /// Size, bytes.
     pub size: usize,
 }
 
 /// One ABI structure.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StructLayout {
+    /// The structure's Rust name.
     pub name: &'static str,
+    /// Size, bytes.
     pub size: usize,
+    /// Every field, in offset order, together covering every byte.
     pub fields: Vec<FieldLayout>,
 }
 
 /// One ABI enumeration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnumLayout {
+    /// The enumeration's Rust name.
     pub name: &'static str,
+    /// Where its values appear (a field, or what uses them).
     pub field: &'static str,
     /// (name, key, raw value, meaning) per value.
     pub values: Vec<(&'static str, &'static str, u64, &'static str)>,
@@ -343,6 +351,17 @@ pub fn markdown() -> String {
         );
         for f in &st.fields {
             let _ = writeln!(s, "| `{:#05x}` | {} | `{}` |", f.offset, f.size, f.name);
+        }
+    }
+    for g in super::flags::groups() {
+        let (what, col) = if g.bits { ("bits", "mask") } else { ("values", "value") };
+        let _ = writeln!(
+            s,
+            "\n### `{}` ({}, {what})\n\n| {col} | name |\n|---|---|",
+            g.name, g.field
+        );
+        for (name, v) in &g.items {
+            let _ = writeln!(s, "| `{v:#x}` | `{name}` |");
         }
     }
     for en in enums() {

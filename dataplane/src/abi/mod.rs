@@ -17,6 +17,7 @@
 //!   later ABI minor version can give them a meaning without ambiguity.
 //!
 //! Parts:
+//! - [`pci`]: configuration space registers and capabilities, by name.
 //! - [`regs`]: PCI identity and the BAR0 map (identity page, device-command
 //!   mailbox, interrupt control blocks, MSI-X table, doorbell pages).
 //! - [`desc`]: TX and RX descriptors and completions.
@@ -26,7 +27,9 @@
 
 pub mod admin;
 pub mod desc;
+pub mod flags;
 pub mod layout;
+pub mod pci;
 pub mod queue;
 pub mod regs;
 
@@ -47,42 +50,79 @@ pub enum AbiError {
     /// The buffer is shorter than the structure.
     #[error("{what}: need {need} bytes, got {got}")]
     Truncated {
+        /// The structure, as the document names it.
         what: &'static str,
+        /// Its size, bytes.
         need: usize,
+        /// Bytes there were.
         got: usize,
     },
     /// A field holds a value outside its enumeration.
     #[error("{field}: invalid value {value:#x}")]
-    InvalidValue { field: &'static str, value: u64 },
+    InvalidValue {
+        /// The field, as `struct.field`.
+        field: &'static str,
+        /// What it held.
+        value: u64,
+    },
     /// Reserved bits or bytes are not zero.
     #[error("{field}: reserved bits set ({value:#x})")]
-    ReservedBits { field: &'static str, value: u64 },
+    ReservedBits {
+        /// The field, as `struct.field`.
+        field: &'static str,
+        /// The reserved bits that were set.
+        value: u64,
+    },
     /// A numeric field is outside what the ABI allows.
     #[error("{field}: {value} is out of range: {reason}")]
     OutOfRange {
+        /// The field, as `struct.field`.
         field: &'static str,
+        /// What it held.
         value: u64,
+        /// The rule it broke.
         reason: &'static str,
     },
     /// An address field is not aligned as the ABI requires.
     #[error("{field}: address {addr:#x} is not {align}-byte aligned")]
-    Misaligned { field: &'static str, addr: u64, align: u64 },
+    Misaligned {
+        /// The field, as `struct.field`.
+        field: &'static str,
+        /// The address given.
+        addr: u64,
+        /// The alignment required, bytes.
+        align: u64,
+    },
     /// The identity page does not carry fairnic's signature.
     #[error(
         "identity.signature: found {found:#010x}, expected {expected:#010x} (not a fairnic device, or BAR0 not mapped)"
     )]
-    BadSignature { found: u32, expected: u32 },
+    BadSignature {
+        /// What the identity page held.
+        found: u32,
+        /// [`SIGNATURE`].
+        expected: u32,
+    },
     /// The device speaks an ABI major version this build does not.
     #[error("identity.abi_major: device ABI {device_major}.{device_minor}, driver ABI {driver_major}.{driver_minor}: major versions must match")]
     VersionMismatch {
+        /// The device's ABI major version.
         device_major: u16,
+        /// The device's ABI minor version.
         device_minor: u16,
+        /// This build's [`ABI_MAJOR`].
         driver_major: u16,
+        /// This build's [`ABI_MINOR`].
         driver_minor: u16,
     },
     /// An opcode this ABI version does not define.
     #[error("{field}: unknown opcode {opcode:#04x}")]
-    UnknownOpcode { field: &'static str, opcode: u8 },
+    UnknownOpcode {
+        /// `admin.opcode` or `devcmd.opcode`.
+        field: &'static str,
+        /// The opcode given.
+        opcode: u8,
+    },
 }
 
 /// ABI major version: bumped on any incompatible change. The driver refuses a

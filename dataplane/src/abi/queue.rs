@@ -74,17 +74,35 @@ impl ConsumerFlag {
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 pub struct QueueStateBlock {
+    /// Device-written head write-back: every descriptor before it has been
+    /// fetched and is done.
     pub head: U32,
+    /// Device-written: completions written so far, free-running from 0 (for
+    /// diagnostics; the color bit is authoritative).
     pub cq_tail: U32,
+    /// Reserved, zero: the rest of the device's index line.
     pub rsvd_device_hot: [u8; 56],
+    /// Device-written [`FetchFlag`]: while `Active` the driver may skip the
+    /// doorbell.
     pub fetch_flag: U32,
+    /// Device-written: 0 while the queue runs; the [`super::CompStatus`] that
+    /// stopped it once it is in the error state.
     pub qstatus: U32,
+    /// Device-written: ring index of the descriptor that stopped the queue
+    /// (valid with a nonzero `qstatus`).
     pub error_index: U32,
+    /// Reserved, zero: the rest of the device's flag line.
     pub rsvd_device_cold: [u8; 52],
+    /// Driver-written: how far the device may fetch (free-running).
     pub outgoing_tail: U32,
+    /// Driver-written: completions consumed so far (free-running from 0).
     pub cq_head: U32,
+    /// Reserved, zero: the rest of the driver's index line.
     pub rsvd_driver_hot: [u8; 56],
+    /// Driver-written [`ConsumerFlag`]: what the driver behind the queue is
+    /// doing; the queue's interrupts follow it.
     pub consumer_flag: U32,
+    /// Reserved, zero: the rest of the driver's flag line.
     pub rsvd_driver_cold: [u8; 60],
 }
 assert_layout!(QueueStateBlock, size = QUEUE_STATE_SIZE,

@@ -203,19 +203,33 @@ assert_layout!(Identity, size = 128,
 /// [`Identity`] after validation, in native types.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceIdentity {
+    /// ABI major version the device speaks (must equal [`ABI_MAJOR`]).
     pub abi_major: u16,
+    /// ABI minor version: features added compatibly.
     pub abi_minor: u16,
+    /// Capability bits ([`caps`]).
     pub capabilities: u64,
+    /// This function: 0 the PF, `n + 1` VF `n`.
     pub function_id: u16,
+    /// PF or VF.
     pub function_kind: FunctionKind,
+    /// LIFs this function may create.
     pub nlifs: u16,
+    /// Queues per type (TX, RX) per LIF.
     pub nqueues: u16,
+    /// MSI-X vectors of this function.
     pub nintrs: u16,
+    /// Smallest ring order the device takes (`2^order` entries).
     pub min_ring_order: u8,
+    /// Largest ring order the device takes.
     pub max_ring_order: u8,
+    /// Ticks per second of `device_clock`.
     pub clock_hz: u64,
+    /// The device clock when the identity page was read.
     pub device_clock: u64,
+    /// Serial number, as text.
     pub serial: String,
+    /// Firmware version, as text.
     pub fw_version: String,
 }
 
@@ -439,22 +453,25 @@ pub struct DevCmdRegs {
 }
 assert_layout!(DevCmdRegs, size = 4096, doorbell @ 0x00, done @ 0x04, admin_doorbell @ 0x08, cmd @ 0x40, comp @ 0x80, data @ 0x800);
 
-/// Offsets within the device-command mailbox.
+/// Offsets within the device-command mailbox, from [`DevCmdRegs`]'s layout.
 pub mod devcmd {
+    use super::DevCmdRegs;
+    use core::mem::{offset_of, size_of};
+
     /// `doorbell` register.
-    pub const DOORBELL: u64 = 0x00;
+    pub const DOORBELL: u64 = offset_of!(DevCmdRegs, doorbell) as u64;
     /// `done` register.
-    pub const DONE: u64 = 0x04;
+    pub const DONE: u64 = offset_of!(DevCmdRegs, done) as u64;
     /// Admin queue doorbell register (64-bit).
-    pub const ADMIN_DOORBELL: u64 = 0x08;
+    pub const ADMIN_DOORBELL: u64 = offset_of!(DevCmdRegs, admin_doorbell) as u64;
     /// Command, 64 bytes.
-    pub const CMD: u64 = 0x40;
+    pub const CMD: u64 = offset_of!(DevCmdRegs, cmd) as u64;
     /// Completion, 16 bytes.
-    pub const COMP: u64 = 0x80;
+    pub const COMP: u64 = offset_of!(DevCmdRegs, comp) as u64;
     /// Data area.
-    pub const DATA: u64 = 0x800;
-    /// Size of the data area.
-    pub const DATA_LEN: usize = 2048;
+    pub const DATA: u64 = offset_of!(DevCmdRegs, data) as u64;
+    /// Size of the data area (the last field).
+    pub const DATA_LEN: usize = size_of::<DevCmdRegs>() - DATA as usize;
 }
 
 abi_enum! {
@@ -485,10 +502,13 @@ pub struct IntrCtrl {
     pub mode: U32,
     /// Write 1 to mask the vector, 0 to unmask. Reads the current mask.
     pub mask: U32,
-    /// Write the number of completions processed to return credits; with
-    /// bit 31 set the write also unmasks. Reads outstanding credits.
+    /// Reads the interrupts raised and not yet acknowledged; writing `n`
+    /// acknowledges `n` of them (bits 0..31), and with bit 31 set the
+    /// write also unmasks. Credits are a count for the driver's books:
+    /// they never hold an interrupt back.
     pub credits: U32,
-    /// Read-only: events waiting for the moderation timer.
+    /// Read-only: 1 if an interrupt arrived while the vector was masked and
+    /// waits for the unmask (the MSI-X pending bit), else 0.
     pub pending: U32,
     /// Read-only: the interval (µs) adaptive mode currently uses.
     pub current_interval_us: U32,
@@ -500,12 +520,15 @@ const _: () = assert!(INTR_CTRL_STRIDE as usize == core::mem::size_of::<IntrCtrl
 const _: () = assert!(INTR_CTRL_STRIDE * MAX_INTRS as u64 <= 0x1000);
 const _: () = assert!(16 * MAX_INTRS as u64 <= MSIX_PBA_OFFSET - MSIX_TABLE_OFFSET);
 
-/// Offsets within an interrupt control block.
+/// Offsets within an interrupt control block, from [`IntrCtrl`]'s layout.
 pub mod intr_ctrl {
+    use super::IntrCtrl;
+    use core::mem::offset_of;
+
     /// `mask` register.
-    pub const MASK: u64 = 0x10;
+    pub const MASK: u64 = offset_of!(IntrCtrl, mask) as u64;
     /// `credits` register.
-    pub const CREDITS: u64 = 0x14;
+    pub const CREDITS: u64 = offset_of!(IntrCtrl, credits) as u64;
     /// Bit in a `credits` write that also unmasks the vector.
     pub const CREDITS_UNMASK: u32 = 1 << 31;
 }
@@ -540,8 +563,11 @@ abi_enum! {
 /// match its slot is ignored and counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Doorbell {
+    /// The queue's type (bits 48..56).
     pub qtype: QueueType,
+    /// The queue's index within its LIF and type (bits 32..48).
     pub qindex: u16,
+    /// The new `outgoing_tail`, free-running (bits 0..32).
     pub outgoing_tail: u32,
 }
 

@@ -108,7 +108,9 @@ impl Loc {
 /// What the program decided for a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
+    /// To this LIF (`egress_lif`).
     ToLif(u16),
+    /// Out of the uplink (`to_uplink`).
     ToUplink,
     /// Every LIF but the sender (and the uplink when a LIF sent it).
     Flood,
@@ -123,6 +125,7 @@ pub enum Verdict {
 /// A packet's result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Outcome {
+    /// Where the packet goes.
     pub verdict: Verdict,
     /// Extra passes the program asked for (`recirculate`, at most 7).
     pub recirculate: u8,
@@ -133,9 +136,13 @@ pub struct Outcome {
 /// Pipeline counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
+    /// Packets run, every one of a batch counted.
     pub packets: u64,
+    /// Packets the parser could not take ([`Verdict::ParseError`]).
     pub parse_errors: u64,
+    /// Packets marked to drop ([`Verdict::Drop`]).
     pub drops: u64,
+    /// Packets given no destination ([`Verdict::NoRoute`]).
     pub no_route: u64,
     /// Counter or meter indices outside their array (the update was
     /// skipped).
@@ -146,7 +153,9 @@ pub struct Stats {
 /// (`std_meta::LIF_NONE` for the wire).
 #[derive(Debug)]
 pub struct Input<'a> {
+    /// The frame's bytes; the program edits its headers in place.
     pub data: &'a mut [u8],
+    /// The LIF that sent it.
     pub ingress_lif: u16,
 }
 
@@ -173,26 +182,48 @@ pub(super) enum MeterArray {
 /// (the entry added, or the one removed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
+    /// The table's index in the program.
     pub table: u16,
+    /// The key fields concatenated, first field in the high bits.
     pub key: u128,
+    /// The mask: all ones over exact fields, the prefix over the LPM field,
+    /// as given over ternary ones.
     pub mask: u128,
+    /// The priority, as given.
     pub priority: u32,
+    /// The action and arguments of the entry added, or of the one removed.
     pub hit: Hit,
 }
 
 /// Why a table operation was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EntryError {
+    /// No table with this number in the loaded program.
     #[error("no table {0}")]
     NoTable(u32),
+    /// The action is not one the table allows (or does not exist).
     #[error("action {action} is not one of table {table}'s")]
-    NoAction { table: String, action: u32 },
+    NoAction {
+        /// The table's name.
+        table: String,
+        /// The action number given.
+        action: u32,
+    },
+    /// Lengths, values, mask or prefix do not fit the table or action.
     #[error("table {table}: {what}")]
-    Invalid { table: String, what: String },
+    Invalid {
+        /// The table's name.
+        table: String,
+        /// What does not fit.
+        what: String,
+    },
+    /// The table holds its declared size of entries (the table's name).
     #[error("table {0} is full")]
     Full(String),
+    /// An entry with that key is installed already (the table's name).
     #[error("table {0} already has an entry with that key")]
     Exists(String),
+    /// No entry with that key is installed (the table's name).
     #[error("table {0} has no entry with that key")]
     NotFound(String),
 }
@@ -286,10 +317,12 @@ impl Pipeline {
         Pipeline::new(Program::from_image(image)?)
     }
 
+    /// The loaded program.
     pub fn program(&self) -> &Program {
         &self.prog
     }
 
+    /// The pipeline's counters so far.
     pub fn stats(&self) -> Stats {
         self.rt.stats
     }

@@ -24,21 +24,33 @@ pub const IR_VERSION: u16 = 1;
 
 /// Limits a valid program stays within (the device's resources).
 pub mod limits {
+    /// Header instances.
     pub const HEADERS: usize = 32;
+    /// Fields of one header.
     pub const FIELDS_PER_HEADER: usize = 64;
     /// Header length, bytes.
     pub const HEADER_BYTES: usize = 64;
+    /// Metadata fields, the standard ones included.
     pub const META_FIELDS: usize = 128;
+    /// Parser states.
     pub const STATES: usize = 64;
+    /// Actions.
     pub const ACTIONS: usize = 256;
+    /// Parameters of one action.
     pub const PARAMS: usize = 8;
+    /// Tables.
     pub const TABLES: usize = 64;
+    /// Key fields of one table, and keys of one `select`.
     pub const KEYS: usize = 8;
     /// Key width of a table, bits (all its key fields together).
     pub const KEY_BITS: u32 = 128;
+    /// Entries one table may hold (its `size`).
     pub const TABLE_SIZE: u32 = 1 << 20;
+    /// Meter arrays.
     pub const METERS: usize = 16;
+    /// Counter arrays.
     pub const COUNTERS: usize = 64;
+    /// Cells of one meter or counter array.
     pub const ARRAY_SIZE: u32 = 1 << 20;
     /// Parser states one packet may visit (P4 parsers may loop).
     pub const PARSE_STEPS: usize = 32;
@@ -46,6 +58,8 @@ pub mod limits {
     pub const EXPR_DEPTH: usize = 32;
     /// Statement nesting.
     pub const BLOCK_DEPTH: usize = 16;
+    /// Statements of the ingress control and every action body together,
+    /// nested ones included.
     pub const STMTS: usize = 4096;
     /// Most cost units one `@cost` annotation (or the base cost) may
     /// charge.
@@ -79,9 +93,13 @@ pub struct Program {
     pub meta: Vec<FieldDef>,
     /// Parser states; state 0 is `start`.
     pub parser: Vec<ParserState>,
+    /// Actions, indexed by calls, tables and their entries.
     pub actions: Vec<ActionDef>,
+    /// Tables, indexed by [`Stmt::Apply`] and by `TableEntry::table_id`.
     pub tables: Vec<TableDef>,
+    /// Meter arrays, indexed by [`Stmt::Meter`].
     pub meters: Vec<MeterDef>,
+    /// Counter arrays, indexed by [`Stmt::Count`].
     pub counters: Vec<CounterDef>,
     /// The ingress control's apply block.
     pub ingress: Vec<Stmt>,
@@ -98,6 +116,8 @@ pub struct HeaderDef {
     pub name: String,
     /// Header type name, e.g. `ipv4_t`.
     pub type_name: String,
+    /// Fields in order from the header's first bit; their widths cover it
+    /// exactly.
     pub fields: Vec<FieldDef>,
     /// Length in bytes (the fields' widths sum to 8x this).
     pub len: u16,
@@ -107,8 +127,12 @@ pub struct HeaderDef {
 /// (metadata fields: `bit_off` is 0).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldDef {
+    /// Field name as declared.
     pub name: String,
+    /// Offset of the field's first (most significant) bit from the start of
+    /// its header, bits.
     pub bit_off: u16,
+    /// Width in bits (metadata: 1..=64).
     pub width: u16,
 }
 
@@ -126,13 +150,29 @@ pub mod std_meta {
         ("packet_length", 32),
         ("parser_error", 8),
     ];
+    /// Index of `ingress_lif` in `meta`: the LIF that sent the packet
+    /// ([`LIF_NONE`] for the wire); set by the device.
     pub const INGRESS_LIF: u16 = 0;
+    /// Index of `egress_lif`: the LIF to deliver to; [`LIF_NONE`] until the
+    /// program sets it.
     pub const EGRESS_LIF: u16 = 1;
+    /// Index of `to_uplink`: nonzero sends the packet out of the uplink
+    /// (over `egress_lif`).
     pub const TO_UPLINK: u16 = 2;
+    /// Index of `flood`: nonzero floods the packet (over `to_uplink` and
+    /// `egress_lif`).
     pub const FLOOD: u16 = 3;
+    /// Index of `drop`: nonzero drops the packet (`mark_to_drop`); it
+    /// overrides every other destination.
     pub const DROP: u16 = 4;
+    /// Index of `recirculate`: extra passes the program asks for (at most 7
+    /// are taken).
     pub const RECIRCULATE: u16 = 5;
+    /// Index of `packet_length`: the frame's length in bytes; set by the
+    /// device.
     pub const PACKET_LENGTH: u16 = 6;
+    /// Index of `parser_error`: the parser's error code (0: none); set by the
+    /// device.
     pub const PARSER_ERROR: u16 = 7;
     /// `egress_lif` before the program sets it, and `ingress_lif` of a
     /// frame from the wire.
@@ -143,7 +183,12 @@ pub mod std_meta {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FieldRef {
     /// Field `field` of header instance `header`.
-    Header { header: u16, field: u16 },
+    Header {
+        /// Index into [`Program::headers`].
+        header: u16,
+        /// Index into that header's `fields`.
+        field: u16,
+    },
     /// Metadata field.
     Meta(u16),
 }
@@ -151,11 +196,13 @@ pub enum FieldRef {
 /// A parser state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParserState {
+    /// State name as declared.
     pub name: String,
     /// `@cost(n)`: charged each time a packet passes this state.
     pub cost: u32,
     /// What the state does, in order.
     pub ops: Vec<ParserOp>,
+    /// Where the packet goes after the ops.
     pub transition: Transition,
 }
 
@@ -165,18 +212,27 @@ pub enum ParserOp {
     /// `pkt.extract(hdr.<header>)`.
     Extract(u16),
     /// An assignment to a metadata field.
-    Assign { dst: FieldRef, value: Expr },
+    Assign {
+        /// The metadata field written (not one the device sets).
+        dst: FieldRef,
+        /// The value, truncated to the field's width.
+        value: Expr,
+    },
 }
 
 /// Where a parser state goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Transition {
+    /// Go to this destination unconditionally.
     Next(Next),
     /// `transition select(keys) { cases; default }`: the first case whose
     /// every `(value, mask)` matches its key.
     Select {
+        /// The expressions matched, at most [`limits::KEYS`].
         keys: Vec<Expr>,
+        /// The cases, in order: the first that matches wins.
         cases: Vec<SelectCase>,
+        /// Where to go when no case matches.
         default: Next,
     },
 }
@@ -184,16 +240,21 @@ pub enum Transition {
 /// A destination of a transition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Next {
+    /// End parsing: the packet goes on to the ingress control.
     Accept,
     /// A parser error: the packet is dropped and counted.
     Reject,
+    /// Parser state, an index into [`Program::parser`].
     State(u16),
 }
 
 /// One case of a select: one `(value, mask)` per key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SelectCase {
+    /// Per key, `(value, mask)`: the key matches when `key & mask == value &
+    /// mask`.
     pub matches: Vec<(u64, u64)>,
+    /// Where the case goes.
     pub next: Next,
 }
 
@@ -202,39 +263,59 @@ pub struct SelectCase {
 /// operators give a 1-bit 0 or 1.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Expr {
+    /// A constant.
     Const {
+        /// Its bits, in the low `width` bits.
         value: u64,
+        /// Width in bits, 1..=64.
         width: u16,
     },
+    /// A field's value (a header field of a header that is not valid reads
+    /// 0).
     Field(FieldRef),
     /// Parameter `n` of the running action.
     Param(u16),
     /// `hdr.<header>.isValid()`.
     Valid(u16),
+    /// A unary operator applied.
     Unary {
+        /// Which operator.
         op: UnOp,
+        /// The operand.
         arg: Box<Expr>,
+        /// Result width in bits, 1..=64.
         width: u16,
     },
+    /// A binary operator applied.
     Binary {
+        /// Which operator.
         op: BinOp,
+        /// Left operand.
         lhs: Box<Expr>,
+        /// Right operand.
         rhs: Box<Expr>,
+        /// Result width in bits (arithmetic wraps at it), 1..=64.
         width: u16,
     },
     /// `expr[hi:lo]`.
     Slice {
+        /// The value sliced.
         arg: Box<Expr>,
+        /// Highest bit kept, below 64.
         hi: u16,
+        /// Lowest bit kept, at most `hi`.
         lo: u16,
     },
     /// `(bit<width>) expr`: truncate or zero-extend.
     Cast {
+        /// The value cast.
         arg: Box<Expr>,
+        /// The width cast to, 1..=64.
         width: u16,
     },
 }
 
+/// A unary operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum UnOp {
     /// `!` (logical).
@@ -245,23 +326,41 @@ pub enum UnOp {
     Neg,
 }
 
+/// A binary operator. Operands are unsigned; arithmetic and `<<` wrap at
+/// the expression's width; comparisons and `&&`/`||` give 0 or 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BinOp {
+    /// `+`.
     Add,
+    /// `-`.
     Sub,
+    /// `*`.
     Mul,
+    /// `&` (bitwise).
     BitAnd,
+    /// `|` (bitwise).
     BitOr,
+    /// `^`.
     BitXor,
+    /// `<<`; by 64 or more, 0.
     Shl,
+    /// `>>` (logical); by 64 or more, 0.
     Shr,
+    /// `==`.
     Eq,
+    /// `!=`.
     Ne,
+    /// `<` (unsigned).
     Lt,
+    /// `<=` (unsigned).
     Le,
+    /// `>` (unsigned).
     Gt,
+    /// `>=` (unsigned).
     Ge,
+    /// `&&` (logical).
     And,
+    /// `||` (logical).
     Or,
 }
 
@@ -269,26 +368,58 @@ pub enum BinOp {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Stmt {
     /// `dst = value;` (the value is truncated to the destination's width).
-    Assign { dst: FieldRef, value: Expr },
+    Assign {
+        /// The field written (not one the device sets).
+        dst: FieldRef,
+        /// The value written.
+        value: Expr,
+    },
     /// `t.apply();`, or `if (t.apply().hit) { on_hit } else { on_miss }`.
     Apply {
+        /// Index into [`Program::tables`].
         table: u16,
+        /// Statements run for the packets an entry matched (after its action).
         on_hit: Vec<Stmt>,
+        /// Statements run for the packets no entry matched (after the default
+        /// action).
         on_miss: Vec<Stmt>,
     },
+    /// `if (cond) { then } else { otherwise }`.
     If {
+        /// The condition: true when nonzero.
         cond: Expr,
+        /// Statements run for the packets `cond` holds for.
         then: Vec<Stmt>,
+        /// Statements run for the others.
         otherwise: Vec<Stmt>,
     },
     /// A direct action call: `a(args);`.
-    Call { action: u16, args: Vec<Expr> },
+    Call {
+        /// Index into [`Program::actions`].
+        action: u16,
+        /// One argument per parameter.
+        args: Vec<Expr>,
+    },
     /// `mark_to_drop(std);`
     Drop,
     /// `c.count(index);`
-    Count { counter: u16, index: Expr },
+    Count {
+        /// Index into [`Program::counters`].
+        counter: u16,
+        /// The cell; outside the array the update is skipped and counted in
+        /// [`Stats::index_errors`](super::Stats::index_errors).
+        index: Expr,
+    },
     /// `m.execute_meter(index, dst);` (dst gets 0 green, 1 yellow, 2 red).
-    Meter { meter: u16, index: Expr, dst: FieldRef },
+    Meter {
+        /// Index into [`Program::meters`].
+        meter: u16,
+        /// The cell; outside the array `dst` gets 0 and the miss is counted
+        /// in [`Stats::index_errors`](super::Stats::index_errors).
+        index: Expr,
+        /// The field that receives the color.
+        dst: FieldRef,
+    },
     /// `exit;`
     Exit,
 }
@@ -296,24 +427,35 @@ pub enum Stmt {
 /// An action.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActionDef {
+    /// Action name as declared.
     pub name: String,
     /// Parameter names and widths; table entries carry their values.
     pub params: Vec<ParamDef>,
+    /// Statements run when the action is called or chosen by a table (they
+    /// apply no table and call no action).
     pub body: Vec<Stmt>,
     /// `@cost(n)`.
     pub cost: u32,
 }
 
+/// An action parameter.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParamDef {
+    /// Parameter name as declared.
     pub name: String,
+    /// Width in bits, 1..=64.
     pub width: u16,
 }
 
+/// How a table key field matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MatchKind {
+    /// The field equals the entry's value.
     Exact,
+    /// Longest prefix match: of the matching entries, the longest prefix wins
+    /// (at most one LPM field per table).
     Lpm,
+    /// Value and mask: of the matching entries, the largest priority wins.
     Ternary,
 }
 
@@ -322,27 +464,38 @@ pub enum MatchKind {
 pub struct KeyDef {
     /// A field, or `isValid()` (width 1).
     pub expr: KeyExpr,
+    /// How the field matches.
     pub kind: MatchKind,
+    /// Width in bits: the field's, or 1 for `isValid()`; a table's key fields
+    /// together have at most [`limits::KEY_BITS`].
     pub width: u16,
     /// As written in the source (`hdr.ethernet.dst_addr`), for the control
     /// plane.
     pub name: String,
 }
 
+/// What a table key field reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KeyExpr {
+    /// A header or metadata field (a header field of a header that is not
+    /// valid reads 0).
     Field(FieldRef),
+    /// `hdr.<header>.isValid()` (1 bit), by header instance index.
     Valid(u16),
 }
 
 /// A table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableDef {
+    /// Table name as declared (the control plane names it so).
     pub name: String,
+    /// Key fields; the first takes the high bits of the concatenated key.
     pub keys: Vec<KeyDef>,
     /// Actions an entry may name (indices into `Program::actions`).
     pub actions: Vec<u16>,
+    /// Action run on a miss (index into [`Program::actions`]).
     pub default_action: u16,
+    /// Its arguments, one per parameter.
     pub default_args: Vec<u64>,
     /// Most entries.
     pub size: u32,
@@ -359,51 +512,72 @@ pub struct EntryDef {
     /// Per key field: value and mask (exact: all ones; LPM: the prefix as
     /// a mask of leading ones).
     pub key: Vec<(u128, u128)>,
+    /// Ternary priority: larger wins.
     pub priority: u32,
+    /// The action a hit runs, one of the table's `actions`.
     pub action: u16,
+    /// Its arguments, one per parameter.
     pub args: Vec<u64>,
 }
 
 /// What a meter measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MeterUnit {
+    /// Each packet counts 1.
     Packets,
+    /// Each packet counts its length in bytes.
     Bytes,
 }
 
 /// A meter array (`meter(size, MeterType.x) name;`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MeterDef {
+    /// Meter name as declared.
     pub name: String,
+    /// Cells, 1..=[`limits::ARRAY_SIZE`].
     pub size: u32,
+    /// What each cell measures.
     pub unit: MeterUnit,
 }
 
 /// What a counter counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CounterUnit {
+    /// `CounterType.packets` (the executor counts packets and bytes in every
+    /// counter whatever the unit).
     Packets,
+    /// `CounterType.bytes` (packets and bytes are both counted).
     Bytes,
+    /// `CounterType.packets_and_bytes`.
     PacketsAndBytes,
 }
 
 /// A counter array (`counter(size, CounterType.x) name;`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CounterDef {
+    /// Counter name as declared.
     pub name: String,
+    /// Cells, 1..=[`limits::ARRAY_SIZE`].
     pub size: u32,
+    /// What the program declared each cell counts.
     pub unit: CounterUnit,
 }
 
 /// Why an image or program was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProgramError {
+    /// The image does not start with [`IMAGE_MAGIC`].
     #[error("not a pipeline image (bad magic)")]
     Magic,
+    /// The image carries an IR version other than [`IR_VERSION`].
     #[error("pipeline IR version {0}, this device runs version {IR_VERSION}")]
     Version(u16),
+    /// The body is not a postcard-encoded program, or bytes follow it (the
+    /// decoder's message).
     #[error("pipeline image does not decode: {0}")]
     Decode(String),
+    /// The program breaks a rule of [`Program::validate`] (an index, width,
+    /// limit or budget), or a nesting limit while the image is rebuilt.
     #[error("pipeline program invalid: {0}")]
     Invalid(String),
 }

@@ -37,7 +37,9 @@ type Map = HashMap<u128, u32, BuildHasherDefault<KeyHasher>>;
 /// One installed entry's outcome: the action and its arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hit {
+    /// The action's index in the program.
     pub action: u16,
+    /// The action's arguments, one per parameter.
     pub args: Box<[u64]>,
 }
 
@@ -46,9 +48,13 @@ pub struct Hit {
 /// ones), and a priority (ternary).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
+    /// The key fields concatenated, first field in the high bits.
     pub key: u128,
+    /// Which key bits must match.
     pub mask: u128,
+    /// Ternary: larger wins (exact and LPM tables ignore it and report 0).
     pub priority: u32,
+    /// What a match does.
     pub hit: Hit,
 }
 
@@ -64,8 +70,12 @@ enum Store {
 /// Why an entry was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TableError {
+    /// The table holds its `size` entries.
     Full,
+    /// An entry with the same key and mask (ternary: and priority) is
+    /// installed.
     Exists,
+    /// No entry with that key and mask (ternary: and priority).
     NotFound,
     /// The mask does not fit the match kinds (exact bits not all ones, LPM
     /// not a prefix).
@@ -111,6 +121,8 @@ pub fn ones(w: u32) -> u128 {
 }
 
 impl Table {
+    /// An empty table shaped by `def`: its key fields' match kinds and its
+    /// `size`.
     pub fn new(def: &TableDef) -> Table {
         let kinds: Vec<MatchKind> = def.keys.iter().map(|k| k.kind).collect();
         let store = if kinds.contains(&MatchKind::Ternary) {
@@ -132,10 +144,12 @@ impl Table {
         }
     }
 
+    /// Entries installed.
     pub fn len(&self) -> u32 {
         self.len
     }
 
+    /// Whether no entry is installed.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -219,7 +233,11 @@ impl Table {
                 }
             }
         }
-        let i = self.alloc(e.hit.clone());
+        // Ternary entries keep their hit in the entry; only the hashed
+        // stores take a slot of `hits` (a ternary add and delete once took
+        // one and never gave it back: memory the state budget did not see).
+        let ternary = matches!(self.store, Store::Ternary(_));
+        let i = if ternary { 0 } else { self.alloc(e.hit.clone()) };
         match &mut self.store {
             Store::Exact(m) => {
                 m.insert(key, i);
@@ -359,6 +377,23 @@ mod tests {
             action: a,
             args: Box::new([]),
         }
+    }
+
+    /// Adding and deleting ternary entries forever takes no memory.
+    #[test]
+    fn ternary_add_and_delete_leave_nothing_behind() {
+        let mut t = Table::new(&def(&[(MatchKind::Ternary, 16)]));
+        for round in 0..1000u128 {
+            let e = Entry {
+                key: round & 0xff,
+                mask: 0xff,
+                priority: 1,
+                hit: hit(1),
+            };
+            t.insert(e).unwrap();
+            t.remove(round & 0xff, 0xff, 1).unwrap();
+        }
+        assert_eq!((t.hits.len(), t.len), (0, 0));
     }
 
     #[test]

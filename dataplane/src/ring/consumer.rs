@@ -105,6 +105,7 @@ impl<'a, T: RingElem> Consumer<'a, T> {
     /// Fetch exactly `out.len()` entries or none. `Ok(false)` when fewer
     /// are published.
     #[inline]
+    #[must_use = "the descriptors fetched are lost if this is ignored"]
     pub fn fetch_bulk(&mut self, out: &mut [T]) -> Result<bool, RingError> {
         let want = out.len();
         if (self.tail.wrapping_sub(self.head) as usize) < want {
@@ -123,6 +124,7 @@ impl<'a, T: RingElem> Consumer<'a, T> {
 
     /// Fetch up to `out.len()` entries; returns how many.
     #[inline]
+    #[must_use = "the count says how many slots of `out` were fetched"]
     pub fn fetch_burst(&mut self, out: &mut [T]) -> Result<usize, RingError> {
         let mut avail = self.tail.wrapping_sub(self.head) as usize;
         if avail < out.len() {

@@ -103,20 +103,42 @@ pub enum RingError {
     /// The memory for the ring is not aligned as required.
     #[error("{what} at {addr:#x} is not {align}-byte aligned")]
     Misaligned {
+        /// Which memory: `ring slots` or `queue state block`.
         what: &'static str,
+        /// Its address.
         addr: usize,
+        /// The alignment it needs, bytes.
         align: usize,
     },
     /// The producer published an `outgoing_tail` more than a ring ahead of
     /// the written-back `head`.
     #[error("outgoing_tail {outgoing_tail} is more than {size} slots past head {head}")]
-    OutgoingTailOutOfRange { head: u32, outgoing_tail: u32, size: u32 },
+    OutgoingTailOutOfRange {
+        /// The written-back `head`.
+        head: u32,
+        /// The `outgoing_tail` read.
+        outgoing_tail: u32,
+        /// Ring size in slots.
+        size: u32,
+    },
     /// The producer moved `outgoing_tail` backwards.
     #[error("outgoing_tail moved back from {was} to {now}")]
-    OutgoingTailRegressed { was: u32, now: u32 },
+    OutgoingTailRegressed {
+        /// The `outgoing_tail` read before.
+        was: u32,
+        /// The `outgoing_tail` read now, behind it.
+        now: u32,
+    },
     /// The consumer wrote back a `head` outside `[head, outgoing_tail]`.
     #[error("head write-back {now} is outside [{was}, {outgoing_tail}]")]
-    HeadOutOfRange { was: u32, now: u32, outgoing_tail: u32 },
+    HeadOutOfRange {
+        /// The `head` read before.
+        was: u32,
+        /// The `head` write-back read now.
+        now: u32,
+        /// The producer's published `outgoing_tail`.
+        outgoing_tail: u32,
+    },
 }
 
 fn check_order(order: u8) -> Result<u32, RingError> {
@@ -129,9 +151,14 @@ fn check_order(order: u8) -> Result<u32, RingError> {
 /// A snapshot of the three indices as one side knows them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Indices {
+    /// Free-running `head`: the consumer is done with the slots before it
+    /// (as this side last saw it).
     pub head: u32,
+    /// Free-running `outgoing_tail`: how far the consumer may fetch.
     pub outgoing_tail: u32,
+    /// Free-running `buffer_tail`: how far the producer has written slots.
     pub buffer_tail: u32,
+    /// Ring size in slots, a power of two.
     pub size: u32,
 }
 

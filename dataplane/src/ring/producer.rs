@@ -150,6 +150,7 @@ impl<'a, T: RingElem> Producer<'a, T> {
     /// Fill all of `items` or nothing (like `rte_ring_*_bulk`). Returns
     /// whether they fit. In normal mode they are published at once.
     #[inline]
+    #[must_use = "false means nothing was filled"]
     pub fn fill_bulk(&mut self, items: &[T]) -> bool {
         if items.len() > self.free() as usize {
             return false;
@@ -168,9 +169,11 @@ impl<'a, T: RingElem> Producer<'a, T> {
 
     /// Fill as many of `items` as fit; returns how many.
     #[inline]
+    #[must_use = "items past the count were not filled"]
     pub fn fill_burst(&mut self, items: &[T]) -> usize {
         let n = items.len().min(self.free() as usize);
-        self.fill_bulk(&items[..n]);
+        let filled = self.fill_bulk(&items[..n]);
+        debug_assert!(filled, "n fits in the free slots");
         n
     }
 
@@ -205,6 +208,7 @@ impl<'a, T: RingElem> Producer<'a, T> {
     /// free-running indices `[indices().head - n, indices().head)` after the
     /// call (so a driver can release the buffers it attached to them).
     #[inline]
+    #[must_use = "the count says how many slots are the producer's again"]
     pub fn reclaim(&mut self) -> Result<u32, RingError> {
         // Acquire: the consumer's reads of these slots happen-before our
         // next writes to them.
@@ -226,6 +230,7 @@ impl<'a, T: RingElem> Producer<'a, T> {
     /// doorbell, or when the consumer is fetching and will see the new tail
     /// on its own. Call it once per batch, after the fills.
     #[inline]
+    #[must_use = "Some(tail) means the caller must ring the doorbell"]
     pub fn doorbell(&mut self) -> Option<u32> {
         if self.outgoing_tail == self.announced {
             return None;

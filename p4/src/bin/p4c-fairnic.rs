@@ -9,6 +9,8 @@
 //! 1 the program has errors (printed as `file:line:column: error: ...`),
 //! 2 bad usage or the image could not be written.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

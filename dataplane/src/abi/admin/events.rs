@@ -60,6 +60,7 @@ pub struct DeviceEvent {
     pub device_clock: U64,
     /// [`EventKind`].
     pub kind: u8,
+    /// Reserved, zero.
     pub rsvd0: u8,
     /// The function it concerns.
     pub function: U16,

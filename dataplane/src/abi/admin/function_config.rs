@@ -14,6 +14,7 @@ pub mod function_config_flags {
     /// The function may choose its LIF's MAC in `LifCreate` (else only the
     /// assigned one, or the device's).
     pub const TRUST: u8 = 1 << 2;
+    /// Every defined bit.
     pub const ALL: u8 = MAC | SPOOF_CHECK | TRUST;
 }
 
@@ -30,9 +31,11 @@ pub struct FunctionConfig {
     pub slot: U16,
     /// [`function_config_flags`].
     pub flags: u8,
+    /// Reserved, zero.
     pub rsvd0: u8,
     /// The assigned MAC (with `MAC`); unicast.
     pub mac: [u8; 6],
+    /// Reserved, zero.
     pub rsvd1: [u8; 4],
 }
 assert_layout!(FunctionConfig, size = 16, function @ 0, slot @ 2, flags @ 4, mac @ 6, rsvd1 @ 12);
@@ -41,8 +44,11 @@ assert_layout!(FunctionConfig, size = 16, function @ 0, slot @ 2, flags @ 4, mac
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 pub struct FunctionConfigRef {
+    /// 0 for the PF, `n + 1` for VF `n`.
     pub function: U16,
+    /// The LIF slot, below that function's `nlifs`.
     pub slot: U16,
+    /// Reserved, zero.
     pub rsvd: [u8; 4],
     /// Where to write the [`FunctionConfig`] (at least 16 bytes).
     pub dma: DmaRef,

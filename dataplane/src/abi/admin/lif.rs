@@ -11,6 +11,7 @@ pub struct LifCreate {
     /// The LIF's MAC address; all zeros: the device assigns
     /// [`lif_mac`]`(lif)`.
     pub mac: [u8; 6],
+    /// Reserved, zero.
     pub rsvd: [u8; 2],
 }
 assert_layout!(LifCreate, size = 24, name @ 0, mac @ 16, rsvd @ 22);
@@ -23,7 +24,9 @@ pub const fn lif_mac(lif: u16) -> [u8; 6] {
 
 /// LIF states in [`LifInfo::state`].
 pub mod lif_state {
+    /// Down: defined by the ABI; nicsim never reports it.
     pub const DOWN: u8 = 0;
+    /// The LIF exists and none of its queues is in the error state.
     pub const UP: u8 = 1;
     /// A queue of the LIF is in the error state.
     pub const ERROR: u8 = 2;
@@ -41,13 +44,19 @@ pub struct LifInfo {
     pub slot: U16,
     /// [`lif_state`].
     pub state: u8,
+    /// Reserved, zero.
     pub rsvd0: u8,
+    /// TX queues the LIF has now.
     pub ntxq: U16,
+    /// RX queues the LIF has now.
     pub nrxq: U16,
     /// The LIF's MAC address.
     pub mac: [u8; 6],
+    /// Reserved, zero.
     pub rsvd1: [u8; 6],
+    /// The name given in `LifCreate`, ASCII, NUL padded.
     pub name: [u8; 16],
+    /// Reserved, zero.
     pub rsvd2: [u8; 8],
 }
 assert_layout!(LifInfo, size = 48, lif @ 0, function_id @ 2, slot @ 4, state @ 6, ntxq @ 8, nrxq @ 10, mac @ 12, name @ 24);

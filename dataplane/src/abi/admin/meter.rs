@@ -55,7 +55,9 @@ pub struct MeterConfig {
     pub mode: u8,
     /// [`MeterPolicy`].
     pub policy: u8,
+    /// Reserved, zero.
     pub rsvd0: u8,
+    /// Reserved, zero.
     pub rsvd1: U32,
     /// Committed information rate, units/s.
     pub cir: U64,
@@ -71,12 +73,18 @@ pub struct MeterConfig {
 assert_layout!(MeterConfig, size = 48, resource @ 0, mode @ 1, policy @ 2, cir @ 8, cburst @ 16, pir @ 24, pburst @ 32, eburst @ 40);
 
 impl MeterConfig {
+    /// The [`MeterResource`]; `Packets` for a value outside the enumeration
+    /// (which the command decoder refuses).
     pub fn resource(&self) -> MeterResource {
         MeterResource::from_raw(self.resource).unwrap_or(MeterResource::Packets)
     }
+    /// The [`MeterMode`]; `Off` for a value outside the enumeration (which
+    /// the command decoder refuses).
     pub fn mode(&self) -> MeterMode {
         MeterMode::from_raw(self.mode).unwrap_or(MeterMode::Off)
     }
+    /// The [`MeterPolicy`]; `Backpressure` for a value outside the
+    /// enumeration (which the command decoder refuses).
     pub fn policy(&self) -> MeterPolicy {
         MeterPolicy::from_raw(self.policy).unwrap_or(MeterPolicy::Backpressure)
     }
@@ -88,6 +96,7 @@ impl MeterConfig {
 pub struct MeterRef {
     /// [`MeterResource`].
     pub resource: u8,
+    /// Reserved, zero.
     pub rsvd: [u8; 7],
     /// Where to write the applied [`MeterConfig`] (at least 48 bytes).
     pub dma: DmaRef,

@@ -69,11 +69,18 @@ pub const LIF_NONE: u16 = 0xffff;
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 pub struct AdminCmd {
+    /// [`AdminOpcode`] on the admin queue, [`DevCmdOpcode`] in the mailbox.
     pub opcode: u8,
+    /// Reserved, zero.
     pub flags: u8,
+    /// Any value the driver chooses; the completion echoes it.
     pub tag: U16,
+    /// Device-wide number of the LIF the command addresses; commands that
+    /// address none ignore it (drivers write [`LIF_NONE`]).
     pub lif: U16,
+    /// Reserved, zero.
     pub rsvd: U16,
+    /// The opcode's body structure from byte 0; the bytes past it zero.
     pub body: [u8; ADMIN_BODY_SIZE],
 }
 assert_layout!(AdminCmd, size = ADMIN_CMD_SIZE, opcode @ 0, flags @ 1, tag @ 2, lif @ 4, rsvd @ 6, body @ 8);
@@ -242,13 +249,19 @@ abi_enum! {
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 pub struct DmaRef {
+    /// IOVA of the buffer's first byte, in the sending function's DMA
+    /// mappings; `addr + len` must not pass 2^64.
     pub addr: U64,
+    /// Buffer length in bytes, 1 to [`MAX_ADMIN_DMA_LEN`]; a command that
+    /// writes a structure writes at most this many bytes of it.
     pub len: U32,
+    /// Reserved, zero.
     pub rsvd: U32,
 }
 assert_layout!(DmaRef, size = 16, addr @ 0, len @ 8, rsvd @ 12);
 
 impl DmaRef {
+    /// A reference to `len` bytes at IOVA `addr`.
     pub fn new(addr: u64, len: u32) -> Self {
         DmaRef {
             addr: addr.into(),
@@ -274,40 +287,70 @@ impl DmaRef {
 /// A decoded, validated admin command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AdminCommand {
+    /// `Nop`: no body; completes `Ok`.
     Nop,
+    /// `Identify`: write a [`DeviceInfo`] to this buffer.
     Identify(DmaRef),
+    /// `LifCreate`: create a LIF on the sending function.
     LifCreate(LifCreate),
+    /// `LifDestroy`: destroy the command's LIF and its queues; no body.
     LifDestroy,
+    /// `LifList`: write [`LifInfo`] entries to this buffer.
     LifList(DmaRef),
+    /// `QueueCreate`: create a TX or RX queue on the command's LIF.
     QueueCreate(QueueCreate),
+    /// `QueueDestroy`: destroy this queue of the command's LIF.
     QueueDestroy(QueueRef),
+    /// `QueueReset`: restart this queue of the command's LIF, empty, at its
+    /// `start_index`.
     QueueReset(QueueRef),
+    /// `MeterGet`: write the applied [`MeterConfig`] of the command's LIF for
+    /// one resource.
     MeterGet(MeterRef),
+    /// `MeterSet`: PF only: configure one meter of the command's LIF.
     MeterSet(MeterConfig),
+    /// `ModerationGet`: write a vector's applied [`Moderation`].
     ModerationGet(ModerationRef),
+    /// `ModerationSet`: set one of the sending function's vectors' moderation.
     ModerationSet(Moderation),
+    /// `StatsGet`: write the command's LIF's [`LifStats`] (with [`LIF_NONE`]:
+    /// the function's retired counters) to this buffer.
     StatsGet(DmaRef),
+    /// `PortStatsGet`: PF only: write the uplink's [`LifStats`] to this buffer.
     PortStatsGet(DmaRef),
+    /// `PipelineLoad`: PF only: one chunk of a pipeline image.
     PipelineLoad(PipelineChunk),
+    /// `TableEntryAdd`: PF only: add the [`TableEntry`] read from this buffer.
     TableEntryAdd(DmaRef),
+    /// `TableEntryDel`: PF only: delete the [`TableEntry`] read from this
+    /// buffer.
     TableEntryDel(DmaRef),
+    /// `EventsGet`: PF only: write [`DeviceEvent`]s from a sequence number on.
     EventsGet(EventsRef),
+    /// `FunctionConfigSet`: PF only: set a function's LIF slot's MAC, spoof
+    /// check and trust.
     FunctionConfigSet(FunctionConfig),
+    /// `FunctionConfigGet`: PF only: write a slot's applied [`FunctionConfig`].
     FunctionConfigGet(FunctionConfigRef),
 }
 
 /// A decoded, validated device command (mailbox).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DevCommand {
+    /// `Reset`: reset the function; no body.
     Reset,
+    /// `Identify`: write a [`DeviceInfo`] into the mailbox data area; no body.
     Identify,
+    /// `AdminQueueInit`: create the function's admin queue (`qtype` Admin).
     AdminQueueInit(QueueCreate),
 }
 
 /// The envelope's fields other than the body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CmdHeader {
+    /// The command's tag, echoed in its completion.
     pub tag: u16,
+    /// Device-wide number of the LIF the command addresses, or [`LIF_NONE`].
     pub lif: u16,
 }
 
@@ -556,6 +599,7 @@ impl AdminCommand {
 }
 
 impl DevCommand {
+    /// The opcode of this command.
     pub fn opcode(&self) -> DevCmdOpcode {
         match self {
             DevCommand::Reset => DevCmdOpcode::Reset,
@@ -605,7 +649,11 @@ impl DevCommand {
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 pub struct DeviceInfo {
+    /// ABI major version the device implements ([`crate::abi::ABI_MAJOR`] in
+    /// this build).
     pub abi_major: U16,
+    /// ABI minor version the device implements ([`crate::abi::ABI_MINOR`] in
+    /// this build).
     pub abi_minor: U16,
     /// PCI functions: the PF plus its VFs.
     pub nfunctions: U16,
@@ -623,11 +671,15 @@ pub struct DeviceInfo {
     pub nports: U16,
     /// 1 when a pipeline program is loaded and active.
     pub pipeline_active: u8,
+    /// Reserved, zero.
     pub rsvd0: u8,
     /// Device clock, ns, when the structure was written.
     pub device_clock: U64,
+    /// Device serial number, ASCII, NUL padded.
     pub serial: [u8; 16],
+    /// Firmware version, ASCII, NUL padded (nicsim: `nicsim <version>`).
     pub fw_version: [u8; 32],
+    /// Reserved, zero.
     pub rsvd1: [u8; 32],
 }
 assert_layout!(DeviceInfo, size = 128, nfunctions @ 4, capabilities @ 8, meter_rate_granularity @ 16,

@@ -25,6 +25,8 @@ assert_layout!(Moderation, size = 16, vector @ 0, mode @ 2, high_watermark_pct @
     latency_interval_us @ 4, overflow_interval_us @ 8, frame_threshold @ 12);
 
 impl Moderation {
+    /// The [`ModerationMode`]; `Off` for a value outside the enumeration
+    /// (which the command decoder refuses).
     pub fn mode(&self) -> ModerationMode {
         ModerationMode::from_raw(self.mode).unwrap_or(ModerationMode::Off)
     }
@@ -34,7 +36,9 @@ impl Moderation {
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 pub struct ModerationRef {
+    /// MSI-X vector of the sending function to read, below its `nintrs`.
     pub vector: U16,
+    /// Reserved, zero.
     pub rsvd: [u8; 6],
     /// Where to write the applied [`Moderation`] (at least 16 bytes).
     pub dma: DmaRef,

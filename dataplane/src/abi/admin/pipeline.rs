@@ -8,6 +8,7 @@ pub mod pipeline_flags {
     pub const FIRST: u8 = 1 << 0;
     /// Last chunk: verify and activate the image.
     pub const LAST: u8 = 1 << 1;
+    /// Every defined bit.
     pub const ALL: u8 = FIRST | LAST;
 }
 
@@ -16,11 +17,18 @@ pub mod pipeline_flags {
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 pub struct PipelineChunk {
+    /// Where to read this chunk's bytes; `dma.len` is the chunk's length (1
+    /// byte to 1 MiB).
     pub dma: DmaRef,
+    /// Byte offset of this chunk in the image: the bytes received so far (0
+    /// with `FIRST`).
     pub offset: U32,
+    /// Length of the whole image in bytes, 1 to [`MAX_PIPELINE_LEN`]; the
+    /// `FIRST` chunk's value in every chunk of the image.
     pub total_len: U32,
     /// [`pipeline_flags`].
     pub flags: u8,
+    /// Reserved, zero.
     pub rsvd: [u8; 7],
 }
 assert_layout!(PipelineChunk, size = 32, dma @ 0, offset @ 16, total_len @ 20, flags @ 24);

@@ -22,25 +22,30 @@ pub struct QueueCreate {
     pub ring_order: u8,
     /// [`queue_flags`].
     pub flags: u8,
+    /// Reserved, zero.
     pub rsvd0: u8,
     /// MSI-X vector for completions (with `queue_flags::INTR`).
     pub intr_vector: U16,
+    /// Reserved, zero.
     pub rsvd1: U16,
     /// IOVA of the descriptor ring; 64-byte aligned.
     pub ring_base: U64,
     /// IOVA of the completion ring; 64-byte aligned.
     pub cq_base: U64,
-    /// IOVA of the [`super::QueueStateBlock`]; 128-byte aligned.
+    /// IOVA of the [`crate::abi::QueueStateBlock`]; 128-byte aligned.
     pub state_base: U64,
     /// Free-running index the queue starts at (head = outgoing_tail =
     /// start_index; the completion ring always starts at 0).
     pub start_index: U32,
+    /// Reserved, zero.
     pub rsvd2: U32,
 }
 assert_layout!(QueueCreate, size = 40, qtype @ 0, ring_order @ 1, flags @ 2, intr_vector @ 4,
     ring_base @ 8, cq_base @ 16, state_base @ 24, start_index @ 32);
 
 impl QueueCreate {
+    /// The [`QueueType`]; `Admin` for a value outside the enumeration (which
+    /// the command decoders refuse).
     pub fn qtype(&self) -> QueueType {
         QueueType::from_raw(self.qtype).unwrap_or(QueueType::Admin)
     }
@@ -52,7 +57,10 @@ impl QueueCreate {
 pub struct QueueRef {
     /// [`QueueType`].
     pub qtype: u8,
+    /// Reserved, zero.
     pub rsvd0: u8,
+    /// The queue's index on the command's LIF among queues of its type (the
+    /// `value` `QueueCreate` returned).
     pub qindex: U16,
     /// `QueueReset`: the index the queue restarts at. Otherwise zero.
     pub start_index: U32,
@@ -60,6 +68,8 @@ pub struct QueueRef {
 assert_layout!(QueueRef, size = 8, qtype @ 0, qindex @ 2, start_index @ 4);
 
 impl QueueRef {
+    /// The [`QueueType`]; `Admin` for a value outside the enumeration (which
+    /// the command decoder refuses).
     pub fn qtype(&self) -> QueueType {
         QueueType::from_raw(self.qtype).unwrap_or(QueueType::Admin)
     }

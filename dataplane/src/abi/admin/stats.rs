@@ -29,7 +29,8 @@ abi_enum! {
         DropNoRoute = 9,
         /// Dropped: the destination queue is in the error state.
         DropQueueError = 10,
-        /// Dropped: larger than the RX buffer.
+        /// Delivered cut to the RX buffer (or to the largest frame) and
+        /// flagged `TRUNCATED`: the frame was longer.
         DropTooLong = 11,
         /// Dropped: the pipeline's `drop` action.
         DropPipeline = 12,
@@ -80,7 +81,10 @@ pub const LIF_COUNTERS: usize = 32;
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 pub struct LifStats {
+    /// The LIF the counters belong to; [`LIF_NONE`] for a function's retired
+    /// counters and for the uplink's (`PortStatsGet`).
     pub lif: U16,
+    /// Reserved, zero.
     pub rsvd: [u8; 6],
     /// Device clock, ns, when the counters were read.
     pub device_clock: U64,
@@ -116,6 +120,7 @@ impl LifCounter {
 }
 
 impl LifStats {
+    /// The value of counter `c`.
     pub fn get(&self, c: LifCounter) -> u64 {
         self.counters[c as usize].get()
     }

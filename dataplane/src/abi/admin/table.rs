@@ -26,8 +26,14 @@ pub struct TableEntry {
     pub key_len: u8,
     /// Parameter bytes used.
     pub param_len: u8,
+    /// Match key: the table's key fields concatenated, each big-endian in
+    /// whole bytes; `key_len` bytes used, the rest zero.
     pub key: [u8; MAX_KEY_LEN],
+    /// Mask over `key` (`key_len` bytes): all ones over exact fields, any
+    /// mask over ternary ones, zero over the LPM field (see `prefix_len`).
     pub mask: [u8; MAX_KEY_LEN],
+    /// Action parameters, each big-endian in whole bytes (the built-in
+    /// switch's LIF numbers are little-endian); `param_len` bytes used.
     pub params: [u8; MAX_PARAM_LEN],
 }
 assert_layout!(TableEntry, size = 112, table_id @ 0, action_id @ 4, priority @ 8, prefix_len @ 12,

@@ -189,7 +189,6 @@ impl Device {
             self.functions[fi].counters.bad_doorbells += 1;
             return;
         };
-        let now = self.now();
         let mut cmd = [AdminCmd::new_zeroed()];
         aq.core.put_off = false;
         while aq.core.error.is_none() && aq.core.cq_has_room() {
@@ -197,7 +196,9 @@ impl Device {
                 Ok(0) => break,
                 Ok(_) => {}
                 Err(_) => {
-                    aq.core.fail(abi::CompStatus::BadOutgoingTail, aq.ring.head(), now);
+                    // The state block says why; the completion ring (of
+                    // AdminComps) gets nothing it could misread.
+                    aq.core.enter_error(abi::CompStatus::BadOutgoingTail, aq.ring.head());
                     break;
                 }
             }

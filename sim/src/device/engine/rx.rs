@@ -190,7 +190,10 @@ impl Device {
             lif.count(LifCounter::DropQueueError, 1);
             return;
         }
-        let cap = usize::from(desc.len.get());
+        // No completion says more than the largest frame (a VLAN tag
+        // inserted into a 9216-byte frame, a long frame from the wire):
+        // the driver would refuse it.
+        let cap = usize::from(desc.len.get()).min(usize::from(dataplane::abi::MAX_FRAME_LEN));
         let (len, truncated) = if frame.len() > cap {
             (cap, true)
         } else {

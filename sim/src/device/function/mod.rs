@@ -220,6 +220,10 @@ impl Function {
                 | caps::HEAD_WRITEBACK
                 | caps::DOORBELL_SUPPRESSION
                 | caps::CONSUMER_FLAG
+                | caps::MODERATION
+                | caps::ADAPTIVE_MODERATION
+                | caps::METERS
+                | caps::P4_PIPELINE
                 | caps::TIMESTAMPS
                 | caps::EVENTS
                 | caps::FUNCTION_CONFIG

@@ -16,7 +16,7 @@ pub struct Vector {
     pub ctrl_mask: bool,
     /// Applied moderation.
     pub moderation: Moderation,
-    /// Completions not yet acknowledged through `credits`.
+    /// Interrupts raised and not yet acknowledged through `credits`.
     pub credits: u32,
     /// The moderation state machine for `moderation`.
     pub moderator: Moderator,

@@ -157,18 +157,29 @@ impl QueueCore {
     /// Put the queue in the error state: a completion naming the cause at
     /// `index`, and `qstatus`/`error_index` in the state block.
     pub fn fail(&mut self, status: CompStatus, index: u32, now: Nanos) {
-        if self.error.is_some() {
+        if !self.enter_error(status, index) {
             return;
+        }
+        let c = completion(status, self.lif, index, 0, 0, now);
+        // If the completion ring is full the state block still says why.
+        self.post_completion(c);
+        self.flush_completions();
+    }
+
+    /// Put the queue in the error state, `status` and `index` in its
+    /// state block, writing no completion: the admin queue's way (its
+    /// completion ring holds `AdminComp`s, which have no word for a broken
+    /// ring protocol). False if the queue was already stopped.
+    pub fn enter_error(&mut self, status: CompStatus, index: u32) -> bool {
+        if self.error.is_some() {
+            return false;
         }
         self.error = Some((status, index));
         let st = self.state();
         st.error_index.store(index.to_le(), Ordering::Relaxed);
         st.qstatus.store(u32::from(status.raw()).to_le(), Ordering::Release);
         self.push_state();
-        let c = completion(status, self.lif, index, 0, 0, now);
-        // If the completion ring is full the state block still says why.
-        self.post_completion(c);
-        self.flush_completions();
+        true
     }
 
     /// Put the queue in the error state without touching its memory (the
