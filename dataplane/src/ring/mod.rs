@@ -63,6 +63,7 @@
 //! caller rings doorbells ([`Producer::doorbell`] says when) and decides
 //! when to poll.
 
+pub mod completion;
 mod consumer;
 #[cfg(all(test, loom))]
 mod loom_model;
@@ -73,6 +74,7 @@ mod state;
 #[cfg(all(test, not(loom)))]
 mod tests;
 
+pub use completion::{CqReader, CqWriter};
 pub use consumer::Consumer;
 pub use memory::RingMemory;
 pub use producer::{Mode, Producer, ProducerStats};

@@ -46,6 +46,7 @@ use super::{
     abi_enum, assert_layout, check_aligned, check_reserved_bits, check_reserved_bytes, check_span, read_prefix,
     AbiError, ModerationMode, QueueType, MAX_RING_ORDER, MIN_RING_ORDER, QUEUE_STATE_ALIGN, U16, U32, U64,
 };
+use crate::packet::EthernetAddress;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 /// Size of a command.
@@ -509,7 +510,7 @@ impl AdminCommand {
                 )?;
                 check_reserved_bits("function_config.rsvd0", c.rsvd0.into(), 0)?;
                 check_reserved_bytes("function_config.rsvd1", &c.rsvd1)?;
-                if c.flags & function_config_flags::MAC != 0 && (c.mac[0] & 1 != 0 || c.mac == [0; 6]) {
+                if c.flags & function_config_flags::MAC != 0 && !EthernetAddress(c.mac).is_unicast() {
                     return Err(AbiError::InvalidValue {
                         field: "function_config.mac",
                         value: u64::from(c.mac[0]),
@@ -542,7 +543,7 @@ impl AdminCommand {
             AdminOpcode::LifCreate => {
                 let l: LifCreate = body("lif_create", "lif_create.rsvd", b)?;
                 check_reserved_bytes("lif_create.rsvd", &l.rsvd)?;
-                if l.mac[0] & 1 != 0 {
+                if EthernetAddress(l.mac).is_multicast() {
                     return Err(AbiError::InvalidValue {
                         field: "lif_create.mac",
                         value: u64::from(l.mac[0]),

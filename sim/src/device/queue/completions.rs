@@ -7,26 +7,27 @@ impl QueueCore {
     /// Whether the completion ring has room (the driver's `cq_head` is
     /// within a ring of what we wrote).
     pub fn cq_has_room(&mut self) -> bool {
-        if self.cq_tail.wrapping_sub(self.cq_head_seen.get()) < self.size() {
+        if self.cqw.room(self.cq_head_seen.get()) > 0 {
             return true;
         }
         self.pull_state();
         let head = u32::from_le(self.state().cq_head.load(Ordering::Acquire));
         self.cq_head_seen.set(head);
-        self.cq_tail.wrapping_sub(head) < self.size()
+        self.cqw.room(head) > 0
     }
 
     /// Completions the ring has room for now.
     pub fn cq_room(&mut self) -> u32 {
-        if self.is_remote() && self.cq_tail.wrapping_sub(self.cq_head_seen.get()) < self.size() {
+        let seen = self.cqw.room(self.cq_head_seen.get());
+        if self.is_remote() && seen > 0 {
             // By message, the last look is good enough while it shows room
             // (the driver only ever makes more).
-            return self.size() - self.cq_tail.wrapping_sub(self.cq_head_seen.get());
+            return seen;
         }
         self.pull_state();
         let head = u32::from_le(self.state().cq_head.load(Ordering::Acquire));
         self.cq_head_seen.set(head);
-        self.size().saturating_sub(self.cq_tail.wrapping_sub(head))
+        self.cqw.room(head)
     }
 
     /// Store `cq_tail` in the state block if it moved (once per pass).
@@ -35,9 +36,10 @@ impl QueueCore {
             return;
         }
         self.flush_completions();
-        if self.cq_tail_published != self.cq_tail {
-            self.cq_tail_published = self.cq_tail;
-            self.state().cq_tail.store(self.cq_tail.to_le(), Ordering::Release);
+        let tail = self.cqw.tail();
+        if self.cq_tail_published != tail {
+            self.cq_tail_published = tail;
+            self.state().cq_tail.store(tail.to_le(), Ordering::Release);
             self.push_state();
         }
     }
@@ -60,54 +62,24 @@ impl QueueCore {
             self.cq_full_stalls += 1;
             return false;
         }
-        let color = expected_color(self.cq_tail, self.order);
-        let mut e = entry;
-        e[1] = (entry[1] & !comp_flags::COLOR) | if color { comp_flags::COLOR } else { 0 };
-        let staged = self.cq_tail.wrapping_sub(self.cq_flushed) as usize;
-        self.staged[staged] = e;
-        self.cq_tail = self.cq_tail.wrapping_add(1);
         self.unsignalled += 1;
-        if self.cq_tail % CQ_ENTRIES_PER_LINE == 0 {
-            self.flush_completions();
+        if let Some((first, n)) = self.cqw.post(entry) {
+            self.push_completions(first, n);
         }
         true
     }
 
-    /// Write the staged completions: every body, one Release fence, then
-    /// every status-and-color word.
+    /// Write the staged completions (`CqWriter::flush`: every body, one
+    /// Release fence, then every status-and-color word), and send them
+    /// when the ring is reached by message.
     pub fn flush_completions(&mut self) {
-        let n = self.cq_tail.wrapping_sub(self.cq_flushed);
-        if n == 0 {
-            return;
-        }
         if self.detached {
-            self.cq_flushed = self.cq_tail;
+            self.cqw.discard();
             return;
         }
-        let mask = self.size() - 1;
-        let first = self.cq_flushed;
-        // SAFETY: each entry index (masked) is 16 bytes inside the
-        // completion ring (size * 16 bytes, checked at creation, kept
-        // mapped by `mem`); the ring is 64-byte aligned, so the first two
-        // bytes of an entry are 2-aligned for the atomic store. The driver
-        // only reads entries whose color it awaits, so bodies written before
-        // the Release fence are complete when it sees the status and color.
-        unsafe {
-            for k in 0..n {
-                let idx = (first.wrapping_add(k) & mask) as usize;
-                let p = self.cq.as_ptr().add(idx * 16);
-                std::ptr::copy_nonoverlapping(self.staged[k as usize].as_ptr().add(2), p.add(2), 14);
-            }
-            fence(Ordering::Release);
-            for k in 0..n {
-                let idx = (first.wrapping_add(k) & mask) as usize;
-                let p = self.cq.as_ptr().add(idx * 16);
-                let e = &self.staged[k as usize];
-                AtomicU16::from_ptr(p.cast()).store(u16::from_le_bytes([e[0], e[1]]), Ordering::Release);
-            }
+        if let Some((first, n)) = self.cqw.flush() {
+            self.push_completions(first, n);
         }
-        self.cq_flushed = self.cq_tail;
-        self.push_completions(first, n);
     }
 
     /// By message: write completions `[first, first + n)` from the local

@@ -26,12 +26,11 @@ use crate::clock::Nanos;
 use crate::dma::{DmaFault, DmaSpace};
 use crate::server::remote::Remote;
 use dataplane::abi::{
-    comp_flags, expected_color, CompStatus, Completion, ConsumerFlag, FetchFlag, IntoBytes, QueueCreate, QueueType,
-    QUEUE_STATE_SIZE,
+    comp_flags, CompStatus, Completion, ConsumerFlag, FetchFlag, IntoBytes, QueueCreate, QueueType, QUEUE_STATE_SIZE,
 };
-use dataplane::ring::{Consumer, RingElem, SharedQueueState};
+use dataplane::ring::{Consumer, CqWriter, RingElem, SharedQueueState};
 use std::ptr::NonNull;
-use std::sync::atomic::{fence, AtomicU16, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// Why a queue could not be created over the memory the command named.
@@ -43,9 +42,6 @@ pub enum QueueMemError {
     /// device initialised it; kept for completeness).
     Ring,
 }
-
-/// Completion entries in a 64-byte cache line.
-const CQ_ENTRIES_PER_LINE: u32 = 4;
 
 /// 128 bytes, 128-aligned: the unit of a local copy's allocation (a state
 /// block needs 128-byte alignment).
@@ -79,12 +75,9 @@ pub struct QueueCore {
     /// Bytes of a descriptor (16; 64 for the admin queue's commands).
     elem: usize,
     order: u8,
-    /// Completions written (free-running; the color derives from it).
-    cq_tail: u32,
-    /// Completions written to the ring (those after it are staged).
-    cq_flushed: u32,
-    /// Staged completions, `cq_flushed..cq_tail`, at most a cache line.
-    staged: [[u8; 16]; CQ_ENTRIES_PER_LINE as usize],
+    /// The completion ring's writer (`dataplane::ring::completion`): the
+    /// tail, the color, the staging by cache line.
+    cqw: CqWriter,
     /// `cq_tail` as last stored in the state block (informational there:
     /// the color bit is authoritative, so it is published once per pass,
     /// not per completion, sparing the cache line a write per packet).
@@ -129,7 +122,7 @@ impl std::fmt::Debug for QueueCore {
             .field("qtype", &self.qtype)
             .field("qindex", &self.qindex)
             .field("order", &self.order)
-            .field("cq_tail", &self.cq_tail)
+            .field("cq_tail", &self.cqw.tail())
             .field("error", &self.error)
             .finish()
     }
@@ -204,9 +197,10 @@ impl QueueCore {
             slots,
             elem,
             order: q.ring_order,
-            cq_tail: 0,
-            cq_flushed: 0,
-            staged: [[0; 16]; CQ_ENTRIES_PER_LINE as usize],
+            // SAFETY: `cq` is `16 << order` bytes of the mapping (or of
+            // the local copy) that `_mem` (or `backing`) keeps alive, and
+            // the driver accesses the entries' first two bytes atomically.
+            cqw: unsafe { CqWriter::new(cq, q.ring_order, 0) }.map_err(|_| QueueMemError::Ring)?,
             cq_tail_published: 0,
             cq_head_seen: std::cell::Cell::new(0),
             intr: (q.flags & dataplane::abi::queue_flags::INTR != 0).then_some(q.intr_vector.get()),
@@ -245,7 +239,7 @@ impl QueueCore {
     fn remote_failed(&mut self, e: DmaFault) {
         tracing::debug!(lif = self.lif, "queue memory by message: {e}");
         if self.error.is_none() {
-            self.error = Some((CompStatus::DmaFault, self.cq_tail));
+            self.error = Some((CompStatus::DmaFault, self.cqw.tail()));
         }
         self.detached = true;
     }
