@@ -318,7 +318,7 @@ impl CqReader {
     /// The next entry, if the writer has written it.
     #[inline]
     #[must_use = "an entry taken is gone from the ring"]
-    pub fn next(&mut self) -> Option<[u8; ENTRY_LEN]> {
+    pub fn next_entry(&mut self) -> Option<[u8; ENTRY_LEN]> {
         let w = self.entries.load_word(self.head);
         if ((w >> 8) as u8 & comp_flags::COLOR != 0) != expected_color(self.head, self.order) {
             return None;
@@ -390,10 +390,10 @@ mod tests {
                 let _ = w.post(e);
             }
             if lap == 0 {
-                assert_eq!(r.next(), None, "a partial line waits for flush");
+                assert_eq!(r.next_entry(), None, "a partial line waits for flush");
             }
             let _ = w.flush();
-            while let Some(e) = r.next() {
+            while let Some(e) = r.next_entry() {
                 assert_eq!(e[2], next);
                 assert_eq!(e[1] & comp_flags::COLOR != 0, expected_color(u32::from(next), 2));
                 next += 1;
@@ -413,9 +413,7 @@ mod tests {
         assert_eq!(unsafe { CqReader::new(base, 0) }.unwrap_err(), RingError::BadOrder(0));
         let odd = NonNull::new(base.as_ptr().wrapping_add(8)).unwrap();
         // SAFETY: as above.
-        assert!(matches!(
-            unsafe { CqWriter::new(odd, 1, 0) },
-            Err(RingError::Misaligned { .. })
-        ));
+        let w = unsafe { CqWriter::new(odd, 1, 0) };
+        assert!(matches!(w, Err(RingError::Misaligned { .. })));
     }
 }

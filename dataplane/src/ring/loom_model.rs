@@ -251,7 +251,7 @@ fn completions_cross_by_color_and_cq_head() {
         });
         let mut got = Vec::new();
         while got.len() < 3 {
-            match r.next() {
+            match r.next_entry() {
                 Some(e) => {
                     got.push(e[2]);
                     if let Some(h) = r.to_publish() {
