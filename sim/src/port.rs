@@ -46,17 +46,27 @@ pub trait Port: Send + std::fmt::Debug {
     fn transmit(&mut self, now: Nanos, frame: &[u8]);
     /// When the next frame will arrive, if one is scheduled.
     fn next_arrival(&self) -> Option<Nanos>;
+    /// The port's counters and capture.
+    fn egress(&self) -> &Egress;
+    /// The same, to change.
+    fn egress_mut(&mut self) -> &mut Egress;
     /// Counters.
-    fn stats(&self) -> PortStats;
+    fn stats(&self) -> PortStats {
+        self.egress().stats
+    }
     /// Write every frame the device sends to `capture` from now on.
-    fn set_capture(&mut self, capture: PcapWriter<BufWriter<File>>);
+    fn set_capture(&mut self, capture: PcapWriter<BufWriter<File>>) {
+        self.egress_mut().capture = Some(capture);
+    }
     /// Flush the capture, if any.
-    fn flush(&mut self) {}
+    fn flush(&mut self) {
+        self.egress_mut().flush();
+    }
 }
 
-/// State shared by the port implementations: counters and the capture.
+/// State every port keeps: counters and the capture.
 #[derive(Debug, Default)]
-struct Egress {
+pub struct Egress {
     stats: PortStats,
     capture: Option<PcapWriter<BufWriter<File>>>,
 }
@@ -101,14 +111,11 @@ impl Port for NullPort {
     fn next_arrival(&self) -> Option<Nanos> {
         None
     }
-    fn stats(&self) -> PortStats {
-        self.egress.stats
+    fn egress(&self) -> &Egress {
+        &self.egress
     }
-    fn set_capture(&mut self, capture: PcapWriter<BufWriter<File>>) {
-        self.egress.capture = Some(capture);
-    }
-    fn flush(&mut self) {
-        self.egress.flush();
+    fn egress_mut(&mut self) -> &mut Egress {
+        &mut self.egress
     }
 }
 
@@ -164,14 +171,11 @@ impl Port for LoopbackPort {
     fn next_arrival(&self) -> Option<Nanos> {
         self.in_flight.front().map(|f| f.at)
     }
-    fn stats(&self) -> PortStats {
-        self.egress.stats
+    fn egress(&self) -> &Egress {
+        &self.egress
     }
-    fn set_capture(&mut self, capture: PcapWriter<BufWriter<File>>) {
-        self.egress.capture = Some(capture);
-    }
-    fn flush(&mut self) {
-        self.egress.flush();
+    fn egress_mut(&mut self) -> &mut Egress {
+        &mut self.egress
     }
 }
 
@@ -247,14 +251,11 @@ impl Port for PcapPort {
     fn next_arrival(&self) -> Option<Nanos> {
         self.next.as_ref().map(|f| f.at)
     }
-    fn stats(&self) -> PortStats {
-        self.egress.stats
+    fn egress(&self) -> &Egress {
+        &self.egress
     }
-    fn set_capture(&mut self, capture: PcapWriter<BufWriter<File>>) {
-        self.egress.capture = Some(capture);
-    }
-    fn flush(&mut self) {
-        self.egress.flush();
+    fn egress_mut(&mut self) -> &mut Egress {
+        &mut self.egress
     }
 }
 
@@ -387,14 +388,11 @@ impl Port for GenPort {
     fn next_arrival(&self) -> Option<Nanos> {
         (!self.exhausted()).then_some(self.next_at)
     }
-    fn stats(&self) -> PortStats {
-        self.egress.stats
+    fn egress(&self) -> &Egress {
+        &self.egress
     }
-    fn set_capture(&mut self, capture: PcapWriter<BufWriter<File>>) {
-        self.egress.capture = Some(capture);
-    }
-    fn flush(&mut self) {
-        self.egress.flush();
+    fn egress_mut(&mut self) -> &mut Egress {
+        &mut self.egress
     }
 }
 

@@ -392,14 +392,8 @@ impl Client {
         let max = self.max_data;
         let mut done = 0usize;
         for chunk in buf.chunks_mut(max.max(1)) {
-            let at = offset
-                .checked_add(done as u64)
-                .ok_or_else(|| protocol(name, "offset wraps"))?;
-            let q = wire::RegionAccess {
-                offset: at,
-                region,
-                count: chunk.len() as u32,
-            };
+            let q = access(name, region, offset, done, chunk.len())?;
+            let at = q.offset;
             let (body, _) = self.call(cmd::REGION_READ, q.as_bytes(), &[], 16 + chunk.len())?;
             let r = wire::RegionAccess::read_from_prefix(&body)
                 .map_err(|_| protocol(name, format!("a {}-byte reply", body.len())))?
@@ -418,14 +412,7 @@ impl Client {
         let name = "REGION_WRITE";
         let mut done = 0usize;
         for chunk in data.chunks(self.max_data.max(1)) {
-            let at = offset
-                .checked_add(done as u64)
-                .ok_or_else(|| protocol(name, "offset wraps"))?;
-            let q = wire::RegionAccess {
-                offset: at,
-                region,
-                count: chunk.len() as u32,
-            };
+            let q = access(name, region, offset, done, chunk.len())?;
             let mut p = q.as_bytes().to_vec();
             p.extend_from_slice(chunk);
             self.call(cmd::REGION_WRITE, &p, &[], 16)?;
@@ -578,4 +565,16 @@ fn sparse_areas(body: &[u8], info: &wire::RegionInfo) -> Result<Vec<(u64, u64)>,
         }
     }
     Err("more than 16 region capabilities".into())
+}
+
+/// The access to a region for the chunk `done` bytes into one at `offset`.
+fn access(name: &'static str, region: u32, offset: u64, done: usize, len: usize) -> Result<wire::RegionAccess, Error> {
+    let at = offset
+        .checked_add(done as u64)
+        .ok_or_else(|| protocol(name, "offset wraps"))?;
+    Ok(wire::RegionAccess {
+        offset: at,
+        region,
+        count: len as u32,
+    })
 }

@@ -2,6 +2,7 @@
 //! header, bounded reads with their descriptors, sends without SIGPIPE),
 //! with waits that a stop request or a second client can interrupt.
 
+use super::pollin;
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -51,23 +52,7 @@ impl Conn {
     /// must stop; clients that connect meanwhile are turned away.
     fn waiter(stop: RawFd, listener: RawFd, refused: &mut u64) -> impl FnMut(RawFd) -> std::io::Result<Ready> + '_ {
         move |stream| loop {
-            let mut fds = [
-                libc::pollfd {
-                    fd: stream,
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: stop,
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: listener,
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-            ];
+            let mut fds = [pollin(stream), pollin(stop), pollin(listener)];
             // SAFETY: `fds` is a valid array of three pollfd for the
             // duration of the call; the descriptors are open.
             let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };

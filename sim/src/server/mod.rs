@@ -426,23 +426,21 @@ fn peer_pid(s: &std::os::unix::net::UnixStream) -> Option<i32> {
     (r == 0 && cred.pid > 0).then_some(cred.pid)
 }
 
+/// A `pollfd` waiting for `fd` to be readable.
+pub(super) fn pollin(fd: RawFd) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }
+}
+
 /// Wait for a client, serve it, reset the function when it goes; until
 /// the server stops.
 fn accept_loop(shared: &Arc<Shared>, function: u16, listener: &UnixListener) {
     let stop = shared.stop_fd.as_raw_fd();
     while !shared.stop.load(Ordering::Acquire) {
-        let mut fds = [
-            libc::pollfd {
-                fd: listener.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: stop,
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
+        let mut fds = [pollin(listener.as_raw_fd()), pollin(stop)];
         // SAFETY: `fds` is a valid array of two pollfd for the call; both
         // descriptors are open for the life of this function.
         let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
