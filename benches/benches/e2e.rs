@@ -12,11 +12,11 @@
 
 use dataplane::abi::{MeterConfig, MeterMode, MeterPolicy, MeterResource};
 use fairnic_benches::{interleave, Report, Variant};
-use host_driver::apps::gen::{self, Flows, GenConfig, GenReport};
-use host_driver::apps::{Mode, Ports};
 use host_driver::backend::vfio_user::VfioUserBackend;
 use host_driver::mem::MemKind;
 use host_driver::nic::{Nic, NicConfig};
+use nicdrv::apps::gen::{self, Flows, GenConfig, GenReport};
+use nicdrv::apps::{Mode, Ports};
 use sim::device::DeviceConfig;
 use sim::{ClockKind, PortSpec, Sim, SimConfig};
 use std::sync::atomic::AtomicBool;

@@ -96,6 +96,7 @@ impl Waiter {
     /// once more; true if work is already there (then do not sleep, and
     /// disarm by polling). Split out so a test can let the device run
     /// between the two halves, as it does when the driver is asleep.
+    #[must_use = "true: work is already there; do not sleep, and disarm the queues"]
     pub fn arm(&mut self, queues: &[&RxQueue]) -> bool {
         let mut ready = false;
         for q in queues {

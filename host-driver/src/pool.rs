@@ -121,6 +121,7 @@ impl Pool {
 
     /// Take a buffer.
     #[inline]
+    #[must_use = "a buffer taken is the pool's no more until it is freed or posted"]
     pub fn alloc(&mut self) -> Option<Mbuf> {
         self.free.pop().map(|idx| Mbuf {
             pool: self.id,
@@ -202,6 +203,7 @@ impl Pool {
     /// indices they posted; `None` if `idx` is not a buffer of this pool or
     /// `len` does not fit one (the handle's bytes are read through
     /// [`Pool::data`], so this is checked in every build).
+    #[must_use = "the buffer the device handed back is lost to the pool unless freed or kept"]
     pub(crate) fn reclaim_index(&self, idx: u32, len: u16) -> Option<Mbuf> {
         (idx < self.count && u32::from(len) <= BUF_SIZE).then_some(Mbuf {
             pool: self.id,
@@ -212,6 +214,7 @@ impl Pool {
     }
 
     /// The index of a buffer (queues remember it per slot).
+    #[must_use = "the handle is gone: the index is all that names the buffer now"]
     pub(crate) fn index(&self, m: Mbuf) -> u32 {
         self.check(&m);
         m.idx

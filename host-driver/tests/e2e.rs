@@ -9,7 +9,7 @@ use dataplane::packet::build_udp4;
 use host_driver::backend::vfio_user::VfioUserBackend;
 use host_driver::irq::Waiter;
 use host_driver::mem::{DmaMemory, MemKind};
-use host_driver::nic::{DriverError, Lif, Nic, NicConfig};
+use host_driver::nic::{ErrorKind, Lif, Nic, NicConfig};
 use host_driver::pool::{Mbuf, Pool};
 use host_driver::queue::{RxQueue, TxQueue};
 use sim::{ClockKind, PortSpec, Sim};
@@ -204,8 +204,8 @@ fn admin_surface_meters_moderation_and_permission() {
     let e = vf.nic.set_meter(vf.lif.id, m).unwrap_err();
     assert!(
         matches!(
-            e,
-            DriverError::Admin {
+            e.kind(),
+            ErrorKind::Admin {
                 status: dataplane::abi::AdminStatus::Permission,
                 ..
             }

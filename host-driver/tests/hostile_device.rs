@@ -10,7 +10,7 @@ mod support;
 use dataplane::abi::LIF_UPLINK;
 use dataplane::packet::build_udp4;
 use host_driver::mem::{DmaMemory, MemKind};
-use host_driver::nic::{DriverError, Lif, Nic, NicConfig};
+use host_driver::nic::{ErrorKind, Lif, Nic, NicConfig};
 use host_driver::pool::{Mbuf, Pool};
 use host_driver::queue::{QueueError, RxQueue, TxQueue};
 use sim::device::faults::{Fault, Lie};
@@ -169,8 +169,8 @@ fn lies_are_driver_errors_that_say_what_they_are() {
     let mut r = Rig::new();
     r.lie(Lie::QueueIndex(1000));
     let lif = r.nic.create_lif("typed", None).unwrap();
-    match r.nic.create_txq(&lif, 6, None) {
-        Err(DriverError::DeviceLied {
+    match r.nic.create_txq(&lif, 6, None).map_err(|e| e.into_kind()) {
+        Err(ErrorKind::DeviceLied {
             command, what, value, ..
         }) => {
             assert_eq!((command, what, value), ("QueueCreate", "queue index", 1000));

@@ -5,10 +5,10 @@
 
 mod support;
 
-use host_driver::apps::gen::{self, Flows, GenConfig};
-use host_driver::apps::{Mode, Ports};
 use host_driver::mem::MemKind;
 use host_driver::nic::NicConfig;
+use nicdrv::apps::gen::{self, Flows, GenConfig};
+use nicdrv::apps::{Mode, Ports};
 use sim::device::faults::Fault;
 use sim::{ClockKind, PortSpec, Sim};
 use std::sync::atomic::AtomicBool;

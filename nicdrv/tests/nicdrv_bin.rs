@@ -1,6 +1,9 @@
 //! The nicdrv binary end to end on its embedded simulator: it runs the
 //! generator in poll and interrupt mode, balances the books, and answers
-//! on its control socket while it runs.
+//! on its control socket while it runs. Built without the embedded
+//! simulator (`cargo test -p nicdrv --no-default-features`), the tests
+//! that need it are ignored, and nicdrv without `--device` must say what
+//! is missing; `--device sim:PATH` still drives a nicsim.
 
 use mgmt::proto::{
     Answer, Meter, MeterMode, MeterPolicy, MeterResource, ModerationMode, ModerationSettings, Request, Response,
@@ -43,6 +46,7 @@ fn run_ok(args: &[&str], name: &str) -> (String, serde_json::Value) {
 }
 
 #[test]
+#[cfg_attr(not(feature = "sim"), ignore = "needs the embedded simulator (feature sim)")]
 fn gen_in_both_modes_balances_the_books() {
     for mode in ["poll", "interrupt"] {
         let (stdout, r) = run_ok(
@@ -84,6 +88,7 @@ fn gen_in_both_modes_balances_the_books() {
 /// the books in its JSON report. What the meters achieve is checked by
 /// `tests/demo.rs`; this checks the binary's wiring.
 #[test]
+#[cfg_attr(not(feature = "sim"), ignore = "needs the embedded simulator (feature sim)")]
 fn the_main_command_runs_the_demo() {
     let (stdout, r) = run_ok(
         &[
@@ -132,6 +137,7 @@ fn ask_req(sock: &PathBuf, req: &Request) -> Response {
 }
 
 #[test]
+#[cfg_attr(not(feature = "sim"), ignore = "needs the embedded simulator (feature sim)")]
 fn the_control_socket_answers_while_traffic_runs() {
     let sock = tmp("ctl.sock");
     let mut child = Command::new(env!("CARGO_BIN_EXE_nicdrv"))
@@ -243,6 +249,28 @@ fn the_control_socket_answers_while_traffic_runs() {
     assert!(!sock.exists(), "control socket removed");
 }
 
+/// Without the embedded simulator (the `sim` feature), nicdrv with no
+/// `--device` names the feature and the way out, before it opens anything.
+#[test]
+#[cfg(not(feature = "sim"))]
+fn without_the_sim_feature_no_device_is_explained() {
+    for args in [&["gen", "--duration", "1"][..], &[][..]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_nicdrv")).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("built without the embedded simulator (cargo feature `sim`)")
+                && stderr.contains("--device sim:PATH")
+                && stderr.contains("--features sim"),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains(" up: function"),
+            "{args:?}: nothing opened"
+        );
+    }
+}
+
 #[test]
 fn bad_arguments_are_explained() {
     let out = Command::new(env!("CARGO_BIN_EXE_nicdrv"))
@@ -290,6 +318,7 @@ fn bad_arguments_are_explained() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "sim"), ignore = "needs the embedded simulator (feature sim)")]
 fn forward_and_echo_relay_wire_traffic_and_balance() {
     for app in ["forward", "echo"] {
         let json = tmp(&format!("{app}.json"));

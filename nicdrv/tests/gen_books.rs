@@ -7,11 +7,11 @@ mod support;
 
 use dataplane::abi::{lif_mac, LifCounter};
 use dataplane::packet::build_udp4;
-use host_driver::apps::gen::{self, Flows, GenConfig, GenReport};
-use host_driver::apps::{Mode, Ports};
 use host_driver::mem::{DmaMemory, MemKind};
 use host_driver::nic::NicConfig;
 use host_driver::pool::Pool;
+use nicdrv::apps::gen::{self, Flows, GenConfig, GenReport};
+use nicdrv::apps::{Mode, Ports};
 use sim::device::DeviceConfig;
 use sim::port::GenConfig as WireGen;
 use sim::{ClockKind, PortSpec, Sim, SimConfig};

@@ -8,11 +8,11 @@
 
 mod support;
 
-use host_driver::apps::demo::{self, DemoConfig, Role};
-use host_driver::apps::{Mode, Ports};
 use host_driver::control::LoadedPipeline;
 use host_driver::mem::MemKind;
 use host_driver::nic::NicConfig;
+use nicdrv::apps::demo::{self, DemoConfig, Role};
+use nicdrv::apps::{Mode, Ports};
 use sim::device::DeviceConfig;
 use sim::{ClockKind, PortSpec, Sim, SimConfig};
 use std::sync::atomic::AtomicBool;

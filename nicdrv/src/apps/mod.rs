@@ -14,12 +14,12 @@ pub mod demo;
 pub mod gen;
 pub mod relay;
 
-use crate::irq::Waiter;
-use crate::mem::{DmaMemory, MemKind};
-use crate::nic::{DriverError, Lif, Nic};
-use crate::pool::Pool;
-use crate::queue::{QueueError, RxQueue, TxQueue};
 use dataplane::abi::QueueType;
+use host_driver::irq::Waiter;
+use host_driver::mem::{DmaMemory, MemKind};
+use host_driver::nic::{DriverError, Lif, Nic};
+use host_driver::pool::{Mbuf, Pool, BUF_SIZE};
+use host_driver::queue::{QueueError, RxQueue, TxQueue};
 use serde::Serialize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -42,7 +42,7 @@ pub enum AppError {
     #[error("{0}")]
     Queue(#[from] QueueError),
     #[error("{0}")]
-    Mem(#[from] crate::mem::MemError),
+    Mem(#[from] host_driver::mem::MemError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("{0}")]
@@ -98,7 +98,7 @@ impl EventWatch {
     }
 
     /// The events since the last call, each in words
-    /// ([`crate::control::describe_event`]) with its device time; a gap (the
+    /// ([`host_driver::control::describe_event`]) with its device time; a gap (the
     /// device's log overflowed) is said too.
     pub fn poll(&mut self) -> Result<Vec<String>, DriverError> {
         let mut out = Vec::new();
@@ -119,7 +119,7 @@ impl EventWatch {
             for e in &events {
                 out.push(format!(
                     "{} [device time {:.3} s]",
-                    crate::control::describe_event(e),
+                    host_driver::control::describe_event(e),
                     e.device_clock.get() as f64 / 1e9
                 ));
             }
@@ -143,7 +143,7 @@ pub enum Health {
     /// Per port of that function: the frames its TX queue held (dropped,
     /// reason "device_reset"), and the frames that had arrived on its old
     /// RX queue and were not yet taken (for the application to receive).
-    Recovered(Vec<(usize, u32, Vec<crate::pool::Mbuf>)>),
+    Recovered(Vec<(usize, u32, Vec<Mbuf>)>),
     /// The device is gone (the simulator exited, the VFIO device was
     /// removed): nothing more can be sent or counted.
     Gone(String),
@@ -163,7 +163,7 @@ impl Ports {
         mode: Mode,
         mem_kind: MemKind,
     ) -> Result<Ports, AppError> {
-        let bytes = u64::from(buffers) * u64::from(crate::pool::BUF_SIZE) + (1 << 20);
+        let bytes = u64::from(buffers) * u64::from(BUF_SIZE) + (1 << 20);
         let mem = Arc::new(DmaMemory::new(bytes, POOL_IOVA, mem_kind)?);
         let mut pool = Pool::new(mem.clone(), buffers)?;
         // A PF among the functions reads the device's events: from here on
@@ -242,7 +242,7 @@ impl Ports {
     /// meanwhile are dropped and counted by the device. The posted buffers
     /// go back to the pool; [`Ports::restart_rx`] gives the port a new
     /// queue.
-    pub fn stop_rx(&mut self, i: usize) -> Result<Vec<crate::pool::Mbuf>, AppError> {
+    pub fn stop_rx(&mut self, i: usize) -> Result<Vec<Mbuf>, AppError> {
         let nic = self.nics[self.ports[i].nic].clone();
         let mut g = nic.lock().unwrap_or_else(|e| e.into_inner());
         let p = &mut self.ports[i];
@@ -288,16 +288,12 @@ impl Ports {
                 self.ports[i].tx.kick();
                 return Ok(Health::Kicked);
             }
-            Err(e @ DriverError::Backend(crate::backend::BackendError::Gone { .. })) => {
-                return Ok(Health::Gone(e.to_string()));
-            }
+            Err(e) if e.is_gone() => return Ok(Health::Gone(e.to_string())),
             Err(e) => tracing::warn!("{}: {e}; resetting the function", g.device()),
         }
         match g.recover_from_reset() {
             Ok(()) => {}
-            Err(e @ DriverError::Backend(crate::backend::BackendError::Gone { .. })) => {
-                return Ok(Health::Gone(e.to_string()));
-            }
+            Err(e) if e.is_gone() => return Ok(Health::Gone(e.to_string())),
             Err(e) => return Err(e.into()),
         }
         let mut dropped = Vec::new();

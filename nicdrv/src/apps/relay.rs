@@ -22,8 +22,12 @@
 //! The books: frames received = frames sent on + frames dropped (by
 //! reason, counted on the LIF they were to leave by).
 
+/// MAC addresses as text (the control socket's, here for `--peer-mac`).
+pub use host_driver::control::{format_mac, parse_mac};
+
 use super::{AppError, Ports};
 use dataplane::packet::Mac;
+use host_driver::pool::Mbuf;
 use mgmt::proto::AppLif;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -98,27 +102,6 @@ pub fn default_peer(i: usize) -> Mac {
     [0x02, 0, 0, 0, 0, i as u8]
 }
 
-/// `aa:bb:cc:dd:ee:ff` as a MAC.
-pub fn parse_mac(s: &str) -> Result<Mac, String> {
-    let parts: Vec<&str> = s.split(':').collect();
-    if parts.len() != 6 {
-        return Err(format!("'{s}' is not a MAC address (six hex bytes: 02:00:00:00:00:01)"));
-    }
-    let mut mac = [0u8; 6];
-    for (b, p) in mac.iter_mut().zip(&parts) {
-        *b = u8::from_str_radix(p, 16)
-            .ok()
-            .filter(|_| (1..=2).contains(&p.len()))
-            .ok_or_else(|| format!("'{s}': '{p}' is not a hex byte"))?;
-    }
-    Ok(mac)
-}
-
-/// `02:00:00:00:00:01`.
-pub fn format_mac(m: &Mac) -> String {
-    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
-}
-
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
@@ -175,16 +158,45 @@ pub fn run(
     stop: &AtomicBool,
     on_stats: &mut dyn FnMut(f64, Vec<AppLif>),
 ) -> Result<RelayReport, AppError> {
+    let (own, peer) = addresses(ports, cfg)?;
+    let mut books = Books::new(ports.ports.len());
+    let t0 = Instant::now();
+    let mut interval = Interval {
+        start: t0,
+        received: books.received.clone(),
+        transmitted: books.transmitted.clone(),
+    };
+    let mut rx = Vec::with_capacity(256);
+    let mut out = Vec::with_capacity(256);
+    while t0.elapsed() < cfg.duration && !stop.load(Ordering::Relaxed) {
+        let work = relay_pass(ports, cfg.relay, &own, &peer, &mut books, &mut rx, &mut out)?;
+        if work == 0 {
+            for p in &mut ports.ports {
+                p.tx.flush(&mut ports.pool)?;
+            }
+            ports.idle(Duration::from_millis(10))?;
+        }
+        let now = Instant::now();
+        if now - interval.start >= cfg.stats_interval {
+            interval.report(now, ports, &books, t0, cfg.live, on_stats);
+        }
+    }
+    for p in &mut ports.ports {
+        p.tx.flush(&mut ports.pool)?;
+    }
+    Ok(books.report(ports, cfg.relay, &peer, t0.elapsed().as_secs_f64()))
+}
+
+/// The MACs of the relay's own LIFs, and the destination of the frames
+/// each port sends on (`forward`: the peer, which must be unicast and no
+/// LIF of the relay; `echo` uses the frame's source instead).
+fn addresses(ports: &Ports, cfg: &RelayConfig) -> Result<(Vec<Mac>, Vec<Mac>), AppError> {
     let relay = cfg.relay;
     let n = ports.ports.len();
     if relay == Relay::Forward && n % 2 == 1 {
         return Err(AppError::Config(format!("forward pairs LIFs: {n} is odd")));
     }
     let own: Vec<Mac> = ports.ports.iter().map(|p| p.lif.mac).collect();
-    let partner = |i: usize| match relay {
-        Relay::Forward => i ^ 1,
-        Relay::Echo => i,
-    };
     let peer: Vec<Mac> = (0..n)
         .map(|o| cfg.peer_mac.unwrap_or_else(|| default_peer(o)))
         .collect();
@@ -210,123 +222,164 @@ pub fn run(
             }
         }
     }
-    let mut received = vec![0u64; n];
-    let mut transmitted = vec![0u64; n];
-    let mut drops: Vec<BTreeMap<Drop, u64>> = vec![BTreeMap::new(); n];
-    let mut rx = Vec::with_capacity(256);
-    let mut out = Vec::with_capacity(256);
-    let t0 = Instant::now();
-    let mut last = t0;
-    let mut last_rx = vec![0u64; n];
-    let mut last_tx = vec![0u64; n];
-    while t0.elapsed() < cfg.duration && !stop.load(Ordering::Relaxed) {
-        let mut work = 0;
-        for i in 0..n {
-            let got = ports.ports[i].rx.rx_burst(&mut ports.pool, &mut rx, 64)?;
-            if got == 0 {
-                continue;
-            }
-            work += got;
-            received[i] += got as u64;
-            let o = partner(i);
-            let egress = ports.ports[o].lif.mac;
-            for mut m in rx.drain(..) {
-                let len = m.len();
-                let frame = &mut ports.pool.buffer_mut(&mut m)[..len];
-                match rewrite(relay, frame, egress, peer[o], &own) {
-                    Ok(()) => out.push(m),
-                    Err(why) => {
-                        *drops[o].entry(why).or_default() += 1;
-                        ports.pool.free(m);
-                    }
-                }
-            }
-            let sent = ports.ports[o].tx.tx_burst(&mut ports.pool, &mut out)?;
-            transmitted[o] += sent as u64;
-            if !out.is_empty() {
-                *drops[o].entry(Drop::TxRingFull).or_default() += out.len() as u64;
-            }
-            for m in out.drain(..) {
-                ports.pool.free(m);
+    Ok((own, peer))
+}
+
+/// What the relay counted, per port.
+struct Books {
+    received: Vec<u64>,
+    transmitted: Vec<u64>,
+    /// Frames meant to leave by the port that did not, by reason.
+    drops: Vec<BTreeMap<Drop, u64>>,
+}
+
+impl Books {
+    fn new(n: usize) -> Books {
+        Books {
+            received: vec![0; n],
+            transmitted: vec![0; n],
+            drops: vec![BTreeMap::new(); n],
+        }
+    }
+
+    /// The report of a run of `seconds`.
+    fn report(&self, ports: &Ports, relay: Relay, peer: &[Mac], seconds: f64) -> RelayReport {
+        let n = ports.ports.len();
+        let named = |d: &BTreeMap<Drop, u64>| -> BTreeMap<String, u64> {
+            d.iter().map(|(k, v)| (k.name().to_string(), *v)).collect()
+        };
+        let mut all: BTreeMap<Drop, u64> = BTreeMap::new();
+        for d in &self.drops {
+            for (k, v) in d {
+                *all.entry(*k).or_default() += v;
             }
         }
-        if work == 0 {
-            for p in &mut ports.ports {
-                p.tx.flush(&mut ports.pool)?;
-            }
-            ports.idle(Duration::from_millis(10))?;
-        }
-        let now = Instant::now();
-        if now - last >= cfg.stats_interval {
-            let dt = (now - last).as_secs_f64();
-            let lifs: Vec<AppLif> = (0..n)
-                .map(|i| AppLif {
+        let (r, t) = (self.received.iter().sum::<u64>(), self.transmitted.iter().sum::<u64>());
+        let d: u64 = all.values().sum();
+        let tx_full = all.get(&Drop::TxRingFull).copied().unwrap_or(0);
+        RelayReport {
+            app: relay,
+            mode: ports.mode,
+            seconds,
+            lifs: (0..n)
+                .map(|i| RelayLif {
                     lif: ports.ports[i].lif.id,
-                    tx_pps: (transmitted[i] - last_tx[i]) as f64 / dt,
-                    rx_pps: (received[i] - last_rx[i]) as f64 / dt,
-                    tx_packets: transmitted[i],
-                    rx_packets: received[i],
-                    p50_us: 0.0,
-                    p99_us: 0.0,
-                    p999_us: 0.0,
+                    received: self.received[i],
+                    transmitted: self.transmitted[i],
+                    dropped_tx_full: self.drops[i].get(&Drop::TxRingFull).copied().unwrap_or(0),
+                    drops: named(&self.drops[i]),
+                    peer_mac: (relay == Relay::Forward).then(|| format_mac(&peer[i])),
                 })
-                .collect();
-            if cfg.live {
-                for l in &lifs {
-                    println!(
-                        "{:>6.1}s  lif {:>3}  rx {:>10.3} Mpps  total rx {} tx {}",
-                        t0.elapsed().as_secs_f64(),
-                        l.lif,
-                        l.rx_pps / 1e6,
-                        l.rx_packets,
-                        l.tx_packets
-                    );
+                .collect(),
+            received: r,
+            transmitted: t,
+            dropped_tx_full: tx_full,
+            dropped: d,
+            drops: named(&all),
+            mpps: r as f64 / seconds / 1e6,
+            balanced: r == t + d,
+        }
+    }
+}
+
+/// One pass over every port: take what arrived, rewrite it, and send it
+/// on by the partner port (`forward`) or the same one (`echo`); what
+/// must not or cannot be sent is freed and counted. Returns the frames
+/// received.
+fn relay_pass(
+    ports: &mut Ports,
+    relay: Relay,
+    own: &[Mac],
+    peer: &[Mac],
+    books: &mut Books,
+    rx: &mut Vec<Mbuf>,
+    out: &mut Vec<Mbuf>,
+) -> Result<usize, AppError> {
+    let mut work = 0;
+    for i in 0..ports.ports.len() {
+        let got = ports.ports[i].rx.rx_burst(&mut ports.pool, rx, 64)?;
+        if got == 0 {
+            continue;
+        }
+        work += got;
+        books.received[i] += got as u64;
+        let o = match relay {
+            Relay::Forward => i ^ 1,
+            Relay::Echo => i,
+        };
+        let egress = ports.ports[o].lif.mac;
+        for mut m in rx.drain(..) {
+            let len = m.len();
+            let frame = &mut ports.pool.buffer_mut(&mut m)[..len];
+            match rewrite(relay, frame, egress, peer[o], own) {
+                Ok(()) => out.push(m),
+                Err(why) => {
+                    *books.drops[o].entry(why).or_default() += 1;
+                    ports.pool.free(m);
                 }
             }
-            on_stats(t0.elapsed().as_secs_f64(), lifs);
-            last_rx.clone_from(&received);
-            last_tx.clone_from(&transmitted);
-            last = now;
+        }
+        let sent = ports.ports[o].tx.tx_burst(&mut ports.pool, out)?;
+        books.transmitted[o] += sent as u64;
+        if !out.is_empty() {
+            *books.drops[o].entry(Drop::TxRingFull).or_default() += out.len() as u64;
+        }
+        for m in out.drain(..) {
+            ports.pool.free(m);
         }
     }
-    for p in &mut ports.ports {
-        p.tx.flush(&mut ports.pool)?;
-    }
-    let seconds = t0.elapsed().as_secs_f64();
-    let named = |d: &BTreeMap<Drop, u64>| -> BTreeMap<String, u64> {
-        d.iter().map(|(k, v)| (k.name().to_string(), *v)).collect()
-    };
-    let mut all: BTreeMap<Drop, u64> = BTreeMap::new();
-    for d in &drops {
-        for (k, v) in d {
-            *all.entry(*k).or_default() += v;
-        }
-    }
-    let (r, t) = (received.iter().sum::<u64>(), transmitted.iter().sum::<u64>());
-    let d: u64 = all.values().sum();
-    let tx_full = all.get(&Drop::TxRingFull).copied().unwrap_or(0);
-    Ok(RelayReport {
-        app: relay,
-        mode: ports.mode,
-        seconds,
-        lifs: (0..n)
-            .map(|i| RelayLif {
+    Ok(work)
+}
+
+/// The live figures' interval: when it started and the counts then.
+struct Interval {
+    start: Instant,
+    received: Vec<u64>,
+    transmitted: Vec<u64>,
+}
+
+impl Interval {
+    /// Rates over the interval ending `now` to `on_stats` (and printed
+    /// when `live`), then start the next one.
+    fn report(
+        &mut self,
+        now: Instant,
+        ports: &Ports,
+        books: &Books,
+        t0: Instant,
+        live: bool,
+        on_stats: &mut dyn FnMut(f64, Vec<AppLif>),
+    ) {
+        let dt = (now - self.start).as_secs_f64();
+        let lifs: Vec<AppLif> = (0..ports.ports.len())
+            .map(|i| AppLif {
                 lif: ports.ports[i].lif.id,
-                received: received[i],
-                transmitted: transmitted[i],
-                dropped_tx_full: drops[i].get(&Drop::TxRingFull).copied().unwrap_or(0),
-                drops: named(&drops[i]),
-                peer_mac: (relay == Relay::Forward).then(|| format_mac(&peer[i])),
+                tx_pps: (books.transmitted[i] - self.transmitted[i]) as f64 / dt,
+                rx_pps: (books.received[i] - self.received[i]) as f64 / dt,
+                tx_packets: books.transmitted[i],
+                rx_packets: books.received[i],
+                p50_us: 0.0,
+                p99_us: 0.0,
+                p999_us: 0.0,
             })
-            .collect(),
-        received: r,
-        transmitted: t,
-        dropped_tx_full: tx_full,
-        dropped: d,
-        drops: named(&all),
-        mpps: r as f64 / seconds / 1e6,
-        balanced: r == t + d,
-    })
+            .collect();
+        if live {
+            for l in &lifs {
+                println!(
+                    "{:>6.1}s  lif {:>3}  rx {:>10.3} Mpps  total rx {} tx {}",
+                    t0.elapsed().as_secs_f64(),
+                    l.lif,
+                    l.rx_pps / 1e6,
+                    l.rx_packets,
+                    l.tx_packets
+                );
+            }
+        }
+        on_stats(t0.elapsed().as_secs_f64(), lifs);
+        self.received.clone_from(&books.received);
+        self.transmitted.clone_from(&books.transmitted);
+        self.start = now;
+    }
 }
 
 impl RelayReport {
@@ -426,17 +479,5 @@ mod tests {
             Err(Drop::GroupSource)
         );
         assert_eq!(default_peer(3), [2, 0, 0, 0, 0, 3]);
-    }
-
-    #[test]
-    fn macs_parse_with_clear_errors() {
-        assert_eq!(parse_mac("02:00:00:00:00:0a"), Ok([2, 0, 0, 0, 0, 10]));
-        assert_eq!(format_mac(&[2, 0, 0, 0, 0, 10]), "02:00:00:00:00:0a");
-        assert!(parse_mac("02:00:00:00:00").unwrap_err().contains("six hex bytes"));
-        assert!(parse_mac("02:00:00:00:00:zz")
-            .unwrap_err()
-            .contains("'zz' is not a hex byte"));
-        assert!(parse_mac("02:00:00:00:00:123").is_err());
-        assert!(parse_mac("").is_err());
     }
 }

@@ -12,10 +12,10 @@ mod support;
 
 use dataplane::abi::{lif_mac, LifCounter, LifStats};
 use dataplane::packet::{build_udp4, Mac};
-use host_driver::apps::relay::{self, Relay, RelayConfig, RelayReport};
-use host_driver::apps::{Mode, Ports};
 use host_driver::mem::MemKind;
 use host_driver::nic::NicConfig;
+use nicdrv::apps::relay::{self, Relay, RelayConfig, RelayReport};
+use nicdrv::apps::{Mode, Ports};
 use sim::pcap::PcapWriter;
 use sim::{ClockKind, PortSpec, Sim};
 use std::path::PathBuf;

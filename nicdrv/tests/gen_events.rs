@@ -5,10 +5,10 @@
 mod support;
 
 use dataplane::abi::{MeterConfig, MeterMode, MeterPolicy, MeterResource};
-use host_driver::apps::gen::{self, Flows, GenConfig};
-use host_driver::apps::{EventWatch, Mode, Ports};
 use host_driver::mem::MemKind;
 use host_driver::nic::NicConfig;
+use nicdrv::apps::gen::{self, Flows, GenConfig};
+use nicdrv::apps::{EventWatch, Mode, Ports};
 use sim::device::faults::Fault;
 use sim::{ClockKind, PortSpec};
 use std::sync::atomic::AtomicBool;

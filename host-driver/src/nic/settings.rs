@@ -1,0 +1,136 @@
+//! What the PF sets on the device: meters, interrupt moderation, the
+//! pipeline program and its table entries.
+
+use super::{read_struct, Nic, SCRATCH};
+use crate::error::DriverError;
+use dataplane::abi::{
+    self, AdminCommand, DeviceInfo, DmaRef, IntoBytes, MeterConfig, MeterRef, MeterResource, Moderation, ModerationRef,
+    TableEntry, LIF_NONE,
+};
+
+impl Nic {
+    /// Set a LIF's meter (PF only); returns what the device applied.
+    pub fn set_meter(&mut self, lif: u16, m: MeterConfig) -> Result<MeterConfig, DriverError> {
+        self.admin(AdminCommand::MeterSet(m), lif)?;
+        self.meter(lif, m.resource())
+    }
+
+    /// A LIF's applied meter for `resource`.
+    pub fn meter(&mut self, lif: u16, resource: MeterResource) -> Result<MeterConfig, DriverError> {
+        let r = MeterRef {
+            resource: resource.raw(),
+            dma: DmaRef::new(self.scratch.addr.get(), 48),
+            ..Default::default()
+        };
+        self.admin(AdminCommand::MeterGet(r), lif)?;
+        let m: MeterConfig = read_struct(&self.device, "MeterGet", &self.read_scratch(48)?)?;
+        if m.resource != resource.raw() {
+            return Err(self.lied(
+                "MeterGet",
+                "meter resource",
+                m.resource,
+                format!("{} (the resource asked for)", resource.raw()),
+            ));
+        }
+        if abi::MeterMode::from_raw(m.mode).is_err() || abi::MeterPolicy::from_raw(m.policy).is_err() {
+            return Err(self.lied(
+                "MeterGet",
+                "meter mode or policy",
+                u64::from(m.mode) << 8 | u64::from(m.policy),
+                "the modes and policies of the ABI (mode << 8 | policy)".into(),
+            ));
+        }
+        Ok(m)
+    }
+
+    /// Load a pipeline program image into the device (PF only), in
+    /// chunks through the scratch buffer; the device activates it with the
+    /// last chunk, or refuses it whole (then the running pipeline stays).
+    pub fn load_pipeline(&mut self, image: &[u8]) -> Result<(), DriverError> {
+        let total =
+            u32::try_from(image.len()).map_err(|_| self.other(format!("pipeline image of {} bytes", image.len())))?;
+        let step = SCRATCH as usize;
+        let n = image.len().div_ceil(step).max(1);
+        for (i, chunk) in image.chunks(step).enumerate() {
+            self.write_scratch(chunk)?;
+            let mut flags = 0;
+            if i == 0 {
+                flags |= abi::pipeline_flags::FIRST;
+            }
+            if i + 1 == n {
+                flags |= abi::pipeline_flags::LAST;
+            }
+            let c = abi::PipelineChunk {
+                dma: DmaRef::new(self.scratch.addr.get(), chunk.len() as u32),
+                offset: ((i * step) as u32).into(),
+                total_len: total.into(),
+                flags,
+                rsvd: [0; 7],
+            };
+            self.admin(AdminCommand::PipelineLoad(c), LIF_NONE)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the device runs a loaded pipeline program.
+    pub fn pipeline_active(&mut self) -> Result<bool, DriverError> {
+        Ok(self.device_info()?.pipeline_active != 0)
+    }
+
+    /// The device's information, read again through the admin queue.
+    pub fn device_info(&mut self) -> Result<DeviceInfo, DriverError> {
+        let r = DmaRef::new(self.scratch.addr.get(), 128);
+        self.admin(AdminCommand::Identify(r), LIF_NONE)?;
+        let info: DeviceInfo = read_struct(&self.device, "Identify", &self.read_scratch(128)?)?;
+        self.info = info;
+        Ok(info)
+    }
+
+    /// Add a pipeline table entry (PF only).
+    pub fn table_add(&mut self, e: &TableEntry) -> Result<(), DriverError> {
+        self.write_scratch(e.as_bytes())?;
+        let r = DmaRef::new(self.scratch.addr.get(), std::mem::size_of::<TableEntry>() as u32);
+        self.admin(AdminCommand::TableEntryAdd(r), LIF_NONE).map(|_| ())
+    }
+
+    /// Delete a pipeline table entry (PF only; key and table as added).
+    pub fn table_del(&mut self, e: &TableEntry) -> Result<(), DriverError> {
+        self.write_scratch(e.as_bytes())?;
+        let r = DmaRef::new(self.scratch.addr.get(), std::mem::size_of::<TableEntry>() as u32);
+        self.admin(AdminCommand::TableEntryDel(r), LIF_NONE).map(|_| ())
+    }
+
+    /// Set a vector's moderation; returns what the device applied.
+    pub fn set_moderation(&mut self, m: Moderation) -> Result<Moderation, DriverError> {
+        self.admin(AdminCommand::ModerationSet(m), LIF_NONE)?;
+        self.moderation(m.vector.get())
+    }
+
+    /// A vector's applied moderation.
+    pub fn moderation(&mut self, vector: u16) -> Result<Moderation, DriverError> {
+        let r = ModerationRef {
+            vector: vector.into(),
+            dma: DmaRef::new(self.scratch.addr.get(), 16),
+            ..Default::default()
+        };
+        self.admin(AdminCommand::ModerationGet(r), LIF_NONE)?;
+        let m: Moderation = read_struct(&self.device, "ModerationGet", &self.read_scratch(16)?)?;
+        if m.vector.get() != vector {
+            return Err(self.lied(
+                "ModerationGet",
+                "vector",
+                m.vector.get(),
+                format!("{vector} (the vector asked for)"),
+            ));
+        }
+        if abi::ModerationMode::from_raw(m.mode).is_err() {
+            return Err(self.lied(
+                "ModerationGet",
+                "moderation mode",
+                m.mode,
+                "the modes of the ABI".into(),
+            ));
+        }
+        Ok(m)
+    }
+}
