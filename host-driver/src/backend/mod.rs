@@ -11,6 +11,7 @@ pub mod vfio;
 pub mod vfio_user;
 
 use crate::mem::DmaMemory;
+use dataplane::abi::pci;
 use std::ptr::NonNull;
 use vmm_sys_util::eventfd::EventFd;
 
@@ -311,15 +312,17 @@ impl<B: Backend + ?Sized> ConfigExt for B {
     }
 }
 
-/// Find a PCI capability in configuration space.
+/// Find a PCI capability in configuration space (`id`: a
+/// `dataplane::abi::pci::CAP_ID_*`), walking the list from
+/// `CAPABILITY_LIST`; at most 48 steps, so a looping list ends.
 pub fn find_capability<B: Backend + ?Sized>(b: &mut B, id: u8) -> Result<Option<u64>, BackendError> {
     let mut at = {
         let mut p = [0u8; 1];
-        b.config_read(0x34, &mut p)?;
+        b.config_read(pci::CAPABILITY_LIST as u64, &mut p)?;
         u64::from(p[0] & !3)
     };
     for _ in 0..48 {
-        if at < 0x40 {
+        if at < pci::CAPABILITIES_START as u64 {
             return Ok(None);
         }
         let mut h = [0u8; 2];
@@ -327,7 +330,7 @@ pub fn find_capability<B: Backend + ?Sized>(b: &mut B, id: u8) -> Result<Option<
         if h[0] == id {
             return Ok(Some(at));
         }
-        at = u64::from(h[1] & !3);
+        at = u64::from(h[pci::CAP_NEXT] & !3);
     }
     Ok(None)
 }

@@ -19,6 +19,7 @@
 
 use super::{area_covers, find_capability, mmap_range, Backend, BackendError, BarMapping, ConfigExt, IrqKind};
 use crate::mem::DmaMemory;
+use dataplane::abi::pci;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use vfio_bindings::bindings::vfio::{
@@ -200,9 +201,14 @@ impl Backend for VfioUserBackend {
         if kind == IrqKind::MsiX {
             // What the kernel does for vfio-pci users: enable the
             // capability and unmask the vectors.
-            let cap = find_capability(self, 0x11)?.ok_or_else(|| BackendError::op("MSI-X", "no MSI-X capability"))?;
-            let ctrl = self.config_read16(cap + 2)?;
-            self.config_write16(cap + 2, (ctrl | 1 << 15) & !(1 << 14))?;
+            let cap = find_capability(self, pci::CAP_ID_MSIX)?
+                .ok_or_else(|| BackendError::op("MSI-X", "no MSI-X capability"))?;
+            let ctrl_at = cap + pci::MSIX_MSG_CTRL as u64;
+            let ctrl = self.config_read16(ctrl_at)?;
+            self.config_write16(
+                ctrl_at,
+                (ctrl | pci::msix_ctrl::ENABLE) & !pci::msix_ctrl::FUNCTION_MASK,
+            )?;
             let table = u64::from(self.bar_read_cap_table(cap)?);
             for v in 0..fds.len() as u64 {
                 self.bar_write32(0, table + v * 16 + 12, 0)?;

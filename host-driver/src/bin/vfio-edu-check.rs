@@ -16,6 +16,7 @@
 //! transfer that ends exactly at the end of the 4 KiB buffer ("edu: fix DMA
 //! range upper bound check", QEMU commit of January 2024) and aborts.
 
+use dataplane::abi::pci;
 use host_driver::backend::vfio::VfioBackend;
 use host_driver::backend::{Backend, ConfigExt, IrqKind};
 use host_driver::mem::{DmaMemory, MemKind};
@@ -87,8 +88,12 @@ fn run(bdf: &str) -> Result<u32, String> {
         (vendor, device) == (0x1234, 0x11e8),
         format!("{vendor:04x}:{device:04x}"),
     );
-    let cmd = dev.config_read16(4).map_err(|e| e.to_string())?;
-    dev.config_write16(4, cmd | 0b110).map_err(|e| e.to_string())?;
+    let cmd = dev.config_read16(pci::COMMAND as u64).map_err(|e| e.to_string())?;
+    dev.config_write16(
+        pci::COMMAND as u64,
+        cmd | pci::command::MEMORY | pci::command::BUS_MASTER,
+    )
+    .map_err(|e| e.to_string())?;
 
     let bar = dev.map_bar(0, 0, 4096).map_err(|e| e.to_string())?;
     let id = bar.read32(0);

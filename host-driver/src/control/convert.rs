@@ -3,7 +3,7 @@
 //! moderation, MAC addresses.
 
 use dataplane::abi::{self, LifCounter, MeterConfig, Moderation};
-use dataplane::packet::Mac;
+use dataplane::packet::EthernetAddress;
 use mgmt::proto::{self, EventRow, LifRow, Meter, ModerationSettings};
 use std::collections::BTreeMap;
 
@@ -39,7 +39,7 @@ pub(super) fn slot_settings(c: &abi::FunctionConfig) -> proto::SlotSettings {
     proto::SlotSettings {
         function: c.function.get(),
         slot: c.slot.get(),
-        mac: (c.flags & ff::MAC != 0).then(|| format_mac(&c.mac)),
+        mac: (c.flags & ff::MAC != 0).then(|| EthernetAddress(c.mac).to_string()),
         spoof_check: c.flags & ff::SPOOF_CHECK != 0,
         trust: c.flags & ff::TRUST != 0,
     }
@@ -175,43 +175,5 @@ pub(super) fn from_abi_moderation(m: &Moderation) -> ModerationSettings {
         overflow_interval_us: m.overflow_interval_us.get(),
         frame_threshold: m.frame_threshold.get(),
         high_watermark_pct: m.high_watermark_pct,
-    }
-}
-
-/// `aa:bb:cc:dd:ee:ff` as a MAC.
-pub fn parse_mac(s: &str) -> Result<Mac, String> {
-    let parts: Vec<&str> = s.split(':').collect();
-    if parts.len() != 6 {
-        return Err(format!("'{s}' is not a MAC address (six hex bytes: 02:00:00:00:00:01)"));
-    }
-    let mut mac = [0u8; 6];
-    for (b, p) in mac.iter_mut().zip(&parts) {
-        *b = u8::from_str_radix(p, 16)
-            .ok()
-            .filter(|_| (1..=2).contains(&p.len()))
-            .ok_or_else(|| format!("'{s}': '{p}' is not a hex byte"))?;
-    }
-    Ok(mac)
-}
-
-/// `02:00:00:00:00:01`.
-pub fn format_mac(m: &Mac) -> String {
-    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn macs_parse_with_clear_errors() {
-        assert_eq!(parse_mac("02:00:00:00:00:0a"), Ok([2, 0, 0, 0, 0, 10]));
-        assert_eq!(format_mac(&[2, 0, 0, 0, 0, 10]), "02:00:00:00:00:0a");
-        assert!(parse_mac("02:00:00:00:00").unwrap_err().contains("six hex bytes"));
-        assert!(parse_mac("02:00:00:00:00:zz")
-            .unwrap_err()
-            .contains("'zz' is not a hex byte"));
-        assert!(parse_mac("02:00:00:00:00:123").is_err());
-        assert!(parse_mac("").is_err());
     }
 }

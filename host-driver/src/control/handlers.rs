@@ -3,13 +3,13 @@
 //! moderation to the function named), and the device's refusals in words.
 
 use super::convert::{
-    counters, event_row, from_abi_meter, from_abi_moderation, lif_row, parse_mac, slot_settings, to_abi_meter,
-    to_abi_moderation,
+    counters, event_row, from_abi_meter, from_abi_moderation, lif_row, slot_settings, to_abi_meter, to_abi_moderation,
 };
 use super::tables::{encode_entry, table_names, view};
 use super::{lock, ControlState, LoadedPipeline};
 use crate::nic::{DriverError, Nic};
 use dataplane::abi::{self, AdminStatus};
+use dataplane::packet::EthernetAddress;
 use mgmt::proto::{self, Answer, EventRow, LifCounters, LifRow, Meter, ModerationSettings, Request, SlotSettings};
 use std::sync::{Arc, Mutex};
 
@@ -205,7 +205,7 @@ impl ControlState {
             .ok_or("slot settings are the PF's, and this nicdrv drives none")?;
         use abi::function_config_flags as ff;
         let mac = match &settings.mac {
-            Some(m) => Some(parse_mac(m)?),
+            Some(m) => Some(m.parse::<EthernetAddress>().map_err(|e| e.to_string())?.0),
             None => None,
         };
         if mac.is_some_and(|m| m[0] & 1 != 0 || m == [0; 6]) {

@@ -17,7 +17,7 @@ mod handlers;
 mod server;
 mod tables;
 
-pub use convert::{counters, describe_event, format_mac, parse_mac};
+pub use convert::{counters, describe_event};
 pub use server::{respond, ControlServer};
 
 use crate::nic::Nic;

@@ -7,7 +7,7 @@ use super::{Nic, SCRATCH};
 use crate::backend::Backend;
 use crate::error::{DriverError, ErrorKind, OnDevice};
 use crate::mem::DmaMemory;
-use crate::queue::{attach, CqReader};
+use crate::queue::{attach, cq_reader, publish_cq_head, CqReader};
 use dataplane::abi::{
     devcmd, AdminCmd, AdminCommand, AdminComp, AdminStatus, CmdHeader, DevCommand, Doorbell, IntoBytes, QueueCreate,
     QueueType, DEVCMD_OFFSET, LIF_NONE,
@@ -70,9 +70,9 @@ impl Nic {
         let t0 = Instant::now();
         loop {
             let a = &mut self.admin;
-            if let Some(e) = a.cq.next() {
+            if let Some(e) = a.cq.next_entry() {
                 // SAFETY: the state block is in `mem`, kept by the Nic.
-                a.cq.publish(unsafe { a.state.as_ref() });
+                publish_cq_head(&mut a.cq, unsafe { a.state.as_ref() });
                 let (status, comp) =
                     AdminComp::parse(&e).map_err(|e| self.other(format!("malformed admin completion: {e}")))?;
                 if comp.tag.get() != tag {
@@ -151,7 +151,7 @@ impl Nic {
         };
         mailbox.run(DevCommand::Reset, "mailbox Reset")?;
         mailbox.run(DevCommand::Identify, "mailbox Identify")?;
-        let order = self.admin.cq.order;
+        let order = self.admin.cq.order();
         self.admin = admin_queue(self.backend.as_mut(), &self.device, &self.mem, order, self.timeout)?;
         self.device_info()?;
         Ok(())
@@ -248,7 +248,16 @@ pub(super) fn admin_queue(
     })?;
     Ok(AdminQueue {
         ring: producer,
-        cq: CqReader::new(cq.ptr, order),
+        // SAFETY: as for the ring, in `mem`; 16-aligned by `queue_memory`.
+        cq: unsafe { cq_reader(cq.ptr, order) }.map_err(|source| {
+            DriverError::new(
+                device,
+                ErrorKind::Ring {
+                    what: "admin completion ring",
+                    source,
+                },
+            )
+        })?,
         state: state.ptr.cast(),
         tag: 16,
     })

@@ -25,6 +25,7 @@ use crate::backend::{Backend, BarMapping, ConfigExt, IrqKind};
 use crate::error::OnDevice;
 use crate::mem::{DmaMemory, MemKind};
 use admin::{admin_queue, AdminQueue, Mailbox};
+use dataplane::abi::pci;
 use dataplane::abi::{
     self, devcmd, DevCommand, DeviceIdentity, DeviceInfo, DmaRef, FromBytes, DEVCMD_OFFSET, DOORBELL_OFFSET,
     DOORBELL_STRIDE, IDENTITY_OFFSET, PCI_DEVICE_ID_PF, PCI_DEVICE_ID_VF, PCI_VENDOR_ID,
@@ -132,8 +133,13 @@ impl Nic {
         if !ours && !cfg.extra_ids.contains(&(vendor, id)) {
             return Err(DriverError::new(device, ErrorKind::UnknownDevice { vendor, id }));
         }
-        let cmd = backend.config_read16(4).on(&device)?;
-        backend.config_write16(4, cmd | 0b110).on(&device)?;
+        let cmd = backend.config_read16(pci::COMMAND as u64).on(&device)?;
+        backend
+            .config_write16(
+                pci::COMMAND as u64,
+                cmd | pci::command::MEMORY | pci::command::BUS_MASTER,
+            )
+            .on(&device)?;
 
         // 2. The identity page: signature and ABI version.
         let mut page = [0u8; 128];

@@ -83,7 +83,7 @@ impl QueueParts {
     /// The state block, ring slots and order (to attach again after a
     /// reset).
     pub(crate) fn memory(&self) -> (NonNull<u8>, NonNull<u8>, u8) {
-        (self.state.cast(), self.slots, self.cq.order)
+        (self.state.cast(), self.slots, self.cq.order())
     }
 
     pub(super) fn device_error(&self, status: CompStatus, index: u32) -> QueueError {

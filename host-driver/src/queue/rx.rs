@@ -1,7 +1,7 @@
 //! The receive queue: `rx_burst`, refilling the ring, and checking every
 //! completion against what was posted before a byte is read.
 
-use super::{QueueError, QueueParts};
+use super::{publish_cq_head, QueueError, QueueParts};
 use crate::pool::{Mbuf, Pool};
 use dataplane::abi::{CompStatus, Completion, CompletionInfo, ConsumerFlag, RxDesc};
 use dataplane::ring::Producer;
@@ -97,7 +97,7 @@ impl RxQueue {
         self.parts.bind_pool(pool);
         let mut got = 0;
         while got < max {
-            let Some(e) = self.parts.cq.next() else { break };
+            let Some(e) = self.parts.cq.next_entry() else { break };
             let c: CompletionInfo = match Completion::parse(&e) {
                 Ok(c) => c,
                 Err(why) => return Err(self.fail(self.parts.bad_completion(why))),
@@ -126,7 +126,7 @@ impl RxQueue {
         }
         let state = self.parts.state;
         // SAFETY: see QueueParts::state.
-        self.parts.cq.publish(unsafe { state.as_ref() });
+        publish_cq_head(&mut self.parts.cq, unsafe { state.as_ref() });
         Ok(got)
     }
 

@@ -1,7 +1,7 @@
 //! The transmit queue: `tx_burst`, reclaiming what the device sent, and
 //! what a stopped queue held.
 
-use super::{QueueError, QueueParts};
+use super::{publish_cq_head, QueueError, QueueParts};
 use crate::pool::{Mbuf, Pool};
 use dataplane::abi::{CompStatus, Completion, TxDesc};
 use dataplane::ring::Producer;
@@ -152,7 +152,7 @@ impl TxQueue {
 
     /// Read TX completions: only errors (and requested ones) come here.
     fn check_completions(&mut self) -> Result<(), QueueError> {
-        while let Some(e) = self.parts.cq.next() {
+        while let Some(e) = self.parts.cq.next_entry() {
             let c = Completion::parse(&e).map_err(|why| self.parts.bad_completion(why))?;
             if c.status != CompStatus::Ok {
                 let err = self.parts.device_error(c.status, c.index);
@@ -162,7 +162,7 @@ impl TxQueue {
         }
         let state = self.parts.state;
         // SAFETY: see QueueParts::state.
-        self.parts.cq.publish(unsafe { state.as_ref() });
+        publish_cq_head(&mut self.parts.cq, unsafe { state.as_ref() });
         Ok(())
     }
 

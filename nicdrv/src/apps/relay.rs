@@ -22,17 +22,19 @@
 //! The books: frames received = frames sent on + frames dropped (by
 //! reason, counted on the LIF they were to leave by).
 
-/// MAC addresses as text (the control socket's, here for `--peer-mac`).
-pub use host_driver::control::{format_mac, parse_mac};
-
 use super::{AppError, Ports};
-use dataplane::packet::Mac;
+use dataplane::packet::{EthernetAddress, Mac, ParseAddressError};
 use host_driver::pool::Mbuf;
 use mgmt::proto::AppLif;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+/// `aa:bb:cc:dd:ee:ff` as a MAC (the command line's `--peer-mac`).
+pub fn parse_mac(s: &str) -> Result<Mac, ParseAddressError> {
+    s.parse::<EthernetAddress>().map(|a| a.0)
+}
 
 /// Which relay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -206,13 +208,13 @@ fn addresses(ports: &Ports, cfg: &RelayConfig) -> Result<(Vec<Mac>, Vec<Mac>), A
                 return Err(AppError::Config(format!(
                     "--peer-mac {}: a group address: the device would flood every frame to every LIF; \
                      give a unicast MAC",
-                    format_mac(p)
+                    EthernetAddress(*p)
                 )));
             }
             if let Some(k) = own.iter().position(|m| m == p) {
                 let which = match cfg.peer_mac {
-                    Some(_) => format!("--peer-mac {}", format_mac(p)),
-                    None => format!("port {o}'s default peer {} (give --peer-mac)", format_mac(p)),
+                    Some(_) => format!("--peer-mac {}", EthernetAddress(*p)),
+                    None => format!("port {o}'s default peer {} (give --peer-mac)", EthernetAddress(*p)),
                 };
                 return Err(AppError::Config(format!(
                     "{which}: LIF {}'s own MAC: forwarded frames would come back to the relay and circle; \
@@ -268,7 +270,7 @@ impl Books {
                     transmitted: self.transmitted[i],
                     dropped_tx_full: self.drops[i].get(&Drop::TxRingFull).copied().unwrap_or(0),
                     drops: named(&self.drops[i]),
-                    peer_mac: (relay == Relay::Forward).then(|| format_mac(&peer[i])),
+                    peer_mac: (relay == Relay::Forward).then(|| EthernetAddress(peer[i]).to_string()),
                 })
                 .collect(),
             received: r,
