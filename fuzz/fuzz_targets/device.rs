@@ -325,7 +325,7 @@ impl Harness {
                                 let v = Doorbell {
                                     qtype: QueueType::Tx,
                                     qindex: qi,
-                                    outgoing_tail: tail,
+                                    outgoing_tail: tail.get(),
                                 }
                                 .encode();
                                 let off = DOORBELL_OFFSET + u64::from(slot) * DOORBELL_STRIDE + 8 * u64::from(qi);

@@ -474,7 +474,7 @@ fn unmapping_memory_under_a_queue_stops_it_without_writing_there() {
             .txqs
             .iter()
             .flatten()
-            .all(|q| q.core.error == Some((CompStatus::DmaFault, 0))));
+            .all(|q| q.core.error == Some((CompStatus::DmaFault, dataplane::ring::RingIndex(0)))));
         assert_eq!(d.functions[1].dma.len(), 0);
     }
     // Another function is untouched: b can still receive from the wire or

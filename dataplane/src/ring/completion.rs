@@ -20,9 +20,12 @@
 //! (`host-driver`) reads with the other, and `ring::loom_model` checks the
 //! pair.
 
+use super::RingIndex;
+#[cfg(not(loom))]
 use super::{RingError, MAX_ORDER};
 use crate::abi::{comp_flags, expected_color};
 use crate::sync::{fence, Ordering};
+#[cfg(not(loom))]
 use core::ptr::NonNull;
 
 /// Bytes per entry.
@@ -45,35 +48,35 @@ struct Entries {
 
 #[cfg(not(loom))]
 impl Entries {
-    fn at(&self, i: u32) -> *mut u8 {
+    fn at(&self, i: RingIndex) -> *mut u8 {
         // SAFETY: (from the constructors' contract) `base` holds
         // `mask + 1` entries; the index is masked.
-        unsafe { self.base.as_ptr().add((i & self.mask) as usize * ENTRY_LEN) }
+        unsafe { self.base.as_ptr().add(i.slot(self.mask) * ENTRY_LEN) }
     }
 
-    fn word(&self, i: u32) -> &core::sync::atomic::AtomicU16 {
+    fn word(&self, i: RingIndex) -> &core::sync::atomic::AtomicU16 {
         // SAFETY: the entry is in bounds and 16-aligned (checked at
         // construction), so its first two bytes are an aligned u16 that
         // both sides only access atomically.
         unsafe { core::sync::atomic::AtomicU16::from_ptr(self.at(i).cast()) }
     }
 
-    fn write_body(&self, i: u32, e: &[u8; ENTRY_LEN]) {
+    fn write_body(&self, i: RingIndex, e: &[u8; ENTRY_LEN]) {
         // SAFETY: bytes 2..16 of an in-bounds entry; the reader reads them
         // only after the Acquire load that sees this entry's color, which
         // the writer stores after these bytes and a Release fence.
         unsafe { core::ptr::copy_nonoverlapping(e.as_ptr().add(2), self.at(i).add(2), ENTRY_LEN - 2) };
     }
 
-    fn store_word(&self, i: u32, w: u16) {
+    fn store_word(&self, i: RingIndex, w: u16) {
         self.word(i).store(w.to_le(), Ordering::Release);
     }
 
-    fn load_word(&self, i: u32) -> u16 {
+    fn load_word(&self, i: RingIndex) -> u16 {
         u16::from_le(self.word(i).load(Ordering::Acquire))
     }
 
-    fn read_body(&self, i: u32, e: &mut [u8; ENTRY_LEN]) {
+    fn read_body(&self, i: RingIndex, e: &mut [u8; ENTRY_LEN]) {
         // SAFETY: bytes 2..16 of an in-bounds entry, ordered after the
         // writer's body stores by the Acquire load of its color.
         unsafe { core::ptr::copy_nonoverlapping(self.at(i).add(2), e.as_mut_ptr().add(2), ENTRY_LEN - 2) };
@@ -81,8 +84,8 @@ impl Entries {
 
     fn zero(&self) {
         for i in 0..=self.mask {
-            self.word(i).store(0, Ordering::Relaxed);
-            self.write_body(i, &[0; ENTRY_LEN]);
+            self.word(RingIndex(i)).store(0, Ordering::Relaxed);
+            self.write_body(RingIndex(i), &[0; ENTRY_LEN]);
         }
     }
 }
@@ -98,31 +101,32 @@ struct Entries {
 
 #[cfg(loom)]
 impl Entries {
-    fn write_body(&self, i: u32, e: &[u8; ENTRY_LEN]) {
+    fn write_body(&self, i: RingIndex, e: &[u8; ENTRY_LEN]) {
         let mut b = [0u8; ENTRY_LEN - 2];
         b.copy_from_slice(&e[2..]);
         // SAFETY: loom checks the access is ordered.
-        self.bodies[(i & self.mask) as usize].with_mut(|p| unsafe { p.write(b) });
+        self.bodies[i.slot(self.mask)].with_mut(|p| unsafe { p.write(b) });
     }
-    fn store_word(&self, i: u32, w: u16) {
-        self.words[(i & self.mask) as usize].store(w, Ordering::Release);
+    fn store_word(&self, i: RingIndex, w: u16) {
+        self.words[i.slot(self.mask)].store(w, Ordering::Release);
     }
-    fn load_word(&self, i: u32) -> u16 {
-        self.words[(i & self.mask) as usize].load(Ordering::Acquire)
+    fn load_word(&self, i: RingIndex) -> u16 {
+        self.words[i.slot(self.mask)].load(Ordering::Acquire)
     }
-    fn read_body(&self, i: u32, e: &mut [u8; ENTRY_LEN]) {
+    fn read_body(&self, i: RingIndex, e: &mut [u8; ENTRY_LEN]) {
         // SAFETY: loom checks the access is ordered.
-        let b = self.bodies[(i & self.mask) as usize].with(|p| unsafe { p.read() });
+        let b = self.bodies[i.slot(self.mask)].with(|p| unsafe { p.read() });
         e[2..].copy_from_slice(&b);
     }
     fn zero(&self) {
         for i in 0..=self.mask {
-            self.store_word(i, 0);
-            self.write_body(i, &[0; ENTRY_LEN]);
+            self.store_word(RingIndex(i), 0);
+            self.write_body(RingIndex(i), &[0; ENTRY_LEN]);
         }
     }
 }
 
+#[cfg(not(loom))]
 fn check(order: u8) -> Result<u32, RingError> {
     if order == 0 || order > MAX_ORDER {
         return Err(RingError::BadOrder(order));
@@ -149,9 +153,9 @@ pub struct CqWriter {
     entries: Entries,
     order: u8,
     /// Entries posted (free-running).
-    tail: u32,
+    tail: RingIndex,
     /// Entries written to the ring; `[flushed, tail)` are staged.
-    flushed: u32,
+    flushed: RingIndex,
     staged: [[u8; ENTRY_LEN]; ENTRIES_PER_LINE as usize],
 }
 
@@ -177,11 +181,11 @@ impl CqWriter {
     /// writable while the writer lives, whose entries' first two bytes are
     /// only ever accessed atomically (by both sides).
     #[cfg(not(loom))]
-    pub unsafe fn new(base: NonNull<u8>, order: u8, start: u32) -> Result<CqWriter, RingError> {
+    pub unsafe fn new(base: NonNull<u8>, order: u8, start: RingIndex) -> Result<CqWriter, RingError> {
         Ok(Self::over(entries(base, order)?, order, start))
     }
 
-    fn over(entries: Entries, order: u8, start: u32) -> CqWriter {
+    fn over(entries: Entries, order: u8, start: RingIndex) -> CqWriter {
         CqWriter {
             entries,
             order,
@@ -197,27 +201,27 @@ impl CqWriter {
     }
 
     /// Entries posted so far (free-running).
-    pub fn tail(&self) -> u32 {
+    pub fn tail(&self) -> RingIndex {
         self.tail
     }
 
     /// Room left when the reader has read up to `cq_head`.
-    pub fn room(&self, cq_head: u32) -> u32 {
-        self.size().saturating_sub(self.tail.wrapping_sub(cq_head))
+    pub fn room(&self, cq_head: RingIndex) -> u32 {
+        self.size().saturating_sub(self.tail - cq_head)
     }
 
     /// Stage one entry with the color of its index (whatever bit 7 of its
     /// byte 1 said); written by [`CqWriter::flush`], or at once when it
     /// completes a cache line. The caller checked [`CqWriter::room`].
     /// Returns the range written, if this post wrote one.
-    pub fn post(&mut self, entry: [u8; ENTRY_LEN]) -> Option<(u32, u32)> {
-        let color = expected_color(self.tail, self.order);
+    pub fn post(&mut self, entry: [u8; ENTRY_LEN]) -> Option<(RingIndex, u32)> {
+        let color = expected_color(self.tail.get(), self.order);
         let mut e = entry;
         e[1] = (e[1] & !comp_flags::COLOR) | if color { comp_flags::COLOR } else { 0 };
-        let at = self.tail.wrapping_sub(self.flushed) as usize;
+        let at = (self.tail - self.flushed) as usize;
         self.staged[at] = e;
-        self.tail = self.tail.wrapping_add(1);
-        if self.tail % ENTRIES_PER_LINE == 0 {
+        self.tail += 1;
+        if self.tail.get() % ENTRIES_PER_LINE == 0 {
             return self.flush();
         }
         None
@@ -226,19 +230,18 @@ impl CqWriter {
     /// Write the staged entries: every body, one `Release` fence, then
     /// every status-and-color word. Returns the range written `(first, n)`
     /// (for a writer that must also send them elsewhere), or `None`.
-    pub fn flush(&mut self) -> Option<(u32, u32)> {
-        let n = self.tail.wrapping_sub(self.flushed);
+    pub fn flush(&mut self) -> Option<(RingIndex, u32)> {
+        let n = self.tail - self.flushed;
         if n == 0 {
             return None;
         }
         let first = self.flushed;
         for k in 0..n {
-            self.entries.write_body(first.wrapping_add(k), &self.staged[k as usize]);
+            self.entries.write_body(first + k, &self.staged[k as usize]);
         }
         fence(Ordering::Release);
         for k in 0..n {
-            self.entries
-                .store_word(first.wrapping_add(k), head_word(&self.staged[k as usize]));
+            self.entries.store_word(first + k, head_word(&self.staged[k as usize]));
         }
         self.flushed = self.tail;
         Some((first, n))
@@ -251,7 +254,7 @@ impl CqWriter {
 
     /// Start over at index `start` (a queue reset; the reader zeroes the
     /// ring).
-    pub fn restart(&mut self, start: u32) {
+    pub fn restart(&mut self, start: RingIndex) {
         self.tail = start;
         self.flushed = start;
     }
@@ -261,7 +264,7 @@ impl CqWriter {
 pub struct CqReader {
     entries: Entries,
     order: u8,
-    head: u32,
+    head: RingIndex,
     /// Entries read since `cq_head` was last published.
     unpublished: u32,
 }
@@ -292,7 +295,7 @@ impl CqReader {
         CqReader {
             entries,
             order,
-            head: 0,
+            head: RingIndex(0),
             unpublished: 0,
         }
     }
@@ -304,7 +307,7 @@ impl CqReader {
 
     /// Entries read so far (free-running): what `cq_head` says once
     /// published.
-    pub fn head(&self) -> u32 {
+    pub fn head(&self) -> RingIndex {
         self.head
     }
 
@@ -312,7 +315,7 @@ impl CqReader {
     #[inline]
     pub fn ready(&self) -> bool {
         let w = self.entries.load_word(self.head);
-        ((w >> 8) as u8 & comp_flags::COLOR != 0) == expected_color(self.head, self.order)
+        ((w >> 8) as u8 & comp_flags::COLOR != 0) == expected_color(self.head.get(), self.order)
     }
 
     /// The next entry, if the writer has written it.
@@ -320,13 +323,13 @@ impl CqReader {
     #[must_use = "an entry taken is gone from the ring"]
     pub fn next_entry(&mut self) -> Option<[u8; ENTRY_LEN]> {
         let w = self.entries.load_word(self.head);
-        if ((w >> 8) as u8 & comp_flags::COLOR != 0) != expected_color(self.head, self.order) {
+        if ((w >> 8) as u8 & comp_flags::COLOR != 0) != expected_color(self.head.get(), self.order) {
             return None;
         }
         let mut e = [0u8; ENTRY_LEN];
         self.entries.read_body(self.head, &mut e);
         e[..2].copy_from_slice(&w.to_le_bytes());
-        self.head = self.head.wrapping_add(1);
+        self.head += 1;
         self.unpublished += 1;
         Some(e)
     }
@@ -334,7 +337,7 @@ impl CqReader {
     /// The `cq_head` to publish, if anything was read since the last
     /// call; the caller stores it (`Release`) in the queue state block.
     #[inline]
-    pub fn to_publish(&mut self) -> Option<u32> {
+    pub fn to_publish(&mut self) -> Option<RingIndex> {
         if self.unpublished == 0 {
             return None;
         }
@@ -346,7 +349,7 @@ impl CqReader {
     /// about to restart (it starts over at index 0, color 1).
     pub fn reset(&mut self) {
         self.entries.zero();
-        self.head = 0;
+        self.head = RingIndex(0);
         self.unpublished = 0;
     }
 }
@@ -364,7 +367,7 @@ pub(super) fn pair(order: u8) -> (CqWriter, CqReader) {
             .collect(),
     );
     let mask = (size - 1) as u32;
-    let w = CqWriter::over(Entries { words, bodies, mask }, order, 0);
+    let w = CqWriter::over(Entries { words, bodies, mask }, order, RingIndex(0));
     let r = CqReader::over(Entries { words, bodies, mask }, order);
     (w, r)
 }
@@ -380,7 +383,12 @@ mod tests {
         let mut mem = vec![0u128; 4];
         let base = NonNull::new(mem.as_mut_ptr().cast::<u8>()).unwrap();
         // SAFETY: 64 bytes, 16-aligned, alive for the test.
-        let (mut w, mut r) = unsafe { (CqWriter::new(base, 2, 0).unwrap(), CqReader::new(base, 2).unwrap()) };
+        let (mut w, mut r) = unsafe {
+            (
+                CqWriter::new(base, 2, RingIndex(0)).unwrap(),
+                CqReader::new(base, 2).unwrap(),
+            )
+        };
         let mut next = 0u8;
         for lap in 0..5u8 {
             for k in 0..3u8 {
@@ -413,7 +421,7 @@ mod tests {
         assert_eq!(unsafe { CqReader::new(base, 0) }.unwrap_err(), RingError::BadOrder(0));
         let odd = NonNull::new(base.as_ptr().wrapping_add(8)).unwrap();
         // SAFETY: as above.
-        let w = unsafe { CqWriter::new(odd, 1, 0) };
+        let w = unsafe { CqWriter::new(odd, 1, RingIndex(0)) };
         assert!(matches!(w, Err(RingError::Misaligned { .. })));
     }
 }

@@ -8,11 +8,11 @@ pub struct Consumer<'a, T: RingElem> {
     pub(super) slots: Slots<T>,
     pub(super) size: u32,
     /// Fetch cursor.
-    pub(super) head: u32,
+    pub(super) head: RingIndex,
     /// Last head written back to the shared block.
-    pub(super) written_back: u32,
+    pub(super) written_back: RingIndex,
     /// Last validated outgoing_tail.
-    pub(super) tail: u32,
+    pub(super) tail: RingIndex,
     pub(super) _slots: PhantomData<&'a [T]>,
 }
 
@@ -34,7 +34,7 @@ impl<T: RingElem> core::fmt::Debug for Consumer<'_, T> {
 
 impl<'a, T: RingElem> Consumer<'a, T> {
     pub(super) fn from_parts(state: &'a SharedQueueState, slots: Slots<T>, size: u32) -> Result<Self, RingError> {
-        let head = load_le(&state.head, Ordering::Relaxed);
+        let head = load_index(&state.head, Ordering::Relaxed);
         let mut c = Consumer {
             state,
             slots,
@@ -64,17 +64,20 @@ impl<'a, T: RingElem> Consumer<'a, T> {
     #[inline]
     pub(super) fn refresh(&mut self) -> Result<(), RingError> {
         // Acquire: the producer's slot writes happen-before our reads.
-        let now = load_le(&self.state.outgoing_tail, Ordering::Acquire);
-        let ahead = now.wrapping_sub(self.written_back);
+        let now = load_index(&self.state.outgoing_tail, Ordering::Acquire);
+        let ahead = now - self.written_back;
         if ahead > self.size {
             return Err(RingError::OutgoingTailOutOfRange {
-                head: self.written_back,
-                outgoing_tail: now,
+                head: self.written_back.get(),
+                outgoing_tail: now.get(),
                 size: self.size,
             });
         }
-        if ahead < self.tail.wrapping_sub(self.written_back) {
-            return Err(RingError::OutgoingTailRegressed { was: self.tail, now });
+        if ahead < self.tail - self.written_back {
+            return Err(RingError::OutgoingTailRegressed {
+                was: self.tail.get(),
+                now: now.get(),
+            });
         }
         self.tail = now;
         Ok(())
@@ -83,7 +86,7 @@ impl<'a, T: RingElem> Consumer<'a, T> {
     /// Published entries not yet fetched (reloads `outgoing_tail`).
     pub fn available(&mut self) -> Result<u32, RingError> {
         self.refresh()?;
-        Ok(self.tail.wrapping_sub(self.head))
+        Ok(self.tail - self.head)
     }
 
     /// Ring size in slots.
@@ -92,7 +95,7 @@ impl<'a, T: RingElem> Consumer<'a, T> {
     }
 
     /// The fetch cursor (free-running index of the next slot to fetch).
-    pub fn head(&self) -> u32 {
+    pub fn head(&self) -> RingIndex {
         self.head
     }
 
@@ -108,9 +111,9 @@ impl<'a, T: RingElem> Consumer<'a, T> {
     #[must_use = "the descriptors fetched are lost if this is ignored"]
     pub fn fetch_bulk(&mut self, out: &mut [T]) -> Result<bool, RingError> {
         let want = out.len();
-        if (self.tail.wrapping_sub(self.head) as usize) < want {
+        if ((self.tail - self.head) as usize) < want {
             self.refresh()?;
-            if (self.tail.wrapping_sub(self.head) as usize) < want {
+            if ((self.tail - self.head) as usize) < want {
                 return Ok(false);
             }
         }
@@ -118,7 +121,7 @@ impl<'a, T: RingElem> Consumer<'a, T> {
         // published by the producer (Acquire in refresh) and not yet written
         // back, so the producer does not write these slots.
         unsafe { self.slots.read(self.head, out) };
-        self.head = self.head.wrapping_add(want as u32);
+        self.head += want as u32;
         Ok(true)
     }
 
@@ -126,15 +129,15 @@ impl<'a, T: RingElem> Consumer<'a, T> {
     #[inline]
     #[must_use = "the count says how many slots of `out` were fetched"]
     pub fn fetch_burst(&mut self, out: &mut [T]) -> Result<usize, RingError> {
-        let mut avail = self.tail.wrapping_sub(self.head) as usize;
+        let mut avail = (self.tail - self.head) as usize;
         if avail < out.len() {
             self.refresh()?;
-            avail = self.tail.wrapping_sub(self.head) as usize;
+            avail = (self.tail - self.head) as usize;
         }
         let n = avail.min(out.len());
         // SAFETY: as in fetch_bulk, for n <= available entries.
         unsafe { self.slots.read(self.head, &mut out[..n]) };
-        self.head = self.head.wrapping_add(n as u32);
+        self.head += n as u32;
         Ok(n)
     }
 
@@ -145,7 +148,7 @@ impl<'a, T: RingElem> Consumer<'a, T> {
         if self.written_back != self.head {
             self.written_back = self.head;
             // Release: our slot reads happen-before the producer's reuse.
-            store_le(&self.state.head, self.head, Ordering::Release);
+            store_index(&self.state.head, self.head, Ordering::Release);
         }
     }
 
@@ -153,14 +156,14 @@ impl<'a, T: RingElem> Consumer<'a, T> {
     /// it has finished (a device that stopped mid-batch). `index` must lie
     /// in `[written-back head, fetch cursor]`; anything else is ignored and
     /// returns false.
-    pub fn write_back_to(&mut self, index: u32) -> bool {
-        let done = index.wrapping_sub(self.written_back);
-        if done > self.head.wrapping_sub(self.written_back) {
+    pub fn write_back_to(&mut self, index: RingIndex) -> bool {
+        let done = index - self.written_back;
+        if done > self.head - self.written_back {
             return false;
         }
         if done != 0 {
             self.written_back = index;
-            store_le(&self.state.head, index, Ordering::Release);
+            store_index(&self.state.head, index, Ordering::Release);
         }
         true
     }

@@ -240,7 +240,7 @@ fn completions_cross_by_color_and_cq_head() {
         let head_w = cq_head.clone();
         let writer = thread::spawn(move || {
             for v in 1..=3u8 {
-                while w.room(head_w.load(O::Acquire)) == 0 {
+                while w.room(RingIndex(head_w.load(O::Acquire))) == 0 {
                     thread::yield_now();
                 }
                 let mut e = [0u8; 16];
@@ -255,7 +255,7 @@ fn completions_cross_by_color_and_cq_head() {
                 Some(e) => {
                     got.push(e[2]);
                     if let Some(h) = r.to_publish() {
-                        cq_head.store(h, O::Release);
+                        cq_head.store(h.get(), O::Release);
                     }
                 }
                 None => thread::yield_now(),

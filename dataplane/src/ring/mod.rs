@@ -65,6 +65,7 @@
 
 pub mod completion;
 mod consumer;
+mod index;
 #[cfg(all(test, loom))]
 mod loom_model;
 mod memory;
@@ -76,6 +77,7 @@ mod tests;
 
 pub use completion::{CqReader, CqWriter};
 pub use consumer::Consumer;
+pub use index::RingIndex;
 pub use memory::RingMemory;
 pub use producer::{Mode, Producer, ProducerStats};
 use slots::*;
@@ -155,11 +157,11 @@ fn check_order(order: u8) -> Result<u32, RingError> {
 pub struct Indices {
     /// Free-running `head`: the consumer is done with the slots before it
     /// (as this side last saw it).
-    pub head: u32,
+    pub head: RingIndex,
     /// Free-running `outgoing_tail`: how far the consumer may fetch.
-    pub outgoing_tail: u32,
+    pub outgoing_tail: RingIndex,
     /// Free-running `buffer_tail`: how far the producer has written slots.
-    pub buffer_tail: u32,
+    pub buffer_tail: RingIndex,
     /// Ring size in slots, a power of two.
     pub size: u32,
 }
@@ -167,10 +169,22 @@ pub struct Indices {
 impl Indices {
     /// `head <= outgoing_tail <= buffer_tail <= head + size`, wrapping.
     pub fn holds(&self) -> bool {
-        let published = self.outgoing_tail.wrapping_sub(self.head);
-        let filled = self.buffer_tail.wrapping_sub(self.head);
+        let published = self.outgoing_tail - self.head;
+        let filled = self.buffer_tail - self.head;
         published <= filled && filled <= self.size
     }
+}
+
+/// Load a free-running index of the shared block.
+#[inline(always)]
+pub(super) fn load_index(a: &AtomicU32, order: Ordering) -> RingIndex {
+    RingIndex(load_le(a, order))
+}
+
+/// Store a free-running index in the shared block.
+#[inline(always)]
+pub(super) fn store_index(a: &AtomicU32, i: RingIndex, order: Ordering) {
+    store_le(a, i.get(), order)
 }
 
 /// Check and wrap the pieces of a ring in shared memory.

@@ -28,11 +28,11 @@ pub struct Producer<'a, T: RingElem> {
     pub(super) size: u32,
     pub(super) mode: Mode,
     /// Head as last written back by the consumer and reclaimed here.
-    pub(super) head: u32,
-    pub(super) outgoing_tail: u32,
-    pub(super) buffer_tail: u32,
+    pub(super) head: RingIndex,
+    pub(super) outgoing_tail: RingIndex,
+    pub(super) buffer_tail: RingIndex,
     /// `outgoing_tail` as of the last doorbell (rung or suppressed).
-    pub(super) announced: u32,
+    pub(super) announced: RingIndex,
     pub(super) stats: ProducerStats,
     pub(super) _slots: PhantomData<&'a mut [T]>,
 }
@@ -55,12 +55,12 @@ impl<T: RingElem> core::fmt::Debug for Producer<'_, T> {
 
 impl<'a, T: RingElem> Producer<'a, T> {
     pub(super) fn from_parts(state: &'a SharedQueueState, slots: Slots<T>, size: u32) -> Result<Self, RingError> {
-        let head = load_le(&state.head, Ordering::Acquire);
-        let outgoing_tail = load_le(&state.outgoing_tail, Ordering::Relaxed);
-        if outgoing_tail.wrapping_sub(head) > size {
+        let head = load_index(&state.head, Ordering::Acquire);
+        let outgoing_tail = load_index(&state.outgoing_tail, Ordering::Relaxed);
+        if outgoing_tail - head > size {
             return Err(RingError::OutgoingTailOutOfRange {
-                head,
-                outgoing_tail,
+                head: head.get(),
+                outgoing_tail: outgoing_tail.get(),
                 size,
             });
         }
@@ -98,19 +98,19 @@ impl<'a, T: RingElem> Producer<'a, T> {
     /// Slots the producer may fill now (based on the last reclaim).
     #[inline]
     pub fn free(&self) -> u32 {
-        self.size - self.buffer_tail.wrapping_sub(self.head)
+        self.size - (self.buffer_tail - self.head)
     }
 
     /// Entries written but not yet published (commit mode).
     #[inline]
     pub fn staged(&self) -> u32 {
-        self.buffer_tail.wrapping_sub(self.outgoing_tail)
+        self.buffer_tail - self.outgoing_tail
     }
 
     /// Entries published and not yet reclaimed.
     #[inline]
     pub fn in_flight(&self) -> u32 {
-        self.outgoing_tail.wrapping_sub(self.head)
+        self.outgoing_tail - self.head
     }
 
     /// Ring size in slots.
@@ -160,7 +160,7 @@ impl<'a, T: RingElem> Producer<'a, T> {
         // consumer may still read (it never reads past outgoing_tail <=
         // buffer_tail, and it has written back everything before head).
         unsafe { self.slots.write(self.buffer_tail, items) };
-        self.buffer_tail = self.buffer_tail.wrapping_add(items.len() as u32);
+        self.buffer_tail += items.len() as u32;
         if self.mode == Mode::Normal {
             self.publish();
         }
@@ -183,7 +183,7 @@ impl<'a, T: RingElem> Producer<'a, T> {
             self.outgoing_tail = self.buffer_tail;
             // Release: the slot writes above happen-before the consumer's
             // Acquire load that sees this index.
-            store_le(&self.state.outgoing_tail, self.outgoing_tail, Ordering::Release);
+            store_index(&self.state.outgoing_tail, self.outgoing_tail, Ordering::Release);
         }
     }
 
@@ -212,13 +212,13 @@ impl<'a, T: RingElem> Producer<'a, T> {
     pub fn reclaim(&mut self) -> Result<u32, RingError> {
         // Acquire: the consumer's reads of these slots happen-before our
         // next writes to them.
-        let now = load_le(&self.state.head, Ordering::Acquire);
-        let done = now.wrapping_sub(self.head);
+        let now = load_index(&self.state.head, Ordering::Acquire);
+        let done = now - self.head;
         if done > self.in_flight() {
             return Err(RingError::HeadOutOfRange {
-                was: self.head,
-                now,
-                outgoing_tail: self.outgoing_tail,
+                was: self.head.get(),
+                now: now.get(),
+                outgoing_tail: self.outgoing_tail.get(),
             });
         }
         self.head = now;
@@ -231,7 +231,7 @@ impl<'a, T: RingElem> Producer<'a, T> {
     /// on its own. Call it once per batch, after the fills.
     #[inline]
     #[must_use = "Some(tail) means the caller must ring the doorbell"]
-    pub fn doorbell(&mut self) -> Option<u32> {
+    pub fn doorbell(&mut self) -> Option<RingIndex> {
         if self.outgoing_tail == self.announced {
             return None;
         }

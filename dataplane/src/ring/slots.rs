@@ -20,9 +20,9 @@ impl<T: RingElem> Slots<T> {
     /// The caller owns slots `[at, at + src.len())` (per the indices) and
     /// `src.len() <= size`.
     #[inline(always)]
-    pub(super) unsafe fn write(&self, at: u32, src: &[T]) {
+    pub(super) unsafe fn write(&self, at: RingIndex, src: &[T]) {
         let size = self.mask as usize + 1;
-        let idx = (at & self.mask) as usize;
+        let idx = at.slot(self.mask);
         if idx + src.len() <= size {
             // The common case, one contiguous copy: with the batch size known
             // at the call site, it compiles to straight vector moves.
@@ -47,9 +47,9 @@ impl<T: RingElem> Slots<T> {
     /// # Safety
     /// The caller owns slots `[at, at + dst.len())` and `dst.len() <= size`.
     #[inline(always)]
-    pub(super) unsafe fn read(&self, at: u32, dst: &mut [T]) {
+    pub(super) unsafe fn read(&self, at: RingIndex, dst: &mut [T]) {
         let size = self.mask as usize + 1;
-        let idx = (at & self.mask) as usize;
+        let idx = at.slot(self.mask);
         if idx + dst.len() <= size {
             // SAFETY: as in `write`, with source and destination swapped.
             unsafe { core::ptr::copy_nonoverlapping(self.base.as_ptr().add(idx), dst.as_mut_ptr(), dst.len()) };
@@ -72,17 +72,17 @@ pub(super) struct Slots<T> {
 
 #[cfg(loom)]
 impl<T: RingElem> Slots<T> {
-    pub(super) unsafe fn write(&self, at: u32, src: &[T]) {
+    pub(super) unsafe fn write(&self, at: RingIndex, src: &[T]) {
         for (i, v) in src.iter().enumerate() {
-            let idx = (at.wrapping_add(i as u32) & self.mask) as usize;
+            let idx = (at + i as u32).slot(self.mask);
             // SAFETY: in bounds (masked); loom checks the exclusivity.
             unsafe { (*self.base.as_ptr().add(idx)).with_mut(|p| p.write(*v)) };
         }
     }
 
-    pub(super) unsafe fn read(&self, at: u32, dst: &mut [T]) {
+    pub(super) unsafe fn read(&self, at: RingIndex, dst: &mut [T]) {
         for (i, v) in dst.iter_mut().enumerate() {
-            let idx = (at.wrapping_add(i as u32) & self.mask) as usize;
+            let idx = (at + i as u32).slot(self.mask);
             // SAFETY: in bounds (masked); loom checks the exclusivity.
             *v = unsafe { (*self.base.as_ptr().add(idx)).with(|p| p.read()) };
         }

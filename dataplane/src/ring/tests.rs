@@ -162,7 +162,7 @@ proptest! {
             // invariant.
             let pi = p.indices();
             prop_assert!(pi.holds(), "producer view {:?}", pi);
-            let shared = Indices { head: load_le(&mem_state(&c).head, Ordering::Relaxed), ..pi };
+            let shared = Indices { head: RingIndex(load_le(&mem_state(&c).head, Ordering::Relaxed)), ..pi };
             prop_assert!(shared.holds(), "shared view {:?}", shared);
             prop_assert_eq!(p.free(), size - m.used());
             prop_assert_eq!(p.staged(), m.staged.len() as u32);
@@ -238,12 +238,12 @@ fn partial_write_back_frees_only_what_is_done() {
     assert!(p.fill_bulk(&[1, 2, 3, 4, 5]));
     let mut buf = [0u64; 5];
     assert_eq!(c.fetch_bulk(&mut buf), Ok(true));
-    let start = u32::MAX - 1;
-    assert!(c.write_back_to(start.wrapping_add(2)));
+    let start = RingIndex(u32::MAX - 1);
+    assert!(c.write_back_to(start + 2));
     assert_eq!(p.reclaim(), Ok(2));
-    assert!(!c.write_back_to(start.wrapping_add(6)), "past the fetch cursor");
+    assert!(!c.write_back_to(start + 6), "past the fetch cursor");
     assert!(!c.write_back_to(start), "behind the written-back head");
-    assert!(c.write_back_to(start.wrapping_add(5)));
+    assert!(c.write_back_to(start + 5));
     assert_eq!(p.reclaim(), Ok(3));
     assert!(p.indices().holds());
 }
@@ -260,7 +260,7 @@ fn commit_mode_holds_output_until_commit() {
     assert_eq!(p.rollback(), 3);
     assert!(p.fill_bulk(&[4, 5]));
     assert_eq!(p.commit(), 2);
-    assert_eq!(p.doorbell(), Some(2));
+    assert_eq!(p.doorbell(), Some(RingIndex(2)));
     assert_eq!(c.fetch_burst(&mut buf), Ok(2));
     assert_eq!(&buf[..2], &[4, 5], "rolled-back entries never reach the consumer");
 }

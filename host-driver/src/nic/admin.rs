@@ -61,7 +61,7 @@ impl Nic {
         let db = Doorbell {
             qtype: QueueType::Admin,
             qindex: 0,
-            outgoing_tail: tail,
+            outgoing_tail: tail.get(),
         }
         .encode();
         self.backend

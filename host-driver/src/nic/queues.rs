@@ -9,7 +9,7 @@ use crate::queue::{attach, cq_reader, DoorbellWord, QueueError, QueueParts, Reco
 use dataplane::abi::{
     queue_flags, AdminCommand, QueueCreate, QueueRef, QueueType, QUEUE_STATE_ALIGN, QUEUE_STATE_SIZE,
 };
-use dataplane::ring::{Producer, RingElem};
+use dataplane::ring::{Producer, RingElem, RingIndex};
 
 impl Nic {
     /// A queue's memory, made and given to the device (`QueueCreate`),
@@ -116,13 +116,13 @@ impl Nic {
     fn restart_queue<T: RingElem>(
         &mut self,
         parts: &QueueParts,
-        start: u32,
+        start: RingIndex,
         what: &'static str,
     ) -> Result<Producer<'static, T>, DriverError> {
         let r = QueueRef {
             qtype: parts.qtype.raw(),
             qindex: parts.qindex.into(),
-            start_index: start.into(),
+            start_index: start.get().into(),
             ..Default::default()
         };
         self.admin(AdminCommand::QueueReset(r), parts.lif)?;

@@ -22,6 +22,6 @@ pub(crate) unsafe fn reader(base: NonNull<u8>, order: u8) -> Result<CqReader, Ri
 #[inline]
 pub(crate) fn publish(cq: &mut CqReader, state: &SharedQueueState) {
     if let Some(head) = cq.to_publish() {
-        state.cq_head.store(head.to_le(), Ordering::Release);
+        state.cq_head.store(head.get().to_le(), Ordering::Release);
     }
 }

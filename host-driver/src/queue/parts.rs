@@ -7,7 +7,7 @@ use crate::backend::BarMapping;
 use crate::mem::DmaMemory;
 use crate::pool::Pool;
 use dataplane::abi::{doorbell_offset_in_page, CompStatus, ConsumerFlag, Doorbell, QueueType, DOORBELL_STRIDE};
-use dataplane::ring::{RingError, SharedQueueState};
+use dataplane::ring::{RingError, RingIndex, SharedQueueState};
 use std::ptr::NonNull;
 use std::sync::Arc;
 
@@ -43,11 +43,11 @@ impl DoorbellWord {
     }
 
     #[inline]
-    pub(crate) fn ring(&self, outgoing_tail: u32) {
+    pub(crate) fn ring(&self, outgoing_tail: RingIndex) {
         let v = Doorbell {
             qtype: self.qtype,
             qindex: self.qindex,
-            outgoing_tail,
+            outgoing_tail: outgoing_tail.get(),
         }
         .encode();
         self.page.write64(self.offset, v);

@@ -4,7 +4,7 @@
 use super::{publish_cq_head, QueueError, QueueParts};
 use crate::pool::{Mbuf, Pool};
 use dataplane::abi::{CompStatus, Completion, CompletionInfo, ConsumerFlag, RxDesc};
-use dataplane::ring::Producer;
+use dataplane::ring::{Producer, RingIndex};
 
 /// Counters an RX queue keeps.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -53,13 +53,14 @@ impl RxQueue {
             return Ok(0);
         }
         let mask = self.ring.size() - 1;
-        let mut slot = self.ring.indices().buffer_tail;
+        let first = self.ring.indices().buffer_tail;
         self.descs.clear();
-        for _ in 0..free {
+        for k in 0..free {
+            let slot = first + k;
             // The head write-back may run ahead of the completions this
             // queue has read: a slot is reused only once its completion
             // has handed the buffer back (its shadow entry is empty).
-            if self.shadow[(slot & mask) as usize] != u32::MAX {
+            if self.shadow[slot.slot(mask)] != u32::MAX {
                 break;
             }
             let Some(m) = pool.alloc() else {
@@ -68,8 +69,7 @@ impl RxQueue {
             };
             self.descs
                 .push(RxDesc::new(pool.iova(&m), crate::pool::BUF_SIZE as u16));
-            self.shadow[(slot & mask) as usize] = pool.index(m);
-            slot = slot.wrapping_add(1);
+            self.shadow[slot.slot(mask)] = pool.index(m);
         }
         let n = self.descs.len() as u32;
         let filled = self.ring.fill_bulk(&self.descs);
@@ -147,15 +147,15 @@ impl RxQueue {
     fn take_completed(&mut self, pool: &mut Pool, c: &CompletionInfo) -> Result<Mbuf, QueueError> {
         let size = self.ring.size();
         let tail = self.ring.indices().outgoing_tail;
-        let back = tail.wrapping_sub(c.index);
+        let back = tail - RingIndex(c.index);
         if back == 0 || back > size {
             return Err(self.parts.lied(
                 "descriptor index",
                 c.index,
-                format!("{}..{} (the descriptors posted)", tail.wrapping_sub(size), tail),
+                format!("{}..{} (the descriptors posted)", tail - size, tail),
             ));
         }
-        let slot = (c.index & (size - 1)) as usize;
+        let slot = RingIndex(c.index).slot(size - 1);
         let idx = std::mem::replace(&mut self.shadow[slot], u32::MAX);
         if idx == u32::MAX {
             return Err(self.parts.lied(
@@ -196,7 +196,7 @@ impl RxQueue {
     /// deliver), and the completions are forgotten. Returns the index to
     /// restart at.
     #[must_use = "the index the queue restarts at"]
-    pub(crate) fn drain_for_reset(&mut self, pool: &mut Pool) -> u32 {
+    pub(crate) fn drain_for_reset(&mut self, pool: &mut Pool) -> RingIndex {
         self.release_buffers(pool);
         self.parts.cq.reset();
         self.ring.indices().buffer_tail

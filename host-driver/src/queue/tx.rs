@@ -4,7 +4,7 @@
 use super::{publish_cq_head, QueueError, QueueParts};
 use crate::pool::{Mbuf, Pool};
 use dataplane::abi::{CompStatus, Completion, TxDesc};
-use dataplane::ring::Producer;
+use dataplane::ring::{Producer, RingIndex};
 use std::sync::atomic::Ordering;
 
 /// Counters a TX queue keeps.
@@ -71,7 +71,7 @@ impl TxQueue {
             // The ring checked the head write-back (within what was
             // published), so these slots hold buffers; an empty one is
             // skipped rather than trusted.
-            let slot = (head.wrapping_sub(n).wrapping_add(i) & mask) as usize;
+            let slot = (head - n + i).slot(mask);
             let idx = std::mem::replace(&mut self.shadow[slot], u32::MAX);
             if let Some(m) = pool.reclaim_index(idx, 0) {
                 pool.free(m);
@@ -84,19 +84,19 @@ impl TxQueue {
     /// back), return what it never sent to the pool, and forget the
     /// completions. The caller then restarts it ([`crate::nic::Nic::reset_txq`]).
     #[must_use = "the frames sent and dropped are the recovery's report, the index is where the queue restarts"]
-    pub(crate) fn drain_for_reset(&mut self, pool: &mut Pool) -> (u32, u32, u32) {
+    pub(crate) fn drain_for_reset(&mut self, pool: &mut Pool) -> (u32, u32, RingIndex) {
         let completed = self.reclaim(pool).unwrap_or(0);
         let idx = self.ring.indices();
         let mask = self.ring.size() - 1;
         let mut dropped = 0;
         let mut slot = idx.head;
         while slot != idx.buffer_tail {
-            let i = std::mem::replace(&mut self.shadow[(slot & mask) as usize], u32::MAX);
+            let i = std::mem::replace(&mut self.shadow[slot.slot(mask)], u32::MAX);
             if let Some(m) = pool.reclaim_index(i, 0) {
                 pool.free(m);
                 dropped += 1;
             }
-            slot = slot.wrapping_add(1);
+            slot += 1;
         }
         self.parts.cq.reset();
         (completed, dropped, idx.buffer_tail)
@@ -138,8 +138,8 @@ impl TxQueue {
     /// a stall).
     pub fn progress(&self) -> (u32, u32) {
         let st = self.parts.state();
-        let head = u32::from_le(st.head.load(Ordering::Acquire));
-        (self.ring.indices().outgoing_tail.wrapping_sub(head), head)
+        let head = RingIndex(u32::from_le(st.head.load(Ordering::Acquire)));
+        (self.ring.indices().outgoing_tail - head, head.get())
     }
 
     /// Ring the doorbell again with the published tail (a watchdog's first
@@ -189,14 +189,13 @@ impl TxQueue {
             return Ok(0);
         }
         let mask = self.ring.size() - 1;
-        let mut slot = self.ring.indices().buffer_tail;
+        let first = self.ring.indices().buffer_tail;
         self.descs.clear();
-        for m in pkts.drain(..n) {
+        for (k, m) in pkts.drain(..n).enumerate() {
             let len = m.len() as u16;
             self.descs.push(TxDesc::new(pool.iova(&m), len, self.flags));
             self.stats.bytes += u64::from(len);
-            self.shadow[(slot & mask) as usize] = pool.index(m);
-            slot = slot.wrapping_add(1);
+            self.shadow[(first + k as u32).slot(mask)] = pool.index(m);
         }
         let filled = self.ring.fill_bulk(&self.descs);
         debug_assert!(filled, "free() said they fit");

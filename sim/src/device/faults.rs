@@ -146,7 +146,14 @@ impl Device {
             Fault::ForgeRxCompletion { lif, queue, index, len } => {
                 let now = self.now();
                 let q = self.fault_rxq(lif, queue)?;
-                let c = super::queue::completion(CompStatus::Ok, LIF_UPLINK, index, len, 0, now);
+                let c = super::queue::completion(
+                    CompStatus::Ok,
+                    LIF_UPLINK,
+                    dataplane::ring::RingIndex(index),
+                    len,
+                    0,
+                    now,
+                );
                 q.core.post_completion(c);
                 q.core.publish_cq_tail();
             }

@@ -486,7 +486,7 @@ impl RawFn {
         let v = Doorbell {
             qtype: QueueType::Admin,
             qindex: 0,
-            outgoing_tail: tail,
+            outgoing_tail: tail.get(),
         }
         .encode();
         self.bar0_write(DEVCMD_OFFSET + devcmd::ADMIN_DOORBELL, &v.to_le_bytes());
@@ -603,7 +603,7 @@ impl RawFn {
     /// device is not fetching.
     pub fn ring_doorbell<T: dataplane::ring::RingElem>(&self, q: &mut Queue<T>) {
         if let Some(tail) = q.ring.doorbell() {
-            self.doorbells.ring(q.slot, q.qtype, q.qindex, tail);
+            self.doorbells.ring(q.slot, q.qtype, q.qindex, tail.get());
         }
     }
 

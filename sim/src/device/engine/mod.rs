@@ -46,6 +46,7 @@ use dataplane::fair::Class;
 use dataplane::meter::Color;
 use dataplane::packet::classify;
 use dataplane::packet::Mac;
+use dataplane::ring::RingIndex;
 
 /// Descriptors fetched into a queue's cache at a time.
 pub const TX_BATCH: usize = 64;

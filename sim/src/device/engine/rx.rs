@@ -168,7 +168,7 @@ impl Device {
                     return;
                 }
                 Ok(k) => {
-                    rxq.cache_index = rxq.ring.head().wrapping_sub(k as u32);
+                    rxq.cache_index = rxq.ring.head() - k as u32;
                     rxq.cache.extend(descs[..k].iter().copied());
                     for d in &descs[..k] {
                         func.dma.prefetch_write(d.addr.get());
@@ -184,7 +184,7 @@ impl Device {
         }
         let desc = rxq.cache.pop_front().expect("filled above");
         let index = rxq.cache_index;
-        rxq.cache_index = index.wrapping_add(1);
+        rxq.cache_index = index + 1;
         if std::mem::take(&mut rxq.inject_bad) || desc.validate().is_err() {
             rxq.core.fail(CompStatus::BadDescriptor, index, now);
             lif.count(LifCounter::DropQueueError, 1);

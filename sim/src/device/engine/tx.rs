@@ -77,7 +77,7 @@ impl Device {
     /// refilling the queue's cache from the ring when it is empty. A burst
     /// is never larger than the completion ring's room, so every
     /// descriptor in the cache can be completed.
-    pub(super) fn next_tx_desc(&mut self, l: usize, qi: usize, f: usize, now: Nanos) -> Option<(TxDesc, u32)> {
+    pub(super) fn next_tx_desc(&mut self, l: usize, qi: usize, f: usize, now: Nanos) -> Option<(TxDesc, RingIndex)> {
         let txq = self.lifs[l].as_mut()?.txqs[qi].as_mut()?;
         if txq.core.error.is_some() || now < txq.stalled_until {
             return None;
@@ -111,7 +111,7 @@ impl Device {
                     return None;
                 }
                 Ok(n) => {
-                    txq.cache_index = txq.ring.head().wrapping_sub(n as u32);
+                    txq.cache_index = txq.ring.head() - n as u32;
                     txq.cache.extend(descs[..n].iter().copied());
                     let dma = &self.functions[f].dma;
                     for d in &descs[..n] {
@@ -132,11 +132,11 @@ impl Device {
     }
 
     /// The next cached descriptor and its ring index.
-    pub(super) fn pop_tx_desc(&mut self, l: usize, qi: usize) -> Option<(TxDesc, u32)> {
+    pub(super) fn pop_tx_desc(&mut self, l: usize, qi: usize) -> Option<(TxDesc, RingIndex)> {
         let txq = self.lifs[l].as_mut()?.txqs[qi].as_mut()?;
         let d = txq.cache.pop_front()?;
         let index = txq.cache_index;
-        txq.cache_index = index.wrapping_add(1);
+        txq.cache_index = index + 1;
         Some((d, index))
     }
 
@@ -287,7 +287,7 @@ impl Device {
         l: usize,
         qi: usize,
         d: TxDesc,
-        index: u32,
+        index: RingIndex,
         frame: Vec<u8>,
         decision: Decision,
         scratch: bool,
@@ -353,10 +353,10 @@ impl Device {
             txq.core.post_completion(c);
         }
         if txq.cache.is_empty() {
-            txq.write_back_to(index.wrapping_add(1));
+            txq.write_back_to(index + 1);
             txq.write_back_pending = None;
         } else {
-            txq.write_back_pending = Some(index.wrapping_add(1));
+            txq.write_back_pending = Some(index + 1);
         }
         Served::Packet
     }

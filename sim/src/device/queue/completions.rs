@@ -11,7 +11,7 @@ impl QueueCore {
             return true;
         }
         self.pull_state();
-        let head = u32::from_le(self.state().cq_head.load(Ordering::Acquire));
+        let head = RingIndex(u32::from_le(self.state().cq_head.load(Ordering::Acquire)));
         self.cq_head_seen.set(head);
         self.cqw.room(head) > 0
     }
@@ -25,7 +25,7 @@ impl QueueCore {
             return seen;
         }
         self.pull_state();
-        let head = u32::from_le(self.state().cq_head.load(Ordering::Acquire));
+        let head = RingIndex(u32::from_le(self.state().cq_head.load(Ordering::Acquire)));
         self.cq_head_seen.set(head);
         self.cqw.room(head)
     }
@@ -39,7 +39,7 @@ impl QueueCore {
         let tail = self.cqw.tail();
         if self.cq_tail_published != tail {
             self.cq_tail_published = tail;
-            self.state().cq_tail.store(tail.to_le(), Ordering::Release);
+            self.state().cq_tail.store(tail.get().to_le(), Ordering::Release);
             self.push_state();
         }
     }
@@ -86,13 +86,13 @@ impl QueueCore {
     /// copy, the first one's status and color last, so the driver (which
     /// stops at the first entry whose color it does not expect) never reads
     /// an entry before its body has arrived.
-    pub(super) fn push_completions(&mut self, first: u32, n: u32) {
+    pub(super) fn push_completions(&mut self, first: RingIndex, n: u32) {
         let Backing::Remote { remote, .. } = &self.backing else {
             return;
         };
         let remote = remote.clone();
         let size = self.size();
-        let at = first & (size - 1);
+        let at = first.slot(size - 1) as u32;
         let run1 = n.min(size - at);
         let runs = [(at, run1), (0, n - run1)];
         let whole = |k: u32, len: u32| {
@@ -128,7 +128,7 @@ impl QueueCore {
 
     /// Put the queue in the error state: a completion naming the cause at
     /// `index`, and `qstatus`/`error_index` in the state block.
-    pub fn fail(&mut self, status: CompStatus, index: u32, now: Nanos) {
+    pub fn fail(&mut self, status: CompStatus, index: RingIndex, now: Nanos) {
         if !self.enter_error(status, index) {
             return;
         }
@@ -142,13 +142,13 @@ impl QueueCore {
     /// state block, writing no completion: the admin queue's way (its
     /// completion ring holds `AdminComp`s, which have no word for a broken
     /// ring protocol). False if the queue was already stopped.
-    pub fn enter_error(&mut self, status: CompStatus, index: u32) -> bool {
+    pub fn enter_error(&mut self, status: CompStatus, index: RingIndex) -> bool {
         if self.error.is_some() {
             return false;
         }
         self.error = Some((status, index));
         let st = self.state();
-        st.error_index.store(index.to_le(), Ordering::Relaxed);
+        st.error_index.store(index.get().to_le(), Ordering::Relaxed);
         st.qstatus.store(u32::from(status.raw()).to_le(), Ordering::Release);
         self.push_state();
         true
@@ -157,7 +157,7 @@ impl QueueCore {
     /// Put the queue in the error state without touching its memory (the
     /// client unmapped it: the device may no longer write there, and
     /// never does again; see `detached`).
-    pub fn fail_silently(&mut self, status: CompStatus, index: u32) {
+    pub fn fail_silently(&mut self, status: CompStatus, index: RingIndex) {
         if self.error.is_none() {
             self.error = Some((status, index));
         }
@@ -171,7 +171,7 @@ impl QueueCore {
         if self.error.is_some() {
             return;
         }
-        self.error = Some((status, 0));
+        self.error = Some((status, RingIndex(0)));
         if !self.detached && !self.is_remote() {
             // (By message, nothing is sent: this runs after an internal
             // error, where waiting on the client is the last thing to do.)

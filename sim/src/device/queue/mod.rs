@@ -28,7 +28,7 @@ use crate::server::remote::Remote;
 use dataplane::abi::{
     comp_flags, CompStatus, Completion, ConsumerFlag, FetchFlag, IntoBytes, QueueCreate, QueueType, QUEUE_STATE_SIZE,
 };
-use dataplane::ring::{Consumer, CqWriter, RingElem, SharedQueueState};
+use dataplane::ring::{Consumer, CqWriter, RingElem, RingIndex, SharedQueueState};
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -81,14 +81,14 @@ pub struct QueueCore {
     /// `cq_tail` as last stored in the state block (informational there:
     /// the color bit is authoritative, so it is published once per pass,
     /// not per completion, sparing the cache line a write per packet).
-    cq_tail_published: u32,
+    cq_tail_published: RingIndex,
     /// The driver's `cq_head` as last read: room is looked up in the shared
     /// block only when this view says the ring is full.
-    cq_head_seen: std::cell::Cell<u32>,
+    cq_head_seen: std::cell::Cell<RingIndex>,
     /// Vector to interrupt on, if the queue asked for interrupts.
     pub intr: Option<u16>,
     /// The cause and descriptor index once the queue is in the error state.
-    pub error: Option<(CompStatus, u32)>,
+    pub error: Option<(CompStatus, RingIndex)>,
     /// Completions written since the last interrupt decision.
     pub unsignalled: u32,
     /// IOVAs of the three areas (to find queues hit by an unmap).
@@ -200,9 +200,9 @@ impl QueueCore {
             // SAFETY: `cq` is `16 << order` bytes of the mapping (or of
             // the local copy) that `_mem` (or `backing`) keeps alive, and
             // the driver accesses the entries' first two bytes atomically.
-            cqw: unsafe { CqWriter::new(cq, q.ring_order, 0) }.map_err(|_| QueueMemError::Ring)?,
-            cq_tail_published: 0,
-            cq_head_seen: std::cell::Cell::new(0),
+            cqw: unsafe { CqWriter::new(cq, q.ring_order, RingIndex(0)) }.map_err(|_| QueueMemError::Ring)?,
+            cq_tail_published: RingIndex(0),
+            cq_head_seen: std::cell::Cell::new(RingIndex(0)),
             intr: (q.flags & dataplane::abi::queue_flags::INTR != 0).then_some(q.intr_vector.get()),
             error: None,
             unsignalled: 0,
@@ -291,7 +291,7 @@ impl QueueCore {
     /// local copy. Nothing for shared memory. False if the read was put
     /// off (`put_off` is set; the copy does not hold them, nothing may be
     /// fetched this time).
-    pub fn pull_slots(&mut self, from: u32, n: u32) -> bool {
+    pub fn pull_slots(&mut self, from: RingIndex, n: u32) -> bool {
         let Backing::Remote { remote, .. } = &self.backing else {
             return true;
         };
@@ -300,7 +300,7 @@ impl QueueCore {
         }
         let size = self.size();
         let n = n.min(size);
-        let first = from & (size - 1);
+        let first = from.slot(size - 1) as u32;
         // At most two runs: to the end of the ring, and from its start.
         let run1 = n.min(size - first);
         let runs = [(first, run1), (0, n - run1)];
@@ -388,12 +388,12 @@ impl QueueCore {
 }
 
 /// A completion with the given fields (color set by `post`).
-pub fn completion(status: CompStatus, lif: u16, index: u32, len: u16, pkt_flags: u16, now: Nanos) -> Completion {
+pub fn completion(status: CompStatus, lif: u16, index: RingIndex, len: u16, pkt_flags: u16, now: Nanos) -> Completion {
     Completion {
         status: status.raw(),
         flags: 0,
         lif: lif.into(),
-        index: index.into(),
+        index: index.get().into(),
         len: len.into(),
         pkt_flags: pkt_flags.into(),
         timestamp: (now as u32).into(),
@@ -412,7 +412,7 @@ pub struct DeviceQueue<T: RingElem> {
     /// Descriptors fetched and not yet processed (TX), oldest first; the
     /// first one has ring index `cache_index`.
     pub cache: std::collections::VecDeque<T>,
-    pub cache_index: u32,
+    pub cache_index: RingIndex,
     /// TX with a loaded program: the first `pre.len()` cached descriptors'
     /// frames, already read and run through the pipeline as one batch,
     /// with its decision.
@@ -424,7 +424,7 @@ pub struct DeviceQueue<T: RingElem> {
     /// Head to write back at the end of the pass (descriptors processed
     /// but not yet returned to the driver); written at once when the cache
     /// empties, so the driver's view lags by at most one burst.
-    pub write_back_pending: Option<u32>,
+    pub write_back_pending: Option<RingIndex>,
 }
 
 impl<T: RingElem> std::fmt::Debug for DeviceQueue<T> {
@@ -448,7 +448,7 @@ impl<T: RingElem> DeviceQueue<T> {
             doorbell_seen: 0,
             active: false,
             cache: std::collections::VecDeque::new(),
-            cache_index: 0,
+            cache_index: RingIndex(0),
             pre: std::collections::VecDeque::new(),
             inject_bad: false,
             stalled_until: 0,
@@ -462,8 +462,8 @@ impl<T: RingElem> DeviceQueue<T> {
         if self.core.is_remote() {
             self.core.pull_state();
             let head = self.ring.head();
-            let tail = u32::from_le(self.core.state().outgoing_tail.load(Ordering::Acquire));
-            let avail = tail.wrapping_sub(head).min(self.core.size()).min(out.len() as u32);
+            let tail = RingIndex(u32::from_le(self.core.state().outgoing_tail.load(Ordering::Acquire)));
+            let avail = (tail - head).min(self.core.size()).min(out.len() as u32);
             if !self.core.pull_slots(head, avail) || self.core.detached {
                 return Ok(0);
             }
@@ -472,7 +472,7 @@ impl<T: RingElem> DeviceQueue<T> {
     }
 
     /// Give the driver back the slots before `index`.
-    pub fn write_back_to(&mut self, index: u32) {
+    pub fn write_back_to(&mut self, index: RingIndex) {
         if self.ring.write_back_to(index) {
             self.core.push_state();
         }
@@ -527,7 +527,7 @@ impl<T: RingElem> DeviceQueue<T> {
 
     /// Ring index of the next descriptor to process: the first cached one,
     /// or the fetch cursor when nothing is cached.
-    pub fn next_index(&self) -> u32 {
+    pub fn next_index(&self) -> RingIndex {
         if self.cache.is_empty() {
             self.ring.head()
         } else {
