@@ -144,7 +144,6 @@ pub mod caps {
     pub const ALL: u64 = (1 << 12) - 1;
 }
 
-
 /// The device-command mailbox at BAR0 + [`DEVCMD_OFFSET`], used for bring-up
 /// before the admin queue exists (reset, identify, admin queue init).
 ///
