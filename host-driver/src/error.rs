@@ -71,6 +71,11 @@ impl DriverError {
         DriverError::new(device, ErrorKind::Other { what: what.into() })
     }
 
+    /// For `map_err`: a ring protocol error on `device`'s `what`.
+    pub(crate) fn ring<'a>(device: &'a str, what: &'static str) -> impl FnOnce(RingError) -> DriverError + 'a {
+        move |source| DriverError::new(device, ErrorKind::Ring { what, source })
+    }
+
     /// The function it happened to.
     pub fn device(&self) -> &str {
         &self.device

@@ -6,6 +6,8 @@
 //! are shares and ratios the device's scheduler and meters decide, not
 //! host speed.
 
+// The set-up host-driver's integration tests use, shared, not copied.
+#[path = "../../host-driver/tests/support/mod.rs"]
 mod support;
 
 use host_driver::control::LoadedPipeline;

@@ -3,6 +3,8 @@
 //! counted apart and reported, and the books close exactly however slowly
 //! the device drains at the end.
 
+// The set-up host-driver's integration tests use, shared, not copied.
+#[path = "../../host-driver/tests/support/mod.rs"]
 mod support;
 
 use dataplane::abi::{lif_mac, LifCounter};

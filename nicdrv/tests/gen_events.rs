@@ -2,6 +2,8 @@
 //! the LIFs it made, a function that reset by itself, and the PF's
 //! regulation applied again to the LIF that function made next.
 
+// The set-up host-driver's integration tests use, shared, not copied.
+#[path = "../../host-driver/tests/support/mod.rs"]
 mod support;
 
 use dataplane::abi::{MeterConfig, MeterMode, MeterPolicy, MeterResource};

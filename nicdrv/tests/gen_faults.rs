@@ -3,6 +3,8 @@
 //! resets the queue and goes on, and its books still balance with the
 //! lost frames counted under "queue_reset".
 
+// The set-up host-driver's integration tests use, shared, not copied.
+#[path = "../../host-driver/tests/support/mod.rs"]
 mod support;
 
 use host_driver::mem::MemKind;

@@ -8,6 +8,8 @@
 //! The wire is a capture replayed on the simulator's virtual clock, which
 //! a helper thread advances while the relay runs (in real time).
 
+// The set-up host-driver's integration tests use, shared, not copied.
+#[path = "../../host-driver/tests/support/mod.rs"]
 mod support;
 
 use dataplane::abi::{lif_mac, LifCounter, LifStats};

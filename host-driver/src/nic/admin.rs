@@ -44,15 +44,7 @@ impl Nic {
         let tag = a.tag;
         let raw = cmd.encode(CmdHeader { tag, lif });
         if !a.ring.fill_bulk(&[raw]) {
-            a.ring.reclaim().map_err(|source| {
-                DriverError::new(
-                    device,
-                    ErrorKind::Ring {
-                        what: "admin queue",
-                        source,
-                    },
-                )
-            })?;
+            a.ring.reclaim().map_err(DriverError::ring(device, "admin queue"))?;
             if !a.ring.fill_bulk(&[raw]) {
                 return Err(DriverError::other(device, "admin queue full"));
             }
@@ -237,27 +229,12 @@ pub(super) fn admin_queue(
     .run(DevCommand::AdminQueueInit(q), "mailbox AdminQueueInit")?;
     // SAFETY: ring and state lie in `mem`, which the Nic keeps for as long
     // as the producer lives; the device initialised the block.
-    let producer = unsafe { attach::<AdminCmd>(state.ptr, ring.ptr, order) }.map_err(|source| {
-        DriverError::new(
-            device,
-            ErrorKind::Ring {
-                what: "admin queue",
-                source,
-            },
-        )
-    })?;
+    let producer =
+        unsafe { attach::<AdminCmd>(state.ptr, ring.ptr, order) }.map_err(DriverError::ring(device, "admin queue"))?;
     Ok(AdminQueue {
         ring: producer,
         // SAFETY: as for the ring, in `mem`; 16-aligned by `queue_memory`.
-        cq: unsafe { cq_reader(cq.ptr, order) }.map_err(|source| {
-            DriverError::new(
-                device,
-                ErrorKind::Ring {
-                    what: "admin completion ring",
-                    source,
-                },
-            )
-        })?,
+        cq: unsafe { cq_reader(cq.ptr, order) }.map_err(DriverError::ring(device, "admin completion ring"))?,
         state: state.ptr.cast(),
         tag: 16,
     })

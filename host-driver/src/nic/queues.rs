@@ -60,12 +60,7 @@ impl Nic {
         let parts = QueueParts {
             // SAFETY: the completion ring lies in `mem`, which the parts
             // keep mapped (`_mem`), 16-aligned by `queue_memory`.
-            cq: unsafe { cq_reader(cq.ptr, order) }.map_err(|source| {
-                self.err(ErrorKind::Ring {
-                    what: "completion ring",
-                    source,
-                })
-            })?,
+            cq: unsafe { cq_reader(cq.ptr, order) }.map_err(DriverError::ring(&self.device, "completion ring"))?,
             state: state.ptr.cast(),
             slots: ring.ptr,
             doorbell,
@@ -138,12 +133,8 @@ impl Nic {
         let (parts, m) = self.queue_parts(lif, QueueType::Tx, order, vector)?;
         // SAFETY: the ring and state block are in `self.mem`, which the
         // queue keeps (`parts._mem`); the device initialised the block.
-        let ring = unsafe { attach(m.state.ptr, m.ring.ptr, order) }.map_err(|source| {
-            self.err(ErrorKind::Ring {
-                what: "TX queue",
-                source,
-            })
-        })?;
+        let ring =
+            unsafe { attach(m.state.ptr, m.ring.ptr, order) }.map_err(DriverError::ring(&self.device, "TX queue"))?;
         Ok(TxQueue::new(ring, parts))
     }
 
@@ -152,12 +143,8 @@ impl Nic {
     pub fn create_rxq(&mut self, lif: &Lif, order: u8, vector: Option<u16>) -> Result<RxQueue, DriverError> {
         let (parts, m) = self.queue_parts(lif, QueueType::Rx, order, vector)?;
         // SAFETY: as in create_txq.
-        let ring = unsafe { attach(m.state.ptr, m.ring.ptr, order) }.map_err(|source| {
-            self.err(ErrorKind::Ring {
-                what: "RX queue",
-                source,
-            })
-        })?;
+        let ring =
+            unsafe { attach(m.state.ptr, m.ring.ptr, order) }.map_err(DriverError::ring(&self.device, "RX queue"))?;
         Ok(RxQueue::new(ring, parts))
     }
 
