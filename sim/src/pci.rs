@@ -24,13 +24,6 @@ pub const EXT_CAP: usize = CONFIG_LEGACY_SIZE;
 pub const FIRST_VF_OFFSET: u16 = 1;
 /// Distance between consecutive VFs' routing IDs.
 pub const VF_STRIDE: u16 = 1;
-// Names older code and tests use.
-/// Command: memory space enable.
-pub const CMD_MEMORY: u16 = command::MEMORY;
-/// Command: bus master enable.
-pub const CMD_BUS_MASTER: u16 = command::BUS_MASTER;
-/// MSI-X message control: enable.
-pub const MSIX_ENABLE: u16 = msix_ctrl::ENABLE;
 
 /// One function's configuration space.
 #[derive(Clone)]
@@ -187,12 +180,12 @@ impl ConfigSpace {
 
     /// Whether the function may master the bus (DMA, MSI-X).
     pub fn bus_master(&self) -> bool {
-        self.command() & CMD_BUS_MASTER != 0
+        self.command() & command::BUS_MASTER != 0
     }
 
     /// MSI-X enabled and the function not masked.
     pub fn msix_enabled(&self) -> bool {
-        self.get16(MSIX_CAP + MSIX_MSG_CTRL) & MSIX_ENABLE != 0
+        self.get16(MSIX_CAP + MSIX_MSG_CTRL) & msix_ctrl::ENABLE != 0
     }
 
     /// MSI-X function mask.
@@ -204,7 +197,7 @@ impl ConfigSpace {
     /// addresses return to power-on values.
     pub fn reset(&mut self) {
         self.bytes[COMMAND..COMMAND + 2].copy_from_slice(&0u16.to_le_bytes());
-        let ctrl = self.get16(MSIX_CAP + MSIX_MSG_CTRL) & !(MSIX_ENABLE | msix_ctrl::FUNCTION_MASK);
+        let ctrl = self.get16(MSIX_CAP + MSIX_MSG_CTRL) & !(msix_ctrl::ENABLE | msix_ctrl::FUNCTION_MASK);
         self.put16(MSIX_CAP + MSIX_MSG_CTRL, ctrl);
         self.put32(BAR0, bar::MEM_64);
         self.put32(BAR0 + 4, 0);
@@ -281,9 +274,9 @@ mod tests {
         assert_eq!(rd16(&c, 0), PCI_VENDOR_ID);
         c.write(BAR0 as u64, &u32::MAX.to_le_bytes());
         assert_eq!(rd32(&c, BAR0 as u64), 0xffff_0004, "size mask of 64 KiB, 64-bit memory");
-        c.write(COMMAND as u64, &(CMD_BUS_MASTER | 0x100).to_le_bytes());
+        c.write(COMMAND as u64, &(command::BUS_MASTER | 0x100).to_le_bytes());
         assert!(c.bus_master());
-        assert_eq!(c.command(), CMD_BUS_MASTER, "SERR enable is not writable");
+        assert_eq!(c.command(), command::BUS_MASTER, "SERR enable is not writable");
         c.reset();
         assert!(!c.bus_master());
     }

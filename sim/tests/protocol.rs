@@ -212,7 +212,7 @@ fn dma_map_and_msix_through_eventfds() {
     vf.bar0_write(MSIX_TABLE_OFFSET + 5 * 16 + 12, &0u32.to_le_bytes());
     assert_eq!(vf.take_interrupts(5), 1, "delivered on unmask");
     // Without bus mastering nothing is sent.
-    vf.cfg_write16(pci::COMMAND as u64, pci::CMD_MEMORY);
+    vf.cfg_write16(pci::COMMAND as u64, pci::command::MEMORY);
     vf.client
         .set_irqs(
             VFIO_PCI_MSIX_IRQ_INDEX,
@@ -237,7 +237,7 @@ fn reset_returns_the_function_to_power_on() {
     vf.client.reset().unwrap();
     assert!(s.device().lif(lif).is_none(), "LIFs go with a function reset");
     assert_eq!(
-        vf.cfg_read16(pci::COMMAND as u64) & pci::CMD_BUS_MASTER,
+        vf.cfg_read16(pci::COMMAND as u64) & pci::command::BUS_MASTER,
         0,
         "bus mastering off"
     );

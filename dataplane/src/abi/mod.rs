@@ -243,15 +243,15 @@ impl ParseEnumError {
     }
 }
 
-/// `a` and `b` equal ignoring ASCII case, `_` and `-`.
+/// `a` and `b` equal ignoring ASCII case, `_` and `-` (no allocation:
+/// `parse_key` calls it once per value).
 fn loose_eq(a: &str, b: &str) -> bool {
-    let norm = |s: &str| {
+    fn norm(s: &str) -> impl Iterator<Item = u8> + '_ {
         s.bytes()
             .filter(|c| *c != b'_' && *c != b'-')
             .map(|c| c.to_ascii_lowercase())
-            .collect::<Vec<u8>>()
-    };
-    norm(a) == norm(b)
+    }
+    norm(a).eq(norm(b))
 }
 
 /// A variant name in snake case, made at compile time (`DmaBytes` ->

@@ -7,7 +7,7 @@ use super::{Nic, SCRATCH};
 use crate::backend::Backend;
 use crate::error::{DriverError, ErrorKind, OnDevice};
 use crate::mem::DmaMemory;
-use crate::queue::{attach, cq_reader, publish_cq_head, CqReader};
+use crate::queue::{attach, publish_cq_head, CqReader};
 use dataplane::abi::{
     devcmd, AdminCmd, AdminCommand, AdminComp, AdminStatus, CmdHeader, DevCommand, Doorbell, IntoBytes, QueueCreate,
     QueueType, DEVCMD_OFFSET, LIF_NONE,
@@ -233,8 +233,9 @@ pub(super) fn admin_queue(
         unsafe { attach::<AdminCmd>(state.ptr, ring.ptr, order) }.map_err(DriverError::ring(device, "admin queue"))?;
     Ok(AdminQueue {
         ring: producer,
-        // SAFETY: as for the ring, in `mem`; 16-aligned by `queue_memory`.
-        cq: unsafe { cq_reader(cq.ptr, order) }.map_err(DriverError::ring(device, "admin completion ring"))?,
+        // SAFETY: as for the ring, in `mem`; 16-aligned by `queue_memory`;
+        // status words accessed only atomically, here and by the device.
+        cq: unsafe { CqReader::new(cq.ptr, order) }.map_err(DriverError::ring(device, "admin completion ring"))?,
         state: state.ptr.cast(),
         tag: 16,
     })

@@ -5,7 +5,7 @@ use super::{Lif, Nic};
 use crate::error::{DriverError, ErrorKind, OnDevice};
 use crate::mem::{DmaBuf, DmaMemory, MemError};
 use crate::pool::Pool;
-use crate::queue::{attach, cq_reader, DoorbellWord, QueueError, QueueParts, Recovery, RxQueue, TxQueue};
+use crate::queue::{attach, CqReader, DoorbellWord, QueueError, QueueParts, Recovery, RxQueue, TxQueue};
 use dataplane::abi::{
     queue_flags, AdminCommand, QueueCreate, QueueRef, QueueType, QUEUE_STATE_ALIGN, QUEUE_STATE_SIZE,
 };
@@ -59,8 +59,10 @@ impl Nic {
         })?;
         let parts = QueueParts {
             // SAFETY: the completion ring lies in `mem`, which the parts
-            // keep mapped (`_mem`), 16-aligned by `queue_memory`.
-            cq: unsafe { cq_reader(cq.ptr, order) }.map_err(DriverError::ring(&self.device, "completion ring"))?,
+            // keep mapped (`_mem`), 16-aligned by `queue_memory`; its
+            // entries' status words are accessed only atomically (this
+            // reader and the device's writer).
+            cq: unsafe { CqReader::new(cq.ptr, order) }.map_err(DriverError::ring(&self.device, "completion ring"))?,
             state: state.ptr.cast(),
             slots: ring.ptr,
             doorbell,

@@ -19,7 +19,7 @@ mod parts;
 mod rx;
 mod tx;
 
-pub(crate) use cq::{publish as publish_cq_head, reader as cq_reader};
+pub(crate) use cq::publish as publish_cq_head;
 pub(crate) use dataplane::ring::CqReader;
 pub(crate) use parts::{DoorbellWord, QueueParts};
 pub use rx::{RxQueue, RxStats};

@@ -368,9 +368,9 @@ impl RawFn {
 
     /// Memory space, bus master, MSI-X on; `nvec` eventfds installed.
     pub fn enable(&mut self, nvec: u32) {
-        self.cfg_write16(pci::COMMAND as u64, pci::CMD_MEMORY | pci::CMD_BUS_MASTER);
+        self.cfg_write16(pci::COMMAND as u64, pci::command::MEMORY | pci::command::BUS_MASTER);
         let ctrl = self.cfg_read16(pci::MSIX_CAP as u64 + 2);
-        self.cfg_write16(pci::MSIX_CAP as u64 + 2, ctrl | pci::MSIX_ENABLE);
+        self.cfg_write16(pci::MSIX_CAP as u64 + 2, ctrl | pci::msix_ctrl::ENABLE);
         self.eventfds = (0..nvec).map(|_| eventfd()).collect();
         let fds: Vec<i32> = self.eventfds.iter().map(|f| f.as_raw_fd()).collect();
         self.client
