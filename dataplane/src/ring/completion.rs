@@ -20,9 +20,9 @@
 //! (`host-driver`) reads with the other, and `ring::loom_model` checks the
 //! pair.
 
-use super::RingIndex;
 #[cfg(not(loom))]
-use super::{RingError, MAX_ORDER};
+use super::RingError;
+use super::RingIndex;
 use crate::abi::{comp_flags, expected_color};
 use crate::sync::{fence, Ordering};
 #[cfg(not(loom))]
@@ -127,16 +127,8 @@ impl Entries {
 }
 
 #[cfg(not(loom))]
-fn check(order: u8) -> Result<u32, RingError> {
-    if order == 0 || order > MAX_ORDER {
-        return Err(RingError::BadOrder(order));
-    }
-    Ok((1u32 << order) - 1)
-}
-
-#[cfg(not(loom))]
 fn entries(base: NonNull<u8>, order: u8) -> Result<Entries, RingError> {
-    let mask = check(order)?;
+    let mask = super::check_order(order)? - 1;
     let addr = base.as_ptr() as usize;
     if addr % ENTRY_LEN != 0 {
         return Err(RingError::Misaligned {
