@@ -83,13 +83,117 @@ pub struct Versus {
     pub advantage: f64,
 }
 
+/// What a bar needs of its figure.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Need {
+    /// The figure must be at least this.
+    AtLeast(f64),
+    /// The figure must be at most this.
+    AtMost(f64),
+}
+
+impl Need {
+    /// Whether `v` meets the bar.
+    pub fn met_by(self, v: f64) -> bool {
+        match self {
+            Need::AtLeast(b) => v >= b,
+            Need::AtMost(b) => v <= b,
+        }
+    }
+}
+
+impl std::fmt::Display for Need {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Need::AtLeast(b) => write!(f, ">= {b}"),
+            Need::AtMost(b) => write!(f, "<= {b}"),
+        }
+    }
+}
+
+/// A bar's verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Verdict {
+    Met,
+    Missed,
+    /// The run cannot say: why, with the noise figure where there is one.
+    NotJudged(String),
+}
+
+/// One bar a benchmark holds itself to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Bar {
+    pub what: String,
+    /// The judged figure (the median over rounds for a real-time figure).
+    pub value: f64,
+    pub need: Need,
+    pub verdict: Verdict,
+}
+
+/// Rounds a real-time bar needs before it is judged: with fewer there is
+/// no noise figure to judge against.
+pub const MIN_JUDGED_ROUNDS: usize = 3;
+
+/// Judge a real-time figure measured once per round: met when every round
+/// meets the bar, missed when none does, otherwise the noise (the rounds'
+/// spread) is larger than the distance to the bar and the bar is not
+/// judged, with that spread as the noise figure. A judged verdict thus
+/// holds for every round of the run, not just the median.
+pub fn judge_rounds(rounds: &[f64], need: Need) -> (f64, Verdict) {
+    let mut sorted: Vec<f64> = rounds.iter().copied().filter(|v| v.is_finite()).collect();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    let Some(&median) = sorted.get(sorted.len() / 2) else {
+        return (f64::NAN, Verdict::NotJudged("no finite measurement".into()));
+    };
+    if sorted.len() < MIN_JUDGED_ROUNDS {
+        return (
+            median,
+            Verdict::NotJudged(format!(
+                "{} round(s), a real-time bar needs {MIN_JUDGED_ROUNDS} for a noise figure",
+                sorted.len()
+            )),
+        );
+    }
+    let (lo, hi) = (sorted[0], sorted[sorted.len() - 1]);
+    let meets = sorted.iter().filter(|&&v| need.met_by(v)).count();
+    let verdict = if meets == sorted.len() {
+        Verdict::Met
+    } else if meets == 0 {
+        Verdict::Missed
+    } else {
+        Verdict::NotJudged(format!(
+            "noise: rounds {lo:.3}..{hi:.3} ({:.0}% of the median) straddle the bar",
+            spread_pct(lo, hi, median)
+        ))
+    };
+    (median, verdict)
+}
+
+/// The spread `hi - lo` as a percentage of `median`.
+pub fn spread_pct(lo: f64, hi: f64, median: f64) -> f64 {
+    if median == 0.0 {
+        f64::INFINITY
+    } else {
+        (hi - lo) / median.abs() * 100.0
+    }
+}
+
 /// A benchmark's report.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub bench: String,
     pub machine: String,
+    /// When the run ended (UTC, RFC 3339).
+    #[serde(default)]
+    pub date: String,
+    /// How it was run: the command and the `FAIRNIC_*` settings.
+    #[serde(default)]
+    pub command: String,
     pub notes: Vec<String>,
     pub rows: Vec<Row>,
+    /// The bars, each judged (or said why not).
+    #[serde(default)]
+    pub bars: Vec<Bar>,
 }
 
 impl Report {
@@ -106,9 +210,108 @@ impl Report {
         Report {
             bench: bench.into(),
             machine: format!("{model}, {cpus} CPUs"),
+            date: String::new(),
+            command: command_line(bench),
             notes: Vec::new(),
             rows: Vec::new(),
+            bars: Vec::new(),
         }
+    }
+
+    /// A row by group and name.
+    pub fn row(&self, group: &str, name: &str) -> Option<&Row> {
+        self.rows.iter().find(|r| r.group == group && r.name == name)
+    }
+
+    /// A ratio bar: row `name`'s advantage over `peer` (same group; above 1
+    /// is better), taken round by round (the rounds interleave, so each
+    /// ratio compares runs made side by side) and judged with
+    /// [`judge_rounds`]. A missing peer is reported as not judged.
+    pub fn bar_vs(&mut self, group: &str, name: &str, peer: &str, need: Need) {
+        let what = format!("{name} vs {peer} ({group}), advantage");
+        let (Some(r), Some(p)) = (self.row(group, name), self.row(group, peer)) else {
+            let why = format!("no peer: `{peer}` was not measured in this run");
+            self.bars.push(Bar {
+                what,
+                value: f64::NAN,
+                need,
+                verdict: Verdict::NotJudged(why),
+            });
+            return;
+        };
+        let ratios: Vec<f64> = r
+            .rounds
+            .iter()
+            .zip(&p.rounds)
+            .map(|(&a, &b)| if r.higher_is_better { a / b } else { b / a })
+            .collect();
+        let (value, verdict) = judge_rounds(&ratios, need);
+        self.bars.push(Bar {
+            what,
+            value,
+            need,
+            verdict,
+        });
+    }
+
+    /// A bar on a real-time figure measured once per round.
+    pub fn bar_rounds(&mut self, what: &str, rounds: &[f64], need: Need) {
+        let (value, verdict) = judge_rounds(rounds, need);
+        self.bars.push(Bar {
+            what: what.into(),
+            value,
+            need,
+            verdict,
+        });
+    }
+
+    /// A bar on a deterministic figure (a count, or a figure on a virtual
+    /// clock): always judged.
+    pub fn bar_exact(&mut self, what: &str, value: f64, need: Need) {
+        let verdict = if need.met_by(value) { Verdict::Met } else { Verdict::Missed };
+        self.bars.push(Bar {
+            what: what.into(),
+            value,
+            need,
+            verdict,
+        });
+    }
+
+    /// A bar this run cannot judge, and why.
+    pub fn bar_not_judged(&mut self, what: &str, value: f64, need: Need, why: &str) {
+        self.bars.push(Bar {
+            what: what.into(),
+            value,
+            need,
+            verdict: Verdict::NotJudged(why.into()),
+        });
+    }
+
+    /// Whether any bar was missed.
+    pub fn missed(&self) -> bool {
+        self.bars.iter().any(|b| b.verdict == Verdict::Missed)
+    }
+
+    /// [`Report::finish`], then exit 1 if a bar was missed (the bench's
+    /// verdict for `cargo bench`, CI and `scripts/bench-all`).
+    pub fn conclude(mut self) {
+        self.finish();
+        let missed: Vec<&str> = self
+            .bars
+            .iter()
+            .filter(|b| b.verdict == Verdict::Missed)
+            .map(|b| b.what.as_str())
+            .collect();
+        if !missed.is_empty() {
+            eprintln!("{}: bar missed: {}", self.bench, missed.join("; "));
+            std::process::exit(1);
+        }
+        let judged = self.bars.iter().filter(|b| b.verdict == Verdict::Met).count();
+        println!(
+            "{}: {judged} bar(s) met, {} not judged",
+            self.bench,
+            self.bars.len() - judged
+        );
     }
 
     /// Add a row from per-round values.
@@ -173,11 +376,16 @@ impl Report {
         for n in &self.notes {
             let _ = writeln!(s, "\n{n}");
         }
+        if !self.bars.is_empty() {
+            let _ = writeln!(s, "\n{}", bars_table(&self.bars));
+        }
+        let _ = writeln!(s, "\nRun: `{}`, {}.", self.command, self.date);
         s
     }
 
     /// Print the table and write `target/bench-results/<bench>.{json,md}`.
-    pub fn finish(&self) -> PathBuf {
+    pub fn finish(&mut self) -> PathBuf {
+        self.date = utc_now();
         let table = self.table();
         println!("{table}");
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-results");
@@ -188,6 +396,61 @@ impl Report {
         println!("results: {}", json.display());
         json
     }
+}
+
+/// The bars as a Markdown table.
+pub fn bars_table(bars: &[Bar]) -> String {
+    let mut s = String::from("| bar | value | needs | verdict |\n|---|---:|---|---|\n");
+    for b in bars {
+        let verdict = match &b.verdict {
+            Verdict::Met => "met".to_string(),
+            Verdict::Missed => "**MISSED**".to_string(),
+            Verdict::NotJudged(why) => format!("not judged: {why}"),
+        };
+        let _ = writeln!(s, "| {} | {:.3} | {} | {verdict} |", b.what, b.value, b.need);
+    }
+    s
+}
+
+/// How this bench was run, to quote beside its figures.
+fn command_line(bench: &str) -> String {
+    let mut env: Vec<String> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("FAIRNIC_"))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    env.sort();
+    let features = if cfg!(feature = "dpdk") { " --features dpdk" } else { "" };
+    let cmd = format!("cargo bench -p fairnic-benches{features} --bench {bench}");
+    if env.is_empty() {
+        cmd
+    } else {
+        format!("{} {cmd}", env.join(" "))
+    }
+}
+
+/// Now, UTC, as `YYYY-MM-DDTHH:MM:SSZ` (civil-from-days, no dependency).
+pub fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Rounds to run: `FAIRNIC_BENCH_ROUNDS`, else 7 under `cargo bench`
@@ -214,4 +477,52 @@ pub fn interleave<F: FnMut() -> f64>(rounds: usize, variants: &mut [(&str, F)]) 
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bar_is_judged_only_when_every_round_agrees() {
+        let need = Need::AtLeast(1.0);
+        assert_eq!(judge_rounds(&[1.2, 1.1, 1.3], need), (1.2, Verdict::Met));
+        assert_eq!(judge_rounds(&[0.9, 0.8, 0.95], need), (0.9, Verdict::Missed));
+        let (m, v) = judge_rounds(&[0.9, 1.2, 1.1], need);
+        assert_eq!(m, 1.1);
+        assert!(matches!(v, Verdict::NotJudged(why) if why.contains("noise") && why.contains("0.900..1.200")));
+        // Too few rounds for a noise figure: never "met".
+        assert!(matches!(judge_rounds(&[5.0], need).1, Verdict::NotJudged(_)));
+        assert!(matches!(judge_rounds(&[], need).1, Verdict::NotJudged(_)));
+        assert_eq!(judge_rounds(&[3.0, 2.0, 1.0], Need::AtMost(3.0)).1, Verdict::Met);
+    }
+
+    #[test]
+    fn ratio_bars_compare_round_by_round_and_a_missing_peer_is_said() {
+        let mut r = Report::new("t");
+        r.add("g", "ours", "Mpps", true, vec![10.0, 12.0, 11.0]);
+        r.add("g", "peer", "Mpps", true, vec![5.0, 12.0, 5.5]);
+        r.add("c", "ours", "ns", false, vec![2.0, 2.0, 2.0]);
+        r.add("c", "peer", "ns", false, vec![4.0, 4.0, 5.0]);
+        r.bar_vs("g", "ours", "peer", Need::AtLeast(1.5));
+        r.bar_vs("c", "ours", "peer", Need::AtLeast(1.5));
+        r.bar_vs("c", "ours", "absent", Need::AtLeast(1.5));
+        r.bar_exact("mismatches", 1.0, Need::AtMost(0.0));
+        // Round 2's ratio is 1.0: the medians alone (11 vs 5.5 = 2x) would
+        // have said met.
+        assert!(matches!(r.bars[0].verdict, Verdict::NotJudged(_)));
+        assert_eq!(r.bars[1].verdict, Verdict::Met);
+        assert_eq!(r.bars[1].value, 2.0);
+        assert!(matches!(&r.bars[2].verdict, Verdict::NotJudged(w) if w.contains("absent")));
+        assert_eq!(r.bars[3].verdict, Verdict::Missed);
+        assert!(r.missed());
+        assert!(bars_table(&r.bars).contains("**MISSED**"));
+    }
+
+    #[test]
+    fn utc_dates_are_civil() {
+        let s = utc_now();
+        assert_eq!(s.len(), 20, "{s}");
+        assert!(s.starts_with("20") && s.ends_with('Z'), "{s}");
+    }
 }
