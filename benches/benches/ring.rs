@@ -1,6 +1,8 @@
-//! Ring benchmark: fairnic's three-index ring against crossbeam's
-//! `ArrayQueue` and (with `--features dpdk`) DPDK's `rte_ring` SP/SC, in the
-//! same run, bulk 32, with 8-byte and 16-byte elements.
+//! Ring benchmark: fairnic's three-index ring against rtrb (a well-kept
+//! SPSC ring buffer, moved in chunks of 32: the like-for-like peer), DPDK's
+//! `rte_ring` SP/SC bulk 32 (with `--features dpdk`), and crossbeam's
+//! `ArrayQueue` (MPMC, one element at a time: a reference point, not a
+//! like-for-like peer), in the same run, with 8-byte and 16-byte elements.
 //!
 //! - two threads (one pinned per CPU): elements/s through a 1024-slot ring;
 //!   the consumer checks every value, the same work for every variant;
@@ -12,7 +14,7 @@
 
 use crossbeam_queue::ArrayQueue;
 use dataplane::ring::{RingElem, RingMemory};
-use fairnic_benches::{interleave, pin_to_cpu, tsc, tsc_per_ns, Report, Variant};
+use fairnic_benches::{interleave, pin_to_cpu, tsc, tsc_per_ns, Need, Report, Variant};
 use std::hint::{black_box, spin_loop};
 use std::sync::Barrier;
 use std::time::Instant;
@@ -168,6 +170,82 @@ fn array_queue_two_threads<P: Payload>() -> f64 {
     )
 }
 
+/// rtrb, SPSC, in chunks of `BULK`: the producer waits for 32 free slots
+/// and moves a burst in with one chunk; the consumer waits for 32 and
+/// copies them out with one chunk (as `fetch_bulk` copies out).
+fn rtrb_two_threads<P: Payload>() -> f64 {
+    let (mut p, mut c) = rtrb::RingBuffer::<P>::new(SLOTS);
+    two_threads(
+        move || {
+            let mut buf = [P::default(); BULK];
+            let mut next = 0;
+            while next < N {
+                for (i, b) in buf.iter_mut().enumerate() {
+                    b.set(next + i as u64);
+                }
+                let chunk = loop {
+                    match p.write_chunk_uninit(BULK) {
+                        Ok(chunk) => break chunk,
+                        Err(_) => spin_loop(),
+                    }
+                };
+                let moved = chunk.fill_from_iter(buf.iter().copied());
+                debug_assert_eq!(moved, BULK);
+                next += BULK as u64;
+            }
+        },
+        move || {
+            let mut buf = [P::default(); BULK];
+            let (mut expect, mut errors) = (0u64, 0u64);
+            while expect < N {
+                let chunk = loop {
+                    match c.read_chunk(BULK) {
+                        Ok(chunk) => break chunk,
+                        Err(_) => spin_loop(),
+                    }
+                };
+                let (a, b) = chunk.as_slices();
+                buf[..a.len()].copy_from_slice(a);
+                buf[a.len()..].copy_from_slice(b);
+                chunk.commit_all();
+                for (i, b) in buf.iter().enumerate() {
+                    errors += u64::from(b.value() != expect + i as u64);
+                }
+                expect += BULK as u64;
+            }
+            errors
+        },
+    )
+}
+
+fn rtrb_one_thread<P: Payload>() -> f64 {
+    let (mut p, mut c) = rtrb::RingBuffer::<P>::new(SLOTS);
+    let mut input = [P::default(); BULK];
+    let mut out = [P::default(); BULK];
+    let mut errors = 0u64;
+    let t0 = tsc();
+    for it in 0..ITERS {
+        input[0].set(it);
+        match p.write_chunk_uninit(BULK) {
+            Ok(chunk) => errors += u64::from(chunk.fill_from_iter(input.iter().copied()) != BULK),
+            Err(_) => errors += 1,
+        }
+        match c.read_chunk(BULK) {
+            Ok(chunk) => {
+                let (a, b) = chunk.as_slices();
+                out[..a.len()].copy_from_slice(a);
+                out[a.len()..].copy_from_slice(b);
+                chunk.commit_all();
+            }
+            Err(_) => errors += 1,
+        }
+        errors += u64::from(out[0].value() != it);
+    }
+    let cycles = tsc() - t0;
+    assert_eq!(errors, 0);
+    cycles as f64 / (ITERS * BULK as u64) as f64
+}
+
 fn fairnic_one_thread<P: Payload>() -> f64 {
     let mut mem = RingMemory::<P>::new(ORDER).unwrap();
     let (mut p, mut c) = mem.split();
@@ -266,9 +344,16 @@ mod rte {
     }
 }
 
+/// Bars, as fairnic's advantage over each like-for-like SPSC peer (rtrb,
+/// rte_ring) in the same run: two threads (elements/s) and one thread
+/// (cycles per element).
+const TWO_THREAD_BAR: f64 = 0.9;
+const ONE_THREAD_BAR: f64 = 0.9;
+
 const OURS: &str = "fairnic ring bulk 32";
 const OURS_DB: &str = "fairnic ring bulk 32 + doorbell check";
 const AQ: &str = "crossbeam ArrayQueue, per element";
+const RTRB: &str = "rtrb SPSC, chunks of 32";
 const RTE: &str = "DPDK rte_ring SP/SC bulk 32";
 
 fn bench_payload<P: Payload>(report: &mut Report, rounds: usize, esize: u32, filter: &str) {
@@ -287,6 +372,7 @@ fn two_thread_group<P: Payload>(report: &mut Report, rounds: usize, esize: u32, 
     let mut variants: Vec<Variant> = vec![
         (OURS, Box::new(|| fairnic_two_threads::<P>(false))),
         (OURS_DB, Box::new(|| fairnic_two_threads::<P>(true))),
+        (RTRB, Box::new(rtrb_two_threads::<P>)),
         (AQ, Box::new(array_queue_two_threads::<P>)),
     ];
     #[cfg(feature = "dpdk")]
@@ -296,21 +382,30 @@ fn two_thread_group<P: Payload>(report: &mut Report, rounds: usize, esize: u32, 
         report.add(group2, name, "Melem/s", true, r);
     }
     for ours in [OURS, OURS_DB] {
-        report.compare(group2, ours, AQ);
+        report.compare(group2, ours, RTRB);
         report.compare(group2, ours, RTE);
+        report.compare(group2, ours, AQ);
     }
+    report.bar_vs(group2, OURS, RTRB, Need::AtLeast(TWO_THREAD_BAR));
+    report.bar_vs(group2, OURS, RTE, Need::AtLeast(TWO_THREAD_BAR));
 }
 
 #[cfg_attr(not(feature = "dpdk"), allow(unused_variables))]
 fn one_thread_group<P: Payload>(report: &mut Report, rounds: usize, esize: u32, group1: &str) {
-    let mut variants: Vec<Variant> = vec![(OURS, Box::new(fairnic_one_thread::<P>))];
+    let mut variants: Vec<Variant> = vec![
+        (OURS, Box::new(fairnic_one_thread::<P>)),
+        (RTRB, Box::new(rtrb_one_thread::<P>)),
+    ];
     #[cfg(feature = "dpdk")]
     variants.push((RTE, Box::new(move || rte::one_thread_rte(esize))));
     let results = interleave(rounds, &mut variants);
     for ((name, _), r) in variants.iter().zip(results) {
         report.add(group1, name, "TSC cycles/elem", false, r);
     }
+    report.compare(group1, OURS, RTRB);
     report.compare(group1, OURS, RTE);
+    report.bar_vs(group1, OURS, RTRB, Need::AtLeast(ONE_THREAD_BAR));
+    report.bar_vs(group1, OURS, RTE, Need::AtLeast(ONE_THREAD_BAR));
 }
 
 fn main() {
@@ -330,5 +425,5 @@ fn main() {
     let filter = std::env::var("FAIRNIC_BENCH_FILTER").unwrap_or_default();
     bench_payload::<u64>(&mut report, rounds, 8, &filter);
     bench_payload::<[u64; 2]>(&mut report, rounds, 16, &filter);
-    report.finish();
+    report.conclude();
 }
