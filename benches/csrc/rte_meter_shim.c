@@ -90,3 +90,21 @@ uint64_t fnic_rte_trtcm_run(struct fnic_meters *m, const uint32_t *lif, const ui
 		acc += rte_meter_trtcm_color_blind_check(&m->tr[lif[i]], &m->tp, t, len[i]);
 	return acc;
 }
+
+/* As fnic_rte_srtcm_run, untimed: each check's color into out[i]. */
+void fnic_rte_srtcm_colors(struct fnic_meters *m, const uint32_t *lif, const uint32_t *len, uint64_t count,
+			   uint64_t t0, uint64_t step, uint8_t *out)
+{
+	uint64_t t = t0;
+	for (uint64_t i = 0; i < count; i++, t += step)
+		out[i] = (uint8_t)rte_meter_srtcm_color_blind_check(&m->sr[lif[i]], &m->sp, t, len[i]);
+}
+
+/* As fnic_rte_trtcm_run, untimed: each check's color into out[i]. */
+void fnic_rte_trtcm_colors(struct fnic_meters *m, const uint32_t *lif, const uint32_t *len, uint64_t count,
+			   uint64_t t0, uint64_t step, uint8_t *out)
+{
+	uint64_t t = t0;
+	for (uint64_t i = 0; i < count; i++, t += step)
+		out[i] = (uint8_t)rte_meter_trtcm_color_blind_check(&m->tr[lif[i]], &m->tp, t, len[i]);
+}

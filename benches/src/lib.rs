@@ -198,7 +198,9 @@ pub struct Report {
 
 impl Report {
     pub fn new(bench: &str) -> Report {
-        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        // Online CPUs, not this thread's affinity (benches pin themselves).
+        // SAFETY: sysconf reads a system value; no memory involved.
+        let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1);
         let model = std::fs::read_to_string("/proc/cpuinfo")
             .ok()
             .and_then(|s| {
@@ -268,7 +270,11 @@ impl Report {
     /// A bar on a deterministic figure (a count, or a figure on a virtual
     /// clock): always judged.
     pub fn bar_exact(&mut self, what: &str, value: f64, need: Need) {
-        let verdict = if need.met_by(value) { Verdict::Met } else { Verdict::Missed };
+        let verdict = if need.met_by(value) {
+            Verdict::Met
+        } else {
+            Verdict::Missed
+        };
         self.bars.push(Bar {
             what: what.into(),
             value,
