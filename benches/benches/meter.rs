@@ -342,6 +342,7 @@ fn agreement(report: &mut Report, lifs: usize, t: &Trace, label: &str, tpn: f64)
 /// reference, and against rte_meter (whose whole-period crediting colors
 /// a few more checks differently).
 const MIX_GAP_VS_RFC: f64 = 0.1;
+#[cfg_attr(not(feature = "dpdk"), allow(dead_code))]
 const MIX_GAP_VS_RTE: f64 = 0.5;
 
 /// fairnic's srTCM and trTCM check with 64K LIFs against rte_meter's, TSC
