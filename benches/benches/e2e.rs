@@ -11,7 +11,7 @@
 //! under `cargo bench`).
 
 use dataplane::abi::{MeterConfig, MeterMode, MeterPolicy, MeterResource};
-use fairnic_benches::{interleave, Report, Variant};
+use fairnic_benches::{interleave, Need, Report, Variant};
 use host_driver::backend::vfio_user::VfioUserBackend;
 use host_driver::mem::MemKind;
 use host_driver::nic::{Nic, NicConfig};
@@ -110,20 +110,20 @@ fn main() {
     ];
     let p99: Vec<std::cell::RefCell<Vec<f64>>> = VARIANTS.iter().map(|_| Default::default()).collect();
     let engine: Vec<std::cell::RefCell<Vec<f64>>> = VARIANTS.iter().map(|_| Default::default()).collect();
-    let ok = std::cell::Cell::new(true);
+    let unbalanced = std::cell::Cell::new(0u32);
     let r = {
         let mut variants: Vec<Variant<'_>> = VARIANTS
             .iter()
             .zip(p99.iter().zip(&engine))
             .map(|(&(name, p4, meters), (p, e))| {
-                let ok = &ok;
+                let unbalanced = &unbalanced;
                 (
                     name,
                     Box::new(move || {
                         let (mpps, p99, ns, b) = run(p4, meters, ms);
                         p.borrow_mut().push(p99);
                         e.borrow_mut().push(ns);
-                        ok.set(ok.get() && b);
+                        unbalanced.set(unbalanced.get() + u32::from(!b));
                         mpps
                     }) as Box<dyn FnMut() -> f64 + '_>,
                 )
@@ -147,7 +147,7 @@ fn main() {
         }
         interleave(rounds, &mut variants)
     };
-    let balanced = ok.get();
+    let unbalanced = unbalanced.get();
     let mut report = Report::new("e2e");
     let g = "driver <-> simulator, 4 VFs, 64 B, poll";
     for (k, &(name, _, _)) in VARIANTS.iter().enumerate() {
@@ -164,11 +164,18 @@ fn main() {
     }
     report.compare(eg, VARIANTS[0].0, VARIANTS[2].0);
     report.notes.push(format!(
-        "As fast as the rings take them, {ms} ms per run, {rounds} round(s); books balanced in every run: {balanced}."
+        "As fast as the rings take them, {ms} ms per run, {rounds} round(s)."
     ));
-    report.finish();
-    if !balanced {
-        eprintln!("e2e: the books did not balance");
-        std::process::exit(1);
-    }
+    report.bar_exact(
+        "runs whose books did not balance (every frame sent counted once: received or in a drop counter)",
+        f64::from(unbalanced),
+        Need::AtMost(0.0),
+    );
+    // Real time, ratios per round. fairnic.p4 with meters is held to what
+    // it does today (0.69-0.72x in the runs issue 18 quotes); issue 18
+    // raises it to 0.8x of a descriptor-only floor. Meters on the built-in
+    // switch may cost at most 15%.
+    report.bar_vs(g, VARIANTS[0].0, VARIANTS[2].0, Need::AtLeast(0.5));
+    report.bar_vs(g, VARIANTS[1].0, VARIANTS[2].0, Need::AtLeast(0.85));
+    report.conclude();
 }
