@@ -109,17 +109,14 @@ fn main() {
         3 + c.solo.len(),
         wall.as_secs_f64()
     ));
-    report.finish();
+    for k in c.checks() {
+        report.bar_exact(&k.what, k.value, k.bar);
+    }
     let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-results");
+    let _ = std::fs::create_dir_all(&dir);
     let _ = std::fs::write(
         dir.join("fairness-runs.json"),
         serde_json::to_string_pretty(&c).expect("serialises"),
     );
-    let failed: Vec<_> = c.checks().into_iter().filter(|k| !k.met).collect();
-    if !failed.is_empty() {
-        for k in &failed {
-            eprintln!("fairness: bar not met: {} = {:.3} (needs {})", k.what, k.value, k.bar);
-        }
-        std::process::exit(1);
-    }
+    report.conclude();
 }
