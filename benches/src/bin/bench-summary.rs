@@ -3,7 +3,7 @@
 //! median and, where a peer was measured in the same run, its ratio.
 //! `scripts/bench-all` runs the benchmarks, then this.
 
-use fairnic_benches::Report;
+use fairnic_benches::{bars_table, utc_now, Report, Verdict};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -12,7 +12,12 @@ const BENCHES: [&str; 6] = ["ring", "meter", "pipeline", "moderation", "fairness
 
 fn main() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-results");
-    let mut md = String::from("# fairnic benchmarks\n\n");
+    let mut md = format!(
+        "# fairnic benchmarks\n\nGathered {} by `scripts/bench-all` (each bench's own command, date and machine below; \
+         every ratio compares runs made side by side in the same process).\n\n",
+        utc_now()
+    );
+    let mut missed = Vec::new();
     let mut all = Vec::new();
     let mut missing = Vec::new();
     for b in BENCHES {
@@ -27,7 +32,12 @@ fn main() {
                 continue;
             }
         };
-        let _ = writeln!(md, "## {} ({})\n", report.bench, report.machine);
+        let _ = writeln!(md, "## {}\n", report.bench);
+        let _ = writeln!(
+            md,
+            "`{}` on {}, {}.\n",
+            report.command, report.machine, report.date
+        );
         let _ = writeln!(md, "| group | variant | median | unit | vs peer |");
         let _ = writeln!(md, "|---|---|---:|---|---|");
         for r in &report.rows {
@@ -43,6 +53,17 @@ fn main() {
             );
         }
         md.push('\n');
+        if !report.bars.is_empty() {
+            md.push_str(&bars_table(&report.bars));
+            md.push('\n');
+        }
+        missed.extend(
+            report
+                .bars
+                .iter()
+                .filter(|b| b.verdict == Verdict::Missed)
+                .map(|b| format!("{}: {}", report.bench, b.what)),
+        );
         all.push(report);
     }
     if !missing.is_empty() {
@@ -57,7 +78,10 @@ fn main() {
     )
     .expect("write summary.json");
     println!("summary: {}", dir.join("summary.json").display());
-    if !missing.is_empty() {
+    if !missed.is_empty() {
+        eprintln!("bench-summary: bars missed: {}", missed.join("; "));
+    }
+    if !missing.is_empty() || !missed.is_empty() {
         std::process::exit(1);
     }
 }
