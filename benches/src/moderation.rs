@@ -80,6 +80,62 @@ impl Params {
         overflow_us: 200,
         high_watermark_pct: 75,
     };
+
+    /// The timer probe: at 1 kpps the standard 20 µs interval never makes
+    /// an interrupt wait (every frame comes long after the last
+    /// interrupt), so no timer runs. A 1300 µs interval makes every other
+    /// frame's interrupt wait for a timer whose deadline falls between
+    /// frames (0.3, 0.6, .. ms after one): the device must wake by itself
+    /// to raise it, from idle.
+    pub const TIMER_PROBE: Params = Params {
+        latency_us: 1_300,
+        overflow_us: 1_300,
+        high_watermark_pct: 75,
+    };
+}
+
+/// An empty latency histogram (ns, 1 ns .. 60 s, 3 significant digits).
+pub fn histogram() -> hdrhistogram::Histogram<u64> {
+    hdrhistogram::Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds")
+}
+
+/// The machine's own wakeup latency, the floor of the device's timer
+/// lateness, measured in the bench's own run and under the same
+/// conditions: while `f` runs, a thread that sleeps the way the
+/// simulator's engine thread does (`park_timeout`, timer slack set to
+/// 1 µs) to deadlines `period` after its last wakeup records how late it
+/// woke each time (ns). Returns what `f` returned and that histogram.
+pub fn wakeup_floor_during<T>(period: Duration, f: impl FnOnce() -> T) -> (T, hdrhistogram::Histogram<u64>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let t = std::thread::Builder::new()
+        .name("wakeup-floor".into())
+        .spawn(move || {
+            // As the engine thread does (sim's `engine`).
+            // SAFETY: prctl with integer arguments; no memory involved.
+            unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1000, 0, 0, 0) };
+            let mut h = histogram();
+            let mut deadline = std::time::Instant::now() + period;
+            while !s.load(Ordering::Relaxed) {
+                let woke = loop {
+                    let now = std::time::Instant::now();
+                    if now >= deadline {
+                        break now;
+                    }
+                    // Early returns (spurious or not) sleep again.
+                    std::thread::park_timeout(deadline - now);
+                };
+                h.saturating_record((woke - deadline).as_nanos() as u64);
+                deadline = woke + period;
+            }
+            h
+        })
+        .expect("spawn the wakeup-floor thread");
+    let out = f();
+    stop.store(true, Ordering::Relaxed);
+    let h = t.join().expect("the wakeup-floor thread");
+    (out, h)
 }
 
 /// One measured point.
@@ -91,6 +147,18 @@ pub struct Point {
     /// Completion written to driver, ns.
     #[serde(skip)]
     pub completion: hdrhistogram::Histogram<u64>,
+    /// Moderation timer lateness in the window, ns: per interrupt raised
+    /// for a timer, the device clock when it was raised minus the timer's
+    /// deadline (`sim::device::Device::timer_lateness`).
+    #[serde(skip)]
+    pub lateness: hdrhistogram::Histogram<u64>,
+    /// Timer interrupts in the window (the lateness histogram's count).
+    pub timer_interrupts: u64,
+    /// Timer lateness, ns.
+    pub lateness_p50_ns: u64,
+    pub lateness_p99_ns: u64,
+    pub lateness_p999_ns: u64,
+    pub lateness_max_ns: u64,
     pub setting: Setting,
     pub offered_pps: u64,
     /// Length of the measured window, ns.
@@ -169,7 +237,7 @@ pub fn run(setting: Setting, p: &Params, rate_pps: u64, warmup: Duration, window
     }
     let mut waiter = Waiter::new([nic.eventfd(0).ok_or("no vector 0")?]).map_err(|x| e("waiter")(&x))?;
 
-    let mut hist = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).expect("valid bounds");
+    let mut hist = histogram();
     let mut chist = hist.clone();
     let mut out: Vec<Mbuf> = Vec::with_capacity(256);
     let start = clock.now();
@@ -181,7 +249,9 @@ pub fn run(setting: Setting, p: &Params, rate_pps: u64, warmup: Duration, window
         let now = clock.now();
         if base.is_none() && now >= t_measure {
             let st = nic.stats(lif.id).map_err(|x| e("stats")(&x))?;
-            base = Some((st, waiter.stats(), sim.device().port.stats().dropped, now));
+            let mut d = sim.device();
+            d.reset_timer_lateness();
+            base = Some((st, waiter.stats(), d.port.stats().dropped, now));
         }
         if now >= t_end {
             break;
@@ -211,7 +281,10 @@ pub fn run(setting: Setting, p: &Params, rate_pps: u64, warmup: Duration, window
     let (b_st, b_w, b_drop, b_now) = base.ok_or("the window never started")?;
     let st = nic.stats(lif.id).map_err(|x| e("stats")(&x))?;
     let w = waiter.stats();
-    let not_offered = sim.device().port.stats().dropped - b_drop;
+    let (not_offered, lateness) = {
+        let d = sim.device();
+        (d.port.stats().dropped - b_drop, d.timer_lateness())
+    };
     let window_ns = clock.now() - b_now;
     let interrupts = st.get(LifCounter::Interrupts) - b_st.get(LifCounter::Interrupts);
     drop(rx);
@@ -242,6 +315,12 @@ pub fn run(setting: Setting, p: &Params, rate_pps: u64, warmup: Duration, window
         completion_p999_ns: chist.value_at_quantile(0.999),
         wire: hist,
         completion: chist,
+        timer_interrupts: lateness.len(),
+        lateness_p50_ns: lateness.value_at_quantile(0.5),
+        lateness_p99_ns: lateness.value_at_quantile(0.99),
+        lateness_p999_ns: lateness.value_at_quantile(0.999),
+        lateness_max_ns: lateness.max(),
+        lateness,
         device_drops: st.dropped() - b_st.dropped(),
         not_offered,
     })

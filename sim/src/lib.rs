@@ -29,6 +29,7 @@ pub mod port;
 pub mod server;
 
 use clock::{Nanos, SimClock};
+use device::engine::{IdleWait, Wait};
 use device::{Device, DeviceConfig};
 use port::{GenConfig, GenPort, LoopbackPort, NullPort, PcapPort, Port};
 use server::Shared;
@@ -198,9 +199,10 @@ impl Sim {
         if cfg.clock == ClockKind::Real {
             let max_sleep = cfg.max_idle_sleep;
             let s = shared.clone();
+            let c = clock.clone();
             let t = std::thread::Builder::new()
                 .name("nicsim-engine".into())
-                .spawn(move || engine(s, max_sleep))
+                .spawn(move || engine(s, c, max_sleep))
                 .map_err(SimError::Device)?;
             shared.set_engine(t.thread().clone());
             sim.threads.push(t);
@@ -402,21 +404,22 @@ fn fresh_dir() -> Result<PathBuf, SimError> {
 }
 
 /// The engine thread on the real clock: poll; when idle, back off from
-/// spinning to sleeping at most `max_sleep` (any region write wakes it).
-fn engine(shared: Arc<Shared>, max_sleep: Duration) {
+/// spinning to sleeping at most `max_sleep` (any region write wakes it),
+/// never through a moderation timer's deadline ([`device::engine::IdleWait`]).
+fn engine(shared: Arc<Shared>, clock: SimClock, max_sleep: Duration) {
     // Sleep as precisely as asked: the default 50 µs timer slack would be
     // the device's idle latency.
     // SAFETY: prctl with an integer argument; no memory involved.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1000, 0, 0, 0) };
-    let mut idle = 0u32;
+    let mut wait = IdleWait::new(max_sleep.as_nanos() as Nanos);
     while !shared.stop.load(Ordering::Acquire) {
-        let (work, next, now, started) = {
+        let (work, deadline, timer, now, started) = {
             let mut d = shared.lock_for_engine();
             // After the lock: the time waiting for a server thread is not
             // the engine's.
             let started = std::time::Instant::now();
             let w = d.poll();
-            (w, d.next_deadline(), d.now(), started)
+            (w, d.next_deadline(), d.next_timer(), d.now(), started)
         };
         if shared.contended() {
             std::thread::yield_now();
@@ -426,20 +429,14 @@ fn engine(shared: Arc<Shared>, max_sleep: Duration) {
                 .engine_busy_ns
                 .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
             shared.engine_work.fetch_add(work as u64, Ordering::Relaxed);
-            idle = 0;
-            continue;
         }
-        idle = idle.saturating_add(1);
-        if idle < 64 {
-            std::hint::spin_loop();
-            continue;
+        match wait.after_pass(now, work, deadline, timer) {
+            Wait::Again if work == 0 => std::hint::spin_loop(),
+            Wait::Again => {}
+            Wait::Sleep(ns) => {
+                std::thread::park_timeout(Duration::from_nanos(ns));
+                wait.woke(clock.now());
+            }
         }
-        let until_event = next
-            .map(|t| Duration::from_nanos(t.saturating_sub(now)))
-            .unwrap_or(max_sleep);
-        let sleep = until_event
-            .min(max_sleep)
-            .min(Duration::from_micros(u64::from(idle - 63) * 2));
-        std::thread::park_timeout(sleep);
     }
 }

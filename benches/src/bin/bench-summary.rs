@@ -33,11 +33,7 @@ fn main() {
             }
         };
         let _ = writeln!(md, "## {}\n", report.bench);
-        let _ = writeln!(
-            md,
-            "`{}` on {}, {}.\n",
-            report.command, report.machine, report.date
-        );
+        let _ = writeln!(md, "`{}` on {}, {}.\n", report.command, report.machine, report.date);
         let _ = writeln!(md, "| group | variant | median | unit | vs peer |");
         let _ = writeln!(md, "|---|---|---:|---|---|");
         for r in &report.rows {

@@ -2,8 +2,29 @@
 //! decides.
 
 use super::*;
+use crate::device::function::TimerLateness;
+use hdrhistogram::Histogram;
 
 impl Device {
+    /// How late the moderation timers of every function fired since the
+    /// last [`Device::reset_timer_lateness`]: per interrupt raised at or
+    /// after its vector's timer deadline, the device clock when it was
+    /// raised minus the deadline, ns.
+    pub fn timer_lateness(&self) -> Histogram<u64> {
+        let mut all = TimerLateness::empty();
+        for h in self.functions.iter().filter_map(|f| f.timer_lateness.histogram()) {
+            all.add(h).expect("same bounds");
+        }
+        all
+    }
+
+    /// Forget the timer lateness recorded so far.
+    pub fn reset_timer_lateness(&mut self) {
+        for f in &mut self.functions {
+            f.timer_lateness.clear();
+        }
+    }
+
     /// Interrupts for the completions written this pass, as each vector's
     /// moderation decides (`dataplane::moderation`): none while the
     /// consumer polls, otherwise now or when the vector's timer expires.

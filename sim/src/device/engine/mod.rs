@@ -28,9 +28,12 @@
 //! sender (or on the uplink's counters for frames from the wire); a frame a
 //! LIF sends out of the uplink counts in the sender's `ToUplink`.
 
+pub mod idle;
 mod interrupts;
 mod rx;
 mod tx;
+
+pub use idle::{IdleWait, Wait};
 
 use super::meters::Usage;
 use super::queue::DeviceQueue;
@@ -176,7 +179,10 @@ impl Device {
             }
         }
         self.blame = None;
-        self.signal_completions(now);
+        // At the clock's time now, not the pass's start: a timer that came
+        // due while the pass worked fires now, and an interrupt's lateness
+        // is measured when it is raised.
+        self.signal_completions(self.now());
         self.blame = None;
         // Something put off to serve again keeps the engine coming back.
         work + usize::from(self.functions.iter().any(super::Function::has_put_off))
@@ -212,7 +218,7 @@ impl Device {
             (true, _) => Some(now),
             (false, w) => w,
         };
-        let timer = self.functions.iter().filter_map(|f| f.next_timer()).min();
+        let timer = self.next_timer();
         let work = soonest_work.map(|t| {
             let mut t = t.max(now);
             if self.cfg.pipeline_units_per_sec.is_some() {
@@ -227,6 +233,13 @@ impl Device {
             (Some(w), Some(t)) => Some(w.min(t.max(now))),
             (w, t) => w.or(t.map(|t| t.max(now))),
         }
+    }
+
+    /// The soonest moderation timer of any vector (part of
+    /// [`Device::next_deadline`]; the engine thread spins to it rather
+    /// than sleep through its deadline, see [`IdleWait`]).
+    pub fn next_timer(&self) -> Option<Nanos> {
+        self.functions.iter().filter_map(|f| f.next_timer()).min()
     }
 
     /// Wake the fetch engine of every idle TX queue whose doorbell moved.

@@ -7,7 +7,7 @@ mod vectors;
 
 pub use doorbells::DoorbellPages;
 use vectors::intr_ctrl;
-pub use vectors::{default_moderation, Vector};
+pub use vectors::{default_moderation, TimerLateness, Vector};
 
 use super::queue::DeviceQueue;
 use crate::clock::Nanos;
@@ -178,6 +178,8 @@ pub struct Function {
     pub regulation: Vec<Regulation>,
     /// Stopped after an internal error (what it was), until a reset.
     pub failed: Option<String>,
+    /// How late its vectors' moderation timers fired.
+    pub timer_lateness: TimerLateness,
 }
 
 impl Function {
@@ -203,6 +205,7 @@ impl Function {
             slot_config: vec![SlotConfig::default_for(kind); usize::from(limits.nlifs)],
             regulation: vec![Regulation::default(); usize::from(limits.nlifs)],
             failed: None,
+            timer_lateness: TimerLateness::default(),
         })
     }
 
