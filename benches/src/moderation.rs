@@ -325,3 +325,91 @@ pub fn run(setting: Setting, p: &Params, rate_pps: u64, warmup: Duration, window
         not_offered,
     })
 }
+
+/// The timer probe on virtual time: the engine thread's own waiting
+/// policy (`sim::device::engine::IdleWait`, what the real-clock engine
+/// runs) drives the device against a modelled host (`host`: what a pass
+/// costs, and the scheduler tick every sleep ends on), the driver taking
+/// each interrupt as it comes. Deterministic: the device's timer lateness
+/// (ns) over `window` after `warmup`, the same on every machine, so a
+/// short run judges it.
+pub fn virtual_probe(
+    setting: Setting,
+    p: &Params,
+    rate_pps: u64,
+    host: sim::ModelHost,
+    warmup: Duration,
+    window: Duration,
+) -> Result<hdrhistogram::Histogram<u64>, String> {
+    let e = |what: &'static str| move |err: &dyn std::fmt::Display| format!("{what}: {err}");
+    let sim = Sim::start(SimConfig {
+        device: DeviceConfig {
+            vfs: 1,
+            ..DeviceConfig::default()
+        },
+        clock: ClockKind::Virtual,
+        port: PortSpec::Gen(GenConfig {
+            rate_pps,
+            sizes: vec![(64, 1)],
+            flows: vec![dataplane::abi::lif_mac(0)],
+            count: None,
+        }),
+        ..SimConfig::default()
+    })
+    .map_err(|x| e("simulator")(&x))?;
+    let sock = sim.vf_socket(0).ok_or("no VF socket")?;
+    let ring = 1u32 << RX_ORDER;
+    let mem = Arc::new(
+        DmaMemory::new(u64::from(2 * ring) * 2048 + (2 << 20), POOL_IOVA, MemKind::Pages)
+            .map_err(|x| e("DMA memory")(&x))?,
+    );
+    let mut pool = Pool::new(mem.clone(), 2 * ring).map_err(|x| e("pool")(&x))?;
+    let mut nic = Nic::open(
+        Box::new(VfioUserBackend::connect(sock).map_err(|x| e("VF")(&x))?),
+        &NicConfig::default(),
+    )
+    .map_err(|x| e("bring-up")(&x))?;
+    nic.map_memory(&mem).map_err(|x| e("map")(&x))?;
+    let lif = nic.create_lif("rx", None).map_err(|x| e("LIF")(&x))?;
+    let mut rx = nic.create_rxq(&lif, RX_ORDER, Some(0)).map_err(|x| e("RX queue")(&x))?;
+    rx.refill(&mut pool).map_err(|x| e("refill")(&x))?;
+    nic.set_moderation(setting.moderation(p))
+        .map_err(|x| e("moderation")(&x))?;
+    let efd = nic.eventfd(0).ok_or("no vector 0")?;
+    let mut waiter = Waiter::new([efd.clone()]).map_err(|x| e("waiter")(&x))?;
+    let mut out: Vec<Mbuf> = Vec::with_capacity(256);
+    let mut wait = sim::device::engine::IdleWait::new(SimConfig::default().max_idle_sleep.as_nanos() as u64);
+    let t_measure = sim.clock().now() + warmup.as_nanos() as u64;
+    let t_end = t_measure + window.as_nanos() as u64;
+    let mut measuring = false;
+    // Asleep on the interrupt from the start.
+    let _ = waiter.arm(&[&rx]);
+    while sim.clock().now() < t_end {
+        if !measuring && sim.clock().now() >= t_measure {
+            sim.device().reset_timer_lateness();
+            measuring = true;
+        }
+        sim.engine_turn(&mut wait, &host);
+        if efd.read().is_err() {
+            continue;
+        }
+        // Woken: take everything, then sleep again.
+        loop {
+            rx.set_polling();
+            while rx.rx_burst(&mut pool, &mut out, 256).map_err(|x| e("rx")(&x))? > 0 {
+                for m in out.drain(..) {
+                    pool.free(m);
+                }
+            }
+            rx.refill(&mut pool).map_err(|x| e("refill")(&x))?;
+            if !waiter.arm(&[&rx]) {
+                break;
+            }
+        }
+    }
+    let lateness = sim.device().timer_lateness();
+    drop(rx);
+    drop(nic);
+    sim.shutdown();
+    Ok(lateness)
+}

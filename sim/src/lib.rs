@@ -257,6 +257,28 @@ impl Sim {
         self.shared.lock().poll()
     }
 
+    /// Virtual clock: one turn of the real-clock engine thread's loop
+    /// (`engine`), run against a modelled host: a pass that costs the host
+    /// `host.pass_ns`, then what `wait` says; a sleep ends on the host's
+    /// next scheduler tick (`host.tick_ns`), as an idle host with coarse
+    /// timers ends it. So the engine's waiting policy ([`IdleWait`]) is
+    /// tested and benched deterministically. Returns the pass's work and
+    /// the device time it ran at.
+    pub fn engine_turn(&self, wait: &mut IdleWait, host: &ModelHost) -> (usize, Nanos) {
+        let (work, deadline, timer, at) = {
+            let mut d = self.shared.lock();
+            let w = d.poll();
+            (w, d.next_deadline(), d.next_timer(), d.now())
+        };
+        self.clock.advance(host.pass_ns);
+        if let Wait::Sleep(ns) = wait.after_pass(self.clock.now(), work, deadline, timer) {
+            let woke = (self.clock.now() + ns).next_multiple_of(host.tick_ns.max(1));
+            self.clock.advance_to(woke);
+            wait.woke(self.clock.now());
+        }
+        (work, at)
+    }
+
     /// Virtual clock: run the device for `dt`, jumping from event to event
     /// (the pipeline freeing up, a frame arriving, a blocked LIF's meters
     /// refilling); returns the work done. Time never moves past an event
@@ -401,6 +423,15 @@ fn fresh_dir() -> Result<PathBuf, SimError> {
         source,
     })?;
     Ok(dir)
+}
+
+/// A host as [`Sim::engine_turn`] models it.
+#[derive(Debug, Clone, Copy)]
+pub struct ModelHost {
+    /// What one engine pass costs, ns.
+    pub pass_ns: Nanos,
+    /// Sleeps end on multiples of this, ns (a scheduler tick).
+    pub tick_ns: Nanos,
 }
 
 /// The engine thread on the real clock: poll; when idle, back off from

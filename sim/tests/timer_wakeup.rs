@@ -13,10 +13,10 @@ mod common;
 
 use common::*;
 use dataplane::abi::*;
-use sim::device::engine::{IdleWait, Wait};
+use sim::device::engine::IdleWait;
 use sim::device::DeviceConfig;
 use sim::port::GenConfig;
-use sim::{ClockKind, PortSpec, Sim, SimConfig};
+use sim::{ClockKind, ModelHost, PortSpec, Sim, SimConfig};
 
 const US: u64 = 1_000;
 const MS: u64 = 1_000 * US;
@@ -28,28 +28,18 @@ const TICK: u64 = MS;
 /// interrupt waits until 1.3 ms after it, between two frames.
 const LATENCY_US: u32 = 1_300;
 
-/// The engine thread's loop on virtual time: a pass, then what the policy
-/// says; a sleep ends at the host's next tick. Returns the device time of
-/// each pass that raised vector 0's interrupt.
+/// The engine thread's loop on virtual time against the modelled host.
+/// Returns the device time of each pass that raised vector 0's interrupt.
 fn run_engine(s: &Sim, f: &RawFn, wait: &mut IdleWait, until: u64) -> Vec<u64> {
-    let clock = s.clock();
+    let host = ModelHost {
+        pass_ns: PASS_NS,
+        tick_ns: TICK,
+    };
     let mut irqs = Vec::new();
-    while clock.now() < until {
-        let (work, deadline, timer, at) = {
-            let mut d = s.device();
-            let w = d.poll();
-            (w, d.next_deadline(), d.next_timer(), d.now())
-        };
+    while s.clock().now() < until {
+        let (_, at) = s.engine_turn(wait, &host);
         if f.take_interrupts(0) > 0 {
             irqs.push(at);
-        }
-        clock.advance(PASS_NS);
-        match wait.after_pass(clock.now(), work, deadline, timer) {
-            Wait::Again => {}
-            Wait::Sleep(ns) => {
-                clock.advance_to((clock.now() + ns).next_multiple_of(TICK));
-                wait.woke(clock.now());
-            }
         }
     }
     irqs
