@@ -161,10 +161,12 @@ pub fn judge_rounds(rounds: &[f64], need: Need) -> (f64, Verdict) {
     } else if meets == 0 {
         Verdict::Missed
     } else {
-        Verdict::NotJudged(format!(
-            "noise: rounds {lo:.3}..{hi:.3} ({:.0}% of the median) straddle the bar",
-            spread_pct(lo, hi, median)
-        ))
+        let pct = spread_pct(lo, hi, median);
+        Verdict::NotJudged(if pct <= 1000.0 {
+            format!("noise: rounds {lo:.3}..{hi:.3} ({pct:.0}% of the median) straddle the bar")
+        } else {
+            format!("noise: rounds {lo:.3}..{hi:.3} straddle the bar")
+        })
     };
     (median, verdict)
 }

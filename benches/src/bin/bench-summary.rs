@@ -1,6 +1,7 @@
 //! Gather every benchmark's report (`target/bench-results/<bench>.json`)
 //! into one table and one JSON (`summary.md`, `summary.json`): each row's
-//! median and, where a peer was measured in the same run, its ratio.
+//! median and, where a peer was measured in the same run, its ratio,
+//! the bench's notes and its bars.
 //! `scripts/bench-all` runs the benchmarks, then this.
 
 use fairnic_benches::{bars_table, utc_now, Report, Verdict};
@@ -49,6 +50,12 @@ fn main() {
             );
         }
         md.push('\n');
+        // The bench's own notes: its settings and the tables beside the
+        // rows (per-load latency, per-scenario shares).
+        for n in &report.notes {
+            md.push_str(n.trim_end());
+            md.push_str("\n\n");
+        }
         if !report.bars.is_empty() {
             md.push_str(&bars_table(&report.bars));
             md.push('\n');
