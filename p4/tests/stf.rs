@@ -15,13 +15,13 @@
 //! | `stats parse_errors N` | the executor's parse-error count |
 
 use dataplane::abi::{MeterConfig, MeterMode, MeterResource, TableEntry};
-use dataplane::pipeline::{MatchKind, MeterUnit, Outcome, Pipeline, Program, Verdict};
+use dataplane::pipeline::{Backend, Executor, MatchKind, MeterUnit, Outcome, Pipeline, Program, Verdict};
 use mgmt::tables::{parse_match, parse_value, Kind};
 use std::path::Path;
 
 fn hex(words: &[&str]) -> Result<Vec<Option<u8>>, String> {
     let s: String = words.concat();
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err(format!("odd number of hex digits ({})", s.len()));
     }
     (0..s.len() / 2)
@@ -231,11 +231,16 @@ impl Run {
     }
 }
 
-fn run_file(path: &Path) -> Result<usize, String> {
+/// Run a vector file on the executor `exec` picks.
+fn run_file_on(path: &Path, exec: Executor) -> Result<usize, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let prog = p4::fairnic();
+    let p = Pipeline::with_executor(prog.clone(), exec).map_err(|e| e.to_string())?;
+    if exec == Executor::Best && !matches!(p.backend(), Backend::Compiled { .. }) {
+        return Err(format!("fairnic.p4 was not compiled: {}", p.backend()));
+    }
     let mut r = Run {
-        p: Pipeline::new(prog.clone()).map_err(|e| e.to_string())?,
+        p,
         prog,
         last: None,
         now: 0,
@@ -254,6 +259,14 @@ fn run_file(path: &Path) -> Result<usize, String> {
         }
     }
     Ok(checks)
+}
+
+/// Run a vector file on both executors: the compiled program (when the
+/// compiler is built in) and the reference; both must pass.
+fn run_file(path: &Path) -> Result<usize, String> {
+    let n = run_file_on(path, Executor::Reference).map_err(|e| format!("reference executor: {e}"))?;
+    let m = run_file_on(path, Executor::Best).map_err(|e| format!("compiled: {e}"))?;
+    Ok(n + m)
 }
 
 #[test]
@@ -289,6 +302,8 @@ fn a_wrong_expectation_fails() {
     let f = dir.join("neg.stf");
     std::fs::write(&f, "packet 1 00\nexpect lif 3\n").unwrap();
     let e = run_file(&f).unwrap_err();
+    assert!(e.contains("neg.stf:2: verdict ParseError, expected ToLif(3)"), "{e}");
+    let e = run_file_on(&f, Executor::Best).unwrap_err();
     assert!(e.contains("neg.stf:2: verdict ParseError, expected ToLif(3)"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -202,7 +202,7 @@ impl DmaSpace {
         writable: bool,
         budget: usize,
     ) -> Result<(), DmaMapError> {
-        if size == 0 || iova % PAGE != 0 || size % PAGE != 0 || offset % PAGE != 0 {
+        if size == 0 || !iova.is_multiple_of(PAGE) || !size.is_multiple_of(PAGE) || !offset.is_multiple_of(PAGE) {
             return Err(DmaMapError::Unaligned { iova, size, offset });
         }
         if iova.checked_add(size).is_none() || usize::try_from(size).is_err() {

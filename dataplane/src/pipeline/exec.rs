@@ -35,7 +35,7 @@ pub(super) struct Loc {
 }
 
 impl Loc {
-    fn new(bit_off: u16, width: u16) -> Loc {
+    pub(super) fn new(bit_off: u16, width: u16) -> Loc {
         let first = bit_off / 8;
         let last = (u32::from(bit_off) + u32::from(width) - 1) / 8;
         let span = (last - u32::from(first) + 1) as u8;
@@ -48,6 +48,19 @@ impl Loc {
             width,
             mask: mask64(width),
         }
+    }
+
+    /// Byte offset in the header, bytes spanned, right shift, width and
+    /// mask (what the compiled code reads and writes).
+    #[cfg(feature = "jit")]
+    pub(super) fn parts(&self) -> (u16, u8, u8, u16, u64) {
+        (self.byte, self.span, self.shift, self.width, self.mask)
+    }
+
+    /// The header bytes the field reaches (one past its last byte).
+    #[cfg(feature = "jit")]
+    pub(super) fn end(&self) -> usize {
+        usize::from(self.byte) + usize::from(self.span)
     }
 
     /// The field's value (fields of up to 64 bits within 8 bytes take the
@@ -243,6 +256,44 @@ pub struct Pipeline {
     states: Vec<PktState>,
     /// Scratch: metadata of every packet of the batch, `meta.len()` each.
     meta: Vec<u64>,
+    /// The program compiled to machine code, when it was.
+    #[cfg(feature = "jit")]
+    jit: Option<super::jit::Jit>,
+    /// Which executor runs the program, and why.
+    backend: Backend,
+}
+
+/// Which executor runs a loaded program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// Compiled to machine code at load (Cranelift): `code_bytes` of it.
+    Compiled {
+        /// Bytes of machine code generated.
+        code_bytes: usize,
+    },
+    /// The reference executor (closures over batches), and why.
+    Reference {
+        /// Why the compiler did not take the program (or was not asked).
+        why: String,
+    },
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Backend::Compiled { code_bytes } => write!(f, "compiled to machine code ({code_bytes} bytes)"),
+            Backend::Reference { why } => write!(f, "reference executor ({why})"),
+        }
+    }
+}
+
+/// Which executor [`Pipeline::with_executor`] loads a program for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Executor {
+    /// Compile when the compiler takes the program, else the reference.
+    Best,
+    /// The reference executor only.
+    Reference,
 }
 
 /// What packets change: tables (their hit counts), meters, counters.
@@ -257,8 +308,15 @@ pub(super) struct Runtime {
 }
 
 impl Pipeline {
-    /// Load a program (validated again: it may come from an image).
+    /// Load a program (validated again: it may come from an image),
+    /// compiled to machine code when the compiler takes it
+    /// ([`Pipeline::backend`] says which executor runs it).
     pub fn new(prog: Program) -> Result<Pipeline, ProgramError> {
+        Pipeline::with_executor(prog, Executor::Best)
+    }
+
+    /// Load a program for the executor `exec` chooses.
+    pub fn with_executor(prog: Program, exec: Executor) -> Result<Pipeline, ProgramError> {
         prog.validate()?;
         let locs: Vec<Vec<Loc>> = prog
             .headers
@@ -266,6 +324,29 @@ impl Pipeline {
             .map(|h| h.fields.iter().map(|f| Loc::new(f.bit_off, f.width)).collect())
             .collect();
         let code = compile(&prog, &locs);
+        #[cfg(feature = "jit")]
+        let (jit, backend) = match exec {
+            Executor::Reference => (
+                None,
+                Backend::Reference {
+                    why: "asked for".into(),
+                },
+            ),
+            Executor::Best => match super::jit::Jit::compile(&prog, &locs) {
+                Ok(j) => {
+                    let code_bytes = j.code_bytes;
+                    (Some(j), Backend::Compiled { code_bytes })
+                }
+                Err(e) => (None, Backend::Reference { why: e.to_string() }),
+            },
+        };
+        #[cfg(not(feature = "jit"))]
+        let backend = Backend::Reference {
+            why: match exec {
+                Executor::Reference => "asked for".into(),
+                Executor::Best => "built without the compiler (cargo feature `jit`)".into(),
+            },
+        };
         let meters = prog
             .meters
             .iter()
@@ -289,6 +370,9 @@ impl Pipeline {
             out: Vec::with_capacity(1),
             states: Vec::new(),
             meta: Vec::new(),
+            #[cfg(feature = "jit")]
+            jit,
+            backend,
             prog,
         };
         for t in 0..p.prog.tables.len() {
@@ -315,6 +399,18 @@ impl Pipeline {
     /// Decode, validate and load an image.
     pub fn from_image(image: &[u8]) -> Result<Pipeline, ProgramError> {
         Pipeline::new(Program::from_image(image)?)
+    }
+
+    /// Which executor runs the program, and why.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// The metadata of the last batch's packets, `program().meta.len()`
+    /// slots each, as the program left them (for tests that compare the
+    /// executors).
+    pub fn last_meta(&self) -> &[u64] {
+        &self.meta
     }
 
     /// The loaded program.
@@ -505,8 +601,54 @@ impl Pipeline {
     /// reaches it (up to 64 at a time). Appends one outcome per input to
     /// `out`, in order.
     pub fn process_batch(&mut self, now: Nanos, batch: &mut [Input<'_>], out: &mut Vec<Outcome>) {
+        #[cfg(feature = "jit")]
+        if self.jit.is_some() {
+            self.run_compiled(now, batch, out);
+            return;
+        }
         for chunk in batch.chunks_mut(LANES) {
             self.run_lanes(now, chunk, out);
+        }
+    }
+
+    /// The compiled program, one packet after the other.
+    #[cfg(feature = "jit")]
+    fn run_compiled(&mut self, now: Nanos, pkts: &mut [Input<'_>], out: &mut Vec<Outcome>) {
+        let Some(jit) = self.jit.as_ref() else { return };
+        let nm = self.prog.meta.len();
+        self.meta.clear();
+        self.meta.resize(pkts.len() * nm, 0);
+        self.rt.stats.packets += pkts.len() as u64;
+        for (pkt, m) in pkts.iter_mut().zip(self.meta.chunks_exact_mut(nm.max(1))) {
+            m[usize::from(std_meta::INGRESS_LIF)] = u64::from(pkt.ingress_lif);
+            m[usize::from(std_meta::EGRESS_LIF)] = std_meta::LIF_NONE;
+            m[usize::from(std_meta::PACKET_LENGTH)] = pkt.data.len() as u64;
+            let mut fr = super::jit::Frame {
+                data: pkt.data.as_mut_ptr(),
+                len: pkt.data.len() as u64,
+                meta: m.as_mut_ptr(),
+                rt: &raw mut self.rt,
+                now,
+                cost: 0,
+            };
+            // SAFETY: the frame lends the packet's bytes, this packet's
+            // metadata slots (the program's `meta.len()`, and the program
+            // was validated against them) and this pipeline's runtime, for
+            // which `jit` was compiled; nothing else touches them until
+            // `run` returns.
+            let code = unsafe { jit.run(&mut fr) };
+            let cost = fr.cost.min(u64::from(u32::MAX)) as u32;
+            m[usize::from(std_meta::PARSER_ERROR)] = code;
+            if code != 0 {
+                self.rt.stats.parse_errors += 1;
+                out.push(Outcome {
+                    verdict: Verdict::ParseError,
+                    recirculate: 0,
+                    cost,
+                });
+            } else {
+                out.push(verdict(&mut self.rt, cost, m));
+            }
         }
     }
 

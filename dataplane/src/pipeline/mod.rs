@@ -6,10 +6,12 @@ mod compile;
 mod exec;
 mod image;
 pub mod ir;
+#[cfg(feature = "jit")]
+mod jit;
 pub mod table;
 mod validate;
 
-pub use exec::{Applied, EntryError, Input, Nanos, Outcome, Pipeline, Stats, Verdict};
+pub use exec::{Applied, Backend, EntryError, Executor, Input, Nanos, Outcome, Pipeline, Stats, Verdict};
 pub use ir::*;
 
 #[cfg(test)]

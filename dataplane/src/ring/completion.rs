@@ -130,7 +130,7 @@ impl Entries {
 fn entries(base: NonNull<u8>, order: u8) -> Result<Entries, RingError> {
     let mask = super::check_order(order)? - 1;
     let addr = base.as_ptr() as usize;
-    if addr % ENTRY_LEN != 0 {
+    if !addr.is_multiple_of(ENTRY_LEN) {
         return Err(RingError::Misaligned {
             what: "completion ring",
             addr,
@@ -213,7 +213,7 @@ impl CqWriter {
         let at = (self.tail - self.flushed) as usize;
         self.staged[at] = e;
         self.tail += 1;
-        if self.tail.get() % ENTRIES_PER_LINE == 0 {
+        if self.tail.get().is_multiple_of(ENTRIES_PER_LINE) {
             return self.flush();
         }
         None

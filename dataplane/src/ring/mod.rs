@@ -215,7 +215,7 @@ unsafe fn shared_parts<'a, T: RingElem>(
 fn check_align<T>(what: &'static str, p: NonNull<T>) -> Result<(), RingError> {
     let addr = p.as_ptr() as usize;
     let align = core::mem::align_of::<T>();
-    if addr % align != 0 {
+    if !addr.is_multiple_of(align) {
         return Err(RingError::Misaligned { what, addr, align });
     }
     Ok(())

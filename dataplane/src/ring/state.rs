@@ -129,7 +129,7 @@ impl SharedQueueState {
     pub unsafe fn from_ptr<'a>(ptr: NonNull<u8>) -> Result<&'a SharedQueueState, RingError> {
         let addr = ptr.as_ptr() as usize;
         let align = core::mem::align_of::<SharedQueueState>();
-        if addr % align != 0 {
+        if !addr.is_multiple_of(align) {
             return Err(RingError::Misaligned {
                 what: "queue state block",
                 addr,

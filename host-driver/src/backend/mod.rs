@@ -146,7 +146,7 @@ impl BarMapping {
     #[inline]
     pub fn write64(&self, offset: usize, v: u64) {
         assert!(
-            offset % 8 == 0 && offset + 8 <= self.len,
+            offset.is_multiple_of(8) && offset + 8 <= self.len,
             "BAR write64 at {offset:#x} outside {:#x}",
             self.len
         );
@@ -159,7 +159,7 @@ impl BarMapping {
     #[inline]
     pub fn read64(&self, offset: usize) -> u64 {
         assert!(
-            offset % 8 == 0 && offset + 8 <= self.len,
+            offset.is_multiple_of(8) && offset + 8 <= self.len,
             "BAR read64 at {offset:#x} outside {:#x}",
             self.len
         );
@@ -171,7 +171,7 @@ impl BarMapping {
     #[inline]
     pub fn write32(&self, offset: usize, v: u32) {
         assert!(
-            offset % 4 == 0 && offset + 4 <= self.len,
+            offset.is_multiple_of(4) && offset + 4 <= self.len,
             "BAR write32 at {offset:#x} outside {:#x}",
             self.len
         );
@@ -183,7 +183,7 @@ impl BarMapping {
     #[inline]
     pub fn read32(&self, offset: usize) -> u32 {
         assert!(
-            offset % 4 == 0 && offset + 4 <= self.len,
+            offset.is_multiple_of(4) && offset + 4 <= self.len,
             "BAR read32 at {offset:#x} outside {:#x}",
             self.len
         );

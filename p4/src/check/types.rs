@@ -189,7 +189,7 @@ impl Globals<'_> {
                 ),
             );
         }
-        if bits % 8 != 0 {
+        if !bits.is_multiple_of(8) {
             return err(
                 name.span,
                 format!("header `{}` is {bits} bits, not a whole number of bytes", name.name),

@@ -46,7 +46,7 @@ impl DoorbellPages {
 
     /// The 64-bit doorbell word at `offset` within the doorbell area.
     pub(super) fn word(&self, offset: u64) -> Option<&AtomicU64> {
-        if offset % 8 != 0 || offset + 8 > self.len {
+        if !offset.is_multiple_of(8) || offset + 8 > self.len {
             return None;
         }
         // SAFETY: in bounds of the live mapping `self.map` owns (checked),
@@ -89,7 +89,7 @@ impl DoorbellPages {
             return false;
         }
         // A single aligned word is done atomically, as a doorbell write is.
-        if data.len() == 8 && offset % 8 == 0 {
+        if data.len() == 8 && offset.is_multiple_of(8) {
             let w = self.word(offset).expect("checked");
             if write {
                 w.store(

@@ -1,0 +1,841 @@
+//! The program lowered to one Cranelift function (see the module above).
+
+use super::{frame, Helpers};
+use crate::pipeline::compile::mask64;
+use crate::pipeline::exec::{Loc, ParserError};
+use crate::pipeline::ir::*;
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::types::{I16, I32, I64};
+use cranelift_codegen::ir::{
+    AbiParam, Block, Function, InstBuilder, MemFlagsData, SigRef, Signature, StackSlot, StackSlotData, StackSlotKind,
+    Type, Value,
+};
+use cranelift_codegen::isa::TargetFrontendConfig;
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
+
+/// Lower `prog` into `func` (whose signature is `(pointer) -> i64`).
+pub(super) fn lower(
+    prog: &Program,
+    locs: &[Vec<Loc>],
+    func: &mut Function,
+    fctx: &mut FunctionBuilderContext,
+    cfg: TargetFrontendConfig,
+) {
+    let mut b = FunctionBuilder::new(func, fctx);
+    let ptr = cfg.pointer_type();
+    let call_conv = cfg.default_call_conv;
+    let sig = |params: &[Type], ret: bool| {
+        let mut s = Signature::new(call_conv);
+        s.params.extend(params.iter().map(|&t| AbiParam::new(t)));
+        if ret {
+            s.returns.push(AbiParam::new(I64));
+        }
+        s
+    };
+    let sigs = Sigs {
+        apply: b.import_signature(sig(&[ptr, I64, I64, I64, ptr], true)),
+        count: b.import_signature(sig(&[ptr, I64, I64], false)),
+        meter: b.import_signature(sig(&[ptr, I64, I64], true)),
+        read_wide: b.import_signature(sig(&[ptr, I64, I64, I64], true)),
+        write_wide: b.import_signature(sig(&[ptr, I64, I64, I64], false)),
+    };
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    let fr = b.block_params(entry)[0];
+    let trusted = MemFlagsData::trusted();
+    let data = b.ins().load(ptr, trusted, fr, frame::DATA);
+    let len = b.ins().load(I64, trusted, fr, frame::LEN);
+    let meta = b.ins().load(ptr, trusted, fr, frame::META);
+    let zero = b.ins().iconst(I64, 0);
+    let off: Vec<Variable> = (0..prog.headers.len())
+        .map(|_| {
+            let v = b.declare_var(I64);
+            b.def_var(v, zero);
+            v
+        })
+        .collect();
+    let valid = b.declare_var(I64);
+    b.def_var(valid, zero);
+    let cost = b.declare_var(I64);
+    let base = b.ins().iconst(I64, i64::from(prog.base_cost));
+    b.def_var(cost, base);
+    let apply_params = b.create_sized_stack_slot(StackSlotData::new(
+        StackSlotKind::ExplicitSlot,
+        (8 * limits::PARAMS) as u32,
+        3,
+    ));
+    let done = b.create_block();
+    let code = b.append_block_param(done, I64);
+    let mut l = Lower {
+        prog,
+        locs,
+        b,
+        ptr,
+        fr,
+        data,
+        len,
+        meta,
+        off,
+        valid,
+        cost,
+        done,
+        sigs,
+        params: None,
+        apply_params,
+        errors: Vec::new(),
+        exit: None,
+    };
+    l.parser();
+    l.fill_errors();
+    // The end of every path: the cost out, the parser's code back.
+    l.b.switch_to_block(done);
+    let c = l.b.use_var(l.cost);
+    l.b.ins().store(trusted, c, fr, frame::COST);
+    l.b.ins().return_(&[code]);
+    l.b.seal_all_blocks();
+    l.b.finalize(cfg);
+}
+
+/// The helpers' signatures.
+struct Sigs {
+    apply: SigRef,
+    count: SigRef,
+    meter: SigRef,
+    read_wide: SigRef,
+    write_wide: SigRef,
+}
+
+struct Lower<'a, 'f> {
+    prog: &'a Program,
+    locs: &'a [Vec<Loc>],
+    b: FunctionBuilder<'f>,
+    ptr: Type,
+    fr: Value,
+    data: Value,
+    len: Value,
+    meta: Value,
+    /// Each header's offset in the packet, and the validity bits.
+    off: Vec<Variable>,
+    valid: Variable,
+    /// Cost units so far.
+    cost: Variable,
+    /// Where every path ends, with the parser's code.
+    done: Block,
+    sigs: Sigs,
+    /// The running action's parameter slot (None outside an action).
+    params: Option<StackSlot>,
+    /// The slot a table apply's helper writes the entry's arguments to.
+    apply_params: StackSlot,
+    /// Blocks that end with a parser error, by code (made on first use).
+    errors: Vec<(u64, Block)>,
+    /// `exit;` and the end of the ingress control (made with it).
+    exit: Option<Block>,
+}
+
+/// Bytes of a field's big-endian load or store, from its first byte: the
+/// widest loads that fit.
+fn pieces(span: u8) -> impl Iterator<Item = (u8, u8)> {
+    let mut pos = 0u8;
+    std::iter::from_fn(move || {
+        if pos >= span {
+            return None;
+        }
+        let left = span - pos;
+        let k = match left {
+            8.. => 8,
+            4..=7 => 4,
+            2..=3 => 2,
+            _ => 1,
+        };
+        let at = pos;
+        pos += k;
+        Some((at, k))
+    })
+}
+
+impl Lower<'_, '_> {
+    fn iconst(&mut self, v: u64) -> Value {
+        self.b.ins().iconst(I64, v as i64)
+    }
+
+    /// `x & m`, skipped for an all-ones mask.
+    fn mask(&mut self, x: Value, m: u64) -> Value {
+        if m == u64::MAX {
+            x
+        } else {
+            self.b.ins().band_imm_s(x, m as i64)
+        }
+    }
+
+    fn flags() -> MemFlagsData {
+        let mut f = MemFlagsData::new();
+        f.set_notrap();
+        f
+    }
+
+    fn add_cost(&mut self, c: u32) {
+        if c != 0 {
+            let v = self.b.use_var(self.cost);
+            let v = self.b.ins().iadd_imm_s(v, i64::from(c));
+            self.b.def_var(self.cost, v);
+        }
+    }
+
+    /// The block that ends the packet with parser error `code` (filled
+    /// at the end, [`Lower::fill_errors`]).
+    fn error(&mut self, code: ParserError) -> Block {
+        let code = code as u64;
+        if let Some(&(_, blk)) = self.errors.iter().find(|(c, _)| *c == code) {
+            return blk;
+        }
+        let blk = self.b.create_block();
+        self.errors.push((code, blk));
+        blk
+    }
+
+    /// Each parser error's block: on to the end with its code.
+    fn fill_errors(&mut self) {
+        for (code, blk) in std::mem::take(&mut self.errors) {
+            self.b.switch_to_block(blk);
+            let c = self.iconst(code);
+            self.b.ins().jump(self.done, &[c.into()]);
+        }
+    }
+
+    /// Continue in a fresh block after a terminator (code there is
+    /// unreachable and removed).
+    fn dead_block(&mut self) {
+        let blk = self.b.create_block();
+        self.b.switch_to_block(blk);
+    }
+
+    /// The value `then` computes when header `h` is valid, else 0.
+    fn if_valid(&mut self, h: usize, then: impl FnOnce(&mut Self) -> Value) -> Value {
+        let var = self.b.declare_var(I64);
+        let zero = self.iconst(0);
+        self.b.def_var(var, zero);
+        let v = self.b.use_var(self.valid);
+        let t = self.b.ins().band_imm_s(v, 1i64 << h);
+        let yes = self.b.create_block();
+        let merge = self.b.create_block();
+        self.b.ins().brif(t, yes, &[], merge, &[]);
+        self.b.switch_to_block(yes);
+        let x = then(self);
+        self.b.def_var(var, x);
+        self.b.ins().jump(merge, &[]);
+        self.b.switch_to_block(merge);
+        self.b.use_var(var)
+    }
+
+    /// Run `then` when header `h` is valid.
+    fn when_valid(&mut self, h: usize, then: impl FnOnce(&mut Self)) {
+        let v = self.b.use_var(self.valid);
+        let t = self.b.ins().band_imm_s(v, 1i64 << h);
+        let yes = self.b.create_block();
+        let merge = self.b.create_block();
+        self.b.ins().brif(t, yes, &[], merge, &[]);
+        self.b.switch_to_block(yes);
+        then(self);
+        self.b.ins().jump(merge, &[]);
+        self.b.switch_to_block(merge);
+    }
+
+    /// The address of header `h` (its offset in the packet).
+    fn header_base(&mut self, h: usize) -> Value {
+        let o = self.b.use_var(self.off[h]);
+        self.b.ins().iadd(self.data, o)
+    }
+
+    /// The big-endian integer in the `span` bytes at `base + byte`.
+    fn load_be(&mut self, base: Value, byte: u16, span: u8) -> Value {
+        let mut acc: Option<Value> = None;
+        for (at, k) in pieces(span) {
+            let o = i32::from(byte) + i32::from(at);
+            let piece = match k {
+                1 => self.b.ins().uload8(I64, Self::flags(), base, o),
+                2 => {
+                    let x = self.b.ins().load(I16, Self::flags(), base, o);
+                    let x = self.b.ins().bswap(x);
+                    self.b.ins().uextend(I64, x)
+                }
+                4 => {
+                    let x = self.b.ins().load(I32, Self::flags(), base, o);
+                    let x = self.b.ins().bswap(x);
+                    self.b.ins().uextend(I64, x)
+                }
+                _ => {
+                    let x = self.b.ins().load(I64, Self::flags(), base, o);
+                    self.b.ins().bswap(x)
+                }
+            };
+            acc = Some(match acc {
+                None => piece,
+                Some(a) => {
+                    let a = self.b.ins().ishl_imm_s(a, i64::from(8 * k));
+                    self.b.ins().bor(a, piece)
+                }
+            });
+        }
+        acc.expect("a field spans at least one byte")
+    }
+
+    /// Store the low `span` bytes of `v` big-endian at `base + byte`.
+    fn store_be(&mut self, base: Value, byte: u16, span: u8, v: Value) {
+        for (at, k) in pieces(span) {
+            let o = i32::from(byte) + i32::from(at);
+            let sh = 8 * i64::from(span - at - k);
+            let x = if sh == 0 { v } else { self.b.ins().ushr_imm_s(v, sh) };
+            match k {
+                1 => {
+                    self.b.ins().istore8(Self::flags(), x, base, o);
+                }
+                2 => {
+                    let x = self.b.ins().ireduce(I16, x);
+                    let x = self.b.ins().bswap(x);
+                    self.b.ins().store(Self::flags(), x, base, o);
+                }
+                4 => {
+                    let x = self.b.ins().ireduce(I32, x);
+                    let x = self.b.ins().bswap(x);
+                    self.b.ins().store(Self::flags(), x, base, o);
+                }
+                _ => {
+                    let x = self.b.ins().bswap(x);
+                    self.b.ins().store(Self::flags(), x, base, o);
+                }
+            }
+        }
+    }
+
+    /// `loc` packed for the wide-field helpers.
+    fn packed(&self, h: usize, f: usize) -> u64 {
+        let d = &self.prog.headers[h].fields[f];
+        u64::from(d.bit_off) | (u64::from(d.width) << 16)
+    }
+
+    fn call(&mut self, sig: SigRef, f: usize, args: &[Value]) -> Option<Value> {
+        let callee = self.b.ins().iconst(self.ptr, f as i64);
+        let call = self.b.ins().call_indirect(sig, callee, args);
+        self.b.inst_results(call).first().copied()
+    }
+
+    /// Header field `(h, f)` as an expression value (0 when the header is
+    /// not valid; the low 64 bits of a wider field).
+    fn field(&mut self, h: usize, f: usize) -> Value {
+        let loc = self.locs[h][f];
+        let (byte, span, shift, _, mask) = loc.parts();
+        let packed = self.packed(h, f);
+        self.if_valid(h, |s| {
+            if span <= 8 {
+                let base = s.header_base(h);
+                let x = s.load_be(base, byte, span);
+                let x = if shift == 0 {
+                    x
+                } else {
+                    s.b.ins().ushr_imm_s(x, i64::from(shift))
+                };
+                s.mask(x, mask)
+            } else {
+                s.wide(h, packed, 0)
+            }
+        })
+    }
+
+    /// Half (`hi` 0: low, 1: high) of a wide field of header `h`.
+    fn wide(&mut self, h: usize, packed: u64, hi: u64) -> Value {
+        let o = self.b.use_var(self.off[h]);
+        let p = self.iconst(packed);
+        let hi = self.iconst(hi);
+        let sig = self.sigs.read_wide;
+        self.call(sig, Helpers::READ_WIDE as usize, &[self.fr, o, p, hi])
+            .expect("returns a value")
+    }
+
+    fn meta_load(&mut self, f: usize) -> Value {
+        self.b
+            .ins()
+            .load(I64, MemFlagsData::trusted(), self.meta, (8 * f) as i32)
+    }
+
+    fn meta_store(&mut self, f: usize, v: Value) {
+        self.b
+            .ins()
+            .store(MemFlagsData::trusted(), v, self.meta, (8 * f) as i32);
+    }
+
+    fn expr(&mut self, e: &Expr) -> Value {
+        match e {
+            Expr::Const { value, .. } => self.iconst(*value),
+            Expr::Field(FieldRef::Meta(f)) => self.meta_load(usize::from(*f)),
+            Expr::Field(FieldRef::Header { header, field }) => self.field(usize::from(*header), usize::from(*field)),
+            Expr::Param(p) => match self.params {
+                Some(slot) => {
+                    let p = usize::from(*p).min(limits::PARAMS - 1);
+                    self.b.ins().stack_load(self.ptr, I64, slot, (8 * p) as i32)
+                }
+                // The parser has no parameters: they read 0 there.
+                None => self.iconst(0),
+            },
+            Expr::Valid(h) => {
+                let v = self.b.use_var(self.valid);
+                let v = self.b.ins().ushr_imm_s(v, i64::from(*h));
+                self.b.ins().band_imm_s(v, 1)
+            }
+            Expr::Unary { op, arg, width } => {
+                let a = self.expr(arg);
+                let w = mask64(*width);
+                match op {
+                    UnOp::Not => {
+                        let c = self.b.ins().icmp_imm_s(IntCC::Equal, a, 0);
+                        self.b.ins().uextend(I64, c)
+                    }
+                    UnOp::BitNot => {
+                        let x = self.b.ins().bnot(a);
+                        self.mask(x, w)
+                    }
+                    UnOp::Neg => {
+                        let x = self.b.ins().ineg(a);
+                        self.mask(x, w)
+                    }
+                }
+            }
+            Expr::Binary { op, lhs, rhs, width } => {
+                let a = self.expr(lhs);
+                let c = self.expr(rhs);
+                self.binary(*op, a, c, mask64(*width))
+            }
+            Expr::Slice { arg, hi, lo } => {
+                let a = self.expr(arg);
+                let x = if *lo == 0 {
+                    a
+                } else {
+                    self.b.ins().ushr_imm_s(a, i64::from(*lo))
+                };
+                self.mask(x, mask64(hi - lo + 1))
+            }
+            Expr::Cast { arg, width } => {
+                let a = self.expr(arg);
+                self.mask(a, mask64(*width))
+            }
+        }
+    }
+
+    fn binary(&mut self, op: BinOp, a: Value, c: Value, w: u64) -> Value {
+        let cmp = |s: &mut Self, cc: IntCC| {
+            let x = s.b.ins().icmp(cc, a, c);
+            s.b.ins().uextend(I64, x)
+        };
+        match op {
+            BinOp::Add => {
+                let x = self.b.ins().iadd(a, c);
+                self.mask(x, w)
+            }
+            BinOp::Sub => {
+                let x = self.b.ins().isub(a, c);
+                self.mask(x, w)
+            }
+            BinOp::Mul => {
+                let x = self.b.ins().imul(a, c);
+                self.mask(x, w)
+            }
+            BinOp::BitAnd => self.b.ins().band(a, c),
+            BinOp::BitOr => self.b.ins().bor(a, c),
+            BinOp::BitXor => self.b.ins().bxor(a, c),
+            BinOp::Shl | BinOp::Shr => {
+                // Cranelift takes the amount modulo 64; P4 here gives 0.
+                let x = if op == BinOp::Shl {
+                    self.b.ins().ishl(a, c)
+                } else {
+                    self.b.ins().ushr(a, c)
+                };
+                let big = self.b.ins().icmp_imm_s(IntCC::UnsignedGreaterThanOrEqual, c, 64);
+                let zero = self.iconst(0);
+                let x = self.b.ins().select(big, zero, x);
+                if op == BinOp::Shl {
+                    self.mask(x, w)
+                } else {
+                    x
+                }
+            }
+            BinOp::Eq => cmp(self, IntCC::Equal),
+            BinOp::Ne => cmp(self, IntCC::NotEqual),
+            BinOp::Lt => cmp(self, IntCC::UnsignedLessThan),
+            BinOp::Le => cmp(self, IntCC::UnsignedLessThanOrEqual),
+            BinOp::Gt => cmp(self, IntCC::UnsignedGreaterThan),
+            BinOp::Ge => cmp(self, IntCC::UnsignedGreaterThanOrEqual),
+            BinOp::And | BinOp::Or => {
+                let x = self.b.ins().icmp_imm_s(IntCC::NotEqual, a, 0);
+                let y = self.b.ins().icmp_imm_s(IntCC::NotEqual, c, 0);
+                let z = if op == BinOp::And {
+                    self.b.ins().band(x, y)
+                } else {
+                    self.b.ins().bor(x, y)
+                };
+                self.b.ins().uextend(I64, z)
+            }
+        }
+    }
+
+    /// Store `v` into a field (truncated to its width; a header field of a
+    /// header that is not valid is left alone).
+    fn store(&mut self, dst: FieldRef, v: Value) {
+        match dst {
+            FieldRef::Meta(f) => {
+                let f = usize::from(f);
+                let v = self.mask(v, mask64(self.prog.meta[f].width));
+                self.meta_store(f, v);
+            }
+            FieldRef::Header { header, field } => {
+                let (h, f) = (usize::from(header), usize::from(field));
+                let loc = self.locs[h][f];
+                let (byte, span, shift, _, mask) = loc.parts();
+                let packed = self.packed(h, f);
+                self.when_valid(h, |s| {
+                    if span <= 8 {
+                        let base = s.header_base(h);
+                        let acc = s.load_be(base, byte, span);
+                        let m = mask << shift;
+                        let keep = s.b.ins().band_imm_s(acc, !m as i64);
+                        let x = if shift == 0 {
+                            v
+                        } else {
+                            s.b.ins().ishl_imm_s(v, i64::from(shift))
+                        };
+                        let x = s.b.ins().band_imm_s(x, m as i64);
+                        let new = s.b.ins().bor(keep, x);
+                        s.store_be(base, byte, span, new);
+                    } else {
+                        let o = s.b.use_var(s.off[h]);
+                        let p = s.iconst(packed);
+                        let sig = s.sigs.write_wide;
+                        s.call(sig, Helpers::WRITE_WIDE as usize, &[s.fr, o, p, v]);
+                    }
+                });
+            }
+        }
+    }
+
+    fn parser(&mut self) {
+        let prog = self.prog;
+        let states: Vec<Block> = prog.parser.iter().map(|_| self.b.create_block()).collect();
+        let steps = self.b.declare_var(I64);
+        let zero = self.iconst(0);
+        self.b.def_var(steps, zero);
+        let at = self.b.declare_var(I64);
+        self.b.def_var(at, zero);
+        let accept = self.b.create_block();
+        self.b.ins().jump(states[0], &[]);
+        for (i, s) in prog.parser.iter().enumerate() {
+            self.b.switch_to_block(states[i]);
+            // At most PARSE_STEPS states per packet.
+            let n = self.b.use_var(steps);
+            let more = self
+                .b
+                .ins()
+                .icmp_imm_s(IntCC::UnsignedLessThan, n, limits::PARSE_STEPS as i64);
+            let go = self.b.create_block();
+            let timeout = self.error(ParserError::ParserTimeout);
+            self.b.ins().brif(more, go, &[], timeout, &[]);
+            self.b.switch_to_block(go);
+            let n = self.b.ins().iadd_imm_s(n, 1);
+            self.b.def_var(steps, n);
+            self.add_cost(s.cost);
+            for op in &s.ops {
+                match op {
+                    ParserOp::Extract(h) => {
+                        let h = usize::from(*h);
+                        let hl = i64::from(prog.headers[h].len);
+                        let v = self.b.use_var(self.valid);
+                        let twice = self.b.ins().band_imm_s(v, 1i64 << h);
+                        let ok = self.b.create_block();
+                        let stack = self.error(ParserError::StackOutOfBounds);
+                        self.b.ins().brif(twice, stack, &[], ok, &[]);
+                        self.b.switch_to_block(ok);
+                        // In bounds: the header ends within the packet.
+                        let start = self.b.use_var(at);
+                        let end = self.b.ins().iadd_imm_s(start, hl);
+                        let short = self.b.ins().icmp(IntCC::UnsignedGreaterThan, end, self.len);
+                        let fits = self.b.create_block();
+                        let too_short = self.error(ParserError::PacketTooShort);
+                        self.b.ins().brif(short, too_short, &[], fits, &[]);
+                        self.b.switch_to_block(fits);
+                        self.b.def_var(self.off[h], start);
+                        let v = self.b.ins().bor_imm_s(v, 1i64 << h);
+                        self.b.def_var(self.valid, v);
+                        self.b.def_var(at, end);
+                    }
+                    ParserOp::Assign { dst, value } => {
+                        let v = self.expr(value);
+                        if let FieldRef::Meta(_) = dst {
+                            self.store(*dst, v);
+                        }
+                    }
+                }
+            }
+            let target = |s: &mut Self, n: Next| match n {
+                Next::Accept => accept,
+                Next::Reject => s.error(ParserError::NoMatch),
+                Next::State(k) => states[usize::from(k)],
+            };
+            match &s.transition {
+                Transition::Next(n) => {
+                    let t = target(self, *n);
+                    self.b.ins().jump(t, &[]);
+                }
+                Transition::Select { keys, cases, default } => {
+                    let vals: Vec<Value> = keys.iter().map(|k| self.expr(k)).collect();
+                    for c in cases {
+                        let mut all: Option<Value> = None;
+                        for (&(v, m), &x) in c.matches.iter().zip(&vals) {
+                            let y = self.mask(x, m);
+                            let eq = self.b.ins().icmp_imm_s(IntCC::Equal, y, (v & m) as i64);
+                            all = Some(match all {
+                                None => eq,
+                                Some(a) => self.b.ins().band(a, eq),
+                            });
+                        }
+                        let t = target(self, c.next);
+                        let next = self.b.create_block();
+                        match all {
+                            Some(cond) => {
+                                self.b.ins().brif(cond, t, &[], next, &[]);
+                            }
+                            // A case with no keys matches everything.
+                            None => {
+                                self.b.ins().jump(t, &[]);
+                            }
+                        }
+                        self.b.switch_to_block(next);
+                    }
+                    let t = target(self, *default);
+                    self.b.ins().jump(t, &[]);
+                }
+            }
+        }
+        self.b.switch_to_block(accept);
+        let exit = self.b.create_block();
+        self.exit = Some(exit);
+        self.block(&prog.ingress);
+        self.b.ins().jump(exit, &[]);
+        self.b.switch_to_block(exit);
+        let z = self.iconst(0);
+        self.b.ins().jump(self.done, &[z.into()]);
+    }
+
+    fn block(&mut self, stmts: &[Stmt]) {
+        for s in stmts {
+            self.stmt(s);
+        }
+    }
+
+    fn stmt(&mut self, s: &Stmt) {
+        match s {
+            Stmt::Assign { dst, value } => {
+                let v = self.expr(value);
+                self.store(*dst, v);
+            }
+            Stmt::If { cond, then, otherwise } => {
+                let c = self.expr(cond);
+                let (t, o, merge) = (self.b.create_block(), self.b.create_block(), self.b.create_block());
+                self.b.ins().brif(c, t, &[], o, &[]);
+                self.b.switch_to_block(t);
+                self.block(then);
+                self.b.ins().jump(merge, &[]);
+                self.b.switch_to_block(o);
+                self.block(otherwise);
+                self.b.ins().jump(merge, &[]);
+                self.b.switch_to_block(merge);
+            }
+            Stmt::Apply { table, on_hit, on_miss } => self.apply(usize::from(*table), on_hit, on_miss),
+            Stmt::Call { action, args } => {
+                let slot = self.b.create_sized_stack_slot(StackSlotData::new(
+                    StackSlotKind::ExplicitSlot,
+                    (8 * limits::PARAMS) as u32,
+                    3,
+                ));
+                for (k, a) in args.iter().enumerate() {
+                    let v = self.expr(a);
+                    self.b.ins().stack_store(self.ptr, v, slot, (8 * k) as i32);
+                }
+                let a = &self.prog.actions[usize::from(*action)];
+                self.add_cost(a.cost);
+                self.action_body(a, slot);
+            }
+            Stmt::Drop => {
+                let one = self.iconst(1);
+                self.meta_store(usize::from(std_meta::DROP), one);
+            }
+            Stmt::Exit => {
+                let exit = self.exit.expect("exit is made before the ingress");
+                self.b.ins().jump(exit, &[]);
+                self.dead_block();
+            }
+            Stmt::Count { counter, index } => {
+                let idx = self.expr(index);
+                let c = self.iconst(u64::from(*counter));
+                let sig = self.sigs.count;
+                self.call(sig, Helpers::COUNT as usize, &[self.fr, c, idx]);
+            }
+            Stmt::Meter { meter, index, dst } => {
+                let idx = self.expr(index);
+                let m = self.iconst(u64::from(*meter));
+                let sig = self.sigs.meter;
+                let color = self
+                    .call(sig, Helpers::METER as usize, &[self.fr, m, idx])
+                    .expect("returns a value");
+                self.store(*dst, color);
+            }
+        }
+    }
+
+    fn action_body(&mut self, a: &ActionDef, slot: StackSlot) {
+        let saved = self.params.replace(slot);
+        self.block(&a.body);
+        self.params = saved;
+    }
+
+    /// The key part of one table key field, as (low, high) 64-bit halves.
+    fn key_part(&mut self, k: &KeyDef) -> (Value, Value) {
+        let zero = self.iconst(0);
+        match k.expr {
+            KeyExpr::Valid(h) => {
+                let v = self.b.use_var(self.valid);
+                let v = self.b.ins().ushr_imm_s(v, i64::from(h));
+                (self.b.ins().band_imm_s(v, 1), zero)
+            }
+            KeyExpr::Field(FieldRef::Meta(f)) => (self.meta_load(usize::from(f)), zero),
+            KeyExpr::Field(FieldRef::Header { header, field }) => {
+                let (h, f) = (usize::from(header), usize::from(field));
+                let (_, span, _, _, _) = self.locs[h][f].parts();
+                if span <= 8 {
+                    (self.field(h, f), zero)
+                } else {
+                    let packed = self.packed(h, f);
+                    let lo = self.if_valid(h, |s| s.wide(h, packed, 0));
+                    let hi = self.if_valid(h, |s| s.wide(h, packed, 1));
+                    (lo, hi)
+                }
+            }
+        }
+    }
+
+    /// `(lo, hi) << w` on 128 bits.
+    fn shl128(&mut self, lo: Value, hi: Value, w: u32) -> (Value, Value) {
+        match w {
+            0 => (lo, hi),
+            128.. => {
+                let z = self.iconst(0);
+                (z, z)
+            }
+            64..=127 => {
+                let z = self.iconst(0);
+                let h = if w == 64 {
+                    lo
+                } else {
+                    self.b.ins().ishl_imm_s(lo, i64::from(w - 64))
+                };
+                (z, h)
+            }
+            _ => {
+                let h = self.b.ins().ishl_imm_s(hi, i64::from(w));
+                let carry = self.b.ins().ushr_imm_s(lo, i64::from(64 - w));
+                let h = self.b.ins().bor(h, carry);
+                (self.b.ins().ishl_imm_s(lo, i64::from(w)), h)
+            }
+        }
+    }
+
+    fn apply(&mut self, t: usize, on_hit: &[Stmt], on_miss: &[Stmt]) {
+        let prog = self.prog;
+        let def = &prog.tables[t];
+        self.add_cost(def.cost);
+        let mut lo = self.iconst(0);
+        let mut hi = lo;
+        for k in &def.keys {
+            let w = u32::from(k.width);
+            (lo, hi) = self.shl128(lo, hi, w);
+            let (plo, phi) = self.key_part(k);
+            // The part's bits: `w` low bits of (phi:plo).
+            let (mlo, mhi) = match w {
+                0..=63 => (mask64(w as u16), 0),
+                64..=127 => (u64::MAX, mask64((w - 64) as u16)),
+                _ => (u64::MAX, u64::MAX),
+            };
+            let plo = self.mask(plo, mlo);
+            lo = self.b.ins().bor(lo, plo);
+            if mhi != 0 {
+                let phi = self.mask(phi, mhi);
+                hi = self.b.ins().bor(hi, phi);
+            }
+        }
+        let t_v = self.iconst(t as u64);
+        let params = self.b.ins().stack_addr(self.ptr, self.apply_params, 0);
+        let sig = self.sigs.apply;
+        let r = self
+            .call(sig, Helpers::APPLY as usize, &[self.fr, t_v, lo, hi, params])
+            .expect("returns a value");
+        let hit = self.b.ins().ushr_imm_s(r, 32);
+        let (hit_b, miss_b, after) = (self.b.create_block(), self.b.create_block(), self.b.create_block());
+        self.b.ins().brif(hit, hit_b, &[], miss_b, &[]);
+
+        // A miss: the default action with its arguments, then `on_miss`.
+        self.b.switch_to_block(miss_b);
+        let da = &prog.actions[usize::from(def.default_action)];
+        if !da.params.is_empty() {
+            for (k, &a) in def.default_args.iter().enumerate().take(limits::PARAMS) {
+                let v = self.iconst(a);
+                self.b.ins().stack_store(self.ptr, v, self.apply_params, (8 * k) as i32);
+            }
+        }
+        self.add_cost(da.cost);
+        self.action_body(da, self.apply_params);
+        self.block(on_miss);
+        self.b.ins().jump(after, &[]);
+
+        // A hit: the entry's action, then `on_hit`.
+        self.b.switch_to_block(hit_b);
+        let action = self.b.ins().band_imm_s(r, 0xffff);
+        let mut candidates: Vec<u16> = def.actions.clone();
+        candidates.extend(def.entries.iter().map(|e| e.action));
+        candidates.push(def.default_action);
+        candidates.sort_unstable();
+        candidates.dedup();
+        let hit_after = self.b.create_block();
+        for a in candidates {
+            let Some(ad) = prog.actions.get(usize::from(a)) else {
+                continue;
+            };
+            let (this, next) = (self.b.create_block(), self.b.create_block());
+            let is = self.b.ins().icmp_imm_s(IntCC::Equal, action, i64::from(a));
+            self.b.ins().brif(is, this, &[], next, &[]);
+            self.b.switch_to_block(this);
+            self.add_cost(ad.cost);
+            self.action_body(ad, self.apply_params);
+            self.b.ins().jump(hit_after, &[]);
+            self.b.switch_to_block(next);
+        }
+        // An action the table cannot hold: nothing to run (the control
+        // plane refuses such entries).
+        self.b.ins().jump(hit_after, &[]);
+        self.b.switch_to_block(hit_after);
+        self.block(on_hit);
+        self.b.ins().jump(after, &[]);
+        self.b.switch_to_block(after);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pieces;
+
+    #[test]
+    fn pieces_cover_the_span_with_the_widest_loads() {
+        let p = |s| pieces(s).collect::<Vec<_>>();
+        assert_eq!(p(1), [(0, 1)]);
+        assert_eq!(p(3), [(0, 2), (2, 1)]);
+        assert_eq!(p(6), [(0, 4), (4, 2)]);
+        assert_eq!(p(7), [(0, 4), (4, 2), (6, 1)]);
+        assert_eq!(p(8), [(0, 8)]);
+    }
+}

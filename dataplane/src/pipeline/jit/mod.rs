@@ -1,0 +1,318 @@
+//! Load-time compilation of a validated program to machine code, with
+//! Cranelift (`cranelift-codegen`, `cranelift-frontend`, `cranelift-jit`):
+//! the back end a SmartNIC's P4 compiler has, here run by the device when
+//! a program loads.
+//!
+//! One function per program, called once per packet:
+//! `extern "C" fn(*mut Frame) -> u64`. It runs the parser (each state a
+//! block, the parse position, header offsets and validity in registers),
+//! then the ingress control with every action body inlined where it is
+//! called or applied, and returns the parser's error code (0: none). Header
+//! fields are read and written in place with big-endian loads and stores
+//! of the bytes they span; metadata lives in the caller's array.
+//!
+//! What it calls back into Rust (`extern "C"` helpers below): table
+//! lookups (the tables are the executor's own, so the control plane edits
+//! one structure), meters, counters, and fields wider than 64 bits.
+//!
+//! Staying in bounds: the generated code touches the packet only inside a
+//! header that the parser extracted in this call, and extracts a header
+//! only after checking, in the generated code, that it ends within the
+//! packet (`at + len <= frame.len`, else `PacketTooShort`); a field lies
+//! within its header (validation: the fields cover the header exactly), so
+//! every load and store of a field is within the packet. A field of a
+//! header that is not valid reads 0 and is not written, tested on the
+//! validity bits before the access. Metadata indices, table, meter and
+//! counter numbers and action parameter numbers are constants the
+//! validator has checked against the program; meter and counter cells are
+//! indexed by packet data and are checked by the helpers, as the reference
+//! executor checks them. The helpers check again what they index with.
+//!
+//! Semantics are the reference executor's run one packet at a time
+//! ([`super::Pipeline::process`]); the differential tests hold the two to
+//! the same verdicts, bytes, metadata, counters and meter colors.
+
+mod lower;
+
+use super::exec::{Loc, MeterArray, Runtime};
+use super::ir::*;
+use crate::meter::{self, Color};
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{default_libcall_names, Linkage, Module};
+
+/// What the compiled function gets for one packet (its only argument).
+#[repr(C)]
+#[derive(Debug)]
+pub(super) struct Frame {
+    /// The packet's bytes (`len` of them), edited in place.
+    pub data: *mut u8,
+    /// The packet's length in bytes.
+    pub len: u64,
+    /// The packet's metadata, one slot per `Program::meta` field.
+    pub meta: *mut u64,
+    /// The pipeline's tables, meters, counters and statistics.
+    pub rt: *mut Runtime,
+    /// The caller's clock, for meters.
+    pub now: u64,
+    /// Out: the cost units of the pass.
+    pub cost: u64,
+}
+
+/// Byte offsets of [`Frame`]'s fields, as the generated code loads them.
+pub(super) mod frame {
+    /// `data`.
+    pub const DATA: i32 = 0;
+    /// `len`.
+    pub const LEN: i32 = 8;
+    /// `meta`.
+    pub const META: i32 = 16;
+    /// `cost`.
+    pub const COST: i32 = 40;
+}
+const _: () = assert!(std::mem::offset_of!(Frame, data) == frame::DATA as usize);
+const _: () = assert!(std::mem::offset_of!(Frame, len) == frame::LEN as usize);
+const _: () = assert!(std::mem::offset_of!(Frame, meta) == frame::META as usize);
+const _: () = assert!(std::mem::offset_of!(Frame, cost) == frame::COST as usize);
+
+/// The compiled function's type.
+type PacketFn = unsafe extern "C" fn(*mut Frame) -> u64;
+
+/// A program compiled to machine code.
+pub(super) struct Jit {
+    /// Owns the code's memory; freed on drop.
+    module: Option<JITModule>,
+    entry: PacketFn,
+    /// Bytes of machine code generated.
+    pub code_bytes: usize,
+}
+
+impl std::fmt::Debug for Jit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Jit").field("code_bytes", &self.code_bytes).finish()
+    }
+}
+
+// SAFETY: the module is only the code's memory and Cranelift's bookkeeping
+// (a symbol table in a `RefCell` that nothing touches after
+// `finalize_definitions`); the code itself is immutable once finalized
+// and reentrant (all its state is in the `Frame` and on its stack), so the
+// handle may move to another thread.
+unsafe impl Send for Jit {}
+
+impl Drop for Jit {
+    fn drop(&mut self) {
+        if let Some(m) = self.module.take() {
+            // SAFETY: `entry` points into this module's memory and dies with
+            // `self`; nothing can call it after this.
+            unsafe { m.free_memory() };
+        }
+    }
+}
+
+/// Why a program was not compiled (it runs on the reference executor).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JitError {
+    /// This machine has no Cranelift back end.
+    #[error("no code generator for this machine: {0}")]
+    Host(String),
+    /// Cranelift refused the generated function (a bug: reported, and the
+    /// program runs on the reference executor).
+    #[error("code generation failed: {0}")]
+    Codegen(String),
+}
+
+impl Jit {
+    /// Compile `prog` (validated) with its field locations.
+    pub(super) fn compile(prog: &Program, locs: &[Vec<Loc>]) -> Result<Jit, JitError> {
+        let mut flags = settings::builder();
+        let set = |f: &mut settings::Builder, k: &str, v: &str| f.set(k, v).map_err(|e| JitError::Host(e.to_string()));
+        set(&mut flags, "opt_level", "speed")?;
+        set(&mut flags, "is_pic", "false")?;
+        set(&mut flags, "use_colocated_libcalls", "false")?;
+        let isa = cranelift_native::builder()
+            .map_err(|e| JitError::Host(e.to_string()))?
+            .finish(settings::Flags::new(flags))
+            .map_err(|e| JitError::Host(e.to_string()))?;
+        let mut module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
+        let ptr = module.target_config().pointer_type();
+        let mut ctx = module.make_context();
+        ctx.func
+            .signature
+            .params
+            .push(cranelift_codegen::ir::AbiParam::new(ptr));
+        ctx.func
+            .signature
+            .returns
+            .push(cranelift_codegen::ir::AbiParam::new(cranelift_codegen::ir::types::I64));
+        let id = module
+            .declare_function("fairnic_packet", Linkage::Local, &ctx.func.signature)
+            .map_err(|e| JitError::Codegen(e.to_string()))?;
+        let mut fctx = cranelift_frontend::FunctionBuilderContext::new();
+        lower::lower(prog, locs, &mut ctx.func, &mut fctx, module.target_config());
+        module
+            .define_function(id, &mut ctx)
+            .map_err(|e| JitError::Codegen(format!("{e:?}")))?;
+        let code_bytes = ctx.compiled_code().map_or(0, |c| c.code_buffer().len());
+        module.clear_context(&mut ctx);
+        module
+            .finalize_definitions()
+            .map_err(|e| JitError::Codegen(e.to_string()))?;
+        let code = module.get_finalized_function(id);
+        // SAFETY: `code` is the finalized function declared above with the
+        // signature (pointer) -> i64 in the host's C calling convention
+        // (the module's default), which is `PacketFn`.
+        let entry = unsafe { std::mem::transmute::<*const u8, PacketFn>(code) };
+        Ok(Jit {
+            module: Some(module),
+            entry,
+            code_bytes,
+        })
+    }
+
+    /// Run the program on the packet `fr` describes; returns the parser's
+    /// error code (0: accepted, and the ingress control ran).
+    ///
+    /// # Safety
+    /// `fr.data` must point to `fr.len` bytes the caller lets the program
+    /// read and write, `fr.meta` to the program's metadata slots, and
+    /// `fr.rt` to the runtime of the pipeline this code was compiled for,
+    /// none of them used by anything else during the call.
+    pub(super) unsafe fn run(&self, fr: &mut Frame) -> u64 {
+        // SAFETY: the caller's contract (above) is what the generated code
+        // needs: it touches only the packet within `len` (extracts are
+        // checked against it), the metadata slots the validated program
+        // names, and the runtime through the helpers.
+        unsafe { (self.entry)(fr) }
+    }
+}
+
+/// The helpers' `Frame`: the generated code passes its own argument.
+///
+/// # Safety
+/// `fr` is the live frame of the current call ([`Jit::run`]'s contract).
+unsafe fn frame<'a>(fr: *mut Frame) -> (&'a mut Frame, &'a mut Runtime) {
+    // SAFETY: per the function's contract `fr` and `fr.rt` are valid and
+    // not otherwise borrowed while the helper runs (the generated code
+    // holds no Rust references).
+    unsafe {
+        let f = &mut *fr;
+        let rt = &mut *f.rt;
+        (f, rt)
+    }
+}
+
+/// The packet as a slice.
+fn packet(f: &mut Frame) -> &mut [u8] {
+    // SAFETY: `data` points to `len` bytes the caller of `Jit::run` lends
+    // to the program for the call.
+    unsafe { std::slice::from_raw_parts_mut(f.data, f.len as usize) }
+}
+
+/// Table lookup: `t`'s entry for the key `hi:lo`. On a hit, writes its
+/// arguments to `params` and returns its action with bit 32 set; on a
+/// miss, returns 0 (the generated code runs the default action). Counts
+/// the hit or miss.
+extern "C" fn h_apply(fr: *mut Frame, t: u64, lo: u64, hi: u64, params: *mut u64) -> u64 {
+    // SAFETY: called only by the generated code, with its frame.
+    let (_, rt) = unsafe { frame(fr) };
+    let t = t as usize;
+    let (Some(table), Some(hits)) = (rt.tables.get(t), rt.hits.get_mut(t)) else {
+        return 0;
+    };
+    let key = (u128::from(hi) << 64) | u128::from(lo);
+    match table.lookup(key) {
+        Some(h) => {
+            hits.0 += 1;
+            let n = h.args.len().min(limits::PARAMS);
+            // SAFETY: `params` is the generated code's parameter slot of
+            // `limits::PARAMS` u64s, alive for the call.
+            let out = unsafe { std::slice::from_raw_parts_mut(params, limits::PARAMS) };
+            out[..n].copy_from_slice(&h.args[..n]);
+            u64::from(h.action) | (1 << 32)
+        }
+        None => {
+            hits.1 += 1;
+            0
+        }
+    }
+}
+
+/// `counter[c].count(idx)`: one packet of the frame's length; an index
+/// outside the array counts an index error.
+extern "C" fn h_count(fr: *mut Frame, c: u64, idx: u64) {
+    // SAFETY: called only by the generated code, with its frame.
+    let (f, rt) = unsafe { frame(fr) };
+    let len = f.len;
+    match rt.counters.get_mut(c as usize).and_then(|a| a.get_mut(idx as usize)) {
+        Some(v) => {
+            v.0 += 1;
+            v.1 += len;
+        }
+        None => rt.stats.index_errors += 1,
+    }
+}
+
+/// `meter[m].execute_meter(idx)`: the color's code (0 green, 1 yellow, 2
+/// red); an index outside the array gives 0 and counts an index error.
+extern "C" fn h_meter(fr: *mut Frame, m: u64, idx: u64) -> u64 {
+    // SAFETY: called only by the generated code, with its frame.
+    let (f, rt) = unsafe { frame(fr) };
+    let (now, len) = (f.now, f.len);
+    let color = match rt.meters.get_mut(m as usize) {
+        Some(MeterArray::Packets(v)) => v.get_mut(idx as usize).map(|x| x.color(now, meter::Amount::new(1))),
+        Some(MeterArray::Bytes(v)) => v.get_mut(idx as usize).map(|x| x.color(now, meter::Amount::new(len))),
+        None => None,
+    };
+    match color {
+        Some(Color::Green) => 0,
+        Some(Color::Yellow) => 1,
+        Some(Color::Red) => 2,
+        None => {
+            rt.stats.index_errors += 1;
+            0
+        }
+    }
+}
+
+/// A field of more than 64 bits (or spanning more than 8 bytes) of the
+/// header at `off`: `loc` packs its bit offset (low 16 bits) and width
+/// (next 16). Returns the value's low 64 bits (`hi` 0) or its high ones
+/// (`hi` 1).
+extern "C" fn h_read_wide(fr: *mut Frame, off: u64, loc: u64, hi: u64) -> u64 {
+    // SAFETY: called only by the generated code, with its frame.
+    let (f, _) = unsafe { frame(fr) };
+    let l = Loc::new(loc as u16, (loc >> 16) as u16);
+    let data = packet(f);
+    let Some(hdr) = data.get(off as usize..).filter(|h| h.len() >= l.end()) else {
+        return 0;
+    };
+    let v = l.read(hdr);
+    if hi != 0 {
+        (v >> 64) as u64
+    } else {
+        v as u64
+    }
+}
+
+/// Write `v` (zero-extended) to a wide field, as [`h_read_wide`] names it.
+extern "C" fn h_write_wide(fr: *mut Frame, off: u64, loc: u64, v: u64) {
+    // SAFETY: called only by the generated code, with its frame.
+    let (f, _) = unsafe { frame(fr) };
+    let l = Loc::new(loc as u16, (loc >> 16) as u16);
+    let data = packet(f);
+    if let Some(hdr) = data.get_mut(off as usize..).filter(|h| h.len() >= l.end()) {
+        l.write(hdr, u128::from(v));
+    }
+}
+
+/// The helpers' addresses, as the generated code calls them.
+pub(super) struct Helpers;
+
+impl Helpers {
+    pub const APPLY: extern "C" fn(*mut Frame, u64, u64, u64, *mut u64) -> u64 = h_apply;
+    pub const COUNT: extern "C" fn(*mut Frame, u64, u64) = h_count;
+    pub const METER: extern "C" fn(*mut Frame, u64, u64) -> u64 = h_meter;
+    pub const READ_WIDE: extern "C" fn(*mut Frame, u64, u64, u64) -> u64 = h_read_wide;
+    pub const WRITE_WIDE: extern "C" fn(*mut Frame, u64, u64, u64) = h_write_wide;
+}
