@@ -477,11 +477,17 @@ pub type Variant<'a> = (&'a str, Box<dyn FnMut() -> f64 + 'a>);
 
 /// Run `variants` for `rounds` rounds, interleaved, and return each
 /// variant's per-round values in order.
+///
+/// With `FAIRNIC_BENCH_ONLY` set, only the variants whose name contains it
+/// run (the others measure NaN, and bars that need them are not judged):
+/// for profiling one variant, e.g. under `perf record`.
 pub fn interleave<F: FnMut() -> f64>(rounds: usize, variants: &mut [(&str, F)]) -> Vec<Vec<f64>> {
+    let only = std::env::var("FAIRNIC_BENCH_ONLY").ok();
     let mut out = vec![Vec::with_capacity(rounds); variants.len()];
     for _ in 0..rounds {
-        for (i, (_, f)) in variants.iter_mut().enumerate() {
-            out[i].push(f());
+        for (i, (name, f)) in variants.iter_mut().enumerate() {
+            let run = only.as_deref().is_none_or(|o| name.contains(o));
+            out[i].push(if run { f() } else { f64::NAN });
         }
     }
     out

@@ -259,6 +259,9 @@ pub struct Pipeline {
     /// The program compiled to machine code, when it was.
     #[cfg(feature = "jit")]
     jit: Option<super::jit::Jit>,
+    /// Scratch: the counter arrays as the compiled code sees them.
+    #[cfg(feature = "jit")]
+    jit_counters: Vec<super::jit::CounterRef>,
     /// Which executor runs the program, and why.
     backend: Backend,
 }
@@ -372,6 +375,8 @@ impl Pipeline {
             meta: Vec::new(),
             #[cfg(feature = "jit")]
             jit,
+            #[cfg(feature = "jit")]
+            jit_counters: Vec::new(),
             backend,
             prog,
         };
@@ -619,6 +624,7 @@ impl Pipeline {
         self.meta.clear();
         self.meta.resize(pkts.len() * nm, 0);
         self.rt.stats.packets += pkts.len() as u64;
+        super::jit::CounterRef::of(&mut self.rt, &mut self.jit_counters);
         for (pkt, m) in pkts.iter_mut().zip(self.meta.chunks_exact_mut(nm.max(1))) {
             m[usize::from(std_meta::INGRESS_LIF)] = u64::from(pkt.ingress_lif);
             m[usize::from(std_meta::EGRESS_LIF)] = std_meta::LIF_NONE;
@@ -630,12 +636,15 @@ impl Pipeline {
                 rt: &raw mut self.rt,
                 now,
                 cost: 0,
+                counters: self.jit_counters.as_ptr(),
+                index_errors: &raw mut self.rt.stats.index_errors,
             };
             // SAFETY: the frame lends the packet's bytes, this packet's
             // metadata slots (the program's `meta.len()`, and the program
             // was validated against them) and this pipeline's runtime, for
-            // which `jit` was compiled; nothing else touches them until
-            // `run` returns.
+            // which `jit` was compiled, with its counter arrays as they are
+            // now (taken above; nothing resizes them during the batch);
+            // nothing else touches them until `run` returns.
             let code = unsafe { jit.run(&mut fr) };
             let cost = fr.cost.min(u64::from(u32::MAX)) as u32;
             m[usize::from(std_meta::PARSER_ERROR)] = code;

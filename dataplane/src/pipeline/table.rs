@@ -157,6 +157,10 @@ impl Table {
     /// Look `key` up.
     #[inline]
     pub fn lookup(&self, key: u128) -> Option<&Hit> {
+        if self.len == 0 {
+            // Most tables start empty (fairnic.p4's acl and route): no hash.
+            return None;
+        }
         match &self.store {
             Store::Exact(m) => m.get(&key).map(|&i| &self.hits[i as usize]),
             Store::Lpm(groups) => {

@@ -34,7 +34,6 @@ pub(super) fn lower(
     };
     let sigs = Sigs {
         apply: b.import_signature(sig(&[ptr, I64, I64, I64, ptr], true)),
-        count: b.import_signature(sig(&[ptr, I64, I64], false)),
         meter: b.import_signature(sig(&[ptr, I64, I64], true)),
         read_wide: b.import_signature(sig(&[ptr, I64, I64, I64], true)),
         write_wide: b.import_signature(sig(&[ptr, I64, I64, I64], false)),
@@ -100,7 +99,6 @@ pub(super) fn lower(
 /// The helpers' signatures.
 struct Sigs {
     apply: SigRef,
-    count: SigRef,
     meter: SigRef,
     read_wide: SigRef,
     write_wide: SigRef,
@@ -672,10 +670,34 @@ impl Lower<'_, '_> {
                 self.dead_block();
             }
             Stmt::Count { counter, index } => {
+                // In place: the array's cells and length from the frame,
+                // the index checked against the length.
                 let idx = self.expr(index);
-                let c = self.iconst(u64::from(*counter));
-                let sig = self.sigs.count;
-                self.call(sig, Helpers::COUNT as usize, &[self.fr, c, idx]);
+                let t = MemFlagsData::trusted();
+                let arrays = self.b.ins().load(self.ptr, t, self.fr, frame::COUNTERS);
+                let at = 16 * i32::from(*counter);
+                let base = self.b.ins().load(self.ptr, t, arrays, at);
+                let n = self.b.ins().load(I64, t, arrays, at + 8);
+                let inside = self.b.ins().icmp(IntCC::UnsignedLessThan, idx, n);
+                let (yes, no, merge) = (self.b.create_block(), self.b.create_block(), self.b.create_block());
+                self.b.ins().brif(inside, yes, &[], no, &[]);
+                self.b.switch_to_block(yes);
+                let o = self.b.ins().ishl_imm_s(idx, 4);
+                let cell = self.b.ins().iadd(base, o);
+                let p = self.b.ins().load(I64, t, cell, frame::CELL_PACKETS);
+                let p = self.b.ins().iadd_imm_s(p, 1);
+                self.b.ins().store(t, p, cell, frame::CELL_PACKETS);
+                let bytes = self.b.ins().load(I64, t, cell, frame::CELL_BYTES);
+                let bytes = self.b.ins().iadd(bytes, self.len);
+                self.b.ins().store(t, bytes, cell, frame::CELL_BYTES);
+                self.b.ins().jump(merge, &[]);
+                self.b.switch_to_block(no);
+                let e = self.b.ins().load(self.ptr, t, self.fr, frame::INDEX_ERRORS);
+                let x = self.b.ins().load(I64, t, e, 0);
+                let x = self.b.ins().iadd_imm_s(x, 1);
+                self.b.ins().store(t, x, e, 0);
+                self.b.ins().jump(merge, &[]);
+                self.b.switch_to_block(merge);
             }
             Stmt::Meter { meter, index, dst } => {
                 let idx = self.expr(index);

@@ -13,7 +13,8 @@
 //!
 //! What it calls back into Rust (`extern "C"` helpers below): table
 //! lookups (the tables are the executor's own, so the control plane edits
-//! one structure), meters, counters, and fields wider than 64 bits.
+//! one structure), meters, and fields wider than 64 bits. Counters it
+//! updates in place (their arrays come in the frame).
 //!
 //! Staying in bounds: the generated code touches the packet only inside a
 //! header that the parser extracted in this call, and extracts a header
@@ -57,6 +58,35 @@ pub(super) struct Frame {
     pub now: u64,
     /// Out: the cost units of the pass.
     pub cost: u64,
+    /// Each counter array's cells and length (the generated code counts
+    /// in place, after checking the index against the length).
+    pub counters: *const CounterRef,
+    /// Where an index outside a counter array is counted
+    /// (`Stats::index_errors`).
+    pub index_errors: *mut u64,
+}
+
+/// One counter array as the generated code sees it.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub(super) struct CounterRef {
+    /// The first cell's address: (packets, bytes). An address, not a
+    /// pointer: the scratch that holds these is rebuilt from the runtime
+    /// before every batch and only the generated code dereferences it.
+    pub base: u64,
+    /// Cells.
+    pub len: u64,
+}
+
+impl CounterRef {
+    /// The arrays of `rt`, in program order.
+    pub fn of(rt: &mut Runtime, out: &mut Vec<CounterRef>) {
+        out.clear();
+        out.extend(rt.counters.iter_mut().map(|c| CounterRef {
+            base: c.as_mut_ptr() as u64,
+            len: c.len() as u64,
+        }));
+    }
 }
 
 /// Byte offsets of [`Frame`]'s fields, as the generated code loads them.
@@ -69,7 +99,19 @@ pub(super) mod frame {
     pub const META: i32 = 16;
     /// `cost`.
     pub const COST: i32 = 40;
+    /// `counters`.
+    pub const COUNTERS: i32 = 48;
+    /// `index_errors`.
+    pub const INDEX_ERRORS: i32 = 56;
+    /// A counter cell's packets and bytes, from the cell.
+    pub const CELL_PACKETS: i32 = std::mem::offset_of!((u64, u64), 0) as i32;
+    /// Bytes.
+    pub const CELL_BYTES: i32 = std::mem::offset_of!((u64, u64), 1) as i32;
 }
+const _: () = assert!(std::mem::offset_of!(Frame, counters) == frame::COUNTERS as usize);
+const _: () = assert!(std::mem::offset_of!(Frame, index_errors) == frame::INDEX_ERRORS as usize);
+const _: () = assert!(std::mem::size_of::<(u64, u64)>() == 16);
+const _: () = assert!(std::mem::size_of::<CounterRef>() == 16);
 const _: () = assert!(std::mem::offset_of!(Frame, data) == frame::DATA as usize);
 const _: () = assert!(std::mem::offset_of!(Frame, len) == frame::LEN as usize);
 const _: () = assert!(std::mem::offset_of!(Frame, meta) == frame::META as usize);
@@ -228,28 +270,16 @@ extern "C" fn h_apply(fr: *mut Frame, t: u64, lo: u64, hi: u64, params: *mut u64
             // SAFETY: `params` is the generated code's parameter slot of
             // `limits::PARAMS` u64s, alive for the call.
             let out = unsafe { std::slice::from_raw_parts_mut(params, limits::PARAMS) };
-            out[..n].copy_from_slice(&h.args[..n]);
+            // A loop, not `copy_from_slice`: one or two words, no memmove.
+            for (o, a) in out.iter_mut().zip(&h.args[..n]) {
+                *o = *a;
+            }
             u64::from(h.action) | (1 << 32)
         }
         None => {
             hits.1 += 1;
             0
         }
-    }
-}
-
-/// `counter[c].count(idx)`: one packet of the frame's length; an index
-/// outside the array counts an index error.
-extern "C" fn h_count(fr: *mut Frame, c: u64, idx: u64) {
-    // SAFETY: called only by the generated code, with its frame.
-    let (f, rt) = unsafe { frame(fr) };
-    let len = f.len;
-    match rt.counters.get_mut(c as usize).and_then(|a| a.get_mut(idx as usize)) {
-        Some(v) => {
-            v.0 += 1;
-            v.1 += len;
-        }
-        None => rt.stats.index_errors += 1,
     }
 }
 
@@ -311,7 +341,6 @@ pub(super) struct Helpers;
 
 impl Helpers {
     pub const APPLY: extern "C" fn(*mut Frame, u64, u64, u64, *mut u64) -> u64 = h_apply;
-    pub const COUNT: extern "C" fn(*mut Frame, u64, u64) = h_count;
     pub const METER: extern "C" fn(*mut Frame, u64, u64) -> u64 = h_meter;
     pub const READ_WIDE: extern "C" fn(*mut Frame, u64, u64, u64) -> u64 = h_read_wide;
     pub const WRITE_WIDE: extern "C" fn(*mut Frame, u64, u64, u64) = h_write_wide;
