@@ -12,27 +12,31 @@
 //! than random bytes do).
 #![no_main]
 
-use dataplane::pipeline::{limits, Input, Pipeline, Program, Verdict};
+use dataplane::pipeline::{limits, Executor, Input, Pipeline, Program, Verdict};
 use libfuzzer_sys::fuzz_target;
 use std::sync::Mutex;
 
-static PIPE: Mutex<Option<Pipeline>> = Mutex::new(None);
+static PIPE: Mutex<Option<(Pipeline, Pipeline)>> = Mutex::new(None);
 static IMAGE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
 
-/// Run up to 8 packets (split at 0xff) through `p`; check one outcome per
-/// packet, the stats, and the cost bound.
-fn run(p: &mut Pipeline, bytes: &[u8], ingress: bool, now: u64) {
+/// Run up to 8 packets (split at 0xff) through `p` as a batch; check one
+/// outcome per packet, the stats, and the cost bound. Then the same
+/// packets one at a time through `r`, the reference executor: everything
+/// must agree.
+fn run(p: &mut Pipeline, r: &mut Pipeline, bytes: &[u8], ingress: bool, now: u64) {
     let mut pkts: Vec<Vec<u8>> = bytes.split(|&b| b == 0xff).take(8).map(|s| s.to_vec()).collect();
+    let mut ref_pkts = pkts.clone();
     let n = pkts.len();
     let bound = p.program().max_packet_cost();
     assert!(bound <= limits::PACKET_COST);
     let before = p.stats();
+    let lif = |i: usize| if ingress { i as u16 } else { 0xffff };
     let mut batch: Vec<Input<'_>> = pkts
         .iter_mut()
         .enumerate()
         .map(|(i, d)| Input {
             data: d,
-            ingress_lif: if ingress { i as u16 } else { 0xffff },
+            ingress_lif: lif(i),
         })
         .collect();
     let mut out = Vec::new();
@@ -49,6 +53,27 @@ fn run(p: &mut Pipeline, bytes: &[u8], ingress: bool, now: u64) {
             o.cost
         );
     }
+    let nm = p.program().meta.len();
+    let meta = p.last_meta().to_vec();
+    for (i, d) in ref_pkts.iter_mut().enumerate() {
+        let o = r.process(now, d, lif(i));
+        assert_eq!(o, out[i], "packet {i}: outcome ({})", p.backend());
+        assert_eq!(*d, pkts[i], "packet {i}: bytes ({})", p.backend());
+        assert_eq!(r.last_meta(), &meta[i * nm..(i + 1) * nm], "packet {i}: metadata ({})", p.backend());
+    }
+    assert_eq!(r.stats(), p.stats(), "statistics ({})", p.backend());
+    for (c, def) in p.program().counters.iter().enumerate() {
+        for i in 0..def.size.min(64) {
+            assert_eq!(r.counter(c as u16, i), p.counter(c as u16, i), "counter {c}[{i}]");
+        }
+    }
+}
+
+/// The program on both executors (None if it does not load).
+fn both(prog: Program) -> Option<(Pipeline, Pipeline)> {
+    let p = Pipeline::with_executor(prog.clone(), Executor::Best).ok()?;
+    let r = Pipeline::with_executor(prog, Executor::Reference).expect("loads on one executor, loads on the other");
+    Some((p, r))
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -63,15 +88,15 @@ fuzz_target!(|data: &[u8]| {
                 None => (rest, &[][..]),
             };
             if let Ok(prog) = Program::from_image(image) {
-                if let Ok(mut p) = Pipeline::new(prog) {
-                    run(&mut p, pkts, mode & 2 == 0, u64::from(mode));
+                if let Some((mut p, mut r)) = both(prog) {
+                    run(&mut p, &mut r, pkts, mode & 2 == 0, u64::from(mode));
                 }
             }
         }
         1 | 3 => {
             let mut g = PIPE.lock().unwrap();
-            let p = g.get_or_insert_with(|| Pipeline::new(p4::fairnic()).expect("fairnic.p4 loads"));
-            run(p, rest, mode & 2 == 0, u64::from(mode));
+            let (p, r) = g.get_or_insert_with(|| both(p4::fairnic()).expect("fairnic.p4 loads"));
+            run(p, r, rest, mode & 2 == 0, u64::from(mode));
         }
         _ => {
             let mut image = IMAGE.get_or_init(|| p4::fairnic().to_image()).clone();
@@ -80,8 +105,8 @@ fuzz_target!(|data: &[u8]| {
                 let at = (i * 97 + usize::from(*b)) % image.len();
                 image[at] ^= b;
             }
-            if let Ok(mut p) = Pipeline::from_image(&image) {
-                run(&mut p, pkts, true, 0);
+            if let Some((mut p, mut r)) = Program::from_image(&image).ok().and_then(both) {
+                run(&mut p, &mut r, pkts, true, 0);
             }
         }
     }
