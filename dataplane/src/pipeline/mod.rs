@@ -14,5 +14,9 @@ mod validate;
 pub use exec::{Applied, Backend, EntryError, Executor, Input, Nanos, Outcome, Pipeline, Stats, Verdict};
 pub use ir::*;
 
+#[cfg(all(test, feature = "jit"))]
+mod diff_tests;
+#[cfg(test)]
+pub(crate) mod gen;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,323 @@
+//! The compiled program against the reference executor on random valid
+//! programs ([`super::gen`]) and random packets: verdicts, costs, packet
+//! bytes, metadata (meter colors included), statistics, counters and table
+//! hit counts must be the same, bit for bit. The compiled program runs
+//! each batch as it does in the device; the reference runs one packet at
+//! a time (the semantics the compiler implements).
+
+use super::gen::{self, Rng};
+use super::*;
+use crate::abi::{MeterConfig, MeterMode};
+
+/// Programs each run of the test checks (`FAIRNIC_DIFF_PROGRAMS`).
+fn programs() -> usize {
+    std::env::var("FAIRNIC_DIFF_PROGRAMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300)
+}
+
+/// Run one program on both executors; an `Err` says where they differ.
+fn differential(seed: u64) -> Option<Result<(), String>> {
+    let mut r = Rng::new(seed);
+    let prog = gen::program(&mut r)?;
+    let mut c = Pipeline::with_executor(prog.clone(), Executor::Best).expect("loads");
+    let mut x = Pipeline::with_executor(prog.clone(), Executor::Reference).expect("loads");
+    if !matches!(c.backend(), Backend::Compiled { .. }) {
+        return Some(Err(format!("seed {seed}: not compiled: {}", c.backend())));
+    }
+    // The same meter settings on both.
+    for (m, def) in prog.meters.iter().enumerate() {
+        for i in 0..def.size {
+            if r.pct(30) {
+                continue;
+            }
+            let cfg = MeterConfig {
+                resource: match def.unit {
+                    MeterUnit::Packets => crate::abi::MeterResource::Packets.raw(),
+                    MeterUnit::Bytes => crate::abi::MeterResource::Bytes.raw(),
+                },
+                mode: r.pick(&[MeterMode::SrTcm, MeterMode::TrTcm]).raw(),
+                cir: (1 + r.below(1_000_000)).into(),
+                cburst: (1 + r.below(3_000)).into(),
+                eburst: r.below(3_000).into(),
+                pir: (1 + r.below(2_000_000)).into(),
+                pburst: (1 + r.below(3_000)).into(),
+                ..Default::default()
+            };
+            let a = c.set_meter(m as u16, i, &cfg, 0);
+            let b = x.set_meter(m as u16, i, &cfg, 0);
+            if a.is_ok() != b.is_ok() {
+                return Some(Err(format!("seed {seed}: meter {m}[{i}] set {a:?} vs {b:?}")));
+            }
+        }
+    }
+    let nm = prog.meta.len();
+    let mut now = 0u64;
+    for batch in 0..4 {
+        let n = 1 + r.below(24) as usize;
+        let mut pc = gen::packets(&mut r, &prog, n);
+        let mut px = pc.clone();
+        now += r.below(50_000);
+        let lifs: Vec<u16> = (0..n)
+            .map(|_| if r.pct(20) { 0xffff } else { r.below(8) as u16 })
+            .collect();
+        let mut inputs: Vec<Input<'_>> = pc
+            .iter_mut()
+            .zip(&lifs)
+            .map(|(d, &l)| Input {
+                data: d,
+                ingress_lif: l,
+            })
+            .collect();
+        let mut out = Vec::new();
+        c.process_batch(now, &mut inputs, &mut out);
+        let meta = c.last_meta().to_vec();
+        for (i, d) in px.iter_mut().enumerate() {
+            let o = x.process(now, d, lifs[i]);
+            let at = format!("seed {seed}, batch {batch}, packet {i} ({:02x?})", pc[i]);
+            if o != out[i] {
+                return Some(Err(format!("{at}: compiled {:?}, reference {o:?}", out[i])));
+            }
+            if *d != pc[i] {
+                return Some(Err(format!("{at}: bytes: compiled {:02x?}, reference {d:02x?}", pc[i])));
+            }
+            if x.last_meta() != &meta[i * nm..(i + 1) * nm] {
+                return Some(Err(format!(
+                    "{at}: metadata: compiled {:?}, reference {:?}",
+                    &meta[i * nm..(i + 1) * nm],
+                    x.last_meta()
+                )));
+            }
+        }
+    }
+    if c.stats() != x.stats() {
+        return Some(Err(format!("seed {seed}: stats {:?} vs {:?}", c.stats(), x.stats())));
+    }
+    for (k, def) in prog.counters.iter().enumerate() {
+        for i in 0..def.size {
+            if c.counter(k as u16, i) != x.counter(k as u16, i) {
+                return Some(Err(format!("seed {seed}: counter {k}[{i}]")));
+            }
+        }
+    }
+    for t in 0..prog.tables.len() as u16 {
+        if c.table_hits(t) != x.table_hits(t) {
+            return Some(Err(format!(
+                "seed {seed}: table {t} hits {:?} vs {:?}",
+                c.table_hits(t),
+                x.table_hits(t)
+            )));
+        }
+    }
+    Some(Ok(()))
+}
+
+#[test]
+fn compiled_and_reference_agree_on_random_programs() {
+    let want = programs();
+    let mut checked = 0;
+    let mut tried = 0u64;
+    let mut failures = Vec::new();
+    while checked < want && tried < 20 * want as u64 {
+        // Seeds spread over the space, the same every run.
+        let seed = tried.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        tried += 1;
+        match differential(seed) {
+            None => {}
+            Some(Ok(())) => checked += 1,
+            Some(Err(e)) => {
+                checked += 1;
+                failures.push(e);
+            }
+        }
+    }
+    eprintln!(
+        "{checked} random programs checked ({tried} drawn), {} differ",
+        failures.len()
+    );
+    assert!(checked >= want, "only {checked} valid programs in {tried} draws");
+    assert!(failures.is_empty(), "{}", failures[..failures.len().min(5)].join("\n"));
+}
+
+/// The generator is not vacuous: its programs parse packets, apply tables
+/// that hit, meter, count and drop.
+#[test]
+fn random_programs_exercise_the_pipeline() {
+    let (mut hits, mut counted, mut accepted, mut errors) = (0u64, 0u64, 0u64, 0u64);
+    let mut seed = 0u64;
+    let mut n = 0;
+    while n < 100 {
+        seed += 1;
+        let mut r = Rng::new(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let Some(prog) = gen::program(&mut r) else { continue };
+        n += 1;
+        let mut p = Pipeline::new(prog.clone()).unwrap();
+        for mut d in gen::packets(&mut r, &prog, 20) {
+            let o = p.process(0, &mut d, 1);
+            if o.verdict == Verdict::ParseError {
+                errors += 1;
+            } else {
+                accepted += 1;
+            }
+        }
+        hits += (0..prog.tables.len() as u16)
+            .map(|t| p.table_hits(t).unwrap().0)
+            .sum::<u64>();
+        counted += prog
+            .counters
+            .iter()
+            .enumerate()
+            .map(|(k, d)| (0..d.size).map(|i| p.counter(k as u16, i).unwrap().0).sum::<u64>())
+            .sum::<u64>();
+    }
+    eprintln!("100 programs: {accepted} packets accepted, {errors} parse errors, {hits} table hits, {counted} counted");
+    assert!(accepted > 200 && errors > 100 && hits > 20 && counted > 100);
+}
+
+/// Every operator at the edges of its widths, on both executors: a program
+/// that assigns each expression to a 64-bit metadata field.
+#[test]
+fn operators_at_their_edges_agree() {
+    let mut r = Rng::new(7);
+    // A program to borrow the headers, parser and metadata layout from.
+    let base = loop {
+        if let Some(p) = gen::program(&mut r) {
+            break p;
+        }
+    };
+    let probe = FieldRef::Meta(std_meta::FIELDS.len() as u16);
+    let values = [
+        0u64,
+        1,
+        2,
+        5,
+        63,
+        64,
+        65,
+        0x7f,
+        0x80,
+        0xff,
+        1 << 63,
+        u64::MAX - 1,
+        u64::MAX,
+    ];
+    let widths = [1u16, 7, 8, 31, 32, 63, 64];
+    let ops = [
+        BinOp::Add,
+        BinOp::Sub,
+        BinOp::Mul,
+        BinOp::BitAnd,
+        BinOp::BitOr,
+        BinOp::BitXor,
+        BinOp::Shl,
+        BinOp::Shr,
+        BinOp::Eq,
+        BinOp::Ne,
+        BinOp::Lt,
+        BinOp::Le,
+        BinOp::Gt,
+        BinOp::Ge,
+        BinOp::And,
+        BinOp::Or,
+    ];
+    let c = |value: u64| Expr::Const { value, width: 64 };
+    let mut exprs = Vec::new();
+    for &w in &widths {
+        for &a in &values {
+            for op in [UnOp::Not, UnOp::BitNot, UnOp::Neg] {
+                exprs.push(Expr::Unary {
+                    op,
+                    arg: Box::new(c(a)),
+                    width: w,
+                });
+            }
+            exprs.push(Expr::Cast {
+                arg: Box::new(c(a)),
+                width: w,
+            });
+            for &b in &values {
+                for op in ops {
+                    exprs.push(Expr::Binary {
+                        op,
+                        lhs: Box::new(c(a)),
+                        rhs: Box::new(c(b)),
+                        width: w,
+                    });
+                }
+            }
+        }
+    }
+    for lo in [0u16, 1, 31, 63] {
+        for hi in [lo, 32.max(lo), 63] {
+            for &a in &values {
+                exprs.push(Expr::Slice {
+                    arg: Box::new(c(a)),
+                    hi,
+                    lo,
+                });
+            }
+        }
+    }
+    let mut checked = 0;
+    for chunk in exprs.chunks(256) {
+        let mut p = base.clone();
+        p.parser = vec![ParserState {
+            name: "start".into(),
+            cost: 0,
+            ops: Vec::new(),
+            transition: Transition::Next(Next::Accept),
+        }];
+        p.ingress = chunk
+            .iter()
+            .flat_map(|e| {
+                [
+                    Stmt::Assign {
+                        dst: probe,
+                        value: e.clone(),
+                    },
+                    // Every value, folded into the second probe (the first
+                    // holds only the last).
+                    Stmt::Assign {
+                        dst: FieldRef::Meta(probe_index() + 1),
+                        value: Expr::Binary {
+                            op: BinOp::BitXor,
+                            lhs: Box::new(Expr::Binary {
+                                op: BinOp::Mul,
+                                lhs: Box::new(Expr::Field(FieldRef::Meta(probe_index() + 1))),
+                                rhs: Box::new(c(0x9e37_79b9_7f4a_7c15)),
+                                width: 64,
+                            }),
+                            rhs: Box::new(Expr::Field(probe)),
+                            width: 64,
+                        },
+                    },
+                ]
+            })
+            .collect();
+        p.validate().expect("valid");
+        let mut cp = Pipeline::with_executor(p.clone(), Executor::Best).unwrap();
+        let mut rp = Pipeline::with_executor(p.clone(), Executor::Reference).unwrap();
+        assert!(matches!(cp.backend(), Backend::Compiled { .. }));
+        // A packet the parser accepts.
+        let mut accepted = false;
+        for mut d in gen::packets(&mut r, &p, 200) {
+            let mut e = d.clone();
+            let a = cp.process(0, &mut d, 1);
+            let b = rp.process(0, &mut e, 1);
+            assert_eq!(a, b);
+            if a.verdict != Verdict::ParseError {
+                assert_eq!(cp.last_meta(), rp.last_meta(), "{chunk:?}");
+                accepted = true;
+                break;
+            }
+        }
+        assert!(accepted, "no packet got past the parser");
+        checked += chunk.len();
+    }
+    assert!(checked > 10_000, "{checked}");
+}
+
+fn probe_index() -> u16 {
+    std_meta::FIELDS.len() as u16
+}
