@@ -283,7 +283,7 @@ fn header(r: &mut Rng, n: usize) -> HeaderDef {
         at += w;
     }
     // Pad to whole bytes.
-    if at % 8 != 0 {
+    if !at.is_multiple_of(8) {
         let w = 8 - at % 8;
         fields.push(FieldDef {
             name: "pad".into(),
@@ -546,7 +546,7 @@ pub fn packets(r: &mut Rng, p: &Program, n: usize) -> Vec<Vec<u8>> {
             // Bytes from a small alphabet make fields that equal the
             // entries' edge values (0, all ones, small), so tables hit.
             let fill = r.below(4);
-            let mut byte = |r: &mut Rng| match fill {
+            let byte = |r: &mut Rng| match fill {
                 0 => 0,
                 1 => 0xff,
                 2 => r.below(2) as u8,
