@@ -262,6 +262,9 @@ pub struct Pipeline {
     /// Scratch: the counter arrays as the compiled code sees them.
     #[cfg(feature = "jit")]
     jit_counters: Vec<super::jit::CounterRef>,
+    /// Scratch: each table's entry count, for the compiled code.
+    #[cfg(feature = "jit")]
+    jit_table_lens: Vec<u64>,
     /// Which executor runs the program, and why.
     backend: Backend,
 }
@@ -377,6 +380,8 @@ impl Pipeline {
             jit,
             #[cfg(feature = "jit")]
             jit_counters: Vec::new(),
+            #[cfg(feature = "jit")]
+            jit_table_lens: Vec::new(),
             backend,
             prog,
         };
@@ -625,6 +630,9 @@ impl Pipeline {
         self.meta.resize(pkts.len() * nm, 0);
         self.rt.stats.packets += pkts.len() as u64;
         super::jit::CounterRef::of(&mut self.rt, &mut self.jit_counters);
+        self.jit_table_lens.clear();
+        self.jit_table_lens
+            .extend(self.rt.tables.iter().map(|t| u64::from(t.len())));
         for (pkt, m) in pkts.iter_mut().zip(self.meta.chunks_exact_mut(nm.max(1))) {
             m[usize::from(std_meta::INGRESS_LIF)] = u64::from(pkt.ingress_lif);
             m[usize::from(std_meta::EGRESS_LIF)] = std_meta::LIF_NONE;
@@ -638,12 +646,15 @@ impl Pipeline {
                 cost: 0,
                 counters: self.jit_counters.as_ptr(),
                 index_errors: &raw mut self.rt.stats.index_errors,
+                table_lens: self.jit_table_lens.as_ptr(),
+                hits: self.rt.hits.as_mut_ptr(),
             };
             // SAFETY: the frame lends the packet's bytes, this packet's
             // metadata slots (the program's `meta.len()`, and the program
             // was validated against them) and this pipeline's runtime, for
-            // which `jit` was compiled, with its counter arrays as they are
-            // now (taken above; nothing resizes them during the batch);
+            // which `jit` was compiled, with its counter arrays and table
+            // sizes as they are now (taken above; nothing changes them
+            // during the batch);
             // nothing else touches them until `run` returns.
             let code = unsafe { jit.run(&mut fr) };
             let cost = fr.cost.min(u64::from(u32::MAX)) as u32;

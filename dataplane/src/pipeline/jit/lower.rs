@@ -46,6 +46,7 @@ pub(super) fn lower(
     let data = b.ins().load(ptr, trusted, fr, frame::DATA);
     let len = b.ins().load(I64, trusted, fr, frame::LEN);
     let meta = b.ins().load(ptr, trusted, fr, frame::META);
+    let counters = b.ins().load(ptr, trusted, fr, frame::COUNTERS);
     let zero = b.ins().iconst(I64, 0);
     let off: Vec<Variable> = (0..prog.headers.len())
         .map(|_| {
@@ -75,6 +76,7 @@ pub(super) fn lower(
         data,
         len,
         meta,
+        counters,
         off,
         valid,
         cost,
@@ -113,6 +115,8 @@ struct Lower<'a, 'f> {
     data: Value,
     len: Value,
     meta: Value,
+    /// The counter arrays (`Frame::counters`).
+    counters: Value,
     /// Each header's offset in the packet, and the validity bits.
     off: Vec<Variable>,
     valid: Variable,
@@ -674,10 +678,9 @@ impl Lower<'_, '_> {
                 // the index checked against the length.
                 let idx = self.expr(index);
                 let t = MemFlagsData::trusted();
-                let arrays = self.b.ins().load(self.ptr, t, self.fr, frame::COUNTERS);
                 let at = 16 * i32::from(*counter);
-                let base = self.b.ins().load(self.ptr, t, arrays, at);
-                let n = self.b.ins().load(I64, t, arrays, at + 8);
+                let base = self.b.ins().load(self.ptr, t, self.counters, at);
+                let n = self.b.ins().load(I64, t, self.counters, at + 8);
                 let inside = self.b.ins().icmp(IntCC::UnsignedLessThan, idx, n);
                 let (yes, no, merge) = (self.b.create_block(), self.b.create_block(), self.b.create_block());
                 self.b.ins().brif(inside, yes, &[], no, &[]);
@@ -772,6 +775,21 @@ impl Lower<'_, '_> {
         let prog = self.prog;
         let def = &prog.tables[t];
         self.add_cost(def.cost);
+        let (hit_b, miss_b, after) = (self.b.create_block(), self.b.create_block(), self.b.create_block());
+        // An empty table: a miss, counted here, no call.
+        let tr = MemFlagsData::trusted();
+        let lens = self.b.ins().load(self.ptr, tr, self.fr, frame::TABLE_LENS);
+        let n = self.b.ins().load(I64, tr, lens, (8 * t) as i32);
+        let (look, empty) = (self.b.create_block(), self.b.create_block());
+        self.b.ins().brif(n, look, &[], empty, &[]);
+        self.b.switch_to_block(empty);
+        let hits = self.b.ins().load(self.ptr, tr, self.fr, frame::HITS);
+        let at = (16 * t) as i32 + std::mem::offset_of!((u64, u64), 1) as i32;
+        let m = self.b.ins().load(I64, tr, hits, at);
+        let m = self.b.ins().iadd_imm_s(m, 1);
+        self.b.ins().store(tr, m, hits, at);
+        self.b.ins().jump(miss_b, &[]);
+        self.b.switch_to_block(look);
         let mut lo = self.iconst(0);
         let mut hi = lo;
         for k in &def.keys {
@@ -798,7 +816,6 @@ impl Lower<'_, '_> {
             .call(sig, Helpers::APPLY as usize, &[self.fr, t_v, lo, hi, params])
             .expect("returns a value");
         let hit = self.b.ins().ushr_imm_s(r, 32);
-        let (hit_b, miss_b, after) = (self.b.create_block(), self.b.create_block(), self.b.create_block());
         self.b.ins().brif(hit, hit_b, &[], miss_b, &[]);
 
         // A miss: the default action with its arguments, then `on_miss`.

@@ -64,6 +64,12 @@ pub(super) struct Frame {
     /// Where an index outside a counter array is counted
     /// (`Stats::index_errors`).
     pub index_errors: *mut u64,
+    /// Each table's entry count as the batch starts (the control plane
+    /// cannot change a table during a batch): an empty table is a miss
+    /// without a call.
+    pub table_lens: *const u64,
+    /// Each table's (hits, misses), counted in place for those misses.
+    pub hits: *mut (u64, u64),
 }
 
 /// One counter array as the generated code sees it.
@@ -103,6 +109,10 @@ pub(super) mod frame {
     pub const COUNTERS: i32 = 48;
     /// `index_errors`.
     pub const INDEX_ERRORS: i32 = 56;
+    /// `table_lens`.
+    pub const TABLE_LENS: i32 = 64;
+    /// `hits`.
+    pub const HITS: i32 = 72;
     /// A counter cell's packets and bytes, from the cell.
     pub const CELL_PACKETS: i32 = std::mem::offset_of!((u64, u64), 0) as i32;
     /// Bytes.
@@ -110,6 +120,8 @@ pub(super) mod frame {
 }
 const _: () = assert!(std::mem::offset_of!(Frame, counters) == frame::COUNTERS as usize);
 const _: () = assert!(std::mem::offset_of!(Frame, index_errors) == frame::INDEX_ERRORS as usize);
+const _: () = assert!(std::mem::offset_of!(Frame, table_lens) == frame::TABLE_LENS as usize);
+const _: () = assert!(std::mem::offset_of!(Frame, hits) == frame::HITS as usize);
 const _: () = assert!(std::mem::size_of::<(u64, u64)>() == 16);
 const _: () = assert!(std::mem::size_of::<CounterRef>() == 16);
 const _: () = assert!(std::mem::offset_of!(Frame, data) == frame::DATA as usize);
