@@ -33,6 +33,15 @@ impl Device {
                 return Err(AdminStatus::Invalid.into());
             }
             self.pipeline_error = None;
+            if let Some(p) = self.switch.program() {
+                // Which executor runs it: compiled, or the reference and why.
+                tracing::info!(
+                    program = %p.program().name,
+                    bytes = image.len(),
+                    "pipeline loaded, {}",
+                    p.backend()
+                );
+            }
             // The program's per-LIF meters start from the LIFs' settings.
             let now = self.now();
             for l in self.lifs.iter().flatten() {
