@@ -265,6 +265,9 @@ pub struct Pipeline {
     /// Scratch: each table's entry count, for the compiled code.
     #[cfg(feature = "jit")]
     jit_table_lens: Vec<u64>,
+    /// Scratch: each exact table's index, for the compiled code.
+    #[cfg(feature = "jit")]
+    jit_tables: Vec<super::table::ExactView>,
     /// Which executor runs the program, and why.
     backend: Backend,
 }
@@ -364,7 +367,11 @@ impl Pipeline {
         let counters = prog.counters.iter().map(|c| vec![(0, 0); c.size as usize]).collect();
         let mut p = Pipeline {
             rt: Runtime {
-                tables: prog.tables.iter().map(Table::new).collect(),
+                tables: prog
+                    .tables
+                    .iter()
+                    .map(|t| Table::with_params(t, max_params(&prog, t)))
+                    .collect(),
                 hits: vec![(0, 0); prog.tables.len()],
                 meters,
                 counters,
@@ -382,6 +389,8 @@ impl Pipeline {
             jit_counters: Vec::new(),
             #[cfg(feature = "jit")]
             jit_table_lens: Vec::new(),
+            #[cfg(feature = "jit")]
+            jit_tables: Vec::new(),
             backend,
             prog,
         };
@@ -633,6 +642,9 @@ impl Pipeline {
         self.jit_table_lens.clear();
         self.jit_table_lens
             .extend(self.rt.tables.iter().map(|t| u64::from(t.len())));
+        self.jit_tables.clear();
+        self.jit_tables
+            .extend(self.rt.tables.iter_mut().map(|t| t.exact_view().unwrap_or_default()));
         for (pkt, m) in pkts.iter_mut().zip(self.meta.chunks_exact_mut(nm.max(1))) {
             m[usize::from(std_meta::INGRESS_LIF)] = u64::from(pkt.ingress_lif);
             m[usize::from(std_meta::EGRESS_LIF)] = std_meta::LIF_NONE;
@@ -648,6 +660,7 @@ impl Pipeline {
                 index_errors: &raw mut self.rt.stats.index_errors,
                 table_lens: self.jit_table_lens.as_ptr(),
                 hits: self.rt.hits.as_mut_ptr(),
+                tables: self.jit_tables.as_ptr(),
             };
             // SAFETY: the frame lends the packet's bytes, this packet's
             // metadata slots (the program's `meta.len()`, and the program
@@ -739,6 +752,18 @@ impl Pipeline {
             }
         }
     }
+}
+
+/// The most parameters an action of table `t` takes (its default too).
+pub(super) fn max_params(prog: &Program, t: &TableDef) -> usize {
+    t.actions
+        .iter()
+        .chain(std::iter::once(&t.default_action))
+        .chain(t.entries.iter().map(|e| &e.action))
+        .filter_map(|&a| prog.actions.get(usize::from(a)))
+        .map(|a| a.params.len())
+        .max()
+        .unwrap_or(0)
 }
 
 /// The packet's outcome from its standard metadata.

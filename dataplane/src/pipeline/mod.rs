@@ -16,7 +16,7 @@ pub use ir::*;
 
 #[cfg(all(test, feature = "jit"))]
 mod diff_tests;
-#[cfg(test)]
+#[cfg(all(test, feature = "jit"))]
 pub(crate) mod gen;
 #[cfg(test)]
 mod tests;

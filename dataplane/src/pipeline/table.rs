@@ -36,6 +36,144 @@ impl Hasher for KeyHasher {
 
 type Map = HashMap<u128, u32, BuildHasherDefault<KeyHasher>>;
 
+/// One slot of an exact table's index, as the compiled code reads it:
+/// the key's halves and the entry's index in `hits` ([`EMPTY`]: free).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Slot {
+    pub lo: u64,
+    pub hi: u64,
+    pub idx: u32,
+    pad: u32,
+}
+
+/// A free slot's `idx`.
+pub(crate) const EMPTY: u32 = u32::MAX;
+const FREE: Slot = Slot {
+    lo: 0,
+    hi: 0,
+    idx: EMPTY,
+    pad: 0,
+};
+/// The hash's constants (the compiled code computes the same).
+pub(crate) const HASH_MIX: u64 = 0x2545_f491_4f6c_dd1d;
+pub(crate) const HASH_MUL: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// The hash of an exact key: one folded multiply over both halves.
+#[inline(always)]
+pub(crate) fn exact_hash(key: u128) -> u64 {
+    let x = (key as u64) ^ ((key >> 64) as u64).rotate_left(29) ^ HASH_MIX;
+    let m = u128::from(x) * u128::from(HASH_MUL);
+    (m as u64) ^ ((m >> 64) as u64)
+}
+
+/// An exact table's entries: open addressing with linear probing, at most
+/// half full (a probe always ends at a free slot), deletion by shifting
+/// the run back (no tombstones). A flat array of slots, so the compiled
+/// program probes it itself.
+#[derive(Debug, Clone)]
+struct ExactIndex {
+    slots: Vec<Slot>,
+    len: usize,
+}
+
+impl ExactIndex {
+    fn new() -> ExactIndex {
+        ExactIndex {
+            slots: vec![FREE; 8],
+            len: 0,
+        }
+    }
+
+    fn mask(&self) -> usize {
+        self.slots.len() - 1
+    }
+
+    /// The slot holding `key`.
+    #[inline(always)]
+    fn find(&self, key: u128) -> Option<usize> {
+        let (lo, hi) = (key as u64, (key >> 64) as u64);
+        let mask = self.mask();
+        let mut i = exact_hash(key) as usize & mask;
+        loop {
+            let s = &self.slots[i];
+            if s.idx == EMPTY {
+                return None;
+            }
+            if s.lo == lo && s.hi == hi {
+                return Some(i);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    #[inline(always)]
+    fn get(&self, key: u128) -> Option<u32> {
+        self.find(key).map(|i| self.slots[i].idx)
+    }
+
+    /// Add `key` (not present) for entry `idx`.
+    fn insert(&mut self, key: u128, idx: u32) {
+        if (self.len + 1) * 2 > self.slots.len() {
+            let grown = vec![FREE; 2 * self.slots.len()];
+            let old = std::mem::replace(&mut self.slots, grown);
+            self.len = 0;
+            for s in old.iter().filter(|s| s.idx != EMPTY) {
+                self.insert(u128::from(s.lo) | (u128::from(s.hi) << 64), s.idx);
+            }
+        }
+        let mask = self.mask();
+        let mut i = exact_hash(key) as usize & mask;
+        while self.slots[i].idx != EMPTY {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = Slot {
+            lo: key as u64,
+            hi: (key >> 64) as u64,
+            idx,
+            pad: 0,
+        };
+        self.len += 1;
+    }
+
+    /// Remove `key`; its entry's index.
+    fn remove(&mut self, key: u128) -> Option<u32> {
+        let mut i = self.find(key)?;
+        let idx = self.slots[i].idx;
+        let mask = self.mask();
+        let mut j = i;
+        loop {
+            j = (j + 1) & mask;
+            let s = self.slots[j];
+            if s.idx == EMPTY {
+                break;
+            }
+            // Where the key at `j` wants to be: it may move back to the
+            // hole at `i` unless its home lies cyclically in (i, j].
+            let home = exact_hash(u128::from(s.lo) | (u128::from(s.hi) << 64)) as usize & mask;
+            let stays = if i <= j {
+                i < home && home <= j
+            } else {
+                i < home || home <= j
+            };
+            if !stays {
+                self.slots[i] = s;
+                i = j;
+            }
+        }
+        self.slots[i] = FREE;
+        self.len -= 1;
+        Some(idx)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u128, u32)> + '_ {
+        self.slots
+            .iter()
+            .filter(|s| s.idx != EMPTY)
+            .map(|s| (u128::from(s.lo) | (u128::from(s.hi) << 64), s.idx))
+    }
+}
+
 /// One installed entry's outcome: the action and its arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hit {
@@ -62,7 +200,7 @@ pub struct Entry {
 
 #[derive(Debug, Clone)]
 enum Store {
-    Exact(Map),
+    Exact(ExactIndex),
     /// (mask, entries) longest prefix first.
     Lpm(Vec<(u128, Map)>),
     /// Entries by descending priority (insertion order among equals).
@@ -98,6 +236,22 @@ pub struct Table {
     /// The LPM field's bits.
     lpm_field: u128,
     key_bits: u32,
+    /// Per entry index, `stride` words: the action, then its arguments
+    /// (what the compiled program reads on a hit).
+    flat: Vec<u64>,
+    stride: usize,
+}
+
+/// An exact table as the compiled program reads it (taken per batch):
+/// its slots, the slot mask, its flat entries, their stride in words.
+#[cfg(feature = "jit")]
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ExactView {
+    pub slots: u64,
+    pub mask: u64,
+    pub flat: u64,
+    pub stride: u64,
 }
 
 /// The concatenated mask of `keys` selecting the fields of `kind`.
@@ -126,13 +280,19 @@ impl Table {
     /// An empty table shaped by `def`: its key fields' match kinds and its
     /// `size`.
     pub fn new(def: &TableDef) -> Table {
+        Table::with_params(def, super::ir::limits::PARAMS)
+    }
+
+    /// A table whose actions take at most `max_params` parameters (the
+    /// flat entries the compiled program reads are that wide).
+    pub fn with_params(def: &TableDef, max_params: usize) -> Table {
         let kinds: Vec<MatchKind> = def.keys.iter().map(|k| k.kind).collect();
         let store = if kinds.contains(&MatchKind::Ternary) {
             Store::Ternary(Vec::new())
         } else if kinds.contains(&MatchKind::Lpm) {
             Store::Lpm(Vec::new())
         } else {
-            Store::Exact(Map::default())
+            Store::Exact(ExactIndex::new())
         };
         Table {
             store,
@@ -143,6 +303,28 @@ impl Table {
             exact_mask: mask_of(&def.keys, |k| k == MatchKind::Exact),
             lpm_field: mask_of(&def.keys, |k| k == MatchKind::Lpm),
             key_bits: def.keys.iter().map(|k| u32::from(k.width)).sum(),
+            flat: Vec::new(),
+            stride: 1 + max_params.min(super::ir::limits::PARAMS),
+        }
+    }
+
+    /// Words per flat entry: 1 + the most parameters of the table's actions.
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+
+    /// An exact table's index for the compiled program (None: LPM or
+    /// ternary, looked up through the helper).
+    #[cfg(feature = "jit")]
+    pub(crate) fn exact_view(&mut self) -> Option<ExactView> {
+        match &mut self.store {
+            Store::Exact(ix) => Some(ExactView {
+                slots: ix.slots.as_mut_ptr() as u64,
+                mask: ix.mask() as u64,
+                flat: self.flat.as_mut_ptr() as u64,
+                stride: self.stride as u64,
+            }),
+            _ => None,
         }
     }
 
@@ -164,7 +346,7 @@ impl Table {
             return None;
         }
         match &self.store {
-            Store::Exact(m) => m.get(&key).map(|&i| &self.hits[i as usize]),
+            Store::Exact(m) => m.get(key).map(|i| &self.hits[i as usize]),
             Store::Lpm(groups) => {
                 for (mask, m) in groups {
                     if let Some(&i) = m.get(&(key & mask)) {
@@ -199,6 +381,15 @@ impl Table {
     }
 
     fn alloc(&mut self, hit: Hit) -> u32 {
+        let i = self.free.last().copied().unwrap_or(self.hits.len() as u32) as usize;
+        let at = i * self.stride;
+        if self.flat.len() < at + self.stride {
+            self.flat.resize(at + self.stride, 0);
+        }
+        self.flat[at] = u64::from(hit.action);
+        for (w, a) in self.flat[at + 1..at + self.stride].iter_mut().zip(hit.args.iter()) {
+            *w = *a;
+        }
         match self.free.pop() {
             Some(i) => {
                 self.hits[i as usize] = hit;
@@ -221,7 +412,7 @@ impl Table {
         let key = e.key & e.mask;
         match &mut self.store {
             Store::Exact(m) => {
-                if m.contains_key(&key) {
+                if m.find(key).is_some() {
                     return Err(TableError::Exists);
                 }
             }
@@ -245,9 +436,7 @@ impl Table {
         let ternary = matches!(self.store, Store::Ternary(_));
         let i = if ternary { 0 } else { self.alloc(e.hit.clone()) };
         match &mut self.store {
-            Store::Exact(m) => {
-                m.insert(key, i);
-            }
+            Store::Exact(m) => m.insert(key, i),
             Store::Lpm(groups) => {
                 let pos = groups.iter().position(|(mk, _)| *mk == e.mask);
                 let g = match pos {
@@ -286,7 +475,7 @@ impl Table {
     pub fn remove(&mut self, key: u128, mask: u128, priority: u32) -> Result<Hit, TableError> {
         let key = key & mask;
         let idx = match &mut self.store {
-            Store::Exact(m) => m.remove(&key),
+            Store::Exact(m) => m.remove(key),
             Store::Lpm(groups) => {
                 let mut found = None;
                 groups.retain_mut(|(mk, m)| {
@@ -324,7 +513,7 @@ impl Table {
         let full = ones(self.key_bits);
         match &self.store {
             Store::Exact(m) => {
-                for (&k, &i) in m {
+                for (k, i) in m.iter() {
                     out.push(Entry {
                         key: k,
                         mask: full,
@@ -523,5 +712,46 @@ mod tests {
             "the exact byte must be fully masked"
         );
         assert_eq!(t.entries().len(), 2);
+    }
+}
+
+#[cfg(test)]
+mod index_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The exact index agrees with a hash map through any inserts and
+        /// removes (growing, and shifting runs back on removal), keys
+        /// drawn from a small set so they collide and repeat.
+        #[test]
+        fn exact_index_is_a_map(ops in proptest::collection::vec((any::<bool>(), 0u8..40, any::<bool>()), 1..400)) {
+            let mut ix = ExactIndex::new();
+            let mut model: HashMap<u128, u32> = HashMap::new();
+            for (n, &(add, k, wide)) in ops.iter().enumerate() {
+                let key = (u128::from(k) * 0x1_0000_0001) | if wide { 1u128 << 100 } else { 0 };
+                if add {
+                    if let std::collections::hash_map::Entry::Vacant(v) = model.entry(key) {
+                        v.insert(n as u32);
+                        ix.insert(key, n as u32);
+                    }
+                } else {
+                    prop_assert_eq!(ix.remove(key), model.remove(&key));
+                }
+                prop_assert_eq!(ix.len, model.len());
+                prop_assert!(ix.len * 2 <= ix.slots.len());
+                for k in 0..40u8 {
+                    for wide in [false, true] {
+                        let key = (u128::from(k) * 0x1_0000_0001) | if wide { 1u128 << 100 } else { 0 };
+                        prop_assert_eq!(ix.get(key), model.get(&key).copied());
+                    }
+                }
+            }
+            let mut all: Vec<(u128, u32)> = ix.iter().collect();
+            let mut want: Vec<(u128, u32)> = model.into_iter().collect();
+            all.sort_unstable();
+            want.sort_unstable();
+            prop_assert_eq!(all, want);
+        }
     }
 }

@@ -2,8 +2,9 @@
 
 use super::{frame, Helpers};
 use crate::pipeline::compile::mask64;
-use crate::pipeline::exec::{Loc, ParserError};
+use crate::pipeline::exec::{max_params, Loc, ParserError};
 use crate::pipeline::ir::*;
+use crate::pipeline::table::{Slot, EMPTY, HASH_MIX, HASH_MUL};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{I16, I32, I64};
 use cranelift_codegen::ir::{
@@ -125,8 +126,9 @@ struct Lower<'a, 'f> {
     /// Where every path ends, with the parser's code.
     done: Block,
     sigs: Sigs,
-    /// The running action's parameter slot (None outside an action).
-    params: Option<StackSlot>,
+    /// Where the running action's parameters are (None outside an
+    /// action): a stack slot's address, or a table entry's arguments.
+    params: Option<Value>,
     /// The slot a table apply's helper writes the entry's arguments to.
     apply_params: StackSlot,
     /// Blocks that end with a parser error, by code (made on first use).
@@ -372,9 +374,9 @@ impl Lower<'_, '_> {
             Expr::Field(FieldRef::Meta(f)) => self.meta_load(usize::from(*f)),
             Expr::Field(FieldRef::Header { header, field }) => self.field(usize::from(*header), usize::from(*field)),
             Expr::Param(p) => match self.params {
-                Some(slot) => {
+                Some(base) => {
                     let p = usize::from(*p).min(limits::PARAMS - 1);
-                    self.b.ins().stack_load(self.ptr, I64, slot, (8 * p) as i32)
+                    self.b.ins().load(I64, MemFlagsData::trusted(), base, (8 * p) as i32)
                 }
                 // The parser has no parameters: they read 0 there.
                 None => self.iconst(0),
@@ -662,7 +664,8 @@ impl Lower<'_, '_> {
                 }
                 let a = &self.prog.actions[usize::from(*action)];
                 self.add_cost(a.cost);
-                self.action_body(a, slot);
+                let base = self.b.ins().stack_addr(self.ptr, slot, 0);
+                self.action_body(a, base);
             }
             Stmt::Drop => {
                 let one = self.iconst(1);
@@ -714,8 +717,8 @@ impl Lower<'_, '_> {
         }
     }
 
-    fn action_body(&mut self, a: &ActionDef, slot: StackSlot) {
-        let saved = self.params.replace(slot);
+    fn action_body(&mut self, a: &ActionDef, params: Value) {
+        let saved = self.params.replace(params);
         self.block(&a.body);
         self.params = saved;
     }
@@ -771,6 +774,81 @@ impl Lower<'_, '_> {
         }
     }
 
+    /// Look the key `hi:lo` up in exact table `t`'s index (the table's
+    /// `ExactView`, taken per batch) in the generated code: hash, probe
+    /// from the home slot to the key or a free slot. A hit sets `act_v`
+    /// and `par_v` (the flat entry's action and arguments) and goes to
+    /// `hit_b`; a miss to `miss_b`; both counted.
+    #[allow(clippy::too_many_arguments)]
+    fn exact_probe(
+        &mut self,
+        t: usize,
+        lo: Value,
+        hi: Value,
+        act_v: Variable,
+        par_v: Variable,
+        hit_b: Block,
+        miss_b: Block,
+    ) {
+        let tr = MemFlagsData::trusted();
+        let views = self.b.ins().load(self.ptr, tr, self.fr, frame::TABLES);
+        let at = (32 * t) as i32;
+        let slots = self.b.ins().load(self.ptr, tr, views, at);
+        let mask = self.b.ins().load(I64, tr, views, at + 8);
+        let flat = self.b.ins().load(self.ptr, tr, views, at + 16);
+        let stride = 8 * (1 + max_params(self.prog, &self.prog.tables[t])) as i64;
+        // The hash `table::exact_hash` computes.
+        let r = self.b.ins().rotl_imm_s(hi, 29);
+        let x = self.b.ins().bxor(lo, r);
+        let x = self.b.ins().bxor_imm_s(x, HASH_MIX as i64);
+        let k = self.iconst(HASH_MUL);
+        let ml = self.b.ins().imul(x, k);
+        let mh = self.b.ins().umulhi(x, k);
+        let h = self.b.ins().bxor(ml, mh);
+        let home = self.b.ins().band(h, mask);
+        let probe = self.b.create_block();
+        let i = self.b.append_block_param(probe, I64);
+        self.b.ins().jump(probe, &[home.into()]);
+        self.b.switch_to_block(probe);
+        let off = self.b.ins().imul_imm_s(i, std::mem::size_of::<Slot>() as i64);
+        let slot = self.b.ins().iadd(slots, off);
+        let idx = self.b.ins().uload32(tr, slot, std::mem::offset_of!(Slot, idx) as i32);
+        let free = self.b.ins().icmp_imm_s(IntCC::Equal, idx, i64::from(EMPTY));
+        let (check, missed) = (self.b.create_block(), self.b.create_block());
+        self.b.ins().brif(free, missed, &[], check, &[]);
+        self.b.switch_to_block(check);
+        let l = self.b.ins().load(I64, tr, slot, std::mem::offset_of!(Slot, lo) as i32);
+        let hh = self.b.ins().load(I64, tr, slot, std::mem::offset_of!(Slot, hi) as i32);
+        let e1 = self.b.ins().icmp(IntCC::Equal, l, lo);
+        let e2 = self.b.ins().icmp(IntCC::Equal, hh, hi);
+        let both = self.b.ins().band(e1, e2);
+        let (found, next) = (self.b.create_block(), self.b.create_block());
+        self.b.ins().brif(both, found, &[], next, &[]);
+        self.b.switch_to_block(next);
+        let i1 = self.b.ins().iadd_imm_s(i, 1);
+        let i1 = self.b.ins().band(i1, mask);
+        self.b.ins().jump(probe, &[i1.into()]);
+        let hits = |s: &mut Self, which: i32| {
+            let hits = s.b.ins().load(s.ptr, tr, s.fr, frame::HITS);
+            let at = (16 * t) as i32 + which;
+            let n = s.b.ins().load(I64, tr, hits, at);
+            let n = s.b.ins().iadd_imm_s(n, 1);
+            s.b.ins().store(tr, n, hits, at);
+        };
+        self.b.switch_to_block(found);
+        hits(self, std::mem::offset_of!((u64, u64), 0) as i32);
+        let eo = self.b.ins().imul_imm_s(idx, stride);
+        let entry = self.b.ins().iadd(flat, eo);
+        let action = self.b.ins().load(I64, tr, entry, 0);
+        self.b.def_var(act_v, action);
+        let args = self.b.ins().iadd_imm_s(entry, 8);
+        self.b.def_var(par_v, args);
+        self.b.ins().jump(hit_b, &[]);
+        self.b.switch_to_block(missed);
+        hits(self, std::mem::offset_of!((u64, u64), 1) as i32);
+        self.b.ins().jump(miss_b, &[]);
+    }
+
     fn apply(&mut self, t: usize, on_hit: &[Stmt], on_miss: &[Stmt]) {
         let prog = self.prog;
         let def = &prog.tables[t];
@@ -809,14 +887,25 @@ impl Lower<'_, '_> {
                 hi = self.b.ins().bor(hi, phi);
             }
         }
-        let t_v = self.iconst(t as u64);
-        let params = self.b.ins().stack_addr(self.ptr, self.apply_params, 0);
-        let sig = self.sigs.apply;
-        let r = self
-            .call(sig, Helpers::APPLY as usize, &[self.fr, t_v, lo, hi, params])
-            .expect("returns a value");
-        let hit = self.b.ins().ushr_imm_s(r, 32);
-        self.b.ins().brif(hit, hit_b, &[], miss_b, &[]);
+        // The hit's action and where its arguments are, from whichever
+        // lookup found it.
+        let act_v = self.b.declare_var(I64);
+        let par_v = self.b.declare_var(self.ptr);
+        if def.keys.iter().all(|k| k.kind == MatchKind::Exact) {
+            self.exact_probe(t, lo, hi, act_v, par_v, hit_b, miss_b);
+        } else {
+            let t_v = self.iconst(t as u64);
+            let params = self.b.ins().stack_addr(self.ptr, self.apply_params, 0);
+            let sig = self.sigs.apply;
+            let r = self
+                .call(sig, Helpers::APPLY as usize, &[self.fr, t_v, lo, hi, params])
+                .expect("returns a value");
+            let action = self.b.ins().band_imm_s(r, 0xffff);
+            self.b.def_var(act_v, action);
+            self.b.def_var(par_v, params);
+            let hit = self.b.ins().ushr_imm_s(r, 32);
+            self.b.ins().brif(hit, hit_b, &[], miss_b, &[]);
+        }
 
         // A miss: the default action with its arguments, then `on_miss`.
         self.b.switch_to_block(miss_b);
@@ -828,13 +917,15 @@ impl Lower<'_, '_> {
             }
         }
         self.add_cost(da.cost);
-        self.action_body(da, self.apply_params);
+        let base = self.b.ins().stack_addr(self.ptr, self.apply_params, 0);
+        self.action_body(da, base);
         self.block(on_miss);
         self.b.ins().jump(after, &[]);
 
         // A hit: the entry's action, then `on_hit`.
         self.b.switch_to_block(hit_b);
-        let action = self.b.ins().band_imm_s(r, 0xffff);
+        let action = self.b.use_var(act_v);
+        let params = self.b.use_var(par_v);
         let mut candidates: Vec<u16> = def.actions.clone();
         candidates.extend(def.entries.iter().map(|e| e.action));
         candidates.push(def.default_action);
@@ -850,7 +941,7 @@ impl Lower<'_, '_> {
             self.b.ins().brif(is, this, &[], next, &[]);
             self.b.switch_to_block(this);
             self.add_cost(ad.cost);
-            self.action_body(ad, self.apply_params);
+            self.action_body(ad, params);
             self.b.ins().jump(hit_after, &[]);
             self.b.switch_to_block(next);
         }

@@ -70,6 +70,9 @@ pub(super) struct Frame {
     pub table_lens: *const u64,
     /// Each table's (hits, misses), counted in place for those misses.
     pub hits: *mut (u64, u64),
+    /// Each table's exact index (`ExactView`; zeros for LPM and ternary
+    /// tables), taken per batch: exact tables are probed in place.
+    pub tables: *const super::table::ExactView,
 }
 
 /// One counter array as the generated code sees it.
@@ -113,6 +116,8 @@ pub(super) mod frame {
     pub const TABLE_LENS: i32 = 64;
     /// `hits`.
     pub const HITS: i32 = 72;
+    /// `tables`.
+    pub const TABLES: i32 = 80;
     /// A counter cell's packets and bytes, from the cell.
     pub const CELL_PACKETS: i32 = std::mem::offset_of!((u64, u64), 0) as i32;
     /// Bytes.
@@ -122,6 +127,8 @@ const _: () = assert!(std::mem::offset_of!(Frame, counters) == frame::COUNTERS a
 const _: () = assert!(std::mem::offset_of!(Frame, index_errors) == frame::INDEX_ERRORS as usize);
 const _: () = assert!(std::mem::offset_of!(Frame, table_lens) == frame::TABLE_LENS as usize);
 const _: () = assert!(std::mem::offset_of!(Frame, hits) == frame::HITS as usize);
+const _: () = assert!(std::mem::offset_of!(Frame, tables) == frame::TABLES as usize);
+const _: () = assert!(std::mem::size_of::<super::table::ExactView>() == 32);
 const _: () = assert!(std::mem::size_of::<(u64, u64)>() == 16);
 const _: () = assert!(std::mem::size_of::<CounterRef>() == 16);
 const _: () = assert!(std::mem::offset_of!(Frame, data) == frame::DATA as usize);
