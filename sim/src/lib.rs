@@ -461,14 +461,6 @@ fn engine(shared: Arc<Shared>, clock: SimClock, max_sleep: Duration) {
                 .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
             shared.engine_work.fetch_add(work as u64, Ordering::Relaxed);
         }
-        // No timer spin while a client is reached by message (see
-        // `IdleWait::set_timer_spin`).
-        wait.set_timer_spin(
-            !shared
-                .by_message
-                .iter()
-                .any(|s| s.reads.load(Ordering::Relaxed) + s.writes.load(Ordering::Relaxed) > 0),
-        );
         match wait.after_pass(now, work, deadline, timer) {
             Wait::Again if work == 0 => std::hint::spin_loop(),
             Wait::Again => {}
