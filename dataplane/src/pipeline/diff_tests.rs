@@ -203,24 +203,7 @@ fn operators_at_their_edges_agree() {
         u64::MAX,
     ];
     let widths = [1u16, 7, 8, 31, 32, 63, 64];
-    let ops = [
-        BinOp::Add,
-        BinOp::Sub,
-        BinOp::Mul,
-        BinOp::BitAnd,
-        BinOp::BitOr,
-        BinOp::BitXor,
-        BinOp::Shl,
-        BinOp::Shr,
-        BinOp::Eq,
-        BinOp::Ne,
-        BinOp::Lt,
-        BinOp::Le,
-        BinOp::Gt,
-        BinOp::Ge,
-        BinOp::And,
-        BinOp::Or,
-    ];
+    let ops = BinOp::ALL;
     let c = |value: u64| Expr::Const { value, width: 64 };
     let mut exprs = Vec::new();
     for &w in &widths {
@@ -329,14 +312,7 @@ fn probe_index() -> u16 {
 #[test]
 fn exact_probe_follows_adds_and_removes() {
     use crate::abi::TableEntry;
-    let mut meta: Vec<FieldDef> = std_meta::FIELDS
-        .iter()
-        .map(|&(n, w)| FieldDef {
-            name: n.into(),
-            bit_off: 0,
-            width: w,
-        })
-        .collect();
+    let mut meta: Vec<FieldDef> = std_meta::defs();
     let probe = meta.len() as u16;
     meta.push(FieldDef {
         name: "probe".into(),

@@ -151,24 +151,7 @@ impl Gen<'_> {
                 width,
             },
             _ => {
-                let op = self.r.pick(&[
-                    BinOp::Add,
-                    BinOp::Sub,
-                    BinOp::Mul,
-                    BinOp::BitAnd,
-                    BinOp::BitOr,
-                    BinOp::BitXor,
-                    BinOp::Shl,
-                    BinOp::Shr,
-                    BinOp::Eq,
-                    BinOp::Ne,
-                    BinOp::Lt,
-                    BinOp::Le,
-                    BinOp::Gt,
-                    BinOp::Ge,
-                    BinOp::And,
-                    BinOp::Or,
-                ]);
+                let op = self.r.pick(&BinOp::ALL);
                 let lhs = Box::new(self.expr(depth - 1, params));
                 // Shift amounts at the edges (the width, 63, 64, past it).
                 let rhs = if matches!(op, BinOp::Shl | BinOp::Shr) && self.r.pct(50) {
@@ -303,14 +286,7 @@ fn header(r: &mut Rng, n: usize) -> HeaderDef {
 /// A random program from `r`, or None when the draw is not valid (about
 /// one in three is) or does not load.
 pub fn program(r: &mut Rng) -> Option<Program> {
-    let mut meta: Vec<FieldDef> = std_meta::FIELDS
-        .iter()
-        .map(|&(n, w)| FieldDef {
-            name: n.into(),
-            bit_off: 0,
-            width: w,
-        })
-        .collect();
+    let mut meta: Vec<FieldDef> = std_meta::defs();
     for i in 0..2 {
         meta.push(FieldDef {
             name: format!("probe{i}"),

@@ -407,14 +407,7 @@ mod tests {
     use super::*;
 
     fn flat(exprs: Vec<FlatExpr>, cond: u32) -> Vec<u8> {
-        let std: Vec<FieldDef> = std_meta::FIELDS
-            .iter()
-            .map(|&(n, w)| FieldDef {
-                name: n.into(),
-                bit_off: 0,
-                width: w,
-            })
-            .collect();
+        let std: Vec<FieldDef> = std_meta::defs();
         let f = Flat {
             name: "deep".into(),
             headers: vec![],

@@ -177,6 +177,18 @@ pub mod std_meta {
     /// `egress_lif` before the program sets it, and `ingress_lif` of a
     /// frame from the wire.
     pub const LIF_NONE: u64 = 0xffff;
+
+    /// The standard metadata as the first fields of a program's `meta`.
+    pub fn defs() -> Vec<super::FieldDef> {
+        FIELDS
+            .iter()
+            .map(|&(n, w)| super::FieldDef {
+                name: n.into(),
+                bit_off: 0,
+                width: w,
+            })
+            .collect()
+    }
 }
 
 /// A field reference, resolved.
@@ -362,6 +374,28 @@ pub enum BinOp {
     And,
     /// `||` (logical).
     Or,
+}
+
+impl BinOp {
+    /// Every operator.
+    pub const ALL: [BinOp; 16] = [
+        BinOp::Add,
+        BinOp::Sub,
+        BinOp::Mul,
+        BinOp::BitAnd,
+        BinOp::BitOr,
+        BinOp::BitXor,
+        BinOp::Shl,
+        BinOp::Shr,
+        BinOp::Eq,
+        BinOp::Ne,
+        BinOp::Lt,
+        BinOp::Le,
+        BinOp::Gt,
+        BinOp::Ge,
+        BinOp::And,
+        BinOp::Or,
+    ];
 }
 
 /// A statement of a control's apply block or an action body.

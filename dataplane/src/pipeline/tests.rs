@@ -61,14 +61,7 @@ fn key(expr: FieldRef, kind: MatchKind, width: u16) -> KeyDef {
 }
 
 fn program() -> Program {
-    let mut meta: Vec<FieldDef> = std_meta::FIELDS
-        .iter()
-        .map(|&(n, w)| FieldDef {
-            name: n.into(),
-            bit_off: 0,
-            width: w,
-        })
-        .collect();
+    let mut meta: Vec<FieldDef> = std_meta::defs();
     meta.push(FieldDef {
         name: "color".into(),
         bit_off: 0,

@@ -219,16 +219,10 @@ impl Lower<'_, '_> {
         let var = self.b.declare_var(I64);
         let zero = self.iconst(0);
         self.b.def_var(var, zero);
-        let v = self.b.use_var(self.valid);
-        let t = self.b.ins().band_imm_s(v, 1i64 << h);
-        let yes = self.b.create_block();
-        let merge = self.b.create_block();
-        self.b.ins().brif(t, yes, &[], merge, &[]);
-        self.b.switch_to_block(yes);
-        let x = then(self);
-        self.b.def_var(var, x);
-        self.b.ins().jump(merge, &[]);
-        self.b.switch_to_block(merge);
+        self.when_valid(h, |s| {
+            let x = then(s);
+            s.b.def_var(var, x);
+        });
         self.b.use_var(var)
     }
 
@@ -774,6 +768,16 @@ impl Lower<'_, '_> {
         }
     }
 
+    /// Count a hit or a miss of table `t` in place (`Frame::hits`).
+    fn count_lookup(&mut self, t: usize, hit: bool) {
+        let tr = MemFlagsData::trusted();
+        let hits = self.b.ins().load(self.ptr, tr, self.fr, frame::HITS);
+        let at = (16 * t) as i32 + if hit { frame::CELL_PACKETS } else { frame::CELL_BYTES };
+        let n = self.b.ins().load(I64, tr, hits, at);
+        let n = self.b.ins().iadd_imm_s(n, 1);
+        self.b.ins().store(tr, n, hits, at);
+    }
+
     /// Look the key `hi:lo` up in exact table `t`'s index (the table's
     /// `ExactView`, taken per batch) in the generated code: hash, probe
     /// from the home slot to the key or a free slot. A hit sets `act_v`
@@ -828,15 +832,8 @@ impl Lower<'_, '_> {
         let i1 = self.b.ins().iadd_imm_s(i, 1);
         let i1 = self.b.ins().band(i1, mask);
         self.b.ins().jump(probe, &[i1.into()]);
-        let hits = |s: &mut Self, which: i32| {
-            let hits = s.b.ins().load(s.ptr, tr, s.fr, frame::HITS);
-            let at = (16 * t) as i32 + which;
-            let n = s.b.ins().load(I64, tr, hits, at);
-            let n = s.b.ins().iadd_imm_s(n, 1);
-            s.b.ins().store(tr, n, hits, at);
-        };
         self.b.switch_to_block(found);
-        hits(self, std::mem::offset_of!((u64, u64), 0) as i32);
+        self.count_lookup(t, true);
         let eo = self.b.ins().imul_imm_s(idx, stride);
         let entry = self.b.ins().iadd(flat, eo);
         let action = self.b.ins().load(I64, tr, entry, 0);
@@ -845,7 +842,7 @@ impl Lower<'_, '_> {
         self.b.def_var(par_v, args);
         self.b.ins().jump(hit_b, &[]);
         self.b.switch_to_block(missed);
-        hits(self, std::mem::offset_of!((u64, u64), 1) as i32);
+        self.count_lookup(t, false);
         self.b.ins().jump(miss_b, &[]);
     }
 
@@ -861,11 +858,7 @@ impl Lower<'_, '_> {
         let (look, empty) = (self.b.create_block(), self.b.create_block());
         self.b.ins().brif(n, look, &[], empty, &[]);
         self.b.switch_to_block(empty);
-        let hits = self.b.ins().load(self.ptr, tr, self.fr, frame::HITS);
-        let at = (16 * t) as i32 + std::mem::offset_of!((u64, u64), 1) as i32;
-        let m = self.b.ins().load(I64, tr, hits, at);
-        let m = self.b.ins().iadd_imm_s(m, 1);
-        self.b.ins().store(tr, m, hits, at);
+        self.count_lookup(t, false);
         self.b.ins().jump(miss_b, &[]);
         self.b.switch_to_block(look);
         let mut lo = self.iconst(0);

@@ -118,9 +118,10 @@ pub(super) mod frame {
     pub const HITS: i32 = 72;
     /// `tables`.
     pub const TABLES: i32 = 80;
-    /// A counter cell's packets and bytes, from the cell.
+    /// The first and second word of a `(u64, u64)`: a counter cell's
+    /// packets and bytes, a table's hits and misses.
     pub const CELL_PACKETS: i32 = std::mem::offset_of!((u64, u64), 0) as i32;
-    /// Bytes.
+    /// The second word.
     pub const CELL_BYTES: i32 = std::mem::offset_of!((u64, u64), 1) as i32;
 }
 const _: () = assert!(std::mem::offset_of!(Frame, counters) == frame::COUNTERS as usize);
