@@ -190,16 +190,25 @@ pub struct Point {
     pub not_offered: u64,
 }
 
-/// Run one point: a fresh simulator with the generator at `rate_pps`, the
-/// driver in interrupt mode with `setting`, `warmup` then `window`.
-pub fn run(setting: Setting, p: &Params, rate_pps: u64, warmup: Duration, window: Duration) -> Result<Point, String> {
+/// A fresh simulator with the generator at `rate_pps` to LIF 0, the
+/// driver's VF with one RX queue on vector 0, moderation set to `setting`.
+struct Rig {
+    sim: Sim,
+    pool: Pool,
+    nic: Nic,
+    lif: host_driver::nic::Lif,
+    rx: host_driver::queue::RxQueue,
+    waiter: Waiter,
+}
+
+fn rig(clock: ClockKind, setting: Setting, p: &Params, rate_pps: u64) -> Result<Rig, String> {
     let e = |what: &'static str| move |err: &dyn std::fmt::Display| format!("{what}: {err}");
     let sim = Sim::start(SimConfig {
         device: DeviceConfig {
             vfs: 1,
             ..DeviceConfig::default()
         },
-        clock: ClockKind::Real,
+        clock,
         port: PortSpec::Gen(GenConfig {
             rate_pps,
             sizes: vec![(64, 1)],
@@ -209,7 +218,6 @@ pub fn run(setting: Setting, p: &Params, rate_pps: u64, warmup: Duration, window
         ..SimConfig::default()
     })
     .map_err(|x| e("simulator")(&x))?;
-    let clock = sim.clock().clone();
     let sock = sim.vf_socket(0).ok_or("no VF socket")?;
     let ring = 1u32 << RX_ORDER;
     let buffers = (2 * ring).next_power_of_two();
@@ -235,7 +243,30 @@ pub fn run(setting: Setting, p: &Params, rate_pps: u64, warmup: Duration, window
     if applied.mode() != want.mode() {
         return Err(format!("device applied {applied:?} for {want:?}"));
     }
-    let mut waiter = Waiter::new([nic.eventfd(0).ok_or("no vector 0")?]).map_err(|x| e("waiter")(&x))?;
+    let waiter = Waiter::new([nic.eventfd(0).ok_or("no vector 0")?]).map_err(|x| e("waiter")(&x))?;
+    Ok(Rig {
+        sim,
+        pool,
+        nic,
+        lif,
+        rx,
+        waiter,
+    })
+}
+
+/// Run one point: a fresh simulator with the generator at `rate_pps`, the
+/// driver in interrupt mode with `setting`, `warmup` then `window`.
+pub fn run(setting: Setting, p: &Params, rate_pps: u64, warmup: Duration, window: Duration) -> Result<Point, String> {
+    let e = |what: &'static str| move |err: &dyn std::fmt::Display| format!("{what}: {err}");
+    let Rig {
+        sim,
+        mut pool,
+        mut nic,
+        lif,
+        mut rx,
+        mut waiter,
+    } = rig(ClockKind::Real, setting, p, rate_pps)?;
+    let clock = sim.clock().clone();
 
     let mut hist = histogram();
     let mut chist = hist.clone();
@@ -342,41 +373,15 @@ pub fn virtual_probe(
     window: Duration,
 ) -> Result<hdrhistogram::Histogram<u64>, String> {
     let e = |what: &'static str| move |err: &dyn std::fmt::Display| format!("{what}: {err}");
-    let sim = Sim::start(SimConfig {
-        device: DeviceConfig {
-            vfs: 1,
-            ..DeviceConfig::default()
-        },
-        clock: ClockKind::Virtual,
-        port: PortSpec::Gen(GenConfig {
-            rate_pps,
-            sizes: vec![(64, 1)],
-            flows: vec![dataplane::abi::lif_mac(0)],
-            count: None,
-        }),
-        ..SimConfig::default()
-    })
-    .map_err(|x| e("simulator")(&x))?;
-    let sock = sim.vf_socket(0).ok_or("no VF socket")?;
-    let ring = 1u32 << RX_ORDER;
-    let mem = Arc::new(
-        DmaMemory::new(u64::from(2 * ring) * 2048 + (2 << 20), POOL_IOVA, MemKind::Pages)
-            .map_err(|x| e("DMA memory")(&x))?,
-    );
-    let mut pool = Pool::new(mem.clone(), 2 * ring).map_err(|x| e("pool")(&x))?;
-    let mut nic = Nic::open(
-        Box::new(VfioUserBackend::connect(sock).map_err(|x| e("VF")(&x))?),
-        &NicConfig::default(),
-    )
-    .map_err(|x| e("bring-up")(&x))?;
-    nic.map_memory(&mem).map_err(|x| e("map")(&x))?;
-    let lif = nic.create_lif("rx", None).map_err(|x| e("LIF")(&x))?;
-    let mut rx = nic.create_rxq(&lif, RX_ORDER, Some(0)).map_err(|x| e("RX queue")(&x))?;
-    rx.refill(&mut pool).map_err(|x| e("refill")(&x))?;
-    nic.set_moderation(setting.moderation(p))
-        .map_err(|x| e("moderation")(&x))?;
+    let Rig {
+        sim,
+        mut pool,
+        nic,
+        lif: _,
+        mut rx,
+        mut waiter,
+    } = rig(ClockKind::Virtual, setting, p, rate_pps)?;
     let efd = nic.eventfd(0).ok_or("no vector 0")?;
-    let mut waiter = Waiter::new([efd.clone()]).map_err(|x| e("waiter")(&x))?;
     let mut out: Vec<Mbuf> = Vec::with_capacity(256);
     let mut wait = sim::device::engine::IdleWait::new(SimConfig::default().max_idle_sleep.as_nanos() as u64);
     let t_measure = sim.clock().now() + warmup.as_nanos() as u64;
