@@ -28,4 +28,5 @@ pub mod moderation;
 pub mod packet;
 pub mod pipeline;
 pub mod ring;
+pub mod rng;
 mod sync;
