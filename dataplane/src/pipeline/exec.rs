@@ -268,6 +268,12 @@ pub struct Pipeline {
     /// Scratch: each exact table's index, for the compiled code.
     #[cfg(feature = "jit")]
     jit_tables: Vec<super::table::ExactView>,
+    /// The three scratch views above must be taken again before the next
+    /// compiled batch: set at load and by every table change (an insert
+    /// may move a table's index, and changes its entry count). Counter
+    /// arrays never move after load.
+    #[cfg(feature = "jit")]
+    jit_views_stale: bool,
     /// Which executor runs the program, and why.
     backend: Backend,
 }
@@ -391,6 +397,8 @@ impl Pipeline {
             jit_table_lens: Vec::new(),
             #[cfg(feature = "jit")]
             jit_tables: Vec::new(),
+            #[cfg(feature = "jit")]
+            jit_views_stale: true,
             backend,
             prog,
         };
@@ -485,6 +493,10 @@ impl Pipeline {
     /// big-endian in whole bytes; an LPM field's mask comes from
     /// `prefix_len`; parameters likewise, each big-endian in whole bytes.
     pub fn apply_entry(&mut self, e: &TableEntry, add: bool) -> Result<Applied, EntryError> {
+        #[cfg(feature = "jit")]
+        {
+            self.jit_views_stale = true;
+        }
         let t = e.table_id.get() as usize;
         let def = self.prog.tables.get(t).ok_or(EntryError::NoTable(e.table_id.get()))?;
         let name = def.name.clone();
@@ -593,6 +605,10 @@ impl Pipeline {
     /// Remove an entry by the key, mask and priority [`Pipeline::entries`]
     /// lists or [`Pipeline::apply_entry`] returned.
     pub fn remove_entry(&mut self, t: u16, key: u128, mask: u128, priority: u32) -> Result<Hit, TableError> {
+        #[cfg(feature = "jit")]
+        {
+            self.jit_views_stale = true;
+        }
         self.rt
             .tables
             .get_mut(usize::from(t))
@@ -638,13 +654,16 @@ impl Pipeline {
         self.meta.clear();
         self.meta.resize(pkts.len() * nm, 0);
         self.rt.stats.packets += pkts.len() as u64;
-        super::jit::CounterRef::of(&mut self.rt, &mut self.jit_counters);
-        self.jit_table_lens.clear();
-        self.jit_table_lens
-            .extend(self.rt.tables.iter().map(|t| u64::from(t.len())));
-        self.jit_tables.clear();
-        self.jit_tables
-            .extend(self.rt.tables.iter_mut().map(|t| t.exact_view().unwrap_or_default()));
+        if self.jit_views_stale {
+            super::jit::CounterRef::of(&mut self.rt, &mut self.jit_counters);
+            self.jit_table_lens.clear();
+            self.jit_table_lens
+                .extend(self.rt.tables.iter().map(|t| u64::from(t.len())));
+            self.jit_tables.clear();
+            self.jit_tables
+                .extend(self.rt.tables.iter_mut().map(|t| t.exact_view().unwrap_or_default()));
+            self.jit_views_stale = false;
+        }
         for (pkt, m) in pkts.iter_mut().zip(self.meta.chunks_exact_mut(nm.max(1))) {
             m[usize::from(std_meta::INGRESS_LIF)] = u64::from(pkt.ingress_lif);
             m[usize::from(std_meta::EGRESS_LIF)] = std_meta::LIF_NONE;
@@ -666,8 +685,8 @@ impl Pipeline {
             // metadata slots (the program's `meta.len()`, and the program
             // was validated against them) and this pipeline's runtime, for
             // which `jit` was compiled, with its counter arrays and table
-            // sizes as they are now (taken above; nothing changes them
-            // during the batch);
+            // views as they are now (taken again after every table change,
+            // and nothing changes them during the batch);
             // nothing else touches them until `run` returns.
             let code = unsafe { jit.run(&mut fr) };
             let cost = fr.cost.min(u64::from(u32::MAX)) as u32;

@@ -242,7 +242,8 @@ pub struct Table {
     stride: usize,
 }
 
-/// An exact table as the compiled program reads it (taken per batch):
+/// An exact table as the compiled program reads it (taken again after
+/// every table change):
 /// its slots, the slot mask, its flat entries, their stride in words.
 #[cfg(feature = "jit")]
 #[repr(C)]

@@ -779,7 +779,7 @@ impl Lower<'_, '_> {
     }
 
     /// Look the key `hi:lo` up in exact table `t`'s index (the table's
-    /// `ExactView`, taken per batch) in the generated code: hash, probe
+    /// `ExactView`, taken again after every table change) in the generated code: hash, probe
     /// from the home slot to the key or a free slot. A hit sets `act_v`
     /// and `par_v` (the flat entry's action and arguments) and goes to
     /// `hit_b`; a miss to `miss_b`; both counted.

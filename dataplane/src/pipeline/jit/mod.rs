@@ -64,14 +64,15 @@ pub(super) struct Frame {
     /// Where an index outside a counter array is counted
     /// (`Stats::index_errors`).
     pub index_errors: *mut u64,
-    /// Each table's entry count as the batch starts (the control plane
-    /// cannot change a table during a batch): an empty table is a miss
-    /// without a call.
+    /// Each table's entry count (taken again after every table change,
+    /// which the control plane cannot make during a batch): an empty
+    /// table is a miss without a call.
     pub table_lens: *const u64,
     /// Each table's (hits, misses), counted in place for those misses.
     pub hits: *mut (u64, u64),
     /// Each table's exact index (`ExactView`; zeros for LPM and ternary
-    /// tables), taken per batch: exact tables are probed in place.
+    /// tables), taken again after every table change: exact tables are
+    /// probed in place.
     pub tables: *const super::table::ExactView,
 }
 
