@@ -84,6 +84,26 @@ pub struct DeviceConfig {
     pub quantum: u64,
     /// Cost units per pipeline stage.
     pub cost: engine::CostModel,
+    /// How the engine decides where frames go: the switch (or the loaded
+    /// program), or the benchmark floor.
+    pub forwarding: Forwarding,
+}
+
+/// How the engine decides where a frame goes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Forwarding {
+    /// The source checks, then the loaded P4 program or the built-in L2
+    /// switch, with the cost model: the device.
+    #[default]
+    Switch,
+    /// A benchmark floor, not a device: the engine only moves descriptors.
+    /// A frame goes to the LIF whose number is in bytes 4..6 of its
+    /// destination MAC (the LIF MACs the device gives out, `abi::lif_mac`),
+    /// read without a lookup; no source checks, no program, no switch
+    /// table, no cost (the fairness meters still see what is configured).
+    /// The end-to-end bench measures how far the device's own forwarding
+    /// is from this.
+    Floor,
 }
 
 impl Default for DeviceConfig {
@@ -99,6 +119,7 @@ impl Default for DeviceConfig {
             basis: Basis::Cost,
             quantum: 256,
             cost: engine::CostModel::default(),
+            forwarding: Forwarding::Switch,
         }
     }
 }

@@ -38,7 +38,7 @@ pub use idle::{IdleWait, Wait};
 use super::meters::Usage;
 use super::queue::DeviceQueue;
 use super::switch::{Decision, Source, Verdict};
-use super::Device;
+use super::{Device, Forwarding};
 use crate::clock::Nanos;
 use dataplane::abi::ConsumerFlag;
 use dataplane::abi::{

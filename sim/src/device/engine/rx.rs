@@ -246,10 +246,7 @@ impl Device {
                 verdict,
                 passes,
                 pass_cost,
-            } = match self.check_source(Source::Uplink, &fr.data) {
-                Some(d) => d,
-                None => self.switch.process(Source::Uplink, &mut fr.data, now),
-            };
+            } = self.decide(Source::Uplink, &mut fr.data, now);
             let cost = match pass_cost {
                 Some(c) => c.saturating_mul(1 + u64::from(passes)),
                 None => self.cost_model.cost(&fr.data, passes),

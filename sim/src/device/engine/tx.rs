@@ -147,6 +147,9 @@ impl Device {
     /// the queue's `pre`, in order, for their turn in the scheduler; the
     /// program's meters and counters see them at fetch time.
     pub(super) fn preprocess(&mut self, l: usize, qi: usize, f: usize, descs: &[TxDesc], now: Nanos) {
+        if self.cfg.forwarding == Forwarding::Floor {
+            return;
+        }
         let mut frames: Vec<Vec<u8>> = Vec::with_capacity(descs.len());
         for d in descs {
             let mut frame = self.frame_pool.pop().unwrap_or_default();
@@ -229,6 +232,27 @@ impl Device {
         })
     }
 
+    /// Where `frame` from `src` goes: the source checks, then the switch or
+    /// the loaded program (which may rewrite it); on the benchmark floor,
+    /// the LIF its destination MAC names.
+    pub(super) fn decide(&mut self, src: Source, frame: &mut [u8], now: Nanos) -> Decision {
+        if self.cfg.forwarding == Forwarding::Floor {
+            let verdict = match frame.get(4..6) {
+                Some(&[hi, lo]) => Verdict::ToLif(u16::from_be_bytes([hi, lo])),
+                _ => Verdict::ParseError,
+            };
+            return Decision {
+                verdict,
+                passes: 0,
+                pass_cost: Some(0),
+            };
+        }
+        match self.check_source(src, frame) {
+            Some(d) => d,
+            None => self.switch.process(src, frame, now),
+        }
+    }
+
     /// One packet from TX queue `qi` of LIF `l` (on function `f`) through
     /// the pipeline.
     pub(super) fn serve_queue(&mut self, l: usize, qi: usize, f: usize, now: Nanos) -> Served {
@@ -271,10 +295,7 @@ impl Device {
             // A packet's worth of work: the descriptor was fetched.
             return Served::Packet;
         }
-        let decision = match self.check_source(Source::Lif(l as u16), &frame) {
-            Some(d) => d,
-            None => self.switch.process(Source::Lif(l as u16), &mut frame, now),
-        };
+        let decision = self.decide(Source::Lif(l as u16), &mut frame, now);
         self.finish_tx(l, qi, d, index, frame, decision, true, now)
     }
 
