@@ -245,6 +245,7 @@ fn elapsed(last: &mut u64, now: Nanos) -> u64 {
 
 /// RFC 2697 srTCM parameters, shared by every meter that uses them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
 pub struct SrTcmProfile<R> {
     cir_fp: u64,
     cbs_fp: u64,
@@ -254,6 +255,7 @@ pub struct SrTcmProfile<R> {
 
 /// RFC 2697 srTCM state: the committed and excess buckets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
 pub struct SrTcmState {
     tc: u64,
     te: u64,
@@ -343,6 +345,7 @@ impl<R: Resource> SrTcmProfile<R> {
 
 /// RFC 2698 trTCM parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
 pub struct TrTcmProfile<R> {
     cir_fp: u64,
     pir_fp: u64,
@@ -353,6 +356,7 @@ pub struct TrTcmProfile<R> {
 
 /// RFC 2698 trTCM state: the committed and peak buckets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
 pub struct TrTcmState {
     tc: u64,
     tp: u64,
@@ -441,7 +445,13 @@ impl<R: Resource> TrTcmProfile<R> {
 }
 
 /// A configured meter of resource `R`.
+///
+/// Its layout is fixed (`repr(C, u64)`: a 64-bit tag, 0 `Off`, 1 `SrTcm`,
+/// 2 `TrTcm`, then the variant's profile and state as `repr(C)` structs):
+/// the pipeline compiler colors packets with it in place, at the offsets
+/// in [`layout`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C, u64)]
 pub enum Meter<R> {
     /// Everything is green.
     Off,
@@ -450,6 +460,49 @@ pub enum Meter<R> {
     /// RFC 2698 two rate three color marker: its parameters and buckets.
     TrTcm(TrTcmProfile<R>, TrTcmState),
 }
+
+/// Byte offsets of [`Meter`]'s words, for code that colors in place (the
+/// pipeline compiler). Checked against the Rust layout by the tests.
+pub mod layout {
+    /// Bytes per meter.
+    pub const SIZE: i32 = 64;
+    /// The tag: [`TAG_OFF`], [`TAG_SRTCM`] or [`TAG_TRTCM`].
+    pub const TAG: i32 = 0;
+    /// `Meter::Off`'s tag.
+    pub const TAG_OFF: u64 = 0;
+    /// `Meter::SrTcm`'s tag.
+    pub const TAG_SRTCM: u64 = 1;
+    /// `Meter::TrTcm`'s tag.
+    pub const TAG_TRTCM: u64 = 2;
+    /// srTCM CIR (fixed point).
+    pub const SR_CIR: i32 = 8;
+    /// srTCM CBS (fixed point).
+    pub const SR_CBS: i32 = 16;
+    /// srTCM EBS (fixed point).
+    pub const SR_EBS: i32 = 24;
+    /// srTCM committed bucket.
+    pub const SR_TC: i32 = 32;
+    /// srTCM excess bucket.
+    pub const SR_TE: i32 = 40;
+    /// srTCM last update.
+    pub const SR_LAST: i32 = 48;
+    /// trTCM CIR (fixed point).
+    pub const TR_CIR: i32 = 8;
+    /// trTCM PIR (fixed point).
+    pub const TR_PIR: i32 = 16;
+    /// trTCM CBS (fixed point).
+    pub const TR_CBS: i32 = 24;
+    /// trTCM PBS (fixed point).
+    pub const TR_PBS: i32 = 32;
+    /// trTCM committed bucket.
+    pub const TR_TC: i32 = 40;
+    /// trTCM peak bucket.
+    pub const TR_TP: i32 = 48;
+    /// trTCM last update.
+    pub const TR_LAST: i32 = 56;
+}
+const _: () = assert!(std::mem::size_of::<Meter<Packets>>() == layout::SIZE as usize);
+const _: () = assert!(std::mem::size_of::<Meter<Bytes>>() == layout::SIZE as usize);
 
 impl<R: Resource> Meter<R> {
     /// Build from the ABI's configuration (already validated by the ABI

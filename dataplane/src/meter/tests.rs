@@ -318,3 +318,57 @@ fn units_are_distinct_types() {
     takes_bytes(Amount::new(5));
     assert_eq!(Amount::<Packets>::new(3).get(), 3);
 }
+
+/// The word at byte `off` of `m`.
+fn word<R>(m: &Meter<R>, off: i32) -> u64 {
+    // SAFETY: `Meter` is `repr(C, u64)` of u64 words only (its size is
+    // checked at compile time), `off` is a multiple of 8 within it, and a
+    // u64 read of initialised words is valid.
+    unsafe {
+        std::ptr::from_ref(m)
+            .cast::<u8>()
+            .add(off as usize)
+            .cast::<u64>()
+            .read()
+    }
+}
+
+/// The offsets the pipeline compiler colors meters at in place are where
+/// Rust keeps each word.
+#[test]
+fn layout_matches_the_compiler_s_offsets() {
+    let sr = SrTcmProfile::<Bytes>::new(Rate::new(1000), Amount::new(200), Amount::new(300)).unwrap();
+    let mut m = Meter::SrTcm(sr, sr.state(77));
+    m.color(90, Amount::new(5));
+    let Meter::SrTcm(p, s) = m else { unreachable!() };
+    assert_eq!(word(&m, layout::TAG), layout::TAG_SRTCM);
+    assert_eq!(
+        [p.cir_fp, p.cbs_fp, p.ebs_fp, s.tc, s.te, s.last],
+        [
+            word(&m, layout::SR_CIR),
+            word(&m, layout::SR_CBS),
+            word(&m, layout::SR_EBS),
+            word(&m, layout::SR_TC),
+            word(&m, layout::SR_TE),
+            word(&m, layout::SR_LAST)
+        ]
+    );
+    let tr = TrTcmProfile::<Packets>::new(Rate::new(10), Amount::new(2), Rate::new(20), Amount::new(3)).unwrap();
+    let mut m = Meter::TrTcm(tr, tr.state(5));
+    m.color(9, Amount::new(1));
+    let Meter::TrTcm(p, s) = m else { unreachable!() };
+    assert_eq!(word(&m, layout::TAG), layout::TAG_TRTCM);
+    assert_eq!(
+        [p.cir_fp, p.pir_fp, p.cbs_fp, p.pbs_fp, s.tc, s.tp, s.last],
+        [
+            word(&m, layout::TR_CIR),
+            word(&m, layout::TR_PIR),
+            word(&m, layout::TR_CBS),
+            word(&m, layout::TR_PBS),
+            word(&m, layout::TR_TC),
+            word(&m, layout::TR_TP),
+            word(&m, layout::TR_LAST)
+        ]
+    );
+    assert_eq!(word(&Meter::<Bytes>::Off, layout::TAG), layout::TAG_OFF);
+}

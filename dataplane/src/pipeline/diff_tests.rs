@@ -45,6 +45,23 @@ fn differential(seed: u64) -> Option<Result<(), String>> {
                 pburst: (1 + r.below(3_000)).into(),
                 ..Default::default()
             };
+            // Now and then the edges: rates whose refill overflows 64 bits
+            // in one step, bursts at the largest a meter takes (or past
+            // it: then both refuse).
+            let cfg = if r.pct(15) {
+                MeterConfig {
+                    cir: r.pick(&[1u64 << 40, u64::MAX >> 8, u64::MAX]).into(),
+                    pir: u64::MAX.into(),
+                    cburst: r
+                        .pick(&[crate::meter::MAX_BURST, crate::meter::MAX_BURST + 1, 1])
+                        .into(),
+                    eburst: r.pick(&[crate::meter::MAX_BURST, 0]).into(),
+                    pburst: crate::meter::MAX_BURST.into(),
+                    ..cfg
+                }
+            } else {
+                cfg
+            };
             let a = c.set_meter(m as u16, i, &cfg, 0);
             let b = x.set_meter(m as u16, i, &cfg, 0);
             if a.is_ok() != b.is_ok() {
@@ -58,7 +75,13 @@ fn differential(seed: u64) -> Option<Result<(), String>> {
         let n = 1 + r.below(24) as usize;
         let mut pc = gen::packets(&mut r, &prog, n);
         let mut px = pc.clone();
-        now += r.below(50_000);
+        // Mostly forward by up to 50 us; now and then back (a meter's time
+        // never runs backwards) or a long idle (a full refill).
+        now = match r.below(10) {
+            0 => now.saturating_sub(r.below(20_000)),
+            1 => now + (1 << 40),
+            _ => now + r.below(50_000),
+        };
         let lifs: Vec<u16> = (0..n)
             .map(|_| if r.pct(20) { 0xffff } else { r.below(8) as u16 })
             .collect();

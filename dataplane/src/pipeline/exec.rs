@@ -262,6 +262,9 @@ pub struct Pipeline {
     /// Scratch: the counter arrays as the compiled code sees them.
     #[cfg(feature = "jit")]
     jit_counters: Vec<super::jit::CounterRef>,
+    /// Scratch: the meter arrays as the compiled code sees them.
+    #[cfg(feature = "jit")]
+    jit_meters: Vec<super::jit::CounterRef>,
     /// Scratch: each table's entry count, for the compiled code.
     #[cfg(feature = "jit")]
     jit_table_lens: Vec<u64>,
@@ -271,7 +274,8 @@ pub struct Pipeline {
     /// The three scratch views above must be taken again before the next
     /// compiled batch: set at load and by every table change (an insert
     /// may move a table's index, and changes its entry count). Counter
-    /// arrays never move after load.
+    /// and meter arrays never move after load (`set_meter` writes a meter
+    /// in place).
     #[cfg(feature = "jit")]
     jit_views_stale: bool,
     /// Which executor runs the program, and why.
@@ -393,6 +397,7 @@ impl Pipeline {
             jit,
             #[cfg(feature = "jit")]
             jit_counters: Vec::new(),
+            jit_meters: Vec::new(),
             #[cfg(feature = "jit")]
             jit_table_lens: Vec::new(),
             #[cfg(feature = "jit")]
@@ -656,6 +661,7 @@ impl Pipeline {
         self.rt.stats.packets += pkts.len() as u64;
         if self.jit_views_stale {
             super::jit::CounterRef::of(&mut self.rt, &mut self.jit_counters);
+            super::jit::CounterRef::meters_of(&mut self.rt, &mut self.jit_meters);
             self.jit_table_lens.clear();
             self.jit_table_lens
                 .extend(self.rt.tables.iter().map(|t| u64::from(t.len())));
@@ -680,6 +686,7 @@ impl Pipeline {
                 table_lens: self.jit_table_lens.as_ptr(),
                 hits: self.rt.hits.as_mut_ptr(),
                 tables: self.jit_tables.as_ptr(),
+                meters: self.jit_meters.as_ptr(),
             };
             // SAFETY: the frame lends the packet's bytes, this packet's
             // metadata slots (the program's `meta.len()`, and the program

@@ -35,7 +35,6 @@ pub(super) fn lower(
     };
     let sigs = Sigs {
         apply: b.import_signature(sig(&[ptr, I64, I64, I64, ptr], true)),
-        meter: b.import_signature(sig(&[ptr, I64, I64], true)),
         read_wide: b.import_signature(sig(&[ptr, I64, I64, I64], true)),
         write_wide: b.import_signature(sig(&[ptr, I64, I64, I64], false)),
     };
@@ -102,7 +101,6 @@ pub(super) fn lower(
 /// The helpers' signatures.
 struct Sigs {
     apply: SigRef,
-    meter: SigRef,
     read_wide: SigRef,
     write_wide: SigRef,
 }
@@ -701,14 +699,158 @@ impl Lower<'_, '_> {
             }
             Stmt::Meter { meter, index, dst } => {
                 let idx = self.expr(index);
-                let m = self.iconst(u64::from(*meter));
-                let sig = self.sigs.meter;
-                let color = self
-                    .call(sig, Helpers::METER as usize, &[self.fr, m, idx])
-                    .expect("returns a value");
+                let color = self.meter(usize::from(*meter), idx);
                 self.store(*dst, color);
             }
         }
+    }
+
+    /// `meter[m].execute_meter(idx)` in place, as `Meter::color` does it
+    /// (RFC 2697 and 2698, color-blind, in fixed point): the array's cells
+    /// and length from the frame, the index checked against the length
+    /// (outside: an index error and green), the variant by its tag. The
+    /// color's code (0 green, 1 yellow, 2 red).
+    fn meter(&mut self, m: usize, idx: Value) -> Value {
+        use crate::meter::{layout as ml, FP, MAX_BURST};
+        let t = MemFlagsData::trusted();
+        let meters = self.b.ins().load(self.ptr, t, self.fr, frame::METERS);
+        let at = 16 * m as i32;
+        let base = self.b.ins().load(self.ptr, t, meters, at);
+        let n = self.b.ins().load(I64, t, meters, at + 8);
+        let inside = self.b.ins().icmp(IntCC::UnsignedLessThan, idx, n);
+        let [yes, no, not_sr, off, sr, tr, merge] = [(); 7].map(|()| self.b.create_block());
+        let color = self.b.append_block_param(merge, I64);
+        self.b.ins().brif(inside, yes, &[], no, &[]);
+        // Outside the array: counted, green.
+        self.b.switch_to_block(no);
+        let e = self.b.ins().load(self.ptr, t, self.fr, frame::INDEX_ERRORS);
+        let x = self.b.ins().load(I64, t, e, 0);
+        let x = self.b.ins().iadd_imm_s(x, 1);
+        self.b.ins().store(t, x, e, 0);
+        let green = self.iconst(0);
+        self.b.ins().jump(merge, &[green.into()]);
+        // The meter's cell, its variant.
+        self.b.switch_to_block(yes);
+        let o = self.b.ins().ishl_imm_s(idx, 6);
+        const _: () = assert!(ml::SIZE == 1 << 6);
+        let p = self.b.ins().iadd(base, o);
+        let tag = self.b.ins().load(I64, t, p, ml::TAG);
+        let is_sr = self.b.ins().icmp_imm_s(IntCC::Equal, tag, ml::TAG_SRTCM as i64);
+        self.b.ins().brif(is_sr, sr, &[], not_sr, &[]);
+        self.b.switch_to_block(not_sr);
+        let is_tr = self.b.ins().icmp_imm_s(IntCC::Equal, tag, ml::TAG_TRTCM as i64);
+        self.b.ins().brif(is_tr, tr, &[], off, &[]);
+        self.b.switch_to_block(off);
+        let green = self.iconst(0);
+        self.b.ins().jump(merge, &[green.into()]);
+        // What the packet takes: 1 packet or its bytes, capped, in fixed
+        // point.
+        let amount = match self.prog.meters[m].unit {
+            MeterUnit::Packets => None,
+            MeterUnit::Bytes => Some(self.len),
+        };
+        let need = |s: &mut Self| match amount {
+            None => s.iconst(1u64.min(MAX_BURST + 1) << FP),
+            Some(len) => {
+                let cap = s.iconst(MAX_BURST + 1);
+                let a = s.b.ins().umin(len, cap);
+                s.b.ins().ishl_imm_s(a, i64::from(FP))
+            }
+        };
+        // srTCM: refill Tc, the overflow to Te; green from Tc, yellow
+        // from Te, else red.
+        self.b.switch_to_block(sr);
+        let (dt, later) = self.meter_elapsed(p, ml::SR_LAST);
+        let [cir, cbs, ebs, tc, te] =
+            [ml::SR_CIR, ml::SR_CBS, ml::SR_EBS, ml::SR_TC, ml::SR_TE].map(|off| self.b.ins().load(I64, t, p, off));
+        let cap = self.sat_add(cbs, ebs);
+        let add = self.refill(dt, cir, cap);
+        let room = self.b.ins().isub(cbs, tc);
+        let to_c = self.b.ins().umin(add, room);
+        let tc1 = self.b.ins().iadd(tc, to_c);
+        let rest = self.b.ins().isub(add, to_c);
+        let te1 = self.sat_add(te, rest);
+        let te1 = self.b.ins().umin(te1, ebs);
+        let tc1 = self.b.ins().select(later, tc1, tc);
+        let te1 = self.b.ins().select(later, te1, te);
+        let need_v = need(self);
+        let g = self.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, tc1, need_v);
+        let y = self.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, te1, need_v);
+        let tc_less = self.b.ins().isub(tc1, need_v);
+        let tc2 = self.b.ins().select(g, tc_less, tc1);
+        let te_less = self.b.ins().isub(te1, need_v);
+        let te_y = self.b.ins().select(y, te_less, te1);
+        let te2 = self.b.ins().select(g, te1, te_y);
+        self.b.ins().store(t, tc2, p, ml::SR_TC);
+        self.b.ins().store(t, te2, p, ml::SR_TE);
+        let (c0, c1, c2) = (self.iconst(0), self.iconst(1), self.iconst(2));
+        let not_g = self.b.ins().select(y, c1, c2);
+        let c = self.b.ins().select(g, c0, not_g);
+        self.b.ins().jump(merge, &[c.into()]);
+        // trTCM: refill both buckets; red without peak tokens, yellow
+        // without committed ones, else green (each takes what it passed).
+        self.b.switch_to_block(tr);
+        let (dt, later) = self.meter_elapsed(p, ml::TR_LAST);
+        let [cir, pir, cbs, pbs, tc, tp] = [ml::TR_CIR, ml::TR_PIR, ml::TR_CBS, ml::TR_PBS, ml::TR_TC, ml::TR_TP]
+            .map(|off| self.b.ins().load(I64, t, p, off));
+        let add_c = self.refill(dt, cir, cbs);
+        let tc1 = self.sat_add(tc, add_c);
+        let tc1 = self.b.ins().umin(tc1, cbs);
+        let add_p = self.refill(dt, pir, pbs);
+        let tp1 = self.sat_add(tp, add_p);
+        let tp1 = self.b.ins().umin(tp1, pbs);
+        let tc1 = self.b.ins().select(later, tc1, tc);
+        let tp1 = self.b.ins().select(later, tp1, tp);
+        let need_v = need(self);
+        let red = self.b.ins().icmp(IntCC::UnsignedLessThan, tp1, need_v);
+        let yel = self.b.ins().icmp(IntCC::UnsignedLessThan, tc1, need_v);
+        let tp_less = self.b.ins().isub(tp1, need_v);
+        let tp2 = self.b.ins().select(red, tp1, tp_less);
+        let tc_less = self.b.ins().isub(tc1, need_v);
+        let tc_g = self.b.ins().select(yel, tc1, tc_less);
+        let tc2 = self.b.ins().select(red, tc1, tc_g);
+        self.b.ins().store(t, tc2, p, ml::TR_TC);
+        self.b.ins().store(t, tp2, p, ml::TR_TP);
+        let (c0, c1, c2) = (self.iconst(0), self.iconst(1), self.iconst(2));
+        let not_red = self.b.ins().select(yel, c1, c0);
+        let c = self.b.ins().select(red, c2, not_red);
+        self.b.ins().jump(merge, &[c.into()]);
+        self.b.switch_to_block(merge);
+        color
+    }
+
+    /// A meter's time since its last update at `last` (0 if the clock is
+    /// not past it), and whether it is past (then `last` moves to now).
+    fn meter_elapsed(&mut self, p: Value, last_at: i32) -> (Value, Value) {
+        let t = MemFlagsData::trusted();
+        let now = self.b.ins().load(I64, t, self.fr, frame::NOW);
+        let last = self.b.ins().load(I64, t, p, last_at);
+        let later = self.b.ins().icmp(IntCC::UnsignedGreaterThan, now, last);
+        let d = self.b.ins().isub(now, last);
+        let zero = self.iconst(0);
+        let dt = self.b.ins().select(later, d, zero);
+        let last = self.b.ins().select(later, now, last);
+        self.b.ins().store(t, last, p, last_at);
+        (dt, later)
+    }
+
+    /// `dt * rate` tokens, capped at `cap` (the 128-bit product compared,
+    /// as `meter::refill` does).
+    fn refill(&mut self, dt: Value, rate: Value, cap: Value) -> Value {
+        let lo = self.b.ins().imul(dt, rate);
+        let hi = self.b.ins().umulhi(dt, rate);
+        let over = self.b.ins().icmp_imm_s(IntCC::NotEqual, hi, 0);
+        let at_cap = self.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, lo, cap);
+        let big = self.b.ins().bor(over, at_cap);
+        self.b.ins().select(big, cap, lo)
+    }
+
+    /// `a.saturating_add(b)` on u64.
+    fn sat_add(&mut self, a: Value, b: Value) -> Value {
+        let s = self.b.ins().iadd(a, b);
+        let wrapped = self.b.ins().icmp(IntCC::UnsignedLessThan, s, a);
+        let max = self.iconst(u64::MAX);
+        self.b.ins().select(wrapped, max, s)
     }
 
     fn action_body(&mut self, a: &ActionDef, params: Value) {

@@ -11,10 +11,12 @@
 //! fields are read and written in place with big-endian loads and stores
 //! of the bytes they span; metadata lives in the caller's array.
 //!
-//! What it calls back into Rust (`extern "C"` helpers below): table
-//! lookups (the tables are the executor's own, so the control plane edits
-//! one structure), meters, and fields wider than 64 bits. Counters it
-//! updates in place (their arrays come in the frame).
+//! What it calls back into Rust (`extern "C"` helpers below): LPM and
+//! ternary table lookups (the tables are the executor's own, so the
+//! control plane edits one structure) and fields wider than 64 bits.
+//! Exact tables it probes in place; counters it updates in place; meters
+//! it colors in place, with the srTCM and trTCM arithmetic of
+//! `crate::meter` emitted inline (their arrays come in the frame).
 //!
 //! Staying in bounds: the generated code touches the packet only inside a
 //! header that the parser extracted in this call, and extracts a header
@@ -26,8 +28,9 @@
 //! validity bits before the access. Metadata indices, table, meter and
 //! counter numbers and action parameter numbers are constants the
 //! validator has checked against the program; meter and counter cells are
-//! indexed by packet data and are checked by the helpers, as the reference
-//! executor checks them. The helpers check again what they index with.
+//! indexed by packet data and are checked against the array's length in
+//! the generated code, as the reference executor checks them (outside: an
+//! index error). The helpers check again what they index with.
 //!
 //! Semantics are the reference executor's run one packet at a time
 //! ([`super::Pipeline::process`]); the differential tests hold the two to
@@ -37,7 +40,6 @@ mod lower;
 
 use super::exec::{Loc, MeterArray, Runtime};
 use super::ir::*;
-use crate::meter::{self, Color};
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, Linkage, Module};
@@ -74,6 +76,10 @@ pub(super) struct Frame {
     /// tables), taken again after every table change: exact tables are
     /// probed in place.
     pub tables: *const super::table::ExactView,
+    /// Each meter array's cells (`meter::Meter`, `repr(C, u64)`, laid out
+    /// as `meter::layout` says) and length: the generated code colors in
+    /// place, after checking the index against the length.
+    pub meters: *const CounterRef,
 }
 
 /// One counter array as the generated code sees it.
@@ -89,12 +95,28 @@ pub(super) struct CounterRef {
 }
 
 impl CounterRef {
-    /// The arrays of `rt`, in program order.
+    /// The counter arrays of `rt`, in program order.
     pub fn of(rt: &mut Runtime, out: &mut Vec<CounterRef>) {
         out.clear();
         out.extend(rt.counters.iter_mut().map(|c| CounterRef {
             base: c.as_mut_ptr() as u64,
             len: c.len() as u64,
+        }));
+    }
+
+    /// The meter arrays of `rt`, in program order (the same shape: the
+    /// first meter's address and the count).
+    pub fn meters_of(rt: &mut Runtime, out: &mut Vec<CounterRef>) {
+        out.clear();
+        out.extend(rt.meters.iter_mut().map(|m| match m {
+            MeterArray::Packets(v) => CounterRef {
+                base: v.as_mut_ptr() as u64,
+                len: v.len() as u64,
+            },
+            MeterArray::Bytes(v) => CounterRef {
+                base: v.as_mut_ptr() as u64,
+                len: v.len() as u64,
+            },
         }));
     }
 }
@@ -107,6 +129,8 @@ pub(super) mod frame {
     pub const LEN: i32 = 8;
     /// `meta`.
     pub const META: i32 = 16;
+    /// `now`.
+    pub const NOW: i32 = 32;
     /// `cost`.
     pub const COST: i32 = 40;
     /// `counters`.
@@ -119,6 +143,8 @@ pub(super) mod frame {
     pub const HITS: i32 = 72;
     /// `tables`.
     pub const TABLES: i32 = 80;
+    /// `meters`.
+    pub const METERS: i32 = 88;
     /// The first and second word of a `(u64, u64)`: a counter cell's
     /// packets and bytes, a table's hits and misses.
     pub const CELL_PACKETS: i32 = std::mem::offset_of!((u64, u64), 0) as i32;
@@ -130,6 +156,7 @@ const _: () = assert!(std::mem::offset_of!(Frame, index_errors) == frame::INDEX_
 const _: () = assert!(std::mem::offset_of!(Frame, table_lens) == frame::TABLE_LENS as usize);
 const _: () = assert!(std::mem::offset_of!(Frame, hits) == frame::HITS as usize);
 const _: () = assert!(std::mem::offset_of!(Frame, tables) == frame::TABLES as usize);
+const _: () = assert!(std::mem::offset_of!(Frame, meters) == frame::METERS as usize);
 const _: () = assert!(std::mem::size_of::<super::table::ExactView>() == 32);
 const _: () = assert!(std::mem::size_of::<(u64, u64)>() == 16);
 const _: () = assert!(std::mem::size_of::<CounterRef>() == 16);
@@ -137,6 +164,7 @@ const _: () = assert!(std::mem::offset_of!(Frame, data) == frame::DATA as usize)
 const _: () = assert!(std::mem::offset_of!(Frame, len) == frame::LEN as usize);
 const _: () = assert!(std::mem::offset_of!(Frame, meta) == frame::META as usize);
 const _: () = assert!(std::mem::offset_of!(Frame, cost) == frame::COST as usize);
+const _: () = assert!(std::mem::offset_of!(Frame, now) == frame::NOW as usize);
 
 /// The compiled function's type.
 type PacketFn = unsafe extern "C" fn(*mut Frame) -> u64;
@@ -304,28 +332,6 @@ extern "C" fn h_apply(fr: *mut Frame, t: u64, lo: u64, hi: u64, params: *mut u64
     }
 }
 
-/// `meter[m].execute_meter(idx)`: the color's code (0 green, 1 yellow, 2
-/// red); an index outside the array gives 0 and counts an index error.
-extern "C" fn h_meter(fr: *mut Frame, m: u64, idx: u64) -> u64 {
-    // SAFETY: called only by the generated code, with its frame.
-    let (f, rt) = unsafe { frame(fr) };
-    let (now, len) = (f.now, f.len);
-    let color = match rt.meters.get_mut(m as usize) {
-        Some(MeterArray::Packets(v)) => v.get_mut(idx as usize).map(|x| x.color(now, meter::Amount::new(1))),
-        Some(MeterArray::Bytes(v)) => v.get_mut(idx as usize).map(|x| x.color(now, meter::Amount::new(len))),
-        None => None,
-    };
-    match color {
-        Some(Color::Green) => 0,
-        Some(Color::Yellow) => 1,
-        Some(Color::Red) => 2,
-        None => {
-            rt.stats.index_errors += 1;
-            0
-        }
-    }
-}
-
 /// A field of more than 64 bits (or spanning more than 8 bytes) of the
 /// header at `off`: `loc` packs its bit offset (low 16 bits) and width
 /// (next 16). Returns the value's low 64 bits (`hi` 0) or its high ones
@@ -362,7 +368,6 @@ pub(super) struct Helpers;
 
 impl Helpers {
     pub const APPLY: extern "C" fn(*mut Frame, u64, u64, u64, *mut u64) -> u64 = h_apply;
-    pub const METER: extern "C" fn(*mut Frame, u64, u64) -> u64 = h_meter;
     pub const READ_WIDE: extern "C" fn(*mut Frame, u64, u64, u64) -> u64 = h_read_wide;
     pub const WRITE_WIDE: extern "C" fn(*mut Frame, u64, u64, u64) = h_write_wide;
 }
