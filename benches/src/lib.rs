@@ -8,6 +8,8 @@
 
 pub mod fairness;
 pub mod moderation;
+#[cfg(feature = "dpdk")]
+pub mod swx;
 
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
