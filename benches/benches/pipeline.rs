@@ -286,12 +286,9 @@ fn main() {
         interleave(n, &mut variants)
     };
     let g = "64-byte frames, one core";
-    #[allow(unused_mut)]
-    let mut names = vec![COMPILED, COMPILED_1, REFERENCE, REFERENCE_1, SWITCH];
+    let names = [COMPILED, COMPILED_1, REFERENCE, REFERENCE_1, SWITCH];
     #[cfg(feature = "dpdk")]
-    if swx.is_some() {
-        names.push(SWX);
-    }
+    let names: Vec<&str> = names.iter().copied().chain(swx.is_some().then_some(SWX)).collect();
     for (name, runs) in names.iter().zip(r) {
         report.add(g, name, "Mpps", true, runs);
     }

@@ -66,8 +66,13 @@ fn fairnic_p4_loads_forwards_and_its_tables_are_programmed_by_nicctl() {
     // Before: the built-in switch. Load the program through the PF.
     assert!(!pf.pipeline_active().unwrap());
     let prog = p4::fairnic();
+    assert_eq!(pf.pipeline_executor().unwrap(), None, "no program, no executor");
     pf.load_pipeline(&prog.to_image()).unwrap();
     assert!(pf.pipeline_active().unwrap());
+    // The device says which executor runs it (DeviceInfo, ABI 1.2): the
+    // compiler takes fairnic.p4.
+    let exec = pf.pipeline_executor().unwrap().expect("a program is loaded");
+    assert!(exec.starts_with("compiled to machine code ("), "{exec}");
     assert!(
         vfs[0].nic.load_pipeline(&prog.to_image()).map_err(|e| e.admin_status()) == Err(Some(AdminStatus::Permission)),
         "a VF may not load the pipeline"
@@ -105,6 +110,10 @@ fn fairnic_p4_loads_forwards_and_its_tables_are_programmed_by_nicctl() {
     let s = server.path().to_path_buf();
     let mac_b = b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":");
     let (code, out, err) = nicctl(&s, "table show");
+    assert!(
+        out.contains("fairnic: executor: compiled to machine code ("),
+        "nicctl table show names the executor: {out}"
+    );
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains("fairnic.l2_fwd (table 1): key hdr.ethernet.dst_addr:exact:48"),

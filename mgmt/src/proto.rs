@@ -252,6 +252,11 @@ pub enum Answer {
     Tables {
         program: String,
         tables: Vec<TableView>,
+        /// How the device runs the program ("compiled to machine code
+        /// (N bytes)", "the reference executor (interpreted)"), when the
+        /// device says (absent from older servers).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        executor: Option<String>,
     },
     /// Device events, oldest first, and the sequence number to ask from
     /// next.

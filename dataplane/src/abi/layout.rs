@@ -225,10 +225,11 @@ pub fn structs() -> Vec<StructLayout> {
             moderation_granularity_ns,
             nports,
             pipeline_active,
-            rsvd0,
+            pipeline_executor,
             device_clock,
             serial,
             fw_version,
+            pipeline_code_bytes,
             rsvd1
         }),
         layout!(LifInfo {

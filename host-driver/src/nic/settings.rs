@@ -77,6 +77,13 @@ impl Nic {
         Ok(self.device_info()?.pipeline_active != 0)
     }
 
+    /// How the device runs the loaded program, in words (`None`: no
+    /// program loaded): `DeviceInfo::pipeline_executor`, ABI 1.2.
+    pub fn pipeline_executor(&mut self) -> Result<Option<String>, DriverError> {
+        let info = self.device_info()?;
+        Ok(describe_executor(&info))
+    }
+
     /// The device's information, read again through the admin queue.
     pub fn device_info(&mut self) -> Result<DeviceInfo, DriverError> {
         let r = DmaRef::new(self.scratch.addr.get(), 128);
@@ -133,4 +140,23 @@ impl Nic {
         }
         Ok(m)
     }
+}
+
+/// [`DeviceInfo::pipeline_executor`] in words; `None` without a loaded
+/// program.
+pub fn describe_executor(info: &DeviceInfo) -> Option<String> {
+    use abi::pipeline_executor as ex;
+    if info.pipeline_active == 0 {
+        return None;
+    }
+    Some(match info.pipeline_executor {
+        ex::COMPILED => format!("compiled to machine code ({} bytes)", info.pipeline_code_bytes.get()),
+        ex::REFERENCE => "the reference executor (interpreted)".to_string(),
+        ex::NONE if info.abi_minor.get() < 2 => format!(
+            "not reported (device ABI {}.{} predates it)",
+            info.abi_major.get(),
+            info.abi_minor.get()
+        ),
+        other => format!("unknown executor code {other}"),
+    })
 }

@@ -65,9 +65,17 @@ pub(super) fn run(ctx: &Ctx, cmd: &TableCmd, out: &mut dyn Write) -> Result<(), 
 }
 
 fn write_tables(out: &mut dyn Write, a: &Answer) -> Result<(), Failure> {
-    let Answer::Tables { program, tables } = a else {
+    let Answer::Tables {
+        program,
+        tables,
+        executor,
+    } = a
+    else {
         return Err(unexpected(a));
     };
+    if let Some(e) = executor {
+        writeln!(out, "{program}: executor: {e}")?;
+    }
     for t in tables {
         writeln!(
             out,

@@ -672,17 +672,34 @@ pub struct DeviceInfo {
     pub nports: U16,
     /// 1 when a pipeline program is loaded and active.
     pub pipeline_active: u8,
-    /// Reserved, zero.
-    pub rsvd0: u8,
+    /// How the device runs the loaded program: [`pipeline_executor`]
+    /// (ABI 1.2; zero before).
+    pub pipeline_executor: u8,
     /// Device clock, ns, when the structure was written.
     pub device_clock: U64,
     /// Device serial number, ASCII, NUL padded.
     pub serial: [u8; 16],
     /// Firmware version, ASCII, NUL padded (nicsim: `nicsim <version>`).
     pub fw_version: [u8; 32],
+    /// With [`pipeline_executor::COMPILED`]: bytes of machine code the
+    /// program compiled to; else 0 (ABI 1.2).
+    pub pipeline_code_bytes: U32,
     /// Reserved, zero.
-    pub rsvd1: [u8; 32],
+    pub rsvd1: [u8; 28],
 }
 assert_layout!(DeviceInfo, size = 128, nfunctions @ 4, capabilities @ 8, meter_rate_granularity @ 16,
     meter_burst_granularity @ 24, moderation_granularity_ns @ 32, nports @ 36, pipeline_active @ 38,
-    device_clock @ 40, serial @ 48, fw_version @ 64, rsvd1 @ 96);
+    pipeline_executor @ 39, device_clock @ 40, serial @ 48, fw_version @ 64, pipeline_code_bytes @ 96,
+    rsvd1 @ 100);
+
+/// [`DeviceInfo::pipeline_executor`]: how the device runs the loaded
+/// program.
+pub mod pipeline_executor {
+    /// No program is loaded (the built-in L2 switch forwards).
+    pub const NONE: u8 = 0;
+    /// The reference executor: the program interpreted (a device without
+    /// the compiler, or a program the compiler does not cover).
+    pub const REFERENCE: u8 = 1;
+    /// Compiled to machine code when it loaded.
+    pub const COMPILED: u8 = 2;
+}

@@ -35,8 +35,14 @@ pub fn load_pipeline<'a>(
     let mut g = pf.lock().unwrap_or_else(|p| p.into_inner());
     g.load_pipeline(&image)
         .map_err(|e| format!("{}: loading pipeline {}: {e}", g.device(), program.name))?;
+    // Which executor the device runs it on (DeviceInfo, ABI 1.2).
+    let runs = match g.pipeline_executor() {
+        Ok(Some(e)) => e,
+        Ok(None) => "not active".to_string(),
+        Err(e) => format!("executor not known: {e}"),
+    };
     println!(
-        "nicdrv: pipeline {} loaded ({} bytes; tables {})",
+        "nicdrv: pipeline {} loaded ({} bytes; tables {}); executor: {}",
         program.name,
         image.len(),
         program
@@ -44,7 +50,8 @@ pub fn load_pipeline<'a>(
             .iter()
             .map(|t| t.name.as_str())
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", "),
+        runs
     );
     Ok(Some(program))
 }

@@ -244,6 +244,13 @@ impl Device {
 
     /// What the device is, for `Identify`.
     fn device_info(&self) -> DeviceInfo {
+        use abi::pipeline_executor as ex;
+        use dataplane::pipeline::Backend;
+        let (executor, code_bytes) = match self.switch.program().map(|p| p.backend()) {
+            None => (ex::NONE, 0),
+            Some(Backend::Compiled { code_bytes }) => (ex::COMPILED, u32::try_from(*code_bytes).unwrap_or(u32::MAX)),
+            Some(Backend::Reference { .. }) => (ex::REFERENCE, 0),
+        };
         DeviceInfo {
             abi_major: abi::ABI_MAJOR.into(),
             abi_minor: abi::ABI_MINOR.into(),
@@ -255,11 +262,12 @@ impl Device {
             moderation_granularity_ns: MODERATION_GRANULARITY_NS.into(),
             nports: 1.into(),
             pipeline_active: u8::from(self.switch.program().is_some()),
-            rsvd0: 0,
+            pipeline_executor: executor,
             device_clock: self.now().into(),
             serial: abi::pad_ascii(&self.cfg.serial),
             fw_version: abi::pad_ascii(concat!("nicsim ", env!("CARGO_PKG_VERSION"))),
-            rsvd1: [0; 32],
+            pipeline_code_bytes: code_bytes.into(),
+            rsvd1: [0; 28],
         }
     }
 
