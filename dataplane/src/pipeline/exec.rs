@@ -670,24 +670,37 @@ impl Pipeline {
                 .extend(self.rt.tables.iter_mut().map(|t| t.exact_view().unwrap_or_default()));
             self.jit_views_stale = false;
         }
+        out.reserve(pkts.len());
+        // One frame for the batch: what changes per packet, and what points
+        // into the runtime, is set below.
+        let mut fr = super::jit::Frame {
+            data: std::ptr::null_mut(),
+            len: 0,
+            meta: std::ptr::null_mut(),
+            rt: &raw mut self.rt,
+            now,
+            cost: 0,
+            counters: self.jit_counters.as_ptr(),
+            index_errors: &raw mut self.rt.stats.index_errors,
+            table_lens: self.jit_table_lens.as_ptr(),
+            hits: self.rt.hits.as_mut_ptr(),
+            tables: self.jit_tables.as_ptr(),
+            meters: self.jit_meters.as_ptr(),
+        };
         for (pkt, m) in pkts.iter_mut().zip(self.meta.chunks_exact_mut(nm.max(1))) {
             m[usize::from(std_meta::INGRESS_LIF)] = u64::from(pkt.ingress_lif);
             m[usize::from(std_meta::EGRESS_LIF)] = std_meta::LIF_NONE;
             m[usize::from(std_meta::PACKET_LENGTH)] = pkt.data.len() as u64;
-            let mut fr = super::jit::Frame {
-                data: pkt.data.as_mut_ptr(),
-                len: pkt.data.len() as u64,
-                meta: m.as_mut_ptr(),
-                rt: &raw mut self.rt,
-                now,
-                cost: 0,
-                counters: self.jit_counters.as_ptr(),
-                index_errors: &raw mut self.rt.stats.index_errors,
-                table_lens: self.jit_table_lens.as_ptr(),
-                hits: self.rt.hits.as_mut_ptr(),
-                tables: self.jit_tables.as_ptr(),
-                meters: self.jit_meters.as_ptr(),
-            };
+            fr.data = pkt.data.as_mut_ptr();
+            fr.len = pkt.data.len() as u64;
+            fr.meta = m.as_mut_ptr();
+            fr.cost = 0;
+            // Taken again for each packet: the runtime is borrowed mutably
+            // between packets (statistics, verdicts), which ends what was
+            // derived from it before.
+            fr.rt = &raw mut self.rt;
+            fr.index_errors = &raw mut self.rt.stats.index_errors;
+            fr.hits = self.rt.hits.as_mut_ptr();
             // SAFETY: the frame lends the packet's bytes, this packet's
             // metadata slots (the program's `meta.len()`, and the program
             // was validated against them) and this pipeline's runtime, for

@@ -299,6 +299,9 @@ pub struct Device {
     /// Frame buffers for TX frames run through a program ahead of their
     /// turn (see `Device::preprocess`).
     frame_pool: Vec<Vec<u8>>,
+    /// Scratch for `Device::preprocess`: one batch's frames and decisions.
+    pre_frames: Vec<Vec<u8>>,
+    pre_decisions: Vec<switch::Decision>,
     /// The fetch scheduler.
     sched: Scheduler,
     /// The pipeline is occupied until then (with a capacity).
@@ -342,6 +345,8 @@ impl Device {
             classes: Vec::new(),
             raised_scratch: Vec::new(),
             frame_pool: Vec::new(),
+            pre_frames: Vec::new(),
+            pre_decisions: Vec::new(),
             cost_model,
             cfg,
             clock,

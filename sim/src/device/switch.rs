@@ -165,6 +165,8 @@ pub struct Switch {
     /// Entries visited by LIF teardowns (a count of work, for tests: it
     /// must not grow with other LIFs' entries).
     pub teardown_work: u64,
+    /// Scratch: the program's outcomes for one batch.
+    outcomes: Vec<pipeline::Outcome>,
 }
 
 impl Switch {
@@ -260,9 +262,12 @@ impl Switch {
     }
 
     /// Run frames from `src` through the loaded program as one batch (it
-    /// may rewrite them); `None` without a program.
-    pub fn process_batch(&mut self, src: Source, frames: &mut [Vec<u8>], now: u64) -> Option<Vec<Decision>> {
-        let p = self.program.as_mut()?;
+    /// may rewrite them), appending one decision per frame to `out`; false
+    /// (and nothing appended) without a program.
+    pub fn process_batch(&mut self, src: Source, frames: &mut [Vec<u8>], now: u64, out: &mut Vec<Decision>) -> bool {
+        let Some(p) = self.program.as_mut() else {
+            return false;
+        };
         let ingress = src.ingress_lif();
         let mut batch: Vec<pipeline::Input<'_>> = frames
             .iter_mut()
@@ -271,9 +276,12 @@ impl Switch {
                 ingress_lif: ingress,
             })
             .collect();
-        let mut out = Vec::with_capacity(batch.len());
-        p.process_batch(now, &mut batch, &mut out);
-        Some(out.into_iter().map(decision).collect())
+        let mut outcomes = std::mem::take(&mut self.outcomes);
+        outcomes.clear();
+        p.process_batch(now, &mut batch, &mut outcomes);
+        out.extend(outcomes.drain(..).map(decision));
+        self.outcomes = outcomes;
+        true
     }
 
     /// Decide where `frame` from `src` goes, running the loaded program if

@@ -241,10 +241,23 @@ impl Jit {
             .map_err(|e| JitError::Codegen(e.to_string()))?;
         let mut fctx = cranelift_frontend::FunctionBuilderContext::new();
         lower::lower(prog, locs, &mut ctx.func, &mut fctx, module.target_config());
+        // FAIRNIC_JIT_DISASM=1: the generated code on stderr (Cranelift's
+        // IR before and the machine instructions after), for pipeline
+        // authors and for profiling.
+        let disasm = std::env::var_os("FAIRNIC_JIT_DISASM").is_some();
+        if disasm {
+            eprintln!("fairnic jit: {} IR:\n{}", prog.name, ctx.func.display());
+            ctx.set_disasm(true);
+        }
         module
             .define_function(id, &mut ctx)
             .map_err(|e| JitError::Codegen(format!("{e:?}")))?;
         let code_bytes = ctx.compiled_code().map_or(0, |c| c.code_buffer().len());
+        if disasm {
+            if let Some(v) = ctx.compiled_code().and_then(|c| c.vcode.as_ref()) {
+                eprintln!("fairnic jit: {} machine code ({code_bytes} bytes):\n{v}", prog.name);
+            }
+        }
         module.clear_context(&mut ctx);
         module
             .finalize_definitions()

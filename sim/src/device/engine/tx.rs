@@ -150,7 +150,12 @@ impl Device {
         if self.cfg.forwarding == Forwarding::Floor {
             return;
         }
-        let mut frames: Vec<Vec<u8>> = Vec::with_capacity(descs.len());
+        // The batch's frames and decisions in scratch kept by the device
+        // (no allocation per batch).
+        let mut frames = std::mem::take(&mut self.pre_frames);
+        let mut decisions = std::mem::take(&mut self.pre_decisions);
+        frames.clear();
+        decisions.clear();
         for d in descs {
             let mut frame = self.frame_pool.pop().unwrap_or_default();
             if d.validate().is_err() || self.read_tx_frame(f, d, &mut frame).is_err() {
@@ -159,49 +164,47 @@ impl Device {
             }
             frames.push(frame);
         }
-        if frames.is_empty() {
-            return;
-        }
+        let src = Source::Lif(l as u16);
         // Frames that fail the source checks never reach the program.
-        let checks: Vec<Option<Decision>> = frames
-            .iter()
-            .map(|f| self.check_source(Source::Lif(l as u16), f))
-            .collect();
-        let decisions = if checks.iter().all(Option::is_none) {
-            let Some(d) = self.switch.process_batch(Source::Lif(l as u16), &mut frames, now) else {
-                self.frame_pool.extend(frames);
-                return;
-            };
-            d
+        let ran = if frames.is_empty() {
+            false
+        } else if frames.iter().all(|fr| self.check_source(src, fr).is_none()) {
+            self.switch.process_batch(src, &mut frames, now, &mut decisions)
         } else {
+            let checks: Vec<Option<Decision>> = frames.iter().map(|fr| self.check_source(src, fr)).collect();
             let mut good: Vec<Vec<u8>> = Vec::with_capacity(frames.len());
-            for (f, c) in frames.iter_mut().zip(&checks) {
+            for (fr, c) in frames.iter_mut().zip(&checks) {
                 if c.is_none() {
-                    good.push(std::mem::take(f));
+                    good.push(std::mem::take(fr));
                 }
             }
-            let Some(mut ran) = self.switch.process_batch(Source::Lif(l as u16), &mut good, now) else {
-                self.frame_pool.extend(frames);
-                self.frame_pool.extend(good);
-                return;
-            };
-            let mut good = good.into_iter();
-            let mut out = Vec::with_capacity(frames.len());
-            ran.reverse();
-            for (f, c) in frames.iter_mut().zip(checks) {
-                match c {
-                    Some(d) => out.push(d),
-                    None => {
-                        *f = good.next().expect("one good frame per unchecked slot");
-                        out.push(ran.pop().expect("one decision per good frame"));
+            let mut ran = Vec::with_capacity(good.len());
+            if self.switch.process_batch(src, &mut good, now, &mut ran) {
+                let mut good = good.into_iter();
+                let mut ran = ran.into_iter();
+                for (fr, c) in frames.iter_mut().zip(checks) {
+                    match c {
+                        Some(d) => decisions.push(d),
+                        None => {
+                            *fr = good.next().expect("one good frame per unchecked slot");
+                            decisions.push(ran.next().expect("one decision per good frame"));
+                        }
                     }
                 }
+                true
+            } else {
+                self.frame_pool.extend(good);
+                false
             }
-            out
         };
-        if let Some(txq) = self.txq(l, qi) {
-            txq.pre.extend(frames.into_iter().zip(decisions));
+        if ran {
+            if let Some(txq) = self.txq(l, qi) {
+                txq.pre.extend(frames.drain(..).zip(decisions.drain(..)));
+            }
         }
+        self.frame_pool.extend(frames.drain(..));
+        self.pre_frames = frames;
+        self.pre_decisions = decisions;
     }
 
     /// The source checks every frame passes before the pipeline sees it:
