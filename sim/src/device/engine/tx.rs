@@ -202,7 +202,7 @@ impl Device {
                 txq.pre.extend(frames.drain(..).zip(decisions.drain(..)));
             }
         }
-        self.frame_pool.extend(frames.drain(..));
+        self.frame_pool.append(&mut frames);
         self.pre_frames = frames;
         self.pre_decisions = decisions;
     }
