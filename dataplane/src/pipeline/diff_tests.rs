@@ -460,3 +460,109 @@ fn exact_probe_follows_adds_and_removes() {
     }
     assert!(c.table_hits(0).unwrap().0 > 500, "{:?}", c.table_hits(0));
 }
+
+/// The compiler leaves out validity tests where the parser's paths prove a
+/// header valid (`jit::lower::ParserFacts`): a header extracted on one path
+/// only must still read 0 on the other, in the parser after the paths join
+/// and in the ingress; a parser without loops keeps no step count.
+#[test]
+fn validity_known_only_where_every_path_extracted() {
+    let mut r = Rng::new(11);
+    let base = loop {
+        if let Some(p) = gen::program(&mut r) {
+            if p.headers.len() >= 2 {
+                break p;
+            }
+        }
+    };
+    let f = |h: u16| Expr::Field(FieldRef::Header { header: h, field: 0 });
+    let state = |name: &str, ops: Vec<ParserOp>, transition| ParserState {
+        name: name.into(),
+        cost: 0,
+        ops,
+        transition,
+    };
+    let mut p = base.clone();
+    p.parser = vec![
+        // A, then B on one path only (the low bit of A's first field).
+        state(
+            "start",
+            vec![ParserOp::Extract(0)],
+            Transition::Select {
+                keys: vec![f(0)],
+                cases: vec![SelectCase {
+                    matches: vec![(1, 1)],
+                    next: Next::State(1),
+                }],
+                default: Next::State(2),
+            },
+        ),
+        state("b", vec![ParserOp::Extract(1)], Transition::Next(Next::State(3))),
+        state("no_b", vec![], Transition::Next(Next::State(3))),
+        // The paths join: B's field is 0 where B was not extracted.
+        state(
+            "join",
+            vec![],
+            Transition::Select {
+                keys: vec![f(1)],
+                cases: vec![SelectCase {
+                    matches: vec![(0, u64::MAX)],
+                    next: Next::Accept,
+                }],
+                default: Next::Reject,
+            },
+        ),
+    ];
+    let probe = FieldRef::Meta(probe_index());
+    p.ingress = vec![
+        Stmt::Assign {
+            dst: probe,
+            value: f(1),
+        },
+        Stmt::Assign {
+            dst: FieldRef::Meta(probe_index() + 1),
+            value: Expr::Binary {
+                op: BinOp::Add,
+                lhs: Box::new(Expr::Valid(1)),
+                rhs: Box::new(Expr::Binary {
+                    op: BinOp::Shl,
+                    lhs: Box::new(Expr::Valid(0)),
+                    rhs: Box::new(Expr::Const { value: 1, width: 64 }),
+                    width: 64,
+                }),
+                width: 64,
+            },
+        },
+    ];
+    p.validate().expect("valid");
+    let facts = super::jit::ParserFacts::of(&p);
+    assert!(facts.bounded, "no loops: no step count");
+    assert_eq!((facts.must[3], facts.may[3], facts.at_accept), (0b01, 0b11, 0b01));
+    let mut cp = Pipeline::with_executor(p.clone(), Executor::Best).unwrap();
+    let mut rp = Pipeline::with_executor(p.clone(), Executor::Reference).unwrap();
+    assert!(matches!(cp.backend(), Backend::Compiled { .. }));
+    // Accepted without B (the path that skipped it), and rejected (B
+    // extracted with a nonzero field).
+    let (mut accepted, mut rejected) = (0, 0);
+    for mut d in gen::packets(&mut r, &p, 400) {
+        let mut e = d.clone();
+        let a = cp.process(0, &mut d, 1);
+        let b = rp.process(0, &mut e, 1);
+        assert_eq!(a, b, "{d:02x?}");
+        assert_eq!(cp.last_meta(), rp.last_meta());
+        assert_eq!(d, e);
+        if a.verdict == Verdict::ParseError {
+            rejected += 1;
+        } else {
+            let valid = rp.last_meta()[usize::from(probe_index()) + 1];
+            assert!(valid & 0b10 != 0, "A is valid on every accepted path");
+            if valid & 1 == 0 {
+                accepted += 1;
+            }
+        }
+    }
+    assert!(
+        accepted > 20 && rejected > 20,
+        "both paths: {accepted} accepted, {rejected} rejected"
+    );
+}

@@ -86,6 +86,7 @@ pub(super) fn lower(
         apply_params,
         errors: Vec::new(),
         exit: None,
+        known: 0,
     };
     l.parser();
     l.fill_errors();
@@ -131,6 +132,9 @@ struct Lower<'a, 'f> {
     apply_params: StackSlot,
     /// Blocks that end with a parser error, by code (made on first use).
     errors: Vec<(u64, Block)>,
+    /// Headers known valid where code is being generated (a bit per
+    /// header, from [`ParserFacts`]): their validity is not tested.
+    known: u64,
     /// `exit;` and the end of the ingress control (made with it).
     exit: Option<Block>,
 }
@@ -212,6 +216,16 @@ impl Lower<'_, '_> {
         self.b.switch_to_block(blk);
     }
 
+    /// `isValid()` of header `h`: 1 or 0.
+    fn valid_bit(&mut self, h: usize) -> Value {
+        if self.known & (1 << h) != 0 {
+            return self.iconst(1);
+        }
+        let v = self.b.use_var(self.valid);
+        let v = self.b.ins().ushr_imm_s(v, h as i64);
+        self.b.ins().band_imm_s(v, 1)
+    }
+
     /// The value `then` computes when header `h` is valid, else 0.
     fn if_valid(&mut self, h: usize, then: impl FnOnce(&mut Self) -> Value) -> Value {
         let var = self.b.declare_var(I64);
@@ -224,8 +238,13 @@ impl Lower<'_, '_> {
         self.b.use_var(var)
     }
 
-    /// Run `then` when header `h` is valid.
+    /// Run `then` when header `h` is valid (without a test where it is
+    /// known to be).
     fn when_valid(&mut self, h: usize, then: impl FnOnce(&mut Self)) {
+        if self.known & (1 << h) != 0 {
+            then(self);
+            return;
+        }
         let v = self.b.use_var(self.valid);
         let t = self.b.ins().band_imm_s(v, 1i64 << h);
         let yes = self.b.create_block();
@@ -373,11 +392,7 @@ impl Lower<'_, '_> {
                 // The parser has no parameters: they read 0 there.
                 None => self.iconst(0),
             },
-            Expr::Valid(h) => {
-                let v = self.b.use_var(self.valid);
-                let v = self.b.ins().ushr_imm_s(v, i64::from(*h));
-                self.b.ins().band_imm_s(v, 1)
-            }
+            Expr::Valid(h) => self.valid_bit(usize::from(*h)),
             Expr::Unary { op, arg, width } => {
                 let a = self.expr(arg);
                 let w = mask64(*width);
@@ -514,6 +529,7 @@ impl Lower<'_, '_> {
 
     fn parser(&mut self) {
         let prog = self.prog;
+        let facts = ParserFacts::of(prog);
         let states: Vec<Block> = prog.parser.iter().map(|_| self.b.create_block()).collect();
         let steps = self.b.declare_var(I64);
         let zero = self.iconst(0);
@@ -524,30 +540,40 @@ impl Lower<'_, '_> {
         self.b.ins().jump(states[0], &[]);
         for (i, s) in prog.parser.iter().enumerate() {
             self.b.switch_to_block(states[i]);
-            // At most PARSE_STEPS states per packet.
-            let n = self.b.use_var(steps);
-            let more = self
-                .b
-                .ins()
-                .icmp_imm_s(IntCC::UnsignedLessThan, n, limits::PARSE_STEPS as i64);
-            let go = self.b.create_block();
-            let timeout = self.error(ParserError::ParserTimeout);
-            self.b.ins().brif(more, go, &[], timeout, &[]);
-            self.b.switch_to_block(go);
-            let n = self.b.ins().iadd_imm_s(n, 1);
-            self.b.def_var(steps, n);
+            // At most PARSE_STEPS states per packet: counted unless no path
+            // is that long.
+            if !facts.bounded {
+                let n = self.b.use_var(steps);
+                let more = self
+                    .b
+                    .ins()
+                    .icmp_imm_s(IntCC::UnsignedLessThan, n, limits::PARSE_STEPS as i64);
+                let go = self.b.create_block();
+                let timeout = self.error(ParserError::ParserTimeout);
+                self.b.ins().brif(more, go, &[], timeout, &[]);
+                self.b.switch_to_block(go);
+                let n = self.b.ins().iadd_imm_s(n, 1);
+                self.b.def_var(steps, n);
+            }
             self.add_cost(s.cost);
+            self.known = facts.must[i];
+            let mut may = facts.may[i];
             for op in &s.ops {
                 match op {
                     ParserOp::Extract(h) => {
                         let h = usize::from(*h);
                         let hl = i64::from(prog.headers[h].len);
                         let v = self.b.use_var(self.valid);
-                        let twice = self.b.ins().band_imm_s(v, 1i64 << h);
-                        let ok = self.b.create_block();
-                        let stack = self.error(ParserError::StackOutOfBounds);
-                        self.b.ins().brif(twice, stack, &[], ok, &[]);
-                        self.b.switch_to_block(ok);
+                        // Extracted twice on this path: an error, tested
+                        // unless no path here can have extracted it.
+                        if may & (1 << h) != 0 {
+                            let twice = self.b.ins().band_imm_s(v, 1i64 << h);
+                            let ok = self.b.create_block();
+                            let stack = self.error(ParserError::StackOutOfBounds);
+                            self.b.ins().brif(twice, stack, &[], ok, &[]);
+                            self.b.switch_to_block(ok);
+                        }
+                        may |= 1 << h;
                         // In bounds: the header ends within the packet.
                         let start = self.b.use_var(at);
                         let end = self.b.ins().iadd_imm_s(start, hl);
@@ -560,6 +586,7 @@ impl Lower<'_, '_> {
                         let v = self.b.ins().bor_imm_s(v, 1i64 << h);
                         self.b.def_var(self.valid, v);
                         self.b.def_var(at, end);
+                        self.known |= 1 << h;
                     }
                     ParserOp::Assign { dst, value } => {
                         let v = self.expr(value);
@@ -610,6 +637,9 @@ impl Lower<'_, '_> {
             }
         }
         self.b.switch_to_block(accept);
+        // Headers every path to accept extracted: valid in the whole
+        // ingress (nothing there changes validity).
+        self.known = facts.at_accept;
         let exit = self.b.create_block();
         self.exit = Some(exit);
         self.block(&prog.ingress);
@@ -863,11 +893,7 @@ impl Lower<'_, '_> {
     fn key_part(&mut self, k: &KeyDef) -> (Value, Value) {
         let zero = self.iconst(0);
         match k.expr {
-            KeyExpr::Valid(h) => {
-                let v = self.b.use_var(self.valid);
-                let v = self.b.ins().ushr_imm_s(v, i64::from(h));
-                (self.b.ins().band_imm_s(v, 1), zero)
-            }
+            KeyExpr::Valid(h) => (self.valid_bit(usize::from(h)), zero),
             KeyExpr::Field(FieldRef::Meta(f)) => (self.meta_load(usize::from(f)), zero),
             KeyExpr::Field(FieldRef::Header { header, field }) => {
                 let (h, f) = (usize::from(header), usize::from(field));
@@ -1102,5 +1128,139 @@ mod tests {
         assert_eq!(p(6), [(0, 4), (4, 2)]);
         assert_eq!(p(7), [(0, 4), (4, 2), (6, 1)]);
         assert_eq!(p(8), [(0, 8)]);
+    }
+}
+
+/// What the parser's state graph proves, for the code generator: computed
+/// over the states reachable from `start` as the reference executor walks
+/// them.
+#[derive(Debug)]
+pub(crate) struct ParserFacts {
+    /// No path through the parser visits more than `PARSE_STEPS` states
+    /// (the graph is acyclic and its longest path is short enough): the
+    /// step count cannot time out and is not kept.
+    pub(crate) bounded: bool,
+    /// Per state, headers some path into it has extracted (a bit each).
+    pub(crate) may: Vec<u64>,
+    /// Per state, headers every path into it has extracted (0 for a state
+    /// no path reaches).
+    pub(crate) must: Vec<u64>,
+    /// Headers every path to `accept` has extracted.
+    pub(crate) at_accept: u64,
+}
+
+impl ParserFacts {
+    pub(crate) fn of(prog: &Program) -> ParserFacts {
+        let n = prog.parser.len();
+        let nexts = |s: &ParserState| -> Vec<Next> {
+            match &s.transition {
+                Transition::Next(x) => vec![*x],
+                Transition::Select { cases, default, .. } => {
+                    cases.iter().map(|c| c.next).chain(std::iter::once(*default)).collect()
+                }
+            }
+        };
+        let extracts = |s: &ParserState| -> u64 {
+            s.ops.iter().fold(0, |a, op| match op {
+                ParserOp::Extract(h) => a | (1 << h),
+                ParserOp::Assign { .. } => a,
+            })
+        };
+        let mut reach = vec![false; n];
+        let mut may = vec![0u64; n];
+        let mut must = vec![u64::MAX; n];
+        if n == 0 {
+            return ParserFacts {
+                bounded: true,
+                may,
+                must: vec![],
+                at_accept: 0,
+            };
+        }
+        reach[0] = true;
+        must[0] = 0;
+        // Fixpoint: `may` grows by union, `must` shrinks by intersection;
+        // both are monotone over a finite lattice.
+        let mut changed = true;
+        while changed {
+            changed = false;
+            for i in 0..n {
+                if !reach[i] {
+                    continue;
+                }
+                let s = &prog.parser[i];
+                let (out_may, out_must) = (may[i] | extracts(s), must[i] | extracts(s));
+                for x in nexts(s) {
+                    if let Next::State(k) = x {
+                        let k = usize::from(k);
+                        if k >= n {
+                            continue;
+                        }
+                        let (m, u) = (may[k] | out_may, if reach[k] { must[k] & out_must } else { out_must });
+                        if !reach[k] || m != may[k] || u != must[k] {
+                            reach[k] = true;
+                            may[k] = m;
+                            must[k] = u;
+                            changed = true;
+                        }
+                    }
+                }
+            }
+        }
+        let mut at_accept = u64::MAX;
+        let mut accepts = false;
+        for i in (0..n).filter(|&i| reach[i]) {
+            let s = &prog.parser[i];
+            if nexts(s).contains(&Next::Accept) {
+                accepts = true;
+                at_accept &= must[i] | extracts(s);
+            }
+        }
+        if !accepts {
+            at_accept = 0;
+        }
+        for i in 0..n {
+            if !reach[i] {
+                must[i] = 0;
+            }
+        }
+        // Longest path in states, by depth-first search; a cycle among the
+        // reachable states means unbounded.
+        fn depth(
+            i: usize,
+            prog: &Program,
+            nexts: &dyn Fn(&ParserState) -> Vec<Next>,
+            memo: &mut [Option<usize>],
+            on: &mut [bool],
+        ) -> Option<usize> {
+            if on[i] {
+                return None;
+            }
+            if let Some(d) = memo[i] {
+                return Some(d);
+            }
+            on[i] = true;
+            let mut best = 1;
+            for x in nexts(&prog.parser[i]) {
+                if let Next::State(k) = x {
+                    let k = usize::from(k);
+                    if k < prog.parser.len() {
+                        best = best.max(1 + depth(k, prog, nexts, memo, on)?);
+                    }
+                }
+            }
+            on[i] = false;
+            memo[i] = Some(best);
+            Some(best)
+        }
+        let mut memo = vec![None; n];
+        let mut on = vec![false; n];
+        let bounded = depth(0, prog, &nexts, &mut memo, &mut on).is_some_and(|d| d <= limits::PARSE_STEPS);
+        ParserFacts {
+            bounded,
+            may,
+            must,
+            at_accept,
+        }
     }
 }

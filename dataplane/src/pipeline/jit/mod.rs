@@ -38,6 +38,9 @@
 
 mod lower;
 
+#[cfg(test)]
+pub(super) use lower::ParserFacts;
+
 use super::exec::{Loc, MeterArray, Runtime};
 use super::ir::*;
 use cranelift_codegen::settings::{self, Configurable};
