@@ -330,11 +330,12 @@ fn main() {
         Need::AtLeast(1.0),
     );
     // Real time: ratios to the hand-written switch, round by round. The
-    // compiled program is held to what it does today (0.41-0.58x batch,
-    // 0.28-0.58x one at a time in the runs that set these); issue 18's
-    // target is 0.8x, reported below, not yet a bar it meets.
-    report.bar_vs(g, COMPILED, SWITCH, Need::AtLeast(0.3));
-    report.bar_vs(g, COMPILED_1, SWITCH, Need::AtLeast(0.2));
+    // compiled program is held to what it does today (medians 0.46-0.74x
+    // batch, 0.38-0.57x one at a time in the runs of 2026-12-01 on a
+    // shared 2-vCPU VM); issue 18's target is 0.8x, reported below, not
+    // yet a bar it meets.
+    report.bar_vs(g, COMPILED, SWITCH, Need::AtLeast(0.35));
+    report.bar_vs(g, COMPILED_1, SWITCH, Need::AtLeast(0.25));
     report.notes.push(
         "Target (issue 18, not yet met, so not a bar): the compiled fairnic.p4 at 0.8x the hand-written switch or more, batch and one at a time.".into(),
     );

@@ -173,6 +173,20 @@ pub fn judge_rounds(rounds: &[f64], need: Need) -> (f64, Verdict) {
     (median, verdict)
 }
 
+/// A ratio bar is judged only when each side's own rounds spread at most
+/// this much (percent of their median); see [`Report::bar_vs`].
+pub const MAX_OWN_SPREAD_PCT: f64 = 50.0;
+
+/// The spread of a variant's own rounds, percent of their median.
+pub fn own_spread_pct(rounds: &[f64]) -> f64 {
+    let mut v: Vec<f64> = rounds.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.len() < 2 {
+        return 0.0;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    spread_pct(v[0], v[v.len() - 1], v[v.len() / 2])
+}
+
 /// The spread `hi - lo` as a percentage of `median`.
 pub fn spread_pct(lo: f64, hi: f64, median: f64) -> f64 {
     if median == 0.0 {
@@ -251,7 +265,23 @@ impl Report {
             .zip(&p.rounds)
             .map(|(&a, &b)| if r.higher_is_better { a / b } else { b / a })
             .collect();
-        let (value, verdict) = judge_rounds(&ratios, need);
+        let (value, mut verdict) = judge_rounds(&ratios, need);
+        // A machine whose speed changed by more than half during the run
+        // (another tenant's load: a variant's own rounds spread past
+        // MAX_OWN_SPREAD_PCT of their median) cannot judge a ratio: its
+        // rounds measured the machine, not the code.
+        if verdict == Verdict::Missed || verdict == Verdict::Met {
+            for row in [r, p] {
+                let pct = own_spread_pct(&row.rounds);
+                if pct > MAX_OWN_SPREAD_PCT {
+                    verdict = Verdict::NotJudged(format!(
+                        "noise: `{}` alone varied {pct:.0}% across its rounds (judged below {MAX_OWN_SPREAD_PCT:.0}%)",
+                        row.name
+                    ));
+                    break;
+                }
+            }
+        }
         self.bars.push(Bar {
             what,
             value,
@@ -533,6 +563,21 @@ mod tests {
         assert_eq!(r.bars[3].verdict, Verdict::Missed);
         assert!(r.missed());
         assert!(bars_table(&r.bars).contains("**MISSED**"));
+    }
+
+    #[test]
+    fn a_ratio_is_not_judged_when_a_side_alone_varied_by_half() {
+        let mut r = Report::new("t");
+        // Every round's ratio is below the bar, but the peer alone went
+        // from 0.5 to 1.4 (a machine that changed speed): not judged.
+        r.add("g", "ours", "Mpps", true, vec![3.0, 3.1, 3.2]);
+        r.add("g", "peer", "Mpps", true, vec![0.5, 1.4, 1.0]);
+        r.add("g", "steady", "Mpps", true, vec![4.0, 4.2, 4.1]);
+        r.bar_vs("g", "peer", "ours", Need::AtLeast(0.85));
+        r.bar_vs("g", "ours", "steady", Need::AtLeast(0.85));
+        assert!(matches!(&r.bars[0].verdict, Verdict::NotJudged(w) if w.contains("`peer` alone varied")));
+        assert_eq!(r.bars[1].verdict, Verdict::Missed, "steady sides are judged");
+        assert!(own_spread_pct(&[4.0, 4.2, 4.1]) < MAX_OWN_SPREAD_PCT);
     }
 
     #[test]
