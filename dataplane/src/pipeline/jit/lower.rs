@@ -46,7 +46,6 @@ pub(super) fn lower(
     let data = b.ins().load(ptr, trusted, fr, frame::DATA);
     let len = b.ins().load(I64, trusted, fr, frame::LEN);
     let meta = b.ins().load(ptr, trusted, fr, frame::META);
-    let counters = b.ins().load(ptr, trusted, fr, frame::COUNTERS);
     let zero = b.ins().iconst(I64, 0);
     let off: Vec<Variable> = (0..prog.headers.len())
         .map(|_| {
@@ -57,9 +56,10 @@ pub(super) fn lower(
         .collect();
     let valid = b.declare_var(I64);
     b.def_var(valid, zero);
-    let cost = b.declare_var(I64);
+    // The cost accumulates in the frame (no register held for it through
+    // the whole function).
     let base = b.ins().iconst(I64, i64::from(prog.base_cost));
-    b.def_var(cost, base);
+    b.ins().store(trusted, base, fr, frame::COST);
     let apply_params = b.create_sized_stack_slot(StackSlotData::new(
         StackSlotKind::ExplicitSlot,
         (8 * limits::PARAMS) as u32,
@@ -76,10 +76,8 @@ pub(super) fn lower(
         data,
         len,
         meta,
-        counters,
         off,
         valid,
-        cost,
         done,
         sigs,
         params: None,
@@ -90,10 +88,9 @@ pub(super) fn lower(
     };
     l.parser();
     l.fill_errors();
-    // The end of every path: the cost out, the parser's code back.
+    // The end of every path: the parser's code back (the cost is in the
+    // frame already).
     l.b.switch_to_block(done);
-    let c = l.b.use_var(l.cost);
-    l.b.ins().store(trusted, c, fr, frame::COST);
     l.b.ins().return_(&[code]);
     l.b.seal_all_blocks();
     l.b.finalize(cfg);
@@ -115,13 +112,9 @@ struct Lower<'a, 'f> {
     data: Value,
     len: Value,
     meta: Value,
-    /// The counter arrays (`Frame::counters`).
-    counters: Value,
     /// Each header's offset in the packet, and the validity bits.
     off: Vec<Variable>,
     valid: Variable,
-    /// Cost units so far.
-    cost: Variable,
     /// Where every path ends, with the parser's code.
     done: Block,
     sigs: Sigs,
@@ -182,9 +175,10 @@ impl Lower<'_, '_> {
 
     fn add_cost(&mut self, c: u32) {
         if c != 0 {
-            let v = self.b.use_var(self.cost);
+            let t = MemFlagsData::trusted();
+            let v = self.b.ins().load(I64, t, self.fr, frame::COST);
             let v = self.b.ins().iadd_imm_s(v, i64::from(c));
-            self.b.def_var(self.cost, v);
+            self.b.ins().store(t, v, self.fr, frame::COST);
         }
     }
 
@@ -704,8 +698,9 @@ impl Lower<'_, '_> {
                 let idx = self.expr(index);
                 let t = MemFlagsData::trusted();
                 let at = 16 * i32::from(*counter);
-                let base = self.b.ins().load(self.ptr, t, self.counters, at);
-                let n = self.b.ins().load(I64, t, self.counters, at + 8);
+                let counters = self.b.ins().load(self.ptr, t, self.fr, frame::COUNTERS);
+                let base = self.b.ins().load(self.ptr, t, counters, at);
+                let n = self.b.ins().load(I64, t, counters, at + 8);
                 let inside = self.b.ins().icmp(IntCC::UnsignedLessThan, idx, n);
                 let (yes, no, merge) = (self.b.create_block(), self.b.create_block(), self.b.create_block());
                 self.b.ins().brif(inside, yes, &[], no, &[]);
