@@ -397,6 +397,7 @@ impl Pipeline {
             jit,
             #[cfg(feature = "jit")]
             jit_counters: Vec::new(),
+            #[cfg(feature = "jit")]
             jit_meters: Vec::new(),
             #[cfg(feature = "jit")]
             jit_table_lens: Vec::new(),
