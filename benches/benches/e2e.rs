@@ -216,6 +216,8 @@ fn main() {
     // 1.11-1.12x in quiet back-to-back runs the same hour; the engine's
     // own time per frame is in the table.
     report.bar_vs(g, SWITCH_METERS, SWITCH, Need::AtLeast(0.7));
-    report.notes.push("Target, not a bar on this VM: the built-in switch with meters at 0.85x its throughput without or more.".into());
+    report.notes.push(
+        "Target, not a bar on this VM: the built-in switch with meters at 0.85x its throughput without or more.".into(),
+    );
     report.conclude();
 }
