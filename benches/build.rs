@@ -44,7 +44,7 @@ fn main() {
     // (scripts/install-deps --bench puts them in a cache named after it).
     if let Ok(o) = Command::new("pkg-config").args(["--modversion", "libdpdk"]).output() {
         println!(
-            "cargo:rustc-env=FAIRNIC_DPDK_VERSION={}",
+            "cargo:rustc-env=SWX_DPDK_VERSION={}",
             String::from_utf8_lossy(&o.stdout).trim()
         );
     }

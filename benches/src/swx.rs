@@ -36,10 +36,9 @@ pub fn headers_dir() -> PathBuf {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .unwrap_or_else(|| PathBuf::from(".cache"));
-    cache.join("fairnic").join(format!(
-        "dpdk-{}",
-        option_env!("FAIRNIC_DPDK_VERSION").unwrap_or("unknown")
-    ))
+    cache
+        .join("fairnic")
+        .join(format!("dpdk-{}", option_env!("SWX_DPDK_VERSION").unwrap_or("unknown")))
 }
 
 /// One SWX pipeline with its working set.
