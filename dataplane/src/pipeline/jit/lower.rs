@@ -697,10 +697,7 @@ impl Lower<'_, '_> {
                 // the index checked against the length.
                 let idx = self.expr(index);
                 let t = MemFlagsData::trusted();
-                let at = 16 * i32::from(*counter);
-                let counters = self.b.ins().load(self.ptr, t, self.fr, frame::COUNTERS);
-                let base = self.b.ins().load(self.ptr, t, counters, at);
-                let n = self.b.ins().load(I64, t, counters, at + 8);
+                let (base, n) = self.array_ref(frame::COUNTERS, usize::from(*counter));
                 let inside = self.b.ins().icmp(IntCC::UnsignedLessThan, idx, n);
                 let (yes, no, merge) = (self.b.create_block(), self.b.create_block(), self.b.create_block());
                 self.b.ins().brif(inside, yes, &[], no, &[]);
@@ -715,10 +712,7 @@ impl Lower<'_, '_> {
                 self.b.ins().store(t, bytes, cell, frame::CELL_BYTES);
                 self.b.ins().jump(merge, &[]);
                 self.b.switch_to_block(no);
-                let e = self.b.ins().load(self.ptr, t, self.fr, frame::INDEX_ERRORS);
-                let x = self.b.ins().load(I64, t, e, 0);
-                let x = self.b.ins().iadd_imm_s(x, 1);
-                self.b.ins().store(t, x, e, 0);
+                self.count_index_error();
                 self.b.ins().jump(merge, &[]);
                 self.b.switch_to_block(merge);
             }
@@ -738,20 +732,14 @@ impl Lower<'_, '_> {
     fn meter(&mut self, m: usize, idx: Value) -> Value {
         use crate::meter::{layout as ml, FP, MAX_BURST};
         let t = MemFlagsData::trusted();
-        let meters = self.b.ins().load(self.ptr, t, self.fr, frame::METERS);
-        let at = 16 * m as i32;
-        let base = self.b.ins().load(self.ptr, t, meters, at);
-        let n = self.b.ins().load(I64, t, meters, at + 8);
+        let (base, n) = self.array_ref(frame::METERS, m);
         let inside = self.b.ins().icmp(IntCC::UnsignedLessThan, idx, n);
         let [yes, no, not_sr, off, sr, tr, merge] = [(); 7].map(|()| self.b.create_block());
         let color = self.b.append_block_param(merge, I64);
         self.b.ins().brif(inside, yes, &[], no, &[]);
         // Outside the array: counted, green.
         self.b.switch_to_block(no);
-        let e = self.b.ins().load(self.ptr, t, self.fr, frame::INDEX_ERRORS);
-        let x = self.b.ins().load(I64, t, e, 0);
-        let x = self.b.ins().iadd_imm_s(x, 1);
-        self.b.ins().store(t, x, e, 0);
+        self.count_index_error();
         let green = self.iconst(0);
         self.b.ins().jump(merge, &[green.into()]);
         // The meter's cell, its variant.
@@ -842,6 +830,27 @@ impl Lower<'_, '_> {
         self.b.ins().jump(merge, &[c.into()]);
         self.b.switch_to_block(merge);
         color
+    }
+
+    /// Array `k` of the frame's array list at `field` (`Frame::counters`,
+    /// `Frame::meters`): its first cell's address and its length.
+    fn array_ref(&mut self, field: i32, k: usize) -> (Value, Value) {
+        let t = MemFlagsData::trusted();
+        let arrays = self.b.ins().load(self.ptr, t, self.fr, field);
+        let at = (16 * k) as i32;
+        let base = self.b.ins().load(self.ptr, t, arrays, at);
+        let n = self.b.ins().load(I64, t, arrays, at + 8);
+        (base, n)
+    }
+
+    /// Count an index outside a counter or meter array
+    /// (`Frame::index_errors`).
+    fn count_index_error(&mut self) {
+        let t = MemFlagsData::trusted();
+        let e = self.b.ins().load(self.ptr, t, self.fr, frame::INDEX_ERRORS);
+        let x = self.b.ins().load(I64, t, e, 0);
+        let x = self.b.ins().iadd_imm_s(x, 1);
+        self.b.ins().store(t, x, e, 0);
     }
 
     /// A meter's time since its last update at `last` (0 if the clock is
@@ -1147,20 +1156,33 @@ pub(crate) struct ParserFacts {
 impl ParserFacts {
     pub(crate) fn of(prog: &Program) -> ParserFacts {
         let n = prog.parser.len();
-        let nexts = |s: &ParserState| -> Vec<Next> {
-            match &s.transition {
+        // Per state, once: the states it may go to, whether it may accept,
+        // the headers it extracts.
+        let mut succ: Vec<Vec<usize>> = Vec::with_capacity(n);
+        let mut accepts: Vec<bool> = Vec::with_capacity(n);
+        let mut ext: Vec<u64> = Vec::with_capacity(n);
+        for s in &prog.parser {
+            let nexts: Vec<Next> = match &s.transition {
                 Transition::Next(x) => vec![*x],
                 Transition::Select { cases, default, .. } => {
                     cases.iter().map(|c| c.next).chain(std::iter::once(*default)).collect()
                 }
-            }
-        };
-        let extracts = |s: &ParserState| -> u64 {
-            s.ops.iter().fold(0, |a, op| match op {
+            };
+            accepts.push(nexts.contains(&Next::Accept));
+            succ.push(
+                nexts
+                    .iter()
+                    .filter_map(|x| match *x {
+                        Next::State(k) if usize::from(k) < n => Some(usize::from(k)),
+                        _ => None,
+                    })
+                    .collect(),
+            );
+            ext.push(s.ops.iter().fold(0, |a, op| match op {
                 ParserOp::Extract(h) => a | (1 << h),
                 ParserOp::Assign { .. } => a,
-            })
-        };
+            }));
+        }
         let mut reach = vec![false; n];
         let mut may = vec![0u64; n];
         let mut must = vec![u64::MAX; n];
@@ -1183,35 +1205,25 @@ impl ParserFacts {
                 if !reach[i] {
                     continue;
                 }
-                let s = &prog.parser[i];
-                let (out_may, out_must) = (may[i] | extracts(s), must[i] | extracts(s));
-                for x in nexts(s) {
-                    if let Next::State(k) = x {
-                        let k = usize::from(k);
-                        if k >= n {
-                            continue;
-                        }
-                        let (m, u) = (may[k] | out_may, if reach[k] { must[k] & out_must } else { out_must });
-                        if !reach[k] || m != may[k] || u != must[k] {
-                            reach[k] = true;
-                            may[k] = m;
-                            must[k] = u;
-                            changed = true;
-                        }
+                let (out_may, out_must) = (may[i] | ext[i], must[i] | ext[i]);
+                for &k in &succ[i] {
+                    let (m, u) = (may[k] | out_may, if reach[k] { must[k] & out_must } else { out_must });
+                    if !reach[k] || m != may[k] || u != must[k] {
+                        reach[k] = true;
+                        may[k] = m;
+                        must[k] = u;
+                        changed = true;
                     }
                 }
             }
         }
         let mut at_accept = u64::MAX;
-        let mut accepts = false;
-        for i in (0..n).filter(|&i| reach[i]) {
-            let s = &prog.parser[i];
-            if nexts(s).contains(&Next::Accept) {
-                accepts = true;
-                at_accept &= must[i] | extracts(s);
-            }
+        let mut any_accepts = false;
+        for i in (0..n).filter(|&i| reach[i] && accepts[i]) {
+            any_accepts = true;
+            at_accept &= must[i] | ext[i];
         }
-        if !accepts {
+        if !any_accepts {
             at_accept = 0;
         }
         for i in 0..n {
@@ -1221,13 +1233,7 @@ impl ParserFacts {
         }
         // Longest path in states, by depth-first search; a cycle among the
         // reachable states means unbounded.
-        fn depth(
-            i: usize,
-            prog: &Program,
-            nexts: &dyn Fn(&ParserState) -> Vec<Next>,
-            memo: &mut [Option<usize>],
-            on: &mut [bool],
-        ) -> Option<usize> {
+        fn depth(i: usize, succ: &[Vec<usize>], memo: &mut [Option<usize>], on: &mut [bool]) -> Option<usize> {
             if on[i] {
                 return None;
             }
@@ -1236,13 +1242,8 @@ impl ParserFacts {
             }
             on[i] = true;
             let mut best = 1;
-            for x in nexts(&prog.parser[i]) {
-                if let Next::State(k) = x {
-                    let k = usize::from(k);
-                    if k < prog.parser.len() {
-                        best = best.max(1 + depth(k, prog, nexts, memo, on)?);
-                    }
-                }
+            for &k in &succ[i] {
+                best = best.max(1 + depth(k, succ, memo, on)?);
             }
             on[i] = false;
             memo[i] = Some(best);
@@ -1250,7 +1251,7 @@ impl ParserFacts {
         }
         let mut memo = vec![None; n];
         let mut on = vec![false; n];
-        let bounded = depth(0, prog, &nexts, &mut memo, &mut on).is_some_and(|d| d <= limits::PARSE_STEPS);
+        let bounded = depth(0, &succ, &mut memo, &mut on).is_some_and(|d| d <= limits::PARSE_STEPS);
         ParserFacts {
             bounded,
             may,

@@ -98,13 +98,18 @@ pub(super) struct CounterRef {
 }
 
 impl CounterRef {
+    /// The array `cells` as the generated code sees it.
+    fn to<T>(cells: &mut [T]) -> CounterRef {
+        CounterRef {
+            base: cells.as_mut_ptr() as u64,
+            len: cells.len() as u64,
+        }
+    }
+
     /// The counter arrays of `rt`, in program order.
     pub fn of(rt: &mut Runtime, out: &mut Vec<CounterRef>) {
         out.clear();
-        out.extend(rt.counters.iter_mut().map(|c| CounterRef {
-            base: c.as_mut_ptr() as u64,
-            len: c.len() as u64,
-        }));
+        out.extend(rt.counters.iter_mut().map(|c| CounterRef::to(c)));
     }
 
     /// The meter arrays of `rt`, in program order (the same shape: the
@@ -112,14 +117,8 @@ impl CounterRef {
     pub fn meters_of(rt: &mut Runtime, out: &mut Vec<CounterRef>) {
         out.clear();
         out.extend(rt.meters.iter_mut().map(|m| match m {
-            MeterArray::Packets(v) => CounterRef {
-                base: v.as_mut_ptr() as u64,
-                len: v.len() as u64,
-            },
-            MeterArray::Bytes(v) => CounterRef {
-                base: v.as_mut_ptr() as u64,
-                len: v.len() as u64,
-            },
+            MeterArray::Packets(v) => CounterRef::to(v),
+            MeterArray::Bytes(v) => CounterRef::to(v),
         }));
     }
 }
