@@ -204,8 +204,7 @@ fn main() {
     );
     // Real time, ratios per round: fairnic.p4 with meters held to what it
     // does against the descriptor-only floor today (medians 0.72-0.94x in
-    // the runs of 2026-12-01, rounds down to 0.6x on this shared VM);
-    // meters on the built-in switch may cost at most 15%.
+    // the runs of 2026-12-01, rounds down to 0.6x on this shared VM).
     report.bar_vs(g, P4, FLOOR, Need::AtLeast(0.6));
     report.notes.push(
         "Target (issue 18, not yet a bar it meets every round): fairnic.p4 + meters at 0.8x the floor or more.".into(),

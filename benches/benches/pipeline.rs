@@ -171,9 +171,8 @@ fn swx_peer(jit: &mut Pipeline) -> Result<(fairnic_benches::swx::Swx, usize), St
     };
     let (cp, cb) = (field("color_packets")?, field("color_bytes")?);
     let mut differ = 0;
-    for (i, (f, src)) in ws.into_iter().enumerate() {
-        let mut b = f.clone();
-        let o = jit.process(0, &mut b, src);
+    for (i, (mut f, src)) in ws.into_iter().enumerate() {
+        let o = jit.process(0, &mut f, src);
         let m = jit.last_meta();
         let ours = (
             match o.verdict {

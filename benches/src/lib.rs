@@ -142,8 +142,7 @@ pub const MIN_JUDGED_ROUNDS: usize = 3;
 /// judged, with that spread as the noise figure. A judged verdict thus
 /// holds for every round of the run, not just the median.
 pub fn judge_rounds(rounds: &[f64], need: Need) -> (f64, Verdict) {
-    let mut sorted: Vec<f64> = rounds.iter().copied().filter(|v| v.is_finite()).collect();
-    sorted.sort_by(|a, b| a.total_cmp(b));
+    let sorted = finite_sorted(rounds);
     let Some(&median) = sorted.get(sorted.len() / 2) else {
         return (f64::NAN, Verdict::NotJudged("no finite measurement".into()));
     };
@@ -177,13 +176,19 @@ pub fn judge_rounds(rounds: &[f64], need: Need) -> (f64, Verdict) {
 /// this much (percent of their median); see [`Report::bar_vs`].
 pub const MAX_OWN_SPREAD_PCT: f64 = 50.0;
 
+/// The finite values of `rounds`, smallest first.
+fn finite_sorted(rounds: &[f64]) -> Vec<f64> {
+    let mut v: Vec<f64> = rounds.iter().copied().filter(|x| x.is_finite()).collect();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v
+}
+
 /// The spread of a variant's own rounds, percent of their median.
 pub fn own_spread_pct(rounds: &[f64]) -> f64 {
-    let mut v: Vec<f64> = rounds.iter().copied().filter(|x| x.is_finite()).collect();
+    let v = finite_sorted(rounds);
     if v.len() < 2 {
         return 0.0;
     }
-    v.sort_by(|a, b| a.total_cmp(b));
     spread_pct(v[0], v[v.len() - 1], v[v.len() / 2])
 }
 
@@ -271,10 +276,11 @@ impl Report {
         // MAX_OWN_SPREAD_PCT of their median) cannot judge a ratio closer
         // to the bar than that spread: its rounds measured the machine, not
         // the code. A verdict with more margin than the noise stands.
-        let finite: Vec<f64> = ratios.iter().copied().filter(|x| x.is_finite()).collect();
-        let (lo, hi) = finite
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
+        let sorted = finite_sorted(&ratios);
+        let (lo, hi) = match (sorted.first(), sorted.last()) {
+            (Some(&lo), Some(&hi)) => (lo, hi),
+            _ => (f64::NAN, f64::NAN),
+        };
         let margin_pct = match (&verdict, need) {
             (Verdict::Met, Need::AtLeast(b)) => (lo / b - 1.0) * 100.0,
             (Verdict::Met, Need::AtMost(b)) => (1.0 - hi / b) * 100.0,

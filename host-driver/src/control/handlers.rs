@@ -343,11 +343,7 @@ impl ControlState {
             return Err(format!("no table '{n}' in {} (tables: {})", p.name, table_names(p)));
         }
         // Which executor runs it, as the device reports (PF's Identify).
-        let executor = self
-            .nics
-            .iter()
-            .find(|n| lock(n).is_pf())
-            .and_then(|n| lock(n).pipeline_executor().ok().flatten());
+        let executor = self.pf().and_then(|n| lock(n).pipeline_executor().ok().flatten());
         Ok(Answer::Tables {
             program: p.name.clone(),
             tables: out,
