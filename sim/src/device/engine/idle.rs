@@ -63,8 +63,6 @@ pub struct IdleWait {
     lateness: Nanos,
     /// When the current sleep should end.
     wake_at: Option<Nanos>,
-    /// Whether to spin before timers at all (see [`IdleWait::set_timer_spin`]).
-    timer_spin_on: bool,
 }
 
 impl IdleWait {
@@ -75,26 +73,16 @@ impl IdleWait {
             idle: 0,
             lateness: 0,
             wake_at: None,
-            timer_spin_on: true,
         }
-    }
-
-    /// Spin before timers (`true`, the default) or sleep to them as to any
-    /// deadline (then timers keep the host's wakeup lateness). The engine
-    /// thread keeps it on: turning it off whenever any client was reached
-    /// by message (DMA by message, where a pass costs the client a round
-    /// trip per page) also turned it off for clients that map their memory
-    /// and touch a little by message, and the moderation bench's timer
-    /// lateness went back to the host's (+1267 us over the floor at p99).
-    pub fn set_timer_spin(&mut self, on: bool) {
-        self.timer_spin_on = on;
     }
 
     /// How long before a timer's deadline the engine stops sleeping, ns.
+    /// Always: turning the spin off whenever any client was reached by
+    /// message (DMA by message, where a pass costs the client a round trip
+    /// per page) also turned it off for clients that map their memory and
+    /// touch a little by message, and the moderation bench's timer
+    /// lateness went back to the host's (+1267 us over the floor at p99).
     pub fn timer_spin(&self) -> Nanos {
-        if !self.timer_spin_on {
-            return 0;
-        }
         (SPIN_PER_LATENESS * self.lateness).clamp(MIN_TIMER_SPIN_NS, MAX_TIMER_SPIN_NS)
     }
 
@@ -122,8 +110,7 @@ impl IdleWait {
             .min(self.max_sleep)
             .min(ramp);
         if let Some(t) = timer {
-            // Wake early enough to spin the rest (at the deadline itself
-            // when not spinning).
+            // Wake early enough to spin the rest.
             sleep = sleep.min(t.saturating_sub(spin).saturating_sub(now));
         }
         self.wake_at = Some(now + sleep);
@@ -218,20 +205,6 @@ mod tests {
             }
         }
         assert_eq!(w.timer_spin(), MIN_TIMER_SPIN_NS);
-    }
-
-    #[test]
-    fn without_the_timer_spin_a_timer_is_slept_to() {
-        let mut w = IdleWait::new(50 * US);
-        w.set_timer_spin(false);
-        for _ in 0..100 {
-            let _ = w.after_pass(0, 0, None, None);
-        }
-        assert_eq!(w.timer_spin(), 0);
-        let t = 30 * US;
-        assert_eq!(w.after_pass(0, 0, Some(t), Some(t)), Wait::Sleep(30 * US));
-        assert_eq!(w.after_pass(29 * US, 0, Some(t), Some(t)), Wait::Sleep(US));
-        assert_eq!(w.after_pass(t, 0, Some(t), Some(t)), Wait::Again, "due: a pass at once");
     }
 
     #[test]
