@@ -663,6 +663,21 @@ impl Pipeline {
         if self.jit_views_stale {
             super::jit::CounterRef::of(&mut self.rt, &mut self.jit_counters);
             super::jit::CounterRef::meters_of(&mut self.rt, &mut self.jit_meters);
+            // The generated code indexes the arrays by the sizes the
+            // program declares (the runtime was built from them, and
+            // nothing resizes an array).
+            assert!(
+                self.jit_counters
+                    .iter()
+                    .map(|c| c.len)
+                    .eq(self.prog.counters.iter().map(|c| u64::from(c.size)))
+                    && self
+                        .jit_meters
+                        .iter()
+                        .map(|c| c.len)
+                        .eq(self.prog.meters.iter().map(|m| u64::from(m.size))),
+                "counter or meter arrays differ from the program's sizes"
+            );
             self.jit_table_lens.clear();
             self.jit_table_lens
                 .extend(self.rt.tables.iter().map(|t| u64::from(t.len())));

@@ -714,3 +714,90 @@ proptest! {
         bytes.truncate(0);
     }
 }
+
+/// An index whose widths prove it inside its array is not tested (the
+/// compiler leaves the check out); one that can reach past the array is,
+/// on both executors: a 2-bit value into 4 cells always lands, into 3
+/// cells its 3 is an index error, and so is a wider value cast down.
+#[test]
+fn indices_proven_by_their_widths_and_the_others_checked() {
+    let mut prog = program();
+    let sport2 = Expr::Slice {
+        arg: Box::new(Expr::Field(f(UDP, 0))),
+        hi: 1,
+        lo: 0,
+    };
+    let cast = |e: Expr, width: u16| Expr::Cast {
+        arg: Box::new(e),
+        width,
+    };
+    prog.counters.push(CounterDef {
+        name: "four".into(),
+        size: 4,
+        unit: CounterUnit::PacketsAndBytes,
+    });
+    prog.counters.push(CounterDef {
+        name: "three".into(),
+        size: 3,
+        unit: CounterUnit::PacketsAndBytes,
+    });
+    prog.meters.push(MeterDef {
+        name: "three_m".into(),
+        size: 3,
+        unit: MeterUnit::Packets,
+    });
+    let color = Expr::Field(FieldRef::Meta(COLOR));
+    let mut front = vec![
+        Stmt::Assign {
+            dst: FieldRef::Meta(COLOR),
+            value: sport2,
+        },
+        Stmt::Count {
+            counter: 1,
+            index: cast(color.clone(), 32),
+        },
+        Stmt::Count {
+            counter: 2,
+            index: cast(color.clone(), 32),
+        },
+        // The port's low 3 bits cast to 2: within 4 cells, past 3.
+        Stmt::Count {
+            counter: 1,
+            index: cast(
+                Expr::Slice {
+                    arg: Box::new(Expr::Field(f(UDP, 0))),
+                    hi: 2,
+                    lo: 0,
+                },
+                2,
+            ),
+        },
+        Stmt::Meter {
+            meter: 1,
+            index: cast(color, 32),
+            dst: FieldRef::Meta(COLOR),
+        },
+    ];
+    front.append(&mut prog.ingress);
+    prog.ingress = front;
+    for exec in [Executor::Reference, Executor::Best] {
+        let mut p = Pipeline::with_executor(prog.clone(), exec).unwrap();
+        if exec == Executor::Best && cfg!(feature = "jit") {
+            assert!(matches!(p.backend(), Backend::Compiled { .. }), "{}", p.backend());
+        }
+        for sport in 0..8u16 {
+            let mut pkt = build_udp4(B, A, [10, 0, 0, 1], [10, 0, 0, 2], (sport, 2), b"x", 64);
+            p.process(0, &mut pkt, 1);
+        }
+        // Each 2-bit value twice from the first count, and from the
+        // second (the 3-bit value cast to 2 bits) twice again.
+        for i in 0..4 {
+            assert_eq!(p.counter(1, i).map(|c| c.0), Some(4), "{exec:?}: four[{i}]");
+        }
+        for i in 0..3 {
+            assert_eq!(p.counter(2, i).map(|c| c.0), Some(2), "{exec:?}: three[{i}]");
+        }
+        // 3 past `three` and `three_m`: twice each.
+        assert_eq!(p.stats().index_errors, 4, "{exec:?}");
+    }
+}

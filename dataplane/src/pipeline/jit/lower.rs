@@ -8,8 +8,8 @@ use crate::pipeline::table::{Slot, EMPTY, HASH_MIX, HASH_MUL};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{I16, I32, I64};
 use cranelift_codegen::ir::{
-    AbiParam, Block, Function, InstBuilder, MemFlagsData, SigRef, Signature, StackSlot, StackSlotData, StackSlotKind,
-    Type, Value,
+    AbiParam, Block, BlockArg, Function, InstBuilder, MemFlagsData, SigRef, Signature, StackSlot, StackSlotData,
+    StackSlotKind, Type, Value,
 };
 use cranelift_codegen::isa::TargetFrontendConfig;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
@@ -43,9 +43,6 @@ pub(super) fn lower(
     b.switch_to_block(entry);
     let fr = b.block_params(entry)[0];
     let trusted = MemFlagsData::trusted();
-    let data = b.ins().load(ptr, trusted, fr, frame::DATA);
-    let len = b.ins().load(I64, trusted, fr, frame::LEN);
-    let meta = b.ins().load(ptr, trusted, fr, frame::META);
     let zero = b.ins().iconst(I64, 0);
     let off: Vec<Variable> = (0..prog.headers.len())
         .map(|_| {
@@ -73,9 +70,6 @@ pub(super) fn lower(
         b,
         ptr,
         fr,
-        data,
-        len,
-        meta,
         off,
         valid,
         done,
@@ -109,9 +103,6 @@ struct Lower<'a, 'f> {
     b: FunctionBuilder<'f>,
     ptr: Type,
     fr: Value,
-    data: Value,
-    len: Value,
-    meta: Value,
     /// Each header's offset in the packet, and the validity bits.
     off: Vec<Variable>,
     valid: Variable,
@@ -253,7 +244,8 @@ impl Lower<'_, '_> {
     /// The address of header `h` (its offset in the packet).
     fn header_base(&mut self, h: usize) -> Value {
         let o = self.b.use_var(self.off[h]);
-        self.b.ins().iadd(self.data, o)
+        let data = self.frame_ptr(frame::DATA);
+        self.b.ins().iadd(data, o)
     }
 
     /// The big-endian integer in the `span` bytes at `base + byte`.
@@ -361,16 +353,26 @@ impl Lower<'_, '_> {
             .expect("returns a value")
     }
 
+    /// A pointer field of the frame (`data`, `meta`), loaded where it is
+    /// used: held in a register through the whole function it would be
+    /// spilled to the stack and reloaded from there anyway.
+    fn frame_ptr(&mut self, field: i32) -> Value {
+        self.b.ins().load(self.ptr, MemFlagsData::trusted(), self.fr, field)
+    }
+
+    /// The packet's length, loaded where it is used (as `frame_ptr`).
+    fn frame_len(&mut self) -> Value {
+        self.b.ins().load(I64, MemFlagsData::trusted(), self.fr, frame::LEN)
+    }
+
     fn meta_load(&mut self, f: usize) -> Value {
-        self.b
-            .ins()
-            .load(I64, MemFlagsData::trusted(), self.meta, (8 * f) as i32)
+        let meta = self.frame_ptr(frame::META);
+        self.b.ins().load(I64, MemFlagsData::trusted(), meta, (8 * f) as i32)
     }
 
     fn meta_store(&mut self, f: usize, v: Value) {
-        self.b
-            .ins()
-            .store(MemFlagsData::trusted(), v, self.meta, (8 * f) as i32);
+        let meta = self.frame_ptr(frame::META);
+        self.b.ins().store(MemFlagsData::trusted(), v, meta, (8 * f) as i32);
     }
 
     fn expr(&mut self, e: &Expr) -> Value {
@@ -421,8 +423,58 @@ impl Lower<'_, '_> {
             }
             Expr::Cast { arg, width } => {
                 let a = self.expr(arg);
-                self.mask(a, mask64(*width))
+                // A value already within the width needs no mask (a
+                // widening cast).
+                if self.bound(arg) <= mask64(*width) {
+                    a
+                } else {
+                    self.mask(a, mask64(*width))
+                }
             }
+        }
+    }
+
+    /// The largest value `e` can have, as the generated code keeps every
+    /// value within its width (fields and metadata masked when stored,
+    /// operators masked to their width, comparisons 0 or 1); `u64::MAX`
+    /// where that is not known: an action's parameter, and
+    /// `packet_length`, which the caller sets from the frame's length.
+    fn bound(&self, e: &Expr) -> u64 {
+        match e {
+            Expr::Const { value, .. } => *value,
+            Expr::Field(FieldRef::Meta(f)) if *f == std_meta::PACKET_LENGTH => u64::MAX,
+            Expr::Field(FieldRef::Meta(f)) => self
+                .prog
+                .meta
+                .get(usize::from(*f))
+                .map_or(u64::MAX, |m| mask64(m.width)),
+            Expr::Field(FieldRef::Header { header, field }) => self
+                .prog
+                .headers
+                .get(usize::from(*header))
+                .and_then(|h| h.fields.get(usize::from(*field)))
+                .map_or(u64::MAX, |f| mask64(f.width)),
+            Expr::Param(_) => u64::MAX,
+            Expr::Valid(_) => 1,
+            Expr::Unary { op: UnOp::Not, .. } => 1,
+            Expr::Unary { width, .. } => mask64(*width),
+            Expr::Binary { op, lhs, rhs, width } => match op {
+                BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge | BinOp::And | BinOp::Or => 1,
+                // Not masked by the code: within the operands' bounds.
+                BinOp::BitAnd => self.bound(lhs).min(self.bound(rhs)),
+                BinOp::BitOr | BinOp::BitXor => {
+                    let m = self.bound(lhs).max(self.bound(rhs));
+                    if m == 0 {
+                        0
+                    } else {
+                        u64::MAX >> m.leading_zeros()
+                    }
+                }
+                BinOp::Shr => self.bound(lhs),
+                BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Shl => mask64(*width),
+            },
+            Expr::Slice { hi, lo, .. } => mask64(hi - lo + 1),
+            Expr::Cast { arg, width } => self.bound(arg).min(mask64(*width)),
         }
     }
 
@@ -571,7 +623,8 @@ impl Lower<'_, '_> {
                         // In bounds: the header ends within the packet.
                         let start = self.b.use_var(at);
                         let end = self.b.ins().iadd_imm_s(start, hl);
-                        let short = self.b.ins().icmp(IntCC::UnsignedGreaterThan, end, self.len);
+                        let len = self.frame_len();
+                        let short = self.b.ins().icmp(IntCC::UnsignedGreaterThan, end, len);
                         let fits = self.b.create_block();
                         let too_short = self.error(ParserError::PacketTooShort);
                         self.b.ins().brif(short, too_short, &[], fits, &[]);
@@ -693,32 +746,30 @@ impl Lower<'_, '_> {
                 self.dead_block();
             }
             Stmt::Count { counter, index } => {
-                // In place: the array's cells and length from the frame,
-                // the index checked against the length.
+                // In place: the array's cells from the frame, the index
+                // checked against the array's size where it could be
+                // outside.
+                let c = usize::from(*counter);
                 let idx = self.expr(index);
                 let t = MemFlagsData::trusted();
-                let (base, n) = self.array_ref(frame::COUNTERS, usize::from(*counter));
-                let inside = self.b.ins().icmp(IntCC::UnsignedLessThan, idx, n);
-                let (yes, no, merge) = (self.b.create_block(), self.b.create_block(), self.b.create_block());
-                self.b.ins().brif(inside, yes, &[], no, &[]);
-                self.b.switch_to_block(yes);
+                let base = self.array_base(frame::COUNTERS, c);
+                let merge = self.b.create_block();
+                self.check_index(idx, self.bound(index), u64::from(self.prog.counters[c].size), merge);
                 let o = self.b.ins().ishl_imm_s(idx, 4);
                 let cell = self.b.ins().iadd(base, o);
                 let p = self.b.ins().load(I64, t, cell, frame::CELL_PACKETS);
                 let p = self.b.ins().iadd_imm_s(p, 1);
                 self.b.ins().store(t, p, cell, frame::CELL_PACKETS);
                 let bytes = self.b.ins().load(I64, t, cell, frame::CELL_BYTES);
-                let bytes = self.b.ins().iadd(bytes, self.len);
+                let len = self.frame_len();
+                let bytes = self.b.ins().iadd(bytes, len);
                 self.b.ins().store(t, bytes, cell, frame::CELL_BYTES);
-                self.b.ins().jump(merge, &[]);
-                self.b.switch_to_block(no);
-                self.count_index_error();
                 self.b.ins().jump(merge, &[]);
                 self.b.switch_to_block(merge);
             }
             Stmt::Meter { meter, index, dst } => {
                 let idx = self.expr(index);
-                let color = self.meter(usize::from(*meter), idx);
+                let color = self.meter(usize::from(*meter), idx, self.bound(index));
                 self.store(*dst, color);
             }
         }
@@ -729,21 +780,16 @@ impl Lower<'_, '_> {
     /// and length from the frame, the index checked against the length
     /// (outside: an index error and green), the variant by its tag. The
     /// color's code (0 green, 1 yellow, 2 red).
-    fn meter(&mut self, m: usize, idx: Value) -> Value {
+    fn meter(&mut self, m: usize, idx: Value, bound: u64) -> Value {
         use crate::meter::{layout as ml, FP, MAX_BURST};
         let t = MemFlagsData::trusted();
-        let (base, n) = self.array_ref(frame::METERS, m);
-        let inside = self.b.ins().icmp(IntCC::UnsignedLessThan, idx, n);
-        let [yes, no, not_sr, off, sr, tr, merge] = [(); 7].map(|()| self.b.create_block());
+        let base = self.array_base(frame::METERS, m);
+        let [not_sr, off, sr, tr, merge] = [(); 5].map(|()| self.b.create_block());
         let color = self.b.append_block_param(merge, I64);
-        self.b.ins().brif(inside, yes, &[], no, &[]);
         // Outside the array: counted, green.
-        self.b.switch_to_block(no);
-        self.count_index_error();
         let green = self.iconst(0);
-        self.b.ins().jump(merge, &[green.into()]);
+        self.check_index_to(idx, bound, u64::from(self.prog.meters[m].size), merge, &[green.into()]);
         // The meter's cell, its variant.
-        self.b.switch_to_block(yes);
         let o = self.b.ins().ishl_imm_s(idx, 6);
         const _: () = assert!(ml::SIZE == 1 << 6);
         let p = self.b.ins().iadd(base, o);
@@ -758,47 +804,69 @@ impl Lower<'_, '_> {
         self.b.ins().jump(merge, &[green.into()]);
         // What the packet takes: 1 packet or its bytes, capped, in fixed
         // point.
-        let amount = match self.prog.meters[m].unit {
-            MeterUnit::Packets => None,
-            MeterUnit::Bytes => Some(self.len),
-        };
-        let need = |s: &mut Self| match amount {
-            None => s.iconst(1u64.min(MAX_BURST + 1) << FP),
-            Some(len) => {
+        let bytes = self.prog.meters[m].unit == MeterUnit::Bytes;
+        let need = |s: &mut Self| {
+            if bytes {
+                let len = s.frame_len();
                 let cap = s.iconst(MAX_BURST + 1);
                 let a = s.b.ins().umin(len, cap);
                 s.b.ins().ishl_imm_s(a, i64::from(FP))
+            } else {
+                s.iconst(1u64.min(MAX_BURST + 1) << FP)
             }
         };
         // srTCM: refill Tc, the overflow to Te; green from Tc, yellow
-        // from Te, else red.
+        // from Te, else red. Branches, not selects: the refill runs only
+        // when the clock moved, and each color stores only what it takes
+        // (the common path, a refill and a green, is predicted and its
+        // stores do not wait on the multiply's chain).
         self.b.switch_to_block(sr);
-        let (dt, later) = self.meter_elapsed(p, ml::SR_LAST);
-        let [cir, cbs, ebs, tc, te] =
-            [ml::SR_CIR, ml::SR_CBS, ml::SR_EBS, ml::SR_TC, ml::SR_TE].map(|off| self.b.ins().load(I64, t, p, off));
-        let cap = self.sat_add(cbs, ebs);
+        let [tc, te] = [ml::SR_TC, ml::SR_TE].map(|off| self.b.ins().load(I64, t, p, off));
+        let now = self.b.ins().load(I64, t, self.fr, frame::NOW);
+        let last = self.b.ins().load(I64, t, p, ml::SR_LAST);
+        let later = self.b.ins().icmp(IntCC::UnsignedGreaterThan, now, last);
+        let [fill, judge, green_b, not_green, yellow_b, red_b] = [(); 6].map(|()| self.b.create_block());
+        let tc1 = self.b.append_block_param(judge, I64);
+        let te1 = self.b.append_block_param(judge, I64);
+        self.b.ins().brif(later, fill, &[], judge, &[tc.into(), te.into()]);
+        self.b.switch_to_block(fill);
+        self.b.ins().store(t, now, p, ml::SR_LAST);
+        let dt = self.b.ins().isub(now, last);
+        let [cir, cbs, ebs] = [ml::SR_CIR, ml::SR_CBS, ml::SR_EBS].map(|off| self.b.ins().load(I64, t, p, off));
+        // Bursts are at most MAX_BURST in fixed point: their sum cannot
+        // overflow (`saturating_add` in `Meter::color` never saturates).
+        const _: () = assert!((MAX_BURST << FP).checked_add(MAX_BURST << FP).is_some());
+        let cap = self.b.ins().iadd(cbs, ebs);
         let add = self.refill(dt, cir, cap);
         let room = self.b.ins().isub(cbs, tc);
         let to_c = self.b.ins().umin(add, room);
-        let tc1 = self.b.ins().iadd(tc, to_c);
+        let tc_f = self.b.ins().iadd(tc, to_c);
         let rest = self.b.ins().isub(add, to_c);
-        let te1 = self.sat_add(te, rest);
-        let te1 = self.b.ins().umin(te1, ebs);
-        let tc1 = self.b.ins().select(later, tc1, tc);
-        let te1 = self.b.ins().select(later, te1, te);
+        let te_f = self.sat_add(te, rest);
+        let te_f = self.b.ins().umin(te_f, ebs);
+        self.b.ins().jump(judge, &[tc_f.into(), te_f.into()]);
+        self.b.switch_to_block(judge);
         let need_v = need(self);
         let g = self.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, tc1, need_v);
-        let y = self.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, te1, need_v);
-        let tc_less = self.b.ins().isub(tc1, need_v);
-        let tc2 = self.b.ins().select(g, tc_less, tc1);
-        let te_less = self.b.ins().isub(te1, need_v);
-        let te_y = self.b.ins().select(y, te_less, te1);
-        let te2 = self.b.ins().select(g, te1, te_y);
+        self.b.ins().brif(g, green_b, &[], not_green, &[]);
+        self.b.switch_to_block(green_b);
+        let tc2 = self.b.ins().isub(tc1, need_v);
         self.b.ins().store(t, tc2, p, ml::SR_TC);
+        self.b.ins().store(t, te1, p, ml::SR_TE);
+        let c = self.iconst(0);
+        self.b.ins().jump(merge, &[c.into()]);
+        self.b.switch_to_block(not_green);
+        self.b.ins().store(t, tc1, p, ml::SR_TC);
+        let y = self.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, te1, need_v);
+        self.b.ins().brif(y, yellow_b, &[], red_b, &[]);
+        self.b.switch_to_block(yellow_b);
+        let te2 = self.b.ins().isub(te1, need_v);
         self.b.ins().store(t, te2, p, ml::SR_TE);
-        let (c0, c1, c2) = (self.iconst(0), self.iconst(1), self.iconst(2));
-        let not_g = self.b.ins().select(y, c1, c2);
-        let c = self.b.ins().select(g, c0, not_g);
+        let c = self.iconst(1);
+        self.b.ins().jump(merge, &[c.into()]);
+        self.b.switch_to_block(red_b);
+        self.b.ins().store(t, te1, p, ml::SR_TE);
+        let c = self.iconst(2);
         self.b.ins().jump(merge, &[c.into()]);
         // trTCM: refill both buckets; red without peak tokens, yellow
         // without committed ones, else green (each takes what it passed).
@@ -832,15 +900,34 @@ impl Lower<'_, '_> {
         color
     }
 
-    /// Array `k` of the frame's array list at `field` (`Frame::counters`,
-    /// `Frame::meters`): its first cell's address and its length.
-    fn array_ref(&mut self, field: i32, k: usize) -> (Value, Value) {
+    /// The first cell's address of array `k` of the frame's array list at
+    /// `field` (`Frame::counters`, `Frame::meters`). The array has the
+    /// size the program declares (the runtime makes it so and never
+    /// resizes it; `Pipeline` checks it whenever it takes the views).
+    fn array_base(&mut self, field: i32, k: usize) -> Value {
         let t = MemFlagsData::trusted();
         let arrays = self.b.ins().load(self.ptr, t, self.fr, field);
-        let at = (16 * k) as i32;
-        let base = self.b.ins().load(self.ptr, t, arrays, at);
-        let n = self.b.ins().load(I64, t, arrays, at + 8);
-        (base, n)
+        self.b.ins().load(self.ptr, t, arrays, (16 * k) as i32)
+    }
+
+    /// Go on where `idx` is below `size`, else count an index error and
+    /// jump to `out`. No test where `bound` (the index's largest value)
+    /// is below `size`.
+    fn check_index(&mut self, idx: Value, bound: u64, size: u64, out: Block) {
+        self.check_index_to(idx, bound, size, out, &[]);
+    }
+
+    fn check_index_to(&mut self, idx: Value, bound: u64, size: u64, out: Block, args: &[BlockArg]) {
+        if bound < size {
+            return;
+        }
+        let inside = self.b.ins().icmp_imm_s(IntCC::UnsignedLessThan, idx, size as i64);
+        let (yes, no) = (self.b.create_block(), self.b.create_block());
+        self.b.ins().brif(inside, yes, &[], no, &[]);
+        self.b.switch_to_block(no);
+        self.count_index_error();
+        self.b.ins().jump(out, args);
+        self.b.switch_to_block(yes);
     }
 
     /// Count an index outside a counter or meter array

@@ -260,11 +260,26 @@ impl Jit {
                 eprintln!("fairnic jit: {} machine code ({code_bytes} bytes):\n{v}", prog.name);
             }
         }
+        // FAIRNIC_JIT_DUMP=FILE: the code's bytes to FILE (and its address
+        // on stderr), for `objdump -D -b binary -m i386:x86-64
+        // --adjust-vma=ADDR FILE` beside a per-instruction profile.
+        let dump = std::env::var_os("FAIRNIC_JIT_DUMP");
+        if let (Some(path), Some(c)) = (&dump, ctx.compiled_code()) {
+            if let Err(e) = std::fs::write(path, c.code_buffer()) {
+                eprintln!(
+                    "fairnic jit: cannot write {}: {e}",
+                    std::path::Path::new(path).display()
+                );
+            }
+        }
         module.clear_context(&mut ctx);
         module
             .finalize_definitions()
             .map_err(|e| JitError::Codegen(e.to_string()))?;
         let code = module.get_finalized_function(id);
+        if dump.is_some() {
+            eprintln!("fairnic jit: {} code at {code:p} ({code_bytes} bytes)", prog.name);
+        }
         // SAFETY: `code` is the finalized function declared above with the
         // signature (pointer) -> i64 in the host's C calling convention
         // (the module's default), which is `PacketFn`.
