@@ -265,6 +265,11 @@ pub struct Pipeline {
     /// Scratch: the meter arrays as the compiled code sees them.
     #[cfg(feature = "jit")]
     jit_meters: Vec<super::jit::CounterRef>,
+    /// The batch as the compiled program reads it, and its results.
+    #[cfg(feature = "jit")]
+    jit_in: Vec<super::jit::PktIn>,
+    #[cfg(feature = "jit")]
+    jit_out: Vec<super::jit::PktOut>,
     /// Scratch: each table's entry count, for the compiled code.
     #[cfg(feature = "jit")]
     jit_table_lens: Vec<u64>,
@@ -399,6 +404,10 @@ impl Pipeline {
             jit_counters: Vec::new(),
             #[cfg(feature = "jit")]
             jit_meters: Vec::new(),
+            #[cfg(feature = "jit")]
+            jit_in: Vec::new(),
+            #[cfg(feature = "jit")]
+            jit_out: Vec::new(),
             #[cfg(feature = "jit")]
             jit_table_lens: Vec::new(),
             #[cfg(feature = "jit")]
@@ -687,8 +696,14 @@ impl Pipeline {
             self.jit_views_stale = false;
         }
         out.reserve(pkts.len());
-        // One frame for the batch: what changes per packet, and what points
-        // into the runtime, is set below.
+        self.jit_in.clear();
+        self.jit_in.extend(pkts.iter_mut().map(|p| super::jit::PktIn {
+            data: p.data.as_mut_ptr() as u64,
+            len: p.data.len() as u64,
+            ingress_lif: u64::from(p.ingress_lif),
+        }));
+        self.jit_out.clear();
+        self.jit_out.resize(pkts.len(), super::jit::PktOut::default());
         let mut fr = super::jit::Frame {
             data: std::ptr::null_mut(),
             len: 0,
@@ -702,32 +717,24 @@ impl Pipeline {
             hits: self.rt.hits.as_mut_ptr(),
             tables: self.jit_tables.as_ptr(),
             meters: self.jit_meters.as_ptr(),
+            batch: self.jit_in.as_ptr(),
+            n: pkts.len() as u64,
+            meta_base: self.meta.as_mut_ptr(),
+            results: self.jit_out.as_mut_ptr(),
         };
-        for (pkt, m) in pkts.iter_mut().zip(self.meta.chunks_exact_mut(nm.max(1))) {
-            m[usize::from(std_meta::INGRESS_LIF)] = u64::from(pkt.ingress_lif);
-            m[usize::from(std_meta::EGRESS_LIF)] = std_meta::LIF_NONE;
-            m[usize::from(std_meta::PACKET_LENGTH)] = pkt.data.len() as u64;
-            fr.data = pkt.data.as_mut_ptr();
-            fr.len = pkt.data.len() as u64;
-            fr.meta = m.as_mut_ptr();
-            fr.cost = 0;
-            // Taken again for each packet: the runtime is borrowed mutably
-            // between packets (statistics, verdicts), which ends what was
-            // derived from it before.
-            fr.rt = &raw mut self.rt;
-            fr.index_errors = &raw mut self.rt.stats.index_errors;
-            fr.hits = self.rt.hits.as_mut_ptr();
-            // SAFETY: the frame lends the packet's bytes, this packet's
-            // metadata slots (the program's `meta.len()`, and the program
-            // was validated against them) and this pipeline's runtime, for
-            // which `jit` was compiled, with its counter arrays and table
-            // views as they are now (taken again after every table change,
-            // and nothing changes them during the batch);
-            // nothing else touches them until `run` returns.
-            let code = unsafe { jit.run(&mut fr) };
-            let cost = fr.cost.min(u64::from(u32::MAX)) as u32;
-            m[usize::from(std_meta::PARSER_ERROR)] = code;
-            if code != 0 {
+        // SAFETY: the batch lends each packet's bytes (`pkts` borrows them
+        // mutably, each its own slice), `meta` has the program's
+        // `meta.len()` zeroed slots per packet (the program was validated
+        // against them), `jit_out` one result per packet, and the runtime
+        // is this pipeline's, for which `jit` was compiled, with its
+        // counter, meter and table views as they are now (taken again
+        // after every table change, and nothing changes them during the
+        // call); nothing else touches any of them until `run` returns.
+        let ran = unsafe { jit.run(&mut fr) };
+        debug_assert_eq!(ran, pkts.len() as u64);
+        for (r, m) in self.jit_out.iter().zip(self.meta.chunks_exact(nm.max(1))) {
+            let cost = r.cost.min(u64::from(u32::MAX)) as u32;
+            if r.code != 0 {
                 self.rt.stats.parse_errors += 1;
                 out.push(Outcome {
                     verdict: Verdict::ParseError,

@@ -43,15 +43,44 @@ pub(super) fn lower(
     b.switch_to_block(entry);
     let fr = b.block_params(entry)[0];
     let trusted = MemFlagsData::trusted();
+    // The batch loop: packet `i` of `n` each time round.
+    let i_var = b.declare_var(I64);
     let zero = b.ins().iconst(I64, 0);
-    let off: Vec<Variable> = (0..prog.headers.len())
-        .map(|_| {
-            let v = b.declare_var(I64);
-            b.def_var(v, zero);
-            v
-        })
-        .collect();
+    b.def_var(i_var, zero);
+    let off: Vec<Variable> = (0..prog.headers.len()).map(|_| b.declare_var(I64)).collect();
     let valid = b.declare_var(I64);
+    let (head, pkt, finish) = (b.create_block(), b.create_block(), b.create_block());
+    b.ins().jump(head, &[]);
+    b.switch_to_block(head);
+    let i = b.use_var(i_var);
+    let n = b.ins().load(I64, trusted, fr, frame::N);
+    let more = b.ins().icmp(IntCC::UnsignedLessThan, i, n);
+    b.ins().brif(more, pkt, &[], finish, &[]);
+    // This packet: its bytes, length and metadata slots in the frame, and
+    // the standard metadata the device sets (the rest the caller zeroed).
+    b.switch_to_block(pkt);
+    let batch = b.ins().load(ptr, trusted, fr, frame::BATCH);
+    let at = b.ins().imul_imm_s(i, frame::IN_SIZE);
+    let inp = b.ins().iadd(batch, at);
+    let data = b.ins().load(ptr, trusted, inp, frame::IN_DATA);
+    let len = b.ins().load(I64, trusted, inp, frame::IN_LEN);
+    let lif = b.ins().load(I64, trusted, inp, frame::IN_LIF);
+    b.ins().store(trusted, data, fr, frame::DATA);
+    b.ins().store(trusted, len, fr, frame::LEN);
+    let meta_base = b.ins().load(ptr, trusted, fr, frame::META_BASE);
+    let slots = 8 * prog.meta.len() as i64;
+    let mo = b.ins().imul_imm_s(i, slots);
+    let meta = b.ins().iadd(meta_base, mo);
+    b.ins().store(trusted, meta, fr, frame::META);
+    let slot = |f: u16| 8 * i32::from(f);
+    b.ins().store(trusted, lif, meta, slot(std_meta::INGRESS_LIF));
+    let none = b.ins().iconst(I64, std_meta::LIF_NONE as i64);
+    b.ins().store(trusted, none, meta, slot(std_meta::EGRESS_LIF));
+    b.ins().store(trusted, len, meta, slot(std_meta::PACKET_LENGTH));
+    let zero = b.ins().iconst(I64, 0);
+    for &v in &off {
+        b.def_var(v, zero);
+    }
     b.def_var(valid, zero);
     // The cost accumulates in the frame (no register held for it through
     // the whole function).
@@ -82,10 +111,25 @@ pub(super) fn lower(
     };
     l.parser();
     l.fill_errors();
-    // The end of every path: the parser's code back (the cost is in the
-    // frame already).
+    // The end of every packet's path: its code and cost to its results
+    // (the code to its `parser_error` too), on to the next.
     l.b.switch_to_block(done);
-    l.b.ins().return_(&[code]);
+    let i = l.b.use_var(i_var);
+    let cost = l.b.ins().load(I64, trusted, fr, frame::COST);
+    let results = l.b.ins().load(ptr, trusted, fr, frame::RESULTS);
+    let ro = l.b.ins().imul_imm_s(i, frame::OUT_SIZE);
+    let out = l.b.ins().iadd(results, ro);
+    l.b.ins().store(trusted, code, out, frame::OUT_CODE);
+    l.b.ins().store(trusted, cost, out, frame::OUT_COST);
+    let meta = l.frame_ptr(frame::META);
+    l.b.ins().store(trusted, code, meta, slot(std_meta::PARSER_ERROR));
+    let next = l.b.ins().iadd_imm_s(i, 1);
+    l.b.def_var(i_var, next);
+    l.b.ins().jump(head, &[]);
+    // Every packet run: how many.
+    l.b.switch_to_block(finish);
+    let i = l.b.use_var(i_var);
+    l.b.ins().return_(&[i]);
     l.b.seal_all_blocks();
     l.b.finalize(cfg);
 }

@@ -3,11 +3,14 @@
 //! the back end a SmartNIC's P4 compiler has, here run by the device when
 //! a program loads.
 //!
-//! One function per program, called once per packet:
-//! `extern "C" fn(*mut Frame) -> u64`. It runs the parser (each state a
+//! One function per program, called once per batch:
+//! `extern "C" fn(*mut Frame) -> u64`. For each packet of the batch it
+//! sets the frame's packet, length and metadata slots (the caller zeroed
+//! them) and the standard metadata the device sets, runs the parser (each state a
 //! block, the parse position, header offsets and validity in registers),
 //! then the ingress control with every action body inlined where it is
-//! called or applied, and returns the parser's error code (0: none). Header
+//! called or applied, and leaves the parser's error code (0: none) and
+//! the cost in the packet's `PktOut`; it returns the packets run. Header
 //! fields are read and written in place with big-endian loads and stores
 //! of the bytes they span; metadata lives in the caller's array.
 //!
@@ -83,6 +86,37 @@ pub(super) struct Frame {
     /// as `meter::layout` says) and length: the generated code colors in
     /// place, after checking the index against the length.
     pub meters: *const CounterRef,
+    /// The batch: `n` packets, each one's bytes and sending LIF.
+    pub batch: *const PktIn,
+    /// Packets in `batch`.
+    pub n: u64,
+    /// The batch's metadata: `Program::meta.len()` zeroed slots per
+    /// packet, one packet after the other.
+    pub meta_base: *mut u64,
+    /// Out: each packet's parser code and cost, in batch order.
+    pub results: *mut PktOut,
+}
+
+/// One packet of a batch as the generated code reads it.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub(super) struct PktIn {
+    /// The packet's first byte: an address, not a pointer (the scratch
+    /// that holds these is rebuilt for every batch, and only the
+    /// generated code dereferences it, during the call).
+    pub data: u64,
+    pub len: u64,
+    pub ingress_lif: u64,
+}
+
+/// What the generated code leaves for one packet.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct PktOut {
+    /// The parser's error code (0: accepted, the ingress control ran).
+    pub code: u64,
+    /// The pass's cost units.
+    pub cost: u64,
 }
 
 /// One counter array as the generated code sees it.
@@ -147,6 +181,23 @@ pub(super) mod frame {
     pub const TABLES: i32 = 80;
     /// `meters`.
     pub const METERS: i32 = 88;
+    /// `batch`.
+    pub const BATCH: i32 = 96;
+    /// `n`.
+    pub const N: i32 = 104;
+    /// `meta_base`.
+    pub const META_BASE: i32 = 112;
+    /// `results`.
+    pub const RESULTS: i32 = 120;
+    /// `PktIn`'s fields and size.
+    pub const IN_DATA: i32 = std::mem::offset_of!(super::PktIn, data) as i32;
+    pub const IN_LEN: i32 = std::mem::offset_of!(super::PktIn, len) as i32;
+    pub const IN_LIF: i32 = std::mem::offset_of!(super::PktIn, ingress_lif) as i32;
+    pub const IN_SIZE: i64 = std::mem::size_of::<super::PktIn>() as i64;
+    /// `PktOut`'s fields and size.
+    pub const OUT_CODE: i32 = std::mem::offset_of!(super::PktOut, code) as i32;
+    pub const OUT_COST: i32 = std::mem::offset_of!(super::PktOut, cost) as i32;
+    pub const OUT_SIZE: i64 = std::mem::size_of::<super::PktOut>() as i64;
     /// The first and second word of a `(u64, u64)`: a counter cell's
     /// packets and bytes, a table's hits and misses.
     pub const CELL_PACKETS: i32 = std::mem::offset_of!((u64, u64), 0) as i32;
@@ -167,6 +218,10 @@ const _: () = assert!(std::mem::offset_of!(Frame, len) == frame::LEN as usize);
 const _: () = assert!(std::mem::offset_of!(Frame, meta) == frame::META as usize);
 const _: () = assert!(std::mem::offset_of!(Frame, cost) == frame::COST as usize);
 const _: () = assert!(std::mem::offset_of!(Frame, now) == frame::NOW as usize);
+const _: () = assert!(std::mem::offset_of!(Frame, batch) == frame::BATCH as usize);
+const _: () = assert!(std::mem::offset_of!(Frame, n) == frame::N as usize);
+const _: () = assert!(std::mem::offset_of!(Frame, meta_base) == frame::META_BASE as usize);
+const _: () = assert!(std::mem::offset_of!(Frame, results) == frame::RESULTS as usize);
 
 /// The compiled function's type.
 type PacketFn = unsafe extern "C" fn(*mut Frame) -> u64;
@@ -291,19 +346,24 @@ impl Jit {
         })
     }
 
-    /// Run the program on the packet `fr` describes; returns the parser's
-    /// error code (0: accepted, and the ingress control ran).
+    /// Run the program on each packet of the batch `fr` describes
+    /// (`fr.n` of them at `fr.batch`); each one's code and cost land in
+    /// `fr.results`.
     ///
     /// # Safety
-    /// `fr.data` must point to `fr.len` bytes the caller lets the program
-    /// read and write, `fr.meta` to the program's metadata slots, and
-    /// `fr.rt` to the runtime of the pipeline this code was compiled for,
-    /// none of them used by anything else during the call.
+    /// Each `PktIn::data` must point to `len` bytes the caller lets the
+    /// program read and write, and no two packets may overlap;
+    /// `fr.meta_base` to `n` times the program's metadata slots, zeroed;
+    /// `fr.results` to `n` `PktOut`s; `fr.rt` to the runtime of the
+    /// pipeline this code was compiled for, with the counter, meter and
+    /// table views as they are now; none of them used by anything else
+    /// during the call.
     pub(super) unsafe fn run(&self, fr: &mut Frame) -> u64 {
         // SAFETY: the caller's contract (above) is what the generated code
-        // needs: it touches only the packet within `len` (extracts are
-        // checked against it), the metadata slots the validated program
-        // names, and the runtime through the helpers.
+        // needs: it touches only each packet within its `len` (extracts are
+        // checked against it), that packet's metadata slots, the results
+        // and the runtime (in place through the views, or through the
+        // helpers).
         unsafe { (self.entry)(fr) }
     }
 }
