@@ -1043,3 +1043,61 @@ mod random {
         }
     }
 }
+
+// ---------------------------------------------------------------------
+// What the device's loader or p4c would refuse is refused, at its place
+// ---------------------------------------------------------------------
+
+/// The column (1-based) of `pat` in the line `s`.
+fn col(s: &str, pat: &str) -> u32 {
+    s.find(pat).expect("pattern in line") as u32 + 1
+}
+
+#[test]
+fn const_entries_the_device_would_refuse_are_refused_at_the_entry() {
+    let dup = "table u { key = { hdr.h.b: exact; } actions = { a; } const entries = { 1: a(1); 2: a(2); 1: a(3); } }";
+    fails(
+        locals(dup),
+        LOCALS,
+        col(dup, "1: a(3)"),
+        &format!("duplicate entry keys: this entry of table `u` matches what its entry 1 (line {LOCALS}) matches"),
+    );
+    // 0x1f &&& 0xf0 is 0x10/4 again.
+    let lpm = "table u { key = { hdr.h.b: lpm; } actions = { a; } const entries = { 0x10 &&& 0xf0: a(1); 0x1f &&& 0xf0: a(2); } }";
+    fails(locals(lpm), LOCALS, col(lpm, "0x1f"), "duplicate entry keys");
+    let flag = "table u { key = { meta.flag: exact; } actions = { a; } const entries = { true: a(1); true: a(2); } }";
+    fails(locals(flag), LOCALS, col(flag, "true: a(2)"), "duplicate entry keys");
+    let full = "table u { key = { hdr.h.b: exact; } actions = { a; } size = 2; const entries = { 1: a(1); 2: a(2); 3: a(3); } }";
+    fails(
+        locals(full),
+        LOCALS,
+        col(full, "3: a(3)"),
+        "table `u` has 3 const entries but size 2: declare `size = 3` or more",
+    );
+    // What the device takes: as many entries as the size; the same
+    // ternary key twice (two priorities, the first wins); different
+    // prefixes of one value.
+    ok(locals(
+        "table u { key = { hdr.h.b: exact; } actions = { a; } size = 2; const entries = { 1: a(1); 2: a(2); } }",
+    ));
+    ok(locals(
+        "table u { key = { hdr.h.b: ternary; } actions = { a; } const entries = { 1 &&& 0xff: a(1); 1 &&& 0xff: a(2); } }",
+    ));
+    ok(locals(
+        "table u { key = { hdr.h.b: lpm; } actions = { a; } const entries = { 0x10 &&& 0xf0: a(1); 0x10 &&& 0xff: a(2); } }",
+    ));
+}
+
+#[test]
+fn bool_keys_and_selects_take_bools_not_integers() {
+    let t = "table u { key = { meta.flag: exact; } actions = { a; } const entries = { 1: a(1); } }";
+    fails(locals(t), LOCALS, col(t, "1: a(1)"), "expected bool (`true` or `false`), found");
+    let s = "pkt.extract(hdr.h); transition select(meta.flag) { 1: next; default: accept; }";
+    fails(parser(s), PARSER, col(s, "1: next"), "expected bool (`true` or `false`), found");
+    ok(locals(
+        "table u { key = { meta.flag: exact; } actions = { a; } const entries = { true: a(1); false: a(1); } }",
+    ));
+    ok(parser(
+        "pkt.extract(hdr.h); transition select(meta.flag) { true: next; default: accept; }",
+    ));
+}

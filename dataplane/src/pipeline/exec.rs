@@ -380,13 +380,18 @@ impl Pipeline {
             })
             .collect();
         let counters = prog.counters.iter().map(|c| vec![(0, 0); c.size as usize]).collect();
-        let mut p = Pipeline {
+        let tables = prog
+            .tables
+            .iter()
+            .map(|t| {
+                Table::with_entries(t, max_params(&prog, t)).map_err(|(i, err)| {
+                    ProgramError::Invalid(format!("table {}: program entry {i}: {err:?}", t.name))
+                })
+            })
+            .collect::<Result<Vec<Table>, ProgramError>>()?;
+        let p = Pipeline {
             rt: Runtime {
-                tables: prog
-                    .tables
-                    .iter()
-                    .map(|t| Table::with_params(t, max_params(&prog, t)))
-                    .collect(),
+                tables,
                 hits: vec![(0, 0); prog.tables.len()],
                 meters,
                 counters,
@@ -417,24 +422,6 @@ impl Pipeline {
             backend,
             prog,
         };
-        for t in 0..p.prog.tables.len() {
-            for e in p.prog.tables[t].entries.clone() {
-                let (key, mask) = p.concat(t, &e.key);
-                p.rt.tables[t]
-                    .insert(Entry {
-                        key,
-                        mask,
-                        priority: e.priority,
-                        hit: Hit {
-                            action: e.action,
-                            args: e.args.clone().into_boxed_slice(),
-                        },
-                    })
-                    .map_err(|err| {
-                        ProgramError::Invalid(format!("table {}: a program entry: {err:?}", p.prog.tables[t].name))
-                    })?;
-            }
-        }
         Ok(p)
     }
 
@@ -493,14 +480,7 @@ impl Pipeline {
 
     /// Key values and masks per field, concatenated (first field high).
     fn concat(&self, t: usize, parts: &[(u128, u128)]) -> (u128, u128) {
-        let mut key = 0u128;
-        let mut mask = 0u128;
-        for (k, &(v, m)) in self.prog.tables[t].keys.iter().zip(parts) {
-            let w = u32::from(k.width);
-            key = key.checked_shl(w).unwrap_or(0) | (v & ones(w));
-            mask = mask.checked_shl(w).unwrap_or(0) | (m & ones(w));
-        }
-        (key, mask)
+        super::table::concat(&self.prog.tables[t].keys, parts)
     }
 
     /// Install (`add`) or remove a control-plane entry given in the ABI's

@@ -277,7 +277,46 @@ pub fn ones(w: u32) -> u128 {
     }
 }
 
+/// The key fields' (value, mask) pairs of an entry concatenated as a
+/// table matches them: the first field in the high bits, each masked to
+/// its width.
+pub fn concat(keys: &[KeyDef], parts: &[(u128, u128)]) -> (u128, u128) {
+    let mut key = 0u128;
+    let mut mask = 0u128;
+    for (k, &(v, m)) in keys.iter().zip(parts) {
+        let w = u32::from(k.width);
+        key = key.checked_shl(w).unwrap_or(0) | (v & ones(w));
+        mask = mask.checked_shl(w).unwrap_or(0) | (m & ones(w));
+    }
+    (key, mask)
+}
+
 impl Table {
+    /// Table `def` with the program's own entries (`const entries`)
+    /// installed, as the device loads a program, for actions of at most
+    /// `max_params` parameters. The compiler builds every table of a
+    /// program this way too, so it refuses what the device would: the
+    /// index in `def.entries` of the entry the table refuses, and why
+    /// (`Exists`: another entry has its key and mask, and for ternary its
+    /// priority; `Full`: more entries than `size`; `BadMask`).
+    pub fn with_entries(def: &TableDef, max_params: usize) -> Result<Table, (usize, TableError)> {
+        let mut t = Table::with_params(def, max_params);
+        for (i, e) in def.entries.iter().enumerate() {
+            let (key, mask) = concat(&def.keys, &e.key);
+            t.insert(Entry {
+                key,
+                mask,
+                priority: e.priority,
+                hit: Hit {
+                    action: e.action,
+                    args: e.args.clone().into_boxed_slice(),
+                },
+            })
+            .map_err(|err| (i, err))?;
+        }
+        Ok(t)
+    }
+
     /// An empty table shaped by `def`: its key fields' match kinds and its
     /// `size`.
     pub fn new(def: &TableDef) -> Table {

@@ -499,7 +499,7 @@ impl<'s, 'a> Ingress<'s, 'a> {
             Some(es) => self.entries(t, es, &keys, &bools, &list)?,
             None => Vec::new(),
         };
-        Ok(ir::TableDef {
+        let def = ir::TableDef {
             name: t.name.name.clone(),
             keys,
             actions: list,
@@ -508,7 +508,45 @@ impl<'s, 'a> Ingress<'s, 'a> {
             size,
             cost,
             entries,
-        })
+        };
+        // Loaded as the device loads it: whatever it would refuse is
+        // refused here, at the entry.
+        if let Err((i, e)) = ir::table::Table::with_entries(&def, limits::PARAMS) {
+            let es = t
+                .props
+                .iter()
+                .find_map(|(p, _)| match p {
+                    TableProp::Entries(es) => Some(es),
+                    _ => None,
+                })
+                .map_or(&[][..], Vec::as_slice);
+            let at = es.get(i).map_or(t.name.span, |e| e.keys.span);
+            let same = |j: usize| {
+                let (a, b) = (&def.entries[i], &def.entries[j]);
+                a.key == b.key && (def.keys.iter().all(|k| k.kind != ir::MatchKind::Ternary) || a.priority == b.priority)
+            };
+            let msg = match e {
+                ir::table::TableError::Exists => match (0..i).find(|&j| same(j)) {
+                    Some(j) => format!(
+                        "duplicate entry keys: this entry of table `{}` matches what its entry {} (line {}) matches",
+                        t.name.name,
+                        j + 1,
+                        es.get(j).map_or(0, |e| e.keys.span.line)
+                    ),
+                    None => format!("duplicate entry keys in table `{}`", t.name.name),
+                },
+                ir::table::TableError::Full => format!(
+                    "table `{}` has {} const entries but size {}: declare `size = {}` or more",
+                    t.name.name,
+                    def.entries.len(),
+                    def.size,
+                    def.entries.len()
+                ),
+                other => format!("the device refuses this entry of table `{}`: {other:?}", t.name.name),
+            };
+            return err(at, msg);
+        }
+        Ok(def)
     }
 
     /// `meter(size, MeterType.x) name;` or `counter(size, CounterType.x) name;`

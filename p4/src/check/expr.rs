@@ -600,9 +600,12 @@ impl<'s, 'a> Scope<'s, 'a> {
         };
         match v {
             CVal::Bool(b) if is_bool => Ok(u128::from(b)),
-            CVal::Bits(x, 1) if is_bool => Ok(x),
-            CVal::Int(x @ (0 | 1)) if is_bool => Ok(x as u128),
-            _ if is_bool => err(e.span, format!("expected bool, found {}", v.type_name())),
+            // As in an assignment (`meta.flag = 1;` is refused), and as
+            // p4c says: a bool key takes a bool.
+            _ if is_bool => err(
+                e.span,
+                format!("expected bool (`true` or `false`), found {}", v.type_name()),
+            ),
             _ => v.to_bits(width).map_err(|m| Diag::new(e.span, m)),
         }
     }
