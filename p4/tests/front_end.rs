@@ -1091,13 +1091,171 @@ fn const_entries_the_device_would_refuse_are_refused_at_the_entry() {
 #[test]
 fn bool_keys_and_selects_take_bools_not_integers() {
     let t = "table u { key = { meta.flag: exact; } actions = { a; } const entries = { 1: a(1); } }";
-    fails(locals(t), LOCALS, col(t, "1: a(1)"), "expected bool (`true` or `false`), found");
+    fails(
+        locals(t),
+        LOCALS,
+        col(t, "1: a(1)"),
+        "expected bool (`true` or `false`), found",
+    );
     let s = "pkt.extract(hdr.h); transition select(meta.flag) { 1: next; default: accept; }";
-    fails(parser(s), PARSER, col(s, "1: next"), "expected bool (`true` or `false`), found");
+    fails(
+        parser(s),
+        PARSER,
+        col(s, "1: next"),
+        "expected bool (`true` or `false`), found",
+    );
     ok(locals(
         "table u { key = { meta.flag: exact; } actions = { a; } const entries = { true: a(1); false: a(1); } }",
     ));
     ok(parser(
         "pkt.extract(hdr.h); transition select(meta.flag) { true: next; default: accept; }",
     ));
+}
+
+/// One generated table: its declaration and what applies it.
+fn gen_table(name: &str, keys: &[(usize, usize)], size: Option<u32>, entries: &[GenEntry]) -> String {
+    const FIELDS: [&str; 4] = ["hdr.h.a", "hdr.h.b", "meta.m", "meta.flag"];
+    const KINDS: [&str; 3] = ["exact", "lpm", "ternary"];
+    let mut s = format!("table {name} {{ key = {{ ");
+    for &(f, k) in keys {
+        s += &format!("{}: {}; ", FIELDS[f], KINDS[k]);
+    }
+    s += "} actions = { a; NoAction; } ";
+    if let Some(n) = size {
+        s += &format!("size = {n}; ");
+    }
+    if !entries.is_empty() {
+        s += "const entries = { ";
+        for (vals, arg) in entries {
+            let ks: Vec<String> = keys
+                .iter()
+                .zip(vals)
+                .map(|(&(f, k), &(v, m, any))| {
+                    if f == 3 {
+                        return if v & 1 == 1 { "true".into() } else { "false".into() };
+                    }
+                    match k {
+                        _ if any && k != 0 => "_".into(),
+                        0 => format!("{v}"),
+                        // A prefix of m's leading ones for lpm, m as is
+                        // for ternary.
+                        1 => format!("{v} &&& 0x{:02x}", 0xffu8.checked_shl(u32::from(m % 9)).unwrap_or(0)),
+                        _ => format!("{v} &&& 0x{m:02x}"),
+                    }
+                })
+                .collect();
+            let ks = if ks.len() == 1 {
+                ks[0].clone()
+            } else {
+                format!("({})", ks.join(", "))
+            };
+            s += &format!("{ks}: a({arg}); ");
+        }
+        s += "} ";
+    }
+    s + "}"
+}
+
+/// A generated const entry: (value, mask, wildcard) per key, and the
+/// action's argument.
+type GenEntry = (Vec<(u8, u8, bool)>, u8);
+
+/// The generator's tables: keys as (field, kind), size, entries.
+type GenTables = Vec<(Vec<(usize, usize)>, Option<u32>, Vec<GenEntry>)>;
+
+fn gen_tables() -> impl proptest::strategy::Strategy<Value = GenTables> {
+    use proptest::prelude::*;
+    proptest::collection::vec(
+        (
+            proptest::collection::vec(
+                (0usize..4, prop_oneof![2 => Just(0usize), 1 => Just(1), 2 => Just(2)]),
+                1..3,
+            ),
+            prop_oneof![
+                4 => Just(None),
+                4 => (1u32..8).prop_map(Some),
+                1 => Just(Some(0)),
+                1 => Just(Some(1 << 16)),
+                1 => Just(Some(limits::TABLE_SIZE)),
+                1 => Just(Some(limits::TABLE_SIZE + 1)),
+            ],
+            proptest::collection::vec(
+                (
+                    proptest::collection::vec((0u8..4, any::<u8>(), any::<bool>()), 4),
+                    0u8..3,
+                ),
+                0..7,
+            ),
+        ),
+        1..4,
+    )
+}
+
+/// Whatever the compiler accepts, the device loads: 400 generated
+/// programs (deterministic) with tables of every match kind, const
+/// entries that repeat keys (small values), sizes around the entry count,
+/// at the limit and past it, and past the device's state budget. About
+/// half are refused (duplicate keys, sizes, two lpm keys, the budget);
+/// every accepted one's image decodes and loads.
+#[test]
+fn every_program_the_compiler_accepts_loads_on_the_device() {
+    use proptest::strategy::{Strategy, ValueTree};
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = gen_tables();
+    let (mut accepted, mut refused) = (0, 0);
+    for _ in 0..400 {
+        let tables = strategy.new_tree(&mut runner).expect("value").current();
+        let mut decls = String::new();
+        let mut applies = String::new();
+        for (i, (keys, size, entries)) in tables.iter().enumerate() {
+            decls += &gen_table(&format!("g{i}"), keys, *size, entries);
+            decls += " ";
+            applies += &format!("g{i}.apply(); ");
+        }
+        let src = source(Holes {
+            locals: &decls,
+            apply: &applies,
+            ..Holes::default()
+        });
+        match compile_str(&src, "t.p4") {
+            Ok(p) => {
+                accepted += 1;
+                let back = Program::from_image(&p.to_image()).unwrap_or_else(|e| {
+                    panic!(
+                        "{src}
+image refused: {e:?}"
+                    )
+                });
+                if let Err(e) = Pipeline::with_executor(back, Executor::Reference) {
+                    panic!(
+                        "{src}
+the device refused what the compiler accepted: {e:?}"
+                    );
+                }
+            }
+            Err(d) => {
+                refused += 1;
+                if std::env::var_os("GEN_SHOW").is_some() {
+                    eprintln!("REFUSED {}", d[0].message);
+                }
+            }
+        }
+    }
+    assert!(
+        accepted >= 100 && refused >= 50,
+        "accepted {accepted}, refused {refused}: the generator lost its mix"
+    );
+}
+
+#[test]
+fn the_device_state_budget_is_said_at_the_largest_declaration() {
+    let t = "table u { key = { hdr.h.b: exact; } actions = { a; } size = 1048576; }";
+    fails(
+        locals(t),
+        LOCALS,
+        col(t, "u {"),
+        "need 98400 KiB of device state, the device has 65536 KiB; `u` alone takes 98304 KiB",
+    );
+    let c = "counter(1048576, CounterType.packets) c; meter(1048576, MeterType.packets) big;";
+    fails(locals(c), LOCALS, col(c, "big"), "`big` alone takes 65536 KiB");
 }

@@ -523,7 +523,8 @@ impl<'s, 'a> Ingress<'s, 'a> {
             let at = es.get(i).map_or(t.name.span, |e| e.keys.span);
             let same = |j: usize| {
                 let (a, b) = (&def.entries[i], &def.entries[j]);
-                a.key == b.key && (def.keys.iter().all(|k| k.kind != ir::MatchKind::Ternary) || a.priority == b.priority)
+                a.key == b.key
+                    && (def.keys.iter().all(|k| k.kind != ir::MatchKind::Ternary) || a.priority == b.priority)
             };
             let msg = match e {
                 ir::table::TableError::Exists => match (0..i).find(|&j| same(j)) {

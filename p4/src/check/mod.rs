@@ -130,6 +130,48 @@ pub fn lower(decls: &[Decl], name: &str, eof: Span) -> Result<Program, Vec<Diag>
         deparse,
         base_cost: blocks.base_cost,
     };
+    // The device's state budget, said at the declaration that takes the
+    // most of it (a user's error, not the compiler's).
+    let state = program.state_bytes();
+    if state > limits::STATE_BYTES {
+        const METER_BYTES: u64 = dataplane::meter::layout::SIZE as u64;
+        let meter = program
+            .meters
+            .iter()
+            .map(|m| (m.name.as_str(), u64::from(m.size) * METER_BYTES));
+        let counter = program
+            .counters
+            .iter()
+            .map(|c| (c.name.as_str(), u64::from(c.size) * limits::COUNTER_BYTES));
+        let table = program
+            .tables
+            .iter()
+            .map(|t| (t.name.as_str(), u64::from(t.size) * limits::TABLE_ENTRY_BYTES));
+        let (big, bytes) = meter.chain(counter).chain(table).max_by_key(|x| x.1).unwrap_or(("", 0));
+        let at = blocks
+            .ingress
+            .locals
+            .iter()
+            .find_map(|l| match l {
+                crate::ast::Local::Table(t) if t.name.name == big => Some(t.name.span),
+                crate::ast::Local::Instance(i) if i.name.name == big => Some(i.name.span),
+                _ => None,
+            })
+            .unwrap_or(blocks.ingress.name.span);
+        return Err(vec![Diag::new(
+            at,
+            format!(
+                "the program's tables, meters and counters need {} KiB of device state, the device has {} KiB; \
+                 `{big}` alone takes {} KiB (a table entry of its size counts {} bytes, a counter cell {}, a meter \
+                 cell {METER_BYTES}): make it smaller",
+                state >> 10,
+                limits::STATE_BYTES >> 10,
+                bytes >> 10,
+                limits::TABLE_ENTRY_BYTES,
+                limits::COUNTER_BYTES
+            ),
+        )]);
+    }
     if let Err(e) = program.validate() {
         return Err(vec![Diag::new(
             blocks.ingress.name.span,
