@@ -277,12 +277,22 @@ pub struct Entry {
     pub action: Expr,
 }
 
+/// An action in a table's `actions` list, with where P4 lets it run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionRef {
+    pub name: Ident,
+    /// `@defaultonly`: only as the table's default action.
+    pub default_only: bool,
+    /// `@tableonly`: only from an entry, never as the default.
+    pub table_only: bool,
+}
+
 /// A table property (`key`, `actions`, `default_action`, `size`,
 /// `entries`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TableProp {
     Key(Vec<KeyElem>),
-    Actions(Vec<Ident>),
+    Actions(Vec<ActionRef>),
     DefaultAction(Expr),
     Size(Expr),
     Entries(Vec<Entry>),

@@ -1259,3 +1259,40 @@ fn the_device_state_budget_is_said_at_the_largest_declaration() {
     let c = "counter(1048576, CounterType.packets) c; meter(1048576, MeterType.packets) big;";
     fails(locals(c), LOCALS, col(c, "big"), "`big` alone takes 65536 KiB");
 }
+
+#[test]
+fn table_properties_p4c_refuses() {
+    let t = "table u { default_action = a(1); key = { hdr.h.b: exact; } actions = { a; } }";
+    fails(
+        locals(t),
+        LOCALS,
+        col(t, "default_action"),
+        "`default_action` of table `u` comes before its `actions`",
+    );
+    let t = "table u { actions = { a; } const entries = { _: a(1); } }";
+    fails(
+        locals(t),
+        LOCALS,
+        col(t, "entries"),
+        "table `u` has no key: it cannot have entries",
+    );
+    let t =
+        "table u { key = { hdr.h.b: exact; } actions = { @defaultonly a; NoAction; } const entries = { 1: a(1); } }";
+    fails(
+        locals(t),
+        LOCALS,
+        col(t, "a(1)"),
+        "action `a` is @defaultonly in table `u`: an entry cannot run it",
+    );
+    let t = "table u { key = { hdr.h.b: exact; } actions = { @tableonly a; NoAction; } default_action = a(1); }";
+    fails(
+        locals(t),
+        LOCALS,
+        col(t, "a(1)"),
+        "action `a` is @tableonly in table `u`: it cannot be the default action",
+    );
+    // Where they may run, they do.
+    ok(locals(
+        "table u { key = { hdr.h.b: exact; } actions = { @tableonly a; @defaultonly NoAction; } const entries = { 1: a(1); } default_action = NoAction; }",
+    ));
+}

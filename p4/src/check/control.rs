@@ -447,6 +447,14 @@ impl<'s, 'a> Ingress<'s, 'a> {
         let mut size = None;
         let mut entries = None;
         for (p, span) in &t.props {
+            // P4_16: `default_action` names one of the `actions`, which
+            // must come first (p4c refuses it before them).
+            if matches!(p, TableProp::DefaultAction(_)) && actions.is_none() {
+                return err(
+                    *span,
+                    format!("`default_action` of table `{}` comes before its `actions`", t.name.name),
+                );
+            }
             let (again, name) = match p {
                 TableProp::Key(k) => (key.replace(k).is_some(), "key"),
                 TableProp::Actions(a) => (actions.replace(a).is_some(), "actions"),
@@ -463,15 +471,34 @@ impl<'s, 'a> Ingress<'s, 'a> {
         };
         let mut list = Vec::new();
         for a in action_names {
-            let i = self.action_ref(a)?;
+            let i = self.action_ref(&a.name)?;
             if list.contains(&i) {
-                return err(a.span, format!("action `{}` is listed twice", a.name));
+                return err(a.name.span, format!("action `{}` is listed twice", a.name.name));
+            }
+            if a.default_only && a.table_only {
+                return err(
+                    a.name.span,
+                    format!("action `{}` cannot be both @defaultonly and @tableonly", a.name.name),
+                );
             }
             list.push(i);
         }
+        let scoped = |i: u16| action_names.iter().zip(&list).find(|(_, &x)| x == i).map(|(a, _)| a);
         let (keys, bools) = self.keys(t, key.map_or(&[][..], Vec::as_slice))?;
         let (default_action, default_args) = match default {
-            Some(d) => self.action_call(d, &list, &t.name)?,
+            Some(d) => {
+                let (a, args) = self.action_call(d, &list, &t.name)?;
+                if let Some(r) = scoped(a).filter(|r| r.table_only) {
+                    return err(
+                        d.span,
+                        format!(
+                            "action `{}` is @tableonly in table `{}`: it cannot be the default action",
+                            r.name.name, t.name.name
+                        ),
+                    );
+                }
+                (a, args)
+            }
             None => match self.g.action_index.get("NoAction") {
                 Some(&a) => (a, Vec::new()),
                 None => {
@@ -496,7 +523,32 @@ impl<'s, 'a> Ingress<'s, 'a> {
             },
         };
         let entries = match entries {
-            Some(es) => self.entries(t, es, &keys, &bools, &list)?,
+            Some(es) => {
+                if keys.is_empty() {
+                    let at = t
+                        .props
+                        .iter()
+                        .find(|(p, _)| matches!(p, TableProp::Entries(_)))
+                        .map_or(t.name.span, |(_, s)| *s);
+                    return err(
+                        at,
+                        format!("table `{}` has no key: it cannot have entries", t.name.name),
+                    );
+                }
+                let out = self.entries(t, es, &keys, &bools, &list)?;
+                for (e, x) in es.iter().zip(&out) {
+                    if let Some(r) = scoped(x.action).filter(|r| r.default_only) {
+                        return err(
+                            e.action.span,
+                            format!(
+                                "action `{}` is @defaultonly in table `{}`: an entry cannot run it",
+                                r.name.name, t.name.name
+                            ),
+                        );
+                    }
+                }
+                out
+            }
             None => Vec::new(),
         };
         let def = ir::TableDef {

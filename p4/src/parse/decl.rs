@@ -500,7 +500,7 @@ fn table_prop(i: Toks<'_>) -> PResult<'_, TableProp> {
     let (r, _) = expect(i.skip(1), Punct::Assign)?;
     match prop {
         "key" => {
-            let (r, ks) = brace_items(r, key_elem)?;
+            let (r, ks) = brace_items(r, |i, _| key_elem(i))?;
             Ok((r, TableProp::Key(ks)))
         }
         "actions" => {
@@ -508,7 +508,7 @@ fn table_prop(i: Toks<'_>) -> PResult<'_, TableProp> {
             Ok((r, TableProp::Actions(a)))
         }
         "entries" => {
-            let (r, e) = brace_items(r, entry)?;
+            let (r, e) = brace_items(r, |i, _| entry(i))?;
             Ok((r, TableProp::Entries(e)))
         }
         _ => {
@@ -526,12 +526,13 @@ fn table_prop(i: Toks<'_>) -> PResult<'_, TableProp> {
     }
 }
 
-/// `{ item* }` where each item ends itself (with `;`).
-fn brace_items<'a, T>(i: Toks<'a>, item: impl Fn(Toks<'a>) -> PResult<'a, T>) -> PResult<'a, Vec<T>> {
+/// `{ item* }` where each item ends itself (with `;`); `item` gets the
+/// annotations written before it.
+fn brace_items<'a, T>(i: Toks<'a>, item: impl Fn(Toks<'a>, Vec<Annotation>) -> PResult<'a, T>) -> PResult<'a, Vec<T>> {
     let (mut i, _) = expect(i, Punct::LBrace)?;
     let mut out = Vec::new();
     loop {
-        let (r, _) = annotations(i)?;
+        let (r, anns) = annotations(i)?;
         if r.is_punct(Punct::RBrace) {
             let r = r.skip(1);
             let r = if r.is_punct(Punct::Semi) { r.skip(1) } else { r };
@@ -540,7 +541,7 @@ fn brace_items<'a, T>(i: Toks<'a>, item: impl Fn(Toks<'a>) -> PResult<'a, T>) ->
         if *r.tok() == Tok::Eof {
             return fatal(r, "expected `}`, found end of input");
         }
-        let (r, x) = item(r)?;
+        let (r, x) = item(r, anns)?;
         out.push(x);
         i = r;
     }
@@ -556,17 +557,23 @@ fn key_elem(i: Toks<'_>) -> PResult<'_, KeyElem> {
     Ok((r, KeyElem { expr, kind }))
 }
 
-/// `name;` in `actions` (the last `;` may be left out).
-fn action_ref(i: Toks<'_>) -> PResult<'_, Ident> {
+/// `name;` in `actions` (the last `;` may be left out), with its
+/// `@defaultonly` or `@tableonly`.
+fn action_ref(i: Toks<'_>, anns: Vec<Annotation>) -> PResult<'_, ActionRef> {
     let (r, name) = must(ident(i))?;
     if r.is_punct(Punct::LParen) {
         return fatal(r, "action arguments in an actions list are not supported");
     }
+    let a = ActionRef {
+        name,
+        default_only: anns.iter().any(|a| a.name.name == "defaultonly"),
+        table_only: anns.iter().any(|a| a.name.name == "tableonly"),
+    };
     if r.is_punct(Punct::RBrace) {
-        return Ok((r, name));
+        return Ok((r, a));
     }
     let (r, _) = expect(r, Punct::Semi)?;
-    Ok((r, name))
+    Ok((r, a))
 }
 
 /// `keyset : action(args);`
