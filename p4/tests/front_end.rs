@@ -1296,3 +1296,32 @@ fn table_properties_p4c_refuses() {
         "table u { key = { hdr.h.b: exact; } actions = { @tableonly a; @defaultonly NoAction; } const entries = { 1: a(1); } default_action = NoAction; }",
     ));
 }
+
+#[test]
+fn duplicate_parameter_and_type_parameter_names() {
+    let t = "parser Q(packet_in pkt, out hs_t hdr, inout m_t hdr) { state start { transition accept; } }";
+    fails(
+        top(t),
+        TOP,
+        col(t, "hdr)"),
+        "duplicate parameter `hdr` (first at line 2)",
+    );
+    let t = "control C(inout bit<8> x, inout bit<8> x) { apply { } }";
+    fails(top(t), TOP, col(t, "x)"), "duplicate parameter `x`");
+    let t = "package Pk<H>(H a, H a);";
+    fails(top(t), TOP, col(t, "a)"), "duplicate parameter `a`");
+    let t = "package Pk<H, H>(H a);";
+    fails(top(t), TOP, col(t, "H>"), "duplicate type parameter `H`");
+}
+
+#[test]
+fn a_parser_that_never_ends_is_refused() {
+    fails(
+        parser("pkt.extract(hdr.h); transition start;"),
+        PARSER - 2,
+        8,
+        "parser `P` never reaches `accept` or `reject`: every packet would end in a parser timeout",
+    );
+    // A loop with a way out is a parser.
+    ok(parser("transition select(meta.flag) { true: start; default: next; }"));
+}

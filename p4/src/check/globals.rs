@@ -109,10 +109,14 @@ impl<'a> Globals<'a> {
             }
             DeclKind::Parser(p) => {
                 self.declare(&p.name)?;
+                // A second parameter of the same name would be
+                // unreachable (a name binds to the first).
+                unique(p.params.iter().map(|p| &p.name), "parameter")?;
                 self.parsers.insert(p.name.name.clone(), p);
             }
             DeclKind::Control(c) => {
                 self.declare(&c.name)?;
+                unique(c.params.iter().map(|p| &p.name), "parameter")?;
                 self.controls.insert(c.name.name.clone(), c);
             }
             DeclKind::Action(a) => {
@@ -139,8 +143,11 @@ impl<'a> Globals<'a> {
         Ok(())
     }
 
-    /// Check that every type a prototype's parameters name exists.
+    /// Check that every type a prototype's parameters name exists, and
+    /// that no parameter or type parameter name is given twice.
     fn params_resolve(&self, params: &[Param], tparams: &[Ident]) -> DResult<()> {
+        unique(tparams.iter(), "type parameter")?;
+        unique(params.iter().map(|p| &p.name), "parameter")?;
         for p in params {
             self.resolve(&p.ty, tparams)?;
         }
@@ -193,6 +200,21 @@ impl<'a> Globals<'a> {
             _ => err(name.span, format!("`{ext}` is not an extern object")),
         }
     }
+}
+
+/// No two of `names` alike (`what`: what they name, for the message).
+fn unique<'n>(names: impl Iterator<Item = &'n Ident>, what: &str) -> DResult<()> {
+    let mut seen: Vec<&Ident> = Vec::new();
+    for n in names {
+        if let Some(first) = seen.iter().find(|x| x.name == n.name) {
+            return err(
+                n.span,
+                format!("duplicate {what} `{}` (first at line {})", n.name, first.span.line),
+            );
+        }
+        seen.push(n);
+    }
+    Ok(())
 }
 
 /// Add `members` to `out` (an enum's, `error`'s or `match_kind`'s).

@@ -99,6 +99,15 @@ pub fn lower(decls: &[Decl], name: &str, eof: Span) -> Result<Program, Vec<Diag>
     ing.apply_block(blocks.ingress, &mut errs);
 
     let states = parser::lower(&g, layout, &blocks.parser_names, blocks.parser, &mut errs);
+    if !states.is_empty() && !parser_ends(&states) {
+        errs.push(Diag::new(
+            blocks.parser.name.span,
+            format!(
+                "parser `{}` never reaches `accept` or `reject`: every packet would end in a parser timeout",
+                blocks.parser.name.name
+            ),
+        ));
+    }
     let deparse = control::deparser(&g, layout, &blocks.deparser_names, blocks.deparser).unwrap_or_else(|e| {
         errs.push(e);
         Vec::new()
@@ -219,4 +228,30 @@ mod tests {
             .msg
             .contains("duplicate"));
     }
+}
+
+/// Whether some path from the start state reaches `accept` or `reject`.
+fn parser_ends(states: &[dataplane::pipeline::ParserState]) -> bool {
+    use dataplane::pipeline::{Next, Transition};
+    let mut seen = vec![false; states.len()];
+    let mut todo = vec![0usize];
+    while let Some(i) = todo.pop() {
+        if std::mem::replace(&mut seen[i], true) {
+            continue;
+        }
+        let nexts: Vec<Next> = match &states[i].transition {
+            Transition::Next(n) => vec![*n],
+            Transition::Select { cases, default, .. } => {
+                cases.iter().map(|c| c.next).chain(std::iter::once(*default)).collect()
+            }
+        };
+        for n in nexts {
+            match n {
+                Next::Accept | Next::Reject => return true,
+                Next::State(j) if usize::from(j) < states.len() => todo.push(usize::from(j)),
+                Next::State(_) => {}
+            }
+        }
+    }
+    false
 }
