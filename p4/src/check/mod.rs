@@ -190,6 +190,32 @@ pub fn lower(decls: &[Decl], name: &str, eof: Span) -> Result<Program, Vec<Diag>
     Ok(program)
 }
 
+/// Whether some path from the start state reaches `accept` or `reject`.
+fn parser_ends(states: &[dataplane::pipeline::ParserState]) -> bool {
+    use dataplane::pipeline::{Next, Transition};
+    let mut seen = vec![false; states.len()];
+    let mut todo = vec![0usize];
+    while let Some(i) = todo.pop() {
+        if std::mem::replace(&mut seen[i], true) {
+            continue;
+        }
+        let nexts: Vec<Next> = match &states[i].transition {
+            Transition::Next(n) => vec![*n],
+            Transition::Select { cases, default, .. } => {
+                cases.iter().map(|c| c.next).chain(std::iter::once(*default)).collect()
+            }
+        };
+        for n in nexts {
+            match n {
+                Next::Accept | Next::Reject => return true,
+                Next::State(j) if usize::from(j) < states.len() => todo.push(usize::from(j)),
+                Next::State(_) => {}
+            }
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,30 +254,4 @@ mod tests {
             .msg
             .contains("duplicate"));
     }
-}
-
-/// Whether some path from the start state reaches `accept` or `reject`.
-fn parser_ends(states: &[dataplane::pipeline::ParserState]) -> bool {
-    use dataplane::pipeline::{Next, Transition};
-    let mut seen = vec![false; states.len()];
-    let mut todo = vec![0usize];
-    while let Some(i) = todo.pop() {
-        if std::mem::replace(&mut seen[i], true) {
-            continue;
-        }
-        let nexts: Vec<Next> = match &states[i].transition {
-            Transition::Next(n) => vec![*n],
-            Transition::Select { cases, default, .. } => {
-                cases.iter().map(|c| c.next).chain(std::iter::once(*default)).collect()
-            }
-        };
-        for n in nexts {
-            match n {
-                Next::Accept | Next::Reject => return true,
-                Next::State(j) if usize::from(j) < states.len() => todo.push(usize::from(j)),
-                Next::State(_) => {}
-            }
-        }
-    }
-    false
 }
