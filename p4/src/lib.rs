@@ -29,7 +29,7 @@ pub use diag::Diagnostic;
 use dataplane::pipeline::Program;
 use diag::Files;
 use source::{Loader, Origin};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The device pipeline's source, built in.
 pub const FAIRNIC_P4: &str = include_str!("../programs/fairnic.p4");
@@ -38,16 +38,24 @@ pub const FAIRNIC_P4: &str = include_str!("../programs/fairnic.p4");
 /// program). `#include`s are found in `p4/include` (and the built-in
 /// `fairnic_arch.p4`); nothing else on disk is read.
 pub fn compile_str(source: &str, file_name: &str) -> Result<Program, Vec<Diagnostic>> {
-    compile(source, file_name, Origin::Memory)
+    compile(source, file_name, Origin::Memory, &[])
 }
 
 /// Compile the file at `path`; its `#include "..."`s are also looked for
 /// next to it.
 pub fn compile_file(path: &Path) -> Result<Program, Vec<Diagnostic>> {
+    compile_file_with(path, &[])
+}
+
+/// Compile the file at `path`, looking for `#include`s next to the
+/// including file, then in `include_dirs` in order (`p4c-fairnic -I`),
+/// then in the compiler's own include directory and its built-in
+/// `fairnic_arch.p4`.
+pub fn compile_file_with(path: &Path, include_dirs: &[PathBuf]) -> Result<Program, Vec<Diagnostic>> {
     let name = path.display().to_string();
     let text = std::fs::read(path).map_err(|e| vec![whole_file(&name, format!("cannot read: {e}"))])?;
     let text = String::from_utf8(text).map_err(|_| vec![whole_file(&name, "not UTF-8 text".into())])?;
-    compile(&text, &name, Origin::Disk(path.to_path_buf()))
+    compile(&text, &name, Origin::Disk(path.to_path_buf()), include_dirs)
 }
 
 /// The device pipeline, compiled from the built-in `programs/fairnic.p4`.
@@ -73,8 +81,13 @@ fn whole_file(file: &str, message: String) -> Diagnostic {
     }
 }
 
-fn compile(source: &str, file_name: &str, origin: Origin) -> Result<Program, Vec<Diagnostic>> {
-    let mut loader = Loader::default();
+fn compile(
+    source: &str,
+    file_name: &str,
+    origin: Origin,
+    include_dirs: &[PathBuf],
+) -> Result<Program, Vec<Diagnostic>> {
+    let mut loader = Loader::with_include_dirs(include_dirs.to_vec());
     let toks = loader.load_main(source, file_name, origin);
     let files: &Files = &loader.files;
     let toks = toks.map_err(|d| vec![files.diagnostic(&d)])?;

@@ -2,9 +2,12 @@
 //! lexed and spliced into one token stream (as a C preprocessor would).
 //!
 //! `#include "f"` looks in the including file's directory (when it came
-//! from disk), then in `p4/include`; `#include <f>` looks in `p4/include`
-//! only. `fairnic_arch.p4` is also built into the compiler, so it is found
-//! when `p4/include` is not on this machine. A file is included once: a
+//! from disk), then in each `-I` directory in order, then in `p4/include`
+//! of the tree the compiler was built from; `#include <f>` skips the
+//! first. `fairnic_arch.p4` is also built into the compiler, so it is
+//! found wherever the compiler is installed. Another target's
+//! architecture (`core.p4`, `v1model.p4`, `psa.p4`, ...) is not found, and
+//! the error says what fairnic's is and how its `main` reads. A file is included once: a
 //! second `#include` of it is skipped (there is no `#ifndef` to guard
 //! with). Only regular files of at most 4 MiB are read, and `p4/include`
 //! is searched only for relative names that do not climb out of it.
@@ -53,13 +56,13 @@ pub struct Loader {
     seen: HashSet<String>,
     out: Vec<Token>,
     /// Where `#include`s are looked for after the including file's
-    /// directory.
-    include_dir: PathBuf,
+    /// directory, in order.
+    include_dirs: Vec<PathBuf>,
 }
 
 impl Default for Loader {
     fn default() -> Self {
-        Loader::with_include_dir(PathBuf::from(INCLUDE_DIR))
+        Loader::with_include_dirs(Vec::new())
     }
 }
 
@@ -96,7 +99,19 @@ impl Loader {
             files: Files::default(),
             seen: HashSet::new(),
             out: Vec::new(),
-            include_dir: dir,
+            include_dirs: vec![dir],
+        }
+    }
+
+    /// A loader that looks for includes in `dirs` (`-I`), in order, then
+    /// in `p4/include`.
+    pub fn with_include_dirs(mut dirs: Vec<PathBuf>) -> Loader {
+        dirs.push(PathBuf::from(INCLUDE_DIR));
+        Loader {
+            files: Files::default(),
+            seen: HashSet::new(),
+            out: Vec::new(),
+            include_dirs: dirs,
         }
     }
 
@@ -157,9 +172,9 @@ impl Loader {
         if path.contains('\0') {
             return Err(Diag::new(at, "bad include file name"));
         }
-        let found = find(path, angle, from, &self.include_dir).map_err(|m| Diag::new(at, m))?;
+        let found = find(path, angle, from, &self.include_dirs).map_err(|m| Diag::new(at, m))?;
         let Some(found) = found else {
-            return Err(Diag::new(at, format!("cannot find include file `{path}`")));
+            return Err(Diag::new(at, not_found(path)));
         };
         if !self.seen.insert(found.key) {
             return Ok(());
@@ -176,16 +191,18 @@ fn stays_inside(p: &Path) -> bool {
 }
 
 /// Look for an include: the including file's directory (quoted form, disk
-/// sources only), `include_dir`, then the built-in architecture file.
-fn find(path: &str, angle: bool, from: &Origin, include_dir: &Path) -> Result<Option<Found>, String> {
+/// sources only), `include_dirs` in order, then the built-in architecture
+/// file.
+fn find(path: &str, angle: bool, from: &Origin, include_dirs: &[PathBuf]) -> Result<Option<Found>, String> {
     let mut dirs: Vec<PathBuf> = Vec::new();
     if let (false, Origin::Disk(p)) = (angle, from) {
         dirs.push(p.parent().map(Path::to_path_buf).unwrap_or_default());
     }
-    // `p4/include` serves plain names only: nothing outside it is read for
-    // a source that did not come from disk (a fuzzer's, say).
+    // The include directories serve plain names only: nothing outside
+    // them is read for a source that did not come from disk (a
+    // fuzzer's, say).
     if stays_inside(Path::new(path)) {
-        dirs.push(include_dir.to_path_buf());
+        dirs.extend(include_dirs.iter().cloned());
     }
     for d in dirs {
         let p = d.join(path);
@@ -207,6 +224,42 @@ fn find(path: &str, angle: bool, from: &Origin, include_dir: &Path) -> Result<Op
         }));
     }
     Ok(None)
+}
+
+/// Architecture includes of other P4 targets.
+const FOREIGN_ARCHS: [&str; 10] = [
+    "core.p4",
+    "v1model.p4",
+    "psa.p4",
+    "pna.p4",
+    "tna.p4",
+    "t2na.p4",
+    "ebpf_model.p4",
+    "xdp_model.p4",
+    "ubpf_model.p4",
+    "dpdk/pna.p4",
+];
+
+/// What a missing include is told: for another target's architecture,
+/// fairnic's own and the skeleton of its `main`.
+fn not_found(path: &str) -> String {
+    if !FOREIGN_ARCHS.contains(&path) {
+        return format!("cannot find include file `{path}` (looked next to the including file, in each -I directory and in the compiler's own include directory)");
+    }
+    let what = if path == "core.p4" {
+        "`core.p4` is p4c's core library: fairnic's architecture file declares what a fairnic program uses of it"
+            .to_string()
+    } else {
+        format!("`{path}` is another target's architecture")
+    };
+    format!(
+        "{what}. fairnic has one architecture, `fairnic_arch.p4` (built into the compiler): write \
+         `#include <fairnic_arch.p4>` instead, and end the program with its package:\n\
+         \n    parser MyParser(packet_in pkt, out headers_t hdr, inout metadata_t meta, inout standard_metadata_t std) {{ ... }}\n\
+         \x20   control MyIngress(inout headers_t hdr, inout metadata_t meta, inout standard_metadata_t std) {{ ... }}\n\
+         \x20   control MyDeparser(packet_out pkt, in headers_t hdr) {{ ... }}\n\
+         \x20   FairnicPipeline(MyParser(), MyIngress(), MyDeparser()) main;"
+    )
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! right `line:column`; no input makes the compiler panic or hang.
 
 use dataplane::pipeline::*;
-use p4::{compile_file, compile_str, fairnic, Diagnostic, FAIRNIC_P4};
+use p4::{compile_file, compile_file_with, compile_str, fairnic, Diagnostic, FAIRNIC_P4};
 use std::path::Path;
 
 // ---------------------------------------------------------------------
@@ -814,7 +814,10 @@ fn syntax_errors() {
 #[test]
 fn file_level_errors() {
     let d = compile_str("#include <nope.p4>\n", "x.p4").unwrap_err();
-    assert_eq!(d[0].to_string(), "x.p4:1:1: error: cannot find include file `nope.p4`");
+    assert_eq!(
+        d[0].to_string(),
+        "x.p4:1:1: error: cannot find include file `nope.p4` (looked next to the including file, in each -I directory and in the compiler's own include directory)"
+    );
     let d = compile_str("#include <fairnic_arch.p4>\nconst bit<8> X = 1;\n", "x.p4").unwrap_err();
     assert_eq!((d[0].line, d[0].column), (3, 1));
     assert!(d[0].message.contains("no `main`"), "{}", d[0]);
@@ -1324,4 +1327,53 @@ fn a_parser_that_never_ends_is_refused() {
     );
     // A loop with a way out is a parser.
     ok(parser("transition select(meta.flag) { true: start; default: next; }"));
+}
+
+#[test]
+fn include_directories_are_searched_in_order_after_the_files_own() {
+    let dir = std::env::temp_dir().join(format!("p4-include-dirs-{}", std::process::id()));
+    for d in ["src", "inc1", "inc2"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    let main = source(Holes::default()).replacen("header h_t { bit<8> a; bit<8> b; }", "#include <h.p4>", 1);
+    std::fs::write(dir.join("src/main.p4"), &main).unwrap();
+    // Not found without -I; found in the first -I directory that has it.
+    let d = compile_file(&dir.join("src/main.p4")).unwrap_err();
+    assert!(d[0].message.contains("cannot find include file `h.p4`"), "{}", d[0]);
+    std::fs::write(dir.join("inc2/h.p4"), "header h_t { bit<8> a; bit<8> b; }\n").unwrap();
+    std::fs::write(dir.join("inc1/h.p4"), "header h_t { bit<8> a; bit<8> b }\n").unwrap();
+    let dirs = [dir.join("inc1"), dir.join("inc2")];
+    let d = compile_file_with(&dir.join("src/main.p4"), &dirs).unwrap_err();
+    assert!(d[0].file.ends_with("inc1/h.p4"), "the first directory wins: {}", d[0]);
+    let p = compile_file_with(&dir.join("src/main.p4"), &[dir.join("inc2"), dir.join("inc1")]).unwrap();
+    assert_eq!(p.name, "main");
+    // fairnic_arch.p4 needs no directory: it is built in.
+    assert!(compile_file_with(&dir.join("src/main.p4"), &[dir.join("nonexistent"), dir.join("inc2")]).is_ok());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn other_architectures_are_told_what_fairnic_has() {
+    for arch in ["core.p4", "v1model.p4", "psa.p4"] {
+        let src = format!("#include <{arch}>\n");
+        let d = compile_str(&src, "t.p4").unwrap_err();
+        assert_eq!((d[0].line, d[0].column), (1, 1), "{}", d[0]);
+        let m = &d[0].message;
+        assert!(m.contains("write `#include <fairnic_arch.p4>` instead"), "{m}");
+        assert!(
+            m.contains("FairnicPipeline(MyParser(), MyIngress(), MyDeparser()) main;"),
+            "{m}"
+        );
+        assert!(m.contains(arch), "{m}");
+    }
+    // The architecture included, a v1model main: the package fairnic has.
+    let src = source(Holes::default()).replace("FairnicPipeline(P(), I(), D()) main;", "V1Switch(P(), I(), D()) main;");
+    let d = compile_str(&src, "t.p4").unwrap_err();
+    assert!(
+        d[0].message
+            .contains("unknown package `V1Switch`: fairnic's architecture has one package"),
+        "{}",
+        d[0]
+    );
+    assert!(!d[0].message.contains("missing?"), "{}", d[0]);
 }

@@ -1,10 +1,12 @@
 //! `p4c-fairnic`: compile a P4 pipeline program for fairnic.
 //!
 //! ```text
-//! p4c-fairnic <file.p4> [-o image] [--dump]
+//! p4c-fairnic <file.p4> [-I dir]... [-o image] [--dump]
 //! ```
 //!
-//! Checks the program; `-o` writes its pipeline image (what
+//! Checks the program; `-I` adds a directory to look for `#include`s in
+//! (after the including file's own, in the order given; the architecture
+//! `fairnic_arch.p4` is built in); `-o` writes its pipeline image (what
 //! `PipelineLoad` carries); `--dump` prints the IR. Exit status: 0 compiled,
 //! 1 the program has errors (printed as `file:line:column: error: ...`),
 //! 2 bad usage or the image could not be written.
@@ -14,12 +16,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: p4c-fairnic <file.p4> [-o image] [--dump]";
+const USAGE: &str = "usage: p4c-fairnic <file.p4> [-I dir]... [-o image] [--dump]";
 
 #[derive(Debug, Default)]
 struct Args {
     input: Option<PathBuf>,
     output: Option<PathBuf>,
+    include: Vec<PathBuf>,
     dump: bool,
 }
 
@@ -32,6 +35,11 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
                 let o = args.next().ok_or("-o needs a file name")?;
                 out.output = Some(PathBuf::from(o));
             }
+            "-I" => {
+                let d = args.next().ok_or("-I needs a directory")?;
+                out.include.push(PathBuf::from(d));
+            }
+            _ if a.starts_with("-I") => out.include.push(PathBuf::from(&a[2..])),
             "--dump" => out.dump = true,
             "-h" | "--help" => return Err(String::new()),
             _ if a.starts_with('-') && a != "-" => return Err(format!("unknown option `{a}`")),
@@ -57,7 +65,7 @@ fn main() -> ExitCode {
         eprintln!("{USAGE}");
         return ExitCode::from(2);
     };
-    let program = match p4::compile_file(&input) {
+    let program = match p4::compile_file_with(&input, &args.include) {
         Ok(p) => p,
         Err(diags) => {
             for d in &diags {
@@ -95,5 +103,8 @@ mod tests {
         assert!(args(&["x.p4", "-o"]).is_err());
         assert!(args(&["--bogus"]).is_err());
         assert!(args(&["a.p4", "b.p4"]).is_err());
+        let a = args(&["-I", "inc", "x.p4", "-Ilib"]).unwrap();
+        assert_eq!(a.include, [PathBuf::from("inc"), PathBuf::from("lib")]);
+        assert!(args(&["x.p4", "-I"]).is_err());
     }
 }

@@ -263,6 +263,17 @@ impl Globals<'_> {
             if self.names.contains_key(&pkg.name) {
                 return err(pkg.span, format!("`{}` is not a package", pkg.name));
             }
+            if self.packages.contains_key("FairnicPipeline") {
+                return err(
+                    pkg.span,
+                    format!(
+                        "unknown package `{}`: fairnic's architecture has one package, \
+                         `FairnicPipeline(parser, ingress, deparser)`; end the program with \
+                         `FairnicPipeline(MyParser(), MyIngress(), MyDeparser()) main;`",
+                        pkg.name
+                    ),
+                );
+            }
             return err(
                 pkg.span,
                 format!(
