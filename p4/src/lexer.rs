@@ -316,9 +316,11 @@ fn string(i: &str) -> LResult<'_, Tok> {
     while let Some((at, c)) = chars.next() {
         match c {
             '"' => return Ok((&body[at + 1..], Tok::Str(out))),
-            '\n' => break,
+            // A string may span lines (p4c takes them in annotations);
+            // a backslash before the newline joins the lines.
             '\\' => match chars.next() {
-                Some((_, '\n')) | None => break,
+                Some((_, '\n')) => {}
+                None => break,
                 Some((_, e)) => out.push(e),
             },
             _ => out.push(c),
@@ -562,6 +564,10 @@ mod tests {
         assert!(e.msg.contains('$'));
         let e = lex_err("@name(\"abc");
         assert!(e.msg.contains("unterminated string"));
+        // Across lines it is one string, its spans after it right.
+        let t = lex("@name(\"a\nb\") x", 0).unwrap();
+        assert_eq!(t[3].tok, Tok::Str("a\nb".into()));
+        assert_eq!((t[5].span.line, t[5].span.col), (2, 5));
         let e = lex_err("é");
         assert_eq!((e.span.line, e.span.col), (1, 1));
     }

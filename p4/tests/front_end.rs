@@ -1377,3 +1377,32 @@ fn other_architectures_are_told_what_fairnic_has() {
     );
     assert!(!d[0].message.contains("missing?"), "{}", d[0]);
 }
+
+#[test]
+fn constructs_outside_the_subset_are_named_where_they_are() {
+    let t = "typedef bit<2 + 2> t4;";
+    fails(
+        top(t),
+        TOP,
+        col(t, "2 +"),
+        "width expressions in `bit<...>` are not supported",
+    );
+    let a = "lif_count.count<bit<32>>(1);";
+    fails(
+        Holes {
+            locals: "counter(4, CounterType.packets) lif_count;",
+            apply: a,
+            ..Holes::default()
+        },
+        APPLY,
+        col(a, "<bit"),
+        "explicit type arguments (`f<T>(...)`) are not supported",
+    );
+    let f = "for (bit<8> i = 0; i < 4; i = i + 1) { }";
+    fails(apply(f), APPLY, 1, "`for` loops are not supported");
+    // `@pragma` takes the rest of its line; the next line is a
+    // declaration again.
+    ok(top("@pragma fairnic anything goes here\nconst bit<8> PRAGMA_NEXT = 1;"));
+    // A string annotation may span lines.
+    ok(top("@name(\"two\nlines\") const bit<8> NAMED = 1;"));
+}

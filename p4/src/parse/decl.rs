@@ -14,6 +14,20 @@ pub fn annotations(mut i: Toks<'_>) -> PResult<'_, Vec<Annotation>> {
     let mut out = Vec::new();
     while i.is_punct(Punct::At) {
         let (r, name) = must(word(i.skip(1)))?;
+        if name.name == "pragma" {
+            // `@pragma name args...`: the rest of its line.
+            let (line, file) = (name.span.line, name.span.file);
+            let mut n = 0usize;
+            while !matches!(r.tok_at(n), Tok::Eof) && r.span_at(n).line == line && r.span_at(n).file == file {
+                n += 1;
+            }
+            out.push(Annotation {
+                name,
+                args: r.tokens(0, n).to_vec(),
+            });
+            i = r.skip(n);
+            continue;
+        }
         let (open, close) = match r.tok() {
             Tok::P(Punct::LParen) => (Punct::LParen, Punct::RParen),
             Tok::P(Punct::LBracket) => (Punct::LBracket, Punct::RBracket),

@@ -190,9 +190,10 @@ fn postfix(i: Toks<'_>) -> PResult<'_, Expr> {
             }
             Tok::P(Punct::Lt)
                 if matches!(e.kind, ExprKind::Member(..))
-                    && matches!(i.tok_at(1), Tok::Word(_))
-                    && *i.tok_at(2) == Tok::P(Punct::Gt)
-                    && *i.tok_at(3) == Tok::P(Punct::LParen) =>
+                    && (matches!(i.tok_at(1), Tok::Word(w) if matches!(w.as_str(), "bit" | "int" | "bool" | "varbit"))
+                        || (matches!(i.tok_at(1), Tok::Word(_))
+                            && *i.tok_at(2) == Tok::P(Punct::Gt)
+                            && *i.tok_at(3) == Tok::P(Punct::LParen))) =>
             {
                 return fatal(i, "explicit type arguments (`f<T>(...)`) are not supported");
             }
@@ -235,6 +236,13 @@ fn bit_width(i: Toks<'_>) -> PResult<'_, u16> {
             span: at,
             msg: format!("bit<{}>: widths are 1..={MAX_WIDTH}", lit.value),
         }));
+    }
+    if !r.is_punct(Punct::Gt) && !matches!(r.tok(), Tok::Eof) {
+        // `bit<2 + 2>`, `bit<W * 8>`: P4 takes an expression here.
+        return fatal(
+            i.skip(1),
+            "width expressions in `bit<...>` are not supported: write the width as a number (e.g. `bit<4>`)",
+        );
     }
     let (r, _) = expect(r, Punct::Gt)?;
     Ok((r, lit.value as u16))

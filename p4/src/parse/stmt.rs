@@ -51,6 +51,7 @@ fn stmt_inner(i: Toks<'_>) -> PResult<'_, Stmt> {
             }
             "return" => fatal(i, "`return` is not supported (use `exit`)"),
             "switch" => fatal(i, "switch statements are not supported"),
+            "for" => fatal(i, "`for` loops are not supported"),
             "transition" => fatal(i, "`transition` must be the last statement of a parser state"),
             "verify" => fatal(i, "`verify` is not supported"),
             "value_set" => fatal(i, "value_set is not supported"),
