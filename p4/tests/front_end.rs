@@ -1406,3 +1406,48 @@ fn constructs_outside_the_subset_are_named_where_they_are() {
     // A string annotation may span lines.
     ok(top("@name(\"two\nlines\") const bit<8> NAMED = 1;"));
 }
+
+/// The template with `decl` declared just before the deparser; the line
+/// `decl` starts on.
+fn with_block(decl: &str) -> (String, u32) {
+    let src = source(Holes::default()).replacen("control D(", &format!("{decl}\ncontrol D("), 1);
+    let line = src
+        .lines()
+        .position(|l| l.starts_with(decl.lines().next().unwrap_or("")))
+        .unwrap() as u32
+        + 1;
+    (src, line)
+}
+
+#[test]
+fn blocks_main_does_not_use_are_checked_too() {
+    let first = |src: &str| compile_str(src, "t.p4").unwrap_err()[0].clone();
+    let u = "control U(inout hs_t hdr, inout m_t meta, inout standard_metadata_t std) { apply { hdr.nope.a = 1; } }";
+    let (src, line) = with_block(u);
+    let d = first(&src);
+    assert_eq!((d.line, d.column), (line, col(u, "nope")), "{d}");
+    assert!(d.message.contains("nope"), "{d}");
+    let u = "control U(inout hs_t hdr, inout m_t meta, inout standard_metadata_t std) { apply { undefined_fn(); } }";
+    let (src, line) = with_block(u);
+    let d = first(&src);
+    assert_eq!(d.line, line, "{d}");
+    assert!(d.message.contains("undefined_fn"), "{d}");
+    let q = "parser Q(packet_in pkt, out hs_t hdr, inout m_t meta, inout standard_metadata_t std) { state start { pkt.extract(hdr.nope); transition accept; } }";
+    let (src, line) = with_block(q);
+    let d = first(&src);
+    assert_eq!((d.line, d.column), (line, col(q, "nope")), "{d}");
+    let e = "control E(packet_out pkt, in hs_t hdr) { apply { pkt.emit(hdr.nope); } }";
+    let (src, line) = with_block(e);
+    assert_eq!(first(&src).line, line);
+    // Other types than main's blocks use: said so.
+    let o = "control O(inout m_t hdr, inout m_t meta, inout standard_metadata_t std) { apply { } }";
+    let (src, line) = with_block(o);
+    let d = first(&src);
+    assert_eq!(d.line, line, "{d}");
+    assert!(d.message.contains("every block must use the same type"), "{d}");
+    // A correct block main does not use is no error.
+    let (src, _) = with_block(
+        "control U(inout hs_t hdr, inout m_t meta, inout standard_metadata_t std) { apply { hdr.h.a = 1; } }",
+    );
+    compile_str(&src, "t.p4").unwrap();
+}

@@ -55,7 +55,18 @@ impl Layout {
 
 /// What `main` instantiates.
 #[derive(Debug)]
+/// A parser or control `main` does not use, with its parameters' names
+/// (checked as one of main's blocks would be).
+pub enum Unused<'a> {
+    Parser(&'a ParserDecl, BlockNames),
+    Ingress(&'a ControlDecl, BlockNames),
+    Deparser(&'a ControlDecl, BlockNames),
+}
+
 pub struct Blocks<'a> {
+    /// The headers and metadata struct types main's blocks use.
+    hdr: String,
+    meta: String,
     pub parser: &'a ParserDecl,
     pub ingress: &'a ControlDecl,
     pub deparser: &'a ControlDecl,
@@ -218,6 +229,54 @@ impl Globals<'_> {
         err(callee.span, format!("`{n}` is not a declared parser or control"))
     }
 
+    /// The parsers and controls `main` does not use, in declaration
+    /// order, each with its names for main's header and metadata types,
+    /// or why it cannot be checked as one of the pipeline's blocks (its
+    /// parameters fit none, or name other types). A control of two
+    /// parameters is taken for a deparser, else for an ingress.
+    pub fn unused_blocks(&self, blocks: &Blocks<'_>) -> Vec<DResult<Unused<'_>>> {
+        let used = [
+            &blocks.parser.name.name,
+            &blocks.ingress.name.name,
+            &blocks.deparser.name.name,
+        ];
+        let mut out = Vec::new();
+        let binding = || Binding {
+            hdr: Some(blocks.hdr.clone()),
+            meta: Some(blocks.meta.clone()),
+        };
+        let mut parsers: Vec<&ParserDecl> = self
+            .parsers
+            .values()
+            .copied()
+            .filter(|p| !used.contains(&&p.name.name))
+            .collect();
+        parsers.sort_by_key(|p| (p.name.span.file, p.name.span.line, p.name.span.col));
+        for p in parsers {
+            out.push(
+                self.block_params(&p.name, &p.params, &PARSER_SHAPE, &mut binding())
+                    .map(|n| Unused::Parser(p, n)),
+            );
+        }
+        let mut controls: Vec<&ControlDecl> = self
+            .controls
+            .values()
+            .copied()
+            .filter(|c| !used.contains(&&c.name.name))
+            .collect();
+        controls.sort_by_key(|c| (c.name.span.file, c.name.span.line, c.name.span.col));
+        for c in controls {
+            out.push(if c.params.len() == DEPARSER_SHAPE.len() {
+                self.block_params(&c.name, &c.params, &DEPARSER_SHAPE, &mut binding())
+                    .map(|n| Unused::Deparser(c, n))
+            } else {
+                self.block_params(&c.name, &c.params, &INGRESS_SHAPE, &mut binding())
+                    .map(|n| Unused::Ingress(c, n))
+            });
+        }
+        out
+    }
+
     /// Check `main` and lay out the program it describes.
     pub fn blocks(&self, eof: Span) -> DResult<Blocks<'_>> {
         let Some(main) = self.main else {
@@ -243,6 +302,8 @@ impl Globals<'_> {
         };
         let layout = self.layout(&hdr, &meta)?;
         Ok(Blocks {
+            hdr,
+            meta,
             parser,
             ingress,
             deparser,

@@ -126,6 +126,30 @@ pub fn lower(decls: &[Decl], name: &str, eof: Span) -> Result<Program, Vec<Diag>
     if !errs.is_empty() {
         return Err(errs);
     }
+    // The parsers and controls `main` does not use are checked too (as
+    // p4c does): as a block of the same pipeline, their code discarded.
+    for u in g.unused_blocks(&blocks) {
+        match u {
+            Err(e) => errs.push(e),
+            Ok(layout::Unused::Parser(p, names)) => {
+                parser::lower(&g, layout, &names, p, &mut errs);
+            }
+            Ok(layout::Unused::Ingress(c, names)) => {
+                let mut other = control::Ingress::new(&g, layout, &names);
+                other.global_actions(&mut errs);
+                other.locals(c, &mut errs);
+                other.apply_block(c, &mut errs);
+            }
+            Ok(layout::Unused::Deparser(c, names)) => {
+                if let Err(e) = control::deparser(&g, layout, &names, c) {
+                    errs.push(e);
+                }
+            }
+        }
+    }
+    if !errs.is_empty() {
+        return Err(errs);
+    }
     let program = Program {
         name: name.to_string(),
         headers: layout.headers.clone(),
