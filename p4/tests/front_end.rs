@@ -1451,3 +1451,45 @@ fn blocks_main_does_not_use_are_checked_too() {
     );
     compile_str(&src, "t.p4").unwrap();
 }
+
+/// The table of docs/pipeline.md that says what the compiler takes and
+/// refuses: every row's example, put where the row says, gets the row's
+/// verdict.
+#[test]
+fn the_subset_table_in_the_docs_is_what_the_compiler_does() {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/pipeline.md")).unwrap();
+    let table = doc
+        .split("<!-- subset:begin -->")
+        .nth(1)
+        .and_then(|t| t.split("<!-- subset:end -->").next())
+        .expect("docs/pipeline.md has the subset table");
+    let mut rows = 0;
+    for line in table
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| construct"))
+    {
+        let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
+        let [what, place, example, verdict] = cells[..] else {
+            panic!("a row of four cells: {line}");
+        };
+        let example = example.trim_matches('`');
+        let holes = match place {
+            "top" => top(example),
+            "parser" => parser(example),
+            "locals" => locals(example),
+            "apply" => apply(example),
+            other => panic!("{what}: unknown place `{other}`"),
+        };
+        match (compile(holes), verdict) {
+            (Ok(_), "accepted") => {}
+            (Err(d), v) if v.starts_with("refused: ") => {
+                let want = &v["refused: ".len()..];
+                assert!(d[0].message.contains(want), "{what}: `{}` does not say `{want}`", d[0]);
+            }
+            (Ok(_), v) => panic!("{what}: accepted, the table says {v}"),
+            (Err(d), v) => panic!("{what}: refused ({}), the table says {v}", d[0]),
+        }
+        rows += 1;
+    }
+    assert!(rows >= 30, "{rows} rows");
+}

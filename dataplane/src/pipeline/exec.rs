@@ -384,9 +384,8 @@ impl Pipeline {
             .tables
             .iter()
             .map(|t| {
-                Table::with_entries(t, max_params(&prog, t)).map_err(|(i, err)| {
-                    ProgramError::Invalid(format!("table {}: program entry {i}: {err:?}", t.name))
-                })
+                Table::with_entries(t, max_params(&prog, t))
+                    .map_err(|(i, err)| ProgramError::Invalid(format!("table {}: program entry {i}: {err:?}", t.name)))
             })
             .collect::<Result<Vec<Table>, ProgramError>>()?;
         let p = Pipeline {
