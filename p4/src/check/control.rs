@@ -512,7 +512,12 @@ impl<'s, 'a> Ingress<'s, 'a> {
         let size = match size {
             None => DEFAULT_TABLE_SIZE,
             Some(e) => match self.scope(&[]).expr(e)? {
-                TExpr::Const(CVal::Int(v)) if v >= 1 && v <= i128::from(limits::TABLE_SIZE) => v as u32,
+                TExpr::Const(CVal::Int(v))
+                    if v.nonneg()
+                        .is_some_and(|v| v >= 1 && v <= u128::from(limits::TABLE_SIZE)) =>
+                {
+                    v.nonneg().unwrap_or(0) as u32
+                }
                 TExpr::Const(CVal::Bits(v, _)) if v >= 1 && v <= u128::from(limits::TABLE_SIZE) => v as u32,
                 _ => {
                     return err(

@@ -10,7 +10,7 @@
 //! converts to and from `bit<1>` only by a cast. Run-time values are at
 //! most 64 bits wide.
 
-use super::consts::{self, bits_needed, CVal};
+use super::consts::{self, bits_needed, CVal, Int};
 use super::globals::Globals;
 use super::layout::Layout;
 use super::types::Ty;
@@ -306,9 +306,7 @@ impl<'s, 'a> Scope<'s, 'a> {
         match &e.kind {
             ExprKind::Int(l) => match l.width {
                 Some(w) => Ok(TExpr::Const(CVal::Bits(l.value, w))),
-                None => i128::try_from(l.value)
-                    .map(|v| TExpr::Const(CVal::Int(v)))
-                    .map_err(|_| Diag::new(e.span, "integer literal too large without a width (write e.g. 128w...)")),
+                None => Ok(TExpr::Const(CVal::Int(Int::from_u128(l.value)))),
             },
             ExprKind::Bool(b) => Ok(TExpr::Const(CVal::Bool(*b))),
             ExprKind::Name(_) | ExprKind::Member(..) => self.value(e),
@@ -384,7 +382,7 @@ impl<'s, 'a> Scope<'s, 'a> {
     /// A compile-time constant, as a u16 (slice bounds).
     fn small_const(&self, e: &Expr, what: &str) -> DResult<u16> {
         let v = match self.expr(e)? {
-            TExpr::Const(CVal::Int(v)) => u128::try_from(v).ok(),
+            TExpr::Const(CVal::Int(v)) => v.nonneg(),
             TExpr::Const(CVal::Bits(v, _)) => Some(v),
             _ => return err(e.span, format!("{what} must be a constant")),
         };
@@ -566,7 +564,10 @@ impl<'s, 'a> Scope<'s, 'a> {
         let r = match b {
             TExpr::Run(x, RTy::Bit(_)) => x,
             TExpr::Const(CVal::Int(v)) => {
-                let v = u64::try_from(v).map_err(|_| Diag::new(span, "shift amount out of range"))?;
+                let v = v
+                    .nonneg()
+                    .and_then(|v| u64::try_from(v).ok())
+                    .ok_or_else(|| Diag::new(span, "shift amount out of range"))?;
                 ir_const(u128::from(v), bits_needed(u128::from(v)))
             }
             TExpr::Const(CVal::Bits(v, bw)) if bw <= 64 => ir_const(v, bw),
