@@ -195,6 +195,12 @@ impl<'s, 'a> Scope<'s, 'a> {
         if let Some(crate::ast::ExternDecl::Function(_)) = self.g.externs.get(n) {
             return Ok(Place::ExternFn(n.to_string()));
         }
+        if self.g.parsers.contains_key(n) || self.g.controls.contains_key(n) {
+            return err(
+                span,
+                format!("`{n}` is a parser or control: instantiating or applying one inside another is not supported (blocks run only as `main`'s)"),
+            );
+        }
         if self.g.names.contains_key(n) {
             return err(span, format!("`{n}` is not a value here"));
         }

@@ -149,6 +149,7 @@ fn primary(i: Toks<'_>) -> PResult<'_, Expr> {
             Ok((r, e))
         }
         Tok::P(Punct::LBrace) => fatal(i, "list and struct expressions (`{ ... }`) are not supported"),
+        Tok::Str(_) => fatal(i, "string values are not supported (strings go only in annotations)"),
         _ => fail(i, "an expression"),
     }
 }
