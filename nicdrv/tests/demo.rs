@@ -132,8 +132,9 @@ fn figures(r: &demo::DemoReport) -> Result<(), String> {
 fn lowering_the_aggressors_meter_halfway_gives_the_victims_their_rate() {
     // Real time: on a host too busy to carry even this load (shared CI
     // machines: another tenant's burst) the figures are the host's, not
-    // the device's; such a run is repeated (at most three times), and must
-    // not happen every time. What does not depend on the host's speed
+    // the device's; such a run is repeated (at most five times, waiting
+    // longer each time: bursts on this VM have lasted over 30 s), and
+    // must not happen every time. What does not depend on the host's speed
     // (the books, the commands, the timeline, the report) holds on every
     // run.
     let verdict = |r: &demo::DemoReport| {
@@ -148,13 +149,14 @@ fn lowering_the_aggressors_meter_halfway_gives_the_victims_their_rate() {
     while let Err(why) = verdict(&r) {
         missed.push(why);
         assert!(
-            missed.len() < 4,
-            "four runs, none with the device's figures ({missed:?}):\n{}",
+            missed.len() < 6,
+            "six runs, none with the device's figures ({missed:?}):\n{}",
             r.text()
         );
         eprintln!("run repeated ({}):\n{}", missed[missed.len() - 1], r.text());
-        // Another tenant's burst lasts seconds: let it pass first.
-        std::thread::sleep(Duration::from_secs(2));
+        // Another tenant's burst lasts seconds: let it pass first (2, 4,
+        // 8, 16, 32 s).
+        std::thread::sleep(Duration::from_secs(1 << missed.len()));
         r = run_demo();
     }
 
