@@ -96,5 +96,17 @@ fn compile(
     let stem = Path::new(file_name)
         .file_stem()
         .map_or_else(|| file_name.to_string(), |s| s.to_string_lossy().into_owned());
-    check::lower(&decls, &stem, eof).map_err(|ds| files.diagnostics(&ds))
+    let program = check::lower(&decls, &stem, eof).map_err(|ds| files.diagnostics(&ds))?;
+    // What the device would refuse whole: an image larger than it takes.
+    let bytes = program.to_image().len();
+    if bytes > dataplane::pipeline::limits::IMAGE_BYTES as usize {
+        return Err(vec![whole_file(
+            file_name,
+            format!(
+                "the program's image is {bytes} bytes; the device takes at most {} (fewer tables, actions or statements)",
+                dataplane::pipeline::limits::IMAGE_BYTES
+            ),
+        )]);
+    }
+    Ok(program)
 }

@@ -1171,3 +1171,52 @@ fn a_flood_with_no_lif_to_reach_still_ends_in_one_counter() {
     assert_eq!(d.uplink_counters[LifCounter::DropNoRoute as usize], 1);
     d.check_books().unwrap();
 }
+
+#[test]
+fn pipeline_chunks_past_their_image_or_the_size_limit_are_refused_and_allocate_nothing() {
+    use dataplane::pipeline::limits;
+    let s = sim(0);
+    let mut pf = RawFn::connect(s.pf_socket());
+    pf.enable(1);
+    pf.init_admin();
+    let buf = pf.alloc(8192, 64);
+    let send = |pf: &mut RawFn, offset: u32, len: u32, total: u32, flags: u8| {
+        let chunk = PipelineChunk {
+            dma: DmaRef::new(buf, len),
+            offset: offset.into(),
+            total_len: total.into(),
+            flags,
+            ..Default::default()
+        };
+        pf.admin(AdminCommand::PipelineLoad(chunk), LIF_NONE).0
+    };
+    // A 4 GiB image is refused before the device allocates it, as is one
+    // past the limit by a byte, and an empty one.
+    assert_eq!(
+        send(&mut pf, 0, 64, u32::MAX, pipeline_flags::FIRST),
+        AdminStatus::Invalid
+    );
+    assert_eq!(
+        send(&mut pf, 0, 64, limits::IMAGE_BYTES + 1, pipeline_flags::FIRST),
+        AdminStatus::Invalid
+    );
+    assert_eq!(send(&mut pf, 0, 0, 0, pipeline_flags::FIRST), AdminStatus::Invalid);
+    // A chunk longer than what is left of its image (was a panic).
+    assert_eq!(send(&mut pf, 0, 128, 64, pipeline_flags::FIRST), AdminStatus::Invalid);
+    assert_eq!(send(&mut pf, 0, 32, 64, pipeline_flags::FIRST), AdminStatus::Ok);
+    assert_eq!(send(&mut pf, 32, 64, 64, pipeline_flags::LAST), AdminStatus::Invalid);
+    // The device still serves, and a real image loads after all that.
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../p4/programs/fairnic.p4");
+    let image = p4::compile_file(&path).unwrap().to_image();
+    let img = pf.alloc(image.len() as u64, 64);
+    pf.mem.write(img, &image);
+    let chunk = PipelineChunk {
+        dma: DmaRef::new(img, image.len() as u32),
+        offset: 0.into(),
+        total_len: (image.len() as u32).into(),
+        flags: pipeline_flags::FIRST | pipeline_flags::LAST,
+        ..Default::default()
+    };
+    assert_eq!(pf.admin(AdminCommand::PipelineLoad(chunk), LIF_NONE).0, AdminStatus::Ok);
+    assert!(s.device().switch.program().is_some());
+}

@@ -68,6 +68,10 @@ pub mod limits {
     /// costliest path through the program (checked at load, so the sums
     /// cannot overflow and no image can make a packet free or endless).
     pub const PACKET_COST: u64 = 1_000_000;
+    /// The largest pipeline image the device takes, bytes (`PipelineLoad`'s
+    /// `total_len`; the device allocates this much when the first chunk
+    /// arrives, and no more).
+    pub const IMAGE_BYTES: u32 = 16 << 20;
     /// The device's state budget for one program, bytes: its meter and
     /// counter arrays, and its tables at full size, must fit. A small
     /// image cannot make the device allocate more.
@@ -628,6 +632,13 @@ impl Program {
 
     /// Decode and validate an image.
     pub fn from_image(image: &[u8]) -> Result<Program, ProgramError> {
+        if image.len() > limits::IMAGE_BYTES as usize {
+            return Err(ProgramError::Invalid(format!(
+                "a {}-byte image; the device takes at most {} bytes",
+                image.len(),
+                limits::IMAGE_BYTES
+            )));
+        }
         if image.len() < 6 || image[..4] != IMAGE_MAGIC {
             return Err(ProgramError::Magic);
         }

@@ -6,16 +6,29 @@ impl Device {
     pub(super) fn pipeline_chunk(&mut self, fi: usize, p: &abi::PipelineChunk) -> Res {
         let up = &mut self.pipeline;
         if p.flags & pipeline_flags::FIRST != 0 {
-            up.image = vec![0; p.total_len.get() as usize];
-            up.total = p.total_len.get();
+            // The size is checked before anything is allocated.
+            let total = p.total_len.get();
+            up.image = Vec::new();
+            up.total = 0;
             up.received = 0;
+            if total == 0 || total > dataplane::pipeline::limits::IMAGE_BYTES {
+                return Err(AdminStatus::Invalid.into());
+            }
+            up.image = vec![0; total as usize];
+            up.total = total;
         }
-        if up.total == 0 || p.total_len.get() != up.total || p.offset.get() != up.received {
-            // Chunks arrive in order, from a FIRST one, for one image.
+        let len = p.dma.len.get();
+        if up.total == 0
+            || p.total_len.get() != up.total
+            || p.offset.get() != up.received
+            || len > up.total - up.received
+        {
+            // Chunks arrive in order, from a FIRST one, for one image, and
+            // none reaches past its end.
             return Err(AdminStatus::Invalid.into());
         }
         let off = p.offset.get() as usize;
-        let len = p.dma.len.get() as usize;
+        let len = len as usize;
         self.functions[fi]
             .dma
             .read(p.dma.addr.get(), &mut self.pipeline.image[off..off + len])
