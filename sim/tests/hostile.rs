@@ -1206,17 +1206,6 @@ fn pipeline_chunks_past_their_image_or_the_size_limit_are_refused_and_allocate_n
     assert_eq!(send(&mut pf, 0, 32, 64, pipeline_flags::FIRST), AdminStatus::Ok);
     assert_eq!(send(&mut pf, 32, 64, 64, pipeline_flags::LAST), AdminStatus::Invalid);
     // The device still serves, and a real image loads after all that.
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../p4/programs/fairnic.p4");
-    let image = p4::compile_file(&path).unwrap().to_image();
-    let img = pf.alloc(image.len() as u64, 64);
-    pf.mem.write(img, &image);
-    let chunk = PipelineChunk {
-        dma: DmaRef::new(img, image.len() as u32),
-        offset: 0.into(),
-        total_len: (image.len() as u32).into(),
-        flags: pipeline_flags::FIRST | pipeline_flags::LAST,
-        ..Default::default()
-    };
-    assert_eq!(pf.admin(AdminCommand::PipelineLoad(chunk), LIF_NONE).0, AdminStatus::Ok);
+    load_fairnic(&mut pf);
     assert!(s.device().switch.program().is_some());
 }

@@ -245,26 +245,26 @@ impl Globals<'_> {
             hdr: Some(blocks.hdr.clone()),
             meta: Some(blocks.meta.clone()),
         };
-        let mut parsers: Vec<&ParserDecl> = self
-            .parsers
-            .values()
-            .copied()
-            .filter(|p| !used.contains(&&p.name.name))
-            .collect();
-        parsers.sort_by_key(|p| (p.name.span.file, p.name.span.line, p.name.span.col));
-        for p in parsers {
+        // Those not used, in declaration order.
+        fn not_used<'b, T>(all: &HashMap<String, &'b T>, name: impl Fn(&T) -> &Ident, used: &[&String]) -> Vec<&'b T> {
+            let mut v: Vec<&'b T> = all
+                .values()
+                .copied()
+                .filter(|x| !used.contains(&&name(x).name))
+                .collect();
+            v.sort_by_key(|x| {
+                let s = name(x).span;
+                (s.file, s.line, s.col)
+            });
+            v
+        }
+        for p in not_used(&self.parsers, |p: &ParserDecl| &p.name, &used) {
             out.push(
                 self.block_params(&p.name, &p.params, &PARSER_SHAPE, &mut binding())
                     .map(|n| Unused::Parser(p, n)),
             );
         }
-        let mut controls: Vec<&ControlDecl> = self
-            .controls
-            .values()
-            .copied()
-            .filter(|c| !used.contains(&&c.name.name))
-            .collect();
-        controls.sort_by_key(|c| (c.name.span.file, c.name.span.line, c.name.span.col));
+        let controls = not_used(&self.controls, |c: &ControlDecl| &c.name, &used);
         for c in controls {
             out.push(if c.params.len() == DEPARSER_SHAPE.len() {
                 self.block_params(&c.name, &c.params, &DEPARSER_SHAPE, &mut binding())
