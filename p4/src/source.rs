@@ -95,23 +95,22 @@ fn disk_key(p: &Path) -> String {
 impl Loader {
     /// A loader that looks for includes in `dir` instead of `p4/include`.
     pub fn with_include_dir(dir: PathBuf) -> Loader {
-        Loader {
-            files: Files::default(),
-            seen: HashSet::new(),
-            out: Vec::new(),
-            include_dirs: vec![dir],
-        }
+        Loader::searching(vec![dir])
     }
 
     /// A loader that looks for includes in `dirs` (`-I`), in order, then
     /// in `p4/include`.
     pub fn with_include_dirs(mut dirs: Vec<PathBuf>) -> Loader {
         dirs.push(PathBuf::from(INCLUDE_DIR));
+        Loader::searching(dirs)
+    }
+
+    fn searching(include_dirs: Vec<PathBuf>) -> Loader {
         Loader {
             files: Files::default(),
             seen: HashSet::new(),
             out: Vec::new(),
-            include_dirs: dirs,
+            include_dirs,
         }
     }
 

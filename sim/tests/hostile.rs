@@ -841,21 +841,32 @@ fn a_group_source_from_the_wire_is_dropped_on_the_uplinks_counters() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// One `PipelineLoad` chunk from the PF: bytes `offset..offset + len` of
+/// an image of `total` bytes, read from `buf`.
+fn pipeline_chunk(pf: &mut RawFn, buf: u64, offset: u32, len: u32, total: u32, flags: u8) -> AdminStatus {
+    let chunk = PipelineChunk {
+        dma: DmaRef::new(buf, len),
+        offset: offset.into(),
+        total_len: total.into(),
+        flags,
+        ..Default::default()
+    };
+    pf.admin(AdminCommand::PipelineLoad(chunk), LIF_NONE).0
+}
+
+/// Load `image` through the PF in one chunk.
+fn load_image(pf: &mut RawFn, image: &[u8]) -> AdminStatus {
+    let buf = pf.alloc(image.len() as u64, 64);
+    pf.mem.write(buf, image);
+    let n = image.len() as u32;
+    pipeline_chunk(pf, buf, 0, n, n, pipeline_flags::FIRST | pipeline_flags::LAST)
+}
+
 /// Load fairnic.p4 through the PF.
 fn load_fairnic(pf: &mut RawFn) -> dataplane::pipeline::Program {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../p4/programs/fairnic.p4");
     let prog = p4::compile_file(&path).expect("fairnic.p4 compiles");
-    let image = prog.to_image();
-    let buf = pf.alloc(image.len() as u64, 64);
-    pf.mem.write(buf, &image);
-    let chunk = PipelineChunk {
-        dma: DmaRef::new(buf, image.len() as u32),
-        offset: 0.into(),
-        total_len: (image.len() as u32).into(),
-        flags: pipeline_flags::FIRST | pipeline_flags::LAST,
-        ..Default::default()
-    };
-    assert_eq!(pf.admin(AdminCommand::PipelineLoad(chunk), LIF_NONE).0, AdminStatus::Ok);
+    assert_eq!(load_image(pf, &prog.to_image()), AdminStatus::Ok);
     prog
 }
 
@@ -968,21 +979,9 @@ fn pipeline_images_over_the_cost_or_state_budget_are_refused_with_the_limit_name
     pf.init_admin();
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../p4/programs/fairnic.p4");
     let good = p4::compile_file(&path).unwrap();
-    let load = |pf: &mut RawFn, image: &[u8]| {
-        let buf = pf.alloc(image.len() as u64, 64);
-        pf.mem.write(buf, image);
-        let chunk = PipelineChunk {
-            dma: DmaRef::new(buf, image.len() as u32),
-            offset: 0.into(),
-            total_len: (image.len() as u32).into(),
-            flags: pipeline_flags::FIRST | pipeline_flags::LAST,
-            ..Default::default()
-        };
-        pf.admin(AdminCommand::PipelineLoad(chunk), LIF_NONE).0
-    };
     let mut costly = good.clone();
     costly.base_cost = u32::MAX;
-    assert_eq!(load(&mut pf, &costly.to_image()), AdminStatus::Invalid);
+    assert_eq!(load_image(&mut pf, &costly.to_image()), AdminStatus::Invalid);
     let why = s.device().pipeline_error.clone().unwrap();
     assert!(why.contains("base cost is 4294967295 units, at most 65535"), "{why}");
     let mut big = good.clone();
@@ -993,11 +992,11 @@ fn pipeline_images_over_the_cost_or_state_budget_are_refused_with_the_limit_name
     }));
     let image = big.to_image();
     assert!(image.len() < 4096, "a {}-byte image", image.len());
-    assert_eq!(load(&mut pf, &image), AdminStatus::Invalid);
+    assert_eq!(load_image(&mut pf, &image), AdminStatus::Invalid);
     let why = s.device().pipeline_error.clone().unwrap();
     assert!(why.contains("the device's budget is 65536 KiB"), "{why}");
     assert!(s.device().switch.program().is_none(), "nothing was loaded");
-    assert_eq!(load(&mut pf, &good.to_image()), AdminStatus::Ok, "within budget");
+    assert_eq!(load_image(&mut pf, &good.to_image()), AdminStatus::Ok, "within budget");
 }
 
 // ---- 7. A bug in the engine stops one function, not the device ----------
@@ -1180,16 +1179,7 @@ fn pipeline_chunks_past_their_image_or_the_size_limit_are_refused_and_allocate_n
     pf.enable(1);
     pf.init_admin();
     let buf = pf.alloc(8192, 64);
-    let send = |pf: &mut RawFn, offset: u32, len: u32, total: u32, flags: u8| {
-        let chunk = PipelineChunk {
-            dma: DmaRef::new(buf, len),
-            offset: offset.into(),
-            total_len: total.into(),
-            flags,
-            ..Default::default()
-        };
-        pf.admin(AdminCommand::PipelineLoad(chunk), LIF_NONE).0
-    };
+    let send = |pf: &mut RawFn, offset, len, total, flags| pipeline_chunk(pf, buf, offset, len, total, flags);
     // A 4 GiB image is refused before the device allocates it, as is one
     // past the limit by a byte, and an empty one.
     assert_eq!(

@@ -253,6 +253,19 @@ pub enum Transition {
     },
 }
 
+impl Transition {
+    /// Every destination the transition may take: each case's, then the
+    /// default.
+    pub fn nexts(&self) -> Vec<Next> {
+        match self {
+            Transition::Next(x) => vec![*x],
+            Transition::Select { cases, default, .. } => {
+                cases.iter().map(|c| c.next).chain(std::iter::once(*default)).collect()
+            }
+        }
+    }
+}
+
 /// A destination of a transition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Next {

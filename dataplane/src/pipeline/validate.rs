@@ -180,20 +180,27 @@ impl Program {
     /// The bytes of state the program makes the device hold, at most: its
     /// meter and counter arrays, and its tables at full size.
     pub fn state_bytes(&self) -> u64 {
+        self.state_by_name().map(|(_, n)| n).sum()
+    }
+
+    /// Each meter array's, counter array's and table's share of
+    /// [`Program::state_bytes`], by name.
+    pub fn state_by_name(&self) -> impl Iterator<Item = (&str, u64)> {
         let meter = core::mem::size_of::<crate::meter::Meter<crate::meter::Bytes>>()
             .max(core::mem::size_of::<crate::meter::Meter<crate::meter::Packets>>()) as u64;
-        let meters: u64 = self.meters.iter().map(|m| u64::from(m.size) * meter).sum();
-        let counters: u64 = self
+        let meters = self
+            .meters
+            .iter()
+            .map(move |m| (m.name.as_str(), u64::from(m.size) * meter));
+        let counters = self
             .counters
             .iter()
-            .map(|c| u64::from(c.size) * limits::COUNTER_BYTES)
-            .sum();
-        let tables: u64 = self
+            .map(|c| (c.name.as_str(), u64::from(c.size) * limits::COUNTER_BYTES));
+        let tables = self
             .tables
             .iter()
-            .map(|t| u64::from(t.size) * limits::TABLE_ENTRY_BYTES)
-            .sum();
-        meters + counters + tables
+            .map(|t| (t.name.as_str(), u64::from(t.size) * limits::TABLE_ENTRY_BYTES));
+        meters.chain(counters).chain(tables)
     }
 
     fn check_state_budget(&self) -> R {

@@ -53,8 +53,6 @@ impl Layout {
     }
 }
 
-/// What `main` instantiates.
-#[derive(Debug)]
 /// A parser or control `main` does not use, with its parameters' names
 /// (checked as one of main's blocks would be).
 pub enum Unused<'a> {
@@ -63,6 +61,8 @@ pub enum Unused<'a> {
     Deparser(&'a ControlDecl, BlockNames),
 }
 
+/// What `main` instantiates.
+#[derive(Debug)]
 pub struct Blocks<'a> {
     /// The headers and metadata struct types main's blocks use.
     hdr: String,
@@ -264,8 +264,7 @@ impl Globals<'_> {
                     .map(|n| Unused::Parser(p, n)),
             );
         }
-        let controls = not_used(&self.controls, |c: &ControlDecl| &c.name, &used);
-        for c in controls {
+        for c in not_used(&self.controls, |c: &ControlDecl| &c.name, &used) {
             out.push(if c.params.len() == DEPARSER_SHAPE.len() {
                 self.block_params(&c.name, &c.params, &DEPARSER_SHAPE, &mut binding())
                     .map(|n| Unused::Deparser(c, n))

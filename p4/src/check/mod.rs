@@ -167,20 +167,7 @@ pub fn lower(decls: &[Decl], name: &str, eof: Span) -> Result<Program, Vec<Diag>
     // most of it (a user's error, not the compiler's).
     let state = program.state_bytes();
     if state > limits::STATE_BYTES {
-        const METER_BYTES: u64 = dataplane::meter::layout::SIZE as u64;
-        let meter = program
-            .meters
-            .iter()
-            .map(|m| (m.name.as_str(), u64::from(m.size) * METER_BYTES));
-        let counter = program
-            .counters
-            .iter()
-            .map(|c| (c.name.as_str(), u64::from(c.size) * limits::COUNTER_BYTES));
-        let table = program
-            .tables
-            .iter()
-            .map(|t| (t.name.as_str(), u64::from(t.size) * limits::TABLE_ENTRY_BYTES));
-        let (big, bytes) = meter.chain(counter).chain(table).max_by_key(|x| x.1).unwrap_or(("", 0));
+        let (big, bytes) = program.state_by_name().max_by_key(|x| x.1).unwrap_or(("", 0));
         let at = blocks
             .ingress
             .locals
@@ -196,12 +183,13 @@ pub fn lower(decls: &[Decl], name: &str, eof: Span) -> Result<Program, Vec<Diag>
             format!(
                 "the program's tables, meters and counters need {} KiB of device state, the device has {} KiB; \
                  `{big}` alone takes {} KiB (a table entry of its size counts {} bytes, a counter cell {}, a meter \
-                 cell {METER_BYTES}): make it smaller",
+                 cell {}): make it smaller",
                 state >> 10,
                 limits::STATE_BYTES >> 10,
                 bytes >> 10,
                 limits::TABLE_ENTRY_BYTES,
-                limits::COUNTER_BYTES
+                limits::COUNTER_BYTES,
+                dataplane::meter::layout::SIZE
             ),
         )]);
     }
@@ -216,20 +204,14 @@ pub fn lower(decls: &[Decl], name: &str, eof: Span) -> Result<Program, Vec<Diag>
 
 /// Whether some path from the start state reaches `accept` or `reject`.
 fn parser_ends(states: &[dataplane::pipeline::ParserState]) -> bool {
-    use dataplane::pipeline::{Next, Transition};
+    use dataplane::pipeline::Next;
     let mut seen = vec![false; states.len()];
     let mut todo = vec![0usize];
     while let Some(i) = todo.pop() {
         if std::mem::replace(&mut seen[i], true) {
             continue;
         }
-        let nexts: Vec<Next> = match &states[i].transition {
-            Transition::Next(n) => vec![*n],
-            Transition::Select { cases, default, .. } => {
-                cases.iter().map(|c| c.next).chain(std::iter::once(*default)).collect()
-            }
-        };
-        for n in nexts {
+        for n in states[i].transition.nexts() {
             match n {
                 Next::Accept | Next::Reject => return true,
                 Next::State(j) if usize::from(j) < states.len() => todo.push(usize::from(j)),

@@ -101,10 +101,16 @@ fn starts_operand(t: &Tok) -> bool {
     }
 }
 
+/// Whether `t` is a word that starts a base type (`bit`, `bool`, `int`,
+/// `varbit`).
+fn is_type_word(t: &Tok) -> bool {
+    matches!(t, Tok::Word(w) if matches!(w.as_str(), "bit" | "bool" | "int" | "varbit"))
+}
+
 /// Whether the `(` at `i` opens a cast.
 fn is_cast(i: Toks<'_>) -> bool {
     match i.tok_at(1) {
-        Tok::Word(w) if matches!(w.as_str(), "bit" | "bool" | "int" | "varbit") => true,
+        t if is_type_word(t) => true,
         Tok::Word(w) if !is_keyword(w) => *i.tok_at(2) == Tok::P(Punct::RParen) && starts_operand(i.tok_at(3)),
         _ => false,
     }
@@ -191,7 +197,7 @@ fn postfix(i: Toks<'_>) -> PResult<'_, Expr> {
             }
             Tok::P(Punct::Lt)
                 if matches!(e.kind, ExprKind::Member(..))
-                    && (matches!(i.tok_at(1), Tok::Word(w) if matches!(w.as_str(), "bit" | "int" | "bool" | "varbit"))
+                    && (is_type_word(i.tok_at(1))
                         || (matches!(i.tok_at(1), Tok::Word(_))
                             && *i.tok_at(2) == Tok::P(Punct::Gt)
                             && *i.tok_at(3) == Tok::P(Punct::LParen))) =>

@@ -798,7 +798,13 @@ impl Lower<'_, '_> {
                 let t = MemFlagsData::trusted();
                 let base = self.array_base(frame::COUNTERS, c);
                 let merge = self.b.create_block();
-                self.check_index(idx, self.bound(index), u64::from(self.prog.counters[c].size), merge);
+                self.check_index(
+                    idx,
+                    self.bound(index),
+                    u64::from(self.prog.counters[c].size),
+                    merge,
+                    &[],
+                );
                 let o = self.b.ins().ishl_imm_s(idx, 4);
                 let cell = self.b.ins().iadd(base, o);
                 let p = self.b.ins().load(I64, t, cell, frame::CELL_PACKETS);
@@ -821,8 +827,9 @@ impl Lower<'_, '_> {
 
     /// `meter[m].execute_meter(idx)` in place, as `Meter::color` does it
     /// (RFC 2697 and 2698, color-blind, in fixed point): the array's cells
-    /// and length from the frame, the index checked against the length
-    /// (outside: an index error and green), the variant by its tag. The
+    /// from the frame, the index checked against the array's declared size
+    /// unless `bound` (its largest value) is below it (outside: an index
+    /// error and green), the variant by its tag. The
     /// color's code (0 green, 1 yellow, 2 red).
     fn meter(&mut self, m: usize, idx: Value, bound: u64) -> Value {
         use crate::meter::{layout as ml, FP, MAX_BURST};
@@ -832,7 +839,7 @@ impl Lower<'_, '_> {
         let color = self.b.append_block_param(merge, I64);
         // Outside the array: counted, green.
         let green = self.iconst(0);
-        self.check_index_to(idx, bound, u64::from(self.prog.meters[m].size), merge, &[green.into()]);
+        self.check_index(idx, bound, u64::from(self.prog.meters[m].size), merge, &[green.into()]);
         // The meter's cell, its variant.
         let o = self.b.ins().ishl_imm_s(idx, 6);
         const _: () = assert!(ml::SIZE == 1 << 6);
@@ -955,13 +962,9 @@ impl Lower<'_, '_> {
     }
 
     /// Go on where `idx` is below `size`, else count an index error and
-    /// jump to `out`. No test where `bound` (the index's largest value)
-    /// is below `size`.
-    fn check_index(&mut self, idx: Value, bound: u64, size: u64, out: Block) {
-        self.check_index_to(idx, bound, size, out, &[]);
-    }
-
-    fn check_index_to(&mut self, idx: Value, bound: u64, size: u64, out: Block, args: &[BlockArg]) {
+    /// jump to `out` with `args`. No test where `bound` (the index's
+    /// largest value) is below `size`.
+    fn check_index(&mut self, idx: Value, bound: u64, size: u64, out: Block, args: &[BlockArg]) {
         if bound < size {
             return;
         }
@@ -1293,12 +1296,7 @@ impl ParserFacts {
         let mut accepts: Vec<bool> = Vec::with_capacity(n);
         let mut ext: Vec<u64> = Vec::with_capacity(n);
         for s in &prog.parser {
-            let nexts: Vec<Next> = match &s.transition {
-                Transition::Next(x) => vec![*x],
-                Transition::Select { cases, default, .. } => {
-                    cases.iter().map(|c| c.next).chain(std::iter::once(*default)).collect()
-                }
-            };
+            let nexts = s.transition.nexts();
             accepts.push(nexts.contains(&Next::Accept));
             succ.push(
                 nexts

@@ -54,11 +54,13 @@ use cranelift_module::{default_libcall_names, Linkage, Module};
 #[repr(C)]
 #[derive(Debug)]
 pub(super) struct Frame {
-    /// The packet's bytes (`len` of them), edited in place.
+    /// The running packet's bytes (`len` of them), edited in place: set
+    /// by the generated code for each packet of the batch, as are `len`
+    /// and `meta` (the helpers read them here).
     pub data: *mut u8,
-    /// The packet's length in bytes.
+    /// The running packet's length in bytes.
     pub len: u64,
-    /// The packet's metadata, one slot per `Program::meta` field.
+    /// The running packet's metadata, one slot per `Program::meta` field.
     pub meta: *mut u64,
     /// The pipeline's tables, meters, counters and statistics.
     pub rt: *mut Runtime,
@@ -67,7 +69,8 @@ pub(super) struct Frame {
     /// Out: the cost units of the pass.
     pub cost: u64,
     /// Each counter array's cells and length (the generated code counts
-    /// in place, after checking the index against the length).
+    /// in place, the index checked against the declared size, which
+    /// `Pipeline` checks the length equals).
     pub counters: *const CounterRef,
     /// Where an index outside a counter array is counted
     /// (`Stats::index_errors`).
@@ -84,7 +87,7 @@ pub(super) struct Frame {
     pub tables: *const super::table::ExactView,
     /// Each meter array's cells (`meter::Meter`, `repr(C, u64)`, laid out
     /// as `meter::layout` says) and length: the generated code colors in
-    /// place, after checking the index against the length.
+    /// place, the index checked as for counters.
     pub meters: *const CounterRef,
     /// The batch: `n` packets, each one's bytes and sending LIF.
     pub batch: *const PktIn,
@@ -127,7 +130,7 @@ pub(super) struct CounterRef {
     /// pointer: the scratch that holds these is rebuilt from the runtime
     /// before every batch and only the generated code dereferences it.
     pub base: u64,
-    /// Cells.
+    /// Cells (what `Pipeline` holds to the program's declared size).
     pub len: u64,
 }
 
