@@ -29,7 +29,7 @@
 use dataplane::abi::{MeterConfig, MeterMode, MeterResource, TableEntry};
 use dataplane::packet::build_udp4;
 use dataplane::pipeline::{Backend, Executor, Input, Outcome, Pipeline, Verdict};
-use fairnic_benches::{interleave, pin_to_cpu, rounds, Need, Report, Variant};
+use fairnic_benches::{interleave_sliced, pin_to_cpu, rounds, Need, Report, Sliced};
 use sim::device::engine::CostModel;
 use sim::device::switch::{Source, Switch};
 use std::hint::black_box;
@@ -38,8 +38,12 @@ use std::time::Instant;
 const LIFS: u16 = 64;
 const FRAMES: usize = 4096;
 const BATCH: usize = 64;
-/// Frames per measured run.
+/// Frames per measured round.
 const RUN: usize = 4_000_000;
+/// Slices per round: the variants take turns, a slice each (a few
+/// milliseconds), so that peers see the same machine (see
+/// `fairnic_benches::interleave_sliced`).
+const SLICES: usize = 16;
 
 fn mac(lif: u16) -> [u8; 6] {
     dataplane::abi::lif_mac(lif)
@@ -105,13 +109,14 @@ fn pipeline(exec: Executor) -> Pipeline {
     p
 }
 
-/// Frames per second through `p` in batches of [`BATCH`], Mpps.
-fn run_batches(p: &mut Pipeline, pkts: &mut [(Vec<u8>, u16)], now: &mut u64) -> f64 {
+/// One slice of frames through `p` in batches of [`BATCH`]: the frames
+/// run (`RUN / SLICES`, rounded up to whole working sets) and the seconds.
+fn run_batches(p: &mut Pipeline, pkts: &mut [(Vec<u8>, u16)], now: &mut u64) -> (u64, f64) {
     let mut out: Vec<Outcome> = Vec::with_capacity(BATCH);
     let t0 = Instant::now();
     let mut done = 0;
     let mut delivered = 0u64;
-    while done < RUN {
+    while done < RUN / SLICES {
         for chunk in pkts.chunks_mut(BATCH) {
             let mut batch: Vec<Input<'_>> = chunk
                 .iter_mut()
@@ -127,22 +132,24 @@ fn run_batches(p: &mut Pipeline, pkts: &mut [(Vec<u8>, u16)], now: &mut u64) -> 
             done += chunk.len();
         }
     }
+    let t = t0.elapsed().as_secs_f64();
     assert_eq!(delivered, done as u64, "every frame delivered");
-    done as f64 / t0.elapsed().as_secs_f64() / 1e6
+    (done as u64, t)
 }
 
-/// Frames per second through `p` one packet per call, Mpps.
-fn run_single(p: &mut Pipeline, pkts: &mut [(Vec<u8>, u16)], now: &mut u64) -> f64 {
+/// One slice of frames through `p` one packet per call (a quarter of a
+/// batch slice): the frames run and the seconds.
+fn run_single(p: &mut Pipeline, pkts: &mut [(Vec<u8>, u16)], now: &mut u64) -> (u64, f64) {
     let t0 = Instant::now();
     let mut done = 0;
-    while done < RUN / 4 {
+    while done < RUN / 4 / SLICES {
         for (f, src) in pkts.iter_mut() {
             *now += 16;
             black_box(p.process(*now, f, *src));
             done += 1;
         }
     }
-    done as f64 / t0.elapsed().as_secs_f64() / 1e6
+    (done as u64, t0.elapsed().as_secs_f64())
 }
 
 const COMPILED: &str = "fairnic.p4 compiled, meters on";
@@ -247,7 +254,7 @@ fn main() {
         let t0 = Instant::now();
         let mut done = 0;
         let mut units = 0u64;
-        while done < RUN {
+        while done < RUN / SLICES {
             for (f, src) in &frames_ro {
                 let (v, passes) = sw.decide(Source::Lif(*src), f);
                 units += cost.cost(f, passes);
@@ -256,11 +263,11 @@ fn main() {
             }
         }
         black_box(units);
-        done as f64 / t0.elapsed().as_secs_f64() / 1e6
+        (done as u64, t0.elapsed().as_secs_f64())
     };
     let n = rounds();
     let r = {
-        let mut variants: Vec<Variant<'_>> = vec![
+        let mut variants: Vec<Sliced<'_>> = vec![
             (COMPILED, Box::new(|| run_batches(&mut jit, &mut pk_j, &mut t_j))),
             (COMPILED_1, Box::new(|| run_single(&mut jit1, &mut pk_j1, &mut t_j1))),
             (REFERENCE, Box::new(|| run_batches(&mut reference, &mut pk_r, &mut t_r))),
@@ -275,14 +282,16 @@ fn main() {
             variants.push((
                 SWX,
                 Box::new(move || {
+                    let slice = (RUN / SLICES) as u64;
                     let t0 = Instant::now();
-                    let n = s.run(RUN as u64).expect("SWX run");
-                    assert_eq!(n, RUN as u64, "SWX delivered every frame");
-                    n as f64 / t0.elapsed().as_secs_f64() / 1e6
+                    let n = s.run(slice).expect("SWX run");
+                    let t = t0.elapsed().as_secs_f64();
+                    assert_eq!(n, slice, "SWX delivered every frame");
+                    (n, t)
                 }),
             ));
         }
-        interleave(n, &mut variants)
+        interleave_sliced(n, SLICES, &mut variants)
     };
     let g = "64-byte frames, one core";
     let names = [COMPILED, COMPILED_1, REFERENCE, REFERENCE_1, SWITCH];

@@ -543,9 +543,80 @@ pub fn interleave<F: FnMut() -> f64>(rounds: usize, variants: &mut [(&str, F)]) 
     out
 }
 
+/// A variant measured in slices: each call runs one slice and returns the
+/// work it did (frames, say) and the seconds it took.
+pub type Sliced<'a> = (&'a str, Box<dyn FnMut() -> (u64, f64) + 'a>);
+
+/// Like [`interleave`], but each round runs every variant `slices` times
+/// in turn, a slice each, and a variant's value for the round is its work
+/// over its summed time, in millions per second. On a shared machine
+/// whose speed moves within a second, peers measured in alternating
+/// slices of a few milliseconds see the same machine: their per-round
+/// ratio is far steadier than that of back-to-back runs.
+pub fn interleave_sliced<F: FnMut() -> (u64, f64)>(
+    rounds: usize,
+    slices: usize,
+    variants: &mut [(&str, F)],
+) -> Vec<Vec<f64>> {
+    let only = std::env::var("FAIRNIC_BENCH_ONLY").ok();
+    let run: Vec<bool> = variants
+        .iter()
+        .map(|(name, _)| only.as_deref().is_none_or(|o| name.contains(o)))
+        .collect();
+    let mut out = vec![Vec::with_capacity(rounds); variants.len()];
+    for _ in 0..rounds {
+        let mut sums = vec![(0u64, 0f64); variants.len()];
+        for _ in 0..slices.max(1) {
+            for (i, (_, f)) in variants.iter_mut().enumerate() {
+                if run[i] {
+                    let (w, t) = f();
+                    sums[i].0 += w;
+                    sums[i].1 += t;
+                }
+            }
+        }
+        for (i, &(w, t)) in sums.iter().enumerate() {
+            out[i].push(if run[i] && t > 0.0 {
+                w as f64 / t / 1e6
+            } else {
+                f64::NAN
+            });
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sliced_rounds_sum_work_and_time_over_their_slices() {
+        let mut calls = [0u32; 2];
+        let (c0, c1) = calls.split_at_mut(1);
+        let mut variants: Vec<Sliced<'_>> = vec![
+            // 2 M a slice, in 1 s and 3 s by turns.
+            (
+                "a",
+                Box::new(|| {
+                    c0[0] += 1;
+                    (2_000_000, if c0[0] % 2 == 0 { 3.0 } else { 1.0 })
+                }),
+            ),
+            (
+                "b",
+                Box::new(|| {
+                    c1[0] += 1;
+                    (1_000_000, 0.5)
+                }),
+            ),
+        ];
+        let r = interleave_sliced(2, 4, &mut variants);
+        drop(variants);
+        assert_eq!(calls, [8, 8], "every variant runs every slice of every round");
+        // a: 8 M over 1 + 3 + 1 + 3 s a round; b: 4 M over 2 s.
+        assert_eq!(r, vec![vec![1.0, 1.0], vec![2.0, 2.0]]);
+    }
 
     #[test]
     fn a_bar_is_judged_only_when_every_round_agrees() {
