@@ -119,24 +119,29 @@ impl Loc {
 }
 
 /// What the program decided for a packet.
+///
+/// `repr(C, u16)` with fixed discriminants: the compiled program writes
+/// each packet's [`Outcome`] itself (a `u16` tag, then `ToLif`'s LIF).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C, u16)]
 pub enum Verdict {
     /// To this LIF (`egress_lif`).
-    ToLif(u16),
+    ToLif(u16) = 0,
     /// Out of the uplink (`to_uplink`).
-    ToUplink,
+    ToUplink = 1,
     /// Every LIF but the sender (and the uplink when a LIF sent it).
-    Flood,
+    Flood = 2,
     /// `mark_to_drop`.
-    Drop,
+    Drop = 3,
     /// No destination set.
-    NoRoute,
+    NoRoute = 4,
     /// The parser could not take the packet.
-    ParseError,
+    ParseError = 5,
 }
 
-/// A packet's result.
+/// A packet's result (`repr(C)`: the compiled program writes it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
 pub struct Outcome {
     /// Where the packet goes.
     pub verdict: Verdict,
@@ -265,11 +270,9 @@ pub struct Pipeline {
     /// Scratch: the meter arrays as the compiled code sees them.
     #[cfg(feature = "jit")]
     jit_meters: Vec<super::jit::CounterRef>,
-    /// The batch as the compiled program reads it, and its results.
+    /// The batch as the compiled program reads it.
     #[cfg(feature = "jit")]
     jit_in: Vec<super::jit::PktIn>,
-    #[cfg(feature = "jit")]
-    jit_out: Vec<super::jit::PktOut>,
     /// Scratch: each table's entry count, for the compiled code.
     #[cfg(feature = "jit")]
     jit_table_lens: Vec<u64>,
@@ -410,8 +413,6 @@ impl Pipeline {
             jit_meters: Vec::new(),
             #[cfg(feature = "jit")]
             jit_in: Vec::new(),
-            #[cfg(feature = "jit")]
-            jit_out: Vec::new(),
             #[cfg(feature = "jit")]
             jit_table_lens: Vec::new(),
             #[cfg(feature = "jit")]
@@ -674,15 +675,13 @@ impl Pipeline {
                 .extend(self.rt.tables.iter_mut().map(|t| t.exact_view().unwrap_or_default()));
             self.jit_views_stale = false;
         }
-        out.reserve(pkts.len());
         self.jit_in.clear();
         self.jit_in.extend(pkts.iter_mut().map(|p| super::jit::PktIn {
             data: p.data.as_mut_ptr() as u64,
             len: p.data.len() as u64,
             ingress_lif: u64::from(p.ingress_lif),
         }));
-        self.jit_out.clear();
-        self.jit_out.resize(pkts.len(), super::jit::PktOut::default());
+        out.reserve(pkts.len());
         let mut fr = super::jit::Frame {
             data: std::ptr::null_mut(),
             len: 0,
@@ -691,7 +690,7 @@ impl Pipeline {
             now,
             cost: 0,
             counters: self.jit_counters.as_ptr(),
-            index_errors: &raw mut self.rt.stats.index_errors,
+            stats: &raw mut self.rt.stats,
             table_lens: self.jit_table_lens.as_ptr(),
             hits: self.rt.hits.as_mut_ptr(),
             tables: self.jit_tables.as_ptr(),
@@ -699,31 +698,24 @@ impl Pipeline {
             batch: self.jit_in.as_ptr(),
             n: pkts.len() as u64,
             meta_base: self.meta.as_mut_ptr(),
-            results: self.jit_out.as_mut_ptr(),
+            outcomes: out.spare_capacity_mut().as_mut_ptr().cast::<Outcome>(),
         };
         // SAFETY: the batch lends each packet's bytes (`pkts` borrows them
         // mutably, each its own slice), `meta` has the program's
         // `meta.len()` zeroed slots per packet (the program was validated
-        // against them), `jit_out` one result per packet, and the runtime
-        // is this pipeline's, for which `jit` was compiled, with its
-        // counter, meter and table views as they are now (taken again
-        // after every table change, and nothing changes them during the
-        // call); nothing else touches any of them until `run` returns.
+        // against them), `out` room for one outcome per packet past its
+        // length (reserved above), and the runtime is this pipeline's, for
+        // which `jit` was compiled, with its counter, meter and table views
+        // as they are now (taken again after every table change, and
+        // nothing changes them during the call); nothing else touches any
+        // of them until `run` returns.
         let ran = unsafe { jit.run(&mut fr) };
-        debug_assert_eq!(ran, pkts.len() as u64);
-        for (r, m) in self.jit_out.iter().zip(self.meta.chunks_exact(nm.max(1))) {
-            let cost = r.cost.min(u64::from(u32::MAX)) as u32;
-            if r.code != 0 {
-                self.rt.stats.parse_errors += 1;
-                out.push(Outcome {
-                    verdict: Verdict::ParseError,
-                    recirculate: 0,
-                    cost,
-                });
-            } else {
-                out.push(verdict(&mut self.rt, cost, m));
-            }
-        }
+        assert_eq!(ran, pkts.len() as u64, "the compiled program ran the whole batch");
+        // SAFETY: the generated code wrote a whole `Outcome` (a tag of
+        // `Verdict`'s, its LIF for `ToLif`, the recirculations and the
+        // cost) for each of the `ran` packets, in order, into the
+        // reserved capacity.
+        unsafe { out.set_len(out.len() + pkts.len()) };
     }
 
     fn run_lanes(&mut self, now: Nanos, pkts: &mut [Input<'_>], out: &mut Vec<Outcome>) {

@@ -2,7 +2,7 @@
 
 use super::{frame, Helpers};
 use crate::pipeline::compile::mask64;
-use crate::pipeline::exec::{max_params, Loc, ParserError};
+use crate::pipeline::exec::{max_params, Loc, ParserError, Verdict};
 use crate::pipeline::ir::*;
 use crate::pipeline::table::{Slot, EMPTY, HASH_MIX, HASH_MUL};
 use cranelift_codegen::ir::condcodes::IntCC;
@@ -111,18 +111,12 @@ pub(super) fn lower(
     };
     l.parser();
     l.fill_errors();
-    // The end of every packet's path: its code and cost to its results
-    // (the code to its `parser_error` too), on to the next.
+    // The end of every packet's path: its `Outcome`, as the reference
+    // executor's `verdict` decides it from the standard metadata (the
+    // code to `parser_error` too), on to the next.
     l.b.switch_to_block(done);
+    l.outcome(i_var, code);
     let i = l.b.use_var(i_var);
-    let cost = l.b.ins().load(I64, trusted, fr, frame::COST);
-    let results = l.b.ins().load(ptr, trusted, fr, frame::RESULTS);
-    let ro = l.b.ins().imul_imm_s(i, frame::OUT_SIZE);
-    let out = l.b.ins().iadd(results, ro);
-    l.b.ins().store(trusted, code, out, frame::OUT_CODE);
-    l.b.ins().store(trusted, cost, out, frame::OUT_COST);
-    let meta = l.frame_ptr(frame::META);
-    l.b.ins().store(trusted, code, meta, slot(std_meta::PARSER_ERROR));
     let next = l.b.ins().iadd_imm_s(i, 1);
     l.b.def_var(i_var, next);
     l.b.ins().jump(head, &[]);
@@ -977,14 +971,100 @@ impl Lower<'_, '_> {
         self.b.switch_to_block(yes);
     }
 
-    /// Count an index outside a counter or meter array
-    /// (`Frame::index_errors`).
-    fn count_index_error(&mut self) {
+    /// Write the running packet's `Outcome` (at `frame.outcomes[i]`) for
+    /// the parser's `code`: a parse error, else from the standard
+    /// metadata in `verdict`'s order (drop, flood, uplink, a LIF, no
+    /// route), counting parse errors, drops and packets without a route;
+    /// the recirculations (`recirculate as u8`, at most 7) and the cost
+    /// (at most `u32::MAX`). Ends in the block after it.
+    fn outcome(&mut self, i_var: Variable, code: Value) {
         let t = MemFlagsData::trusted();
-        let e = self.b.ins().load(self.ptr, t, self.fr, frame::INDEX_ERRORS);
-        let x = self.b.ins().load(I64, t, e, 0);
+        let slot = |f: u16| 8 * i32::from(f);
+        let i = self.b.use_var(i_var);
+        let outs = self.b.ins().load(self.ptr, t, self.fr, frame::OUTCOMES);
+        let at = self.b.ins().imul_imm_s(i, frame::OUT_SIZE);
+        let o = self.b.ins().iadd(outs, at);
+        let cost = self.b.ins().load(I64, t, self.fr, frame::COST);
+        let cap = self.iconst(u64::from(u32::MAX));
+        let cost = self.b.ins().umin(cost, cap);
+        let cost = self.b.ins().ireduce(I32, cost);
+        self.b.ins().store(t, cost, o, frame::OUT_COST);
+        let meta = self.frame_ptr(frame::META);
+        self.b.ins().store(t, code, meta, slot(std_meta::PARSER_ERROR));
+        let tag_of = |v: Verdict| match v {
+            Verdict::ToLif(_) => 0i64,
+            Verdict::ToUplink => 1,
+            Verdict::Flood => 2,
+            Verdict::Drop => 3,
+            Verdict::NoRoute => 4,
+            Verdict::ParseError => 5,
+        };
+        let fin = self.b.create_block();
+        let tag = self.b.append_block_param(fin, I16);
+        let recirc = self.b.append_block_param(fin, I64);
+        let (perr, ok) = (self.b.create_block(), self.b.create_block());
+        self.b.ins().brif(code, perr, &[], ok, &[]);
+        // The parser refused it: no pass ran.
+        self.b.switch_to_block(perr);
+        self.count_stat(frame::ST_PARSE_ERRORS);
+        let v = self.b.ins().iconst(I16, tag_of(Verdict::ParseError));
+        let zero = self.iconst(0);
+        self.b.ins().jump(fin, &[v.into(), zero.into()]);
+        self.b.switch_to_block(ok);
+        let r = self.meta_load(usize::from(std_meta::RECIRCULATE));
+        let r = self.b.ins().band_imm_s(r, 0xff);
+        let seven = self.iconst(7);
+        let r = self.b.ins().umin(r, seven);
+        let drop = self.meta_load(usize::from(std_meta::DROP));
+        let (dropped, c1) = (self.b.create_block(), self.b.create_block());
+        self.b.ins().brif(drop, dropped, &[], c1, &[]);
+        self.b.switch_to_block(dropped);
+        self.count_stat(frame::ST_DROPS);
+        let v = self.b.ins().iconst(I16, tag_of(Verdict::Drop));
+        self.b.ins().jump(fin, &[v.into(), r.into()]);
+        self.b.switch_to_block(c1);
+        let flood = self.meta_load(usize::from(std_meta::FLOOD));
+        let c2 = self.b.create_block();
+        let v = self.b.ins().iconst(I16, tag_of(Verdict::Flood));
+        self.b.ins().brif(flood, fin, &[v.into(), r.into()], c2, &[]);
+        self.b.switch_to_block(c2);
+        let up = self.meta_load(usize::from(std_meta::TO_UPLINK));
+        let c3 = self.b.create_block();
+        let v = self.b.ins().iconst(I16, tag_of(Verdict::ToUplink));
+        self.b.ins().brif(up, fin, &[v.into(), r.into()], c3, &[]);
+        self.b.switch_to_block(c3);
+        let eg = self.meta_load(usize::from(std_meta::EGRESS_LIF));
+        let none = self.b.ins().icmp_imm_s(IntCC::Equal, eg, std_meta::LIF_NONE as i64);
+        let (to_lif, no_route) = (self.b.create_block(), self.b.create_block());
+        self.b.ins().brif(none, no_route, &[], to_lif, &[]);
+        self.b.switch_to_block(to_lif);
+        let lif = self.b.ins().ireduce(I16, eg);
+        self.b.ins().store(t, lif, o, frame::OUT_LIF);
+        let v = self.b.ins().iconst(I16, tag_of(Verdict::ToLif(0)));
+        self.b.ins().jump(fin, &[v.into(), r.into()]);
+        self.b.switch_to_block(no_route);
+        self.count_stat(frame::ST_NO_ROUTE);
+        let v = self.b.ins().iconst(I16, tag_of(Verdict::NoRoute));
+        self.b.ins().jump(fin, &[v.into(), r.into()]);
+        self.b.switch_to_block(fin);
+        self.b.ins().store(t, tag, o, frame::OUT_TAG);
+        let r8 = self.b.ins().ireduce(cranelift_codegen::ir::types::I8, recirc);
+        self.b.ins().store(t, r8, o, frame::OUT_RECIRC);
+    }
+
+    /// Count an index outside a counter or meter array
+    /// (`Stats::index_errors`).
+    fn count_index_error(&mut self) {
+        self.count_stat(frame::ST_INDEX_ERRORS);
+    }
+
+    /// Add one to the `Stats` field at `at` (`frame::ST_*`).
+    fn count_stat(&mut self, at: i32) {
+        let t = MemFlagsData::trusted();
+        let e = self.b.ins().load(self.ptr, t, self.fr, frame::STATS);
+        let x = self.b.ins().load(I64, t, e, at);
         let x = self.b.ins().iadd_imm_s(x, 1);
-        self.b.ins().store(t, x, e, 0);
+        self.b.ins().store(t, x, e, at);
     }
 
     /// A meter's time since its last update at `last` (0 if the clock is

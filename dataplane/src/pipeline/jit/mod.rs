@@ -9,8 +9,11 @@
 //! them) and the standard metadata the device sets, runs the parser (each state a
 //! block, the parse position, header offsets and validity in registers),
 //! then the ingress control with every action body inlined where it is
-//! called or applied, and leaves the parser's error code (0: none) and
-//! the cost in the packet's `PktOut`; it returns the packets run. Header
+//! called or applied, and writes the packet's `Outcome` (its verdict from
+//! the standard metadata, as the reference executor decides it, the
+//! recirculations and the cost) straight into the caller's output
+//! vector, counting parse errors, drops and packets without a route; it
+//! returns the packets run. Header
 //! fields are read and written in place with big-endian loads and stores
 //! of the bytes they span; metadata lives in the caller's array.
 //!
@@ -44,7 +47,7 @@ mod lower;
 #[cfg(test)]
 pub(super) use lower::ParserFacts;
 
-use super::exec::{Loc, MeterArray, Runtime};
+use super::exec::{Loc, MeterArray, Outcome, Runtime, Stats, Verdict};
 use super::ir::*;
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_jit::{JITBuilder, JITModule};
@@ -72,9 +75,10 @@ pub(super) struct Frame {
     /// in place, the index checked against the declared size, which
     /// `Pipeline` checks the length equals).
     pub counters: *const CounterRef,
-    /// Where an index outside a counter array is counted
-    /// (`Stats::index_errors`).
-    pub index_errors: *mut u64,
+    /// The pipeline's statistics: the generated code counts index errors
+    /// (an index outside a counter or meter array), parse errors, drops
+    /// and packets without a route here.
+    pub stats: *mut Stats,
     /// Each table's entry count (taken again after every table change,
     /// which the control plane cannot make during a batch): an empty
     /// table is a miss without a call.
@@ -96,8 +100,8 @@ pub(super) struct Frame {
     /// The batch's metadata: `Program::meta.len()` zeroed slots per
     /// packet, one packet after the other.
     pub meta_base: *mut u64,
-    /// Out: each packet's parser code and cost, in batch order.
-    pub results: *mut PktOut,
+    /// Out: each packet's `Outcome`, in batch order.
+    pub outcomes: *mut Outcome,
 }
 
 /// One packet of a batch as the generated code reads it.
@@ -110,16 +114,6 @@ pub(super) struct PktIn {
     pub data: u64,
     pub len: u64,
     pub ingress_lif: u64,
-}
-
-/// What the generated code leaves for one packet.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default)]
-pub(super) struct PktOut {
-    /// The parser's error code (0: accepted, the ingress control ran).
-    pub code: u64,
-    /// The pass's cost units.
-    pub cost: u64,
 }
 
 /// One counter array as the generated code sees it.
@@ -174,8 +168,8 @@ pub(super) mod frame {
     pub const COST: i32 = 40;
     /// `counters`.
     pub const COUNTERS: i32 = 48;
-    /// `index_errors`.
-    pub const INDEX_ERRORS: i32 = 56;
+    /// `stats`.
+    pub const STATS: i32 = 56;
     /// `table_lens`.
     pub const TABLE_LENS: i32 = 64;
     /// `hits`.
@@ -190,17 +184,25 @@ pub(super) mod frame {
     pub const N: i32 = 104;
     /// `meta_base`.
     pub const META_BASE: i32 = 112;
-    /// `results`.
-    pub const RESULTS: i32 = 120;
+    /// `outcomes`.
+    pub const OUTCOMES: i32 = 120;
     /// `PktIn`'s fields and size.
     pub const IN_DATA: i32 = std::mem::offset_of!(super::PktIn, data) as i32;
     pub const IN_LEN: i32 = std::mem::offset_of!(super::PktIn, len) as i32;
     pub const IN_LIF: i32 = std::mem::offset_of!(super::PktIn, ingress_lif) as i32;
     pub const IN_SIZE: i64 = std::mem::size_of::<super::PktIn>() as i64;
-    /// `PktOut`'s fields and size.
-    pub const OUT_CODE: i32 = std::mem::offset_of!(super::PktOut, code) as i32;
-    pub const OUT_COST: i32 = std::mem::offset_of!(super::PktOut, cost) as i32;
-    pub const OUT_SIZE: i64 = std::mem::size_of::<super::PktOut>() as i64;
+    /// `Outcome`'s fields and size: `Verdict`'s tag and `ToLif`'s LIF
+    /// (`repr(C, u16)`), the recirculations, the cost.
+    pub const OUT_TAG: i32 = std::mem::offset_of!(super::Outcome, verdict) as i32;
+    pub const OUT_LIF: i32 = OUT_TAG + 2;
+    pub const OUT_RECIRC: i32 = std::mem::offset_of!(super::Outcome, recirculate) as i32;
+    pub const OUT_COST: i32 = std::mem::offset_of!(super::Outcome, cost) as i32;
+    pub const OUT_SIZE: i64 = std::mem::size_of::<super::Outcome>() as i64;
+    /// `Stats`' fields the generated code counts.
+    pub const ST_PARSE_ERRORS: i32 = std::mem::offset_of!(super::Stats, parse_errors) as i32;
+    pub const ST_DROPS: i32 = std::mem::offset_of!(super::Stats, drops) as i32;
+    pub const ST_NO_ROUTE: i32 = std::mem::offset_of!(super::Stats, no_route) as i32;
+    pub const ST_INDEX_ERRORS: i32 = std::mem::offset_of!(super::Stats, index_errors) as i32;
     /// The first and second word of a `(u64, u64)`: a counter cell's
     /// packets and bytes, a table's hits and misses.
     pub const CELL_PACKETS: i32 = std::mem::offset_of!((u64, u64), 0) as i32;
@@ -208,7 +210,7 @@ pub(super) mod frame {
     pub const CELL_BYTES: i32 = std::mem::offset_of!((u64, u64), 1) as i32;
 }
 const _: () = assert!(std::mem::offset_of!(Frame, counters) == frame::COUNTERS as usize);
-const _: () = assert!(std::mem::offset_of!(Frame, index_errors) == frame::INDEX_ERRORS as usize);
+const _: () = assert!(std::mem::offset_of!(Frame, stats) == frame::STATS as usize);
 const _: () = assert!(std::mem::offset_of!(Frame, table_lens) == frame::TABLE_LENS as usize);
 const _: () = assert!(std::mem::offset_of!(Frame, hits) == frame::HITS as usize);
 const _: () = assert!(std::mem::offset_of!(Frame, tables) == frame::TABLES as usize);
@@ -224,7 +226,9 @@ const _: () = assert!(std::mem::offset_of!(Frame, now) == frame::NOW as usize);
 const _: () = assert!(std::mem::offset_of!(Frame, batch) == frame::BATCH as usize);
 const _: () = assert!(std::mem::offset_of!(Frame, n) == frame::N as usize);
 const _: () = assert!(std::mem::offset_of!(Frame, meta_base) == frame::META_BASE as usize);
-const _: () = assert!(std::mem::offset_of!(Frame, results) == frame::RESULTS as usize);
+const _: () = assert!(std::mem::offset_of!(Frame, outcomes) == frame::OUTCOMES as usize);
+// `Verdict` is a `u16` tag with `ToLif`'s `u16` after it.
+const _: () = assert!(std::mem::size_of::<Verdict>() == 4);
 
 /// The compiled function's type.
 type PacketFn = unsafe extern "C" fn(*mut Frame) -> u64;
@@ -350,22 +354,23 @@ impl Jit {
     }
 
     /// Run the program on each packet of the batch `fr` describes
-    /// (`fr.n` of them at `fr.batch`); each one's code and cost land in
-    /// `fr.results`.
+    /// (`fr.n` of them at `fr.batch`); each one's `Outcome` lands in
+    /// `fr.outcomes` (the statistics it counts in `fr.stats`).
     ///
     /// # Safety
     /// Each `PktIn::data` must point to `len` bytes the caller lets the
     /// program read and write, and no two packets may overlap;
     /// `fr.meta_base` to `n` times the program's metadata slots, zeroed;
-    /// `fr.results` to `n` `PktOut`s; `fr.rt` to the runtime of the
+    /// `fr.outcomes` to room for `n` `Outcome`s; `fr.stats` to the
+    /// runtime's statistics; `fr.rt` to the runtime of the
     /// pipeline this code was compiled for, with the counter, meter and
     /// table views as they are now; none of them used by anything else
     /// during the call.
     pub(super) unsafe fn run(&self, fr: &mut Frame) -> u64 {
         // SAFETY: the caller's contract (above) is what the generated code
         // needs: it touches only each packet within its `len` (extracts are
-        // checked against it), that packet's metadata slots, the results
-        // and the runtime (in place through the views, or through the
+        // checked against it), that packet's metadata slots, the outcomes,
+        // the statistics and the runtime (in place through the views, or through the
         // helpers).
         unsafe { (self.entry)(fr) }
     }
