@@ -232,6 +232,20 @@ fn refill(dt: u64, rate_fp: u64, cap: u64) -> u64 {
     }
 }
 
+/// [`refill`] where `full_dt` is `cap / rate_fp` (`u64::MAX` when
+/// `rate_fp` is 0), worked out once per profile: a gap of at most
+/// `full_dt` adds `dt * rate_fp <= cap` (no overflow), a longer one at
+/// least `(full_dt + 1) * rate_fp > cap`, so `cap`. The same result as
+/// `refill`, without the 128-bit product (property test below).
+#[inline(always)]
+fn refill_upto(dt: u64, rate_fp: u64, cap: u64, full_dt: u64) -> u64 {
+    if dt > full_dt {
+        cap
+    } else {
+        dt * rate_fp
+    }
+}
+
 #[inline(always)]
 fn elapsed(last: &mut u64, now: Nanos) -> u64 {
     // Time never runs backwards for a meter: an earlier `now` adds nothing
@@ -250,6 +264,11 @@ pub struct SrTcmProfile<R> {
     cir_fp: u64,
     cbs_fp: u64,
     ebs_fp: u64,
+    /// The longest gap whose refill does not fill both buckets from
+    /// empty: `(cbs + ebs) / cir` (`u64::MAX` at a zero rate). A longer
+    /// gap refills `cbs + ebs`, a shorter one `dt * cir` without a
+    /// 128-bit product (see [`refill_upto`]).
+    full_dt: u64,
     _r: PhantomData<fn() -> R>,
 }
 
@@ -268,10 +287,12 @@ impl<R: Resource> SrTcmProfile<R> {
         if cbs.0 == 0 && ebs.0 == 0 {
             return Err(MeterError::Invalid("RFC 2697 needs CBS or EBS above 0"));
         }
+        let (cir_fp, cbs_fp, ebs_fp) = (rate_fp("cir", cir)?, burst_fp("cburst", cbs)?, burst_fp("eburst", ebs)?);
         Ok(SrTcmProfile {
-            cir_fp: rate_fp("cir", cir)?,
-            cbs_fp: burst_fp("cburst", cbs)?,
-            ebs_fp: burst_fp("eburst", ebs)?,
+            cir_fp,
+            cbs_fp,
+            ebs_fp,
+            full_dt: (cbs_fp.saturating_add(ebs_fp)).checked_div(cir_fp).unwrap_or(u64::MAX),
             _r: PhantomData,
         })
     }
@@ -291,7 +312,7 @@ impl<R: Resource> SrTcmProfile<R> {
         let dt = elapsed(&mut s.last, now);
         if dt > 0 {
             // Tokens go to Tc until it is full, the rest to Te.
-            let add = refill(dt, self.cir_fp, self.cbs_fp.saturating_add(self.ebs_fp));
+            let add = refill_upto(dt, self.cir_fp, self.cbs_fp.saturating_add(self.ebs_fp), self.full_dt);
             let to_c = add.min(self.cbs_fp - s.tc);
             s.tc += to_c;
             s.te = (s.te.saturating_add(add - to_c)).min(self.ebs_fp);
@@ -480,12 +501,14 @@ pub mod layout {
     pub const SR_CBS: i32 = 16;
     /// srTCM EBS (fixed point).
     pub const SR_EBS: i32 = 24;
+    /// srTCM: the longest gap that refills less than CBS + EBS.
+    pub const SR_FULL_DT: i32 = 32;
     /// srTCM committed bucket.
-    pub const SR_TC: i32 = 32;
+    pub const SR_TC: i32 = 40;
     /// srTCM excess bucket.
-    pub const SR_TE: i32 = 40;
+    pub const SR_TE: i32 = 48;
     /// srTCM last update.
-    pub const SR_LAST: i32 = 48;
+    pub const SR_LAST: i32 = 56;
     /// trTCM CIR (fixed point).
     pub const TR_CIR: i32 = 8;
     /// trTCM PIR (fixed point).

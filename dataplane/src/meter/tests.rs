@@ -343,11 +343,12 @@ fn layout_matches_the_compiler_s_offsets() {
     let Meter::SrTcm(p, s) = m else { unreachable!() };
     assert_eq!(word(&m, layout::TAG), layout::TAG_SRTCM);
     assert_eq!(
-        [p.cir_fp, p.cbs_fp, p.ebs_fp, s.tc, s.te, s.last],
+        [p.cir_fp, p.cbs_fp, p.ebs_fp, p.full_dt, s.tc, s.te, s.last],
         [
             word(&m, layout::SR_CIR),
             word(&m, layout::SR_CBS),
             word(&m, layout::SR_EBS),
+            word(&m, layout::SR_FULL_DT),
             word(&m, layout::SR_TC),
             word(&m, layout::SR_TE),
             word(&m, layout::SR_LAST)
@@ -371,4 +372,22 @@ fn layout_matches_the_compiler_s_offsets() {
         ]
     );
     assert_eq!(word(&Meter::<Bytes>::Off, layout::TAG), layout::TAG_OFF);
+}
+
+proptest! {
+    /// The srTCM refill with the gap worked out once per profile adds what
+    /// the 128-bit product capped at `cap` adds, at every rate (0
+    /// included), cap and gap, around the edge gap too.
+    #[test]
+    fn a_refill_up_to_the_full_gap_is_the_capped_product(
+        rate in prop_oneof![Just(0u64), 1u64..16, any::<u64>()],
+        cap in prop_oneof![Just(0u64), any::<u64>()],
+        dt in any::<u64>(),
+        near in -2i64..=2,
+    ) {
+        let full_dt = cap.checked_div(rate).unwrap_or(u64::MAX);
+        prop_assert_eq!(refill_upto(dt, rate, cap, full_dt), refill(dt, rate, cap));
+        let edge = full_dt.saturating_add_signed(near);
+        prop_assert_eq!(refill_upto(edge, rate, cap, full_dt), refill(edge, rate, cap));
+    }
 }

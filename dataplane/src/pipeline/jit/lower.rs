@@ -877,12 +877,17 @@ impl Lower<'_, '_> {
         self.b.switch_to_block(fill);
         self.b.ins().store(t, now, p, ml::SR_LAST);
         let dt = self.b.ins().isub(now, last);
-        let [cir, cbs, ebs] = [ml::SR_CIR, ml::SR_CBS, ml::SR_EBS].map(|off| self.b.ins().load(I64, t, p, off));
+        let [cir, cbs, ebs, full_dt] =
+            [ml::SR_CIR, ml::SR_CBS, ml::SR_EBS, ml::SR_FULL_DT].map(|off| self.b.ins().load(I64, t, p, off));
         // Bursts are at most MAX_BURST in fixed point: their sum cannot
         // overflow (`saturating_add` in `Meter::color` never saturates).
         const _: () = assert!((MAX_BURST << FP).checked_add(MAX_BURST << FP).is_some());
         let cap = self.b.ins().iadd(cbs, ebs);
-        let add = self.refill(dt, cir, cap);
+        // `meter::refill_upto`: a gap past `full_dt` fills both buckets,
+        // a shorter one adds `dt * cir` (no 128-bit product).
+        let lo = self.b.ins().imul(dt, cir);
+        let full = self.b.ins().icmp(IntCC::UnsignedGreaterThan, dt, full_dt);
+        let add = self.b.ins().select(full, cap, lo);
         let room = self.b.ins().isub(cbs, tc);
         let to_c = self.b.ins().umin(add, room);
         let tc_f = self.b.ins().iadd(tc, to_c);
