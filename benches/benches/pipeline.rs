@@ -337,15 +337,18 @@ fn main() {
         f64::from(u8::from(compiled)),
         Need::AtLeast(1.0),
     );
-    // Real time: ratios to the hand-written switch, round by round. The
-    // compiled program is held to what it does today (medians 0.46-0.74x
-    // batch, 0.38-0.57x one at a time in the runs of 2026-12-01 on a
-    // shared 2-vCPU VM); issue 18's target is 0.8x, reported below, not
-    // yet a bar it meets.
-    report.bar_vs(g, COMPILED, SWITCH, Need::AtLeast(0.35));
-    report.bar_vs(g, COMPILED_1, SWITCH, Need::AtLeast(0.25));
+    // Real time: ratios to the hand-written switch, round by round (each
+    // round's peers measured in alternating slices). The compiled program
+    // is held to what it does today, with room for this VM's noise
+    // (2026-12-01, 15 sliced rounds: per-round ratios 0.72-0.91, median
+    // 0.81; 5-round runs' medians 0.76-0.82; one at a time 0.50-0.57);
+    // issue 18's target, 0.8x, is reported below, not a bar: a run whose
+    // every round fell below it would fail, and one 5-round run of the
+    // same code did (0.75-0.80).
+    report.bar_vs(g, COMPILED, SWITCH, Need::AtLeast(0.6));
+    report.bar_vs(g, COMPILED_1, SWITCH, Need::AtLeast(0.4));
     report.notes.push(
-        "Target (issue 18, not yet met, so not a bar): the compiled fairnic.p4 at 0.8x the hand-written switch or more, batch and one at a time.".into(),
+        "Target (issue 18, not a bar yet): the compiled fairnic.p4 at 0.8x the hand-written switch or more; the 2026-12-01 runs put the median of per-round ratios at 0.76-0.82.".into(),
     );
     // The reference executor held to what it does (0.25x and 0.11x in the
     // run that set these): it stays the fallback.
