@@ -308,10 +308,6 @@ pub struct Device {
     busy_until: Nanos,
     /// The last pass found work only on LIFs its meters block.
     blocked_with_work: bool,
-    /// The device times the last pass started and ended at (the clock
-    /// read once at each end of it): what the engine thread accounts the
-    /// pass by and plans its wait from.
-    last_pass: (Nanos, Nanos),
     /// Scratch for the fetch scheduler: each LIF's class, `None` if idle.
     classes: Vec<Option<dataplane::fair::Class>>,
     cost_model: engine::CostModel,
@@ -346,7 +342,6 @@ impl Device {
             sched,
             busy_until: 0,
             blocked_with_work: false,
-            last_pass: (0, 0),
             classes: Vec::new(),
             raised_scratch: Vec::new(),
             frame_pool: Vec::new(),

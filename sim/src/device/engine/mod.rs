@@ -182,9 +182,7 @@ impl Device {
         // At the clock's time now, not the pass's start: a timer that came
         // due while the pass worked fires now, and an interrupt's lateness
         // is measured when it is raised.
-        let end = self.now();
-        self.last_pass = (now, end);
-        self.signal_completions(end);
+        self.signal_completions(self.now());
         self.blame = None;
         // Something put off to serve again keeps the engine coming back.
         work + usize::from(self.functions.iter().any(super::Function::has_put_off))
@@ -194,21 +192,9 @@ impl Device {
         self.cfg.pipeline_units_per_sec.is_some() && self.busy_until > now + self.cfg.pipeline_lead_ns
     }
 
-    /// When the device pass [`Device::poll`] last ran started and ended
-    /// (one clock reading at each end): the engine thread accounts its
-    /// busy time by them and plans its wait from the end
-    /// ([`Device::next_deadline_at`]) without reading the clock again.
-    pub fn last_pass(&self) -> (Nanos, Nanos) {
-        self.last_pass
-    }
-
     /// When the device next has something to do without a doorbell.
     pub fn next_deadline(&self) -> Option<Nanos> {
-        self.next_deadline_at(self.now())
-    }
-
-    /// [`Device::next_deadline`] as of `now` (a time the caller read).
-    pub fn next_deadline_at(&self, now: Nanos) -> Option<Nanos> {
+        let now = self.now();
         // One pass over the TX queues with work: any ready now, and the
         // soonest end of a stall (fault injection) among the others.
         let mut tx_work = false;
