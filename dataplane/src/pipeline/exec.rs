@@ -139,6 +139,22 @@ pub enum Verdict {
     ParseError = 5,
 }
 
+impl Verdict {
+    /// The variant's discriminant above (what the compiled program
+    /// writes as the tag).
+    #[cfg_attr(not(feature = "jit"), allow(dead_code))]
+    pub(crate) const fn tag(self) -> u16 {
+        match self {
+            Verdict::ToLif(_) => 0,
+            Verdict::ToUplink => 1,
+            Verdict::Flood => 2,
+            Verdict::Drop => 3,
+            Verdict::NoRoute => 4,
+            Verdict::ParseError => 5,
+        }
+    }
+}
+
 /// A packet's result (`repr(C)`: the compiled program writes it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(C)]

@@ -801,3 +801,22 @@ fn indices_proven_by_their_widths_and_the_others_checked() {
         assert_eq!(p.stats().index_errors, 4, "{exec:?}");
     }
 }
+
+/// `Verdict::tag`, what the compiled program writes, is each variant's
+/// discriminant as Rust lays it out (`repr(C, u16)`: the tag first).
+#[test]
+fn verdict_tags_are_the_discriminants() {
+    for v in [
+        Verdict::ToLif(7),
+        Verdict::ToUplink,
+        Verdict::Flood,
+        Verdict::Drop,
+        Verdict::NoRoute,
+        Verdict::ParseError,
+    ] {
+        // SAFETY: `Verdict` is `repr(C, u16)`: its first two bytes are the
+        // discriminant, always initialized.
+        let d = unsafe { *std::ptr::from_ref(&v).cast::<u16>() };
+        assert_eq!(v.tag(), d, "{v:?}");
+    }
+}

@@ -6,7 +6,7 @@ use crate::pipeline::exec::{max_params, Loc, ParserError, Verdict};
 use crate::pipeline::ir::*;
 use crate::pipeline::table::{Slot, EMPTY, HASH_MIX, HASH_MUL};
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::types::{I16, I32, I64};
+use cranelift_codegen::ir::types::{I16, I32, I64, I8};
 use cranelift_codegen::ir::{
     AbiParam, Block, BlockArg, Function, InstBuilder, MemFlagsData, SigRef, Signature, StackSlot, StackSlotData,
     StackSlotKind, Type, Value,
@@ -984,7 +984,6 @@ impl Lower<'_, '_> {
     /// (at most `u32::MAX`). Ends in the block after it.
     fn outcome(&mut self, i_var: Variable, code: Value) {
         let t = MemFlagsData::trusted();
-        let slot = |f: u16| 8 * i32::from(f);
         let i = self.b.use_var(i_var);
         let outs = self.b.ins().load(self.ptr, t, self.fr, frame::OUTCOMES);
         let at = self.b.ins().imul_imm_s(i, frame::OUT_SIZE);
@@ -994,16 +993,8 @@ impl Lower<'_, '_> {
         let cost = self.b.ins().umin(cost, cap);
         let cost = self.b.ins().ireduce(I32, cost);
         self.b.ins().store(t, cost, o, frame::OUT_COST);
-        let meta = self.frame_ptr(frame::META);
-        self.b.ins().store(t, code, meta, slot(std_meta::PARSER_ERROR));
-        let tag_of = |v: Verdict| match v {
-            Verdict::ToLif(_) => 0i64,
-            Verdict::ToUplink => 1,
-            Verdict::Flood => 2,
-            Verdict::Drop => 3,
-            Verdict::NoRoute => 4,
-            Verdict::ParseError => 5,
-        };
+        self.meta_store(usize::from(std_meta::PARSER_ERROR), code);
+        let tag_of = |v: Verdict| i64::from(v.tag());
         let fin = self.b.create_block();
         let tag = self.b.append_block_param(fin, I16);
         let recirc = self.b.append_block_param(fin, I64);
@@ -1053,7 +1044,7 @@ impl Lower<'_, '_> {
         self.b.ins().jump(fin, &[v.into(), r.into()]);
         self.b.switch_to_block(fin);
         self.b.ins().store(t, tag, o, frame::OUT_TAG);
-        let r8 = self.b.ins().ireduce(cranelift_codegen::ir::types::I8, recirc);
+        let r8 = self.b.ins().ireduce(I8, recirc);
         self.b.ins().store(t, r8, o, frame::OUT_RECIRC);
     }
 
