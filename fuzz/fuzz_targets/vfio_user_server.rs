@@ -41,6 +41,18 @@ fn version() -> Vec<u8> {
     m
 }
 
+/// Wait until the server has finished with one more client of function
+/// `f` than `before`: its threads for the connection are joined. Without
+/// this the last input's threads may still be ending when the fuzzer
+/// exits, and the leak check at exit reports their memory.
+fn wait_done(s: &sim::Sim, f: u16, before: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while s.clients_done(f).unwrap() <= before {
+        assert!(std::time::Instant::now() < deadline, "the server did not finish with function {f}'s client within 10 s");
+        std::thread::sleep(Duration::from_micros(50));
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     // No Rust `main` here to ignore SIGPIPE: a write to a closed socket
     // must be an error, not the end of the fuzzer.
@@ -53,6 +65,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
+    let vf_done = s.clients_done(1).unwrap();
     let mut c = UnixStream::connect(s.vf_socket(0).unwrap()).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     if mode & 1 == 1 {
@@ -73,13 +86,17 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     drop(c);
+    wait_done(s, 1, vf_done);
     // The PF is served meanwhile and after.
+    let pf_done = s.clients_done(0).unwrap();
     let mut pf = UnixStream::connect(s.pf_socket()).unwrap();
     pf.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     pf.write_all(&version()).unwrap();
     let mut h = [0u8; 16];
     pf.read_exact(&mut h).expect("the PF's socket answers");
     assert_eq!(u16::from_ne_bytes([h[2], h[3]]), 1);
+    drop(pf);
+    wait_done(s, 0, pf_done);
     let d = s.device();
     assert!(d.internal_errors.is_empty(), "{:?}", d.internal_errors);
 });

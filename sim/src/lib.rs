@@ -246,6 +246,17 @@ impl Sim {
         self.shared.lock()
     }
 
+    /// How many clients of function `f` the server has finished with: the
+    /// connection's threads joined and the function reset. A client that
+    /// closed its socket waits for this to grow to know the server is
+    /// done with it.
+    pub fn clients_done(&self, f: u16) -> Option<u64> {
+        self.shared
+            .clients_done
+            .get(usize::from(f))
+            .map(|c| c.load(std::sync::atomic::Ordering::Acquire))
+    }
+
     /// What the device reached by message (`DMA_READ`/`DMA_WRITE` on the
     /// client's socket) for function `f`, over all its clients.
     pub fn by_message(&self, f: u16) -> Option<&server::remote::RemoteStats> {

@@ -91,13 +91,18 @@ pub struct Shared {
     /// Per function: what the device reached by message, over all its
     /// clients (for reports).
     pub by_message: Vec<Arc<remote::RemoteStats>>,
+    /// Per function: clients whose connection the server has finished
+    /// with (reader thread joined, function reset), for waiting on it.
+    pub clients_done: Vec<AtomicU64>,
 }
 
 impl Shared {
     pub fn new(device: Device) -> std::io::Result<Shared> {
         let by_message = (0..device.functions.len()).map(|_| Arc::default()).collect();
+        let clients_done = (0..device.functions.len()).map(|_| AtomicU64::new(0)).collect();
         Ok(Shared {
             by_message,
+            clients_done,
             device: Mutex::new(device),
             waiters: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
@@ -500,6 +505,7 @@ fn accept_loop(shared: &Arc<Shared>, function: u16, listener: &UnixListener) {
                 tracing::info!(function, "client gone ({why}): function reset, its mappings released");
                 shared.lock().client_gone(function);
                 shared.wake_engine();
+                shared.clients_done[usize::from(function)].fetch_add(1, Ordering::Release);
             }
             End::Stop => break,
         }
