@@ -59,7 +59,12 @@ fn run(p: &mut Pipeline, r: &mut Pipeline, bytes: &[u8], ingress: bool, now: u64
         let o = r.process(now, d, lif(i));
         assert_eq!(o, out[i], "packet {i}: outcome ({})", p.backend());
         assert_eq!(*d, pkts[i], "packet {i}: bytes ({})", p.backend());
-        assert_eq!(r.last_meta(), &meta[i * nm..(i + 1) * nm], "packet {i}: metadata ({})", p.backend());
+        assert_eq!(
+            r.last_meta(),
+            &meta[i * nm..(i + 1) * nm],
+            "packet {i}: metadata ({})",
+            p.backend()
+        );
     }
     assert_eq!(r.stats(), p.stats(), "statistics ({})", p.backend());
     for (c, def) in p.program().counters.iter().enumerate() {

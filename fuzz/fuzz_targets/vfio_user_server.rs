@@ -48,7 +48,10 @@ fn version() -> Vec<u8> {
 fn wait_done(s: &sim::Sim, f: u16, before: u64) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while s.clients_done(f).unwrap() <= before {
-        assert!(std::time::Instant::now() < deadline, "the server did not finish with function {f}'s client within 10 s");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not finish with function {f}'s client within 10 s"
+        );
         std::thread::sleep(Duration::from_micros(50));
     }
 }

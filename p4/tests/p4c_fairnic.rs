@@ -1,0 +1,146 @@
+//! The `p4c-fairnic` binary as a user runs it.
+
+use std::process::Command;
+
+fn p4c() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_p4c-fairnic"))
+}
+
+const FAIRNIC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/programs/fairnic.p4");
+
+#[test]
+fn writes_the_image_and_the_p4info_a_controller_loads() {
+    let dir = std::env::temp_dir().join(format!("p4c-fairnic-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (img, info) = (dir.join("fairnic.img"), dir.join("fairnic.p4info.txt"));
+    let out = p4c()
+        .arg(FAIRNIC)
+        .arg("-o")
+        .arg(&img)
+        .arg("--p4info")
+        .arg(&info)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let program = p4::fairnic();
+    assert_eq!(std::fs::read(&img).unwrap(), program.to_image());
+    let text = std::fs::read_to_string(&info).unwrap();
+    assert_eq!(p4rt::p4info::from_text(&text).unwrap(), p4rt::p4info::p4info(&program));
+    // `-`: standard output, the same text.
+    let out = p4c().arg(FAIRNIC).args(["--p4info", "-"]).output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), text);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_output_it_cannot_write_is_exit_status_2() {
+    let out = p4c()
+        .arg(FAIRNIC)
+        .args(["--p4info", "/nonexistent-dir/x.txt"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot write /nonexistent-dir/x.txt"));
+    let out = p4c().arg(FAIRNIC).arg("--p4info").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--p4info needs a file name"));
+}
+
+/// The Python of the venv `scripts/install-deps --p4runtime` makes, with
+/// the reference P4Runtime clients (p4runtime 1.6.0's messages and
+/// p4runtime-shell 0.0.6). `None`, after a visible line, when it is not
+/// installed; with `FAIRNIC_REQUIRE_TOOLS` set (CI) that fails instead.
+fn p4runtime_python() -> Option<std::path::PathBuf> {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache")))?;
+    let python = cache.join("fairnic/p4runtime-venv/bin/python");
+    let found = Command::new(&python)
+        .args(["-c", "import p4runtime_sh.context, p4.config.v1.p4info_pb2"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("FAIRNIC_REQUIRE_TOOLS").is_none(),
+            "p4runtime-shell is required here (FAIRNIC_REQUIRE_TOOLS is set) but {} cannot import it; install it with scripts/install-deps --p4runtime",
+            python.display()
+        );
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: the P4Info check with p4runtime-shell (not installed; install it with scripts/install-deps --p4runtime)"
+        );
+        return None;
+    }
+    Some(python)
+}
+
+/// What the reference client reads from `p4c-fairnic --p4info`: every
+/// object's kind, name and id, and the ids p4runtime-shell resolves names
+/// to, are what fairnic's own P4Info says.
+#[test]
+fn the_reference_p4runtime_client_reads_the_p4info() {
+    let Some(python) = p4runtime_python() else { return };
+    let out = p4c().arg(FAIRNIC).args(["--p4info", "-"]).output().unwrap();
+    assert!(out.status.success());
+    let script = r#"
+import sys
+from google.protobuf import text_format
+from p4.config.v1 import p4info_pb2
+from p4runtime_sh import context
+info = p4info_pb2.P4Info()
+text_format.Merge(sys.stdin.read(), info)
+ctx = context.Context()
+ctx.set_p4info(info)
+kinds = [("table", info.tables, context.P4Type.table), ("action", info.actions, context.P4Type.action),
+         ("meter", info.meters, context.P4Type.meter), ("counter", info.counters, context.P4Type.counter)]
+for kind, objs, t in kinds:
+    for o in objs:
+        print(kind, o.preamble.name, o.preamble.id, ctx.get_obj_id(t, o.preamble.name))
+for t in info.tables:
+    for f in t.match_fields:
+        print("key", t.preamble.name, f.id, f.name, f.bitwidth, p4info_pb2.MatchField.MatchType.Name(f.match_type))
+"#;
+    let mut child = Command::new(python)
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &out.stdout).unwrap();
+    let res = child.wait_with_output().unwrap();
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let program = p4::fairnic();
+    let ids = p4rt::p4info::Ids::of(&program);
+    let mut want = Vec::new();
+    for (t, id) in program.tables.iter().zip(&ids.tables) {
+        want.push(format!("table {} {id} {id}", t.name));
+    }
+    for (a, id) in program.actions.iter().zip(&ids.actions) {
+        want.push(format!("action {} {id} {id}", a.name));
+    }
+    for (m, id) in program.meters.iter().zip(&ids.meters) {
+        want.push(format!("meter {} {id} {id}", m.name));
+    }
+    for (c, id) in program.counters.iter().zip(&ids.counters) {
+        want.push(format!("counter {} {id} {id}", c.name));
+    }
+    for t in &program.tables {
+        for (i, k) in t.keys.iter().enumerate() {
+            let kind = match k.kind {
+                dataplane::pipeline::MatchKind::Exact => "EXACT",
+                dataplane::pipeline::MatchKind::Lpm => "LPM",
+                dataplane::pipeline::MatchKind::Ternary => "TERNARY",
+            };
+            want.push(format!("key {} {} {} {} {kind}", t.name, i + 1, k.name, k.width));
+        }
+    }
+    let got: Vec<String> = String::from_utf8(res.stdout)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(got, want);
+}

@@ -1,0 +1,19 @@
+//! Compile the .proto files under `proto/` without a system `protoc`:
+//! protox parses them into a descriptor set, prost-build generates the
+//! Rust types from it, and the encoded set is kept for prost-reflect (the
+//! text format of P4Info).
+
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let files = ["proto/p4/v1/p4runtime.proto"];
+    println!("cargo:rerun-if-changed=proto");
+    let fds = protox::compile(files, ["proto"])?;
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").ok_or("OUT_DIR is not set")?);
+    std::fs::write(out.join("p4rt.fds"), prost::Message::encode_to_vec(&fds))?;
+    let mut config = prost_build::Config::new();
+    // Proto comments would become doc tests.
+    config.disable_comments(["."]);
+    config.compile_fds(fds)?;
+    Ok(())
+}
