@@ -11,12 +11,15 @@
 //! - [`irq`]: interrupt mode (epoll on MSI-X eventfds with the shared
 //!   consumer flag, so no wakeup is lost).
 //! - [`control`]: the control socket `nicctl` talks to.
+//! - [`metrics`]: `/metrics` for Prometheus, read from the device on
+//!   each scrape.
 
 pub mod backend;
 pub mod control;
 pub mod error;
 pub mod irq;
 pub mod mem;
+pub mod metrics;
 pub mod nic;
 pub mod pool;
 pub mod queue;

@@ -37,7 +37,7 @@ impl ControlState {
     }
 
     /// Answer one request.
-    pub(super) fn handle(&self, req: Request) -> Result<Answer, String> {
+    pub(crate) fn handle(&self, req: Request) -> Result<Answer, String> {
         match req {
             Request::Hello => Ok(self.hello()),
             Request::LifList => self.lif_list().map(|lifs| Answer::Lifs { lifs }),

@@ -110,6 +110,11 @@ pub struct Args {
     /// Control socket for nicctl (default $XDG_RUNTIME_DIR/nicdrv.sock or /tmp/nicdrv-UID.sock).
     #[arg(long, global = true)]
     pub control: Option<PathBuf>,
+    /// Serve /metrics for Prometheus here (OpenMetrics text, or the 0.0.4
+    /// text to a scraper that does not ask for OpenMetrics), e.g.
+    /// 127.0.0.1:9464; port 0 picks a free one (printed). Off by default.
+    #[arg(long, global = true)]
+    pub metrics: Option<std::net::SocketAddr>,
     /// Write the final report as JSON here (demo default:
     /// nicdrv-demo.json in the temporary directory).
     #[arg(long, global = true)]

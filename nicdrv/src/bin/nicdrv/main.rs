@@ -194,6 +194,17 @@ fn run(mut args: Args) -> Result<bool, String> {
             None
         }
     };
+    let metrics = Arc::new(host_driver::metrics::Metrics::new(state.clone()));
+    let _metrics_server = match args.metrics {
+        Some(addr) => match host_driver::metrics::MetricsServer::start(addr, metrics.clone()) {
+            Ok(m) => {
+                println!("nicdrv: metrics at http://{}/metrics", m.addr());
+                Some(m)
+            }
+            Err(e) => return Err(format!("--metrics {addr}: {e}")),
+        },
+        None => None,
+    };
     let mut publish = |t: f64, lifs: Vec<mgmt::proto::AppLif>| {
         *state.app_stats.lock().unwrap_or_else(|p| p.into_inner()) = (t, lifs);
     };
@@ -237,6 +248,17 @@ fn run(mut args: Args) -> Result<bool, String> {
                 live: !args.quiet,
             };
             let r = gen::run(&mut ports, &cfg, &STOP, &mut |iv| {
+                if args.metrics.is_some() {
+                    // The interval's latencies into each LIF's cumulative
+                    // histogram (read by /metrics).
+                    let mut lat = metrics.app.latency.lock().unwrap_or_else(|p| p.into_inner());
+                    for (l, h) in iv.lifs.iter().zip(iv.latency) {
+                        let cum = lat.entry(l.lif).or_default();
+                        for v in h.iter_recorded() {
+                            cum.record(v.value_iterated_to(), v.count_at_value());
+                        }
+                    }
+                }
                 publish(iv.elapsed.as_secs_f64(), iv.lifs.clone());
                 std::ops::ControlFlow::Continue(())
             })
