@@ -537,8 +537,9 @@ impl Drop for MetricsServer {
     }
 }
 
-/// The request line and `Accept` header of a request head, or why not.
-fn parse_head(head: &[u8]) -> Result<(String, String, Option<String>), &'static str> {
+/// The method, target and `Accept` header of a request head (the bytes
+/// before the blank line), or why not.
+pub fn parse_head(head: &[u8]) -> Result<(String, String, Option<String>), &'static str> {
     let text = std::str::from_utf8(head).map_err(|_| "request head is not UTF-8")?;
     let mut lines = text.split("\r\n");
     let request = lines.next().ok_or("no request line")?;
