@@ -31,8 +31,10 @@ const VFS: u16 = 4;
 /// What the device runs in one variant.
 #[derive(Clone, Copy)]
 enum Kind {
-    /// fairnic.p4 loaded; `meters`: every LIF's cost meter configured.
-    P4 { meters: bool },
+    /// fairnic.p4 loaded; `meters`: every LIF's cost meter configured;
+    /// `scrape`: nicdrv's `/metrics` served and scraped over HTTP every
+    /// [`scrape_interval`] while the traffic runs (as Prometheus would).
+    P4 { meters: bool, scrape: bool },
     /// The built-in L2 switch.
     Switch { meters: bool },
     /// The descriptor-only floor.
@@ -41,11 +43,40 @@ enum Kind {
 
 /// One run: Mpps received, p99 latency (µs), the simulator engine's time
 /// per frame while busy (ns), and whether the books balance.
+/// How often the scraping variant reads `/metrics` (`FAIRNIC_E2E_SCRAPE_MS`,
+/// default 1000: Prometheus's usual fastest interval); the first scrape is
+/// at the start of the traffic.
+fn scrape_interval() -> Duration {
+    Duration::from_millis(
+        std::env::var("FAIRNIC_E2E_SCRAPE_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1000u64)
+            .max(1),
+    )
+}
+
+/// GET /metrics once; the bytes of the answer.
+fn scrape(addr: std::net::SocketAddr) -> usize {
+    use std::io::{Read, Write};
+    let Ok(mut c) = std::net::TcpStream::connect(addr) else {
+        return 0;
+    };
+    let _ = c.set_read_timeout(Some(Duration::from_secs(10)));
+    let _ = write!(c, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nAccept: application/openmetrics-text;version=1.0.0\r\nConnection: close\r\n\r\n");
+    let mut body = Vec::new();
+    let _ = c.read_to_end(&mut body);
+    body.len()
+}
+
+/// Scrapes of the scraping variant, over all its runs.
+static SCRAPES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 fn run(kind: Kind, ms: u64) -> (f64, f64, f64, bool) {
-    let (p4, meters) = match kind {
-        Kind::P4 { meters } => (true, meters),
-        Kind::Switch { meters } => (false, meters),
-        Kind::Floor => (false, false),
+    let (p4, meters, scraped) = match kind {
+        Kind::P4 { meters, scrape } => (true, meters, scrape),
+        Kind::Switch { meters } => (false, meters, false),
+        Kind::Floor => (false, false, false),
     };
     let sim = Sim::start(SimConfig {
         device: DeviceConfig {
@@ -69,14 +100,17 @@ fn run(kind: Kind, ms: u64) -> (f64, f64, f64, bool) {
         )
         .expect("bring-up")
     };
-    let mut pf = open(sim.pf_socket());
+    let pf = Arc::new(Mutex::new(open(sim.pf_socket())));
     if p4 {
-        pf.load_pipeline(&p4::fairnic().to_image()).expect("load fairnic.p4");
+        pf.lock()
+            .unwrap()
+            .load_pipeline(&p4::fairnic().to_image())
+            .expect("load fairnic.p4");
     }
     let vfs: Vec<Arc<Mutex<Nic>>> = (0..usize::from(VFS))
         .map(|i| Arc::new(Mutex::new(open(sim.vf_socket(i).expect("VF socket")))))
         .collect();
-    let mut ports = Ports::setup(vfs, 1, 10, 16384, Mode::Poll, MemKind::Pages).expect("ports");
+    let mut ports = Ports::setup(vfs.clone(), 1, 10, 16384, Mode::Poll, MemKind::Pages).expect("ports");
     if meters {
         // Every LIF's cost meter on, with room for the offered load: the
         // charging path runs on every frame, nothing is regulated.
@@ -90,9 +124,41 @@ fn run(kind: Kind, ms: u64) -> (f64, f64, f64, bool) {
                 eburst: 100_000_000.into(),
                 ..Default::default()
             };
-            pf.set_meter(p.lif.id, cfg).expect("meter");
+            pf.lock().unwrap().set_meter(p.lif.id, cfg).expect("meter");
         }
     }
+    // nicdrv's /metrics over these functions, and a scraper thread.
+    let scraping = scraped.then(|| {
+        let mut nics = vec![pf.clone()];
+        nics.extend(vfs.iter().cloned());
+        let state = Arc::new(host_driver::control::ControlState {
+            nics,
+            app: "gen".into(),
+            app_stats: Mutex::new((0.0, Vec::new())),
+            pipeline: Mutex::new(None),
+        });
+        let metrics = Arc::new(host_driver::metrics::Metrics::new(state));
+        let server = host_driver::metrics::MetricsServer::start("127.0.0.1:0".parse().unwrap(), metrics)
+            .expect("metrics server");
+        let addr = server.addr();
+        let done = Arc::new(AtomicBool::new(false));
+        let every = scrape_interval();
+        let thread = {
+            let done = done.clone();
+            std::thread::spawn(move || {
+                let mut next = std::time::Instant::now();
+                while !done.load(std::sync::atomic::Ordering::Acquire) {
+                    if std::time::Instant::now() >= next {
+                        assert!(scrape(addr) > 0, "/metrics answered nothing");
+                        SCRAPES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        next += every;
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            })
+        };
+        (server, done, thread)
+    });
     let cfg = GenConfig {
         rate_pps: 0,
         ports: Vec::new(),
@@ -107,6 +173,11 @@ fn run(kind: Kind, ms: u64) -> (f64, f64, f64, bool) {
     let stop = AtomicBool::new(false);
     let r: GenReport = gen::run(&mut ports, &cfg, &stop, &mut |_| std::ops::ControlFlow::Continue(())).expect("gen");
     let (busy, work) = sim.engine_load();
+    if let Some((server, done, thread)) = scraping {
+        done.store(true, std::sync::atomic::Ordering::Release);
+        thread.join().expect("scraper");
+        drop(server);
+    }
     drop(ports);
     drop(pf);
     sim.shutdown();
@@ -125,11 +196,25 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(if quick { 1 } else { 3usize });
     const P4: &str = "fairnic.p4 + meters on";
+    const P4_SCRAPED: &str = "fairnic.p4 + meters on, /metrics scraped";
     const SWITCH_METERS: &str = "built-in L2 switch + meters on";
     const SWITCH: &str = "built-in L2 switch, meters off";
     const FLOOR: &str = "floor: the engine only moves descriptors";
-    const VARIANTS: [(&str, Kind); 4] = [
-        (P4, Kind::P4 { meters: true }),
+    const VARIANTS: [(&str, Kind); 5] = [
+        (
+            P4,
+            Kind::P4 {
+                meters: true,
+                scrape: false,
+            },
+        ),
+        (
+            P4_SCRAPED,
+            Kind::P4 {
+                meters: true,
+                scrape: true,
+            },
+        ),
         (SWITCH_METERS, Kind::Switch { meters: true }),
         (SWITCH, Kind::Switch { meters: false }),
         (FLOOR, Kind::Floor),
@@ -183,6 +268,7 @@ fn main() {
         report.compare(g, name, FLOOR);
     }
     report.compare(g, P4, SWITCH);
+    report.compare(g, P4_SCRAPED, P4);
     report.compare(g, SWITCH_METERS, SWITCH);
     for (k, &(name, _)) in VARIANTS.iter().enumerate() {
         report.add("p99 latency", name, "us", false, p99[k].borrow().clone());
@@ -218,5 +304,20 @@ fn main() {
     report.notes.push(
         "Target, not a bar on this VM: the built-in switch with meters at 0.85x its throughput without or more.".into(),
     );
+    // Issue 19: serving Prometheus costs the data path nothing measurable:
+    // with /metrics scraped every interval, within 2% of the same
+    // variant without, in the same run (judged round by round; "not
+    // judged" with the noise figure when the rounds straddle it).
+    let scrapes = SCRAPES.load(std::sync::atomic::Ordering::Relaxed);
+    report.notes.push(format!(
+        "/metrics scraped every {} ms while the traffic ran: {scrapes} scrapes over {rounds} run(s) of {ms} ms.",
+        scrape_interval().as_millis()
+    ));
+    report.bar_exact(
+        "scrapes of /metrics while the scraped variant ran (at least one a run)",
+        scrapes as f64,
+        Need::AtLeast(rounds as f64),
+    );
+    report.bar_vs(g, P4_SCRAPED, P4, Need::AtLeast(0.98));
     report.conclude();
 }
