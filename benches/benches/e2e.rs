@@ -306,8 +306,10 @@ fn main() {
     );
     // Issue 19: serving Prometheus costs the data path nothing measurable:
     // with /metrics scraped every interval, within 2% of the same
-    // variant without, in the same run (judged round by round; "not
-    // judged" with the noise figure when the rounds straddle it).
+    // variant without, in the same run. Judged round by round, and only
+    // when the margin is wider than each side's own spread across its
+    // rounds (on this VM they spread far more than 2%): else "not
+    // judged" with that spread.
     let scrapes = SCRAPES.load(std::sync::atomic::Ordering::Relaxed);
     report.notes.push(format!(
         "/metrics scraped every {} ms while the traffic ran: {scrapes} scrapes over {rounds} run(s) of {ms} ms.",
@@ -318,6 +320,6 @@ fn main() {
         scrapes as f64,
         Need::AtLeast(rounds as f64),
     );
-    report.bar_vs(g, P4_SCRAPED, P4, Need::AtLeast(0.98));
+    report.bar_vs_tight(g, P4_SCRAPED, P4, Need::AtLeast(0.98));
     report.conclude();
 }

@@ -253,6 +253,19 @@ impl Report {
     /// ratio compares runs made side by side) and judged with
     /// [`judge_rounds`]. A missing peer is reported as not judged.
     pub fn bar_vs(&mut self, group: &str, name: &str, peer: &str, need: Need) {
+        self.bar_vs_with(group, name, peer, need, MAX_OWN_SPREAD_PCT);
+    }
+
+    /// [`Report::bar_vs`] for a bar closer to 1.0 than the machine's noise
+    /// usually allows (a few percent): a verdict stands only when its
+    /// margin to the bar is wider than each variant's own spread across
+    /// its rounds, whatever that spread; otherwise not judged, with the
+    /// spread as the noise figure.
+    pub fn bar_vs_tight(&mut self, group: &str, name: &str, peer: &str, need: Need) {
+        self.bar_vs_with(group, name, peer, need, 0.0);
+    }
+
+    fn bar_vs_with(&mut self, group: &str, name: &str, peer: &str, need: Need, max_own_spread_pct: f64) {
         let what = format!("{name} vs {peer} ({group}), advantage");
         let (Some(r), Some(p)) = (self.row(group, name), self.row(group, peer)) else {
             let why = format!("no peer: `{peer}` was not measured in this run");
@@ -291,9 +304,9 @@ impl Report {
         if verdict == Verdict::Missed || verdict == Verdict::Met {
             for row in [r, p] {
                 let pct = own_spread_pct(&row.rounds);
-                if pct > MAX_OWN_SPREAD_PCT && margin_pct < pct {
+                if pct > max_own_spread_pct && margin_pct < pct {
                     verdict = Verdict::NotJudged(format!(
-                        "noise: `{}` alone varied {pct:.0}% across its rounds (judged below {MAX_OWN_SPREAD_PCT:.0}%, or with a wider margin to the bar)",
+                        "noise: `{}` alone varied {pct:.0}% across its rounds (judged below {max_own_spread_pct:.0}%, or with a wider margin to the bar)",
                         row.name
                     ));
                     break;
@@ -671,6 +684,25 @@ mod tests {
         r.add("g", "fast", "Mpps", true, vec![15.0, 30.0, 25.0]);
         r.bar_vs("g", "fast", "ours", Need::AtLeast(1.0));
         assert_eq!(r.bars[2].verdict, Verdict::Met, "5x or more with 60% noise");
+    }
+
+    #[test]
+    fn a_tight_ratio_bar_is_judged_only_past_the_sides_own_spread() {
+        let mut r = Report::new("t");
+        // Every round 3-8% under a 0.98x bar, but each side alone varied
+        // about 10%: the miss is inside the noise.
+        r.add("g", "scraped", "Mpps", true, vec![3.0, 3.2, 3.1]);
+        r.add("g", "plain", "Mpps", true, vec![3.2, 3.4, 3.3]);
+        r.bar_vs_tight("g", "scraped", "plain", Need::AtLeast(0.98));
+        assert!(matches!(&r.bars[0].verdict, Verdict::NotJudged(w) if w.contains("alone varied")));
+        // Steady sides 10% apart: a miss wider than the noise stands.
+        r.add("g", "slow", "Mpps", true, vec![3.00, 3.01, 3.02]);
+        r.add("g", "steady", "Mpps", true, vec![3.33, 3.34, 3.35]);
+        r.bar_vs_tight("g", "slow", "steady", Need::AtLeast(0.98));
+        assert_eq!(r.bars[1].verdict, Verdict::Missed);
+        // ... and so does a meet.
+        r.bar_vs_tight("g", "steady", "slow", Need::AtLeast(0.98));
+        assert_eq!(r.bars[2].verdict, Verdict::Met);
     }
 
     #[test]
