@@ -117,6 +117,9 @@ impl LatencyHistogram {
 pub struct AppMetrics {
     /// Per LIF: its latency histogram.
     pub latency: Mutex<BTreeMap<u16, LatencyHistogram>>,
+    /// Per (LIF, queue, `"tx"` or `"rx"`): descriptors the driver has
+    /// posted and the device has not finished, as last published.
+    pub ring_occupancy: Mutex<BTreeMap<(u16, u16, &'static str), u32>>,
 }
 
 /// The collector: reads everything on each scrape.
@@ -360,6 +363,29 @@ impl Collector for Metrics {
             samples: events.into_iter().map(|(k, v)| (vec![("kind", k)], v)).collect(),
         };
         counter_family(&mut enc, "fairnic_device_events", &events)?;
+        let occupancy: Vec<(Labels, f64)> = self
+            .app
+            .ring_occupancy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(&(lif, q, ring), &v)| {
+                (
+                    vec![
+                        ("lif", lif.to_string()),
+                        ("queue", q.to_string()),
+                        ("ring", ring.to_string()),
+                    ],
+                    f64::from(v),
+                )
+            })
+            .collect();
+        gauge(
+            &mut enc,
+            "fairnic_ring_occupancy",
+            "Descriptors the driver posted that the device has not finished, per queue and ring (tx, rx), as the application last published them.",
+            &occupancy,
+        )?;
         {
             let latency = self.app.latency.lock().unwrap_or_else(|p| p.into_inner());
             let mut m = enc.encode_descriptor(

@@ -402,3 +402,68 @@ fn gen_against_a_device_with_wire_traffic_balances_and_reports_it() {
     );
     sim.shutdown();
 }
+
+/// `nicdrv gen --metrics 127.0.0.1:0` says where /metrics is, and while
+/// gen runs the endpoint carries each LIF's latency histogram and ring
+/// occupancy (what gen publishes) beside the device's counters.
+#[test]
+#[cfg_attr(not(feature = "sim"), ignore = "needs the embedded simulator (feature sim)")]
+fn gen_serves_its_latency_and_ring_occupancy_on_metrics() {
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nicdrv"))
+        .args(["gen", "--vfs", "2", "--duration", "4", "--rate", "50000", "--quiet"])
+        .args(["--metrics", "127.0.0.1:0", "--control"])
+        .arg(tmp("metrics.sock"))
+        .arg("--json")
+        .arg(tmp("metrics.json"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nicdrv runs");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.strip_prefix("nicdrv: metrics at http://")
+                .and_then(|r| r.strip_suffix("/metrics"))
+                .map(String::from)
+        })
+        .expect("nicdrv says where /metrics is");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let body = loop {
+        let mut c = std::net::TcpStream::connect(&addr).expect("metrics answers");
+        write!(c, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+        let mut body = String::new();
+        c.read_to_string(&mut body).unwrap();
+        // After gen's first interval (1 s) both are published.
+        if body.contains("fairnic_latency_seconds_count{lif=\"1\"}")
+            && body.contains("fairnic_ring_occupancy{lif=\"1\"")
+        {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "no latency or occupancy after 20 s:\n{body}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    for lif in ["0", "1"] {
+        for ring in ["tx", "rx"] {
+            assert!(
+                body.contains(&format!(
+                    "fairnic_ring_occupancy{{lif=\"{lif}\",queue=\"0\",ring=\"{ring}\"}}"
+                )),
+                "{body}"
+            );
+        }
+        let inf = body.lines().find(|l| {
+            l.starts_with("fairnic_latency_seconds_bucket{")
+                && l.contains(&format!("lif=\"{lif}\""))
+                && l.contains("le=\"+Inf\"")
+        });
+        let count = inf
+            .and_then(|l| l.rsplit_once(' '))
+            .and_then(|(_, v)| v.parse::<f64>().ok());
+        assert!(count.is_some_and(|c| c > 0.0), "{body}");
+    }
+    for _ in lines {}
+    assert!(child.wait().unwrap().success());
+}

@@ -44,6 +44,12 @@ impl RxQueue {
         }
     }
 
+    /// Buffers posted that the device had not written back at the last
+    /// refill or receive (the ring's occupancy as the driver knows it).
+    pub fn in_flight(&self) -> u32 {
+        self.ring.in_flight()
+    }
+
     /// Post as many empty buffers as the ring takes.
     pub fn refill(&mut self, pool: &mut Pool) -> Result<u32, QueueError> {
         self.parts.bind_pool(pool);

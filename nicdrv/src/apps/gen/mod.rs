@@ -120,6 +120,9 @@ pub struct Interval<'a> {
     pub latency: &'a [Histogram<u64>],
     /// Per port: frames the ring refused over the interval (backpressure).
     pub backpressured: Vec<u64>,
+    /// Per port at the interval's end: (LIF, queue, TX descriptors posted
+    /// and not yet reclaimed, RX buffers posted and not yet written back).
+    pub occupancy: Vec<(u16, u16, u32, u32)>,
 }
 
 /// Run the generator on `ports` until `cfg.duration` or `stop`; `on_stats`

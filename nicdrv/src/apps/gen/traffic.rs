@@ -354,6 +354,14 @@ impl<'c> Run<'c> {
             backpressured: (0..self.n)
                 .map(|i| self.backpressured[i] - live.backpressured[i])
                 .collect(),
+            occupancy: ports
+                .ports
+                .iter()
+                .map(|p| {
+                    let (lif, q) = p.tx.id();
+                    (lif, q, p.tx.in_flight(), p.rx.in_flight())
+                })
+                .collect(),
         });
         for h in &mut self.rcv.interval_hist {
             h.reset();

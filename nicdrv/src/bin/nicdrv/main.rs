@@ -258,6 +258,12 @@ fn run(mut args: Args) -> Result<bool, String> {
                             cum.record(v.value_iterated_to(), v.count_at_value());
                         }
                     }
+                    drop(lat);
+                    let mut occ = metrics.app.ring_occupancy.lock().unwrap_or_else(|p| p.into_inner());
+                    for &(lif, q, tx, rx) in &iv.occupancy {
+                        occ.insert((lif, q, "tx"), tx);
+                        occ.insert((lif, q, "rx"), rx);
+                    }
                 }
                 publish(iv.elapsed.as_secs_f64(), iv.lifs.clone());
                 std::ops::ControlFlow::Continue(())
