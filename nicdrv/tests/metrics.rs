@@ -22,7 +22,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{nicctl, open_shared, open_shared_vfs, socket_dir, start_sim};
+use support::{nicctl, open_shared, open_shared_vfs, outside_tool, socket_dir, start_sim};
 
 /// One HTTP/1.1 GET: status, content type, body.
 fn get(addr: SocketAddr, path: &str, accept: Option<&str>) -> (u16, String, String) {
@@ -87,26 +87,6 @@ fn sample_name(key: &str, lif: u16, function: u16) -> String {
         other => panic!("a counter this test does not know: {other}"),
     };
     format!("{name}{{{base}{extra}}}")
-}
-
-/// Whether an outside tool runs; else a visible skip line, or a failure
-/// with `FAIRNIC_REQUIRE_TOOLS` set (CI).
-fn outside_tool(name: &str, install: &str) -> bool {
-    let found = std::process::Command::new(name)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("FAIRNIC_REQUIRE_TOOLS").is_none(),
-            "{name} is required here (FAIRNIC_REQUIRE_TOOLS is set) but cannot run; install it with {install}"
-        );
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipped: the {name} check ({name} not installed; install it with {install})"
-        );
-    }
-    found
 }
 
 struct Setup {

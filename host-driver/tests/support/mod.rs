@@ -86,3 +86,28 @@ pub fn nicctl(socket: &Path, args: &str) -> (i32, String, String) {
     let code = mgmt::cli::run(all, &mut o, &mut e);
     (code, String::from_utf8(o).unwrap(), String::from_utf8(e).unwrap())
 }
+
+/// Whether the outside tool `name` runs here (`name --version`). When it
+/// does not, the check that needs it is skipped with a line saying so and
+/// how to install it; with `FAIRNIC_REQUIRE_TOOLS` set (`.ci/run` sets it
+/// after installing every tool) its absence fails instead.
+pub fn outside_tool(name: &str, install: &str) -> bool {
+    let found = std::process::Command::new(name)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("FAIRNIC_REQUIRE_TOOLS").is_none(),
+            "{name} is required here (FAIRNIC_REQUIRE_TOOLS is set) but cannot run; install it with {install}"
+        );
+        // Straight to the process's stderr, past the test harness's output
+        // capture, so `cargo test` shows the skip even when the test passes.
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: the {name} check ({name} not installed; install it with {install})"
+        );
+    }
+    found
+}
