@@ -1,7 +1,7 @@
 //! Compile the .proto files under `proto/` without a system `protoc`:
 //! protox parses them into a descriptor set, prost-build generates the
 //! Rust types from it, and the encoded set is kept for prost-reflect (the
-//! text format of P4Info).
+//! text format of P4Info); tonic-prost-build adds the P4Runtime service.
 
 use std::path::PathBuf;
 
@@ -14,6 +14,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = prost_build::Config::new();
     // Proto comments would become doc tests.
     config.disable_comments(["."]);
-    config.compile_fds(fds)?;
+    if std::env::var_os("CARGO_FEATURE_SERVER").is_some() {
+        // The P4Runtime service: the server nicdrv runs, and the client its
+        // tests and benchmarks drive it with.
+        tonic_prost_build::configure()
+            .build_server(true)
+            .build_client(true)
+            .compile_fds_with_config(fds, config)?;
+    } else {
+        config.compile_fds(fds)?;
+    }
     Ok(())
 }

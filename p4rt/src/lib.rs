@@ -7,10 +7,14 @@
 //! - [`p4info`]: a program's P4Info, with ids that depend on each object's
 //!   kind and name only, and its text format (what `p4c-fairnic --p4info`
 //!   writes and P4Runtime clients such as p4runtime-shell read).
+//! - `server` (feature `server`, on by default): the P4Runtime gRPC server
+//!   (tonic): client arbitration and `Capabilities` so far.
 
 #![forbid(unsafe_code)]
 
 pub mod p4info;
+#[cfg(feature = "server")]
+pub mod server;
 
 /// The generated message types, in their protobuf packages.
 #[allow(missing_docs, missing_debug_implementations, clippy::all, clippy::pedantic)]

@@ -1,0 +1,147 @@
+//! The P4Runtime server's client arbitration, over real gRPC (tonic's
+//! client on TCP): who is primary, who hears of a change, what is refused,
+//! and that a stream ends when its client half-closes.
+
+use p4rt::proto::p4::v1::p4_runtime_client::P4RuntimeClient;
+use p4rt::proto::p4::v1::stream_message_request::Update as In;
+use p4rt::proto::p4::v1::stream_message_response::Update as Out;
+use p4rt::proto::p4::v1::*;
+use p4rt::server::{Server, Service, API_VERSION};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Code;
+
+const DEVICE: u64 = 1;
+
+/// One controller's stream: what it sends, and what it receives.
+struct Controller {
+    to: mpsc::Sender<StreamMessageRequest>,
+    from: tonic::Streaming<StreamMessageResponse>,
+}
+
+impl Controller {
+    async fn connect(addr: std::net::SocketAddr) -> Controller {
+        let mut client = P4RuntimeClient::connect(format!("http://{addr}")).await.unwrap();
+        let (to, rx) = mpsc::channel(8);
+        let from = client
+            .stream_channel(ReceiverStream::new(rx))
+            .await
+            .unwrap()
+            .into_inner();
+        Controller { to, from }
+    }
+
+    async fn arbitrate(&self, device_id: u64, election_id: Option<u128>) {
+        let u = MasterArbitrationUpdate {
+            device_id,
+            role: None,
+            election_id: election_id.map(|e| Uint128 {
+                high: (e >> 64) as u64,
+                low: e as u64,
+            }),
+            status: None,
+        };
+        self.to
+            .send(StreamMessageRequest {
+                update: Some(In::Arbitration(u)),
+            })
+            .await
+            .unwrap();
+    }
+
+    /// The next message, within 5 s.
+    async fn next(&mut self) -> Result<Option<StreamMessageResponse>, tonic::Status> {
+        tokio::time::timeout(Duration::from_secs(5), self.from.message())
+            .await
+            .expect("the server answers within 5 s")
+    }
+
+    /// The next arbitration answer: its status code and election id.
+    async fn answer(&mut self) -> (Code, u64) {
+        match self.next().await.unwrap().and_then(|m| m.update) {
+            Some(Out::Arbitration(a)) => (
+                Code::from_i32(a.status.unwrap().code),
+                a.election_id.map_or(u64::MAX, |e| e.low),
+            ),
+            other => panic!("not an arbitration answer: {other:?}"),
+        }
+    }
+}
+
+fn server() -> Server {
+    Server::start("127.0.0.1:0".parse().unwrap(), Service::new(DEVICE)).unwrap()
+}
+
+#[tokio::test]
+async fn capabilities_say_the_api_version() {
+    let s = server();
+    let mut c = P4RuntimeClient::connect(format!("http://{}", s.addr())).await.unwrap();
+    let r = c.capabilities(CapabilitiesRequest {}).await.unwrap().into_inner();
+    assert_eq!(r.p4runtime_api_version, API_VERSION);
+}
+
+#[tokio::test]
+async fn primary_backups_and_every_change_told() {
+    let s = server();
+    let mut a = Controller::connect(s.addr()).await;
+    a.arbitrate(DEVICE, Some(5)).await;
+    assert_eq!(a.answer().await, (Code::Ok, 5));
+    let mut b = Controller::connect(s.addr()).await;
+    b.arbitrate(DEVICE, Some(3)).await;
+    assert_eq!(b.answer().await, (Code::AlreadyExists, 5));
+    // A higher id takes over: the old primary and the backup hear it.
+    let mut c = Controller::connect(s.addr()).await;
+    c.arbitrate(DEVICE, Some(9)).await;
+    assert_eq!(c.answer().await, (Code::Ok, 9));
+    assert_eq!(a.answer().await, (Code::AlreadyExists, 9));
+    assert_eq!(b.answer().await, (Code::AlreadyExists, 9));
+    // The primary half-closes: its stream ends, and the next highest is
+    // primary again.
+    let Controller { to, mut from } = c;
+    drop(to);
+    let end = tokio::time::timeout(Duration::from_secs(5), from.message())
+        .await
+        .expect("within 5 s");
+    assert!(end.unwrap().is_none(), "the server ends the stream");
+    assert_eq!(a.answer().await, (Code::Ok, 5));
+    assert_eq!(b.answer().await, (Code::AlreadyExists, 5));
+}
+
+#[tokio::test]
+async fn a_taken_election_id_and_an_unknown_device_are_refused() {
+    let s = server();
+    let mut a = Controller::connect(s.addr()).await;
+    a.arbitrate(DEVICE, Some(2)).await;
+    assert_eq!(a.answer().await, (Code::Ok, 2));
+    let mut twin = Controller::connect(s.addr()).await;
+    twin.arbitrate(DEVICE, Some(2)).await;
+    assert_eq!(twin.next().await.unwrap_err().code(), Code::InvalidArgument);
+    let mut lost = Controller::connect(s.addr()).await;
+    lost.arbitrate(DEVICE + 1, Some(7)).await;
+    assert_eq!(lost.next().await.unwrap_err().code(), Code::NotFound);
+    // Neither disturbed the primary.
+    a.arbitrate(DEVICE, Some(2)).await;
+    assert_eq!(a.answer().await, (Code::Ok, 2));
+}
+
+#[tokio::test]
+async fn a_packet_before_arbitration_is_refused_on_the_stream() {
+    let s = server();
+    let mut a = Controller::connect(s.addr()).await;
+    a.to.send(StreamMessageRequest {
+        update: Some(In::Packet(PacketOut {
+            payload: vec![1, 2, 3],
+            metadata: Vec::new(),
+        })),
+    })
+    .await
+    .unwrap();
+    match a.next().await.unwrap().and_then(|m| m.update) {
+        Some(Out::Error(e)) => {
+            assert_eq!(e.canonical_code, Code::PermissionDenied as i32);
+            assert!(matches!(e.details, Some(stream_error::Details::PacketOut(_))));
+        }
+        other => panic!("{other:?}"),
+    }
+}
