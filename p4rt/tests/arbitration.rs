@@ -145,3 +145,74 @@ async fn a_packet_before_arbitration_is_refused_on_the_stream() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The Python of the venv `scripts/install-deps --p4runtime` makes (the
+/// reference client's messages, p4runtime 1.6.0, and grpcio). `None`, after
+/// a visible line, when it is not installed; with `FAIRNIC_REQUIRE_TOOLS`
+/// set (CI) that fails instead.
+fn p4runtime_python() -> Option<std::path::PathBuf> {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache")))?;
+    let python = cache.join("fairnic/p4runtime-venv/bin/python");
+    let found = std::process::Command::new(&python)
+        .args(["-c", "import grpc, p4.v1.p4runtime_pb2_grpc"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("FAIRNIC_REQUIRE_TOOLS").is_none(),
+            "the P4Runtime reference client is required here (FAIRNIC_REQUIRE_TOOLS is set) but {} cannot import it; install it with scripts/install-deps --p4runtime",
+            python.display()
+        );
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: the arbitration check with the reference P4Runtime client (not installed; install it with scripts/install-deps --p4runtime)"
+        );
+        return None;
+    }
+    Some(python)
+}
+
+/// The reference client's messages (p4runtime 1.6.0 from PyPI, over
+/// grpcio) against this server: Capabilities, an arbitration answered as
+/// primary, and the stream ended by the server after the client's
+/// half-close. Our .proto files were written from the specification; this
+/// is the check that they meet the reference on the wire.
+#[test]
+fn the_reference_clients_messages_arbitrate() {
+    let Some(python) = p4runtime_python() else { return };
+    let s = server();
+    let script = r#"
+import sys, queue
+import grpc
+from p4.v1 import p4runtime_pb2, p4runtime_pb2_grpc
+stub = p4runtime_pb2_grpc.P4RuntimeStub(grpc.insecure_channel(sys.argv[1]))
+print(stub.Capabilities(p4runtime_pb2.CapabilitiesRequest(), timeout=10).p4runtime_api_version)
+q = queue.Queue()
+def requests():
+    while True:
+        m = q.get()
+        if m is None:
+            return
+        yield m
+r = p4runtime_pb2.StreamMessageRequest()
+r.arbitration.device_id = 1
+r.arbitration.election_id.high = 1
+r.arbitration.election_id.low = 2
+q.put(r)
+it = stub.StreamChannel(requests(), timeout=10)
+a = next(it).arbitration
+print(a.device_id, a.status.code, a.election_id.high, a.election_id.low)
+q.put(None)
+print("ended after", len(list(it)), "more")
+"#;
+    let out = std::process::Command::new(python)
+        .args(["-c", script, &s.addr().to_string()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout, format!("{API_VERSION}\n1 0 1 2\nended after 0 more\n"));
+}
