@@ -348,3 +348,71 @@ pub fn from_text(text: &str) -> Result<pi::P4Info, TextError> {
 
 #[cfg(test)]
 mod tests;
+
+/// Whether `given` (a controller's P4Info) describes `program`: every
+/// table, action, meter and counter with the id, name and shape fairnic's
+/// own P4Info gives it, and nothing else. Annotations, documentation and
+/// package information are the controller's business. `Err`: the first
+/// difference, in words.
+pub fn check_matches(given: &pi::P4Info, program: &Program) -> Result<(), String> {
+    fn shapes(info: &pi::P4Info) -> Vec<String> {
+        let name = |p: &Option<pi::Preamble>| p.as_ref().map_or((0, String::new()), |p| (p.id, p.name.clone()));
+        let mut v = Vec::new();
+        for t in &info.tables {
+            let (id, n) = name(&t.preamble);
+            let keys: Vec<String> = t
+                .match_fields
+                .iter()
+                .map(|f| format!("{}:{}:{}:{:?}", f.id, f.name, f.bitwidth, f.r#match))
+                .collect();
+            let mut acts: Vec<u32> = t.action_refs.iter().map(|a| a.id).collect();
+            acts.sort_unstable();
+            v.push(format!(
+                "table {n} (id {id:#x}) size {} keys [{}] actions {acts:x?}",
+                t.size,
+                keys.join(", ")
+            ));
+        }
+        for a in &info.actions {
+            let (id, n) = name(&a.preamble);
+            let params: Vec<String> = a
+                .params
+                .iter()
+                .map(|p| format!("{}:{}:{}", p.id, p.name, p.bitwidth))
+                .collect();
+            v.push(format!("action {n} (id {id:#x}) params [{}]", params.join(", ")));
+        }
+        for m in &info.meters {
+            let (id, n) = name(&m.preamble);
+            let unit = m.spec.map_or(0, |s| s.unit);
+            v.push(format!("meter {n} (id {id:#x}) unit {unit} size {}", m.size));
+        }
+        for c in &info.counters {
+            let (id, n) = name(&c.preamble);
+            let unit = c.spec.map_or(0, |s| s.unit);
+            v.push(format!("counter {n} (id {id:#x}) unit {unit} size {}", c.size));
+        }
+        for d in &info.direct_meters {
+            v.push(format!("direct meter {:?}", name(&d.preamble)));
+        }
+        for d in &info.direct_counters {
+            v.push(format!("direct counter {:?}", name(&d.preamble)));
+        }
+        v.sort();
+        v
+    }
+    let (want, got) = (shapes(&p4info(program)), shapes(given));
+    if let Some(w) = got.windows(2).find(|w| w[0] == w[1]) {
+        return Err(format!("the P4Info names `{}` twice", w[0]));
+    }
+    let missing = want.iter().find(|w| !got.contains(w));
+    let extra = got.iter().find(|g| !want.contains(g));
+    match (missing, extra) {
+        (None, None) => Ok(()),
+        (Some(w), Some(g)) => Err(format!(
+            "the P4Info does not describe the program: it has `{g}` where the program has `{w}`"
+        )),
+        (Some(w), None) => Err(format!("the P4Info lacks `{w}`, which the program has")),
+        (None, Some(g)) => Err(format!("the P4Info has `{g}`, which the program lacks")),
+    }
+}

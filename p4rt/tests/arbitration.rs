@@ -69,8 +69,17 @@ impl Controller {
     }
 }
 
+/// A target that refuses every program: arbitration needs no device.
+struct NoDevice;
+
+impl p4rt::server::Target for NoDevice {
+    fn load_pipeline(&self, _: &dataplane::pipeline::Program, _: &[u8]) -> Result<(), String> {
+        Err("no device behind this test server".into())
+    }
+}
+
 fn server() -> Server {
-    Server::start("127.0.0.1:0".parse().unwrap(), Service::new(DEVICE)).unwrap()
+    Server::start("127.0.0.1:0".parse().unwrap(), Service::new(DEVICE, NoDevice)).unwrap()
 }
 
 #[tokio::test]

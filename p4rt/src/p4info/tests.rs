@@ -208,3 +208,42 @@ proptest::proptest! {
         proptest::prop_assert_eq!(from_text(&text).unwrap(), info, "{}", text);
     }
 }
+
+#[test]
+fn a_p4info_matches_its_program_and_any_difference_is_named() {
+    let prog = p4::fairnic();
+    let info = fairnic();
+    assert_eq!(check_matches(&info, &prog), Ok(()));
+    // Documentation and annotations are the controller's.
+    let mut doc = info.clone();
+    doc.tables[0]
+        .preamble
+        .as_mut()
+        .unwrap()
+        .annotations
+        .push("@brief(\"x\")".into());
+    doc.pkg_info = None;
+    assert_eq!(check_matches(&doc, &prog), Ok(()));
+    let mut id = info.clone();
+    id.tables[1].preamble.as_mut().unwrap().id += 1;
+    assert!(check_matches(&id, &prog).unwrap_err().contains("does not describe"));
+    let mut width = info.clone();
+    width.actions[0].params.push(pi::action::Param {
+        id: 9,
+        name: "extra".into(),
+        bitwidth: 8,
+        ..Default::default()
+    });
+    assert!(check_matches(&width, &prog).is_err());
+    let mut fewer = info.clone();
+    fewer.counters.pop();
+    assert!(check_matches(&fewer, &prog).unwrap_err().contains("lacks"));
+    let mut twice = info.clone();
+    twice.actions.push(twice.actions[0].clone());
+    assert!(check_matches(&twice, &prog).unwrap_err().contains("twice"));
+    let mut more = info;
+    more.direct_meters.push(pi::DirectMeter::default());
+    assert!(check_matches(&more, &prog)
+        .unwrap_err()
+        .contains("which the program lacks"));
+}

@@ -1,13 +1,18 @@
 //! The P4Runtime gRPC server (tonic), on a runtime thread of its own.
 //!
-//! What it serves so far: `Capabilities` (API version 1.4.1) and the
+//! What it serves so far: `Capabilities` (API version 1.4.1); the
 //! `StreamChannel`'s client arbitration ([`arbitration`]): primary and
 //! backups by election id per role, every update answered, every stream of
 //! a role told when its primary changes, a taken election id or an unknown
-//! device refused by ending that stream with the status. A stream ends
+//! device refused by ending that stream with the status; a stream ends
 //! when its client half-closes (p4runtime-shell's teardown waits for it).
-//! The pipeline, entity and packet RPCs answer `UNIMPLEMENTED` with what
-//! is missing: issue 19 is in progress.
+//! `SetForwardingPipelineConfig` (VERIFY, VERIFY_AND_SAVE,
+//! VERIFY_AND_COMMIT, COMMIT; primary only) with the pipeline image as
+//! `p4_device_config`, checked against the P4Info given
+//! ([`crate::p4info::check_matches`]) before the device sees it, and
+//! `GetForwardingPipelineConfig` (every response type). Write, Read,
+//! RECONCILE_AND_COMMIT and PacketOut answer `UNIMPLEMENTED`: issue 19 is
+//! in progress.
 
 pub mod arbitration;
 
@@ -16,6 +21,7 @@ use crate::proto::p4::v1::stream_message_request::Update as In;
 use crate::proto::p4::v1::stream_message_response::Update as Out;
 use crate::proto::p4::v1::*;
 use arbitration::{Arbiter, Notices};
+use dataplane::pipeline::Program;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,20 +39,110 @@ pub const STREAM_QUEUE: usize = 64;
 
 type Outbox = mpsc::Sender<Result<StreamMessageResponse, Status>>;
 
+/// What the server needs of the device behind it.
+pub trait Target: Send + Sync + 'static {
+    /// Load `program` (its image is `image`; the server decoded, validated
+    /// and checked it against the controller's P4Info) into the device,
+    /// replacing what runs there. `Err`: the device's refusal, in words
+    /// (the running pipeline stays).
+    fn load_pipeline(&self, program: &Program, image: &[u8]) -> Result<(), String>;
+}
+
+/// A forwarding pipeline config the server accepted, with its program.
+#[derive(Debug, Clone)]
+struct Accepted {
+    config: ForwardingPipelineConfig,
+}
+
+#[derive(Debug, Default)]
+struct Pipelines {
+    /// What the device runs (committed through this server).
+    committed: Option<Accepted>,
+    /// VERIFY_AND_SAVE's, waiting for a COMMIT.
+    saved: Option<(Accepted, Program)>,
+}
+
 /// The service's state.
-#[derive(Debug)]
 pub struct Service {
     arbiter: Arc<Mutex<Arbiter<Outbox>>>,
     next_stream: AtomicU64,
+    target: Box<dyn Target>,
+    pipelines: Mutex<Pipelines>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("arbiter", &self.arbiter)
+            .field("pipelines", &self.pipelines)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Service {
-    /// A service for device `device_id`.
-    pub fn new(device_id: u64) -> Service {
+    /// A service for device `device_id`, driving `target`.
+    pub fn new(device_id: u64, target: impl Target) -> Service {
         Service {
             arbiter: Arc::new(Mutex::new(Arbiter::new(device_id))),
             next_stream: AtomicU64::new(1),
+            target: Box::new(target),
+            pipelines: Mutex::default(),
         }
+    }
+
+    fn arbiter(&self) -> std::sync::MutexGuard<'_, Arbiter<Outbox>> {
+        self.arbiter.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The request's device must be ours.
+    fn check_device(&self, device_id: u64) -> Result<(), Status> {
+        let ours = self.arbiter().device_id();
+        if device_id == ours {
+            Ok(())
+        } else {
+            Err(Status::not_found(format!(
+                "no device {device_id}: this server serves device {ours}"
+            )))
+        }
+    }
+
+    /// The request must come from its role's primary.
+    fn check_primary(&self, role: &str, election_id: &Option<Uint128>) -> Result<(), Status> {
+        let id = election_id
+            .as_ref()
+            .map(|u| (u128::from(u.high) << 64) | u128::from(u.low));
+        if self.arbiter().is_primary(role, id) {
+            Ok(())
+        } else {
+            Err(Status::permission_denied(
+                "only the primary controller may do this: open a StreamChannel and win the arbitration with this election id",
+            ))
+        }
+    }
+
+    /// Decode and check a config's image against its P4Info.
+    fn verify(config: &Option<ForwardingPipelineConfig>) -> Result<(Accepted, Program), Status> {
+        let Some(config) = config else {
+            return Err(Status::invalid_argument("no config: VERIFY and its kin need one"));
+        };
+        let Some(info) = &config.p4info else {
+            return Err(Status::invalid_argument("the config has no p4info"));
+        };
+        let program = Program::from_image(&config.p4_device_config).map_err(|e| {
+            Status::invalid_argument(format!(
+                "p4_device_config is not a fairnic pipeline image (what p4c-fairnic -o writes): {e}"
+            ))
+        })?;
+        crate::p4info::check_matches(info, &program).map_err(Status::invalid_argument)?;
+        Ok((Accepted { config: config.clone() }, program))
+    }
+
+    fn commit(&self, accepted: Accepted, program: &Program) -> Result<(), Status> {
+        self.target
+            .load_pipeline(program, &accepted.config.p4_device_config)
+            .map_err(|e| Status::internal(format!("the device refused the program: {e}")))?;
+        self.pipelines.lock().unwrap_or_else(|p| p.into_inner()).committed = Some(accepted);
+        Ok(())
     }
 }
 
@@ -93,20 +189,86 @@ impl P4Runtime for Service {
 
     async fn set_forwarding_pipeline_config(
         &self,
-        _: Request<SetForwardingPipelineConfigRequest>,
+        request: Request<SetForwardingPipelineConfigRequest>,
     ) -> Result<Response<SetForwardingPipelineConfigResponse>, Status> {
-        Err(Status::unimplemented(
-            "SetForwardingPipelineConfig is not implemented yet by this fairnic server",
-        ))
+        use set_forwarding_pipeline_config_request::Action;
+        let r = request.into_inner();
+        self.check_device(r.device_id)?;
+        self.check_primary(&r.role, &r.election_id)?;
+        match Action::try_from(r.action) {
+            Ok(Action::Verify) => {
+                Self::verify(&r.config)?;
+            }
+            Ok(Action::VerifyAndSave) => {
+                let saved = Self::verify(&r.config)?;
+                self.pipelines.lock().unwrap_or_else(|p| p.into_inner()).saved = Some(saved);
+            }
+            Ok(Action::VerifyAndCommit) => {
+                let (accepted, program) = Self::verify(&r.config)?;
+                self.commit(accepted, &program)?;
+                self.pipelines.lock().unwrap_or_else(|p| p.into_inner()).saved = None;
+            }
+            Ok(Action::Commit) => {
+                if r.config.is_some() {
+                    return Err(Status::invalid_argument(
+                        "COMMIT commits the saved config and carries none",
+                    ));
+                }
+                let saved = self.pipelines.lock().unwrap_or_else(|p| p.into_inner()).saved.take();
+                let Some((accepted, program)) = saved else {
+                    return Err(Status::not_found("COMMIT: no config saved (VERIFY_AND_SAVE first)"));
+                };
+                self.commit(accepted, &program)?;
+            }
+            Ok(Action::ReconcileAndCommit) => {
+                return Err(Status::unimplemented(
+                    "RECONCILE_AND_COMMIT is not implemented yet by this fairnic server",
+                ))
+            }
+            Ok(Action::Unspecified) | Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "action {} is not one of P4Runtime's",
+                    r.action
+                )))
+            }
+        }
+        Ok(Response::new(SetForwardingPipelineConfigResponse {}))
     }
 
     async fn get_forwarding_pipeline_config(
         &self,
-        _: Request<GetForwardingPipelineConfigRequest>,
+        request: Request<GetForwardingPipelineConfigRequest>,
     ) -> Result<Response<GetForwardingPipelineConfigResponse>, Status> {
-        Err(Status::unimplemented(
-            "GetForwardingPipelineConfig is not implemented yet by this fairnic server",
-        ))
+        use get_forwarding_pipeline_config_request::ResponseType;
+        let r = request.into_inner();
+        self.check_device(r.device_id)?;
+        let Ok(kind) = ResponseType::try_from(r.response_type) else {
+            return Err(Status::invalid_argument(format!(
+                "response type {} is not one of P4Runtime's",
+                r.response_type
+            )));
+        };
+        let committed = self
+            .pipelines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .committed
+            .clone();
+        let config = committed.map(|a| {
+            let c = a.config;
+            let (info, device) = match kind {
+                ResponseType::All => (c.p4info, c.p4_device_config),
+                ResponseType::CookieOnly => (None, Vec::new()),
+                ResponseType::P4infoAndCookie => (c.p4info, Vec::new()),
+                ResponseType::DeviceConfigAndCookie => (None, c.p4_device_config),
+            };
+            ForwardingPipelineConfig {
+                p4info: info,
+                p4_device_config: device,
+                cookie: c.cookie,
+            }
+        });
+        Ok(Response::new(GetForwardingPipelineConfigResponse { config }))
     }
 
     type StreamChannelStream = ReceiverStream<Result<StreamMessageResponse, Status>>;

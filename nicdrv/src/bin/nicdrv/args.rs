@@ -115,6 +115,11 @@ pub struct Args {
     /// 127.0.0.1:9464; port 0 picks a free one (printed). Off by default.
     #[arg(long, global = true)]
     pub metrics: Option<std::net::SocketAddr>,
+    /// Serve P4Runtime (gRPC) for controllers here, over the PF (default
+    /// 127.0.0.1:9559 when given without a value; port 0 picks a free one,
+    /// printed). Device id 1. Off by default.
+    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "127.0.0.1:9559")]
+    pub p4runtime: Option<std::net::SocketAddr>,
     /// Write the final report as JSON here (demo default:
     /// nicdrv-demo.json in the temporary directory).
     #[arg(long, global = true)]

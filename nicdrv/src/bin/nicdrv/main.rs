@@ -28,6 +28,33 @@ use std::time::Duration;
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
+/// The device id nicdrv's P4Runtime server answers to.
+const P4RUNTIME_DEVICE_ID: u64 = 1;
+
+/// What the P4Runtime server drives: the PF this nicdrv holds, and the
+/// control socket's view of the loaded program (so `nicctl table` works
+/// on what a controller loaded).
+struct PfTarget {
+    state: Arc<ControlState>,
+}
+
+impl p4rt::server::Target for PfTarget {
+    fn load_pipeline(&self, program: &dataplane::pipeline::Program, image: &[u8]) -> Result<(), String> {
+        let pf = self
+            .state
+            .nics
+            .iter()
+            .find(|n| n.lock().unwrap_or_else(|p| p.into_inner()).is_pf())
+            .ok_or("this nicdrv drives no PF: programs are loaded through the PF")?;
+        pf.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .load_pipeline(image)
+            .map_err(|e| e.to_string())?;
+        *self.state.pipeline.lock().unwrap_or_else(|p| p.into_inner()) = Some(LoadedPipeline::new(program.clone()));
+        Ok(())
+    }
+}
+
 extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::Release);
 }
@@ -203,6 +230,20 @@ fn run(mut args: Args) -> Result<bool, String> {
             }
             Err(e) => return Err(format!("--metrics {addr}: {e}")),
         },
+        None => None,
+    };
+    let _p4runtime = match args.p4runtime {
+        Some(addr) => {
+            let target = PfTarget { state: state.clone() };
+            let service = p4rt::server::Service::new(P4RUNTIME_DEVICE_ID, target);
+            match p4rt::server::Server::start(addr, service) {
+                Ok(s) => {
+                    println!("nicdrv: P4Runtime at {} (device id {P4RUNTIME_DEVICE_ID})", s.addr());
+                    Some(s)
+                }
+                Err(e) => return Err(format!("--p4runtime {addr}: {e}")),
+            }
+        }
         None => None,
     };
     let mut publish = |t: f64, lifs: Vec<mgmt::proto::AppLif>| {

@@ -1,0 +1,132 @@
+//! nicdrv's P4Runtime server against p4runtime-shell 0.0.6, the reference
+//! controller, run as it runs for a user (a Python subprocess, from the
+//! venv `scripts/install-deps --p4runtime` makes): it wins the
+//! arbitration, sets the forwarding pipeline (fairnic.p4's P4Info as
+//! `p4c-fairnic --p4info` writes it, and its image) with
+//! VERIFY_AND_COMMIT, reads it back, resolves names by it, and tears
+//! down. nicdrv ran with `--pipeline none`, so the program in the device
+//! is the controller's: nicctl sees its tables.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn tmp(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("nicdrv-p4rt-{}-{name}", std::process::id()))
+}
+
+/// The venv's Python with p4runtime-shell, or `None` after a visible line
+/// (a failure with `FAIRNIC_REQUIRE_TOOLS` set, as in CI).
+fn shell_python() -> Option<PathBuf> {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache")))?;
+    let python = cache.join("fairnic/p4runtime-venv/bin/python");
+    let found = Command::new(&python)
+        .args(["-c", "import p4runtime_sh.shell"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("FAIRNIC_REQUIRE_TOOLS").is_none(),
+            "p4runtime-shell is required here (FAIRNIC_REQUIRE_TOOLS is set) but {} cannot import it; install it with scripts/install-deps --p4runtime",
+            python.display()
+        );
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: the p4runtime-shell check (not installed; install it with scripts/install-deps --p4runtime)"
+        );
+        return None;
+    }
+    Some(python)
+}
+
+#[test]
+#[cfg_attr(not(feature = "sim"), ignore = "needs the embedded simulator (feature sim)")]
+fn p4runtime_shell_sets_the_pipeline_and_reads_it_back() {
+    let Some(python) = shell_python() else { return };
+    let program = p4::fairnic();
+    let (info, image) = (tmp("fairnic.p4info.txt"), tmp("fairnic.img"));
+    std::fs::write(&info, p4rt::p4info::to_text(&p4rt::p4info::p4info(&program))).unwrap();
+    std::fs::write(&image, program.to_image()).unwrap();
+    let control = tmp("control.sock");
+    let mut nicdrv = Command::new(env!("CARGO_BIN_EXE_nicdrv"))
+        .args(["gen", "--vfs", "2", "--duration", "60", "--rate", "1000", "--quiet"])
+        .args(["--pipeline", "none", "--p4runtime", "127.0.0.1:0", "--control"])
+        .arg(&control)
+        .arg("--json")
+        .arg(tmp("report.json"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nicdrv runs");
+    let mut lines = BufReader::new(nicdrv.stdout.take().unwrap()).lines();
+    let addr = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.strip_prefix("nicdrv: P4Runtime at ")
+                .and_then(|r| r.split(' ').next())
+                .map(String::from)
+        })
+        .expect("nicdrv says where P4Runtime is");
+    // Drain the rest of nicdrv's output meanwhile.
+    let drain = std::thread::spawn(move || for _ in lines {});
+    let script = r#"
+import sys
+import p4runtime_sh.shell as sh
+from p4runtime_sh.context import P4Type
+sh.setup(device_id=1, grpc_addr=sys.argv[1], election_id=(0, 1),
+         config=sh.FwdPipeConfig(sys.argv[2], sys.argv[3]))
+print("l2_fwd", sh.context.get_obj_id(P4Type.table, "l2_fwd"))
+print("lif_packets", sh.context.get_obj_id(P4Type.meter, "lif_packets"))
+sh.teardown()
+print("done")
+"#;
+    let mut shell = Command::new(&python)
+        .args(["-c", script, &addr])
+        .arg(&info)
+        .arg(&image)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The shell must not hang (a server that kept the stream open would
+    // hold its teardown).
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while shell.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = shell.kill();
+            let _ = nicdrv.kill();
+            panic!("p4runtime-shell did not finish within 90 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = shell.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let ids = p4rt::p4info::Ids::of(&program);
+    let l2 = ids.tables[program.tables.iter().position(|t| t.name == "l2_fwd").unwrap()];
+    let meter = ids.meters[program.meters.iter().position(|m| m.name == "lif_packets").unwrap()];
+    let want = format!("l2_fwd {l2}\nlif_packets {meter}\ndone\n");
+    assert!(
+        out.status.success() && stdout.ends_with(&want),
+        "p4runtime-shell: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The device runs the controller's program: nicctl sees its tables.
+    let mut argv = vec!["nicctl".to_string(), "--socket".into(), control.display().to_string()];
+    argv.extend(["table", "show", "l2_fwd"].map(String::from));
+    let (mut o, mut e) = (Vec::new(), Vec::new());
+    let code = mgmt::cli::run(argv, &mut o, &mut e);
+    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&e));
+    assert!(String::from_utf8_lossy(&o).contains("l2_fwd"));
+    // SAFETY: kill(2) with a pid this test spawned and has not reaped.
+    unsafe { libc::kill(nicdrv.id() as i32, libc::SIGINT) };
+    assert!(nicdrv.wait().unwrap().success());
+    drain.join().unwrap();
+    for f in [info, image] {
+        let _ = std::fs::remove_file(f);
+    }
+}
