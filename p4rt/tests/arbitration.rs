@@ -225,3 +225,139 @@ print("ended after", len(list(it)), "more")
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(stdout, format!("{API_VERSION}\n1 0 1 2\nended after 0 more\n"));
 }
+
+/// A target that records the programs it was given to load.
+#[derive(Clone, Default)]
+struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl p4rt::server::Target for Recorder {
+    fn load_pipeline(&self, p: &dataplane::pipeline::Program, _: &[u8]) -> Result<(), String> {
+        self.0.lock().unwrap().push(p.name.clone());
+        Ok(())
+    }
+}
+
+fn fairnic_config() -> ForwardingPipelineConfig {
+    let p = p4::fairnic();
+    ForwardingPipelineConfig {
+        p4info: Some(p4rt::p4info::p4info(&p)),
+        p4_device_config: p.to_image(),
+        cookie: Some(forwarding_pipeline_config::Cookie { cookie: 42 }),
+    }
+}
+
+fn set(
+    action: set_forwarding_pipeline_config_request::Action,
+    election: u64,
+    config: Option<ForwardingPipelineConfig>,
+) -> SetForwardingPipelineConfigRequest {
+    SetForwardingPipelineConfigRequest {
+        device_id: DEVICE,
+        role: String::new(),
+        election_id: Some(Uint128 { high: 0, low: election }),
+        action: action as i32,
+        config,
+    }
+}
+
+#[tokio::test]
+async fn the_pipeline_is_set_by_the_primary_only_and_checked_before_the_device_sees_it() {
+    use set_forwarding_pipeline_config_request::Action;
+    let loads = Recorder::default();
+    let s = Server::start("127.0.0.1:0".parse().unwrap(), Service::new(DEVICE, loads.clone())).unwrap();
+    let mut c = P4RuntimeClient::connect(format!("http://{}", s.addr())).await.unwrap();
+    // Before any arbitration: nobody is primary.
+    let e = c
+        .set_forwarding_pipeline_config(set(Action::VerifyAndCommit, 3, Some(fairnic_config())))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    let mut primary = Controller::connect(s.addr()).await;
+    primary.arbitrate(DEVICE, Some(3)).await;
+    assert_eq!(primary.answer().await, (Code::Ok, 3));
+    // A backup's id is refused.
+    let e = c
+        .set_forwarding_pipeline_config(set(Action::Verify, 2, Some(fairnic_config())))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    // Nothing committed yet: Get has no config.
+    let get = |t: get_forwarding_pipeline_config_request::ResponseType| GetForwardingPipelineConfigRequest {
+        device_id: DEVICE,
+        response_type: t as i32,
+    };
+    use get_forwarding_pipeline_config_request::ResponseType;
+    assert!(c
+        .get_forwarding_pipeline_config(get(ResponseType::All))
+        .await
+        .unwrap()
+        .into_inner()
+        .config
+        .is_none());
+    // Images and P4Infos that do not fit are refused with the reason.
+    let mut bad = fairnic_config();
+    bad.p4_device_config.truncate(10);
+    let e = c
+        .set_forwarding_pipeline_config(set(Action::VerifyAndCommit, 3, Some(bad)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("not a fairnic pipeline image"), "{}", e.message());
+    let mut other = fairnic_config();
+    other.p4info.as_mut().unwrap().tables.pop();
+    let e = c
+        .set_forwarding_pipeline_config(set(Action::Verify, 3, Some(other)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("lacks"), "{}", e.message());
+    let e = c
+        .set_forwarding_pipeline_config(set(Action::Commit, 3, None))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    assert!(loads.0.lock().unwrap().is_empty(), "nothing reached the device");
+    // VERIFY touches nothing; VERIFY_AND_SAVE then COMMIT loads once.
+    c.set_forwarding_pipeline_config(set(Action::Verify, 3, Some(fairnic_config())))
+        .await
+        .unwrap();
+    c.set_forwarding_pipeline_config(set(Action::VerifyAndSave, 3, Some(fairnic_config())))
+        .await
+        .unwrap();
+    assert!(loads.0.lock().unwrap().is_empty());
+    let e = c
+        .set_forwarding_pipeline_config(set(Action::Commit, 3, Some(fairnic_config())))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "COMMIT carries no config");
+    c.set_forwarding_pipeline_config(set(Action::Commit, 3, None))
+        .await
+        .unwrap();
+    assert_eq!(*loads.0.lock().unwrap(), ["fairnic"]);
+    // Get answers by response type, the cookie always.
+    let all = c
+        .get_forwarding_pipeline_config(get(ResponseType::All))
+        .await
+        .unwrap()
+        .into_inner()
+        .config
+        .unwrap();
+    assert_eq!(all, fairnic_config());
+    let cookie = c
+        .get_forwarding_pipeline_config(get(ResponseType::CookieOnly))
+        .await
+        .unwrap()
+        .into_inner()
+        .config
+        .unwrap();
+    assert!(cookie.p4info.is_none() && cookie.p4_device_config.is_empty());
+    assert_eq!(cookie.cookie.unwrap().cookie, 42);
+    let e = c
+        .get_forwarding_pipeline_config(GetForwardingPipelineConfigRequest {
+            device_id: DEVICE + 1,
+            response_type: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+}
