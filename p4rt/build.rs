@@ -14,15 +14,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = prost_build::Config::new();
     // Proto comments would become doc tests.
     config.disable_comments(["."]);
-    if std::env::var_os("CARGO_FEATURE_SERVER").is_some() {
-        // The P4Runtime service: the server nicdrv runs, and the client its
-        // tests and benchmarks drive it with.
-        tonic_prost_build::configure()
-            .build_server(true)
-            .build_client(true)
-            .compile_fds_with_config(fds, config)?;
-    } else {
-        config.compile_fds(fds)?;
-    }
+    // The P4Runtime service (feature `server`): the server nicdrv runs, and
+    // the client its tests and benchmarks drive it with.
+    #[cfg(feature = "server")]
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .compile_fds_with_config(fds, config)?;
+    #[cfg(not(feature = "server"))]
+    config.compile_fds(fds)?;
     Ok(())
 }
