@@ -82,6 +82,19 @@ sh.setup(device_id=1, grpc_addr=sys.argv[1], election_id=(0, 1),
          config=sh.FwdPipeConfig(sys.argv[2], sys.argv[3]))
 print("l2_fwd", sh.context.get_obj_id(P4Type.table, "l2_fwd"))
 print("lif_packets", sh.context.get_obj_id(P4Type.meter, "lif_packets"))
+te = sh.TableEntry("l2_fwd")(action="to_lif")
+te.match["hdr.ethernet.dst_addr"] = "02:00:00:00:00:66"
+te.action["lif"] = "1"
+te.insert()
+try:
+    te.insert()
+    print("duplicate accepted")
+except Exception as e:
+    print("duplicate refused:", "ALREADY_EXISTS" in str(e))
+rows = list(sh.TableEntry("l2_fwd").read())
+print("read", len(rows), rows[0].match["hdr.ethernet.dst_addr"].exact.value.hex(), rows[0].action["lif"].value.hex())
+te.delete()
+print("after delete", len(list(sh.TableEntry("l2_fwd").read())))
 sh.teardown()
 print("done")
 "#;
@@ -109,9 +122,29 @@ print("done")
     let ids = p4rt::p4info::Ids::of(&program);
     let l2 = ids.tables[program.tables.iter().position(|t| t.name == "l2_fwd").unwrap()];
     let meter = ids.meters[program.meters.iter().position(|m| m.name == "lif_packets").unwrap()];
-    let want = format!("l2_fwd {l2}\nlif_packets {meter}\ndone\n");
+    let want = format!(
+        "l2_fwd {l2}\nlif_packets {meter}\nduplicate refused: True\nread 1 020000000066 01\nafter delete 0\ndone\n"
+    );
+    // The shell also echoes each match and parameter as it is set: only
+    // the script's own lines are compared.
+    let ours: String = stdout
+        .lines()
+        .filter(|l| {
+            [
+                "l2_fwd ",
+                "lif_packets ",
+                "duplicate ",
+                "read ",
+                "after delete ",
+                "done",
+            ]
+            .iter()
+            .any(|p| l.starts_with(p))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
     assert!(
-        out.status.success() && stdout.ends_with(&want),
+        out.status.success() && ours == want,
         "p4runtime-shell: {stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -12,6 +12,12 @@
 
 #![forbid(unsafe_code)]
 
+/// The gRPC crate the server is built on (its status codes appear in
+/// [`entries::Refusal`]).
+#[cfg(feature = "server")]
+pub use tonic;
+#[cfg(feature = "server")]
+pub mod entries;
 pub mod p4info;
 #[cfg(feature = "server")]
 pub mod server;

@@ -76,6 +76,9 @@ impl p4rt::server::Target for NoDevice {
     fn load_pipeline(&self, _: &dataplane::pipeline::Program, _: &[u8]) -> Result<(), String> {
         Err("no device behind this test server".into())
     }
+    fn table_entry(&self, _: bool, _: &dataplane::abi::TableEntry) -> Result<(), p4rt::entries::Refusal> {
+        Err((Code::Unavailable, "no device behind this test server".into()))
+    }
 }
 
 fn server() -> Server {
@@ -226,13 +229,25 @@ print("ended after", len(list(it)), "more")
     assert_eq!(stdout, format!("{API_VERSION}\n1 0 1 2\nended after 0 more\n"));
 }
 
-/// A target that records the programs it was given to load.
+/// A target that records the programs it was given to load and the
+/// table operations (refusing a delete of what it never added, as the
+/// device does).
 #[derive(Clone, Default)]
 struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
 
 impl p4rt::server::Target for Recorder {
     fn load_pipeline(&self, p: &dataplane::pipeline::Program, _: &[u8]) -> Result<(), String> {
         self.0.lock().unwrap().push(p.name.clone());
+        Ok(())
+    }
+    fn table_entry(&self, insert: bool, e: &dataplane::abi::TableEntry) -> Result<(), p4rt::entries::Refusal> {
+        let what = format!(
+            "{} table {} key {:02x?}",
+            if insert { "add" } else { "del" },
+            e.table_id.get(),
+            &e.key[..usize::from(e.key_len)]
+        );
+        self.0.lock().unwrap().push(what);
         Ok(())
     }
 }
@@ -360,4 +375,146 @@ async fn the_pipeline_is_set_by_the_primary_only_and_checked_before_the_device_s
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
+}
+
+/// The `p4.v1.Error`s of a failed Write: (canonical code, message) per
+/// update, decoded from `grpc-status-details-bin` as clients do.
+fn write_errors(s: &tonic::Status) -> Vec<(i32, String)> {
+    let st: p4rt::proto::google::rpc::Status = prost::Message::decode(s.details()).expect("details decode");
+    st.details
+        .iter()
+        .map(|a| {
+            assert_eq!(a.type_url, "type.googleapis.com/p4.v1.Error");
+            let e: Error = prost::Message::decode(a.value.as_slice()).unwrap();
+            (e.canonical_code, e.message)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn table_entries_are_written_per_update_and_read_back() {
+    use set_forwarding_pipeline_config_request::Action;
+    let rec = Recorder::default();
+    let s = Server::start("127.0.0.1:0".parse().unwrap(), Service::new(DEVICE, rec.clone())).unwrap();
+    let mut c = P4RuntimeClient::connect(format!("http://{}", s.addr())).await.unwrap();
+    let mut primary = Controller::connect(s.addr()).await;
+    primary.arbitrate(DEVICE, Some(3)).await;
+    assert_eq!(primary.answer().await, (Code::Ok, 3));
+    let program = p4::fairnic();
+    let ids = p4rt::p4info::Ids::of(&program);
+    let l2 = ids.tables[program.tables.iter().position(|t| t.name == "l2_fwd").unwrap()];
+    let to_lif = ids.actions[program.actions.iter().position(|a| a.name == "to_lif").unwrap()];
+    let entry = |mac_last: u8, lif: u8| TableEntry {
+        table_id: l2,
+        r#match: vec![FieldMatch {
+            field_id: 1,
+            field_match_type: Some(field_match::FieldMatchType::Exact(field_match::Exact {
+                value: vec![2, 0, 0, 0, 0, mac_last],
+            })),
+        }],
+        action: Some(TableAction {
+            r#type: Some(table_action::Type::Action(p4rt::proto::p4::v1::Action {
+                action_id: to_lif,
+                params: vec![action::Param {
+                    param_id: 1,
+                    value: vec![lif],
+                }],
+            })),
+        }),
+        ..Default::default()
+    };
+    let write = |updates: Vec<(update::Type, TableEntry)>, election: u64| WriteRequest {
+        device_id: DEVICE,
+        role: String::new(),
+        election_id: Some(Uint128 { high: 0, low: election }),
+        updates: updates
+            .into_iter()
+            .map(|(t, e)| Update {
+                r#type: t as i32,
+                entity: Some(Entity {
+                    entity: Some(entity::Entity::TableEntry(e)),
+                }),
+            })
+            .collect(),
+        atomicity: 0,
+    };
+    // Before a pipeline: FAILED_PRECONDITION.
+    let e = c
+        .write(write(vec![(update::Type::Insert, entry(1, 1))], 3))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    c.set_forwarding_pipeline_config(set(Action::VerifyAndCommit, 3, Some(fairnic_config())))
+        .await
+        .unwrap();
+    // A backup may not write.
+    let e = c
+        .write(write(vec![(update::Type::Insert, entry(1, 1))], 2))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    c.write(write(
+        vec![(update::Type::Insert, entry(1, 1)), (update::Type::Insert, entry(2, 2))],
+        3,
+    ))
+    .await
+    .unwrap();
+    // A batch with a duplicate and a delete of nothing: UNKNOWN, one error
+    // per update in order, the good one done.
+    let e = c
+        .write(write(
+            vec![
+                (update::Type::Insert, entry(1, 1)),
+                (update::Type::Insert, entry(3, 3)),
+                (update::Type::Delete, entry(9, 0)),
+            ],
+            3,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unknown);
+    let errs = write_errors(&e);
+    assert_eq!(
+        errs.iter().map(|(c, _)| *c).collect::<Vec<_>>(),
+        [Code::AlreadyExists as i32, Code::Ok as i32, Code::NotFound as i32]
+    );
+    // Modify: delete then add at the device.
+    c.write(write(vec![(update::Type::Modify, entry(2, 7))], 3))
+        .await
+        .unwrap();
+    let read = |table_id: u32| ReadRequest {
+        device_id: DEVICE,
+        role: String::new(),
+        entities: vec![Entity {
+            entity: Some(entity::Entity::TableEntry(TableEntry {
+                table_id,
+                ..Default::default()
+            })),
+        }],
+    };
+    let mut got = Vec::new();
+    let mut stream = c.read(read(0)).await.unwrap().into_inner();
+    while let Some(r) = stream.message().await.unwrap() {
+        got.extend(r.entities);
+    }
+    let want: Vec<Entity> = [entry(1, 1), entry(2, 7), entry(3, 3)]
+        .into_iter()
+        .map(|e| Entity {
+            entity: Some(entity::Entity::TableEntry(e)),
+        })
+        .collect();
+    assert_eq!(got, want);
+    let e = c.read(read(12345)).await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    let ops: Vec<String> = rec.0.lock().unwrap().iter().skip(1).cloned().collect();
+    assert_eq!(
+        ops,
+        [
+            "add table 1 key [02, 00, 00, 00, 00, 01]",
+            "add table 1 key [02, 00, 00, 00, 00, 02]",
+            "add table 1 key [02, 00, 00, 00, 00, 03]",
+            "del table 1 key [02, 00, 00, 00, 00, 02]",
+            "add table 1 key [02, 00, 00, 00, 00, 02]",
+        ]
+    );
 }

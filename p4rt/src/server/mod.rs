@@ -10,7 +10,9 @@
 //! VERIFY_AND_COMMIT, COMMIT; primary only) with the pipeline image as
 //! `p4_device_config`, checked against the P4Info given
 //! ([`crate::p4info::check_matches`]) before the device sees it, and
-//! `GetForwardingPipelineConfig` (every response type). Write, Read,
+//! `GetForwardingPipelineConfig` (every response type); `Write` and
+//! `Read` of table entries ([`crate::entries`] checks them; one
+//! `p4.v1.Error` per update when any fails). Other entities,
 //! RECONCILE_AND_COMMIT and PacketOut answer `UNIMPLEMENTED`: issue 19 is
 //! in progress.
 
@@ -21,6 +23,7 @@ use crate::proto::p4::v1::stream_message_request::Update as In;
 use crate::proto::p4::v1::stream_message_response::Update as Out;
 use crate::proto::p4::v1::*;
 use arbitration::{Arbiter, Notices};
+use dataplane::abi::TableEntry;
 use dataplane::pipeline::Program;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -46,6 +49,22 @@ pub trait Target: Send + Sync + 'static {
     /// replacing what runs there. `Err`: the device's refusal, in words
     /// (the running pipeline stays).
     fn load_pipeline(&self, program: &Program, image: &[u8]) -> Result<(), String>;
+
+    /// Add (`insert`) or delete a table entry of the loaded program
+    /// (checked against it by [`crate::entries::to_abi`]). `Err`: the
+    /// P4Runtime status for the device's refusal and its words.
+    fn table_entry(&self, insert: bool, entry: &TableEntry) -> Result<(), crate::entries::Refusal>;
+}
+
+/// What identifies a table entry: its table, key, mask, prefix and
+/// priority (the device's own rule).
+fn entry_key(e: &TableEntry) -> (u32, Vec<u8>) {
+    let mut k = Vec::with_capacity(72);
+    k.extend_from_slice(&e.key[..usize::from(e.key_len)]);
+    k.extend_from_slice(&e.mask[..usize::from(e.key_len)]);
+    k.extend_from_slice(&e.prefix_len.get().to_be_bytes());
+    k.extend_from_slice(&e.priority.get().to_be_bytes());
+    (e.table_id.get(), k)
 }
 
 /// A forwarding pipeline config the server accepted, with its program.
@@ -56,8 +75,12 @@ struct Accepted {
 
 #[derive(Debug, Default)]
 struct Pipelines {
-    /// What the device runs (committed through this server).
+    /// What the device runs (committed through this server), with its
+    /// program and ids.
     committed: Option<Accepted>,
+    program: Option<(Program, crate::p4info::Ids)>,
+    /// The table entries written through this server, by table and key.
+    entries: std::collections::BTreeMap<(u32, Vec<u8>), TableEntry>,
     /// VERIFY_AND_SAVE's, waiting for a COMMIT.
     saved: Option<(Accepted, Program)>,
 }
@@ -141,7 +164,69 @@ impl Service {
         self.target
             .load_pipeline(program, &accepted.config.p4_device_config)
             .map_err(|e| Status::internal(format!("the device refused the program: {e}")))?;
-        self.pipelines.lock().unwrap_or_else(|p| p.into_inner()).committed = Some(accepted);
+        let mut g = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
+        g.committed = Some(accepted);
+        g.program = Some((program.clone(), crate::p4info::Ids::of(program)));
+        // A new program starts with its own tables: what was written to
+        // the old one is gone from the device.
+        g.entries.clear();
+        Ok(())
+    }
+
+    /// One update of a Write: done, or the refusal for its `p4.v1.Error`.
+    fn apply(&self, u: &Update) -> Result<(), crate::entries::Refusal> {
+        use crate::entries::to_abi;
+        use tonic::Code;
+        let mut g = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
+        let Some((program, ids)) = g.program.clone() else {
+            return Err((Code::FailedPrecondition, "no pipeline: set one first".into()));
+        };
+        let Some(entity::Entity::TableEntry(te)) = u.entity.as_ref().and_then(|e| e.entity.as_ref()) else {
+            return Err((
+                Code::Unimplemented,
+                "only table entries can be written to this fairnic server yet".into(),
+            ));
+        };
+        let kind = update::Type::try_from(u.r#type).unwrap_or(update::Type::Unspecified);
+        let e = to_abi(&program, &ids, te, kind != update::Type::Delete)?;
+        let key = entry_key(&e);
+        match kind {
+            update::Type::Insert => {
+                if g.entries.contains_key(&key) {
+                    return Err((Code::AlreadyExists, "an entry with this key exists".into()));
+                }
+                self.target.table_entry(true, &e)?;
+                g.entries.insert(key, e);
+            }
+            update::Type::Modify => {
+                let Some(old) = g.entries.get(&key).copied() else {
+                    return Err((Code::NotFound, "no entry with this key to modify".into()));
+                };
+                // The device has no modify: delete and add, and put the old
+                // entry back if the new one is refused.
+                self.target.table_entry(false, &old)?;
+                if let Err(r) = self.target.table_entry(true, &e) {
+                    if self.target.table_entry(true, &old).is_err() {
+                        g.entries.remove(&key);
+                    }
+                    return Err(r);
+                }
+                g.entries.insert(key, e);
+            }
+            update::Type::Delete => {
+                if !g.entries.contains_key(&key) {
+                    return Err((Code::NotFound, "no entry with this key".into()));
+                }
+                self.target.table_entry(false, &e)?;
+                g.entries.remove(&key);
+            }
+            update::Type::Unspecified => {
+                return Err((
+                    Code::InvalidArgument,
+                    "an update needs a type: INSERT, MODIFY or DELETE".into(),
+                ))
+            }
+        }
         Ok(())
     }
 }
@@ -173,18 +258,102 @@ type BoxStream<T> = Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> +
 
 #[tonic::async_trait]
 impl P4Runtime for Service {
-    async fn write(&self, _: Request<WriteRequest>) -> Result<Response<WriteResponse>, Status> {
-        Err(Status::unimplemented(
-            "Write is not implemented yet by this fairnic server",
+    async fn write(&self, request: Request<WriteRequest>) -> Result<Response<WriteResponse>, Status> {
+        let r = request.into_inner();
+        self.check_device(r.device_id)?;
+        self.check_primary(&r.role, &r.election_id)?;
+        if r.atomicity != write_request::Atomicity::ContinueOnError as i32 {
+            return Err(Status::unimplemented(
+                "atomicity: only CONTINUE_ON_ERROR (each update on its own)",
+            ));
+        }
+        if self
+            .pipelines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .program
+            .is_none()
+        {
+            return Err(Status::failed_precondition("no pipeline: set one first"));
+        }
+        let results: Vec<Result<(), crate::entries::Refusal>> = r.updates.iter().map(|u| self.apply(u)).collect();
+        if results.iter().all(Result::is_ok) {
+            return Ok(Response::new(WriteResponse {}));
+        }
+        // One p4.v1.Error per update, in order, OK ones included.
+        let details: Vec<prost_types::Any> = results
+            .iter()
+            .map(|r| {
+                let (code, message) = match r {
+                    Ok(()) => (tonic::Code::Ok, String::new()),
+                    Err((c, m)) => (*c, m.clone()),
+                };
+                prost_types::Any {
+                    type_url: "type.googleapis.com/p4.v1.Error".into(),
+                    value: prost::Message::encode_to_vec(&Error {
+                        canonical_code: code as i32,
+                        message,
+                        space: String::new(),
+                        code: 0,
+                        details: None,
+                    }),
+                }
+            })
+            .collect();
+        let failed = results.iter().filter(|r| r.is_err()).count();
+        let message = format!("{failed} of {} update(s) failed", results.len());
+        let status = crate::proto::google::rpc::Status {
+            code: tonic::Code::Unknown as i32,
+            message: message.clone(),
+            details,
+        };
+        Err(Status::with_details(
+            tonic::Code::Unknown,
+            message,
+            prost::Message::encode_to_vec(&status).into(),
         ))
     }
 
     type ReadStream = BoxStream<ReadResponse>;
 
-    async fn read(&self, _: Request<ReadRequest>) -> Result<Response<Self::ReadStream>, Status> {
-        Err(Status::unimplemented(
-            "Read is not implemented yet by this fairnic server",
-        ))
+    async fn read(&self, request: Request<ReadRequest>) -> Result<Response<Self::ReadStream>, Status> {
+        let r = request.into_inner();
+        self.check_device(r.device_id)?;
+        let g = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
+        let Some((program, ids)) = g.program.as_ref() else {
+            return Err(Status::failed_precondition("no pipeline: set one first"));
+        };
+        let mut out = Vec::new();
+        for ent in &r.entities {
+            match &ent.entity {
+                Some(entity::Entity::TableEntry(want)) => {
+                    let table = if want.table_id == 0 {
+                        None
+                    } else {
+                        match ids.tables.iter().position(|&id| id == want.table_id) {
+                            Some(t) => Some(t as u32),
+                            None => return Err(Status::not_found(format!("no table with id {:#x}", want.table_id))),
+                        }
+                    };
+                    for ((t, _), e) in &g.entries {
+                        if table.is_none_or(|x| x == *t) {
+                            if let Some(te) = crate::entries::from_abi(program, ids, e) {
+                                out.push(Entity {
+                                    entity: Some(entity::Entity::TableEntry(te)),
+                                });
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    return Err(Status::unimplemented(
+                        "only table entries can be read from this fairnic server yet",
+                    ))
+                }
+            }
+        }
+        let stream = tokio_stream::iter(vec![Ok(ReadResponse { entities: out })]);
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn set_forwarding_pipeline_config(

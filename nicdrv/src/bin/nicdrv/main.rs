@@ -53,6 +53,31 @@ impl p4rt::server::Target for PfTarget {
         *self.state.pipeline.lock().unwrap_or_else(|p| p.into_inner()) = Some(LoadedPipeline::new(program.clone()));
         Ok(())
     }
+
+    fn table_entry(&self, insert: bool, entry: &abi::TableEntry) -> Result<(), p4rt::entries::Refusal> {
+        use p4rt::tonic::Code;
+        let pf = self
+            .state
+            .nics
+            .iter()
+            .find(|n| n.lock().unwrap_or_else(|p| p.into_inner()).is_pf())
+            .ok_or((Code::FailedPrecondition, "this nicdrv drives no PF".to_string()))?;
+        let mut g = pf.lock().unwrap_or_else(|p| p.into_inner());
+        let r = if insert { g.table_add(entry) } else { g.table_del(entry) };
+        r.map_err(|e| {
+            let code = match e.admin_status() {
+                Some(abi::AdminStatus::Exists) => Code::AlreadyExists,
+                Some(abi::AdminStatus::NoEntry) => Code::NotFound,
+                Some(abi::AdminStatus::NoSpace) => Code::ResourceExhausted,
+                Some(abi::AdminStatus::Invalid) => Code::InvalidArgument,
+                Some(abi::AdminStatus::Permission) => Code::PermissionDenied,
+                Some(abi::AdminStatus::Again | abi::AdminStatus::Busy) => Code::Unavailable,
+                _ if e.is_gone() => Code::Unavailable,
+                _ => Code::Internal,
+            };
+            (code, format!("the device refused the entry: {e}"))
+        })
+    }
 }
 
 extern "C" fn on_signal(_: libc::c_int) {
