@@ -17,7 +17,7 @@ const NO_PIPELINE: &str = "no pipeline program loaded (start nicdrv with --pipel
 
 impl ControlState {
     /// The PF, if this nicdrv drives it.
-    fn pf(&self) -> Option<&Arc<Mutex<Nic>>> {
+    pub fn pf(&self) -> Option<&Arc<Mutex<Nic>>> {
         self.nics.iter().find(|n| lock(n).is_pf())
     }
 

@@ -41,7 +41,8 @@ pub struct Arbiter<T> {
     members: BTreeMap<u64, Member<T>>,
 }
 
-fn to_u128(id: &Option<Uint128>) -> Option<u128> {
+/// An election id as a number (`None`: unset).
+pub(crate) fn to_u128(id: &Option<Uint128>) -> Option<u128> {
     id.as_ref().map(|u| (u128::from(u.high) << 64) | u128::from(u.low))
 }
 

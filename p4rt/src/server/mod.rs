@@ -67,22 +67,22 @@ fn entry_key(e: &TableEntry) -> (u32, Vec<u8>) {
     (e.table_id.get(), k)
 }
 
-/// A forwarding pipeline config the server accepted, with its program.
-#[derive(Debug, Clone)]
-struct Accepted {
+/// What the device runs, committed through this server: the config as
+/// the controller sent it, its program and the program's ids.
+#[derive(Debug)]
+struct Committed {
     config: ForwardingPipelineConfig,
+    program: Program,
+    ids: crate::p4info::Ids,
 }
 
 #[derive(Debug, Default)]
 struct Pipelines {
-    /// What the device runs (committed through this server), with its
-    /// program and ids.
-    committed: Option<Accepted>,
-    program: Option<(Program, crate::p4info::Ids)>,
+    committed: Option<Committed>,
     /// The table entries written through this server, by table and key.
     entries: std::collections::BTreeMap<(u32, Vec<u8>), TableEntry>,
-    /// VERIFY_AND_SAVE's, waiting for a COMMIT.
-    saved: Option<(Accepted, Program)>,
+    /// VERIFY_AND_SAVE's config and program, waiting for a COMMIT.
+    saved: Option<(ForwardingPipelineConfig, Program)>,
 }
 
 /// The service's state.
@@ -131,10 +131,7 @@ impl Service {
 
     /// The request must come from its role's primary.
     fn check_primary(&self, role: &str, election_id: &Option<Uint128>) -> Result<(), Status> {
-        let id = election_id
-            .as_ref()
-            .map(|u| (u128::from(u.high) << 64) | u128::from(u.low));
-        if self.arbiter().is_primary(role, id) {
+        if self.arbiter().is_primary(role, arbitration::to_u128(election_id)) {
             Ok(())
         } else {
             Err(Status::permission_denied(
@@ -144,7 +141,7 @@ impl Service {
     }
 
     /// Decode and check a config's image against its P4Info.
-    fn verify(config: &Option<ForwardingPipelineConfig>) -> Result<(Accepted, Program), Status> {
+    fn verify(config: &Option<ForwardingPipelineConfig>) -> Result<(ForwardingPipelineConfig, Program), Status> {
         let Some(config) = config else {
             return Err(Status::invalid_argument("no config: VERIFY and its kin need one"));
         };
@@ -157,16 +154,16 @@ impl Service {
             ))
         })?;
         crate::p4info::check_matches(info, &program).map_err(Status::invalid_argument)?;
-        Ok((Accepted { config: config.clone() }, program))
+        Ok((config.clone(), program))
     }
 
-    fn commit(&self, accepted: Accepted, program: &Program) -> Result<(), Status> {
+    fn commit(&self, config: ForwardingPipelineConfig, program: Program) -> Result<(), Status> {
         self.target
-            .load_pipeline(program, &accepted.config.p4_device_config)
+            .load_pipeline(&program, &config.p4_device_config)
             .map_err(|e| Status::internal(format!("the device refused the program: {e}")))?;
         let mut g = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
-        g.committed = Some(accepted);
-        g.program = Some((program.clone(), crate::p4info::Ids::of(program)));
+        let ids = crate::p4info::Ids::of(&program);
+        g.committed = Some(Committed { config, program, ids });
         // A new program starts with its own tables: what was written to
         // the old one is gone from the device.
         g.entries.clear();
@@ -178,7 +175,8 @@ impl Service {
         use crate::entries::to_abi;
         use tonic::Code;
         let mut g = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
-        let Some((program, ids)) = g.program.clone() else {
+        let Pipelines { committed, entries, .. } = &mut *g;
+        let Some(c) = committed.as_ref() else {
             return Err((Code::FailedPrecondition, "no pipeline: set one first".into()));
         };
         let Some(entity::Entity::TableEntry(te)) = u.entity.as_ref().and_then(|e| e.entity.as_ref()) else {
@@ -188,18 +186,18 @@ impl Service {
             ));
         };
         let kind = update::Type::try_from(u.r#type).unwrap_or(update::Type::Unspecified);
-        let e = to_abi(&program, &ids, te, kind != update::Type::Delete)?;
+        let e = to_abi(&c.program, &c.ids, te, kind != update::Type::Delete)?;
         let key = entry_key(&e);
         match kind {
             update::Type::Insert => {
-                if g.entries.contains_key(&key) {
+                if entries.contains_key(&key) {
                     return Err((Code::AlreadyExists, "an entry with this key exists".into()));
                 }
                 self.target.table_entry(true, &e)?;
-                g.entries.insert(key, e);
+                entries.insert(key, e);
             }
             update::Type::Modify => {
-                let Some(old) = g.entries.get(&key).copied() else {
+                let Some(old) = entries.get(&key).copied() else {
                     return Err((Code::NotFound, "no entry with this key to modify".into()));
                 };
                 // The device has no modify: delete and add, and put the old
@@ -207,18 +205,18 @@ impl Service {
                 self.target.table_entry(false, &old)?;
                 if let Err(r) = self.target.table_entry(true, &e) {
                     if self.target.table_entry(true, &old).is_err() {
-                        g.entries.remove(&key);
+                        entries.remove(&key);
                     }
                     return Err(r);
                 }
-                g.entries.insert(key, e);
+                entries.insert(key, e);
             }
             update::Type::Delete => {
-                if !g.entries.contains_key(&key) {
+                if !entries.contains_key(&key) {
                     return Err((Code::NotFound, "no entry with this key".into()));
                 }
                 self.target.table_entry(false, &e)?;
-                g.entries.remove(&key);
+                entries.remove(&key);
             }
             update::Type::Unspecified => {
                 return Err((
@@ -271,7 +269,7 @@ impl P4Runtime for Service {
             .pipelines
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .program
+            .committed
             .is_none()
         {
             return Err(Status::failed_precondition("no pipeline: set one first"));
@@ -320,7 +318,7 @@ impl P4Runtime for Service {
         let r = request.into_inner();
         self.check_device(r.device_id)?;
         let g = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
-        let Some((program, ids)) = g.program.as_ref() else {
+        let Some(Committed { program, ids, .. }) = g.committed.as_ref() else {
             return Err(Status::failed_precondition("no pipeline: set one first"));
         };
         let mut out = Vec::new();
@@ -373,8 +371,8 @@ impl P4Runtime for Service {
                 self.pipelines.lock().unwrap_or_else(|p| p.into_inner()).saved = Some(saved);
             }
             Ok(Action::VerifyAndCommit) => {
-                let (accepted, program) = Self::verify(&r.config)?;
-                self.commit(accepted, &program)?;
+                let (config, program) = Self::verify(&r.config)?;
+                self.commit(config, program)?;
                 self.pipelines.lock().unwrap_or_else(|p| p.into_inner()).saved = None;
             }
             Ok(Action::Commit) => {
@@ -384,10 +382,10 @@ impl P4Runtime for Service {
                     ));
                 }
                 let saved = self.pipelines.lock().unwrap_or_else(|p| p.into_inner()).saved.take();
-                let Some((accepted, program)) = saved else {
+                let Some((config, program)) = saved else {
                     return Err(Status::not_found("COMMIT: no config saved (VERIFY_AND_SAVE first)"));
                 };
-                self.commit(accepted, &program)?;
+                self.commit(config, program)?;
             }
             Ok(Action::ReconcileAndCommit) => {
                 return Err(Status::unimplemented(
@@ -422,9 +420,9 @@ impl P4Runtime for Service {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .committed
-            .clone();
-        let config = committed.map(|a| {
-            let c = a.config;
+            .as_ref()
+            .map(|c| c.config.clone());
+        let config = committed.map(|c| {
             let (info, device) = match kind {
                 ResponseType::All => (c.p4info, c.p4_device_config),
                 ResponseType::CookieOnly => (None, Vec::new()),

@@ -42,9 +42,7 @@ impl p4rt::server::Target for PfTarget {
     fn load_pipeline(&self, program: &dataplane::pipeline::Program, image: &[u8]) -> Result<(), String> {
         let pf = self
             .state
-            .nics
-            .iter()
-            .find(|n| n.lock().unwrap_or_else(|p| p.into_inner()).is_pf())
+            .pf()
             .ok_or("this nicdrv drives no PF: programs are loaded through the PF")?;
         pf.lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -58,9 +56,7 @@ impl p4rt::server::Target for PfTarget {
         use p4rt::tonic::Code;
         let pf = self
             .state
-            .nics
-            .iter()
-            .find(|n| n.lock().unwrap_or_else(|p| p.into_inner()).is_pf())
+            .pf()
             .ok_or((Code::FailedPrecondition, "this nicdrv drives no PF".to_string()))?;
         let mut g = pf.lock().unwrap_or_else(|p| p.into_inner());
         let r = if insert { g.table_add(entry) } else { g.table_del(entry) };
