@@ -22,7 +22,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{nicctl, open_shared, open_shared_vfs, outside_tool, socket_dir, start_sim};
+use support::tools::outside_tool;
+use support::{nicctl, open_shared, open_shared_vfs, socket_dir, start_sim};
 
 /// One HTTP/1.1 GET: status, content type, body.
 fn get(addr: SocketAddr, path: &str, accept: Option<&str>) -> (u16, String, String) {

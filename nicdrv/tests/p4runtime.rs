@@ -12,41 +12,21 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+// The outside-tool checks the integration tests share.
+#[path = "../../host-driver/tests/support/tools.rs"]
+mod tools;
+use tools::p4runtime_python;
+
 fn tmp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("nicdrv-p4rt-{}-{name}", std::process::id()))
-}
-
-/// The venv's Python with p4runtime-shell, or `None` after a visible line
-/// (a failure with `FAIRNIC_REQUIRE_TOOLS` set, as in CI).
-fn shell_python() -> Option<PathBuf> {
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache")))?;
-    let python = cache.join("fairnic/p4runtime-venv/bin/python");
-    let found = Command::new(&python)
-        .args(["-c", "import p4runtime_sh.shell"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("FAIRNIC_REQUIRE_TOOLS").is_none(),
-            "p4runtime-shell is required here (FAIRNIC_REQUIRE_TOOLS is set) but {} cannot import it; install it with scripts/install-deps --p4runtime",
-            python.display()
-        );
-        use std::io::Write as _;
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipped: the p4runtime-shell check (not installed; install it with scripts/install-deps --p4runtime)"
-        );
-        return None;
-    }
-    Some(python)
 }
 
 #[test]
 #[cfg_attr(not(feature = "sim"), ignore = "needs the embedded simulator (feature sim)")]
 fn p4runtime_shell_sets_the_pipeline_and_reads_it_back() {
-    let Some(python) = shell_python() else { return };
+    let Some(python) = p4runtime_python("the p4runtime-shell check", "p4runtime_sh.shell") else {
+        return;
+    };
     let program = p4::fairnic();
     let (info, image) = (tmp("fairnic.p4info.txt"), tmp("fairnic.img"));
     std::fs::write(&info, p4rt::p4info::to_text(&p4rt::p4info::p4info(&program))).unwrap();

@@ -2,6 +2,11 @@
 
 use std::process::Command;
 
+// The outside-tool checks the integration tests share.
+#[path = "../../host-driver/tests/support/tools.rs"]
+mod tools;
+use tools::p4runtime_python;
+
 fn p4c() -> Command {
     Command::new(env!("CARGO_BIN_EXE_p4c-fairnic"))
 }
@@ -47,41 +52,17 @@ fn an_output_it_cannot_write_is_exit_status_2() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--p4info needs a file name"));
 }
 
-/// The Python of the venv `scripts/install-deps --p4runtime` makes, with
-/// the reference P4Runtime clients (p4runtime 1.6.0's messages and
-/// p4runtime-shell 0.0.6). `None`, after a visible line, when it is not
-/// installed; with `FAIRNIC_REQUIRE_TOOLS` set (CI) that fails instead.
-fn p4runtime_python() -> Option<std::path::PathBuf> {
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache")))?;
-    let python = cache.join("fairnic/p4runtime-venv/bin/python");
-    let found = Command::new(&python)
-        .args(["-c", "import p4runtime_sh.context, p4.config.v1.p4info_pb2"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("FAIRNIC_REQUIRE_TOOLS").is_none(),
-            "p4runtime-shell is required here (FAIRNIC_REQUIRE_TOOLS is set) but {} cannot import it; install it with scripts/install-deps --p4runtime",
-            python.display()
-        );
-        use std::io::Write as _;
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipped: the P4Info check with p4runtime-shell (not installed; install it with scripts/install-deps --p4runtime)"
-        );
-        return None;
-    }
-    Some(python)
-}
-
 /// What the reference client reads from `p4c-fairnic --p4info`: every
 /// object's kind, name and id, and the ids p4runtime-shell resolves names
 /// to, are what fairnic's own P4Info says.
 #[test]
 fn the_reference_p4runtime_client_reads_the_p4info() {
-    let Some(python) = p4runtime_python() else { return };
+    let Some(python) = p4runtime_python(
+        "the P4Info check with p4runtime-shell",
+        "p4runtime_sh.context, p4.config.v1.p4info_pb2",
+    ) else {
+        return;
+    };
     let out = p4c().arg(FAIRNIC).args(["--p4info", "-"]).output().unwrap();
     assert!(out.status.success());
     let script = r#"

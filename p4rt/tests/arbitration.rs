@@ -12,6 +12,11 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
 
+// The outside-tool checks the integration tests share.
+#[path = "../../host-driver/tests/support/tools.rs"]
+mod tools;
+use tools::p4runtime_python;
+
 const DEVICE: u64 = 1;
 
 /// One controller's stream: what it sends, and what it receives.
@@ -158,35 +163,6 @@ async fn a_packet_before_arbitration_is_refused_on_the_stream() {
     }
 }
 
-/// The Python of the venv `scripts/install-deps --p4runtime` makes (the
-/// reference client's messages, p4runtime 1.6.0, and grpcio). `None`, after
-/// a visible line, when it is not installed; with `FAIRNIC_REQUIRE_TOOLS`
-/// set (CI) that fails instead.
-fn p4runtime_python() -> Option<std::path::PathBuf> {
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache")))?;
-    let python = cache.join("fairnic/p4runtime-venv/bin/python");
-    let found = std::process::Command::new(&python)
-        .args(["-c", "import grpc, p4.v1.p4runtime_pb2_grpc"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("FAIRNIC_REQUIRE_TOOLS").is_none(),
-            "the P4Runtime reference client is required here (FAIRNIC_REQUIRE_TOOLS is set) but {} cannot import it; install it with scripts/install-deps --p4runtime",
-            python.display()
-        );
-        use std::io::Write as _;
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipped: the arbitration check with the reference P4Runtime client (not installed; install it with scripts/install-deps --p4runtime)"
-        );
-        return None;
-    }
-    Some(python)
-}
-
 /// The reference client's messages (p4runtime 1.6.0 from PyPI, over
 /// grpcio) against this server: Capabilities, an arbitration answered as
 /// primary, and the stream ended by the server after the client's
@@ -194,7 +170,12 @@ fn p4runtime_python() -> Option<std::path::PathBuf> {
 /// is the check that they meet the reference on the wire.
 #[test]
 fn the_reference_clients_messages_arbitrate() {
-    let Some(python) = p4runtime_python() else { return };
+    let Some(python) = p4runtime_python(
+        "the arbitration check with the reference P4Runtime client",
+        "grpc, p4.v1.p4runtime_pb2_grpc",
+    ) else {
+        return;
+    };
     let s = server();
     let script = r#"
 import sys, queue

@@ -5,6 +5,10 @@
 #![allow(missing_debug_implementations)]
 
 mod common;
+// The outside-tool check the other crates' tests use.
+#[path = "../../host-driver/tests/support/tools.rs"]
+mod tools;
+use tools::outside_tool;
 
 use common::*;
 use dataplane::abi::*;
@@ -33,31 +37,6 @@ fn start(port: PortSpec, capture: Option<PathBuf>, seed: u64) -> Sim {
         ..SimConfig::default()
     })
     .expect("sim starts")
-}
-
-/// Whether the outside tool `name` can run here. When it cannot, the check
-/// that needs it is skipped with a line saying so and how to install it;
-/// with `FAIRNIC_REQUIRE_TOOLS` set (`.ci/run` sets it after installing
-/// every tool) its absence fails instead.
-fn outside_tool(name: &str, install: &str) -> bool {
-    let found = std::process::Command::new(name)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("FAIRNIC_REQUIRE_TOOLS").is_none(),
-            "{name} is required here (FAIRNIC_REQUIRE_TOOLS is set) but cannot run; install it with {install}"
-        );
-        // Straight to the process's stderr, past the test harness's output
-        // capture, so `cargo test` shows the skip even when the test passes.
-        use std::io::Write as _;
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipped: the {name} check ({name} not installed; install it with {install})"
-        );
-    }
-    found
 }
 
 #[test]

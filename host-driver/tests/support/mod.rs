@@ -14,6 +14,9 @@ use sim::{ClockKind, PortSpec, Sim, SimConfig};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+#[path = "tools.rs"]
+pub mod tools;
+
 /// Start a simulator with `vfs` VFs on `clock`, its uplink port `port`,
 /// and everything else as the defaults have it.
 pub fn start_sim(vfs: u16, clock: ClockKind, port: PortSpec) -> Sim {
@@ -85,29 +88,4 @@ pub fn nicctl(socket: &Path, args: &str) -> (i32, String, String) {
     let (mut o, mut e) = (Vec::new(), Vec::new());
     let code = mgmt::cli::run(all, &mut o, &mut e);
     (code, String::from_utf8(o).unwrap(), String::from_utf8(e).unwrap())
-}
-
-/// Whether the outside tool `name` runs here (`name --version`). When it
-/// does not, the check that needs it is skipped with a line saying so and
-/// how to install it; with `FAIRNIC_REQUIRE_TOOLS` set (`.ci/run` sets it
-/// after installing every tool) its absence fails instead.
-pub fn outside_tool(name: &str, install: &str) -> bool {
-    let found = std::process::Command::new(name)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("FAIRNIC_REQUIRE_TOOLS").is_none(),
-            "{name} is required here (FAIRNIC_REQUIRE_TOOLS is set) but cannot run; install it with {install}"
-        );
-        // Straight to the process's stderr, past the test harness's output
-        // capture, so `cargo test` shows the skip even when the test passes.
-        use std::io::Write as _;
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipped: the {name} check ({name} not installed; install it with {install})"
-        );
-    }
-    found
 }
