@@ -464,7 +464,7 @@ impl ProcStat {
         let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
         // Fields after the command name, which is in parentheses and may
         // hold spaces: field 3 (state) is the first.
-        let rest = &stat[stat.rfind(')')? + 2..];
+        let rest = stat.get(stat.rfind(')')? + 2..)?;
         let f: Vec<&str> = rest.split_whitespace().collect();
         let num = |i: usize| f.get(i - 3).and_then(|s| s.parse::<f64>().ok());
         // SAFETY: sysconf only reads a configuration value.
