@@ -11,7 +11,7 @@
 
 use crate::p4info::{canonical_bytes, Ids};
 use crate::proto::p4::v1 as p4v1;
-use dataplane::abi::{FromZeros, TableEntry};
+use dataplane::abi::{EntryBuilder, EntryLayoutError, TableEntry};
 use dataplane::pipeline::{MatchKind, Program};
 use tonic::Code;
 
@@ -37,14 +37,6 @@ pub fn value_of(bytes: &[u8], width: u16, what: &str) -> Result<u128, Refusal> {
         return refuse(Code::OutOfRange, format!("{what}: {v:#x} does not fit {width} bits"));
     }
     Ok(v)
-}
-
-fn ones(width: u16) -> u128 {
-    if width >= 128 {
-        u128::MAX
-    } else {
-        (1u128 << width) - 1
-    }
 }
 
 /// The table index and the device entry for `e` (for an insert, modify or
@@ -76,9 +68,8 @@ pub fn to_abi(program: &Program, ids: &Ids, e: &p4v1::TableEntry, with_action: b
             format!("table {} has no ternary key: priority must be 0", def.name),
         );
     }
-    let mut out = TableEntry::new_zeroed();
-    out.table_id = (t as u32).into();
-    out.priority = (e.priority.max(0) as u32).into();
+    let mut out = TableEntry::builder(t as u32, e.priority.max(0) as u32);
+    let layout = |why: EntryLayoutError| (Code::Internal, format!("table {}: {why}", def.name));
     let mut seen = vec![false; def.keys.len()];
     let mut fields: Vec<Option<&p4v1::FieldMatch>> = vec![None; def.keys.len()];
     for m in &e.r#match {
@@ -95,18 +86,12 @@ pub fn to_abi(program: &Program, ids: &Ids, e: &p4v1::TableEntry, with_action: b
         fields[i] = Some(m);
     }
     use p4v1::field_match::FieldMatchType as F;
-    let mut at = 0usize;
     for (k, m) in def.keys.iter().zip(&fields) {
-        let n = usize::from(k.width).div_ceil(8);
-        if at + n > out.key.len() {
-            return refuse(
-                Code::Internal,
-                format!("table {}: key longer than the device takes", def.name),
-            );
-        }
         let what = format!("match field {}", k.name);
         let (value, mask, prefix) = match (k.kind, m.and_then(|m| m.field_match_type.as_ref())) {
-            (MatchKind::Exact, Some(F::Exact(x))) => (value_of(&x.value, k.width, &what)?, ones(k.width), 0),
+            (MatchKind::Exact, Some(F::Exact(x))) => {
+                (value_of(&x.value, k.width, &what)?, EntryBuilder::ones(k.width), 0)
+            }
             (MatchKind::Exact, None) => {
                 return refuse(Code::InvalidArgument, format!("{what} is exact and must be given"))
             }
@@ -135,7 +120,7 @@ pub fn to_abi(program: &Program, ids: &Ids, e: &p4v1::TableEntry, with_action: b
                     );
                 }
                 let p = x.prefix_len as u16;
-                let host = ones(k.width - p);
+                let host = EntryBuilder::ones(k.width - p);
                 if v & host != 0 {
                     return refuse(Code::InvalidArgument, format!("{what}: value bits past the prefix"));
                 }
@@ -150,14 +135,11 @@ pub fn to_abi(program: &Program, ids: &Ids, e: &p4v1::TableEntry, with_action: b
                 )
             }
         };
-        out.key[at..at + n].copy_from_slice(&value.to_be_bytes()[16 - n..]);
-        out.mask[at..at + n].copy_from_slice(&mask.to_be_bytes()[16 - n..]);
+        out.key(k.width, value, mask).map_err(layout)?;
         if k.kind == MatchKind::Lpm {
-            out.prefix_len = prefix.into();
+            out.prefix_len(prefix);
         }
-        at += n;
     }
-    out.key_len = at as u8;
     match (&e.action, with_action) {
         (None, false) => {}
         (None, true) => return refuse(Code::InvalidArgument, "an entry to insert or modify needs an action"),
@@ -193,7 +175,6 @@ pub fn to_abi(program: &Program, ids: &Ids, e: &p4v1::TableEntry, with_action: b
                 }
                 vals[i] = Some(value_of(&p.value, def_p.width, &format!("parameter {}", def_p.name))?);
             }
-            let mut at = 0usize;
             for (p, v) in act.params.iter().zip(vals) {
                 let Some(v) = v else {
                     return refuse(
@@ -201,21 +182,12 @@ pub fn to_abi(program: &Program, ids: &Ids, e: &p4v1::TableEntry, with_action: b
                         format!("action {} needs parameter {}", act.name, p.name),
                     );
                 };
-                let n = usize::from(p.width).div_ceil(8);
-                if at + n > out.params.len() {
-                    return refuse(
-                        Code::Internal,
-                        format!("action {}: parameters longer than the device takes", act.name),
-                    );
-                }
-                out.params[at..at + n].copy_from_slice(&v.to_be_bytes()[16 - n..]);
-                at += n;
+                out.param(p.width, v).map_err(layout)?;
             }
-            out.param_len = at as u8;
-            out.action_id = (ai as u32).into();
+            out.action(ai as u32);
         }
     }
-    Ok(out)
+    Ok(out.build())
 }
 
 /// The P4Runtime form of device entry `e` (as [`to_abi`] made it), with
@@ -223,14 +195,10 @@ pub fn to_abi(program: &Program, ids: &Ids, e: &p4v1::TableEntry, with_action: b
 pub fn from_abi(program: &Program, ids: &Ids, e: &TableEntry) -> Option<p4v1::TableEntry> {
     let t = usize::try_from(e.table_id.get()).ok()?;
     let def = program.tables.get(t)?;
-    let mut at = 0usize;
     let mut r#match = Vec::new();
-    let num = |b: &[u8]| b.iter().fold(0u128, |v, &x| (v << 8) | u128::from(x));
     use p4v1::field_match::{Exact, FieldMatchType as F, Lpm, Ternary};
-    for (i, k) in def.keys.iter().enumerate() {
-        let n = usize::from(k.width).div_ceil(8);
-        let (v, m) = (num(e.key.get(at..at + n)?), num(e.mask.get(at..at + n)?));
-        at += n;
+    let fields = e.key_fields(def.keys.iter().map(|k| k.width))?;
+    for (i, (k, (v, m))) in def.keys.iter().zip(fields).enumerate() {
         let fm = match k.kind {
             MatchKind::Exact => Some(F::Exact(Exact {
                 value: canonical_bytes(v),
@@ -255,16 +223,15 @@ pub fn from_abi(program: &Program, ids: &Ids, e: &TableEntry) -> Option<p4v1::Ta
     }
     let ai = usize::try_from(e.action_id.get()).ok()?;
     let act = program.actions.get(ai)?;
-    let mut at = 0usize;
-    let mut params = Vec::new();
-    for (i, p) in act.params.iter().enumerate() {
-        let n = usize::from(p.width).div_ceil(8);
-        params.push(p4v1::action::Param {
+    let params = e
+        .param_fields(act.params.iter().map(|p| p.width))?
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| p4v1::action::Param {
             param_id: i as u32 + 1,
-            value: canonical_bytes(num(e.params.get(at..at + n)?)),
-        });
-        at += n;
-    }
+            value: canonical_bytes(v),
+        })
+        .collect();
     Some(p4v1::TableEntry {
         table_id: *ids.tables.get(t)?,
         r#match,

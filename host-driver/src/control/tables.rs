@@ -2,7 +2,7 @@
 //! arguments) to the ABI's `TableEntry` against the loaded program, and
 //! the tables as `nicctl table show` lists them.
 
-use dataplane::abi::{FromZeros, TableEntry};
+use dataplane::abi::{EntryLayoutError, TableEntry};
 use dataplane::pipeline::{MatchKind, Program};
 use mgmt::proto::{TableEntryRow, TableView};
 use mgmt::tables;
@@ -41,32 +41,20 @@ pub(super) fn encode_entry(
             keys.len()
         ));
     }
-    let mut e = TableEntry::new_zeroed();
-    e.table_id = u32::from(t).into();
-    e.priority = priority.into();
-    let mut at = 0usize;
+    let mut e = TableEntry::builder(u32::from(t), priority);
+    let layout = |why: EntryLayoutError| format!("table {table}: {why}");
     let mut shown = Vec::with_capacity(keys.len());
     for (k, text) in def.keys.iter().zip(keys) {
         let kind = kind_of(k.kind);
         let m = tables::parse_match(text, k.width, kind).map_err(|why| format!("key {}: {why}", k.name))?;
-        let n = usize::from(k.width).div_ceil(8);
-        if at + n > e.key.len() {
-            return Err(format!("table {table}: key longer than {} bytes", e.key.len()));
+        match k.kind {
+            MatchKind::Ternary => e.key(k.width, m.value, m.mask),
+            MatchKind::Exact => e.exact(k.width, m.value),
+            MatchKind::Lpm => e.key(k.width, m.value, 0).map(|e| e.prefix_len(m.prefix)),
         }
-        let vb = m.value.to_be_bytes();
-        let mb = m.mask.to_be_bytes();
-        e.key[at..at + n].copy_from_slice(&vb[16 - n..]);
-        if k.kind == MatchKind::Ternary {
-            e.mask[at..at + n].copy_from_slice(&mb[16 - n..]);
-        } else if k.kind == MatchKind::Exact {
-            e.mask[at..at + n].fill(0xff);
-        } else {
-            e.prefix_len = m.prefix.into();
-        }
+        .map_err(layout)?;
         shown.push(tables::format_match(&m, k.width, kind, is_address(&k.name)));
-        at += n;
     }
-    e.key_len = at as u8;
     let mut row = TableEntryRow {
         keys: shown,
         action: String::new(),
@@ -97,25 +85,15 @@ pub(super) fn encode_entry(
                 args.len()
             ));
         }
-        let mut at = 0usize;
         for (p, text) in act.params.iter().zip(args) {
             let v = tables::parse_value(text, p.width).map_err(|why| format!("argument {}: {why}", p.name))?;
-            let n = usize::from(p.width).div_ceil(8);
-            if at + n > e.params.len() {
-                return Err(format!(
-                    "action {name}: parameters longer than {} bytes",
-                    e.params.len()
-                ));
-            }
-            e.params[at..at + n].copy_from_slice(&v.to_be_bytes()[16 - n..]);
+            e.param(p.width, v).map_err(|why| format!("action {name}: {why}"))?;
             row.args.push(tables::format_value(v, p.width, false));
-            at += n;
         }
-        e.param_len = at as u8;
-        e.action_id = u32::from(a).into();
+        e.action(u32::from(a));
         row.action = name.to_string();
     }
-    Ok((e, row))
+    Ok((e.build(), row))
 }
 
 /// The program's table names, for messages.

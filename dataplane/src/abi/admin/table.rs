@@ -90,6 +90,18 @@ impl TableEntry {
         e
     }
 
+    /// Start an entry for table `table_id` to be laid out field by field
+    /// (see [`EntryBuilder`]).
+    pub fn builder(table_id: u32, priority: u32) -> EntryBuilder {
+        EntryBuilder {
+            e: TableEntry {
+                table_id: table_id.into(),
+                priority: priority.into(),
+                ..zerocopy::FromZeros::new_zeroed()
+            },
+        }
+    }
+
     /// The key bytes in use.
     pub fn key(&self) -> &[u8] {
         &self.key[..usize::from(self.key_len).min(MAX_KEY_LEN)]
@@ -104,6 +116,145 @@ impl TableEntry {
     pub fn params(&self) -> &[u8] {
         &self.params[..usize::from(self.param_len).min(MAX_PARAM_LEN)]
     }
+}
+
+/// Lays a [`TableEntry`] out as the device reads it: the table's key
+/// fields one after the other, each big-endian in whole bytes (its width
+/// in bits rounded up to bytes), and the action's parameters the same way.
+/// The one place that layout is written: nicctl's `table add`, the
+/// P4Runtime server and the device's own entries all build through it.
+#[derive(Debug, Clone)]
+pub struct EntryBuilder {
+    e: TableEntry,
+}
+
+/// A field an [`EntryBuilder`] cannot lay out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EntryLayoutError {
+    /// The key fields so far and this one pass [`MAX_KEY_LEN`] bytes.
+    #[error("the key fields take more than {MAX_KEY_LEN} bytes")]
+    KeyTooLong,
+    /// The parameters so far and this one pass [`MAX_PARAM_LEN`] bytes.
+    #[error("the parameters take more than {MAX_PARAM_LEN} bytes")]
+    ParamsTooLong,
+    /// A field wider than 128 bits (the values here are `u128`) or 0 bits.
+    #[error("a field of {0} bits (1..=128 are laid out)")]
+    Width(u16),
+    /// A value or mask with bits set past the field's width.
+    #[error("a value with bits set past its field's {0} bits")]
+    PastWidth(u16),
+}
+
+/// The bytes a field of `width` bits takes, and the check that `v` fits.
+fn field_bytes(width: u16, values: &[u128]) -> Result<usize, EntryLayoutError> {
+    if width == 0 || width > 128 {
+        return Err(EntryLayoutError::Width(width));
+    }
+    if width < 128 && values.iter().any(|v| v >> width != 0) {
+        return Err(EntryLayoutError::PastWidth(width));
+    }
+    Ok(usize::from(width).div_ceil(8))
+}
+
+impl EntryBuilder {
+    /// Append a key field `width` bits wide matching `value` under `mask`
+    /// (all ones for an exact field, zero for an LPM field whose prefix
+    /// [`prefix_len`](Self::prefix_len) gives, any mask for a ternary one).
+    pub fn key(&mut self, width: u16, value: u128, mask: u128) -> Result<&mut Self, EntryLayoutError> {
+        let n = field_bytes(width, &[value, mask])?;
+        let at = usize::from(self.e.key_len);
+        let end = at + n;
+        if end > MAX_KEY_LEN {
+            return Err(EntryLayoutError::KeyTooLong);
+        }
+        self.e.key[at..end].copy_from_slice(&value.to_be_bytes()[16 - n..]);
+        self.e.mask[at..end].copy_from_slice(&mask.to_be_bytes()[16 - n..]);
+        self.e.key_len = end as u8;
+        Ok(self)
+    }
+
+    /// Append an exact key field: `value` under an all-ones mask.
+    pub fn exact(&mut self, width: u16, value: u128) -> Result<&mut Self, EntryLayoutError> {
+        self.key(width, value, Self::ones(width))
+    }
+
+    /// The LPM field's prefix length in bits.
+    pub fn prefix_len(&mut self, bits: u16) -> &mut Self {
+        self.e.prefix_len = bits.into();
+        self
+    }
+
+    /// The action to run (the program's number).
+    pub fn action(&mut self, action_id: u32) -> &mut Self {
+        self.e.action_id = action_id.into();
+        self
+    }
+
+    /// Append an action parameter `width` bits wide.
+    pub fn param(&mut self, width: u16, value: u128) -> Result<&mut Self, EntryLayoutError> {
+        let n = field_bytes(width, &[value])?;
+        let at = usize::from(self.e.param_len);
+        let end = at + n;
+        if end > MAX_PARAM_LEN {
+            return Err(EntryLayoutError::ParamsTooLong);
+        }
+        self.e.params[at..end].copy_from_slice(&value.to_be_bytes()[16 - n..]);
+        self.e.param_len = end as u8;
+        Ok(self)
+    }
+
+    /// The all-ones mask of a field `width` bits wide (up to 128).
+    pub fn ones(width: u16) -> u128 {
+        if width >= 128 {
+            u128::MAX
+        } else {
+            (1u128 << width) - 1
+        }
+    }
+
+    /// The entry laid out so far.
+    pub fn build(&self) -> TableEntry {
+        self.e
+    }
+}
+
+impl TableEntry {
+    /// Read back the fields [`EntryBuilder`] laid out, for a table whose
+    /// key fields are `widths` bits wide: each field's value and mask, or
+    /// `None` when the entry holds fewer bytes than the widths take (or a
+    /// width the builder refuses).
+    pub fn key_fields(&self, widths: impl IntoIterator<Item = u16>) -> Option<Vec<(u128, u128)>> {
+        let mut at = 0usize;
+        let mut out = Vec::new();
+        for w in widths {
+            let n = field_bytes(w, &[])
+                .ok()
+                .filter(|&n| at + n <= usize::from(self.key_len))?;
+            out.push((be(self.key.get(at..at + n)?), be(self.mask.get(at..at + n)?)));
+            at += n;
+        }
+        Some(out)
+    }
+
+    /// Read back the parameters [`EntryBuilder`] laid out, for an action
+    /// whose parameters are `widths` bits wide.
+    pub fn param_fields(&self, widths: impl IntoIterator<Item = u16>) -> Option<Vec<u128>> {
+        let mut at = 0usize;
+        let mut out = Vec::new();
+        for w in widths {
+            let n = field_bytes(w, &[])
+                .ok()
+                .filter(|&n| at + n <= usize::from(self.param_len))?;
+            out.push(be(self.params.get(at..at + n)?));
+            at += n;
+        }
+        Some(out)
+    }
+}
+
+/// A big-endian number of up to 16 bytes.
+fn be(b: &[u8]) -> u128 {
+    b.iter().fold(0u128, |v, &x| (v << 8) | u128::from(x))
 }
 
 #[cfg(test)]
@@ -145,5 +296,60 @@ mod tests {
         let mut bad = e;
         bad.prefix_len = 49.into();
         assert!(TableEntry::parse(bad.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn the_builder_lays_fields_out_big_endian_in_whole_bytes_and_reads_them_back() {
+        let mut b = TableEntry::builder(3, 7);
+        b.exact(48, 0x0200_0000_0001).unwrap();
+        b.key(12, 0x0ab, 0xfff).unwrap();
+        b.key(32, 0x0a00_0000, 0).unwrap().prefix_len(8);
+        b.action(2).param(9, 0x1ff).unwrap().param(16, 4).unwrap();
+        let e = b.build();
+        assert_eq!(e.key(), &[2, 0, 0, 0, 0, 1, 0x00, 0xab, 10, 0, 0, 0]);
+        assert_eq!(
+            e.mask(),
+            &[0xff; 6]
+                .iter()
+                .chain(&[0x0f, 0xff, 0, 0, 0, 0])
+                .copied()
+                .collect::<Vec<_>>()[..]
+        );
+        assert_eq!(e.params(), &[0x01, 0xff, 0, 4]);
+        assert_eq!(
+            (
+                e.table_id.get(),
+                e.action_id.get(),
+                e.priority.get(),
+                e.prefix_len.get()
+            ),
+            (3, 2, 7, 8)
+        );
+        TableEntry::parse(e.as_bytes()).unwrap();
+        assert_eq!(
+            e.key_fields([48, 12, 32]),
+            Some(vec![
+                (0x0200_0000_0001, EntryBuilder::ones(48)),
+                (0xab, 0xfff),
+                (0x0a00_0000, 0)
+            ])
+        );
+        assert_eq!(e.param_fields([9, 16]), Some(vec![0x1ff, 4]));
+        assert_eq!(e.key_fields([48, 12, 40]), None, "more than the entry holds");
+        assert_eq!(e.param_fields([0]), None);
+    }
+
+    #[test]
+    fn the_builder_refuses_what_does_not_fit() {
+        let mut b = TableEntry::builder(0, 0);
+        assert_eq!(b.exact(0, 0).unwrap_err(), EntryLayoutError::Width(0));
+        assert_eq!(b.exact(129, 0).unwrap_err(), EntryLayoutError::Width(129));
+        assert_eq!(b.exact(8, 0x100).unwrap_err(), EntryLayoutError::PastWidth(8));
+        b.exact(128, u128::MAX).unwrap().exact(128, 1).unwrap();
+        assert_eq!(b.exact(1, 1).unwrap_err(), EntryLayoutError::KeyTooLong);
+        assert_eq!(b.build().key_len, 32, "a refused field leaves the entry as it was");
+        b.param(128, 1).unwrap().param(128, 2).unwrap();
+        assert_eq!(b.param(8, 1).unwrap_err(), EntryLayoutError::ParamsTooLong);
+        assert_eq!(b.build().param_len, 32);
     }
 }
