@@ -165,6 +165,37 @@ fn a_lif_list_count_past_the_buffer_is_an_error() {
 }
 
 #[test]
+fn a_table_listing_past_the_buffer_or_the_table_is_an_error() {
+    let sim = start_sim(1, ClockKind::Virtual, PortSpec::Null);
+    let mut pf = open_nic(sim.pf_socket(), &NicConfig::default(), None);
+    let mac = [2, 0, 0, 0, 0, 0x42];
+    let drop = dataplane::abi::TableEntry::exact(1, &mac, 3, &[]);
+    pf.table_add(&drop).unwrap();
+    for (written, total, words) in [
+        // More than the 64 KiB buffer holds (585 entries).
+        (586, 586, vec!["TableEntryList", "entry count 586", "0..=585"]),
+        // A table bigger than any program's.
+        (1, 1 << 21, vec!["TableEntryList", "entries in the table 2097152"]),
+        // More written than the table has.
+        (2, 1, vec!["TableEntryList", "entries in the table 1"]),
+    ] {
+        sim.device()
+            .inject(Fault::Lie {
+                function: 0,
+                lie: Lie::TableListCount { written, total },
+            })
+            .unwrap();
+        let msg = pf.table_entries(1).unwrap_err().to_string();
+        assert!(msg.contains("(PF)"), "the function is named: {msg}");
+        for w in words {
+            assert!(msg.contains(w), "{w:?} is named: {msg}");
+        }
+        // Told once: the next listing is the truth.
+        assert_eq!(pf.table_entries(1).unwrap(), [drop]);
+    }
+}
+
+#[test]
 fn lies_are_driver_errors_that_say_what_they_are() {
     let mut r = Rig::new();
     r.lie(Lie::QueueIndex(1000));

@@ -71,10 +71,15 @@ try:
     print("duplicate accepted")
 except Exception as e:
     print("duplicate refused:", "ALREADY_EXISTS" in str(e))
+def mac(r):
+    return r.match["hdr.ethernet.dst_addr"].exact.value.hex()
 rows = list(sh.TableEntry("l2_fwd").read())
-print("read", len(rows), rows[0].match["hdr.ethernet.dst_addr"].exact.value.hex(), rows[0].action["lif"].value.hex())
+mine = [r for r in rows if mac(r) == "020000000066"]
+print("read", len(mine), mine[0].action["lif"].value.hex())
+# The device's own entries: one per LIF, its MAC to it.
+print("device entries", sorted(int(r.action["lif"].value.hex(), 16) for r in rows if mac(r) != "020000000066"))
 te.delete()
-print("after delete", len(list(sh.TableEntry("l2_fwd").read())))
+print("after delete", len([r for r in sh.TableEntry("l2_fwd").read() if mac(r) == "020000000066"]))
 sh.teardown()
 print("done")
 "#;
@@ -102,8 +107,10 @@ print("done")
     let ids = p4rt::p4info::Ids::of(&program);
     let l2 = ids.tables[program.tables.iter().position(|t| t.name == "l2_fwd").unwrap()];
     let meter = ids.meters[program.meters.iter().position(|m| m.name == "lif_packets").unwrap()];
+    // The device's own entries: gen's two LIFs (one on each VF, made
+    // before the P4Runtime server starts), each MAC to its LIF.
     let want = format!(
-        "l2_fwd {l2}\nlif_packets {meter}\nduplicate refused: True\nread 1 020000000066 01\nafter delete 0\ndone\n"
+        "l2_fwd {l2}\nlif_packets {meter}\nduplicate refused: True\nread 1 01\ndevice entries [0, 1]\nafter delete 0\ndone\n"
     );
     // The shell also echoes each match and parameter as it is set: only
     // the script's own lines are compared.
@@ -115,6 +122,7 @@ print("done")
                 "lif_packets ",
                 "duplicate ",
                 "read ",
+                "device entries ",
                 "after delete ",
                 "done",
             ]

@@ -84,6 +84,9 @@ impl p4rt::server::Target for NoDevice {
     fn table_entry(&self, _: bool, _: &dataplane::abi::TableEntry) -> Result<(), p4rt::entries::Refusal> {
         Err((Code::Unavailable, "no device behind this test server".into()))
     }
+    fn table_entries(&self, _: u32) -> Result<Vec<dataplane::abi::TableEntry>, p4rt::entries::Refusal> {
+        Err((Code::Unavailable, "no device behind this test server".into()))
+    }
 }
 
 fn server() -> Server {
@@ -214,11 +217,16 @@ print("ended after", len(list(it)), "more")
 /// table operations (refusing a delete of what it never added, as the
 /// device does).
 #[derive(Clone, Default)]
-struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<String>>>, Device);
+
+/// The device's tables: the pipeline the simulator runs, loaded with the
+/// program the server committed.
+type Device = std::sync::Arc<std::sync::Mutex<Option<dataplane::pipeline::Pipeline>>>;
 
 impl p4rt::server::Target for Recorder {
     fn load_pipeline(&self, p: &dataplane::pipeline::Program, _: &[u8]) -> Result<(), String> {
         self.0.lock().unwrap().push(p.name.clone());
+        *self.1.lock().unwrap() = Some(dataplane::pipeline::Pipeline::new(p.clone()).map_err(|e| e.to_string())?);
         Ok(())
     }
     fn table_entry(&self, insert: bool, e: &dataplane::abi::TableEntry) -> Result<(), p4rt::entries::Refusal> {
@@ -229,7 +237,31 @@ impl p4rt::server::Target for Recorder {
             &e.key[..usize::from(e.key_len)]
         );
         self.0.lock().unwrap().push(what);
-        Ok(())
+        let mut d = self.1.lock().unwrap();
+        let p = d
+            .as_mut()
+            .ok_or((Code::FailedPrecondition, "no pipeline".to_string()))?;
+        p.apply_entry(e, insert).map(|_| ()).map_err(|err| {
+            use dataplane::pipeline::EntryError as E;
+            let code = match err {
+                E::Exists(_) => Code::AlreadyExists,
+                E::NotFound(_) | E::NoTable(_) | E::NoAction { .. } => Code::NotFound,
+                E::Full(_) => Code::ResourceExhausted,
+                E::Invalid { .. } => Code::InvalidArgument,
+            };
+            (code, err.to_string())
+        })
+    }
+    fn table_entries(&self, table: u32) -> Result<Vec<dataplane::abi::TableEntry>, p4rt::entries::Refusal> {
+        let d = self.1.lock().unwrap();
+        let p = d
+            .as_ref()
+            .ok_or((Code::FailedPrecondition, "no pipeline".to_string()))?;
+        u16::try_from(table)
+            .ok()
+            .and_then(|t| p.abi_entries(t, 0, usize::MAX))
+            .map(|(entries, _)| entries)
+            .ok_or((Code::NotFound, format!("no table {table}")))
     }
 }
 
@@ -487,6 +519,30 @@ async fn table_entries_are_written_per_update_and_read_back() {
     assert_eq!(got, want);
     let e = c.read(read(12345)).await.unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
+    // Read with the key given: that entry only, as the device holds it.
+    let mut one = entry(2, 0);
+    one.action = None;
+    let mut stream = c
+        .read(ReadRequest {
+            device_id: DEVICE,
+            role: String::new(),
+            entities: vec![Entity {
+                entity: Some(entity::Entity::TableEntry(one)),
+            }],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut got = Vec::new();
+    while let Some(r) = stream.message().await.unwrap() {
+        got.extend(r.entities);
+    }
+    assert_eq!(
+        got,
+        [Entity {
+            entity: Some(entity::Entity::TableEntry(entry(2, 7))),
+        }]
+    );
     let ops: Vec<String> = rec.0.lock().unwrap().iter().skip(1).cloned().collect();
     assert_eq!(
         ops,

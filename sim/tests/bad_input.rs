@@ -187,6 +187,83 @@ fn only_the_pf_changes_meters_pipeline_and_tables() {
 }
 
 #[test]
+fn table_entries_are_listed_by_the_pf_only_in_pages() {
+    use sim::device::switch::{ACTION_DROP, ACTION_TO_LIF, L2_TABLE};
+    let s = sim(1);
+    let mut pf = RawFn::connect(s.pf_socket());
+    pf.enable(1);
+    pf.init_admin();
+    let mut vf = RawFn::connect(s.vf_socket(0).unwrap());
+    vf.enable(1);
+    vf.init_admin();
+    let (lif, _) = vf.create_lif("tenant");
+    // The PF's entry; the device's own is the LIF's MAC (02:f4:1c:...,
+    // after 02:00:... in key order).
+    let drop = TableEntry::exact(L2_TABLE, &[2, 0, 0, 0, 0, 0x66], ACTION_DROP, &[]);
+    let at = pf.alloc(4096, 64);
+    pf.mem.write(at, drop.as_bytes());
+    assert_eq!(
+        pf.admin(AdminCommand::TableEntryAdd(DmaRef::new(at, 112)), LIF_NONE).0,
+        AdminStatus::Ok
+    );
+    let out = pf.alloc(4096, 64);
+    let list = |pf: &mut RawFn, table: u32, from: u32, len: u32| {
+        let (st, c) = pf.admin(
+            AdminCommand::TableEntryList(TableListRef {
+                table_id: table.into(),
+                from: from.into(),
+                dma: DmaRef::new(out, len),
+            }),
+            LIF_NONE,
+        );
+        let n = c.value.get() as usize;
+        let entries: Vec<TableEntry> = pf
+            .mem
+            .read(out, n * 112)
+            .chunks_exact(112)
+            .map(|b| TableEntry::parse(b).unwrap())
+            .collect();
+        (st, entries, c.data.get())
+    };
+    // One entry per page: the PF's, then the LIF's, then nothing.
+    let (st, first, total) = list(&mut pf, L2_TABLE, 0, 112);
+    assert_eq!((st, first.as_slice(), total), (AdminStatus::Ok, &[drop][..], 2));
+    let (st, second, total) = list(&mut pf, L2_TABLE, 1, 200);
+    assert_eq!((st, second.len(), total), (AdminStatus::Ok, 1, 2));
+    assert_eq!(
+        (
+            second[0].action_id.get(),
+            second[0].params(),
+            second[0].key()[..3].to_vec()
+        ),
+        (ACTION_TO_LIF, &lif.to_le_bytes()[..], vec![2, 0xf4, 0x1c])
+    );
+    assert_eq!(list(&mut pf, L2_TABLE, 2, 4096).1.len(), 0);
+    assert_eq!(
+        list(&mut pf, L2_TABLE, u32::MAX, 4096).2,
+        2,
+        "past the end: none, and the count"
+    );
+    // Both at once.
+    let (_, both, _) = list(&mut pf, L2_TABLE, 0, 4096);
+    assert_eq!(both, [first[0], second[0]]);
+    // A buffer under one entry, a table the switch lacks, a VF asking.
+    assert_eq!(list(&mut pf, L2_TABLE, 0, 111).0, AdminStatus::Invalid);
+    assert_eq!(list(&mut pf, 7, 0, 4096).0, AdminStatus::NoEntry);
+    let vout = vf.alloc(4096, 64);
+    let asked = vf.admin(
+        AdminCommand::TableEntryList(TableListRef {
+            table_id: L2_TABLE.into(),
+            from: 0.into(),
+            dma: DmaRef::new(vout, 4096),
+        }),
+        LIF_NONE,
+    );
+    assert_eq!(asked.0, AdminStatus::Permission);
+    assert_eq!(vf.mem.read(vout, 112), vec![0; 112], "nothing written for a VF");
+}
+
+#[test]
 fn tx_descriptor_outside_dma_stops_only_its_queue() {
     let s = sim(2);
     let mut a = bring_up(s.vf_socket(0).unwrap(), "a");

@@ -262,6 +262,7 @@ pub fn structs() -> Vec<StructLayout> {
             device_clock,
             counters
         }),
+        layout!(TableListRef { table_id, from, dma }),
         layout!(EventsRef { from_seq, dma }),
         layout!(DeviceEvent {
             seq,

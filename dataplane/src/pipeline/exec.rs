@@ -632,6 +632,49 @@ impl Pipeline {
         self.rt.tables.get(usize::from(t)).map(|x| x.entries())
     }
 
+    /// Up to `n` of table `t`'s entries from index `from` on, in the ABI's
+    /// form as [`Pipeline::apply_entry`] takes them (the device's own
+    /// entries too), and how many the table has. Ordered by key, mask and
+    /// priority, so that a listing in pages is stable while the table does
+    /// not change; `None` for no such table.
+    pub fn abi_entries(&self, t: u16, from: usize, n: usize) -> Option<(Vec<TableEntry>, usize)> {
+        let def = self.prog.tables.get(usize::from(t))?;
+        let mut entries = self.entries(t)?;
+        entries.sort_by_key(|e| (e.key, e.mask, e.priority));
+        let total = entries.len();
+        let out = entries
+            .iter()
+            .skip(from)
+            .take(n)
+            .filter_map(|e| {
+                // Split the concatenated key: the last field is in the low bits.
+                let mut parts = Vec::with_capacity(def.keys.len());
+                let (mut key, mut mask) = (e.key, e.mask);
+                for k in def.keys.iter().rev() {
+                    let w = u32::from(k.width);
+                    parts.push((key & ones(w), mask & ones(w)));
+                    key = key.checked_shr(w).unwrap_or(0);
+                    mask = mask.checked_shr(w).unwrap_or(0);
+                }
+                parts.reverse();
+                let mut b = TableEntry::builder(u32::from(t), e.priority);
+                for (k, (v, m)) in def.keys.iter().zip(parts) {
+                    match k.kind {
+                        MatchKind::Exact | MatchKind::Ternary => b.key(k.width, v, m).ok()?,
+                        MatchKind::Lpm => b.key(k.width, v, 0).ok()?.prefix_len(m.count_ones() as u16),
+                    };
+                }
+                let act = self.prog.actions.get(usize::from(e.hit.action))?;
+                b.action(u32::from(e.hit.action));
+                for (p, &v) in act.params.iter().zip(e.hit.args.iter()) {
+                    b.param(p.width, u128::from(v)).ok()?;
+                }
+                Some(b.build())
+            })
+            .collect();
+        Some((out, total))
+    }
+
     /// Run one packet.
     pub fn process(&mut self, now: Nanos, data: &mut [u8], ingress_lif: u16) -> Outcome {
         let mut out = std::mem::take(&mut self.out);

@@ -378,6 +378,40 @@ fn ternary_acl_from_the_program_and_the_control_plane() {
 }
 
 #[test]
+fn entries_read_back_in_the_abi_form_they_were_given_in_key_order_and_in_pages() {
+    let mut p = Pipeline::new(program()).unwrap();
+    let mut given = Vec::new();
+    for (mac, lif) in [(B, 7u16), (A, 3)] {
+        let e = TableEntry::exact(T_L2.into(), &mac, A_TO_LIF.into(), &lif.to_be_bytes());
+        p.apply_entry(&e, true).unwrap();
+        given.push(e);
+    }
+    // Exact: ordered by key (A before B), each byte as given.
+    assert_eq!(p.abi_entries(T_L2, 0, 10), Some((vec![given[1], given[0]], 2)));
+    // In pages of one, and past the end.
+    assert_eq!(p.abi_entries(T_L2, 1, 1), Some((vec![given[0]], 2)));
+    assert_eq!(p.abi_entries(T_L2, 2, 1), Some((vec![], 2)));
+    // LPM: the prefix length, a zero mask.
+    let mut r = TableEntry::exact(T_ROUTE.into(), &[10, 1, 0, 0], A_DEC_TTL.into(), &[]);
+    r.mask = [0; 32];
+    r.prefix_len = 16.into();
+    p.apply_entry(&r, true).unwrap();
+    assert_eq!(p.abi_entries(T_ROUTE, 0, 10), Some((vec![r], 1)));
+    // Ternary: mask and priority; the program's own entry is listed too.
+    let mut t = TableEntry::exact(T_ACL.into(), &[0, 0, 0, 0, 17], A_DROP.into(), &[]);
+    t.mask[..5].copy_from_slice(&[0, 0, 0, 0, 0xff]);
+    t.priority = 5.into();
+    p.apply_entry(&t, true).unwrap();
+    let (acl, total) = p.abi_entries(T_ACL, 0, 10).unwrap();
+    assert_eq!(total, 2);
+    assert!(acl.contains(&t), "{acl:?}");
+    for e in &acl {
+        TableEntry::parse(zerocopy::IntoBytes::as_bytes(e)).unwrap();
+    }
+    assert_eq!(p.abi_entries(99, 0, 10), None);
+}
+
+#[test]
 fn control_plane_entries_are_checked() {
     let mut p = Pipeline::new(program()).unwrap();
     let e = TableEntry::exact(99, &B, 0, &[0, 1]);

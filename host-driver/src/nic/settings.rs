@@ -107,6 +107,68 @@ impl Nic {
         self.admin(AdminCommand::TableEntryDel(r), LIF_NONE).map(|_| ())
     }
 
+    /// Every entry of table `table` as the device holds it (PF only): the
+    /// ones added with [`Nic::table_add`] and those the device installs
+    /// itself (a LIF's MAC in `l2_fwd`), in the device's order, read a
+    /// scratch buffer at a time with `TableEntryList`. A device that
+    /// answers more than fits, an entry that does not parse or names
+    /// another table, or more than `MAX_LISTED` entries is a lie.
+    pub fn table_entries(&mut self, table: u32) -> Result<Vec<TableEntry>, DriverError> {
+        /// More entries than any table of the device's programs holds.
+        const MAX_LISTED: u64 = 1 << 20;
+        let size = std::mem::size_of::<TableEntry>();
+        let room = SCRATCH / size as u64;
+        let mut out = Vec::new();
+        loop {
+            let c = self.admin(
+                AdminCommand::TableEntryList(abi::TableListRef {
+                    table_id: table.into(),
+                    from: (out.len() as u32).into(),
+                    dma: self.scratch,
+                }),
+                LIF_NONE,
+            )?;
+            let (n, total) = (u64::from(c.value.get()), c.data.get());
+            if n > room {
+                return Err(self.lied(
+                    "TableEntryList",
+                    "entry count",
+                    n,
+                    format!("0..={room} (the entries that fit the {SCRATCH}-byte buffer)"),
+                ));
+            }
+            if total > MAX_LISTED || out.len() as u64 + n > total {
+                return Err(self.lied(
+                    "TableEntryList",
+                    "entries in the table",
+                    total,
+                    format!(
+                        "{}..={MAX_LISTED} (those listed so far and this page)",
+                        out.len() as u64 + n
+                    ),
+                ));
+            }
+            let bytes = self.read_scratch(n as usize * size)?;
+            for b in bytes.chunks_exact(size) {
+                let e = TableEntry::parse(b)
+                    .ok()
+                    .filter(|e| e.table_id.get() == table)
+                    .ok_or_else(|| {
+                        self.lied(
+                            "TableEntryList",
+                            "entry",
+                            table,
+                            "a valid entry of the table asked for".into(),
+                        )
+                    })?;
+                out.push(e);
+            }
+            if n == 0 || out.len() as u64 >= total {
+                return Ok(out);
+            }
+        }
+    }
+
     /// Set a vector's moderation; returns what the device applied.
     pub fn set_moderation(&mut self, m: Moderation) -> Result<Moderation, DriverError> {
         self.admin(AdminCommand::ModerationSet(m), LIF_NONE)?;

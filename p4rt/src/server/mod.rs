@@ -54,6 +54,11 @@ pub trait Target: Send + Sync + 'static {
     /// (checked against it by [`crate::entries::to_abi`]). `Err`: the
     /// P4Runtime status for the device's refusal and its words.
     fn table_entry(&self, insert: bool, entry: &TableEntry) -> Result<(), crate::entries::Refusal>;
+
+    /// Every entry of table `table` (the program's number) as the device
+    /// holds it, those it installed itself included. `Err`: the status
+    /// and words for a device that cannot answer.
+    fn table_entries(&self, table: u32) -> Result<Vec<TableEntry>, crate::entries::Refusal>;
 }
 
 /// What identifies a table entry: its table, key, mask, prefix and
@@ -325,17 +330,33 @@ impl P4Runtime for Service {
         for ent in &r.entities {
             match &ent.entity {
                 Some(entity::Entity::TableEntry(want)) => {
-                    let table = if want.table_id == 0 {
-                        None
+                    // One table or, with table_id 0, every one; with match
+                    // fields, only the entry with that key.
+                    let tables: Vec<u32> = if want.table_id == 0 {
+                        (0..ids.tables.len() as u32).collect()
                     } else {
                         match ids.tables.iter().position(|&id| id == want.table_id) {
-                            Some(t) => Some(t as u32),
+                            Some(t) => vec![t as u32],
                             None => return Err(Status::not_found(format!("no table with id {:#x}", want.table_id))),
                         }
                     };
-                    for ((t, _), e) in &g.entries {
-                        if table.is_none_or(|x| x == *t) {
-                            if let Some(te) = crate::entries::from_abi(program, ids, e) {
+                    let only = if want.table_id != 0 && !want.r#match.is_empty() {
+                        let key = crate::entries::to_abi(program, ids, want, false)
+                            .map_err(|(code, why)| Status::new(code, why))?;
+                        Some(entry_key(&key))
+                    } else {
+                        None
+                    };
+                    for t in tables {
+                        let entries = self
+                            .target
+                            .table_entries(t)
+                            .map_err(|(code, why)| Status::new(code, why))?;
+                        for e in entries {
+                            if only.as_ref().is_some_and(|k| *k != entry_key(&e)) {
+                                continue;
+                            }
+                            if let Some(te) = crate::entries::from_abi(program, ids, &e) {
                                 out.push(Entity {
                                     entity: Some(entity::Entity::TableEntry(te)),
                                 });

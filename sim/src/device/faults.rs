@@ -56,6 +56,9 @@ pub enum Lie {
     /// `LifList` answers that it wrote this many entries (`data`) of as
     /// many (`value`, saturated).
     LifListCount(u64),
+    /// `TableEntryList` answers that it wrote `written` entries (`value`)
+    /// of a table of `total` (`data`).
+    TableListCount { written: u32, total: u64 },
 }
 
 impl Lie {
@@ -65,6 +68,7 @@ impl Lie {
             Lie::QueueIndex(_) => AdminOpcode::QueueCreate,
             Lie::LifNumber(_) | Lie::LifSlot(_) => AdminOpcode::LifCreate,
             Lie::LifListCount(_) => AdminOpcode::LifList,
+            Lie::TableListCount { .. } => AdminOpcode::TableEntryList,
         }
     }
 
@@ -76,6 +80,10 @@ impl Lie {
             Lie::LifListCount(n) => {
                 comp.data = n.into();
                 comp.value = u32::try_from(n).unwrap_or(u32::MAX).into();
+            }
+            Lie::TableListCount { written, total } => {
+                comp.value = written.into();
+                comp.data = total.into();
             }
         }
     }

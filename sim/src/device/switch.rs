@@ -417,6 +417,42 @@ impl Switch {
         }
     }
 
+    /// Table `table`'s entries for `TableEntryList`, in the order the ABI
+    /// gives (by key, mask, priority): with a program, its entries (those
+    /// the device installed for LIF MACs too); without, the built-in
+    /// `l2_fwd`: every LIF's MAC and the PF's entries, a PF entry in place
+    /// of a LIF's for the same MAC (it is the one that decides).
+    /// Up to `n` entries from index `from` on, and how many there are.
+    pub fn list(&self, table: u32, from: usize, n: usize) -> Result<(Vec<TableEntry>, usize), EntryRefusal> {
+        if let Some(p) = &self.program {
+            return u16::try_from(table)
+                .ok()
+                .and_then(|t| p.abi_entries(t, from, n))
+                .ok_or((AdminStatus::NoEntry, "no such table in the loaded program"));
+        }
+        if table != L2_TABLE {
+            return Err((AdminStatus::NoEntry, "no such table"));
+        }
+        let mut out: Vec<TableEntry> = self
+            .lif_macs
+            .iter()
+            .filter(|(mac, _)| !self.statics.contains_key(*mac))
+            .map(|(mac, lif)| TableEntry::exact(L2_TABLE, mac, ACTION_TO_LIF, &lif.to_le_bytes()))
+            .chain(self.statics.iter().map(|(mac, a)| match *a {
+                Action::ToLif(l, 0) => TableEntry::exact(L2_TABLE, mac, ACTION_TO_LIF, &l.to_le_bytes()),
+                Action::ToLif(l, n) => {
+                    let [lo, hi] = l.to_le_bytes();
+                    TableEntry::exact(L2_TABLE, mac, ACTION_TO_LIF_RECIRC, &[lo, hi, n])
+                }
+                Action::ToUplink => TableEntry::exact(L2_TABLE, mac, ACTION_TO_UPLINK, &[]),
+                Action::Drop => TableEntry::exact(L2_TABLE, mac, ACTION_DROP, &[]),
+            }))
+            .collect();
+        out.sort_by_key(|a| a.key);
+        let total = out.len();
+        Ok((out.into_iter().skip(from).take(n).collect(), total))
+    }
+
     /// Static entries (for stats and tests); with a program, the entries
     /// of all its tables.
     pub fn static_entries(&self) -> usize {

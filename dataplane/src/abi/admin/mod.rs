@@ -203,6 +203,9 @@ abi_enum! {
         TableEntryAdd = 0x61,
         /// PF only: delete the [`TableEntry`] with this key (and priority).
         TableEntryDel = 0x62,
+        /// PF only: write the [`TableEntry`]s of one table from an index
+        /// on; `value` = entries written, `data` = entries the table has.
+        TableEntryList = 0x63,
         /// PF only: write the device's [`DeviceEvent`]s from a sequence
         /// number on; `value` = events written, `data` = the sequence
         /// number to ask from next.
@@ -224,6 +227,7 @@ impl AdminOpcode {
                 | AdminOpcode::PipelineLoad
                 | AdminOpcode::TableEntryAdd
                 | AdminOpcode::TableEntryDel
+                | AdminOpcode::TableEntryList
                 | AdminOpcode::PortStatsGet
                 | AdminOpcode::EventsGet
                 | AdminOpcode::FunctionConfigSet
@@ -326,6 +330,9 @@ pub enum AdminCommand {
     /// `TableEntryDel`: PF only: delete the [`TableEntry`] read from this
     /// buffer.
     TableEntryDel(DmaRef),
+    /// `TableEntryList`: PF only: write a table's [`TableEntry`]s from an
+    /// index on.
+    TableEntryList(TableListRef),
     /// `EventsGet`: PF only: write [`DeviceEvent`]s from a sequence number on.
     EventsGet(EventsRef),
     /// `FunctionConfigSet`: PF only: set a function's LIF slot's MAC, spoof
@@ -416,6 +423,7 @@ impl AdminCommand {
             AdminCommand::PipelineLoad(_) => AdminOpcode::PipelineLoad,
             AdminCommand::TableEntryAdd(_) => AdminOpcode::TableEntryAdd,
             AdminCommand::TableEntryDel(_) => AdminOpcode::TableEntryDel,
+            AdminCommand::TableEntryList(_) => AdminOpcode::TableEntryList,
         }
     }
 
@@ -438,6 +446,7 @@ impl AdminCommand {
             AdminCommand::ModerationSet(m) => put(m),
             AdminCommand::PipelineLoad(p) => put(p),
             AdminCommand::EventsGet(e) => put(e),
+            AdminCommand::TableEntryList(t) => put(t),
             AdminCommand::FunctionConfigSet(c) => put(c),
             AdminCommand::FunctionConfigGet(c) => put(c),
         };
@@ -496,6 +505,11 @@ impl AdminCommand {
                 "port_stats_get.dma.len",
                 "port_stats_get.dma.rsvd",
             )?),
+            AdminOpcode::TableEntryList => {
+                let t: TableListRef = body("table_entry_list", "table_entry_list.rsvd", b)?;
+                t.dma.check("table_entry_list.dma.len", "table_entry_list.dma.rsvd")?;
+                AdminCommand::TableEntryList(t)
+            }
             AdminOpcode::EventsGet => {
                 let e: EventsRef = body("events_get", "events_get.rsvd", b)?;
                 e.dma.check("events_get.dma.len", "events_get.dma.rsvd")?;

@@ -118,6 +118,22 @@ impl TableEntry {
     }
 }
 
+/// Body of `TableEntryList`: which table, from which entry, and where to
+/// write the entries (as many whole 112-byte [`TableEntry`]s as fit).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+pub struct TableListRef {
+    /// Which table (numbered by the loaded program; 0 is the built-in
+    /// switch's `l2_fwd` when no program is loaded).
+    pub table_id: U32,
+    /// The index of the first entry wanted, in the device's order (by key,
+    /// then mask, then priority); past the end, nothing is written.
+    pub from: U32,
+    /// Where to write them.
+    pub dma: DmaRef,
+}
+assert_layout!(TableListRef, size = 24, table_id @ 0, from @ 4, dma @ 8);
+
 /// Lays a [`TableEntry`] out as the device reads it: the table's key
 /// fields one after the other, each big-endian in whole bytes (its width
 /// in bits rounded up to bytes), and the action's parameters the same way.

@@ -85,6 +85,11 @@ fn samples() -> Vec<AdminCommand> {
         }),
         AdminCommand::TableEntryAdd(DmaRef::new(0x6000, 64)),
         AdminCommand::TableEntryDel(DmaRef::new(0x6000, 64)),
+        AdminCommand::TableEntryList(TableListRef {
+            table_id: 2.into(),
+            from: 5.into(),
+            dma: DmaRef::new(0x6000, 4096),
+        }),
         AdminCommand::PortStatsGet(DmaRef::new(0x4000, 272)),
         AdminCommand::EventsGet(EventsRef {
             from_seq: 17.into(),

@@ -53,27 +53,44 @@ impl p4rt::server::Target for PfTarget {
     }
 
     fn table_entry(&self, insert: bool, entry: &abi::TableEntry) -> Result<(), p4rt::entries::Refusal> {
-        use p4rt::tonic::Code;
-        let pf = self
-            .state
-            .pf()
-            .ok_or((Code::FailedPrecondition, "this nicdrv drives no PF".to_string()))?;
+        let pf = self.pf()?;
         let mut g = pf.lock().unwrap_or_else(|p| p.into_inner());
         let r = if insert { g.table_add(entry) } else { g.table_del(entry) };
-        r.map_err(|e| {
-            let code = match e.admin_status() {
-                Some(abi::AdminStatus::Exists) => Code::AlreadyExists,
-                Some(abi::AdminStatus::NoEntry) => Code::NotFound,
-                Some(abi::AdminStatus::NoSpace) => Code::ResourceExhausted,
-                Some(abi::AdminStatus::Invalid) => Code::InvalidArgument,
-                Some(abi::AdminStatus::Permission) => Code::PermissionDenied,
-                Some(abi::AdminStatus::Again | abi::AdminStatus::Busy) => Code::Unavailable,
-                _ if e.is_gone() => Code::Unavailable,
-                _ => Code::Internal,
-            };
-            (code, format!("the device refused the entry: {e}"))
-        })
+        r.map_err(|e| refusal("the device refused the entry", &e))
     }
+
+    fn table_entries(&self, table: u32) -> Result<Vec<abi::TableEntry>, p4rt::entries::Refusal> {
+        let pf = self.pf()?;
+        let mut g = pf.lock().unwrap_or_else(|p| p.into_inner());
+        g.table_entries(table)
+            .map_err(|e| refusal("the device did not list the table", &e))
+    }
+}
+
+impl PfTarget {
+    fn pf(&self) -> Result<&Arc<Mutex<host_driver::nic::Nic>>, p4rt::entries::Refusal> {
+        self.state.pf().ok_or((
+            p4rt::tonic::Code::FailedPrecondition,
+            "this nicdrv drives no PF".to_string(),
+        ))
+    }
+}
+
+/// The P4Runtime status for a driver error: the device's admin status
+/// where it gave one.
+fn refusal(what: &str, e: &host_driver::error::DriverError) -> p4rt::entries::Refusal {
+    use p4rt::tonic::Code;
+    let code = match e.admin_status() {
+        Some(abi::AdminStatus::Exists) => Code::AlreadyExists,
+        Some(abi::AdminStatus::NoEntry) => Code::NotFound,
+        Some(abi::AdminStatus::NoSpace) => Code::ResourceExhausted,
+        Some(abi::AdminStatus::Invalid) => Code::InvalidArgument,
+        Some(abi::AdminStatus::Permission) => Code::PermissionDenied,
+        Some(abi::AdminStatus::Again | abi::AdminStatus::Busy) => Code::Unavailable,
+        _ if e.is_gone() => Code::Unavailable,
+        _ => Code::Internal,
+    };
+    (code, format!("{what}: {e}"))
 }
 
 extern "C" fn on_signal(_: libc::c_int) {

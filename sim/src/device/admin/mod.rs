@@ -435,6 +435,25 @@ impl Device {
                 }
                 self.dma_out(fi, &dma, st.as_bytes())
             }
+            AdminCommand::TableEntryList(t) => {
+                let size = core::mem::size_of::<TableEntry>();
+                let room = t.dma.len.get() as usize / size;
+                if room == 0 {
+                    return Err(AdminStatus::Invalid.into());
+                }
+                let (page, total) = self
+                    .switch
+                    .list(t.table_id.get(), t.from.get() as usize, room)
+                    .map_err(|(status, why)| {
+                        tracing::debug!(table = t.table_id.get(), "TableEntryList refused: {why}");
+                        Outcome::err(status)
+                    })?;
+                let bytes: Vec<u8> = page.iter().flat_map(|e| e.as_bytes().to_vec()).collect();
+                if !bytes.is_empty() {
+                    self.dma_out(fi, &t.dma, &bytes)?;
+                }
+                Ok(Outcome::ok(page.len() as u32, total as u64))
+            }
             AdminCommand::EventsGet(e) => {
                 let room = e.dma.len.get() as usize / core::mem::size_of::<DeviceEvent>();
                 if room == 0 {
