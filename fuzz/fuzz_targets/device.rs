@@ -404,6 +404,21 @@ impl Harness {
                     ..Default::default()
                 };
                 self.admin(f, AdminCommand::FunctionConfigSet(c), LIF_NONE);
+                // Table entries: an add of fuzzed bytes, then a listing
+                // from a fuzzed index into a fuzzed length.
+                let mut entry = [0u8; 112];
+                for b in entry.iter_mut().take(24) {
+                    *b = inp.byte();
+                }
+                entry[14] = 6; // key_len: the built-in l2_fwd's
+                self.mem[fi].write(0xe0000, &entry);
+                self.admin(f, AdminCommand::TableEntryAdd(DmaRef::new(IOVA + 0xe0000, 112)), LIF_NONE);
+                let list = TableListRef {
+                    table_id: u32::from(inp.byte() % 3).into(),
+                    from: u32::from(inp.byte()).into(),
+                    dma: DmaRef::new(IOVA + 0xf0000, 1 + u32::from(inp.byte()) * 16),
+                };
+                self.admin(f, AdminCommand::TableEntryList(list), LIF_NONE);
             }
             _ => {
                 let dma = DmaRef::new(IOVA + 0xf0000, 4096);
