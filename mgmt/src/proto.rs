@@ -91,8 +91,9 @@ pub enum Request {
         keys: Vec<String>,
         priority: u32,
     },
-    /// The loaded program's tables (one, or all) with the entries added
-    /// through this driver.
+    /// The loaded program's tables (one, or all) with their entries as the
+    /// device lists them (`TableEntryList`); from a device older than ABI
+    /// 1.3, the entries added through this driver.
     TableShow { table: Option<String> },
     /// The device's events (read through the PF) from sequence number
     /// `from` on (none: the oldest the device keeps); at most

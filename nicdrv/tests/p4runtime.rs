@@ -80,6 +80,11 @@ print("read", len(mine), mine[0].action["lif"].value.hex())
 print("device entries", sorted(int(r.action["lif"].value.hex(), 16) for r in rows if mac(r) != "020000000066"))
 te.delete()
 print("after delete", len([r for r in sh.TableEntry("l2_fwd").read() if mac(r) == "020000000066"]))
+# One left for nicctl to see.
+kept = sh.TableEntry("l2_fwd")(action="to_lif")
+kept.match["hdr.ethernet.dst_addr"] = "02:00:00:00:00:77"
+kept.action["lif"] = "1"
+kept.insert()
 sh.teardown()
 print("done")
 "#;
@@ -136,13 +141,23 @@ print("done")
         "p4runtime-shell: {stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // The device runs the controller's program: nicctl sees its tables.
+    // The device runs the controller's program: nicctl sees its tables,
+    // with the entry the controller left and the device's own.
     let mut argv = vec!["nicctl".to_string(), "--socket".into(), control.display().to_string()];
     argv.extend(["table", "show", "l2_fwd"].map(String::from));
     let (mut o, mut e) = (Vec::new(), Vec::new());
     let code = mgmt::cli::run(argv, &mut o, &mut e);
     assert_eq!(code, 0, "{}", String::from_utf8_lossy(&e));
-    assert!(String::from_utf8_lossy(&o).contains("l2_fwd"));
+    let shown = String::from_utf8_lossy(&o);
+    for want in [
+        "l2_fwd (table 1)",
+        "; 3 entries\n",
+        "02:00:00:00:00:77 -> to_lif(1)",
+        "02:f4:1c:00:00:00 -> to_lif(0)",
+        "02:f4:1c:00:00:01 -> to_lif(1)",
+    ] {
+        assert!(shown.contains(want), "{want:?} in {shown}");
+    }
     // SAFETY: kill(2) with a pid this test spawned and has not reaped.
     unsafe { libc::kill(nicdrv.id() as i32, libc::SIGINT) };
     assert!(nicdrv.wait().unwrap().success());

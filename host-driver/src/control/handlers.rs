@@ -5,7 +5,7 @@
 use super::convert::{
     counters, event_row, from_abi_meter, from_abi_moderation, lif_row, slot_settings, to_abi_meter, to_abi_moderation,
 };
-use super::tables::{encode_entry, table_names, view};
+use super::tables::{encode_entry, row_of, table_names, view};
 use super::{lock, ControlState, LoadedPipeline};
 use crate::nic::{DriverError, Nic};
 use dataplane::abi::{self, AdminStatus};
@@ -328,8 +328,8 @@ impl ControlState {
         })
     }
 
-    /// The loaded program's tables (or only the one named) with the
-    /// entries added here.
+    /// The loaded program's tables (or only the one named) with their
+    /// entries.
     fn tables(&self, lp: &LoadedPipeline, only: Option<&str>) -> Result<Answer, String> {
         let p = &lp.program;
         let mut out = Vec::new();
@@ -337,7 +337,17 @@ impl ControlState {
             if only.is_some_and(|n| n != t.name) {
                 continue;
             }
-            out.push(view(p, i, lp.entries.get(&t.name).map_or(&[][..], |v| v)));
+            // What the device holds (those written over P4Runtime and the
+            // ones it installs itself too); without a PF, or from a device
+            // older than ABI 1.3, the entries added through this socket.
+            let listed = self
+                .pf()
+                .and_then(|pf| lock(pf).table_entries(i as u32).ok())
+                .map(|es| es.iter().filter_map(|e| row_of(p, i, e)).collect::<Vec<_>>());
+            match listed {
+                Some(rows) => out.push(view(p, i, &rows)),
+                None => out.push(view(p, i, lp.entries.get(&t.name).map_or(&[][..], |v| v))),
+            }
         }
         if let (Some(n), true) = (only, out.is_empty()) {
             return Err(format!("no table '{n}' in {} (tables: {})", p.name, table_names(p)));

@@ -96,6 +96,41 @@ pub(super) fn encode_entry(
     Ok((e.build(), row))
 }
 
+/// The row `nicctl table show` gives for entry `e` of table `t`, as the
+/// device lists it (`TableEntryList`); `None` for an entry that does not
+/// fit the table's key or its action's parameters.
+pub(super) fn row_of(prog: &Program, t: usize, e: &TableEntry) -> Option<TableEntryRow> {
+    let def = prog.tables.get(t)?;
+    let fields = e.key_fields(def.keys.iter().map(|k| k.width))?;
+    let keys = def
+        .keys
+        .iter()
+        .zip(fields)
+        .map(|(k, (value, mask))| {
+            let prefix = if k.kind == MatchKind::Lpm {
+                e.prefix_len.get()
+            } else {
+                0
+            };
+            let m = tables::Match { value, mask, prefix };
+            tables::format_match(&m, k.width, kind_of(k.kind), is_address(&k.name))
+        })
+        .collect();
+    let act = prog.actions.get(usize::try_from(e.action_id.get()).ok()?)?;
+    let args = e
+        .param_fields(act.params.iter().map(|p| p.width))?
+        .into_iter()
+        .zip(&act.params)
+        .map(|(v, p)| tables::format_value(v, p.width, false))
+        .collect();
+    Some(TableEntryRow {
+        keys,
+        action: act.name.clone(),
+        args,
+        priority: e.priority.get(),
+    })
+}
+
 /// The program's table names, for messages.
 pub(super) fn table_names(p: &Program) -> String {
     p.tables.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")

@@ -30,7 +30,8 @@ pub(super) enum TableCmd {
         #[arg(long, default_value_t = 0)]
         priority: u32,
     },
-    /// The program's tables (or one) with the entries added through nicdrv.
+    /// The program's tables (or one) with their entries as the device
+    /// holds them (added here, over P4Runtime, or by the device itself).
     Show { table: Option<String> },
 }
 
@@ -79,7 +80,7 @@ fn write_tables(out: &mut dyn Write, a: &Answer) -> Result<(), Failure> {
     for t in tables {
         writeln!(
             out,
-            "{program}.{} (table {}): key {}; actions {}; default {}; size {}; {} entr{} added",
+            "{program}.{} (table {}): key {}; actions {}; default {}; size {}; {} entr{}",
             t.name,
             t.id,
             t.keys.join(", "),
