@@ -80,6 +80,19 @@ print("read", len(mine), mine[0].action["lif"].value.hex())
 print("device entries", sorted(int(r.action["lif"].value.hex(), 16) for r in rows if mac(r) != "020000000066"))
 te.delete()
 print("after delete", len([r for r in sh.TableEntry("l2_fwd").read() if mac(r) == "020000000066"]))
+# LIF 1's bytes meter, two-rate, in bytes/s and bytes; read back as the
+# device applied it (every LIF's cell, then LIF 1's alone).
+me = sh.MeterEntry("lif_bytes")
+me.index = 1
+me.cir = 1000003
+me.cburst = 65536
+me.pir = 2000003
+me.pburst = 131072
+me.modify()
+cells = list(sh.MeterEntry("lif_bytes").read())
+print("meter cells", sorted(m.index for m in cells))
+m = list(sh.MeterEntry("lif_bytes")(index=1).read())[0]
+print("meter applied", m.cir, m.cburst, m.pir, m.pburst)
 # One left for nicctl to see.
 kept = sh.TableEntry("l2_fwd")(action="to_lif")
 kept.match["hdr.ethernet.dst_addr"] = "02:00:00:00:00:77"
@@ -112,10 +125,36 @@ print("done")
     let ids = p4rt::p4info::Ids::of(&program);
     let l2 = ids.tables[program.tables.iter().position(|t| t.name == "l2_fwd").unwrap()];
     let meter = ids.meters[program.meters.iter().position(|m| m.name == "lif_packets").unwrap()];
+    // The meter as the device applied it, by nicctl (the same PF).
+    let nicctl = |args: &[&str]| {
+        let mut argv = vec!["nicctl".to_string(), "--socket".into(), control.display().to_string()];
+        argv.extend(args.iter().map(|a| a.to_string()));
+        let (mut o, mut e) = (Vec::new(), Vec::new());
+        let code = mgmt::cli::run(argv, &mut o, &mut e);
+        assert_eq!(code, 0, "{}", String::from_utf8_lossy(&e));
+        String::from_utf8(o).unwrap()
+    };
+    let shown: serde_json::Value = serde_json::from_str(&nicctl(&[
+        "--json",
+        "meter",
+        "show",
+        "--lif",
+        "1",
+        "--resource",
+        "bytes",
+    ]))
+    .unwrap();
+    let applied = ["cir", "cburst", "pir", "pburst"]
+        .map(|k| {
+            find_u64(&shown, k)
+                .unwrap_or_else(|| panic!("{k} in {shown}"))
+                .to_string()
+        })
+        .join(" ");
     // The device's own entries: gen's two LIFs (one on each VF, made
     // before the P4Runtime server starts), each MAC to its LIF.
     let want = format!(
-        "l2_fwd {l2}\nlif_packets {meter}\nduplicate refused: True\nread 1 01\ndevice entries [0, 1]\nafter delete 0\ndone\n"
+        "l2_fwd {l2}\nlif_packets {meter}\nduplicate refused: True\nread 1 01\ndevice entries [0, 1]\nafter delete 0\nmeter cells [0, 1]\nmeter applied {applied}\ndone\n"
     );
     // The shell also echoes each match and parameter as it is set: only
     // the script's own lines are compared.
@@ -128,6 +167,7 @@ print("done")
                 "duplicate ",
                 "read ",
                 "device entries ",
+                "meter ",
                 "after delete ",
                 "done",
             ]
@@ -143,12 +183,7 @@ print("done")
     );
     // The device runs the controller's program: nicctl sees its tables,
     // with the entry the controller left and the device's own.
-    let mut argv = vec!["nicctl".to_string(), "--socket".into(), control.display().to_string()];
-    argv.extend(["table", "show", "l2_fwd"].map(String::from));
-    let (mut o, mut e) = (Vec::new(), Vec::new());
-    let code = mgmt::cli::run(argv, &mut o, &mut e);
-    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&e));
-    let shown = String::from_utf8_lossy(&o);
+    let shown = nicctl(&["table", "show", "l2_fwd"]);
     for want in [
         "l2_fwd (table 1)",
         "; 3 entries\n",
@@ -164,5 +199,17 @@ print("done")
     drain.join().unwrap();
     for f in [info, image] {
         let _ = std::fs::remove_file(f);
+    }
+}
+
+/// The first number under key `k` anywhere in `v`.
+fn find_u64(v: &serde_json::Value, k: &str) -> Option<u64> {
+    match v {
+        serde_json::Value::Object(m) => m
+            .get(k)
+            .and_then(serde_json::Value::as_u64)
+            .or_else(|| m.values().find_map(|x| find_u64(x, k))),
+        serde_json::Value::Array(a) => a.iter().find_map(|x| find_u64(x, k)),
+        _ => None,
     }
 }

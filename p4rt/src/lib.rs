@@ -18,6 +18,8 @@
 pub use tonic;
 #[cfg(feature = "server")]
 pub mod entries;
+#[cfg(feature = "server")]
+pub mod meters;
 pub mod p4info;
 #[cfg(feature = "server")]
 pub mod server;

@@ -2,6 +2,7 @@
 //! client on TCP): who is primary, who hears of a change, what is refused,
 //! and that a stream ends when its client half-closes.
 
+use dataplane::abi::{MeterConfig as DevMeter, MeterPolicy, MeterResource};
 use p4rt::proto::p4::v1::p4_runtime_client::P4RuntimeClient;
 use p4rt::proto::p4::v1::stream_message_request::Update as In;
 use p4rt::proto::p4::v1::stream_message_response::Update as Out;
@@ -85,6 +86,15 @@ impl p4rt::server::Target for NoDevice {
         Err((Code::Unavailable, "no device behind this test server".into()))
     }
     fn table_entries(&self, _: u32) -> Result<Vec<dataplane::abi::TableEntry>, p4rt::entries::Refusal> {
+        Err((Code::Unavailable, "no device behind this test server".into()))
+    }
+    fn meter_set(&self, _: u16, _: &DevMeter) -> Result<DevMeter, p4rt::entries::Refusal> {
+        Err((Code::Unavailable, "no device behind this test server".into()))
+    }
+    fn meter_get(&self, _: u16, _: MeterResource) -> Result<DevMeter, p4rt::entries::Refusal> {
+        Err((Code::Unavailable, "no device behind this test server".into()))
+    }
+    fn lifs(&self) -> Result<Vec<u16>, p4rt::entries::Refusal> {
         Err((Code::Unavailable, "no device behind this test server".into()))
     }
 }
@@ -217,7 +227,10 @@ print("ended after", len(list(it)), "more")
 /// table operations (refusing a delete of what it never added, as the
 /// device does).
 #[derive(Clone, Default)]
-struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<String>>>, Device);
+struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<String>>>, Device, Meters);
+
+/// The test device's LIF meters, by LIF and resource.
+type Meters = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<(u16, u8), DevMeter>>>;
 
 /// The device's tables: the pipeline the simulator runs, loaded with the
 /// program the server committed.
@@ -262,6 +275,38 @@ impl p4rt::server::Target for Recorder {
             .and_then(|t| p.abi_entries(t, 0, usize::MAX))
             .map(|(entries, _)| entries)
             .ok_or((Code::NotFound, format!("no table {table}")))
+    }
+    // Meters: the test device has LIFs 0..4 and keeps what it is given,
+    // rates rounded down to 8 as a device with a granularity would.
+    fn meter_set(&self, lif: u16, cfg: &DevMeter) -> Result<DevMeter, p4rt::entries::Refusal> {
+        if lif >= 4 {
+            return Err((Code::NotFound, format!("no LIF {lif}")));
+        }
+        let mut applied = *cfg;
+        applied.cir = (cfg.cir.get() / 8 * 8).into();
+        applied.pir = (cfg.pir.get() / 8 * 8).into();
+        self.0.lock().unwrap().push(format!("meter {lif} {:?}", cfg.resource()));
+        self.2.lock().unwrap().insert((lif, cfg.resource), applied);
+        Ok(applied)
+    }
+    fn meter_get(&self, lif: u16, resource: MeterResource) -> Result<DevMeter, p4rt::entries::Refusal> {
+        if lif >= 4 {
+            return Err((Code::NotFound, format!("no LIF {lif}")));
+        }
+        Ok(self
+            .2
+            .lock()
+            .unwrap()
+            .get(&(lif, resource.raw()))
+            .copied()
+            .unwrap_or(DevMeter {
+                resource: resource.raw(),
+                policy: MeterPolicy::Deprioritize.raw(),
+                ..Default::default()
+            }))
+    }
+    fn lifs(&self) -> Result<Vec<u16>, p4rt::entries::Refusal> {
+        Ok(vec![0, 1, 2, 3])
     }
 }
 
@@ -554,4 +599,139 @@ async fn table_entries_are_written_per_update_and_read_back() {
             "add table 1 key [02, 00, 00, 00, 00, 02]",
         ]
     );
+}
+
+#[tokio::test]
+async fn per_lif_meters_are_modified_in_their_units_and_read_back_as_applied() {
+    use set_forwarding_pipeline_config_request::Action;
+    let rec = Recorder::default();
+    let s = Server::start("127.0.0.1:0".parse().unwrap(), Service::new(DEVICE, rec.clone())).unwrap();
+    let mut c = P4RuntimeClient::connect(format!("http://{}", s.addr())).await.unwrap();
+    let mut primary = Controller::connect(s.addr()).await;
+    primary.arbitrate(DEVICE, Some(3)).await;
+    assert_eq!(primary.answer().await, (Code::Ok, 3));
+    c.set_forwarding_pipeline_config(set(Action::VerifyAndCommit, 3, Some(fairnic_config())))
+        .await
+        .unwrap();
+    let program = p4::fairnic();
+    let ids = p4rt::p4info::Ids::of(&program);
+    let meter = |name: &str| ids.meters[program.meters.iter().position(|m| m.name == name).unwrap()];
+    let (bytes, packets) = (meter("lif_bytes"), meter("lif_packets"));
+    let entry = |id: u32, index: Option<i64>, config: Option<MeterConfig>| MeterEntry {
+        meter_id: id,
+        index: index.map(|index| Index { index }),
+        config,
+        counter_data: None,
+    };
+    let two_rate = MeterConfig {
+        cir: 1003,
+        cburst: 64,
+        pir: 2001,
+        pburst: 128,
+        eburst: 0,
+    };
+    let write = |t: update::Type, e: MeterEntry| WriteRequest {
+        device_id: DEVICE,
+        role: String::new(),
+        election_id: Some(Uint128 { high: 0, low: 3 }),
+        updates: vec![Update {
+            r#type: t as i32,
+            entity: Some(Entity {
+                entity: Some(entity::Entity::MeterEntry(e)),
+            }),
+        }],
+        atomicity: 0,
+    };
+    c.write(write(update::Type::Modify, entry(bytes, Some(1), Some(two_rate))))
+        .await
+        .unwrap();
+    // Refused, each with its code: INSERT, an index past the array, a LIF
+    // the device lacks, an unknown meter, eburst on a two-rate meter.
+    for (t, e, code) in [
+        (
+            update::Type::Insert,
+            entry(bytes, Some(1), Some(two_rate)),
+            Code::InvalidArgument,
+        ),
+        (
+            update::Type::Modify,
+            entry(bytes, Some(1 << 20), Some(two_rate)),
+            Code::OutOfRange,
+        ),
+        (
+            update::Type::Modify,
+            entry(bytes, Some(5), Some(two_rate)),
+            Code::NotFound,
+        ),
+        (
+            update::Type::Modify,
+            entry(12345, Some(1), Some(two_rate)),
+            Code::NotFound,
+        ),
+        (
+            update::Type::Modify,
+            entry(bytes, Some(1), Some(MeterConfig { eburst: 9, ..two_rate })),
+            Code::InvalidArgument,
+        ),
+    ] {
+        let err = c.write(write(t, e)).await.unwrap_err();
+        assert_eq!(write_errors(&err)[0].0, code as i32, "{err:?}");
+    }
+    let read = |e: MeterEntry| ReadRequest {
+        device_id: DEVICE,
+        role: String::new(),
+        entities: vec![Entity {
+            entity: Some(entity::Entity::MeterEntry(e)),
+        }],
+    };
+    let reader = c.clone();
+    let got = move |e: MeterEntry| {
+        let r = read(e);
+        let mut c = reader.clone();
+        async move {
+            let mut out = Vec::new();
+            let mut stream = c.read(r).await.unwrap().into_inner();
+            while let Some(r) = stream.message().await.unwrap() {
+                for e in r.entities {
+                    if let Some(entity::Entity::MeterEntry(m)) = e.entity {
+                        out.push(m);
+                    }
+                }
+            }
+            out
+        }
+    };
+    // As applied: rates rounded by the device, the LIF's policy kept.
+    let applied = MeterConfig {
+        cir: 1000,
+        pir: 2000,
+        ..two_rate
+    };
+    assert_eq!(
+        got(entry(bytes, Some(1), None)).await,
+        [entry(bytes, Some(1), Some(applied))]
+    );
+    let dev = rec.2.lock().unwrap()[&(1, MeterResource::Bytes.raw())];
+    assert_eq!(dev.policy, MeterPolicy::Deprioritize.raw(), "the policy is kept");
+    // Every LIF's cell of one meter; every per-LIF meter.
+    let all = got(entry(bytes, None, None)).await;
+    assert_eq!(all.len(), 4);
+    assert_eq!(all.iter().filter(|m| m.config.is_some()).count(), 1);
+    assert_eq!(got(entry(0, None, None)).await.len(), 8);
+    // A single-rate config on the packets meter; no config turns it off.
+    let one_rate = MeterConfig {
+        cir: 80,
+        cburst: 10,
+        pir: 0,
+        pburst: 0,
+        eburst: 20,
+    };
+    c.write(write(update::Type::Modify, entry(packets, Some(2), Some(one_rate))))
+        .await
+        .unwrap();
+    assert_eq!(got(entry(packets, Some(2), None)).await[0].config, Some(one_rate));
+    c.write(write(update::Type::Modify, entry(packets, Some(2), None)))
+        .await
+        .unwrap();
+    assert_eq!(got(entry(packets, Some(2), None)).await[0].config, None);
 }

@@ -14,6 +14,20 @@ mod validate;
 pub use exec::{Applied, Backend, EntryError, Executor, Input, Nanos, Outcome, Pipeline, Stats, Verdict};
 pub use ir::*;
 
+/// A program's meter arrays that the device keeps in step with each LIF's
+/// own meters, indexed by LIF number: `MeterSet` of a LIF's `Packets`
+/// meter sets cell `lif` of `lif_packets`, of its `Bytes` meter that of
+/// `lif_bytes` (and a P4Runtime `MeterEntry` of either sets the LIF's).
+pub const LIF_METERS: [(&str, crate::abi::MeterResource); 2] = [
+    ("lif_packets", crate::abi::MeterResource::Packets),
+    ("lif_bytes", crate::abi::MeterResource::Bytes),
+];
+
+/// The LIF meter resource a program's meter array `name` mirrors.
+pub fn lif_meter_resource(name: &str) -> Option<crate::abi::MeterResource> {
+    LIF_METERS.iter().find(|(n, _)| *n == name).map(|&(_, r)| r)
+}
+
 #[cfg(all(test, feature = "jit"))]
 mod diff_tests;
 #[cfg(all(test, feature = "jit"))]

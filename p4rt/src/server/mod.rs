@@ -23,7 +23,7 @@ use crate::proto::p4::v1::stream_message_request::Update as In;
 use crate::proto::p4::v1::stream_message_response::Update as Out;
 use crate::proto::p4::v1::*;
 use arbitration::{Arbiter, Notices};
-use dataplane::abi::TableEntry;
+use dataplane::abi::{MeterConfig, MeterResource, TableEntry};
 use dataplane::pipeline::Program;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -59,6 +59,16 @@ pub trait Target: Send + Sync + 'static {
     /// holds it, those it installed itself included. `Err`: the status
     /// and words for a device that cannot answer.
     fn table_entries(&self, table: u32) -> Result<Vec<TableEntry>, crate::entries::Refusal>;
+
+    /// Set LIF `lif`'s meter (`cfg.resource`) and answer what the device
+    /// applied (see [`crate::meters`]).
+    fn meter_set(&self, lif: u16, cfg: &MeterConfig) -> Result<MeterConfig, crate::entries::Refusal>;
+
+    /// LIF `lif`'s applied meter for `resource`.
+    fn meter_get(&self, lif: u16, resource: MeterResource) -> Result<MeterConfig, crate::entries::Refusal>;
+
+    /// The device's LIFs (for a read of every cell of a per-LIF meter).
+    fn lifs(&self) -> Result<Vec<u16>, crate::entries::Refusal>;
 }
 
 /// What identifies a table entry: its table, key, mask, prefix and
@@ -184,13 +194,17 @@ impl Service {
         let Some(c) = committed.as_ref() else {
             return Err((Code::FailedPrecondition, "no pipeline: set one first".into()));
         };
-        let Some(entity::Entity::TableEntry(te)) = u.entity.as_ref().and_then(|e| e.entity.as_ref()) else {
-            return Err((
-                Code::Unimplemented,
-                "only table entries can be written to this fairnic server yet".into(),
-            ));
-        };
         let kind = update::Type::try_from(u.r#type).unwrap_or(update::Type::Unspecified);
+        let te = match u.entity.as_ref().and_then(|e| e.entity.as_ref()) {
+            Some(entity::Entity::TableEntry(te)) => te,
+            Some(entity::Entity::MeterEntry(me)) => return self.apply_meter(c, me, kind),
+            _ => {
+                return Err((
+                    Code::Unimplemented,
+                    "only table and meter entries can be written to this fairnic server yet".into(),
+                ))
+            }
+        };
         let e = to_abi(&c.program, &c.ids, te, kind != update::Type::Delete)?;
         let key = entry_key(&e);
         match kind {
@@ -231,6 +245,69 @@ impl Service {
             }
         }
         Ok(())
+    }
+}
+
+impl Service {
+    /// A `MeterEntry` update: MODIFY of a per-LIF meter's cell.
+    fn apply_meter(&self, c: &Committed, me: &MeterEntry, kind: update::Type) -> Result<(), crate::entries::Refusal> {
+        use crate::meters::{lif_meter, lif_of, to_device};
+        use tonic::Code;
+        if kind != update::Type::Modify {
+            return Err((
+                Code::InvalidArgument,
+                "meter entries are modified only (INSERT and DELETE do not apply to a meter array)".into(),
+            ));
+        }
+        let (m, size, resource) = lif_meter(&c.program, &c.ids, me.meter_id)?;
+        let name = &c.program.meters[m].name;
+        let lif = lif_of(me.index.as_ref(), size, name)?;
+        if me.counter_data.is_some() {
+            return Err((Code::Unimplemented, "meter counter data".into()));
+        }
+        let now = self.target.meter_get(lif, resource)?;
+        let cfg = to_device(resource, now.policy, me.config.as_ref())?;
+        self.target.meter_set(lif, &cfg)?;
+        Ok(())
+    }
+
+    /// The `MeterEntry`s a read asks for: one meter or every per-LIF one,
+    /// one cell or every LIF's; each as the device applied it.
+    fn read_meters(&self, c: &Committed, want: &MeterEntry) -> Result<Vec<Entity>, Status> {
+        use crate::meters::{from_device, lif_meter, lif_of};
+        let status = |(code, why): crate::entries::Refusal| Status::new(code, why);
+        let meters: Vec<(usize, u32, MeterResource)> = if want.meter_id == 0 {
+            c.ids
+                .meters
+                .iter()
+                .filter_map(|&id| lif_meter(&c.program, &c.ids, id).ok())
+                .collect()
+        } else {
+            vec![lif_meter(&c.program, &c.ids, want.meter_id).map_err(status)?]
+        };
+        let all_lifs = match want.index {
+            Some(_) => None,
+            None => Some(self.target.lifs().map_err(status)?),
+        };
+        let mut out = Vec::new();
+        for (m, size, resource) in meters {
+            let lifs = match &all_lifs {
+                Some(l) => l.iter().copied().filter(|&l| u32::from(l) < size).collect(),
+                None => vec![lif_of(want.index.as_ref(), size, &c.program.meters[m].name).map_err(status)?],
+            };
+            for lif in lifs {
+                let got = self.target.meter_get(lif, resource).map_err(status)?;
+                out.push(Entity {
+                    entity: Some(entity::Entity::MeterEntry(MeterEntry {
+                        meter_id: c.ids.meters[m],
+                        index: Some(Index { index: i64::from(lif) }),
+                        config: from_device(&got),
+                        counter_data: None,
+                    })),
+                });
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -323,9 +400,10 @@ impl P4Runtime for Service {
         let r = request.into_inner();
         self.check_device(r.device_id)?;
         let g = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(Committed { program, ids, .. }) = g.committed.as_ref() else {
+        let Some(committed) = g.committed.as_ref() else {
             return Err(Status::failed_precondition("no pipeline: set one first"));
         };
+        let Committed { program, ids, .. } = committed;
         let mut out = Vec::new();
         for ent in &r.entities {
             match &ent.entity {
@@ -364,9 +442,12 @@ impl P4Runtime for Service {
                         }
                     }
                 }
+                Some(entity::Entity::MeterEntry(want)) => {
+                    out.extend(self.read_meters(committed, want)?);
+                }
                 _ => {
                     return Err(Status::unimplemented(
-                        "only table entries can be read from this fairnic server yet",
+                        "only table and meter entries can be read from this fairnic server yet",
                     ))
                 }
             }

@@ -26,7 +26,7 @@
 //! uplink if a LIF sent it), sends unknown unicast from a LIF to the uplink,
 //! and drops unknown unicast from the uplink (`DropNoRoute`).
 
-use dataplane::abi::{AdminStatus, MeterConfig, MeterResource, TableEntry};
+use dataplane::abi::{AdminStatus, MeterConfig, TableEntry};
 use dataplane::packet::{EthernetFrame, Mac};
 use dataplane::pipeline::{self, EntryError, Pipeline, Program};
 use std::collections::HashMap;
@@ -34,10 +34,6 @@ use std::collections::HashMap;
 /// The loaded program's table and action the device keeps LIF MACs in.
 pub const P4_L2_TABLE: &str = "l2_fwd";
 pub const P4_TO_LIF: &str = "to_lif";
-/// The loaded program's per-LIF meters the device keeps in step with the
-/// LIFs' packet and byte meters.
-pub const P4_LIF_PACKETS: &str = "lif_packets";
-pub const P4_LIF_BYTES: &str = "lif_bytes";
 
 /// Table id of the built-in L2 table.
 pub const L2_TABLE: u32 = 1;
@@ -238,14 +234,16 @@ impl Switch {
     /// sees are the fairness meters' settings.
     pub fn mirror_meter(&mut self, lif: u16, cfg: &MeterConfig, now: u64) {
         let Some(p) = &mut self.program else { return };
-        let name = match MeterResource::from_raw(cfg.resource) {
-            Ok(MeterResource::Packets) => P4_LIF_PACKETS,
-            Ok(MeterResource::Bytes) => P4_LIF_BYTES,
-            _ => return,
-        };
-        let Some(m) = p.program().meters.iter().position(|m| m.name == name) else {
+        let resource = cfg.resource();
+        let Some(m) = p
+            .program()
+            .meters
+            .iter()
+            .position(|m| pipeline::lif_meter_resource(&m.name) == Some(resource))
+        else {
             return;
         };
+        let name = p.program().meters[m].name.clone();
         if let Err(e) = p.set_meter(m as u16, u32::from(lif), cfg, now) {
             tracing::debug!(lif, "program meter {name} not set: {e}");
         }

@@ -65,6 +65,28 @@ impl p4rt::server::Target for PfTarget {
         g.table_entries(table)
             .map_err(|e| refusal("the device did not list the table", &e))
     }
+
+    fn meter_set(&self, lif: u16, cfg: &abi::MeterConfig) -> Result<abi::MeterConfig, p4rt::entries::Refusal> {
+        let pf = self.pf()?;
+        let mut g = pf.lock().unwrap_or_else(|p| p.into_inner());
+        g.set_meter(lif, *cfg)
+            .map_err(|e| refusal("the device refused the meter", &e))
+    }
+
+    fn meter_get(&self, lif: u16, resource: abi::MeterResource) -> Result<abi::MeterConfig, p4rt::entries::Refusal> {
+        let pf = self.pf()?;
+        let mut g = pf.lock().unwrap_or_else(|p| p.into_inner());
+        g.meter(lif, resource)
+            .map_err(|e| refusal("the device did not read the meter", &e))
+    }
+
+    fn lifs(&self) -> Result<Vec<u16>, p4rt::entries::Refusal> {
+        let pf = self.pf()?;
+        let mut g = pf.lock().unwrap_or_else(|p| p.into_inner());
+        g.lif_list()
+            .map(|l| l.iter().map(|i| i.lif.get()).collect())
+            .map_err(|e| refusal("the device did not list its LIFs", &e))
+    }
 }
 
 impl PfTarget {
