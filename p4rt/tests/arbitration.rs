@@ -449,15 +449,22 @@ fn write_errors(s: &tonic::Status) -> Vec<(i32, String)> {
         .collect()
 }
 
-#[tokio::test]
-async fn table_entries_are_written_per_update_and_read_back() {
-    use set_forwarding_pipeline_config_request::Action;
+/// A server on a test device, a client, and a controller stream that
+/// holds primacy with election id 3.
+async fn primary_on_a_test_device() -> (Server, Recorder, P4RuntimeClient<tonic::transport::Channel>, Controller) {
     let rec = Recorder::default();
     let s = Server::start("127.0.0.1:0".parse().unwrap(), Service::new(DEVICE, rec.clone())).unwrap();
-    let mut c = P4RuntimeClient::connect(format!("http://{}", s.addr())).await.unwrap();
+    let c = P4RuntimeClient::connect(format!("http://{}", s.addr())).await.unwrap();
     let mut primary = Controller::connect(s.addr()).await;
     primary.arbitrate(DEVICE, Some(3)).await;
     assert_eq!(primary.answer().await, (Code::Ok, 3));
+    (s, rec, c, primary)
+}
+
+#[tokio::test]
+async fn table_entries_are_written_per_update_and_read_back() {
+    use set_forwarding_pipeline_config_request::Action;
+    let (_s, rec, mut c, _primary) = primary_on_a_test_device().await;
     let program = p4::fairnic();
     let ids = p4rt::p4info::Ids::of(&program);
     let l2 = ids.tables[program.tables.iter().position(|t| t.name == "l2_fwd").unwrap()];
@@ -604,12 +611,7 @@ async fn table_entries_are_written_per_update_and_read_back() {
 #[tokio::test]
 async fn per_lif_meters_are_modified_in_their_units_and_read_back_as_applied() {
     use set_forwarding_pipeline_config_request::Action;
-    let rec = Recorder::default();
-    let s = Server::start("127.0.0.1:0".parse().unwrap(), Service::new(DEVICE, rec.clone())).unwrap();
-    let mut c = P4RuntimeClient::connect(format!("http://{}", s.addr())).await.unwrap();
-    let mut primary = Controller::connect(s.addr()).await;
-    primary.arbitrate(DEVICE, Some(3)).await;
-    assert_eq!(primary.answer().await, (Code::Ok, 3));
+    let (_s, rec, mut c, _primary) = primary_on_a_test_device().await;
     c.set_forwarding_pipeline_config(set(Action::VerifyAndCommit, 3, Some(fairnic_config())))
         .await
         .unwrap();

@@ -40,9 +40,7 @@ fn still_works(s: &Sim, a: &mut Port1, b: &mut Port1) {
 #[test]
 fn malformed_and_unknown_admin_commands_get_an_error_status() {
     let s = sim(1);
-    let mut f = RawFn::connect(s.vf_socket(0).unwrap());
-    f.enable(1);
-    f.init_admin();
+    let mut f = RawFn::ready(s.vf_socket(0).unwrap());
     // Unknown opcode.
     let mut raw = AdminCommand::Nop.encode(CmdHeader { tag: 100, lif: 0 });
     raw.opcode = 0x7e;
@@ -76,15 +74,9 @@ fn malformed_and_unknown_admin_commands_get_an_error_status() {
 #[test]
 fn commands_on_missing_or_foreign_objects() {
     let s = sim(2);
-    let mut pf = RawFn::connect(s.pf_socket());
-    pf.enable(1);
-    pf.init_admin();
-    let mut vf0 = RawFn::connect(s.vf_socket(0).unwrap());
-    vf0.enable(1);
-    vf0.init_admin();
-    let mut vf1 = RawFn::connect(s.vf_socket(1).unwrap());
-    vf1.enable(1);
-    vf1.init_admin();
+    let mut pf = RawFn::ready(s.pf_socket());
+    let mut vf0 = RawFn::ready(s.vf_socket(0).unwrap());
+    let mut vf1 = RawFn::ready(s.vf_socket(1).unwrap());
     let (lif0, _) = vf0.create_lif("vf0");
     let (lif1, _) = vf1.create_lif("vf1");
     // No such LIF.
@@ -129,12 +121,8 @@ fn commands_on_missing_or_foreign_objects() {
 #[test]
 fn only_the_pf_changes_meters_pipeline_and_tables() {
     let s = sim(1);
-    let mut pf = RawFn::connect(s.pf_socket());
-    pf.enable(1);
-    pf.init_admin();
-    let mut vf = RawFn::connect(s.vf_socket(0).unwrap());
-    vf.enable(1);
-    vf.init_admin();
+    let mut pf = RawFn::ready(s.pf_socket());
+    let mut vf = RawFn::ready(s.vf_socket(0).unwrap());
     let (lif, _) = vf.create_lif("tenant");
     let meter = MeterConfig {
         resource: MeterResource::Bytes.raw(),
@@ -190,12 +178,8 @@ fn only_the_pf_changes_meters_pipeline_and_tables() {
 fn table_entries_are_listed_by_the_pf_only_in_pages() {
     use sim::device::switch::{ACTION_DROP, ACTION_TO_LIF, L2_TABLE};
     let s = sim(1);
-    let mut pf = RawFn::connect(s.pf_socket());
-    pf.enable(1);
-    pf.init_admin();
-    let mut vf = RawFn::connect(s.vf_socket(0).unwrap());
-    vf.enable(1);
-    vf.init_admin();
+    let mut pf = RawFn::ready(s.pf_socket());
+    let mut vf = RawFn::ready(s.vf_socket(0).unwrap());
     let (lif, _) = vf.create_lif("tenant");
     // The PF's entry; the device's own is the LIF's MAC (02:f4:1c:...,
     // after 02:00:... in key order).
@@ -482,9 +466,7 @@ fn no_rx_buffer_is_a_counted_drop() {
 #[test]
 fn queue_memory_outside_dma_is_refused() {
     let s = sim(1);
-    let mut f = RawFn::connect(s.vf_socket(0).unwrap());
-    f.enable(1);
-    f.init_admin();
+    let mut f = RawFn::ready(s.vf_socket(0).unwrap());
     let (lif, _) = f.create_lif("x");
     let mut body = f.queue_create_body(QueueType::Tx, 6, None);
     body.ring_base = 0x7000_0000.into();

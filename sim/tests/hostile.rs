@@ -571,13 +571,9 @@ fn events(pf: &mut RawFn, from: u64) -> Vec<DeviceEvent> {
 #[test]
 fn a_vf_cannot_shed_the_meter_its_pf_set() {
     let s = sim(1);
-    let mut pf = RawFn::connect(s.pf_socket());
-    pf.enable(1);
-    pf.init_admin();
+    let mut pf = RawFn::ready(s.pf_socket());
     let vf_path = s.vf_socket(0).unwrap().to_path_buf();
-    let mut vf = RawFn::connect(&vf_path);
-    vf.enable(1);
-    vf.init_admin();
+    let mut vf = RawFn::ready(&vf_path);
     let (lif, slot) = vf.create_lif("tenant");
     assert_eq!(pf.admin(AdminCommand::MeterSet(cost_meter()), lif).0, AdminStatus::Ok);
     let since = events(&mut pf, 0).last().map_or(0, |e| e.seq.get() + 1);
@@ -594,9 +590,7 @@ fn a_vf_cannot_shed_the_meter_its_pf_set() {
     lifs.push(vf.create_lif("after-flr").0);
     drop(vf);
     wait_until_released(&s, 1);
-    let mut vf = RawFn::connect(&vf_path);
-    vf.enable(1);
-    vf.init_admin();
+    let mut vf = RawFn::ready(&vf_path);
     let (l, sl) = vf.create_lif("new-client");
     lifs.push(l);
     assert_eq!(sl, slot);
@@ -658,15 +652,9 @@ fn function_config(f: u16, slot: u16, flags: u8, mac: [u8; 6]) -> FunctionConfig
 fn a_vf_cannot_take_the_mac_meant_for_another() {
     use function_config_flags as ff;
     let s = sim(2);
-    let mut pf = RawFn::connect(s.pf_socket());
-    pf.enable(1);
-    pf.init_admin();
-    let mut vf0 = RawFn::connect(s.vf_socket(0).unwrap());
-    vf0.enable(1);
-    vf0.init_admin();
-    let mut vf1 = RawFn::connect(s.vf_socket(1).unwrap());
-    vf1.enable(1);
-    vf1.init_admin();
+    let mut pf = RawFn::ready(s.pf_socket());
+    let mut vf0 = RawFn::ready(s.vf_socket(0).unwrap());
+    let mut vf1 = RawFn::ready(s.vf_socket(1).unwrap());
     let meant_for_vf1 = [0x02, 0x11, 0x22, 0x33, 0x44, 0x01];
     // VF0 gets there first with VF1's MAC: refused, it is not trusted.
     let squat = LifCreate {
@@ -875,9 +863,7 @@ fn lif_teardown_costs_the_same_with_10_or_10000_pf_table_entries() {
     let mut per_cycle = Vec::new();
     for entries in [10u32, 10_000] {
         let s = sim(1);
-        let mut pf = RawFn::connect(s.pf_socket());
-        pf.enable(1);
-        pf.init_admin();
+        let mut pf = RawFn::ready(s.pf_socket());
         let prog = load_fairnic(&mut pf);
         let (l2, _) = prog.table("l2_fwd").unwrap();
         let (route, _) = prog.table("route").unwrap();
@@ -913,9 +899,7 @@ fn lif_teardown_costs_the_same_with_10_or_10000_pf_table_entries() {
                 "entry {i}"
             );
         }
-        let mut vf = RawFn::connect(s.vf_socket(0).unwrap());
-        vf.enable(1);
-        vf.init_admin();
+        let mut vf = RawFn::ready(s.vf_socket(0).unwrap());
         let before = s.device().switch.teardown_work;
         for _ in 0..100 {
             let (lif, _) = vf.create_lif("loop");
@@ -974,9 +958,7 @@ fn a_flood_is_charged_to_its_sender_for_every_copy() {
 fn pipeline_images_over_the_cost_or_state_budget_are_refused_with_the_limit_named() {
     use dataplane::pipeline::{limits, MeterDef, MeterUnit};
     let s = sim(0);
-    let mut pf = RawFn::connect(s.pf_socket());
-    pf.enable(1);
-    pf.init_admin();
+    let mut pf = RawFn::ready(s.pf_socket());
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../p4/programs/fairnic.p4");
     let good = p4::compile_file(&path).unwrap();
     let mut costly = good.clone();
@@ -1175,9 +1157,7 @@ fn a_flood_with_no_lif_to_reach_still_ends_in_one_counter() {
 fn pipeline_chunks_past_their_image_or_the_size_limit_are_refused_and_allocate_nothing() {
     use dataplane::pipeline::limits;
     let s = sim(0);
-    let mut pf = RawFn::connect(s.pf_socket());
-    pf.enable(1);
-    pf.init_admin();
+    let mut pf = RawFn::ready(s.pf_socket());
     let buf = pf.alloc(8192, 64);
     let send = |pf: &mut RawFn, offset, len, total, flags| pipeline_chunk(pf, buf, offset, len, total, flags);
     // A 4 GiB image is refused before the device allocates it, as is one

@@ -49,9 +49,7 @@ impl Rig {
             ..SimConfig::default()
         })
         .expect("sim starts");
-        let mut f = RawFn::connect(s.vf_socket(0).unwrap());
-        f.enable(1);
-        f.init_admin();
+        let mut f = RawFn::ready(s.vf_socket(0).unwrap());
         let (lif, slot) = f.create_lif("vf0");
         assert_eq!(lif, 0, "the generator's flow goes to the first LIF");
         let tx = f.create_queue::<TxDesc>(lif, slot, QueueType::Tx, 6, None);

@@ -62,9 +62,7 @@ fn a_timer_interrupt_comes_at_its_deadline_not_with_the_next_frame() {
         ..SimConfig::default()
     })
     .expect("sim starts");
-    let mut f = RawFn::connect(s.vf_socket(0).unwrap());
-    f.enable(1);
-    f.init_admin();
+    let mut f = RawFn::ready(s.vf_socket(0).unwrap());
     let (lif, slot) = f.create_lif("vf0");
     assert_eq!(lif, 0, "the generator's flow goes to the first LIF");
     let mut rx = f.create_queue::<RxDesc>(lif, slot, QueueType::Rx, 9, Some(0));

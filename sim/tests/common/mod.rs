@@ -220,6 +220,15 @@ impl RawFn {
         Self::connect_with(path, true)
     }
 
+    /// Connected, enabled with one vector, and its admin queue made: what
+    /// most tests start from.
+    pub fn ready(path: &Path) -> RawFn {
+        let mut f = Self::connect(path);
+        f.enable(1);
+        f.init_admin();
+        f
+    }
+
     /// Connect and map the doorbell pages; map the test memory for DMA
     /// only if `map_dma`.
     pub fn connect_with(path: &Path, map_dma: bool) -> RawFn {

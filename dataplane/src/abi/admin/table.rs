@@ -239,33 +239,32 @@ impl TableEntry {
     /// key fields are `widths` bits wide: each field's value and mask, or
     /// `None` when the entry holds fewer bytes than the widths take (or a
     /// width the builder refuses).
-    pub fn key_fields(&self, widths: impl IntoIterator<Item = u16>) -> Option<Vec<(u128, u128)>> {
-        let mut at = 0usize;
-        let mut out = Vec::new();
-        for w in widths {
-            let n = field_bytes(w, &[])
-                .ok()
-                .filter(|&n| at + n <= usize::from(self.key_len))?;
-            out.push((be(self.key.get(at..at + n)?), be(self.mask.get(at..at + n)?)));
-            at += n;
-        }
-        Some(out)
+    pub fn key_fields(&self, widths: impl IntoIterator<Item = u16> + Clone) -> Option<Vec<(u128, u128)>> {
+        let values = fields(&self.key, self.key_len, widths.clone())?;
+        let masks = fields(&self.mask, self.key_len, widths)?;
+        Some(values.into_iter().zip(masks).collect())
     }
 
     /// Read back the parameters [`EntryBuilder`] laid out, for an action
     /// whose parameters are `widths` bits wide.
     pub fn param_fields(&self, widths: impl IntoIterator<Item = u16>) -> Option<Vec<u128>> {
-        let mut at = 0usize;
-        let mut out = Vec::new();
-        for w in widths {
-            let n = field_bytes(w, &[])
-                .ok()
-                .filter(|&n| at + n <= usize::from(self.param_len))?;
-            out.push(be(self.params.get(at..at + n)?));
-            at += n;
-        }
-        Some(out)
+        fields(&self.params, self.param_len, widths)
     }
+}
+
+/// The fields of `widths` bits laid out one after the other in the first
+/// `len` bytes of `bytes`; `None` past `len` or for a width the builder
+/// refuses.
+fn fields(bytes: &[u8], len: u8, widths: impl IntoIterator<Item = u16>) -> Option<Vec<u128>> {
+    let used = bytes.get(..usize::from(len))?;
+    let mut at = 0usize;
+    let mut out = Vec::new();
+    for w in widths {
+        let n = field_bytes(w, &[]).ok()?;
+        out.push(be(used.get(at..at + n)?));
+        at += n;
+    }
+    Some(out)
 }
 
 /// A big-endian number of up to 16 bytes.
