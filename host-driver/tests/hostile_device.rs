@@ -196,6 +196,37 @@ fn a_table_listing_past_the_buffer_or_the_table_is_an_error() {
 }
 
 #[test]
+fn a_counter_read_past_the_buffer_or_the_array_is_an_error() {
+    let sim = start_sim(1, ClockKind::Virtual, PortSpec::Null);
+    let mut pf = open_nic(sim.pf_socket(), &NicConfig::default(), None);
+    let prog = p4::fairnic();
+    pf.load_pipeline(&prog.to_image()).unwrap();
+    let cells = prog.counters[0].size;
+    for (written, total, words) in [
+        // More than the 64 KiB buffer holds (4096 cells).
+        (4097, 4097, vec!["PipelineCounterGet", "cell count 4097", "0..=4096"]),
+        // An array past the programs' limit.
+        (1, 1 << 21, vec!["PipelineCounterGet", "cells in the array 2097152"]),
+        // More written than the array has.
+        (2, 1, vec!["PipelineCounterGet", "cells in the array 1"]),
+    ] {
+        sim.device()
+            .inject(Fault::Lie {
+                function: 0,
+                lie: Lie::CounterCellCount { written, total },
+            })
+            .unwrap();
+        let msg = pf.pipeline_counters(0).unwrap_err().to_string();
+        assert!(msg.contains("(PF)"), "the function is named: {msg}");
+        for w in words {
+            assert!(msg.contains(w), "{w:?} is named: {msg}");
+        }
+        // Told once: the next read is the truth.
+        assert_eq!(pf.pipeline_counters(0).unwrap(), vec![(0, 0); cells as usize]);
+    }
+}
+
+#[test]
 fn lies_are_driver_errors_that_say_what_they_are() {
     let mut r = Rig::new();
     r.lie(Lie::QueueIndex(1000));

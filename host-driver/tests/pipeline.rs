@@ -88,6 +88,20 @@ fn fairnic_p4_loads_forwards_and_its_tables_are_programmed_by_nicctl() {
     let id0 = vfs[0].lif.id;
     let st = vfs[0].nic.stats(id0).unwrap();
     assert_eq!(st.get(LifCounter::CostUnits), 5);
+    // The program's counters, read back through the PF (PipelineCounterGet,
+    // ABI 1.4): the frame came in from VF0's LIF and went out to VF1's.
+    let counter = |name: &str| prog.counters.iter().position(|c| c.name == name).unwrap();
+    let lif_in = pf.pipeline_counters(counter("lif_in") as u32).unwrap();
+    assert_eq!(lif_in.len() as u32, prog.counters[counter("lif_in")].size);
+    assert_eq!(lif_in[usize::from(id0)], (1, f.len() as u64));
+    let id1 = vfs[1].lif.id;
+    let lif_out = pf.pipeline_counters(counter("lif_out") as u32).unwrap();
+    assert_eq!(lif_out[usize::from(id1)], (1, f.len() as u64));
+    assert_eq!(lif_in.iter().map(|c| c.0).sum::<u64>(), 1, "{lif_in:?}");
+    assert!(
+        vfs[0].nic.pipeline_counters(0).map_err(|e| e.admin_status()) == Err(Some(AdminStatus::Permission)),
+        "a VF may not read them"
+    );
 
     // A truncated IPv4 header is a counted parse error at the sender.
     let mut short = f[..30].to_vec();

@@ -93,6 +93,12 @@ cells = list(sh.MeterEntry("lif_bytes").read())
 print("meter cells", sorted(m.index for m in cells))
 m = list(sh.MeterEntry("lif_bytes")(index=1).read())[0]
 print("meter applied", m.cir, m.cburst, m.pir, m.pburst)
+# The counters gen's traffic moved since the program was loaded: every
+# LIF's frames into the pipeline.
+import time
+time.sleep(0.5)
+cs = list(sh.CounterEntry("lif_in").read())
+print("counters moved", sorted(c.index for c in cs if c.packet_count > 0))
 # One left for nicctl to see.
 kept = sh.TableEntry("l2_fwd")(action="to_lif")
 kept.match["hdr.ethernet.dst_addr"] = "02:00:00:00:00:77"
@@ -154,7 +160,7 @@ print("done")
     // The device's own entries: gen's two LIFs (one on each VF, made
     // before the P4Runtime server starts), each MAC to its LIF.
     let want = format!(
-        "l2_fwd {l2}\nlif_packets {meter}\nduplicate refused: True\nread 1 01\ndevice entries [0, 1]\nafter delete 0\nmeter cells [0, 1]\nmeter applied {applied}\ndone\n"
+        "l2_fwd {l2}\nlif_packets {meter}\nduplicate refused: True\nread 1 01\ndevice entries [0, 1]\nafter delete 0\nmeter cells [0, 1]\nmeter applied {applied}\ncounters moved [0, 1]\ndone\n"
     );
     // The shell also echoes each match and parameter as it is set: only
     // the script's own lines are compared.
@@ -168,6 +174,7 @@ print("done")
                 "read ",
                 "device entries ",
                 "meter ",
+                "counters ",
                 "after delete ",
                 "done",
             ]

@@ -97,6 +97,9 @@ impl p4rt::server::Target for NoDevice {
     fn lifs(&self) -> Result<Vec<u16>, p4rt::entries::Refusal> {
         Err((Code::Unavailable, "no device behind this test server".into()))
     }
+    fn counters(&self, _: u32) -> Result<Vec<(u64, u64)>, p4rt::entries::Refusal> {
+        Err((Code::Unavailable, "no device behind this test server".into()))
+    }
 }
 
 fn server() -> Server {
@@ -307,6 +310,20 @@ impl p4rt::server::Target for Recorder {
     }
     fn lifs(&self) -> Result<Vec<u16>, p4rt::entries::Refusal> {
         Ok(vec![0, 1, 2, 3])
+    }
+    fn counters(&self, counter: u32) -> Result<Vec<(u64, u64)>, p4rt::entries::Refusal> {
+        let d = self.1.lock().unwrap();
+        let p = d
+            .as_ref()
+            .ok_or((Code::FailedPrecondition, "no pipeline".to_string()))?;
+        let c = u16::try_from(counter).map_err(|_| (Code::NotFound, format!("no counter {counter}")))?;
+        let size = p
+            .program()
+            .counters
+            .get(usize::from(c))
+            .ok_or((Code::NotFound, format!("no counter {counter}")))?
+            .size;
+        Ok((0..size).map(|i| p.counter(c, i).unwrap_or((0, 0))).collect())
     }
 }
 
@@ -736,4 +753,104 @@ async fn per_lif_meters_are_modified_in_their_units_and_read_back_as_applied() {
         .await
         .unwrap();
     assert_eq!(got(entry(packets, Some(2), None)).await[0].config, None);
+}
+
+#[tokio::test]
+async fn counters_are_read_as_the_device_counted_in_their_unit() {
+    use set_forwarding_pipeline_config_request::Action;
+    let (_s, rec, mut c, _primary) = primary_on_a_test_device().await;
+    c.set_forwarding_pipeline_config(set(Action::VerifyAndCommit, 3, Some(fairnic_config())))
+        .await
+        .unwrap();
+    let program = p4::fairnic();
+    let ids = p4rt::p4info::Ids::of(&program);
+    let counter = |name: &str| {
+        let i = program.counters.iter().position(|m| m.name == name).unwrap();
+        (ids.counters[i], program.counters[i].size)
+    };
+    // One frame from LIF 3 through the device's pipeline.
+    let mut frame = dataplane::packet::build_udp4(
+        [2, 0, 0, 0, 0, 9],
+        [2, 0, 0, 0, 0, 3],
+        [10, 0, 0, 1],
+        [10, 0, 0, 2],
+        (1, 2),
+        b"counted",
+        64,
+    );
+    let len = frame.len() as i64;
+    rec.1.lock().unwrap().as_mut().unwrap().process(0, &mut frame, 3);
+    let read = |id: u32, index: Option<i64>| ReadRequest {
+        device_id: DEVICE,
+        role: String::new(),
+        entities: vec![Entity {
+            entity: Some(entity::Entity::CounterEntry(CounterEntry {
+                counter_id: id,
+                index: index.map(|index| Index { index }),
+                data: None,
+            })),
+        }],
+    };
+    let reader = c.clone();
+    let got = move |r: ReadRequest| {
+        let mut c = reader.clone();
+        async move {
+            let mut out = Vec::new();
+            let mut stream = c.read(r).await?.into_inner();
+            while let Some(r) = stream.message().await? {
+                for e in r.entities {
+                    if let Some(entity::Entity::CounterEntry(m)) = e.entity {
+                        out.push(m);
+                    }
+                }
+            }
+            Ok::<_, tonic::Status>(out)
+        }
+    };
+    let (lif_in, cells) = counter("lif_in");
+    let one = got(read(lif_in, Some(3))).await.unwrap();
+    assert_eq!(
+        one,
+        [CounterEntry {
+            counter_id: lif_in,
+            index: Some(Index { index: 3 }),
+            data: Some(CounterData {
+                byte_count: len,
+                packet_count: 1,
+            }),
+        }]
+    );
+    // Every cell; a packets-only array shows no bytes; every array.
+    let all = got(read(lif_in, None)).await.unwrap();
+    assert_eq!(all.len() as u32, cells);
+    assert_eq!(all.iter().filter(|e| e.data.unwrap().packet_count > 0).count(), 1);
+    let (l3_kind, _) = counter("l3_kind");
+    let kinds = got(read(l3_kind, None)).await.unwrap();
+    assert!(kinds.iter().any(|e| e.data.unwrap().packet_count == 1), "{kinds:?}");
+    assert!(kinds.iter().all(|e| e.data.unwrap().byte_count == 0), "{kinds:?}");
+    let total: u32 = program.counters.iter().map(|c| c.size).sum();
+    assert_eq!(got(read(0, None)).await.unwrap().len() as u32, total);
+    // An index past the array, an unknown array.
+    assert_eq!(
+        got(read(lif_in, Some(i64::from(cells)))).await.unwrap_err().code(),
+        Code::OutOfRange
+    );
+    assert_eq!(got(read(12345, None)).await.unwrap_err().code(), Code::NotFound);
+    // The device cannot set or reset a counter: UNIMPLEMENTED, per update.
+    let err = c
+        .write(WriteRequest {
+            device_id: DEVICE,
+            role: String::new(),
+            election_id: Some(Uint128 { high: 0, low: 3 }),
+            updates: vec![Update {
+                r#type: update::Type::Modify as i32,
+                entity: Some(Entity {
+                    entity: Some(entity::Entity::CounterEntry(one[0])),
+                }),
+            }],
+            atomicity: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(write_errors(&err)[0].0, Code::Unimplemented as i32);
 }

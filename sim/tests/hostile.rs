@@ -1179,3 +1179,65 @@ fn pipeline_chunks_past_their_image_or_the_size_limit_are_refused_and_allocate_n
     load_fairnic(&mut pf);
     assert!(s.device().switch.program().is_some());
 }
+
+#[test]
+fn program_counters_are_read_in_pages_by_the_pf_only() {
+    let s = sim(1);
+    let mut pf = RawFn::ready(s.pf_socket());
+    let mut vf = RawFn::ready(s.vf_socket(0).unwrap());
+    let out = pf.alloc(4096, 64);
+    let get = |f: &mut RawFn, counter: u32, from: u32, at: u64, len: u32| {
+        let (st, c) = f.admin(
+            AdminCommand::PipelineCounterGet(CounterRef {
+                counter_id: counter.into(),
+                from: from.into(),
+                dma: DmaRef::new(at, len),
+            }),
+            LIF_NONE,
+        );
+        (st, c.value.get(), c.data.get())
+    };
+    // No program yet: no counters.
+    assert_eq!(get(&mut pf, 0, 0, out, 4096).0, AdminStatus::NoEntry);
+    let prog = load_fairnic(&mut pf);
+    let c = prog.counters.iter().position(|c| c.name == "lif_in").unwrap() as u32;
+    let cells = prog.counters[c as usize].size;
+    // Pages: five cells, then as many as fit (256 in 4 KiB), the last
+    // three, then none; all zero after a load.
+    pf.mem.write(out, &[0xaa; 4096]);
+    assert_eq!(
+        get(&mut pf, c, 0, out, 5 * 16 + 15),
+        (AdminStatus::Ok, 5, u64::from(cells))
+    );
+    assert_eq!(pf.mem.read(out, 5 * 16), vec![0; 5 * 16]);
+    assert_eq!(
+        pf.mem.read(out + 5 * 16, 16),
+        vec![0xaa; 16],
+        "only whole cells are written"
+    );
+    assert_eq!(
+        get(&mut pf, c, 5, out, 4096),
+        (AdminStatus::Ok, (cells - 5).min(256), u64::from(cells))
+    );
+    assert_eq!(
+        get(&mut pf, c, cells - 3, out, 4096),
+        (AdminStatus::Ok, 3, u64::from(cells))
+    );
+    assert_eq!(
+        get(&mut pf, c, cells, out, 4096),
+        (AdminStatus::Ok, 0, u64::from(cells))
+    );
+    assert_eq!(
+        get(&mut pf, c, u32::MAX, out, 4096),
+        (AdminStatus::Ok, 0, u64::from(cells))
+    );
+    // Under one cell, an array the program lacks, a VF asking.
+    assert_eq!(get(&mut pf, c, 0, out, 15).0, AdminStatus::Invalid);
+    assert_eq!(
+        get(&mut pf, prog.counters.len() as u32, 0, out, 4096).0,
+        AdminStatus::NoEntry
+    );
+    let vout = vf.alloc(4096, 64);
+    assert_eq!(get(&mut vf, c, 0, vout, 4096).0, AdminStatus::Permission);
+    assert_eq!(vf.mem.read(vout, 16), vec![0; 16], "nothing written for a VF");
+}

@@ -263,6 +263,8 @@ pub fn structs() -> Vec<StructLayout> {
             counters
         }),
         layout!(TableListRef { table_id, from, dma }),
+        layout!(CounterRef { counter_id, from, dma }),
+        layout!(CounterCell { packets, bytes }),
         layout!(EventsRef { from_seq, dma }),
         layout!(DeviceEvent {
             seq,

@@ -169,6 +169,55 @@ impl Nic {
         }
     }
 
+    /// Every cell of the loaded program's counter array `counter` (PF
+    /// only; `(packets, bytes)` each), read a scratch buffer at a time with
+    /// `PipelineCounterGet`. A device that answers more cells than fit,
+    /// more than it says the array has, or an array past the programs'
+    /// limit (`limits::ARRAY_SIZE`) is a lie.
+    pub fn pipeline_counters(&mut self, counter: u32) -> Result<Vec<(u64, u64)>, DriverError> {
+        let size = std::mem::size_of::<abi::CounterCell>();
+        let room = SCRATCH / size as u64;
+        let limit = u64::from(dataplane::pipeline::limits::ARRAY_SIZE);
+        let mut out: Vec<(u64, u64)> = Vec::new();
+        loop {
+            let c = self.admin(
+                AdminCommand::PipelineCounterGet(abi::CounterRef {
+                    counter_id: counter.into(),
+                    from: (out.len() as u32).into(),
+                    dma: self.scratch,
+                }),
+                LIF_NONE,
+            )?;
+            let (n, total) = (u64::from(c.value.get()), c.data.get());
+            if n > room {
+                return Err(self.lied(
+                    "PipelineCounterGet",
+                    "cell count",
+                    n,
+                    format!("0..={room} (the cells that fit the {SCRATCH}-byte buffer)"),
+                ));
+            }
+            if total > limit || out.len() as u64 + n > total {
+                return Err(self.lied(
+                    "PipelineCounterGet",
+                    "cells in the array",
+                    total,
+                    format!("{}..={limit} (those read so far and this page)", out.len() as u64 + n),
+                ));
+            }
+            let bytes = self.read_scratch(n as usize * size)?;
+            out.extend(
+                bytes
+                    .chunks_exact(size)
+                    .filter_map(|b| <abi::CounterCell as abi::FromBytes>::read_from_bytes(b).ok())
+                    .map(|c| (c.packets.get(), c.bytes.get())),
+            );
+            if n == 0 || out.len() as u64 >= total {
+                return Ok(out);
+            }
+        }
+    }
+
     /// Set a vector's moderation; returns what the device applied.
     pub fn set_moderation(&mut self, m: Moderation) -> Result<Moderation, DriverError> {
         self.admin(AdminCommand::ModerationSet(m), LIF_NONE)?;

@@ -69,6 +69,10 @@ pub trait Target: Send + Sync + 'static {
 
     /// The device's LIFs (for a read of every cell of a per-LIF meter).
     fn lifs(&self) -> Result<Vec<u16>, crate::entries::Refusal>;
+
+    /// Every cell of the loaded program's counter array `counter` (its
+    /// number in the program), `(packets, bytes)` each.
+    fn counters(&self, counter: u32) -> Result<Vec<(u64, u64)>, crate::entries::Refusal>;
 }
 
 /// What identifies a table entry: its table, key, mask, prefix and
@@ -198,6 +202,12 @@ impl Service {
         let te = match u.entity.as_ref().and_then(|e| e.entity.as_ref()) {
             Some(entity::Entity::TableEntry(te)) => te,
             Some(entity::Entity::MeterEntry(me)) => return self.apply_meter(c, me, kind),
+            Some(entity::Entity::CounterEntry(_)) => {
+                return Err((
+                    Code::Unimplemented,
+                    "counter entries are read only here: the device has no command to set or reset a counter".into(),
+                ))
+            }
             _ => {
                 return Err((
                     Code::Unimplemented,
@@ -303,6 +313,70 @@ impl Service {
                         index: Some(Index { index: i64::from(lif) }),
                         config: from_device(&got),
                         counter_data: None,
+                    })),
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Service {
+    /// The `CounterEntry`s a read asks for: one array or every one, one
+    /// cell or all; each as the device counted it, in the array's unit.
+    fn read_counters(&self, c: &Committed, want: &CounterEntry) -> Result<Vec<Entity>, Status> {
+        use dataplane::pipeline::CounterUnit;
+        let arrays: Vec<usize> = if want.counter_id == 0 {
+            (0..c.ids.counters.len()).collect()
+        } else {
+            match c.ids.counters.iter().position(|&id| id == want.counter_id) {
+                Some(i) => vec![i],
+                None => return Err(Status::not_found(format!("no counter with id {:#x}", want.counter_id))),
+            }
+        };
+        let mut out = Vec::new();
+        for i in arrays {
+            let def = &c.program.counters[i];
+            let cells = self
+                .target
+                .counters(i as u32)
+                .map_err(|(code, why)| Status::new(code, why))?;
+            let wanted: Vec<usize> = match &want.index {
+                None => (0..cells.len()).collect(),
+                Some(ix) => match usize::try_from(ix.index).ok().filter(|&x| x < cells.len()) {
+                    Some(x) => vec![x],
+                    None => {
+                        return Err(Status::out_of_range(format!(
+                            "counter {}: index {} outside 0..{}",
+                            def.name,
+                            ix.index,
+                            cells.len()
+                        )))
+                    }
+                },
+            };
+            for x in wanted {
+                let (packets, bytes) = cells[x];
+                let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+                let data = match def.unit {
+                    CounterUnit::Packets => CounterData {
+                        packet_count: n(packets),
+                        byte_count: 0,
+                    },
+                    CounterUnit::Bytes => CounterData {
+                        packet_count: 0,
+                        byte_count: n(bytes),
+                    },
+                    CounterUnit::PacketsAndBytes => CounterData {
+                        packet_count: n(packets),
+                        byte_count: n(bytes),
+                    },
+                };
+                out.push(Entity {
+                    entity: Some(entity::Entity::CounterEntry(CounterEntry {
+                        counter_id: c.ids.counters[i],
+                        index: Some(Index { index: x as i64 }),
+                        data: Some(data),
                     })),
                 });
             }
@@ -445,9 +519,12 @@ impl P4Runtime for Service {
                 Some(entity::Entity::MeterEntry(want)) => {
                     out.extend(self.read_meters(committed, want)?);
                 }
+                Some(entity::Entity::CounterEntry(want)) => {
+                    out.extend(self.read_counters(committed, want)?);
+                }
                 _ => {
                     return Err(Status::unimplemented(
-                        "only table and meter entries can be read from this fairnic server yet",
+                        "only table, meter and counter entries can be read from this fairnic server yet",
                     ))
                 }
             }

@@ -59,6 +59,9 @@ pub enum Lie {
     /// `TableEntryList` answers that it wrote `written` entries (`value`)
     /// of a table of `total` (`data`).
     TableListCount { written: u32, total: u64 },
+    /// `PipelineCounterGet` answers that it wrote `written` cells (`value`)
+    /// of an array of `total` (`data`).
+    CounterCellCount { written: u32, total: u64 },
 }
 
 impl Lie {
@@ -69,6 +72,7 @@ impl Lie {
             Lie::LifNumber(_) | Lie::LifSlot(_) => AdminOpcode::LifCreate,
             Lie::LifListCount(_) => AdminOpcode::LifList,
             Lie::TableListCount { .. } => AdminOpcode::TableEntryList,
+            Lie::CounterCellCount { .. } => AdminOpcode::PipelineCounterGet,
         }
     }
 
@@ -81,7 +85,7 @@ impl Lie {
                 comp.data = n.into();
                 comp.value = u32::try_from(n).unwrap_or(u32::MAX).into();
             }
-            Lie::TableListCount { written, total } => {
+            Lie::TableListCount { written, total } | Lie::CounterCellCount { written, total } => {
                 comp.value = written.into();
                 comp.data = total.into();
             }

@@ -206,6 +206,10 @@ abi_enum! {
         /// PF only: write the [`TableEntry`]s of one table from an index
         /// on; `value` = entries written, `data` = entries the table has.
         TableEntryList = 0x63,
+        /// PF only: write the cells of one of the loaded program's counter
+        /// arrays from a cell on; `value` = cells written, `data` = cells
+        /// the array has.
+        PipelineCounterGet = 0x64,
         /// PF only: write the device's [`DeviceEvent`]s from a sequence
         /// number on; `value` = events written, `data` = the sequence
         /// number to ask from next.
@@ -228,6 +232,7 @@ impl AdminOpcode {
                 | AdminOpcode::TableEntryAdd
                 | AdminOpcode::TableEntryDel
                 | AdminOpcode::TableEntryList
+                | AdminOpcode::PipelineCounterGet
                 | AdminOpcode::PortStatsGet
                 | AdminOpcode::EventsGet
                 | AdminOpcode::FunctionConfigSet
@@ -333,6 +338,9 @@ pub enum AdminCommand {
     /// `TableEntryList`: PF only: write a table's [`TableEntry`]s from an
     /// index on.
     TableEntryList(TableListRef),
+    /// `PipelineCounterGet`: PF only: write a counter array's
+    /// [`CounterCell`]s from a cell on.
+    PipelineCounterGet(CounterRef),
     /// `EventsGet`: PF only: write [`DeviceEvent`]s from a sequence number on.
     EventsGet(EventsRef),
     /// `FunctionConfigSet`: PF only: set a function's LIF slot's MAC, spoof
@@ -424,6 +432,7 @@ impl AdminCommand {
             AdminCommand::TableEntryAdd(_) => AdminOpcode::TableEntryAdd,
             AdminCommand::TableEntryDel(_) => AdminOpcode::TableEntryDel,
             AdminCommand::TableEntryList(_) => AdminOpcode::TableEntryList,
+            AdminCommand::PipelineCounterGet(_) => AdminOpcode::PipelineCounterGet,
         }
     }
 
@@ -447,6 +456,7 @@ impl AdminCommand {
             AdminCommand::PipelineLoad(p) => put(p),
             AdminCommand::EventsGet(e) => put(e),
             AdminCommand::TableEntryList(t) => put(t),
+            AdminCommand::PipelineCounterGet(c) => put(c),
             AdminCommand::FunctionConfigSet(c) => put(c),
             AdminCommand::FunctionConfigGet(c) => put(c),
         };
@@ -509,6 +519,12 @@ impl AdminCommand {
                 let t: TableListRef = body("table_entry_list", "table_entry_list.rsvd", b)?;
                 t.dma.check("table_entry_list.dma.len", "table_entry_list.dma.rsvd")?;
                 AdminCommand::TableEntryList(t)
+            }
+            AdminOpcode::PipelineCounterGet => {
+                let c: CounterRef = body("pipeline_counter_get", "pipeline_counter_get.rsvd", b)?;
+                c.dma
+                    .check("pipeline_counter_get.dma.len", "pipeline_counter_get.dma.rsvd")?;
+                AdminCommand::PipelineCounterGet(c)
             }
             AdminOpcode::EventsGet => {
                 let e: EventsRef = body("events_get", "events_get.rsvd", b)?;

@@ -70,6 +70,35 @@ pub(super) fn validate_pipeline_chunk(p: &PipelineChunk) -> Result<(), AbiError>
     Ok(())
 }
 
+/// Body of `PipelineCounterGet`: which of the loaded program's counter
+/// arrays, from which cell, and where to write the cells (as many whole
+/// 16-byte [`CounterCell`]s as fit).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+pub struct CounterRef {
+    /// The counter array (numbered by the loaded program, in declaration
+    /// order).
+    pub counter_id: U32,
+    /// The first cell wanted; past the end, nothing is written.
+    pub from: U32,
+    /// Where to write them.
+    pub dma: DmaRef,
+}
+assert_layout!(CounterRef, size = 24, counter_id @ 0, from @ 4, dma @ 8);
+
+/// One cell of a program's counter array, as `PipelineCounterGet` writes
+/// it: the device counts packets and bytes in every cell, whatever the
+/// program declared (P4Runtime's `CounterData` shows what the unit says).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+pub struct CounterCell {
+    /// Packets counted since the program was loaded.
+    pub packets: U64,
+    /// Their bytes.
+    pub bytes: U64,
+}
+assert_layout!(CounterCell, size = 16, packets @ 0, bytes @ 8);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -85,6 +85,11 @@ fn samples() -> Vec<AdminCommand> {
         }),
         AdminCommand::TableEntryAdd(DmaRef::new(0x6000, 64)),
         AdminCommand::TableEntryDel(DmaRef::new(0x6000, 64)),
+        AdminCommand::PipelineCounterGet(CounterRef {
+            counter_id: 1.into(),
+            from: 3.into(),
+            dma: DmaRef::new(0x6000, 4096),
+        }),
         AdminCommand::TableEntryList(TableListRef {
             table_id: 2.into(),
             from: 5.into(),

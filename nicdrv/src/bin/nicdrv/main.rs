@@ -87,6 +87,13 @@ impl p4rt::server::Target for PfTarget {
             .map(|l| l.iter().map(|i| i.lif.get()).collect())
             .map_err(|e| refusal("the device did not list its LIFs", &e))
     }
+
+    fn counters(&self, counter: u32) -> Result<Vec<(u64, u64)>, p4rt::entries::Refusal> {
+        let pf = self.pf()?;
+        let mut g = pf.lock().unwrap_or_else(|p| p.into_inner());
+        g.pipeline_counters(counter)
+            .map_err(|e| refusal("the device did not read the counter", &e))
+    }
 }
 
 impl PfTarget {

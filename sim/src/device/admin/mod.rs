@@ -14,8 +14,9 @@ use super::queue::{DeviceQueue, QueueMemError};
 use super::{Device, Lif};
 use dataplane::abi::{
     self, lif_mac, lif_state, pipeline_flags, AbiError, AdminCmd, AdminCommand, AdminComp, AdminOpcode, AdminStatus,
-    CmdHeader, DevCommand, DeviceEvent, DeviceInfo, Doorbell, EventKind, FromZeros, FunctionKind, IntoBytes, LifInfo,
-    LifStats, MeterResource, ModerationMode, QueueCreate, QueueRef, QueueType, TableEntry, LIF_COUNTERS, U64,
+    CmdHeader, CounterCell, DevCommand, DeviceEvent, DeviceInfo, Doorbell, EventKind, FromZeros, FunctionKind,
+    IntoBytes, LifInfo, LifStats, MeterResource, ModerationMode, QueueCreate, QueueRef, QueueType, TableEntry,
+    LIF_COUNTERS, U64,
 };
 
 /// A pipeline image being uploaded in chunks.
@@ -453,6 +454,36 @@ impl Device {
                     self.dma_out(fi, &t.dma, &bytes)?;
                 }
                 Ok(Outcome::ok(page.len() as u32, total as u64))
+            }
+            AdminCommand::PipelineCounterGet(c) => {
+                let size = core::mem::size_of::<CounterCell>();
+                let room = c.dma.len.get() as usize / size;
+                if room == 0 {
+                    return Err(AdminStatus::Invalid.into());
+                }
+                let p = self.switch.program().ok_or(Outcome::err(AdminStatus::NoEntry))?;
+                let id = u16::try_from(c.counter_id.get()).map_err(|_| Outcome::err(AdminStatus::NoEntry))?;
+                let cells = p
+                    .program()
+                    .counters
+                    .get(usize::from(id))
+                    .map(|d| d.size)
+                    .ok_or(Outcome::err(AdminStatus::NoEntry))?;
+                let from = c.from.get().min(cells);
+                let to = cells.min(from.saturating_add(room as u32));
+                let mut bytes = Vec::with_capacity((to - from) as usize * size);
+                for i in from..to {
+                    let (packets, octets) = p.counter(id, i).unwrap_or((0, 0));
+                    let cell = CounterCell {
+                        packets: packets.into(),
+                        bytes: octets.into(),
+                    };
+                    bytes.extend_from_slice(cell.as_bytes());
+                }
+                if !bytes.is_empty() {
+                    self.dma_out(fi, &c.dma, &bytes)?;
+                }
+                Ok(Outcome::ok(to - from, u64::from(cells)))
             }
             AdminCommand::EventsGet(e) => {
                 let room = e.dma.len.get() as usize / core::mem::size_of::<DeviceEvent>();
