@@ -419,6 +419,12 @@ impl Harness {
                     dma: DmaRef::new(IOVA + 0xf0000, 1 + u32::from(inp.byte()) * 16),
                 };
                 self.admin(f, AdminCommand::TableEntryList(list), LIF_NONE);
+                let cells = CounterRef {
+                    counter_id: u32::from(inp.byte() % 8).into(),
+                    from: u32::from(inp.byte()).into(),
+                    dma: DmaRef::new(IOVA + 0xf0000, 1 + u32::from(inp.byte()) * 8),
+                };
+                self.admin(f, AdminCommand::PipelineCounterGet(cells), LIF_NONE);
             }
             _ => {
                 let dma = DmaRef::new(IOVA + 0xf0000, 4096);
