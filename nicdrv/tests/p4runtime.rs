@@ -3,9 +3,11 @@
 //! venv `scripts/install-deps --p4runtime` makes): it wins the
 //! arbitration, sets the forwarding pipeline (fairnic.p4's P4Info as
 //! `p4c-fairnic --p4info` writes it, and its image) with
-//! VERIFY_AND_COMMIT, reads it back, resolves names by it, and tears
-//! down. nicdrv ran with `--pipeline none`, so the program in the device
-//! is the controller's: nicctl sees its tables.
+//! VERIFY_AND_COMMIT, reads it back, resolves names by it, writes and
+//! reads table entries, a per-LIF meter and counters; a second client
+//! with a lower election id is told it is a backup and refused a write;
+//! then it tears down. nicdrv ran with `--pipeline none`, so the program
+//! in the device is the controller's: nicctl sees its tables.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -58,7 +60,7 @@ fn p4runtime_shell_sets_the_pipeline_and_reads_it_back() {
 import sys
 import p4runtime_sh.shell as sh
 from p4runtime_sh.context import P4Type
-sh.setup(device_id=1, grpc_addr=sys.argv[1], election_id=(0, 1),
+sh.setup(device_id=1, grpc_addr=sys.argv[1], election_id=(0, 5),
          config=sh.FwdPipeConfig(sys.argv[2], sys.argv[3]))
 print("l2_fwd", sh.context.get_obj_id(P4Type.table, "l2_fwd"))
 print("lif_packets", sh.context.get_obj_id(P4Type.meter, "lif_packets"))
@@ -104,6 +106,21 @@ kept = sh.TableEntry("l2_fwd")(action="to_lif")
 kept.match["hdr.ethernet.dst_addr"] = "02:00:00:00:00:77"
 kept.action["lif"] = "1"
 kept.insert()
+# A second controller with a lower election id: told it is a backup, and
+# its write refused while the shell holds primacy.
+from p4runtime_sh.p4runtime import P4RuntimeClient
+from p4.v1 import p4runtime_pb2
+backup = P4RuntimeClient(1, sys.argv[1], (0, 2))  # arbitrates as it connects
+req = p4runtime_pb2.WriteRequest()
+u = req.updates.add()
+u.type = p4runtime_pb2.Update.INSERT
+u.entity.table_entry.table_id = sh.context.get_obj_id(P4Type.table, "l2_fwd")
+try:
+    backup.write(req)
+    print("backup write accepted")
+except Exception as e:
+    print("backup refused:", "PERMISSION_DENIED" in str(e))
+backup.tear_down()
 sh.teardown()
 print("done")
 "#;
@@ -160,7 +177,7 @@ print("done")
     // The device's own entries: gen's two LIFs (one on each VF, made
     // before the P4Runtime server starts), each MAC to its LIF.
     let want = format!(
-        "l2_fwd {l2}\nlif_packets {meter}\nduplicate refused: True\nread 1 01\ndevice entries [0, 1]\nafter delete 0\nmeter cells [0, 1]\nmeter applied {applied}\ncounters moved [0, 1]\ndone\n"
+        "l2_fwd {l2}\nlif_packets {meter}\nduplicate refused: True\nread 1 01\ndevice entries [0, 1]\nafter delete 0\nmeter cells [0, 1]\nmeter applied {applied}\ncounters moved [0, 1]\nYou are not the primary client, you only have read access to the server\nbackup refused: True\ndone\n"
     );
     // The shell also echoes each match and parameter as it is set: only
     // the script's own lines are compared.
@@ -175,6 +192,8 @@ print("done")
                 "device entries ",
                 "meter ",
                 "counters ",
+                "You are not the primary",
+                "backup ",
                 "after delete ",
                 "done",
             ]
