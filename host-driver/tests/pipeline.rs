@@ -237,8 +237,33 @@ fn fairnic_p4_loads_forwards_and_its_tables_are_programmed_by_nicctl() {
     send(&mut vfs[0], &mut pool, &f);
     sim.advance(100_000);
     assert_eq!(recv(&mut vfs[1], &mut pool), vec![f]);
+
+    // A big table (2,000 entries, as a controller may write): nicctl shows
+    // the count and the first rows, inside the control line's 64 KiB.
+    let l2 = prog_l2_and_drop();
+    for i in 0..2000u32 {
+        let [_, x, y, z] = i.to_be_bytes();
+        let e = dataplane::abi::TableEntry::exact(l2.0, &[2, 0x99, 0, x, y, z], l2.1, &[]);
+        lock(&pf).table_add(&e).unwrap();
+    }
+    let (code, out, err) = nicctl(&s, "table show l2_fwd");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("; 2002 entries (the first 128 shown)\n"),
+        "{}",
+        &out[..300.min(out.len())]
+    );
+    assert_eq!(out.lines().filter(|l| l.contains(" -> ")).count(), 128);
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// fairnic.p4's l2_fwd table and drop action numbers.
+fn prog_l2_and_drop() -> (u32, u32) {
+    let p = p4::fairnic();
+    let (t, _) = p.table("l2_fwd").unwrap();
+    let (a, _) = p.action("drop").unwrap();
+    (u32::from(t), u32::from(a))
 }
 
 fn lock(n: &Arc<Mutex<Nic>>) -> std::sync::MutexGuard<'_, Nic> {

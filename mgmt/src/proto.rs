@@ -159,8 +159,17 @@ pub struct TableView {
     pub actions: Vec<String>,
     pub default_action: String,
     pub size: u32,
+    /// The first [`MAX_TABLE_ROWS`] entries, in the device's order.
     pub entries: Vec<TableEntryRow>,
+    /// How many entries the table holds (0 from a driver older than this
+    /// field: then `entries` is all of them).
+    #[serde(default)]
+    pub total: usize,
 }
+
+/// Most entries of one table in a [`TableView`] (the answer stays well
+/// inside [`MAX_LINE`] with every table of a program listed).
+pub const MAX_TABLE_ROWS: usize = 128;
 
 /// One entry as written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

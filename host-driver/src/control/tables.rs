@@ -163,6 +163,7 @@ pub(super) fn view(p: &Program, id: usize, entries: &[TableEntryRow]) -> TableVi
             .collect(),
         default_action: p.actions[usize::from(t.default_action)].name.clone(),
         size: t.size,
-        entries: entries.to_vec(),
+        entries: entries.iter().take(mgmt::proto::MAX_TABLE_ROWS).cloned().collect(),
+        total: entries.len(),
     }
 }

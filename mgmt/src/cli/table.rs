@@ -78,17 +78,23 @@ fn write_tables(out: &mut dyn Write, a: &Answer) -> Result<(), Failure> {
         writeln!(out, "{program}: executor: {e}")?;
     }
     for t in tables {
+        let total = t.total.max(t.entries.len());
+        let shown = if t.entries.len() < total {
+            format!(" (the first {} shown)", t.entries.len())
+        } else {
+            String::new()
+        };
         writeln!(
             out,
-            "{program}.{} (table {}): key {}; actions {}; default {}; size {}; {} entr{}",
+            "{program}.{} (table {}): key {}; actions {}; default {}; size {}; {} entr{}{shown}",
             t.name,
             t.id,
             t.keys.join(", "),
             t.actions.join(", "),
             t.default_action,
             t.size,
-            t.entries.len(),
-            if t.entries.len() == 1 { "y" } else { "ies" }
+            total,
+            if total == 1 { "y" } else { "ies" }
         )?;
         for e in &t.entries {
             let prio = if e.priority != 0 {
