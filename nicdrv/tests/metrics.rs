@@ -97,6 +97,18 @@ struct Setup {
     server: MetricsServer,
     _ports: Ports,
     _sim: sim::Sim,
+    /// The control socket's directory, removed last (after the control
+    /// server, whose shutdown connects to its socket there).
+    _dir: RemoveDir,
+}
+
+/// A directory removed when dropped.
+struct RemoveDir(std::path::PathBuf);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// PF + 2 VFs on the embedded simulator, gen's traffic for 300 ms, then
@@ -137,6 +149,7 @@ fn setup(name: &str) -> Setup {
         server,
         _ports: ports,
         _sim: sim,
+        _dir: RemoveDir(dir),
     }
 }
 
@@ -343,5 +356,6 @@ fn promtool_accepts_the_text_and_prometheus_scrapes_nicctls_counts() {
     };
     let _ = prom.kill();
     let _ = prom.wait();
+    let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(got, counters["tx_packets"]);
 }
