@@ -86,8 +86,13 @@ impl Rig {
 
 /// `msg` names VF0 and every one of `words`.
 fn names(msg: &str, words: &[&str]) {
+    names_function(msg, "VF 0", words);
+}
+
+/// `msg` names `function` and every one of `words`.
+fn names_function(msg: &str, function: &str, words: &[&str]) {
     eprintln!("refused: {msg}");
-    assert!(msg.contains("VF 0"), "the function is named: {msg}");
+    assert!(msg.contains(function), "the function is named: {msg}");
     for w in words {
         assert!(msg.contains(w), "{w:?} is named: {msg}");
     }
@@ -185,11 +190,7 @@ fn a_table_listing_past_the_buffer_or_the_table_is_an_error() {
                 lie: Lie::TableListCount { written, total },
             })
             .unwrap();
-        let msg = pf.table_entries(1).unwrap_err().to_string();
-        assert!(msg.contains("(PF)"), "the function is named: {msg}");
-        for w in words {
-            assert!(msg.contains(w), "{w:?} is named: {msg}");
-        }
+        names_function(&pf.table_entries(1).unwrap_err().to_string(), "(PF)", &words);
         // Told once: the next listing is the truth.
         assert_eq!(pf.table_entries(1).unwrap(), [drop]);
     }
@@ -216,11 +217,7 @@ fn a_counter_read_past_the_buffer_or_the_array_is_an_error() {
                 lie: Lie::CounterCellCount { written, total },
             })
             .unwrap();
-        let msg = pf.pipeline_counters(0).unwrap_err().to_string();
-        assert!(msg.contains("(PF)"), "the function is named: {msg}");
-        for w in words {
-            assert!(msg.contains(w), "{w:?} is named: {msg}");
-        }
+        names_function(&pf.pipeline_counters(0).unwrap_err().to_string(), "(PF)", &words);
         // Told once: the next read is the truth.
         assert_eq!(pf.pipeline_counters(0).unwrap(), vec![(0, 0); cells as usize]);
     }

@@ -466,6 +466,24 @@ fn write_errors(s: &tonic::Status) -> Vec<(i32, String)> {
         .collect()
 }
 
+/// Everything a Read of `want` answers, over every response of its stream.
+async fn read_all(
+    c: &mut P4RuntimeClient<tonic::transport::Channel>,
+    want: entity::Entity,
+) -> Result<Vec<Entity>, tonic::Status> {
+    let r = ReadRequest {
+        device_id: DEVICE,
+        role: String::new(),
+        entities: vec![Entity { entity: Some(want) }],
+    };
+    let mut stream = c.read(r).await?.into_inner();
+    let mut out = Vec::new();
+    while let Some(r) = stream.message().await? {
+        out.extend(r.entities);
+    }
+    Ok(out)
+}
+
 /// A server on a test device, a client, and a controller stream that
 /// holds primacy with election id 3.
 async fn primary_on_a_test_device() -> (Server, Recorder, P4RuntimeClient<tonic::transport::Channel>, Controller) {
@@ -574,11 +592,8 @@ async fn table_entries_are_written_per_update_and_read_back() {
             })),
         }],
     };
-    let mut got = Vec::new();
-    let mut stream = c.read(read(0)).await.unwrap().into_inner();
-    while let Some(r) = stream.message().await.unwrap() {
-        got.extend(r.entities);
-    }
+    let every_table = entity::Entity::TableEntry(TableEntry::default());
+    let got = read_all(&mut c, every_table).await.unwrap();
     let want: Vec<Entity> = [entry(1, 1), entry(2, 7), entry(3, 3)]
         .into_iter()
         .map(|e| Entity {
@@ -591,21 +606,7 @@ async fn table_entries_are_written_per_update_and_read_back() {
     // Read with the key given: that entry only, as the device holds it.
     let mut one = entry(2, 0);
     one.action = None;
-    let mut stream = c
-        .read(ReadRequest {
-            device_id: DEVICE,
-            role: String::new(),
-            entities: vec![Entity {
-                entity: Some(entity::Entity::TableEntry(one)),
-            }],
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut got = Vec::new();
-    while let Some(r) = stream.message().await.unwrap() {
-        got.extend(r.entities);
-    }
+    let got = read_all(&mut c, entity::Entity::TableEntry(one)).await.unwrap();
     assert_eq!(
         got,
         [Entity {
@@ -696,28 +697,18 @@ async fn per_lif_meters_are_modified_in_their_units_and_read_back_as_applied() {
         let err = c.write(write(t, e)).await.unwrap_err();
         assert_eq!(write_errors(&err)[0].0, code as i32, "{err:?}");
     }
-    let read = |e: MeterEntry| ReadRequest {
-        device_id: DEVICE,
-        role: String::new(),
-        entities: vec![Entity {
-            entity: Some(entity::Entity::MeterEntry(e)),
-        }],
-    };
     let reader = c.clone();
     let got = move |e: MeterEntry| {
-        let r = read(e);
         let mut c = reader.clone();
         async move {
-            let mut out = Vec::new();
-            let mut stream = c.read(r).await.unwrap().into_inner();
-            while let Some(r) = stream.message().await.unwrap() {
-                for e in r.entities {
-                    if let Some(entity::Entity::MeterEntry(m)) = e.entity {
-                        out.push(m);
-                    }
-                }
-            }
-            out
+            let answered = read_all(&mut c, entity::Entity::MeterEntry(e)).await.unwrap();
+            answered
+                .into_iter()
+                .filter_map(|e| match e.entity {
+                    Some(entity::Entity::MeterEntry(m)) => Some(m),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
         }
     };
     // As applied: rates rounded by the device, the LIF's policy kept.
@@ -780,31 +771,27 @@ async fn counters_are_read_as_the_device_counted_in_their_unit() {
     );
     let len = frame.len() as i64;
     rec.1.lock().unwrap().as_mut().unwrap().process(0, &mut frame, 3);
-    let read = |id: u32, index: Option<i64>| ReadRequest {
-        device_id: DEVICE,
-        role: String::new(),
-        entities: vec![Entity {
-            entity: Some(entity::Entity::CounterEntry(CounterEntry {
-                counter_id: id,
-                index: index.map(|index| Index { index }),
-                data: None,
-            })),
-        }],
+    let read = |id: u32, index: Option<i64>| {
+        entity::Entity::CounterEntry(CounterEntry {
+            counter_id: id,
+            index: index.map(|index| Index { index }),
+            data: None,
+        })
     };
     let reader = c.clone();
-    let got = move |r: ReadRequest| {
+    let got = move |want: entity::Entity| {
         let mut c = reader.clone();
         async move {
-            let mut out = Vec::new();
-            let mut stream = c.read(r).await?.into_inner();
-            while let Some(r) = stream.message().await? {
-                for e in r.entities {
-                    if let Some(entity::Entity::CounterEntry(m)) = e.entity {
-                        out.push(m);
-                    }
-                }
-            }
-            Ok::<_, tonic::Status>(out)
+            Ok::<_, tonic::Status>(
+                read_all(&mut c, want)
+                    .await?
+                    .into_iter()
+                    .filter_map(|e| match e.entity {
+                        Some(entity::Entity::CounterEntry(m)) => Some(m),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>(),
+            )
         }
     };
     let (lif_in, cells) = counter("lif_in");

@@ -116,45 +116,24 @@ impl Nic {
     pub fn table_entries(&mut self, table: u32) -> Result<Vec<TableEntry>, DriverError> {
         /// More entries than any table of the device's programs holds.
         const MAX_LISTED: u64 = 1 << 20;
-        let size = std::mem::size_of::<TableEntry>();
-        let room = SCRATCH / size as u64;
         let mut out = Vec::new();
-        loop {
-            let c = self.admin(
+        let names = ("TableEntryList", "entries", "entry count", "entries in the table");
+        self.read_pages::<TableEntry>(
+            names,
+            MAX_LISTED,
+            |dma, from| {
                 AdminCommand::TableEntryList(abi::TableListRef {
                     table_id: table.into(),
-                    from: (out.len() as u32).into(),
-                    dma: self.scratch,
-                }),
-                LIF_NONE,
-            )?;
-            let (n, total) = (u64::from(c.value.get()), c.data.get());
-            if n > room {
-                return Err(self.lied(
-                    "TableEntryList",
-                    "entry count",
-                    n,
-                    format!("0..={room} (the entries that fit the {SCRATCH}-byte buffer)"),
-                ));
-            }
-            if total > MAX_LISTED || out.len() as u64 + n > total {
-                return Err(self.lied(
-                    "TableEntryList",
-                    "entries in the table",
-                    total,
-                    format!(
-                        "{}..={MAX_LISTED} (those listed so far and this page)",
-                        out.len() as u64 + n
-                    ),
-                ));
-            }
-            let bytes = self.read_scratch(n as usize * size)?;
-            for b in bytes.chunks_exact(size) {
+                    from: from.into(),
+                    dma,
+                })
+            },
+            |nic, b| {
                 let e = TableEntry::parse(b)
                     .ok()
                     .filter(|e| e.table_id.get() == table)
                     .ok_or_else(|| {
-                        self.lied(
+                        nic.lied(
                             "TableEntryList",
                             "entry",
                             table,
@@ -162,11 +141,10 @@ impl Nic {
                         )
                     })?;
                 out.push(e);
-            }
-            if n == 0 || out.len() as u64 >= total {
-                return Ok(out);
-            }
-        }
+                Ok(())
+            },
+        )?;
+        Ok(out)
     }
 
     /// Every cell of the loaded program's counter array `counter` (PF
@@ -175,45 +153,72 @@ impl Nic {
     /// more than it says the array has, or an array past the programs'
     /// limit (`limits::ARRAY_SIZE`) is a lie.
     pub fn pipeline_counters(&mut self, counter: u32) -> Result<Vec<(u64, u64)>, DriverError> {
-        let size = std::mem::size_of::<abi::CounterCell>();
-        let room = SCRATCH / size as u64;
         let limit = u64::from(dataplane::pipeline::limits::ARRAY_SIZE);
-        let mut out: Vec<(u64, u64)> = Vec::new();
-        loop {
-            let c = self.admin(
+        let mut out = Vec::new();
+        let names = ("PipelineCounterGet", "cells", "cell count", "cells in the array");
+        self.read_pages::<abi::CounterCell>(
+            names,
+            limit,
+            |dma, from| {
                 AdminCommand::PipelineCounterGet(abi::CounterRef {
                     counter_id: counter.into(),
-                    from: (out.len() as u32).into(),
-                    dma: self.scratch,
-                }),
-                LIF_NONE,
-            )?;
+                    from: from.into(),
+                    dma,
+                })
+            },
+            |_, b| {
+                if let Ok(c) = <abi::CounterCell as abi::FromBytes>::read_from_bytes(b) {
+                    out.push((c.packets.get(), c.bytes.get()));
+                }
+                Ok(())
+            },
+        )?;
+        Ok(out)
+    }
+
+    /// A listing the device writes in pages of `T`s into the scratch
+    /// buffer: `cmd(dma, from)` asks for items from index `from` on, the
+    /// device answers `value` = items written, `data` = items there are;
+    /// each item's bytes go to `take`. `names` are the command, the items,
+    /// and the two figures as a lie names them; a page past the buffer, a
+    /// total past `limit` or below what was read is a lie.
+    fn read_pages<T>(
+        &mut self,
+        names: (&'static str, &'static str, &'static str, &'static str),
+        limit: u64,
+        cmd: impl Fn(DmaRef, u32) -> AdminCommand,
+        mut take: impl FnMut(&Self, &[u8]) -> Result<(), DriverError>,
+    ) -> Result<(), DriverError> {
+        let (command, items, count, in_all) = names;
+        let size = std::mem::size_of::<T>();
+        let room = SCRATCH / size as u64;
+        let mut done = 0u64;
+        loop {
+            let c = self.admin(cmd(self.scratch, done as u32), LIF_NONE)?;
             let (n, total) = (u64::from(c.value.get()), c.data.get());
             if n > room {
                 return Err(self.lied(
-                    "PipelineCounterGet",
-                    "cell count",
+                    command,
+                    count,
                     n,
-                    format!("0..={room} (the cells that fit the {SCRATCH}-byte buffer)"),
+                    format!("0..={room} (the {items} that fit the {SCRATCH}-byte buffer)"),
                 ));
             }
-            if total > limit || out.len() as u64 + n > total {
+            if total > limit || done + n > total {
                 return Err(self.lied(
-                    "PipelineCounterGet",
-                    "cells in the array",
+                    command,
+                    in_all,
                     total,
-                    format!("{}..={limit} (those read so far and this page)", out.len() as u64 + n),
+                    format!("{}..={limit} (those read so far and this page)", done + n),
                 ));
             }
             let bytes = self.read_scratch(n as usize * size)?;
-            out.extend(
-                bytes
-                    .chunks_exact(size)
-                    .filter_map(|b| <abi::CounterCell as abi::FromBytes>::read_from_bytes(b).ok())
-                    .map(|c| (c.packets.get(), c.bytes.get())),
-            );
-            if n == 0 || out.len() as u64 >= total {
-                return Ok(out);
+            for b in bytes.chunks_exact(size) {
+                take(self, b)?;
+            }
+            done += n;
+            if n == 0 || done >= total {
+                return Ok(());
             }
         }
     }
