@@ -191,6 +191,17 @@ fn family(c: LifCounter) -> (&'static str, &'static str, Option<(&'static str, &
             "Frames from the wire that arrived at this LIF (then delivered or dropped here).",
             None,
         ),
+        C::ToCpu => (
+            "fairnic_lif_to_cpu",
+            "Frames the pipeline program sent to the CPU port (queued for the controller).",
+            None,
+        ),
+        C::DropCpuQueueFull => ("fairnic_lif_drops", DROPS, Some(("reason", "cpu_queue_full"))),
+        C::CpuInjected => (
+            "fairnic_cpu_injected",
+            "Uplink only: frames the controller injected through the CPU port (PacketOut).",
+            None,
+        ),
     }
 }
 

@@ -258,6 +258,96 @@ fn fairnic_p4_loads_forwards_and_its_tables_are_programmed_by_nicctl() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The CPU port (ABI 1.5): a frame fairnic.p4 sends to `to_cpu` is queued
+/// for the PF with its sender's LIF, a full queue drops at the sender, and
+/// the PF injects frames to a LIF or the uplink past the pipeline; the
+/// device's books balance throughout.
+#[test]
+fn the_cpu_port_queues_what_the_program_sends_it_and_injects_the_pfs_frames() {
+    use dataplane::abi::{TableEntry, CPU_QUEUE_FRAMES};
+    let sim = start_sim(2, ClockKind::Virtual, PortSpec::Null);
+    let mem = Arc::new(DmaMemory::new(8 << 20, POOL_IOVA, MemKind::Pages).unwrap());
+    let mut pool = Pool::new(mem.clone(), 1024).unwrap();
+    let mut pf = open_nic(sim.pf_socket(), &NicConfig::default(), Some(&mem));
+    let mut vfs: Vec<Vf> = (0..2)
+        .map(|i| {
+            let mut nic = open_nic(sim.vf_socket(i).unwrap(), &NicConfig::default(), Some(&mem));
+            let lif = nic.create_lif(&format!("vf{i}"), None).unwrap();
+            let tx = nic.create_txq(&lif, 8, None).unwrap();
+            let mut rx = nic.create_rxq(&lif, 8, None).unwrap();
+            rx.set_polling();
+            rx.refill(&mut pool).unwrap();
+            Vf { nic, lif, tx, rx }
+        })
+        .collect();
+    let prog = p4::fairnic();
+    pf.load_pipeline(&prog.to_image()).unwrap();
+    let (l2, _) = prog_l2_and_drop();
+    let (to_cpu, _) = prog.action("to_cpu").unwrap();
+    let punt = [2, 0, 0, 0, 0, 0x99];
+    pf.table_add(&TableEntry::exact(l2, &punt, u32::from(to_cpu), &[])).unwrap();
+
+    // VF0's frame to the punted MAC reaches the PF, with VF0's LIF.
+    let (id0, id1) = (vfs[0].lif.id, vfs[1].lif.id);
+    let f = build_udp4(punt, vfs[0].lif.mac, [10, 0, 0, 1], [10, 0, 0, 9], (1, 2), b"to the cpu", 64);
+    send(&mut vfs[0], &mut pool, &f);
+    sim.advance(100_000);
+    assert!(recv(&mut vfs[1], &mut pool).is_empty());
+    let (got, left) = pf.packet_in().unwrap();
+    assert_eq!(left, 0);
+    assert_eq!(
+        got,
+        vec![host_driver::nic::PacketIn {
+            ingress_lif: id0,
+            frame: f.clone()
+        }]
+    );
+    assert_eq!(pf.packet_in().unwrap(), (Vec::new(), 0), "read once");
+    assert_eq!(vfs[0].nic.stats(id0).unwrap().get(LifCounter::ToCpu), 1);
+    assert!(
+        vfs[0].nic.packet_in().map_err(|e| e.admin_status()) == Err(Some(AdminStatus::Permission)),
+        "a VF may not read the CPU port"
+    );
+
+    // Past the queue's depth, the rest drop at the sender, counted.
+    let over = 8;
+    for _ in 0..(CPU_QUEUE_FRAMES + over) / 8 {
+        for _ in 0..8 {
+            send(&mut vfs[0], &mut pool, &f);
+        }
+        sim.advance(100_000);
+    }
+    let st = vfs[0].nic.stats(id0).unwrap();
+    assert_eq!(st.get(LifCounter::ToCpu), 1 + CPU_QUEUE_FRAMES as u64);
+    assert_eq!(st.get(LifCounter::DropCpuQueueFull), over as u64);
+    let (got, left) = pf.packet_in().unwrap();
+    assert_eq!((got.len(), left), (CPU_QUEUE_FRAMES, 0));
+    assert!(got.iter().all(|p| p.ingress_lif == id0 && p.frame == f));
+
+    // The PF injects: to VF1's LIF (no pipeline: VF1's MAC is not the
+    // destination), out of the uplink, to no LIF, a runt.
+    let g = build_udp4([2, 0, 0, 0, 0, 0x42], [2, 0, 0, 0, 0, 0x43], [10, 0, 0, 3], [10, 0, 0, 4], (5, 6), b"from the controller", 80);
+    pf.packet_inject(Some(id1), &g).unwrap();
+    sim.advance(100_000);
+    assert_eq!(recv(&mut vfs[1], &mut pool), vec![g.clone()]);
+    let before = pf.port_stats().unwrap();
+    pf.packet_inject(None, &g).unwrap();
+    let after = pf.port_stats().unwrap();
+    assert_eq!(after.get(LifCounter::WireTxPackets), before.get(LifCounter::WireTxPackets) + 1);
+    assert_eq!(after.get(LifCounter::CpuInjected), 2);
+    assert!(
+        pf.packet_inject(Some(4000), &g).map_err(|e| e.admin_status()) == Err(Some(AdminStatus::NoEntry)),
+        "no such LIF"
+    );
+    assert!(pf.packet_inject(Some(id1), &g[..10]).is_err(), "a runt is refused");
+    assert!(
+        vfs[1].nic.packet_inject(Some(id0), &g).map_err(|e| e.admin_status()) == Err(Some(AdminStatus::Permission)),
+        "a VF may not inject"
+    );
+    assert_eq!(vfs[1].nic.stats(id1).unwrap().get(LifCounter::RxPackets), 1);
+    sim.device().check_books().unwrap();
+}
+
 /// fairnic.p4's l2_fwd table and drop action numbers.
 fn prog_l2_and_drop() -> (u32, u32) {
     let p = p4::fairnic();

@@ -120,6 +120,36 @@ struct standard_metadata_t {
     bit<8>  parser_error;
 }
 
+/* ------------------------------------------------------------------ */
+/* The CPU port                                                        */
+/* ------------------------------------------------------------------ */
+/*
+ * The controller (a P4Runtime client of nicdrv) is reached through the
+ * CPU port. A program sends a packet there by setting
+ *
+ *     std.egress_lif = LIF_CPU;
+ *
+ * The device queues it for the PF, which hands it to the controller as a
+ * PacketIn carrying the packet_in header's fields (the LIF that sent it;
+ * 0xffff from the wire). A controller's PacketOut carries the packet_out
+ * header's fields: the LIF whose RX rings receive the frame, or 0xffff
+ * for the uplink; the device delivers it there without running the
+ * pipeline. The device adds and strips these fields itself: a program
+ * neither parses nor emits them, and the headers below only name them
+ * for the controller (P4Info's controller_packet_metadata).
+ */
+const bit<16> LIF_CPU = 0xfffe;
+
+@controller_header("packet_in")
+header packet_in_header_t {
+    bit<16> ingress_lif;
+}
+
+@controller_header("packet_out")
+header packet_out_header_t {
+    bit<16> egress_lif;
+}
+
 /* Drop the packet (sets std.drop). */
 extern void mark_to_drop(inout standard_metadata_t std);
 

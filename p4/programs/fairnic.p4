@@ -6,7 +6,8 @@
  *
  *   - l2_fwd (exact on the destination MAC) decides when it hits: the
  *     device fills it with every LIF's MAC (to_lif) and the control plane
- *     may add entries (to_lif, to_uplink, drop, to_lif_recirc, flood);
+ *     may add entries (to_lif, to_uplink, drop, to_lif_recirc, flood,
+ *     to_cpu);
  *   - on a miss, a group destination (I/G bit set) floods; unknown unicast
  *     from a LIF goes to the uplink; unknown unicast from the wire gets no
  *     destination (the device counts it as no route), unless an IPv4
@@ -14,7 +15,8 @@
  *
  * Alongside: per-LIF meters (packets, bytes) whose colors land in the
  * metadata and are counted by color, per-LIF ingress and egress counters,
- * a count of L3 kinds, and an IPv4 `acl` (ternary) that can drop.
+ * a count of L3 kinds, and an IPv4 `acl` (ternary) that can drop or send
+ * to the controller (to_cpu: the CPU port, a P4Runtime PacketIn).
  *
  * Cost: 1 unit per header parsed, 1 per l2_fwd lookup, 1 base: a plain
  * Ethernet/IPv4/UDP frame costs 5 units a pass, as with the built-in
@@ -24,7 +26,7 @@
  * Table and action order matters to the control plane: tables are
  * numbered acl 0, l2_fwd 1, route 2; actions NoAction 0, to_lif 1,
  * to_uplink 2, drop 3, to_lif_recirc 4, flood 5 (the built-in switch's
- * numbers for the same actions).
+ * numbers for the same actions), to_cpu 6.
  */
 
 #include <fairnic_arch.p4>
@@ -235,6 +237,11 @@ control DeviceIngress(inout headers_t hdr,
         std.flood = 1;
     }
 
+    /* To the controller, through the CPU port (a P4Runtime PacketIn). */
+    action to_cpu() {
+        std.egress_lif = LIF_CPU;
+    }
+
     /* IPv4 filter: entries drop what they match. */
     @cost(0)
     table acl {
@@ -245,6 +252,7 @@ control DeviceIngress(inout headers_t hdr,
         }
         actions = {
             drop;
+            to_cpu;
             NoAction;
         }
         default_action = NoAction();
@@ -263,6 +271,7 @@ control DeviceIngress(inout headers_t hdr,
             drop;
             to_lif_recirc;
             flood;
+            to_cpu;
             NoAction;
         }
         default_action = NoAction();
@@ -308,7 +317,8 @@ control DeviceIngress(inout headers_t hdr,
             acl.apply();
         }
 
-        if (std.drop == 0) {
+        /* An acl entry that sent it to the CPU port decides. */
+        if (std.drop == 0 && std.egress_lif != LIF_CPU) {
             if (!l2_fwd.apply().hit) {
                 if (hdr.ethernet.dst_addr[40:40] == 1) {
                     flood();
@@ -321,7 +331,7 @@ control DeviceIngress(inout headers_t hdr,
             }
         }
 
-        if (std.drop == 0 && std.egress_lif != LIF_NONE) {
+        if (std.drop == 0 && std.egress_lif != LIF_NONE && std.egress_lif != LIF_CPU) {
             lif_out.count((bit<32>) std.egress_lif);
         }
     }

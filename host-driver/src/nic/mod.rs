@@ -17,9 +17,11 @@
 mod admin;
 mod lifs;
 mod queues;
+mod cpu_port;
 mod settings;
 
 pub use crate::error::{DriverError, ErrorKind};
+pub use cpu_port::PacketIn;
 
 use crate::backend::{Backend, BarMapping, ConfigExt, IrqKind};
 use crate::error::OnDevice;

@@ -16,21 +16,30 @@ impl Device {
     pub fn check_books(&self) -> Result<(), String> {
         let t = |c| self.total_with_retired(c);
         let a = self.audit;
-        let frames = t(LifCounter::TxPackets) + t(LifCounter::WireRxPackets);
+        let frames = t(LifCounter::TxPackets) + t(LifCounter::WireRxPackets) + t(LifCounter::CpuInjected);
         let sender_drops = t(LifCounter::DropPipeline)
             + t(LifCounter::DropParseError)
             + t(LifCounter::DropSpoofed)
             + t(LifCounter::DropBadSource)
+            + t(LifCounter::DropCpuQueueFull)
             + t(LifCounter::DropNoRoute).saturating_sub(a.arrivals_no_lif);
-        let outcomes = a.to_lif + a.floods + t(LifCounter::ToUplink) + a.hairpins + sender_drops;
+        let outcomes = a.to_lif
+            + a.floods
+            + t(LifCounter::ToUplink)
+            + a.hairpins
+            + t(LifCounter::ToCpu)
+            + a.injected_to_wire
+            + sender_drops;
         if frames != outcomes {
             return Err(format!(
                 "{frames} frames entered the switch, {outcomes} outcomes (to a LIF {}, floods {}, to the wire {}, \
-                 hairpins {}, dropped at the sender {sender_drops})",
+                 hairpins {}, to the CPU port {}, injected to the wire {}, dropped at the sender {sender_drops})",
                 a.to_lif,
                 a.floods,
                 t(LifCounter::ToUplink),
-                a.hairpins
+                a.hairpins,
+                t(LifCounter::ToCpu),
+                a.injected_to_wire
             ));
         }
         if a.arrivals != a.to_lif + a.flood_copies {

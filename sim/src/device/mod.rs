@@ -266,6 +266,8 @@ pub struct Audit {
     /// sender).
     pub arrivals: u64,
     pub arrivals_no_lif: u64,
+    /// Frames the PF injected out of the uplink (`PacketInject`).
+    pub injected_to_wire: u64,
 }
 
 /// The device.
@@ -286,6 +288,9 @@ pub struct Device {
     pub uplink_counters: [u64; LIF_COUNTERS],
     /// What `EventsGet` reads.
     pub events: events::EventLog,
+    /// The CPU port's queue, oldest first: (the sender's `ingress_lif`,
+    /// the frame), at most `CPU_QUEUE_FRAMES`; `PacketInRead` drains it.
+    pub cpu_queue: std::collections::VecDeque<(u16, Vec<u8>)>,
     /// The function the engine is working for, to blame if it panics.
     blame: Option<u16>,
     /// How frames went through the switch, beside the counters: what
@@ -359,6 +364,7 @@ impl Device {
             events: events::EventLog::default(),
             blame: None,
             audit: Audit::default(),
+            cpu_queue: std::collections::VecDeque::new(),
             internal_errors: Vec::new(),
             pipeline: admin::PipelineUpload::default(),
             scratch: Vec::with_capacity(9216),

@@ -26,7 +26,7 @@
 //! uplink if a LIF sent it), sends unknown unicast from a LIF to the uplink,
 //! and drops unknown unicast from the uplink (`DropNoRoute`).
 
-use dataplane::abi::{AdminStatus, MeterConfig, TableEntry};
+use dataplane::abi::{self, AdminStatus, MeterConfig, TableEntry};
 use dataplane::packet::{EthernetFrame, Mac};
 use dataplane::pipeline::{self, EntryError, Pipeline, Program};
 use std::collections::HashMap;
@@ -55,14 +55,18 @@ pub const L2_CAPACITY: usize = 4096;
 pub enum Source {
     Lif(u16),
     Uplink,
+    /// The PF, through the CPU port (`PacketInject`): delivered to a LIF
+    /// without passing through the pipeline.
+    Cpu,
 }
 
 impl Source {
     /// The program's `ingress_lif` for a frame from here.
-    fn ingress_lif(self) -> u16 {
+    pub fn ingress_lif(self) -> u16 {
         match self {
             Source::Lif(l) => l,
             Source::Uplink => pipeline::std_meta::LIF_NONE as u16,
+            Source::Cpu => abi::LIF_CPU,
         }
     }
 }
@@ -83,6 +87,8 @@ pub enum Verdict {
     Spoofed,
     /// The source MAC is a group address.
     BadSource,
+    /// To the CPU port (the program set `egress_lif` to `LIF_CPU`).
+    ToCpu,
 }
 
 /// Why a table entry was refused.
@@ -91,6 +97,7 @@ pub type EntryRefusal = (AdminStatus, &'static str);
 /// The switch's decision from the program's outcome.
 fn decision(o: pipeline::Outcome) -> Decision {
     let verdict = match o.verdict {
+        pipeline::Verdict::ToLif(abi::LIF_CPU) => Verdict::ToCpu,
         pipeline::Verdict::ToLif(l) => Verdict::ToLif(l),
         pipeline::Verdict::ToUplink => Verdict::ToUplink,
         pipeline::Verdict::Flood => Verdict::Flood,
@@ -331,7 +338,7 @@ impl Switch {
         match (self.lif_macs.get(&dst), src) {
             (Some(&l), _) => Verdict::ToLif(l),
             (None, Source::Lif(_)) => Verdict::ToUplink,
-            (None, Source::Uplink) => Verdict::NoRoute,
+            (None, Source::Uplink | Source::Cpu) => Verdict::NoRoute,
         }
     }
 

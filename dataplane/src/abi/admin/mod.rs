@@ -25,6 +25,7 @@ mod function_config;
 mod lif;
 mod meter;
 mod moderation;
+mod packet;
 mod pipeline;
 mod queue;
 mod stats;
@@ -37,6 +38,7 @@ pub use function_config::*;
 pub use lif::*;
 pub use meter::*;
 pub use moderation::*;
+pub use packet::*;
 pub use pipeline::*;
 pub use queue::*;
 pub use stats::*;
@@ -210,6 +212,13 @@ abi_enum! {
         /// arrays from a cell on; `value` = cells written, `data` = cells
         /// the array has.
         PipelineCounterGet = 0x64,
+        /// PF only: write the frames the program sent to the CPU port
+        /// ([`LIF_CPU`]), oldest first, each a [`PacketInRecord`] and its
+        /// bytes; `value` = frames written, `data` = frames still queued.
+        PacketInRead = 0x65,
+        /// PF only: send one frame, read from the host, to a LIF's RX rings
+        /// or out of the uplink ([`PacketInject`]), past the pipeline.
+        PacketInject = 0x66,
         /// PF only: write the device's [`DeviceEvent`]s from a sequence
         /// number on; `value` = events written, `data` = the sequence
         /// number to ask from next.
@@ -233,6 +242,8 @@ impl AdminOpcode {
                 | AdminOpcode::TableEntryDel
                 | AdminOpcode::TableEntryList
                 | AdminOpcode::PipelineCounterGet
+                | AdminOpcode::PacketInRead
+                | AdminOpcode::PacketInject
                 | AdminOpcode::PortStatsGet
                 | AdminOpcode::EventsGet
                 | AdminOpcode::FunctionConfigSet
@@ -341,6 +352,11 @@ pub enum AdminCommand {
     /// `PipelineCounterGet`: PF only: write a counter array's
     /// [`CounterCell`]s from a cell on.
     PipelineCounterGet(CounterRef),
+    /// `PacketInRead`: PF only: write the CPU port's queued frames to this
+    /// buffer.
+    PacketInRead(DmaRef),
+    /// `PacketInject`: PF only: send a frame to a LIF or the uplink.
+    PacketInject(PacketInject),
     /// `EventsGet`: PF only: write [`DeviceEvent`]s from a sequence number on.
     EventsGet(EventsRef),
     /// `FunctionConfigSet`: PF only: set a function's LIF slot's MAC, spoof
@@ -433,6 +449,8 @@ impl AdminCommand {
             AdminCommand::TableEntryDel(_) => AdminOpcode::TableEntryDel,
             AdminCommand::TableEntryList(_) => AdminOpcode::TableEntryList,
             AdminCommand::PipelineCounterGet(_) => AdminOpcode::PipelineCounterGet,
+            AdminCommand::PacketInRead(_) => AdminOpcode::PacketInRead,
+            AdminCommand::PacketInject(_) => AdminOpcode::PacketInject,
         }
     }
 
@@ -445,7 +463,9 @@ impl AdminCommand {
             | AdminCommand::StatsGet(d)
             | AdminCommand::PortStatsGet(d)
             | AdminCommand::TableEntryAdd(d)
-            | AdminCommand::TableEntryDel(d) => put(d),
+            | AdminCommand::TableEntryDel(d)
+            | AdminCommand::PacketInRead(d) => put(d),
+            AdminCommand::PacketInject(p) => put(p),
             AdminCommand::LifCreate(l) => put(l),
             AdminCommand::QueueCreate(q) => put(q),
             AdminCommand::QueueDestroy(q) | AdminCommand::QueueReset(q) => put(q),
@@ -525,6 +545,17 @@ impl AdminCommand {
                 c.dma
                     .check("pipeline_counter_get.dma.len", "pipeline_counter_get.dma.rsvd")?;
                 AdminCommand::PipelineCounterGet(c)
+            }
+            AdminOpcode::PacketInRead => AdminCommand::PacketInRead(dma(
+                "packet_in_read",
+                "packet_in_read.rsvd",
+                "packet_in_read.dma.len",
+                "packet_in_read.dma.rsvd",
+            )?),
+            AdminOpcode::PacketInject => {
+                let p: PacketInject = body("packet_inject", "packet_inject.rsvd", b)?;
+                p.check()?;
+                AdminCommand::PacketInject(p)
             }
             AdminOpcode::EventsGet => {
                 let e: EventsRef = body("events_get", "events_get.rsvd", b)?;

@@ -71,6 +71,18 @@ abi_enum! {
         /// (`RxPackets`) or dropped here (a `Drop*` counter): what of the
         /// LIF's counters is wire traffic rather than other LIFs'.
         RxFromWire = 25,
+        /// Frames the pipeline program sent to the CPU port ([`LIF_CPU`])
+        /// that the port queued for the PF (ABI 1.5): an outcome at the
+        /// sender, like `ToUplink`. On the uplink's counters: frames from
+        /// the wire.
+        ToCpu = 26,
+        /// Dropped: sent to the CPU port while its queue held
+        /// [`CPU_QUEUE_FRAMES`] frames (ABI 1.5); at the sender.
+        DropCpuQueueFull = 27,
+        /// Uplink only (`PortStatsGet`): frames the PF sent with
+        /// `PacketInject` (ABI 1.5). Each ends at its LIF (`RxPackets` or a
+        /// `Drop*` counter there) or on the wire (`WireTxPackets`).
+        CpuInjected = 28,
     }
 }
 
@@ -106,7 +118,7 @@ impl Default for LifStats {
 
 impl LifCounter {
     /// Every drop counter: each dropped frame lands in exactly one.
-    pub const DROPS: [LifCounter; 9] = [
+    pub const DROPS: [LifCounter; 10] = [
         LifCounter::DropNoRxBuffer,
         LifCounter::DropMeterRed,
         LifCounter::DropParseError,
@@ -116,6 +128,7 @@ impl LifCounter {
         LifCounter::DropPipeline,
         LifCounter::DropSpoofed,
         LifCounter::DropBadSource,
+        LifCounter::DropCpuQueueFull,
     ];
 }
 

@@ -96,6 +96,12 @@ fn samples() -> Vec<AdminCommand> {
             dma: DmaRef::new(0x6000, 4096),
         }),
         AdminCommand::PortStatsGet(DmaRef::new(0x4000, 272)),
+        AdminCommand::PacketInRead(DmaRef::new(0x8000, 65536)),
+        AdminCommand::PacketInject(PacketInject {
+            lif: 3.into(),
+            rsvd: [0; 6],
+            dma: DmaRef::new(0x8000, 60),
+        }),
         AdminCommand::EventsGet(EventsRef {
             from_seq: 17.into(),
             dma: DmaRef::new(0x7000, 4096),

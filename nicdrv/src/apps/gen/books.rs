@@ -94,7 +94,7 @@ impl Run<'_> {
                 let now = retired(nic)?;
                 for c in LifCounter::DROPS
                     .into_iter()
-                    .chain([LifCounter::ToUplink, LifCounter::RxFromWire])
+                    .chain([LifCounter::ToUplink, LifCounter::ToCpu, LifCounter::RxFromWire])
                 {
                     let v = stats[owner].get(c) + now.get(c).saturating_sub(base.get(c));
                     stats[owner].counters[c as usize] = v.into();
@@ -125,6 +125,7 @@ impl Run<'_> {
         let mut device_drops = 0u64;
         let mut app_drops = 0u64;
         let mut to_uplink = 0u64;
+        let mut to_cpu = 0u64;
         // Wire frames that arrived at gen's LIFs, and those gen took.
         let (mut wire_arrived, mut wire_taken) = (0u64, 0u64);
         let mut foreign_all = Foreign::default();
@@ -149,6 +150,7 @@ impl Run<'_> {
                 }
             }
             to_uplink += stats[i].get(LifCounter::ToUplink);
+            to_cpu += stats[i].get(LifCounter::ToCpu);
             let mut foreign = rcv.foreign[i];
             let arrived = stats[i].get(LifCounter::RxFromWire);
             let taken = foreign.from_wire + foreign.own_back_from_wire;
@@ -195,7 +197,8 @@ impl Run<'_> {
         let own_dropped = device_drops as i64 - foreign_dropped + app_drops as i64;
         let total_sent: u64 = self.sent.iter().sum();
         let total_received: u64 = rcv.received.iter().sum();
-        let unaccounted = total_sent as i64 - total_received as i64 - own_dropped - to_uplink as i64;
+        let unaccounted =
+            total_sent as i64 - total_received as i64 - own_dropped - to_uplink as i64 - to_cpu as i64;
         let cfg = self.cfg;
         GenReport {
             app: "gen",
@@ -220,6 +223,7 @@ impl Run<'_> {
                 dropped_with_reason: own_dropped.max(0) as u64,
                 device_drops: device_drops + app_drops,
                 to_uplink,
+                to_cpu,
                 unaccounted,
                 balanced: unaccounted == 0,
                 foreign: foreign_all,

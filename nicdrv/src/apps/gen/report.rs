@@ -107,6 +107,9 @@ pub struct Conservation {
     /// MAC the device did not know, e.g. a LIF's while its function was
     /// resetting).
     pub to_uplink: u64,
+    /// Frames the pipeline program sent to the CPU port (the controller's
+    /// PacketIn), at gen's LIFs.
+    pub to_cpu: u64,
     pub unaccounted: i64,
     pub balanced: bool,
     /// Foreign frames at gen's LIFs, all together (not in the books).
@@ -254,8 +257,13 @@ impl GenReport {
             c.sent,
             c.received,
             c.dropped_with_reason,
-            if c.to_uplink > 0 {
-                format!(" + out of the uplink {}", c.to_uplink)
+            if c.to_uplink > 0 || c.to_cpu > 0 {
+                let cpu = if c.to_cpu > 0 {
+                    format!(" + to the CPU port {}", c.to_cpu)
+                } else {
+                    String::new()
+                };
+                format!(" + out of the uplink {}{cpu}", c.to_uplink)
             } else {
                 String::new()
             },

@@ -485,6 +485,8 @@ impl Device {
                 }
                 Ok(Outcome::ok(to - from, u64::from(cells)))
             }
+            AdminCommand::PacketInRead(dma) => self.packet_in_read(fi, &dma),
+            AdminCommand::PacketInject(p) => self.packet_inject(fi, &p),
             AdminCommand::EventsGet(e) => {
                 let room = e.dma.len.get() as usize / core::mem::size_of::<DeviceEvent>();
                 if room == 0 {
@@ -529,6 +531,70 @@ impl Device {
                 Ok(Outcome::ok(self.switch.static_entries() as u32, 0))
             }
         }
+    }
+}
+
+impl Device {
+    /// `PacketInRead`: as many whole records as the buffer holds, oldest
+    /// first; frames that do not fit stay queued for the next read.
+    fn packet_in_read(&mut self, fi: usize, dma: &abi::DmaRef) -> Res {
+        let room = dma.len.get() as usize;
+        let mut out = Vec::new();
+        let mut n = 0usize;
+        while let Some((_, frame)) = self.cpu_queue.get(n) {
+            if out.len() + abi::PacketInRecord::span(frame.len()) > room {
+                break;
+            }
+            n += 1;
+        }
+        if n == 0 && !self.cpu_queue.is_empty() {
+            // Not even the oldest frame fits: the buffer is too small.
+            return Err(AdminStatus::Invalid.into());
+        }
+        for (lif, frame) in self.cpu_queue.iter().take(n) {
+            let rec = abi::PacketInRecord {
+                ingress_lif: (*lif).into(),
+                rsvd: 0.into(),
+                len: (frame.len() as u32).into(),
+            };
+            out.extend_from_slice(rec.as_bytes());
+            out.extend_from_slice(frame);
+            out.resize(out.len().next_multiple_of(8), 0);
+        }
+        if !out.is_empty() {
+            // Written first, drained after: a DMA fault loses no frame.
+            self.dma_out(fi, dma, &out)?;
+        }
+        self.cpu_queue.drain(..n);
+        Ok(Outcome::ok(n as u32, self.cpu_queue.len() as u64))
+    }
+
+    /// `PacketInject`: read the frame, then deliver it to the LIF's RX
+    /// rings or out of the uplink, past the pipeline. It ends in the
+    /// receiver's counters (or `WireTxPackets`), and the uplink's
+    /// `CpuInjected` counts it.
+    fn packet_inject(&mut self, fi: usize, p: &abi::PacketInject) -> Res {
+        let target = p.lif.get();
+        if target != abi::LIF_NONE && !self.lifs.get(usize::from(target)).is_some_and(Option::is_some) {
+            return Err(AdminStatus::NoEntry.into());
+        }
+        // The length was checked against MAX_FRAME_LEN when decoded.
+        let mut frame = vec![0u8; p.dma.len.get() as usize];
+        self.functions[fi]
+            .dma
+            .read(p.dma.addr.get(), &mut frame)
+            .map_err(|_| Outcome::err(AdminStatus::DmaFault))?;
+        let now = self.now();
+        self.uplink_counters[abi::LifCounter::CpuInjected as usize] += 1;
+        if target == abi::LIF_NONE {
+            self.port.transmit(now, &frame);
+            self.uplink_counters[abi::LifCounter::WireTxPackets as usize] += 1;
+            self.audit.injected_to_wire += 1;
+        } else {
+            self.audit.to_lif += 1;
+            self.inject_to_lif(usize::from(target), &frame, now);
+        }
+        Ok(Outcome::ok(0, 0))
     }
 }
 

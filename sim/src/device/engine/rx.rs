@@ -13,7 +13,9 @@ impl Device {
     pub(super) fn source_count(&mut self, src: Source, c: LifCounter) {
         match src {
             Source::Lif(l) => self.lif_count(usize::from(l), c, 1),
-            Source::Uplink => self.uplink_counters[c as usize] += 1,
+            // The CPU port's frames are the PF's: what they end in
+            // before a LIF takes them is on the port's counters.
+            Source::Uplink | Source::Cpu => self.uplink_counters[c as usize] += 1,
         }
     }
 
@@ -31,7 +33,7 @@ impl Device {
                 self.uplink_counters[LifCounter::WireTxPackets as usize] += 1;
                 match src {
                     Source::Lif(l) => self.lif_count(usize::from(l), LifCounter::ToUplink, 1),
-                    Source::Uplink => self.audit.hairpins += 1,
+                    Source::Uplink | Source::Cpu => self.audit.hairpins += 1,
                 }
             }
             Verdict::Flood => {
@@ -45,7 +47,7 @@ impl Device {
                     // the uplink alone; one from the wire has nowhere to go.
                     return match src {
                         Source::Lif(_) => self.deliver(Verdict::ToUplink, frame, m, now),
-                        Source::Uplink => self.source_count(src, LifCounter::DropNoRoute),
+                        Source::Uplink | Source::Cpu => self.source_count(src, LifCounter::DropNoRoute),
                     };
                 }
                 self.audit.floods += 1;
@@ -65,6 +67,17 @@ impl Device {
             Verdict::ParseError => self.source_count(src, LifCounter::DropParseError),
             Verdict::Spoofed => self.source_dropped(src, LifCounter::DropSpoofed, now),
             Verdict::BadSource => self.source_dropped(src, LifCounter::DropBadSource, now),
+            Verdict::ToCpu => {
+                if self.cpu_queue.len() >= dataplane::abi::CPU_QUEUE_FRAMES {
+                    self.source_count(src, LifCounter::DropCpuQueueFull);
+                } else {
+                    // A deparser emits no more than it extracted: the frame
+                    // is no longer than the one that came in.
+                    let len = frame.len().min(usize::from(dataplane::abi::MAX_FRAME_LEN));
+                    self.cpu_queue.push_back((src.ingress_lif(), frame[..len].to_vec()));
+                    self.source_count(src, LifCounter::ToCpu);
+                }
+            }
         }
     }
 
@@ -88,6 +101,18 @@ impl Device {
                 u64::from(c.raw()),
             );
         }
+    }
+
+    /// A frame the PF injected through the CPU port (`PacketInject`) into
+    /// LIF `d`'s RX rings: no pipeline, no meter, no cost.
+    pub(crate) fn inject_to_lif(&mut self, d: usize, frame: &[u8], now: Nanos) {
+        let m = Meta {
+            src: Source::Cpu,
+            mark: MeterColor::Green,
+            cost: 0,
+            done: now,
+        };
+        self.rx_deliver(d, frame, m, now);
     }
 
     /// Put `frame` into the next posted buffer of LIF `d`.
@@ -207,6 +232,7 @@ impl Device {
         let src_lif = match src {
             Source::Lif(s) => s,
             Source::Uplink => LIF_UPLINK,
+            Source::Cpu => dataplane::abi::LIF_CPU,
         };
         let mut c = crate::device::queue::completion(
             CompStatus::Ok,

@@ -224,7 +224,7 @@ impl Device {
                     }
                     Verdict::Spoofed
                 }
-                Source::Uplink => return None,
+                Source::Uplink | Source::Cpu => return None,
             }
         };
         // The parser read the Ethernet header: one stage's cost.
