@@ -285,11 +285,20 @@ fn the_cpu_port_queues_what_the_program_sends_it_and_injects_the_pfs_frames() {
     let (l2, _) = prog_l2_and_drop();
     let (to_cpu, _) = prog.action("to_cpu").unwrap();
     let punt = [2, 0, 0, 0, 0, 0x99];
-    pf.table_add(&TableEntry::exact(l2, &punt, u32::from(to_cpu), &[])).unwrap();
+    pf.table_add(&TableEntry::exact(l2, &punt, u32::from(to_cpu), &[]))
+        .unwrap();
 
     // VF0's frame to the punted MAC reaches the PF, with VF0's LIF.
     let (id0, id1) = (vfs[0].lif.id, vfs[1].lif.id);
-    let f = build_udp4(punt, vfs[0].lif.mac, [10, 0, 0, 1], [10, 0, 0, 9], (1, 2), b"to the cpu", 64);
+    let f = build_udp4(
+        punt,
+        vfs[0].lif.mac,
+        [10, 0, 0, 1],
+        [10, 0, 0, 9],
+        (1, 2),
+        b"to the cpu",
+        64,
+    );
     send(&mut vfs[0], &mut pool, &f);
     sim.advance(100_000);
     assert!(recv(&mut vfs[1], &mut pool).is_empty());
@@ -326,14 +335,25 @@ fn the_cpu_port_queues_what_the_program_sends_it_and_injects_the_pfs_frames() {
 
     // The PF injects: to VF1's LIF (no pipeline: VF1's MAC is not the
     // destination), out of the uplink, to no LIF, a runt.
-    let g = build_udp4([2, 0, 0, 0, 0, 0x42], [2, 0, 0, 0, 0, 0x43], [10, 0, 0, 3], [10, 0, 0, 4], (5, 6), b"from the controller", 80);
+    let g = build_udp4(
+        [2, 0, 0, 0, 0, 0x42],
+        [2, 0, 0, 0, 0, 0x43],
+        [10, 0, 0, 3],
+        [10, 0, 0, 4],
+        (5, 6),
+        b"from the controller",
+        80,
+    );
     pf.packet_inject(Some(id1), &g).unwrap();
     sim.advance(100_000);
     assert_eq!(recv(&mut vfs[1], &mut pool), vec![g.clone()]);
     let before = pf.port_stats().unwrap();
     pf.packet_inject(None, &g).unwrap();
     let after = pf.port_stats().unwrap();
-    assert_eq!(after.get(LifCounter::WireTxPackets), before.get(LifCounter::WireTxPackets) + 1);
+    assert_eq!(
+        after.get(LifCounter::WireTxPackets),
+        before.get(LifCounter::WireTxPackets) + 1
+    );
     assert_eq!(after.get(LifCounter::CpuInjected), 2);
     assert!(
         pf.packet_inject(Some(4000), &g).map_err(|e| e.admin_status()) == Err(Some(AdminStatus::NoEntry)),

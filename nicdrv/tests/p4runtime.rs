@@ -101,6 +101,23 @@ import time
 time.sleep(0.5)
 cs = list(sh.CounterEntry("lif_in").read())
 print("counters moved", sorted(c.index for c in cs if c.packet_count > 0))
+# PacketIn: an acl entry sends gen's UDP frames to the CPU port; the
+# shell's PacketIn gets them with the LIF that sent each.
+pin = sh.PacketIn()
+acl = sh.TableEntry("acl")(action="to_cpu")
+acl.match["hdr.ipv4.protocol"] = "17&&&0xff"
+acl.priority = 1
+acl.insert()
+got = list(pin.sniff(timeout=2))
+acl.delete()
+lifs = sorted({int(m.packet.metadata[0].value.hex(), 16) for m in got})
+print("packet in", len(got) > 0, lifs, all(len(m.packet.payload) >= 60 for m in got))
+# PacketOut: three frames to LIF 1, past the pipeline (gen's receiver on
+# LIF 1 counts them as the controller's).
+frame = bytes.fromhex("02f41c000001" "020000000042" "88b5") + bytes(50)
+for i in range(3):
+    sh.PacketOut(payload=frame, egress_lif="1").send()
+print("packet out sent")
 # One left for nicctl to see.
 kept = sh.TableEntry("l2_fwd")(action="to_lif")
 kept.match["hdr.ethernet.dst_addr"] = "02:00:00:00:00:77"
@@ -177,7 +194,7 @@ print("done")
     // The device's own entries: gen's two LIFs (one on each VF, made
     // before the P4Runtime server starts), each MAC to its LIF.
     let want = format!(
-        "l2_fwd {l2}\nlif_packets {meter}\nduplicate refused: True\nread 1 01\ndevice entries [0, 1]\nafter delete 0\nmeter cells [0, 1]\nmeter applied {applied}\ncounters moved [0, 1]\nYou are not the primary client, you only have read access to the server\nbackup refused: True\ndone\n"
+        "l2_fwd {l2}\nlif_packets {meter}\nduplicate refused: True\nread 1 01\ndevice entries [0, 1]\nafter delete 0\nmeter cells [0, 1]\nmeter applied {applied}\ncounters moved [0, 1]\npacket in True [0, 1] True\npacket out sent\nYou are not the primary client, you only have read access to the server\nbackup refused: True\ndone\n"
     );
     // The shell also echoes each match and parameter as it is set: only
     // the script's own lines are compared.
@@ -192,6 +209,7 @@ print("done")
                 "device entries ",
                 "meter ",
                 "counters ",
+                "packet ",
                 "You are not the primary",
                 "backup ",
                 "after delete ",
@@ -223,6 +241,14 @@ print("done")
     unsafe { libc::kill(nicdrv.id() as i32, libc::SIGINT) };
     assert!(nicdrv.wait().unwrap().success());
     drain.join().unwrap();
+    // gen's receiver on LIF 1 took the controller's three PacketOuts (and
+    // nothing else came from the CPU port).
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(tmp("report.json")).unwrap()).unwrap();
+    assert_eq!(
+        report["conservation"]["foreign"]["from_cpu"],
+        serde_json::json!(3),
+        "{report}"
+    );
     for f in [info, image] {
         let _ = std::fs::remove_file(f);
     }

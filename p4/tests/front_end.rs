@@ -77,8 +77,18 @@ fn fairnic_tables_match_kinds_and_actions() {
         .collect();
     assert_eq!(
         acts,
-        ["to_lif", "to_uplink", "drop", "to_lif_recirc", "flood", "NoAction"]
+        [
+            "to_lif",
+            "to_uplink",
+            "drop",
+            "to_lif_recirc",
+            "flood",
+            "to_cpu",
+            "NoAction"
+        ]
     );
+    // to_cpu sends to the CPU port: egress_lif = LIF_CPU (fairnic_arch.p4).
+    assert_eq!(p.action("to_cpu").unwrap().0, 6);
 
     let (_, acl) = p.table("acl").unwrap();
     assert!(acl.keys.iter().all(|k| k.kind == MatchKind::Ternary));

@@ -217,8 +217,41 @@ pub fn p4info(program: &Program) -> pi::P4Info {
         actions,
         counters,
         meters,
+        controller_packet_metadata: controller_headers(),
         ..Default::default()
     }
+}
+
+/// The CPU port's headers (`fairnic_arch.p4`): the device adds and strips
+/// their one field, the same for every fairnic program.
+pub mod cpu_port {
+    /// `packet_in`'s field: the LIF that sent the frame (0xffff: the wire).
+    pub const PACKET_IN: (&str, &str) = ("packet_in", "ingress_lif");
+    /// `packet_out`'s field: the LIF to deliver to (0xffff: the uplink).
+    pub const PACKET_OUT: (&str, &str) = ("packet_out", "egress_lif");
+    /// Their id within the header, and width.
+    pub const FIELD_ID: u32 = 1;
+    pub const FIELD_BITS: i32 = 16;
+}
+
+/// P4Info's `controller_packet_metadata`: `packet_in` and `packet_out`,
+/// each with its one 16-bit field (id 1).
+fn controller_headers() -> Vec<pi::ControllerPacketMetadata> {
+    let names = [cpu_port::PACKET_IN, cpu_port::PACKET_OUT];
+    let ids = assign(prefix::CONTROLLER_HEADER, names.iter().map(|(h, _)| *h));
+    names
+        .iter()
+        .zip(ids)
+        .map(|(&(header, field), id)| pi::ControllerPacketMetadata {
+            preamble: preamble(id, header),
+            metadata: vec![pi::controller_packet_metadata::Metadata {
+                id: cpu_port::FIELD_ID,
+                name: field.to_string(),
+                bitwidth: cpu_port::FIELD_BITS,
+                ..Default::default()
+            }],
+        })
+        .collect()
 }
 
 /// Why a P4Info text could not be read.

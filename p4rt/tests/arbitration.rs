@@ -179,6 +179,95 @@ async fn a_packet_before_arbitration_is_refused_on_the_stream() {
     }
 }
 
+/// A PacketOut from the primary reaches the device's CPU port with its
+/// egress LIF; a backup's, or one with bad metadata, is answered with a
+/// stream error carrying the packet; frames the device queued at its CPU
+/// port reach the primary as PacketIn with the sender's LIF, in order,
+/// and none is read while no stream is primary.
+#[tokio::test]
+async fn packets_go_out_from_the_primary_and_come_in_to_it() {
+    let rec = Recorder::default();
+    // Queued before any primary: the server leaves them on the device.
+    rec.3
+        .lock()
+        .unwrap()
+        .1
+        .extend((0..5u8).map(|i| (u16::from(i % 2), vec![i; 60])));
+    let s = Server::start("127.0.0.1:0".parse().unwrap(), Service::new(DEVICE, rec.clone())).unwrap();
+    let mut backup = Controller::connect(s.addr()).await;
+    backup.arbitrate(DEVICE, None).await;
+    assert_eq!(backup.answer().await.0, Code::NotFound);
+    tokio::time::sleep(p4rt::server::packets::POLL * 10).await;
+    assert_eq!(rec.3.lock().unwrap().1.len(), 5, "nothing read without a primary");
+
+    let mut primary = Controller::connect(s.addr()).await;
+    primary.arbitrate(DEVICE, Some(9)).await;
+    assert_eq!(primary.answer().await, (Code::Ok, 9));
+    assert_eq!(backup.answer().await, (Code::AlreadyExists, 9), "told of the primary");
+    // Five frames in three reads of at most two, in order.
+    let mut got = Vec::new();
+    while got.len() < 5 {
+        match primary.next().await.unwrap().and_then(|m| m.update) {
+            Some(Out::Packet(p)) => got.push((p.metadata, p.payload)),
+            Some(Out::Arbitration(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    for (i, (meta, payload)) in got.iter().enumerate() {
+        assert_eq!(meta.len(), 1);
+        assert_eq!((meta[0].metadata_id, meta[0].value.clone()), (1, vec![(i % 2) as u8]));
+        assert_eq!(payload, &vec![i as u8; 60]);
+    }
+
+    let packet = |lif: &[u8], len: usize| StreamMessageRequest {
+        update: Some(In::Packet(PacketOut {
+            payload: vec![0x5a; len],
+            metadata: vec![PacketMetadata {
+                metadata_id: 1,
+                value: lif.to_vec(),
+            }],
+        })),
+    };
+    primary.to.send(packet(&[2], 64)).await.unwrap();
+    primary.to.send(packet(&[0xff, 0xff], 64)).await.unwrap();
+    // Refused, each on the sender's stream with its packet.
+    let refused = |m: Option<StreamMessageResponse>| match m.and_then(|m| m.update) {
+        Some(Out::Error(e)) => {
+            let Some(stream_error::Details::PacketOut(p)) = e.details else {
+                panic!("no packet in {e:?}")
+            };
+            (
+                Code::from_i32(e.canonical_code),
+                e.message,
+                p.packet_out.unwrap().payload.len(),
+            )
+        }
+        other => panic!("{other:?}"),
+    };
+    backup.to.send(packet(&[1], 64)).await.unwrap();
+    let (code, why, len) = refused(backup.next().await.unwrap());
+    assert_eq!((code, len), (Code::PermissionDenied, 64), "{why}");
+    primary.to.send(packet(&[1], 10)).await.unwrap();
+    let (code, why, _) = refused(primary.next().await.unwrap());
+    assert_eq!(code, Code::InvalidArgument);
+    assert!(why.contains("14 to 9216"), "{why}");
+    primary.to.send(packet(&[7], 64)).await.unwrap();
+    let (code, why, _) = refused(primary.next().await.unwrap());
+    assert_eq!(code, Code::NotFound, "the device's refusal: {why}");
+    assert_eq!(
+        rec.3.lock().unwrap().0,
+        vec![(Some(2), vec![0x5a; 64]), (None, vec![0x5a; 64])],
+        "the primary's two PacketOuts, in order; nothing else"
+    );
+
+    // A frame queued later arrives too.
+    rec.3.lock().unwrap().1.push((3, vec![9; 70]));
+    match primary.next().await.unwrap().and_then(|m| m.update) {
+        Some(Out::Packet(p)) => assert_eq!((p.metadata[0].value.clone(), p.payload.len()), (vec![3], 70)),
+        other => panic!("{other:?}"),
+    }
+}
+
 /// The reference client's messages (p4runtime 1.6.0 from PyPI, over
 /// grpcio) against this server: Capabilities, an arbitration answered as
 /// primary, and the stream ended by the server after the client's
@@ -230,7 +319,11 @@ print("ended after", len(list(it)), "more")
 /// table operations (refusing a delete of what it never added, as the
 /// device does).
 #[derive(Clone, Default)]
-struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<String>>>, Device, Meters);
+struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<String>>>, Device, Meters, CpuPort);
+
+/// The test device's CPU port: frames sent out (LIF or uplink), and
+/// frames queued for PacketIn (sender LIF, frame).
+type CpuPort = std::sync::Arc<std::sync::Mutex<(Vec<(Option<u16>, Vec<u8>)>, Vec<(u16, Vec<u8>)>)>>;
 
 /// The test device's LIF meters, by LIF and resource.
 type Meters = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<(u16, u8), DevMeter>>>;
@@ -324,6 +417,20 @@ impl p4rt::server::Target for Recorder {
             .ok_or((Code::NotFound, format!("no counter {counter}")))?
             .size;
         Ok((0..size).map(|i| p.counter(c, i).unwrap_or((0, 0))).collect())
+    }
+    fn packet_out(&self, lif: Option<u16>, frame: &[u8]) -> Result<(), p4rt::entries::Refusal> {
+        if lif.is_some_and(|l| l >= 4) {
+            return Err((Code::NotFound, format!("no LIF {lif:?}")));
+        }
+        self.3.lock().unwrap().0.push((lif, frame.to_vec()));
+        Ok(())
+    }
+    // Two frames a read, as a device with a small buffer would.
+    fn packet_in(&self) -> Result<(Vec<p4rt::server::packets::Frame>, u64), p4rt::entries::Refusal> {
+        let mut q = self.3.lock().unwrap();
+        let n = q.1.len().min(2);
+        let frames: Vec<_> = q.1.drain(..n).collect();
+        Ok((frames, q.1.len() as u64))
     }
 }
 

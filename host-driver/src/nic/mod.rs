@@ -15,9 +15,9 @@
 //!   its tables.
 
 mod admin;
+mod cpu_port;
 mod lifs;
 mod queues;
-mod cpu_port;
 mod settings;
 
 pub use crate::error::{DriverError, ErrorKind};

@@ -198,6 +198,15 @@ impl<T: Clone> Arbiter<T> {
         self.members.contains_key(&stream)
     }
 
+    /// How to reach `role`'s primary stream, if it has one.
+    pub fn primary_stream(&self, role: &str) -> Option<T> {
+        let p = self.primary(role)?;
+        self.members
+            .values()
+            .find(|m| m.role == role && m.election_id == Some(p))
+            .map(|m| m.to.clone())
+    }
+
     /// Whether `stream` is its role's primary.
     pub fn stream_is_primary(&self, stream: u64) -> bool {
         self.members

@@ -12,11 +12,13 @@
 //! ([`crate::p4info::check_matches`]) before the device sees it, and
 //! `GetForwardingPipelineConfig` (every response type); `Write` and
 //! `Read` of table entries ([`crate::entries`] checks them; one
-//! `p4.v1.Error` per update when any fails). Other entities,
-//! RECONCILE_AND_COMMIT and PacketOut answer `UNIMPLEMENTED`: issue 19 is
-//! in progress.
+//! `p4.v1.Error` per update when any fails), per-LIF meters and counters;
+//! the StreamChannel's PacketOut and PacketIn through the device's CPU
+//! port ([`packets`]). Other entities and RECONCILE_AND_COMMIT answer
+//! `UNIMPLEMENTED`: issue 19 is in progress.
 
 pub mod arbitration;
+pub mod packets;
 
 use crate::proto::p4::v1::p4_runtime_server::{P4Runtime, P4RuntimeServer};
 use crate::proto::p4::v1::stream_message_request::Update as In;
@@ -73,6 +75,19 @@ pub trait Target: Send + Sync + 'static {
     /// Every cell of the loaded program's counter array `counter` (its
     /// number in the program), `(packets, bytes)` each.
     fn counters(&self, counter: u32) -> Result<Vec<(u64, u64)>, crate::entries::Refusal>;
+
+    /// Send `frame` through the CPU port to LIF `lif`, or out of the
+    /// uplink with `None`, past the pipeline (a PacketOut).
+    fn packet_out(&self, lif: Option<u16>, frame: &[u8]) -> Result<(), crate::entries::Refusal> {
+        let _ = (lif, frame);
+        Err((tonic::Code::Unimplemented, "this device has no CPU port".into()))
+    }
+
+    /// Frames the program sent to the CPU port, oldest first, each with
+    /// the LIF that sent it (0xffff: the wire), and how many more wait.
+    fn packet_in(&self) -> Result<(Vec<packets::Frame>, u64), crate::entries::Refusal> {
+        Err((tonic::Code::Unimplemented, "this device has no CPU port".into()))
+    }
 }
 
 /// What identifies a table entry: its table, key, mask, prefix and
@@ -108,7 +123,7 @@ struct Pipelines {
 pub struct Service {
     arbiter: Arc<Mutex<Arbiter<Outbox>>>,
     next_stream: AtomicU64,
-    target: Box<dyn Target>,
+    target: Arc<dyn Target>,
     pipelines: Mutex<Pipelines>,
 }
 
@@ -127,7 +142,7 @@ impl Service {
         Service {
             arbiter: Arc::new(Mutex::new(Arbiter::new(device_id))),
             next_stream: AtomicU64::new(1),
-            target: Box::new(target),
+            target: Arc::new(target),
             pipelines: Mutex::default(),
         }
     }
@@ -627,6 +642,7 @@ impl P4Runtime for Service {
         let (tx, rx) = mpsc::channel(STREAM_QUEUE);
         let stream = self.next_stream.fetch_add(1, Ordering::Relaxed);
         let arbiter = self.arbiter.clone();
+        let target = self.target.clone();
         tokio::spawn(async move {
             loop {
                 let msg = match inbound.message().await {
@@ -649,20 +665,38 @@ impl P4Runtime for Service {
                         }
                     }
                     Some(In::Packet(p)) => {
-                        let joined = arbiter.lock().unwrap_or_else(|p| p.into_inner()).is_member(stream);
-                        let (code, why) = if joined {
-                            (
-                                tonic::Code::Unimplemented,
-                                "PacketOut is not implemented yet by this fairnic server",
-                            )
-                        } else {
-                            (
-                                tonic::Code::PermissionDenied,
-                                "send an arbitration update before any packet",
-                            )
+                        let (joined, primary) = {
+                            let a = arbiter.lock().unwrap_or_else(|p| p.into_inner());
+                            (a.is_member(stream), a.stream_is_primary(stream))
                         };
-                        let details = Some(stream_error::Details::PacketOut(PacketOutError { packet_out: Some(p) }));
-                        let _ = tx.try_send(Ok(stream_error(code, why.into(), details)));
+                        let sent = if !joined {
+                            Err((
+                                tonic::Code::PermissionDenied,
+                                "send an arbitration update before any packet".to_string(),
+                            ))
+                        } else if !primary {
+                            Err((
+                                tonic::Code::PermissionDenied,
+                                "only the primary controller may send packets".to_string(),
+                            ))
+                        } else {
+                            match packets::packet_out_target(&p) {
+                                Ok((lif, frame)) => {
+                                    let (t, frame) = (target.clone(), frame.to_vec());
+                                    tokio::task::spawn_blocking(move || t.packet_out(lif, &frame))
+                                        .await
+                                        .unwrap_or_else(|_| {
+                                            Err((tonic::Code::Internal, "the PacketOut task failed".into()))
+                                        })
+                                }
+                                Err(r) => Err(r),
+                            }
+                        };
+                        if let Err((code, why)) = sent {
+                            let details =
+                                Some(stream_error::Details::PacketOut(PacketOutError { packet_out: Some(p) }));
+                            let _ = tx.try_send(Ok(stream_error(code, why, details)));
+                        }
                     }
                     Some(In::Other(_)) | None => {
                         let _ = tx.try_send(Ok(stream_error(
@@ -703,6 +737,7 @@ impl Server {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let poller = packets::poll_packet_in(service.arbiter.clone(), service.target.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("nicdrv-p4runtime".into())
@@ -711,6 +746,7 @@ impl Server {
                     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
                         return;
                     };
+                    tokio::spawn(poller);
                     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
                     let serve = tonic::transport::Server::builder()
                         .serve_with_incoming(P4RuntimeServer::new(service), incoming);

@@ -92,10 +92,11 @@ impl Run<'_> {
                     continue;
                 };
                 let now = retired(nic)?;
-                for c in LifCounter::DROPS
-                    .into_iter()
-                    .chain([LifCounter::ToUplink, LifCounter::ToCpu, LifCounter::RxFromWire])
-                {
+                for c in LifCounter::DROPS.into_iter().chain([
+                    LifCounter::ToUplink,
+                    LifCounter::ToCpu,
+                    LifCounter::RxFromWire,
+                ]) {
                     let v = stats[owner].get(c) + now.get(c).saturating_sub(base.get(c));
                     stats[owner].counters[c as usize] = v.into();
                 }
@@ -197,8 +198,7 @@ impl Run<'_> {
         let own_dropped = device_drops as i64 - foreign_dropped + app_drops as i64;
         let total_sent: u64 = self.sent.iter().sum();
         let total_received: u64 = rcv.received.iter().sum();
-        let unaccounted =
-            total_sent as i64 - total_received as i64 - own_dropped - to_uplink as i64 - to_cpu as i64;
+        let unaccounted = total_sent as i64 - total_received as i64 - own_dropped - to_uplink as i64 - to_cpu as i64;
         let cfg = self.cfg;
         GenReport {
             app: "gen",

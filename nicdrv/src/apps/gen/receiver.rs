@@ -3,7 +3,7 @@
 
 use super::frames::{MIN_FRAME, PORT_AT, SEQ_AT, TAG_AT, TS_AT, U48};
 use super::report::Foreign;
-use dataplane::abi::LIF_UPLINK;
+use dataplane::abi::{LIF_CPU, LIF_UPLINK};
 use hdrhistogram::Histogram;
 
 /// What the receive side counts, per port.
@@ -42,6 +42,11 @@ impl Receiver {
     /// A frame port `j` received from `src_lif` at `now_ns` (since the
     /// start); returns whether it is one of gen's, from a LIF.
     pub(super) fn take(&mut self, j: usize, data: &[u8], src_lif: u16, now_ns: u64) -> bool {
+        if src_lif == LIF_CPU {
+            // Injected by the controller, whatever it carries.
+            self.foreign[j].from_cpu += 1;
+            return false;
+        }
         let own = data.len() >= MIN_FRAME && data[TAG_AT..TAG_AT + 8] == self.tag;
         let from_wire = src_lif == LIF_UPLINK;
         if !own {

@@ -77,6 +77,10 @@ pub struct Foreign {
     /// gen's own frames that came back in from the wire after the switch
     /// sent them out of the uplink (in the books under `to_uplink`).
     pub own_back_from_wire: u64,
+    /// Frames the controller injected through the CPU port (P4Runtime
+    /// PacketOut; source `LIF_CPU`), gen's own frames among them (a
+    /// controller that sends back what it was sent): not in the books.
+    pub from_cpu: u64,
 }
 
 impl Foreign {
@@ -85,6 +89,7 @@ impl Foreign {
         self.dropped_from_wire += o.dropped_from_wire;
         self.from_lifs += o.from_lifs;
         self.own_back_from_wire += o.own_back_from_wire;
+        self.from_cpu += o.from_cpu;
     }
 
     fn is_empty(&self) -> bool {
@@ -156,6 +161,9 @@ fn describe_foreign(f: &Foreign) -> String {
     )];
     if f.from_lifs > 0 {
         parts.push(format!("from other LIFs {} received", f.from_lifs));
+    }
+    if f.from_cpu > 0 {
+        parts.push(format!("from the controller {} received", f.from_cpu));
     }
     if f.own_back_from_wire > 0 {
         parts.push(format!(

@@ -94,6 +94,22 @@ impl p4rt::server::Target for PfTarget {
         g.pipeline_counters(counter)
             .map_err(|e| refusal("the device did not read the counter", &e))
     }
+
+    fn packet_out(&self, lif: Option<u16>, frame: &[u8]) -> Result<(), p4rt::entries::Refusal> {
+        let pf = self.pf()?;
+        let mut g = pf.lock().unwrap_or_else(|p| p.into_inner());
+        g.packet_inject(lif, frame)
+            .map_err(|e| refusal("the device did not send the packet", &e))
+    }
+
+    fn packet_in(&self) -> Result<(Vec<p4rt::server::packets::Frame>, u64), p4rt::entries::Refusal> {
+        let pf = self.pf()?;
+        let mut g = pf.lock().unwrap_or_else(|p| p.into_inner());
+        let (frames, left) = g
+            .packet_in()
+            .map_err(|e| refusal("the device's CPU port was not read", &e))?;
+        Ok((frames.into_iter().map(|p| (p.ingress_lif, p.frame)).collect(), left))
+    }
 }
 
 impl PfTarget {
