@@ -425,6 +425,16 @@ impl Harness {
                     dma: DmaRef::new(IOVA + 0xf0000, 1 + u32::from(inp.byte()) * 8),
                 };
                 self.admin(f, AdminCommand::PipelineCounterGet(cells), LIF_NONE);
+                // The CPU port: a frame of fuzzed length to a fuzzed LIF
+                // (or the uplink), then a read into a fuzzed length.
+                let inject = PacketInject {
+                    lif: if inp.byte() & 1 == 0 { LIF_NONE } else { self.any_lif(inp.byte()) }.into(),
+                    rsvd: [0; 6],
+                    dma: DmaRef::new(IOVA + 0xe0000, 1 + u32::from(inp.u16() % 10_000)),
+                };
+                self.admin(f, AdminCommand::PacketInject(inject), LIF_NONE);
+                let read = DmaRef::new(IOVA + 0xf0000, 1 + u32::from(inp.u16()));
+                self.admin(f, AdminCommand::PacketInRead(read), LIF_NONE);
             }
             _ => {
                 let dma = DmaRef::new(IOVA + 0xf0000, 4096);
