@@ -329,8 +329,12 @@ impl Collector for Metrics {
                 ]
             };
             for &c in LifCounter::ALL {
-                let wire = matches!(c, LifCounter::WireRxPackets | LifCounter::WireTxPackets);
-                // The wire's counters exist on the uplink only.
+                let wire = matches!(
+                    c,
+                    LifCounter::WireRxPackets | LifCounter::WireTxPackets | LifCounter::CpuInjected
+                );
+                // The wire's counters (and the CPU port's injections) exist
+                // on the uplink only.
                 if wire != (s.lif == proto::UPLINK) {
                     continue;
                 }

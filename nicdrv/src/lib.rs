@@ -11,3 +11,4 @@
 //! runs when no `--device` is given.
 
 pub mod apps;
+pub mod p4runtime;

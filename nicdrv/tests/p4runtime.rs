@@ -123,6 +123,19 @@ kept = sh.TableEntry("l2_fwd")(action="to_lif")
 kept.match["hdr.ethernet.dst_addr"] = "02:00:00:00:00:77"
 kept.action["lif"] = "1"
 kept.insert()
+# Reload the program with RECONCILE_AND_COMMIT while gen's traffic runs:
+# the entry and LIF 1's meter stay (the shell's own client, raw request).
+import google.protobuf.text_format
+from p4.v1 import p4runtime_pb2 as pb
+req = pb.SetForwardingPipelineConfigRequest(device_id=1)
+req.election_id.low = 5
+req.action = pb.SetForwardingPipelineConfigRequest.RECONCILE_AND_COMMIT
+google.protobuf.text_format.Merge(open(sys.argv[2]).read(), req.config.p4info)
+req.config.p4_device_config = open(sys.argv[3], "rb").read()
+sh.client.stub.SetForwardingPipelineConfig(req)
+print("reconciled", len([r for r in sh.TableEntry("l2_fwd").read() if mac(r) == "020000000077"]))
+m = list(sh.MeterEntry("lif_bytes")(index=1).read())[0]
+print("meter kept", m.cir, m.cburst, m.pir, m.pburst)
 # A second controller with a lower election id: told it is a backup, and
 # its write refused while the shell holds primacy.
 from p4runtime_sh.p4runtime import P4RuntimeClient
@@ -194,7 +207,7 @@ print("done")
     // The device's own entries: gen's two LIFs (one on each VF, made
     // before the P4Runtime server starts), each MAC to its LIF.
     let want = format!(
-        "l2_fwd {l2}\nlif_packets {meter}\nduplicate refused: True\nread 1 01\ndevice entries [0, 1]\nafter delete 0\nmeter cells [0, 1]\nmeter applied {applied}\ncounters moved [0, 1]\npacket in True [0, 1] True\npacket out sent\nYou are not the primary client, you only have read access to the server\nbackup refused: True\ndone\n"
+        "l2_fwd {l2}\nlif_packets {meter}\nduplicate refused: True\nread 1 01\ndevice entries [0, 1]\nafter delete 0\nmeter cells [0, 1]\nmeter applied {applied}\ncounters moved [0, 1]\npacket in True [0, 1] True\npacket out sent\nreconciled 1\nmeter kept {applied}\nYou are not the primary client, you only have read access to the server\nbackup refused: True\ndone\n"
     );
     // The shell also echoes each match and parameter as it is set: only
     // the script's own lines are compared.
@@ -210,6 +223,7 @@ print("done")
                 "meter ",
                 "counters ",
                 "packet ",
+                "reconciled ",
                 "You are not the primary",
                 "backup ",
                 "after delete ",
@@ -249,6 +263,9 @@ print("done")
         serde_json::json!(3),
         "{report}"
     );
+    // Every frame gen sent is accounted for, across the reload and the
+    // frames sent to the controller.
+    assert_eq!(report["conservation"]["balanced"], serde_json::json!(true), "{report}");
     for f in [info, image] {
         let _ = std::fs::remove_file(f);
     }

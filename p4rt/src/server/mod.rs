@@ -14,11 +14,13 @@
 //! `Read` of table entries ([`crate::entries`] checks them; one
 //! `p4.v1.Error` per update when any fails), per-LIF meters and counters;
 //! the StreamChannel's PacketOut and PacketIn through the device's CPU
-//! port ([`packets`]). Other entities and RECONCILE_AND_COMMIT answer
-//! `UNIMPLEMENTED`: issue 19 is in progress.
+//! port ([`packets`]); RECONCILE_AND_COMMIT keeps the table entries
+//! across a compatible program ([`reconcile`]). Other entities answer
+//! `UNIMPLEMENTED`.
 
 pub mod arbitration;
 pub mod packets;
+mod reconcile;
 
 use crate::proto::p4::v1::p4_runtime_server::{P4Runtime, P4RuntimeServer};
 use crate::proto::p4::v1::stream_message_request::Update as In;
@@ -582,9 +584,9 @@ impl P4Runtime for Service {
                 self.commit(config, program)?;
             }
             Ok(Action::ReconcileAndCommit) => {
-                return Err(Status::unimplemented(
-                    "RECONCILE_AND_COMMIT is not implemented yet by this fairnic server",
-                ))
+                let (config, program) = Self::verify(&r.config)?;
+                self.reconcile(config, program)?;
+                self.pipelines.lock().unwrap_or_else(|p| p.into_inner()).saved = None;
             }
             Ok(Action::Unspecified) | Err(_) => {
                 return Err(Status::invalid_argument(format!(
