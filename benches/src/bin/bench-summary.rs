@@ -9,7 +9,15 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 /// The benchmarks, in the order the summary lists them.
-const BENCHES: [&str; 6] = ["ring", "meter", "pipeline", "moderation", "fairness", "e2e"];
+const BENCHES: [&str; 7] = [
+    "ring",
+    "meter",
+    "pipeline",
+    "moderation",
+    "fairness",
+    "e2e",
+    "p4runtime",
+];
 
 fn main() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-results");

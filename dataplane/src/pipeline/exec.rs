@@ -640,12 +640,19 @@ impl Pipeline {
     pub fn abi_entries(&self, t: u16, from: usize, n: usize) -> Option<(Vec<TableEntry>, usize)> {
         let def = self.prog.tables.get(usize::from(t))?;
         let mut entries = self.entries(t)?;
-        entries.sort_by_key(|e| (e.key, e.mask, e.priority));
         let total = entries.len();
-        let out = entries
+        let order = |e: &Entry| (e.key, e.mask, e.priority);
+        // Only the entries up to the page's end are put in order: a page
+        // near the start of a big table costs a linear selection, not a
+        // sort of the whole table.
+        let end = from.saturating_add(n).min(total);
+        if end < total && end > 0 {
+            entries.select_nth_unstable_by_key(end - 1, order);
+        }
+        entries[..end].sort_unstable_by_key(order);
+        let out = entries[..end]
             .iter()
             .skip(from)
-            .take(n)
             .filter_map(|e| {
                 // Split the concatenated key: the last field is in the low bits.
                 let mut parts = Vec::with_capacity(def.keys.len());

@@ -340,13 +340,22 @@ impl ControlState {
             // What the device holds (those written over P4Runtime and the
             // ones it installs itself too); without a PF, or from a device
             // older than ABI 1.3, the entries added through this socket.
+            // Only the rows a view shows are read (a listing of the whole
+            // table after every add made a table's filling quadratic).
+            let most = mgmt::proto::MAX_TABLE_ROWS as u64;
             let listed = self
                 .pf()
-                .and_then(|pf| lock(pf).table_entries(i as u32).ok())
-                .map(|es| es.iter().filter_map(|e| row_of(p, i, e)).collect::<Vec<_>>());
+                .and_then(|pf| lock(pf).table_entries_first(i as u32, most).ok())
+                .map(|(es, total)| {
+                    let rows: Vec<_> = es.iter().filter_map(|e| row_of(p, i, e)).collect();
+                    (rows, total as usize)
+                });
             match listed {
-                Some(rows) => out.push(view(p, i, &rows)),
-                None => out.push(view(p, i, lp.entries.get(&t.name).map_or(&[][..], |v| v))),
+                Some((rows, total)) => out.push(view(p, i, &rows, total)),
+                None => {
+                    let rows = lp.entries.get(&t.name).map_or(&[][..], |v| v);
+                    out.push(view(p, i, rows, rows.len()))
+                }
             }
         }
         if let (Some(n), true) = (only, out.is_empty()) {

@@ -136,8 +136,9 @@ pub(super) fn table_names(p: &Program) -> String {
     p.tables.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
 }
 
-/// Table `id` of `p` as `nicctl table show` lists it, with `entries`.
-pub(super) fn view(p: &Program, id: usize, entries: &[TableEntryRow]) -> TableView {
+/// Table `id` of `p` as `nicctl table show` lists it, with the first of
+/// its `total` entries.
+pub(super) fn view(p: &Program, id: usize, entries: &[TableEntryRow], total: usize) -> TableView {
     let t = &p.tables[id];
     let kind = |k: MatchKind| match k {
         MatchKind::Exact => "exact",
@@ -164,6 +165,6 @@ pub(super) fn view(p: &Program, id: usize, entries: &[TableEntryRow]) -> TableVi
         default_action: p.actions[usize::from(t.default_action)].name.clone(),
         size: t.size,
         entries: entries.iter().take(mgmt::proto::MAX_TABLE_ROWS).cloned().collect(),
-        total: entries.len(),
+        total,
     }
 }

@@ -114,13 +114,22 @@ impl Nic {
     /// answers more than fits, an entry that does not parse or names
     /// another table, or more than `MAX_LISTED` entries is a lie.
     pub fn table_entries(&mut self, table: u32) -> Result<Vec<TableEntry>, DriverError> {
+        self.table_entries_first(table, u64::MAX).map(|(entries, _)| entries)
+    }
+
+    /// The first `most` entries of table `table` in the device's order (at
+    /// least; a page may bring more), and how many the table has: what a
+    /// view of a big table needs without reading all of it. Checked as
+    /// [`Nic::table_entries`] checks.
+    pub fn table_entries_first(&mut self, table: u32, most: u64) -> Result<(Vec<TableEntry>, u64), DriverError> {
         /// More entries than any table of the device's programs holds.
         const MAX_LISTED: u64 = 1 << 20;
         let mut out = Vec::new();
         let names = ("TableEntryList", "entries", "entry count", "entries in the table");
-        self.read_pages::<TableEntry>(
+        let total = self.read_pages::<TableEntry>(
             names,
             MAX_LISTED,
+            most,
             |dma, from| {
                 AdminCommand::TableEntryList(abi::TableListRef {
                     table_id: table.into(),
@@ -144,7 +153,7 @@ impl Nic {
                 Ok(())
             },
         )?;
-        Ok(out)
+        Ok((out, total))
     }
 
     /// Every cell of the loaded program's counter array `counter` (PF
@@ -159,6 +168,7 @@ impl Nic {
         self.read_pages::<abi::CounterCell>(
             names,
             limit,
+            u64::MAX,
             |dma, from| {
                 AdminCommand::PipelineCounterGet(abi::CounterRef {
                     counter_id: counter.into(),
@@ -179,29 +189,37 @@ impl Nic {
     /// A listing the device writes in pages of `T`s into the scratch
     /// buffer: `cmd(dma, from)` asks for items from index `from` on, the
     /// device answers `value` = items written, `data` = items there are;
-    /// each item's bytes go to `take`. `names` are the command, the items,
-    /// and the two figures as a lie names them; a page past the buffer, a
-    /// total past `limit` or below what was read is a lie.
+    /// each item's bytes go to `take`, until there are no more or `most`
+    /// have been taken (after the page that reaches it). `names` are the
+    /// command, the items, and the two figures as a lie names them; a page
+    /// past the buffer, a total past `limit` or below what was read is a
+    /// lie. Returns the total the device gave last.
     fn read_pages<T>(
         &mut self,
         names: (&'static str, &'static str, &'static str, &'static str),
         limit: u64,
+        most: u64,
         cmd: impl Fn(DmaRef, u32) -> AdminCommand,
         mut take: impl FnMut(&Self, &[u8]) -> Result<(), DriverError>,
-    ) -> Result<(), DriverError> {
+    ) -> Result<u64, DriverError> {
         let (command, items, count, in_all) = names;
         let size = std::mem::size_of::<T>();
-        let room = SCRATCH / size as u64;
         let mut done = 0u64;
         loop {
-            let c = self.admin(cmd(self.scratch, done as u32), LIF_NONE)?;
+            // A page of what is still wanted, at most the scratch buffer.
+            let room = (SCRATCH / size as u64).min(most.saturating_sub(done)).max(1);
+            let dma = DmaRef::new(self.scratch.addr.get(), (room * size as u64) as u32);
+            let c = self.admin(cmd(dma, done as u32), LIF_NONE)?;
             let (n, total) = (u64::from(c.value.get()), c.data.get());
             if n > room {
                 return Err(self.lied(
                     command,
                     count,
                     n,
-                    format!("0..={room} (the {items} that fit the {SCRATCH}-byte buffer)"),
+                    format!(
+                        "0..={room} (the {items} that fit the {}-byte buffer)",
+                        room * size as u64
+                    ),
                 ));
             }
             if total > limit || done + n > total {
@@ -217,8 +235,8 @@ impl Nic {
                 take(self, b)?;
             }
             done += n;
-            if n == 0 || done >= total {
-                return Ok(());
+            if n == 0 || done >= total || done >= most {
+                return Ok(total);
             }
         }
     }
