@@ -435,6 +435,13 @@ impl Harness {
                 self.admin(f, AdminCommand::PacketInject(inject), LIF_NONE);
                 let read = DmaRef::new(IOVA + 0xf0000, 1 + u32::from(inp.u16()));
                 self.admin(f, AdminCommand::PacketInRead(read), LIF_NONE);
+                let set = CounterSet {
+                    counter_id: u32::from(inp.byte() % 8).into(),
+                    index: if inp.byte() & 1 == 0 { COUNTER_ALL_CELLS } else { inp.u32() }.into(),
+                    packets: u64::from(inp.u32()).into(),
+                    bytes: u64::from(inp.u32()).into(),
+                };
+                self.admin(f, AdminCommand::PipelineCounterSet(set), LIF_NONE);
             }
             _ => {
                 let dma = DmaRef::new(IOVA + 0xf0000, 4096);

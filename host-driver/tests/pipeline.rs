@@ -98,6 +98,28 @@ fn fairnic_p4_loads_forwards_and_its_tables_are_programmed_by_nicctl() {
     let lif_out = pf.pipeline_counters(counter("lif_out") as u32).unwrap();
     assert_eq!(lif_out[usize::from(id1)], (1, f.len() as u64));
     assert_eq!(lif_in.iter().map(|c| c.0).sum::<u64>(), 1, "{lif_in:?}");
+    // Set (and reset) through the PF (PipelineCounterSet, ABI 1.5): one
+    // cell, then every cell.
+    let c_in = counter("lif_in") as u32;
+    assert_eq!(pf.set_pipeline_counter(c_in, Some(u32::from(id0)), 7, 700).unwrap(), 1);
+    assert_eq!(pf.pipeline_counters(c_in).unwrap()[usize::from(id0)], (7, 700));
+    let size = prog.counters[counter("lif_in")].size;
+    assert_eq!(pf.set_pipeline_counter(c_in, None, 0, 0).unwrap(), size);
+    assert!(pf.pipeline_counters(c_in).unwrap().iter().all(|&c| c == (0, 0)));
+    assert!(
+        pf.set_pipeline_counter(c_in, Some(size), 0, 0)
+            .map_err(|e| e.admin_status())
+            == Err(Some(AdminStatus::NoEntry)),
+        "no such cell"
+    );
+    assert!(
+        vfs[0]
+            .nic
+            .set_pipeline_counter(c_in, None, 0, 0)
+            .map_err(|e| e.admin_status())
+            == Err(Some(AdminStatus::Permission)),
+        "a VF may not reset them"
+    );
     assert!(
         vfs[0].nic.pipeline_counters(0).map_err(|e| e.admin_status()) == Err(Some(AdminStatus::Permission)),
         "a VF may not read them"

@@ -73,6 +73,14 @@ impl p4rt::server::Target for PfTarget {
             .map_err(|e| refusal("the device did not read the counter", &e))
     }
 
+    fn counter_set(&self, counter: u32, index: Option<u32>, value: (u64, u64)) -> Result<(), p4rt::entries::Refusal> {
+        let pf = self.pf()?;
+        let mut g = pf.lock().unwrap_or_else(|p| p.into_inner());
+        g.set_pipeline_counter(counter, index, value.0, value.1)
+            .map(|_| ())
+            .map_err(|e| refusal("the device did not set the counter", &e))
+    }
+
     fn packet_out(&self, lif: Option<u16>, frame: &[u8]) -> Result<(), p4rt::entries::Refusal> {
         let pf = self.pf()?;
         let mut g = pf.lock().unwrap_or_else(|p| p.into_inner());

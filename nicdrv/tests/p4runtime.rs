@@ -101,6 +101,16 @@ import time
 time.sleep(0.5)
 cs = list(sh.CounterEntry("lif_in").read())
 print("counters moved", sorted(c.index for c in cs if c.packet_count > 0))
+# A reset of every cell (index left out, counts 0), then LIF 0's alone.
+before = sum(c.packet_count for c in cs)
+z = sh.CounterEntry("lif_in")
+z.packet_count = 0
+z.byte_count = 0
+z.modify()
+after = sum(c.packet_count for c in sh.CounterEntry("lif_in").read())
+z.index = 0
+z.modify()
+print("counters reset", after < before, list(sh.CounterEntry("lif_in")(index=0).read())[0].packet_count < 50)
 # PacketIn: an acl entry sends gen's UDP frames to the CPU port; the
 # shell's PacketIn gets them with the LIF that sent each.
 pin = sh.PacketIn()
@@ -207,7 +217,7 @@ print("done")
     // The device's own entries: gen's two LIFs (one on each VF, made
     // before the P4Runtime server starts), each MAC to its LIF.
     let want = format!(
-        "l2_fwd {l2}\nlif_packets {meter}\nduplicate refused: True\nread 1 01\ndevice entries [0, 1]\nafter delete 0\nmeter cells [0, 1]\nmeter applied {applied}\ncounters moved [0, 1]\npacket in True [0, 1] True\npacket out sent\nreconciled 1\nmeter kept {applied}\nYou are not the primary client, you only have read access to the server\nbackup refused: True\ndone\n"
+        "l2_fwd {l2}\nlif_packets {meter}\nduplicate refused: True\nread 1 01\ndevice entries [0, 1]\nafter delete 0\nmeter cells [0, 1]\nmeter applied {applied}\ncounters moved [0, 1]\ncounters reset True True\npacket in True [0, 1] True\npacket out sent\nreconciled 1\nmeter kept {applied}\nYou are not the primary client, you only have read access to the server\nbackup refused: True\ndone\n"
     );
     // The shell also echoes each match and parameter as it is set: only
     // the script's own lines are compared.

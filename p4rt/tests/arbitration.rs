@@ -512,6 +512,16 @@ impl p4rt::server::Target for Recorder {
             .size;
         Ok((0..size).map(|i| p.counter(c, i).unwrap_or((0, 0))).collect())
     }
+    fn counter_set(&self, counter: u32, index: Option<u32>, value: (u64, u64)) -> Result<(), p4rt::entries::Refusal> {
+        let mut d = self.1.lock().unwrap();
+        let p = d
+            .as_mut()
+            .ok_or((Code::FailedPrecondition, "no pipeline".to_string()))?;
+        let c = u16::try_from(counter).map_err(|_| (Code::NotFound, format!("no counter {counter}")))?;
+        p.set_counter(c, index, value)
+            .map(|_| ())
+            .ok_or((Code::NotFound, format!("no counter {counter} cell {index:?}")))
+    }
     fn packet_out(&self, lif: Option<u16>, frame: &[u8]) -> Result<(), p4rt::entries::Refusal> {
         if lif.is_some_and(|l| l >= 4) {
             return Err((Code::NotFound, format!("no LIF {lif:?}")));
@@ -1024,21 +1034,74 @@ async fn counters_are_read_as_the_device_counted_in_their_unit() {
         Code::OutOfRange
     );
     assert_eq!(got(read(12345, None)).await.unwrap_err().code(), Code::NotFound);
-    // The device cannot set or reset a counter: UNIMPLEMENTED, per update.
-    let err = c
-        .write(WriteRequest {
-            device_id: DEVICE,
-            role: String::new(),
-            election_id: Some(Uint128 { high: 0, low: 3 }),
-            updates: vec![Update {
-                r#type: update::Type::Modify as i32,
-                entity: Some(Entity {
-                    entity: Some(entity::Entity::CounterEntry(one[0])),
+    // MODIFY sets a cell (here to 5 packets, 500 bytes), then every cell
+    // is reset (index and data left out); INSERT, an index past the
+    // array and negative counts are refused, per update.
+    let modify = |kind: update::Type, e: CounterEntry| WriteRequest {
+        device_id: DEVICE,
+        role: String::new(),
+        election_id: Some(Uint128 { high: 0, low: 3 }),
+        updates: vec![Update {
+            r#type: kind as i32,
+            entity: Some(Entity {
+                entity: Some(entity::Entity::CounterEntry(e)),
+            }),
+        }],
+        atomicity: 0,
+    };
+    let five = CounterEntry {
+        data: Some(CounterData {
+            byte_count: 500,
+            packet_count: 5,
+        }),
+        ..one[0]
+    };
+    c.write(modify(update::Type::Modify, five)).await.unwrap();
+    assert_eq!(got(read(lif_in, Some(3))).await.unwrap(), [five]);
+    let reset = CounterEntry {
+        counter_id: lif_in,
+        index: None,
+        data: None,
+    };
+    c.write(modify(update::Type::Modify, reset)).await.unwrap();
+    let all = got(read(lif_in, None)).await.unwrap();
+    assert!(
+        all.iter().all(|e| e.data == Some(CounterData::default())),
+        "every cell reset"
+    );
+    for (kind, e, code) in [
+        (update::Type::Insert, five, Code::InvalidArgument),
+        (
+            update::Type::Modify,
+            CounterEntry {
+                index: Some(Index {
+                    index: i64::from(cells),
                 }),
-            }],
-            atomicity: 0,
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(write_errors(&err)[0].0, Code::Unimplemented as i32);
+                ..five
+            },
+            Code::OutOfRange,
+        ),
+        (
+            update::Type::Modify,
+            CounterEntry {
+                data: Some(CounterData {
+                    byte_count: -1,
+                    packet_count: 0,
+                }),
+                ..five
+            },
+            Code::InvalidArgument,
+        ),
+        (
+            update::Type::Modify,
+            CounterEntry {
+                counter_id: 12345,
+                ..five
+            },
+            Code::NotFound,
+        ),
+    ] {
+        let err = c.write(modify(kind, e)).await.unwrap_err();
+        assert_eq!(write_errors(&err)[0].0, code as i32, "{e:?}");
+    }
 }

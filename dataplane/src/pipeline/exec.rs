@@ -473,6 +473,24 @@ impl Pipeline {
         self.rt.counters.get(usize::from(c))?.get(index as usize).copied()
     }
 
+    /// Set cell `index` of counter array `c` (every cell with `None`) to
+    /// `value` (packets, bytes); the cells set, or `None` for no such array
+    /// or cell. The compiled code reads the cells where they are: a value
+    /// is written in place, nothing is resized.
+    pub fn set_counter(&mut self, c: u16, index: Option<u32>, value: (u64, u64)) -> Option<u32> {
+        let cells = self.rt.counters.get_mut(usize::from(c))?;
+        match index {
+            None => {
+                cells.iter_mut().for_each(|x| *x = value);
+                Some(cells.len() as u32)
+            }
+            Some(i) => {
+                *cells.get_mut(i as usize)? = value;
+                Some(1)
+            }
+        }
+    }
+
     /// Table `t`'s (hits, misses).
     pub fn table_hits(&self, t: u16) -> Option<(u64, u64)> {
         self.rt.hits.get(usize::from(t)).copied()

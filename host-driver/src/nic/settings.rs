@@ -186,6 +186,34 @@ impl Nic {
         Ok(out)
     }
 
+    /// Set cell `index` of the loaded program's counter array `counter`
+    /// (every cell with `None`) to `packets` and `bytes`; zero resets it
+    /// (PF only, ABI 1.5). Returns the cells the device says it set.
+    pub fn set_pipeline_counter(
+        &mut self,
+        counter: u32,
+        index: Option<u32>,
+        packets: u64,
+        bytes: u64,
+    ) -> Result<u32, DriverError> {
+        let c = abi::CounterSet {
+            counter_id: counter.into(),
+            index: index.unwrap_or(abi::COUNTER_ALL_CELLS).into(),
+            packets: packets.into(),
+            bytes: bytes.into(),
+        };
+        let done = self.admin(AdminCommand::PipelineCounterSet(c), LIF_NONE)?.value.get();
+        let most = if index.is_some() {
+            1
+        } else {
+            dataplane::pipeline::limits::ARRAY_SIZE
+        };
+        if done > most {
+            return Err(self.lied("PipelineCounterSet", "cells set", done, format!("0..={most}")));
+        }
+        Ok(done)
+    }
+
     /// A listing the device writes in pages of `T`s into the scratch
     /// buffer: `cmd(dma, from)` asks for items from index `from` on, the
     /// device answers `value` = items written, `data` = items there are;

@@ -78,6 +78,13 @@ pub trait Target: Send + Sync + 'static {
     /// number in the program), `(packets, bytes)` each.
     fn counters(&self, counter: u32) -> Result<Vec<(u64, u64)>, crate::entries::Refusal>;
 
+    /// Set cell `index` of the loaded program's counter array `counter`
+    /// (every cell with `None`) to `(packets, bytes)`.
+    fn counter_set(&self, counter: u32, index: Option<u32>, value: (u64, u64)) -> Result<(), crate::entries::Refusal> {
+        let _ = (counter, index, value);
+        Err((tonic::Code::Unimplemented, "this device cannot set its counters".into()))
+    }
+
     /// Send `frame` through the CPU port to LIF `lif`, or out of the
     /// uplink with `None`, past the pipeline (a PacketOut).
     fn packet_out(&self, lif: Option<u16>, frame: &[u8]) -> Result<(), crate::entries::Refusal> {
@@ -219,12 +226,7 @@ impl Service {
         let te = match u.entity.as_ref().and_then(|e| e.entity.as_ref()) {
             Some(entity::Entity::TableEntry(te)) => te,
             Some(entity::Entity::MeterEntry(me)) => return self.apply_meter(c, me, kind),
-            Some(entity::Entity::CounterEntry(_)) => {
-                return Err((
-                    Code::Unimplemented,
-                    "counter entries are read only here: the device has no command to set or reset a counter".into(),
-                ))
-            }
+            Some(entity::Entity::CounterEntry(ce)) => return self.apply_counter(c, ce, kind),
             _ => {
                 return Err((
                     Code::Unimplemented,
@@ -339,6 +341,44 @@ impl Service {
 }
 
 impl Service {
+    /// A `CounterEntry` Write: MODIFY sets one cell, or every cell with the
+    /// index left out, to the data given (none, or zeros: a reset).
+    fn apply_counter(
+        &self,
+        c: &Committed,
+        ce: &CounterEntry,
+        kind: update::Type,
+    ) -> Result<(), crate::entries::Refusal> {
+        use tonic::Code;
+        if kind != update::Type::Modify {
+            return Err((
+                Code::InvalidArgument,
+                "a counter array's cells exist with the program: only MODIFY (set or reset) applies".into(),
+            ));
+        }
+        let Some(i) = c.ids.counters.iter().position(|&id| id == ce.counter_id) else {
+            return Err((Code::NotFound, format!("no counter with id {:#x}", ce.counter_id)));
+        };
+        let def = &c.program.counters[i];
+        let index = match &ce.index {
+            None => None,
+            Some(ix) => match u32::try_from(ix.index).ok().filter(|&x| x < def.size) {
+                Some(x) => Some(x),
+                None => {
+                    return Err((
+                        Code::OutOfRange,
+                        format!("counter {}: index {} outside 0..{}", def.name, ix.index, def.size),
+                    ))
+                }
+            },
+        };
+        let d = ce.data.unwrap_or_default();
+        let (Ok(packets), Ok(bytes)) = (u64::try_from(d.packet_count), u64::try_from(d.byte_count)) else {
+            return Err((Code::InvalidArgument, "a counter's counts are not negative".into()));
+        };
+        self.target.counter_set(i as u32, index, (packets, bytes))
+    }
+
     /// The `CounterEntry`s a read asks for: one array or every one, one
     /// cell or all; each as the device counted it, in the array's unit.
     fn read_counters(&self, c: &Committed, want: &CounterEntry) -> Result<Vec<Entity>, Status> {

@@ -219,6 +219,10 @@ abi_enum! {
         /// PF only: send one frame, read from the host, to a LIF's RX rings
         /// or out of the uplink ([`PacketInject`]), past the pipeline.
         PacketInject = 0x66,
+        /// PF only: set one cell, or every cell, of one of the loaded
+        /// program's counter arrays ([`CounterSet`]; zero: a reset);
+        /// `value` = cells set.
+        PipelineCounterSet = 0x67,
         /// PF only: write the device's [`DeviceEvent`]s from a sequence
         /// number on; `value` = events written, `data` = the sequence
         /// number to ask from next.
@@ -244,6 +248,7 @@ impl AdminOpcode {
                 | AdminOpcode::PipelineCounterGet
                 | AdminOpcode::PacketInRead
                 | AdminOpcode::PacketInject
+                | AdminOpcode::PipelineCounterSet
                 | AdminOpcode::PortStatsGet
                 | AdminOpcode::EventsGet
                 | AdminOpcode::FunctionConfigSet
@@ -357,6 +362,8 @@ pub enum AdminCommand {
     PacketInRead(DmaRef),
     /// `PacketInject`: PF only: send a frame to a LIF or the uplink.
     PacketInject(PacketInject),
+    /// `PipelineCounterSet`: PF only: set (reset) program counter cells.
+    PipelineCounterSet(CounterSet),
     /// `EventsGet`: PF only: write [`DeviceEvent`]s from a sequence number on.
     EventsGet(EventsRef),
     /// `FunctionConfigSet`: PF only: set a function's LIF slot's MAC, spoof
@@ -451,6 +458,7 @@ impl AdminCommand {
             AdminCommand::PipelineCounterGet(_) => AdminOpcode::PipelineCounterGet,
             AdminCommand::PacketInRead(_) => AdminOpcode::PacketInRead,
             AdminCommand::PacketInject(_) => AdminOpcode::PacketInject,
+            AdminCommand::PipelineCounterSet(_) => AdminOpcode::PipelineCounterSet,
         }
     }
 
@@ -466,6 +474,7 @@ impl AdminCommand {
             | AdminCommand::TableEntryDel(d)
             | AdminCommand::PacketInRead(d) => put(d),
             AdminCommand::PacketInject(p) => put(p),
+            AdminCommand::PipelineCounterSet(c) => put(c),
             AdminCommand::LifCreate(l) => put(l),
             AdminCommand::QueueCreate(q) => put(q),
             AdminCommand::QueueDestroy(q) | AdminCommand::QueueReset(q) => put(q),
@@ -556,6 +565,10 @@ impl AdminCommand {
                 let p: PacketInject = body("packet_inject", "packet_inject.rsvd", b)?;
                 p.check()?;
                 AdminCommand::PacketInject(p)
+            }
+            AdminOpcode::PipelineCounterSet => {
+                let c: CounterSet = body("pipeline_counter_set", "pipeline_counter_set.rsvd", b)?;
+                AdminCommand::PipelineCounterSet(c)
             }
             AdminOpcode::EventsGet => {
                 let e: EventsRef = body("events_get", "events_get.rsvd", b)?;

@@ -99,6 +99,26 @@ pub struct CounterCell {
 }
 assert_layout!(CounterCell, size = 16, packets @ 0, bytes @ 8);
 
+/// [`CounterSet::index`] for every cell of the array.
+pub const COUNTER_ALL_CELLS: u32 = u32::MAX;
+
+/// Body of `PipelineCounterSet` (ABI 1.5): one cell of a program counter
+/// array, or all of them, takes these values (zero resets it).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+pub struct CounterSet {
+    /// The counter array (numbered by the loaded program, in declaration
+    /// order).
+    pub counter_id: U32,
+    /// The cell, or [`COUNTER_ALL_CELLS`] for every cell.
+    pub index: U32,
+    /// The packets the cell counts from now on.
+    pub packets: U64,
+    /// Its bytes.
+    pub bytes: U64,
+}
+assert_layout!(CounterSet, size = 24, counter_id @ 0, index @ 4, packets @ 8, bytes @ 16);
+
 #[cfg(test)]
 mod tests {
     use super::*;

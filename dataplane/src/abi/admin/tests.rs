@@ -97,6 +97,12 @@ fn samples() -> Vec<AdminCommand> {
         }),
         AdminCommand::PortStatsGet(DmaRef::new(0x4000, 272)),
         AdminCommand::PacketInRead(DmaRef::new(0x8000, 65536)),
+        AdminCommand::PipelineCounterSet(CounterSet {
+            counter_id: 2.into(),
+            index: COUNTER_ALL_CELLS.into(),
+            packets: 0.into(),
+            bytes: 0.into(),
+        }),
         AdminCommand::PacketInject(PacketInject {
             lif: 3.into(),
             rsvd: [0; 6],

@@ -486,6 +486,15 @@ impl Device {
                 Ok(Outcome::ok(to - from, u64::from(cells)))
             }
             AdminCommand::PacketInRead(dma) => self.packet_in_read(fi, &dma),
+            AdminCommand::PipelineCounterSet(c) => {
+                let p = self.switch.program_mut().ok_or(Outcome::err(AdminStatus::NoEntry))?;
+                let id = u16::try_from(c.counter_id.get()).map_err(|_| Outcome::err(AdminStatus::NoEntry))?;
+                let index = Some(c.index.get()).filter(|&i| i != abi::COUNTER_ALL_CELLS);
+                let set = p
+                    .set_counter(id, index, (c.packets.get(), c.bytes.get()))
+                    .ok_or(Outcome::err(AdminStatus::NoEntry))?;
+                Ok(Outcome::ok(set, 0))
+            }
             AdminCommand::PacketInject(p) => self.packet_inject(fi, &p),
             AdminCommand::EventsGet(e) => {
                 let room = e.dma.len.get() as usize / core::mem::size_of::<DeviceEvent>();
