@@ -62,7 +62,7 @@ fn run_demo() -> demo::DemoReport {
         seed: 5,
         live: false,
     };
-    let r = demo::run(&mut ports, &cfg, &AtomicBool::new(false), &mut |_, _| {}).unwrap();
+    let r = demo::run(&mut ports, &cfg, &AtomicBool::new(false), &mut |_| {}).unwrap();
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
     r

@@ -363,3 +363,60 @@ fn promtool_accepts_the_text_and_prometheus_scrapes_nicctls_counts() {
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(got, counters["tx_packets"]);
 }
+
+/// The fairness demo (nicdrv's default application) publishes its
+/// latencies and ring occupancy on `/metrics` as gen does: a histogram per
+/// receiving LIF whose count grows while the demo runs.
+#[test]
+fn the_demo_exports_its_latency_histogram() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let dir = socket_dir("metrics-demo");
+    let mut nicdrv = Command::new(env!("CARGO_BIN_EXE_nicdrv"))
+        .args(["--duration", "30", "--quiet", "--metrics", "127.0.0.1:0", "--control"])
+        .arg(dir.join("control.sock"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nicdrv runs");
+    let mut lines = std::io::BufReader::new(nicdrv.stdout.take().unwrap()).lines();
+    let addr: SocketAddr = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.strip_prefix("nicdrv: metrics at http://")
+                .and_then(|r| r.strip_suffix("/metrics"))
+                .map(|a| a.parse().unwrap())
+        })
+        .expect("nicdrv says where /metrics is");
+    let drain = std::thread::spawn(move || for _ in lines {});
+    // The count of LIF 0's latencies, once the demo published some.
+    let count = || {
+        let (_, _, body) = get(addr, "/metrics", None);
+        samples(&body)
+            .iter()
+            .find(|(k, _)| k.starts_with("fairnic_latency_seconds_count{") && k.contains("lif=\"0\""))
+            .map(|(_, &v)| v)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let first = loop {
+        match count() {
+            Some(c) if c > 0.0 => break c,
+            _ if Instant::now() > deadline => panic!("no latency histogram on /metrics within 20 s"),
+            _ => std::thread::sleep(Duration::from_millis(200)),
+        }
+    };
+    let (_, _, body) = get(addr, "/metrics", None);
+    assert!(body.contains("fairnic_latency_seconds_bucket{"), "{body}");
+    assert!(body.contains("fairnic_ring_occupancy{"), "{body}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while count().unwrap_or(0.0) <= first {
+        assert!(Instant::now() < deadline, "the count stayed at {first} for 20 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // SAFETY: kill(2) with a pid this test spawned and has not reaped.
+    unsafe { libc::kill(nicdrv.id() as i32, libc::SIGINT) };
+    let _ = nicdrv.wait();
+    drain.join().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

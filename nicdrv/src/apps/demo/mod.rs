@@ -39,7 +39,6 @@ pub use report::{DemoReport, LifFigures, Marks, Phase, Tick};
 
 use super::gen::{self, GenConfig, PortTraffic};
 use super::{AppError, Ports};
-use mgmt::proto::AppLif;
 use observe::{Lifs, Observer};
 use operator::Operator;
 use serde::Serialize;
@@ -83,13 +82,13 @@ pub enum Role {
 
 /// Run the demo on `ports` (at least two; the last is the aggressor),
 /// with nicdrv's control socket at `cfg.control` serving the PF;
-/// `publish` receives the generator's per-LIF figures every interval (for
-/// `nicctl stats`).
+/// `publish` receives the generator's every interval (per-LIF figures for
+/// `nicctl stats`, latencies and ring occupancy for `/metrics`).
 pub fn run(
     ports: &mut Ports,
     cfg: &DemoConfig,
     stop: &AtomicBool,
-    publish: &mut dyn FnMut(f64, Vec<AppLif>),
+    publish: &mut dyn FnMut(&gen::Interval<'_>),
 ) -> Result<DemoReport, AppError> {
     check(ports, cfg)?;
     let n = ports.ports.len();

@@ -11,7 +11,6 @@ use super::{DemoConfig, Role};
 use dataplane::abi::{LifCounter, LifStats};
 use hdrhistogram::Histogram;
 use host_driver::nic::Nic;
-use mgmt::proto::AppLif;
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::ops::ControlFlow;
@@ -81,7 +80,7 @@ pub(super) struct Observer<'a> {
     pub(super) lifs: &'a Lifs,
     operator: &'a mut Operator,
     /// Receives the generator's per-LIF figures (for `nicctl stats`).
-    publish: &'a mut dyn FnMut(f64, Vec<AppLif>),
+    publish: &'a mut dyn FnMut(&Interval<'_>),
     /// The aggressor's share after the change, cost units per second.
     pub(super) fair_share: u64,
     half: Duration,
@@ -113,7 +112,7 @@ impl<'a> Observer<'a> {
         cfg: &'a DemoConfig,
         lifs: &'a Lifs,
         operator: &'a mut Operator,
-        publish: &'a mut dyn FnMut(f64, Vec<AppLif>),
+        publish: &'a mut dyn FnMut(&Interval<'_>),
     ) -> Result<Observer<'a>, AppError> {
         let n = lifs.ids.len();
         let half = cfg.duration / 2;
@@ -148,7 +147,7 @@ impl<'a> Observer<'a> {
     /// the counters cannot be read or the change fails (the demo reports
     /// why).
     pub(super) fn observe(&mut self, iv: &Interval<'_>) -> ControlFlow<()> {
-        (self.publish)(iv.elapsed.as_secs_f64(), iv.lifs.clone());
+        (self.publish)(iv);
         let dt = iv.length.as_secs_f64().max(1e-9);
         let now: Vec<LifStats> = match self.lifs.read_all() {
             Ok(v) => v,

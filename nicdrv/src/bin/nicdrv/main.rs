@@ -224,6 +224,26 @@ fn run(mut args: Args) -> Result<bool, String> {
     let mut publish = |t: f64, lifs: Vec<mgmt::proto::AppLif>| {
         *state.app_stats.lock().unwrap_or_else(|p| p.into_inner()) = (t, lifs);
     };
+    // gen's and the demo's intervals: latencies into each LIF's cumulative
+    // histogram and the rings' occupancy, read by /metrics.
+    let record = |iv: &gen::Interval<'_>| {
+        if args.metrics.is_none() {
+            return;
+        }
+        let mut lat = metrics.app.latency.lock().unwrap_or_else(|p| p.into_inner());
+        for (l, h) in iv.lifs.iter().zip(iv.latency) {
+            let cum = lat.entry(l.lif).or_default();
+            for v in h.iter_recorded() {
+                cum.record(v.value_iterated_to(), v.count_at_value());
+            }
+        }
+        drop(lat);
+        let mut occ = metrics.app.ring_occupancy.lock().unwrap_or_else(|p| p.into_inner());
+        for &(lif, q, tx, rx) in &iv.occupancy {
+            occ.insert((lif, q, "tx"), tx);
+            occ.insert((lif, q, "rx"), rx);
+        }
+    };
     let (text, json, balanced, fault) = match app {
         App::Demo => {
             if _control.is_none() {
@@ -240,7 +260,11 @@ fn run(mut args: Args) -> Result<bool, String> {
                 seed: args.seed,
                 live: !args.quiet,
             };
-            let r = demo::run(&mut ports, &cfg, &STOP, &mut publish).map_err(|e| e.to_string())?;
+            let r = demo::run(&mut ports, &cfg, &STOP, &mut |iv| {
+                record(iv);
+                publish(iv.elapsed.as_secs_f64(), iv.lifs.clone());
+            })
+            .map_err(|e| e.to_string())?;
             (
                 r.text(),
                 serde_json::to_string_pretty(&r).expect("serialises"),
@@ -264,23 +288,7 @@ fn run(mut args: Args) -> Result<bool, String> {
                 live: !args.quiet,
             };
             let r = gen::run(&mut ports, &cfg, &STOP, &mut |iv| {
-                if args.metrics.is_some() {
-                    // The interval's latencies into each LIF's cumulative
-                    // histogram (read by /metrics).
-                    let mut lat = metrics.app.latency.lock().unwrap_or_else(|p| p.into_inner());
-                    for (l, h) in iv.lifs.iter().zip(iv.latency) {
-                        let cum = lat.entry(l.lif).or_default();
-                        for v in h.iter_recorded() {
-                            cum.record(v.value_iterated_to(), v.count_at_value());
-                        }
-                    }
-                    drop(lat);
-                    let mut occ = metrics.app.ring_occupancy.lock().unwrap_or_else(|p| p.into_inner());
-                    for &(lif, q, tx, rx) in &iv.occupancy {
-                        occ.insert((lif, q, "tx"), tx);
-                        occ.insert((lif, q, "rx"), rx);
-                    }
-                }
+                record(iv);
                 publish(iv.elapsed.as_secs_f64(), iv.lifs.clone());
                 std::ops::ControlFlow::Continue(())
             })
