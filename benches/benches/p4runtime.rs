@@ -17,8 +17,6 @@ use fairnic_benches::{interleave, Need, Report};
 use host_driver::backend::vfio_user::VfioUserBackend;
 use host_driver::control::{ControlServer, ControlState};
 use host_driver::nic::{Nic, NicConfig};
-use p4rt::proto::p4::v1::p4_runtime_client::P4RuntimeClient;
-use p4rt::proto::p4::v1::stream_message_request::Update as In;
 use p4rt::proto::p4::v1::*;
 use sim::device::DeviceConfig;
 use sim::{ClockKind, PortSpec, Sim, SimConfig};
@@ -162,45 +160,13 @@ fn main() {
         .build()
         .unwrap();
     let addr = format!("http://{}", server.addr());
-    let (mut client, _stream, _keep) = rt.block_on(async {
-        let mut c = P4RuntimeClient::connect(addr)
-            .await
-            .expect("the P4Runtime server answers")
-            .max_encoding_message_size(64 << 20);
-        // Primacy: a stream with an election id, kept open for the run.
-        let (to, rx) = tokio::sync::mpsc::channel(4);
-        let mut from = c
-            .stream_channel(tokio_stream::wrappers::ReceiverStream::new(rx))
-            .await
-            .unwrap()
-            .into_inner();
-        to.send(StreamMessageRequest {
-            update: Some(In::Arbitration(MasterArbitrationUpdate {
-                device_id: DEVICE,
-                role: None,
-                election_id: Some(Uint128 { high: 0, low: ELECTION }),
-                status: None,
-            })),
-        })
-        .await
-        .unwrap();
-        from.message().await.unwrap().expect("the arbitration is answered");
-        let config = ForwardingPipelineConfig {
-            p4info: Some(p4rt::p4info::p4info(&program)),
-            p4_device_config: program.to_image(),
-            cookie: None,
-        };
-        c.set_forwarding_pipeline_config(SetForwardingPipelineConfigRequest {
-            device_id: DEVICE,
-            role: String::new(),
-            election_id: Some(Uint128 { high: 0, low: ELECTION }),
-            action: set_forwarding_pipeline_config_request::Action::VerifyAndCommit as i32,
-            config: Some(config),
-        })
-        .await
+    // Primacy (its stream kept open for the run) and the program.
+    let mut controller = rt
+        .block_on(p4rt::client::primary(addr, DEVICE, ELECTION))
+        .expect("the P4Runtime server makes this client primary");
+    rt.block_on(controller.commit(DEVICE, ELECTION, &program))
         .expect("the program is committed");
-        (c, from, to)
-    });
+    let client = &mut controller.client;
     let ids = p4rt::p4info::Ids::of(&program);
     let table_id = ids.tables[usize::from(program.table("l2_fwd").unwrap().0)];
     let drop_id = ids.actions[usize::from(program.action("drop").unwrap().0)];

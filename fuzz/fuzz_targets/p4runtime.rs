@@ -13,7 +13,6 @@
 use dataplane::abi::{MeterConfig, MeterResource, TableEntry};
 use dataplane::pipeline::{Pipeline, Program};
 use libfuzzer_sys::fuzz_target;
-use p4rt::proto::p4::v1::p4_runtime_client::P4RuntimeClient;
 use p4rt::proto::p4::v1::stream_message_request::Update as In;
 use p4rt::proto::p4::v1::*;
 use p4rt::server::{Server, Service};
@@ -107,7 +106,7 @@ impl p4rt::server::Target for Device {
 struct World {
     rt: tokio::runtime::Runtime,
     _server: Server,
-    client: P4RuntimeClient<tonic::transport::Channel>,
+    client: p4rt::proto::p4::v1::p4_runtime_client::P4RuntimeClient<tonic::transport::Channel>,
     stream: tokio::sync::mpsc::Sender<StreamMessageRequest>,
 }
 
@@ -117,43 +116,10 @@ fn world() -> &'static Mutex<World> {
         let server = Server::start("127.0.0.1:0".parse().unwrap(), Service::new(DEVICE, Device::default())).unwrap();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let addr = format!("http://{}", server.addr());
-        let (client, stream) = rt.block_on(async {
-            let mut c = P4RuntimeClient::connect(addr).await.unwrap();
-            let (to, rx) = tokio::sync::mpsc::channel(16);
-            let mut from = c
-                .stream_channel(tokio_stream::wrappers::ReceiverStream::new(rx))
-                .await
-                .unwrap()
-                .into_inner();
-            to.send(StreamMessageRequest {
-                update: Some(In::Arbitration(MasterArbitrationUpdate {
-                    device_id: DEVICE,
-                    role: None,
-                    election_id: Some(Uint128 { high: 0, low: ELECTION }),
-                    status: None,
-                })),
-            })
-            .await
-            .unwrap();
-            from.message().await.unwrap().expect("the arbitration is answered");
-            let p = p4::fairnic();
-            c.set_forwarding_pipeline_config(SetForwardingPipelineConfigRequest {
-                device_id: DEVICE,
-                role: String::new(),
-                election_id: Some(Uint128 { high: 0, low: ELECTION }),
-                action: set_forwarding_pipeline_config_request::Action::VerifyAndCommit as i32,
-                config: Some(ForwardingPipelineConfig {
-                    p4info: Some(p4rt::p4info::p4info(&p)),
-                    p4_device_config: p.to_image(),
-                    cookie: None,
-                }),
-            })
-            .await
-            .unwrap();
-            // The stream's answers (errors for refused packets) are read
-            // as they come, whenever the runtime runs.
-            tokio::spawn(async move { while let Ok(Some(_)) = from.message().await {} });
-            (c, to)
+        let p4rt::client::Controller { client, stream } = rt.block_on(async {
+            let mut c = p4rt::client::primary(addr, DEVICE, ELECTION).await.unwrap();
+            c.commit(DEVICE, ELECTION, &p4::fairnic()).await.unwrap();
+            c
         });
         Mutex::new(World {
             rt,

@@ -45,13 +45,14 @@ fn recv(vf: &mut Vf, pool: &mut Pool) -> Vec<Vec<u8>> {
         .collect()
 }
 
-#[test]
-fn fairnic_p4_loads_forwards_and_its_tables_are_programmed_by_nicctl() {
+/// A simulator (virtual time) with two VFs, each with a LIF, a TX queue
+/// and a polled RX queue with buffers posted; the pool; the PF.
+fn two_vfs() -> (Sim, Pool, Nic, Vec<Vf>) {
     let sim = start_sim(2, ClockKind::Virtual, PortSpec::Null);
     let mem = Arc::new(DmaMemory::new(8 << 20, POOL_IOVA, MemKind::Pages).unwrap());
     let mut pool = Pool::new(mem.clone(), 1024).unwrap();
-    let mut pf = open_nic(sim.pf_socket(), &NicConfig::default(), Some(&mem));
-    let mut vfs: Vec<Vf> = (0..2)
+    let pf = open_nic(sim.pf_socket(), &NicConfig::default(), Some(&mem));
+    let vfs: Vec<Vf> = (0..2)
         .map(|i| {
             let mut nic = open_nic(sim.vf_socket(i).unwrap(), &NicConfig::default(), Some(&mem));
             let lif = nic.create_lif(&format!("vf{i}"), None).unwrap();
@@ -62,6 +63,12 @@ fn fairnic_p4_loads_forwards_and_its_tables_are_programmed_by_nicctl() {
             Vf { nic, lif, tx, rx }
         })
         .collect();
+    (sim, pool, pf, vfs)
+}
+
+#[test]
+fn fairnic_p4_loads_forwards_and_its_tables_are_programmed_by_nicctl() {
+    let (sim, mut pool, mut pf, mut vfs) = two_vfs();
 
     // Before: the built-in switch. Load the program through the PF.
     assert!(!pf.pipeline_active().unwrap());
@@ -287,21 +294,7 @@ fn fairnic_p4_loads_forwards_and_its_tables_are_programmed_by_nicctl() {
 #[test]
 fn the_cpu_port_queues_what_the_program_sends_it_and_injects_the_pfs_frames() {
     use dataplane::abi::{TableEntry, CPU_QUEUE_FRAMES};
-    let sim = start_sim(2, ClockKind::Virtual, PortSpec::Null);
-    let mem = Arc::new(DmaMemory::new(8 << 20, POOL_IOVA, MemKind::Pages).unwrap());
-    let mut pool = Pool::new(mem.clone(), 1024).unwrap();
-    let mut pf = open_nic(sim.pf_socket(), &NicConfig::default(), Some(&mem));
-    let mut vfs: Vec<Vf> = (0..2)
-        .map(|i| {
-            let mut nic = open_nic(sim.vf_socket(i).unwrap(), &NicConfig::default(), Some(&mem));
-            let lif = nic.create_lif(&format!("vf{i}"), None).unwrap();
-            let tx = nic.create_txq(&lif, 8, None).unwrap();
-            let mut rx = nic.create_rxq(&lif, 8, None).unwrap();
-            rx.set_polling();
-            rx.refill(&mut pool).unwrap();
-            Vf { nic, lif, tx, rx }
-        })
-        .collect();
+    let (sim, mut pool, mut pf, mut vfs) = two_vfs();
     let prog = p4::fairnic();
     pf.load_pipeline(&prog.to_image()).unwrap();
     let (l2, _) = prog_l2_and_drop();

@@ -17,6 +17,8 @@
 #[cfg(feature = "server")]
 pub use tonic;
 #[cfg(feature = "server")]
+pub mod client;
+#[cfg(feature = "server")]
 pub mod entries;
 #[cfg(feature = "server")]
 pub mod meters;
