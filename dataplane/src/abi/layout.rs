@@ -265,6 +265,14 @@ pub fn structs() -> Vec<StructLayout> {
         layout!(TableListRef { table_id, from, dma }),
         layout!(CounterRef { counter_id, from, dma }),
         layout!(CounterCell { packets, bytes }),
+        layout!(CounterSet {
+            counter_id,
+            index,
+            packets,
+            bytes
+        }),
+        layout!(PacketInRecord { ingress_lif, rsvd, len }),
+        layout!(PacketInject { lif, rsvd, dma }),
         layout!(EventsRef { from_seq, dma }),
         layout!(DeviceEvent {
             seq,
