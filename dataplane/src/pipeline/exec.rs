@@ -657,18 +657,15 @@ impl Pipeline {
     /// not change; `None` for no such table.
     pub fn abi_entries(&self, t: u16, from: usize, n: usize) -> Option<(Vec<TableEntry>, usize)> {
         let def = self.prog.tables.get(usize::from(t))?;
-        let mut entries = self.entries(t)?;
-        let total = entries.len();
-        let order = |e: &Entry| (e.key, e.mask, e.priority);
-        // Only the entries up to the page's end are put in order: a page
-        // near the start of a big table costs a linear selection, not a
-        // sort of the whole table.
-        let end = from.saturating_add(n).min(total);
-        if end < total && end > 0 {
-            entries.select_nth_unstable_by_key(end - 1, order);
-        }
-        entries[..end].sort_unstable_by_key(order);
-        let out = entries[..end]
+        // Only the entries up to the page's end are put in order and
+        // copied: a page near the start of a big table costs a linear
+        // selection, not a sort and a copy of the whole table.
+        let (entries, total) = self
+            .rt
+            .tables
+            .get(usize::from(t))?
+            .entries_by_key(from.saturating_add(n));
+        let out = entries
             .iter()
             .skip(from)
             .filter_map(|e| {

@@ -579,6 +579,47 @@ impl Table {
         out.sort_by(|a, b| (b.priority, a.key, a.mask).cmp(&(a.priority, b.key, b.mask)));
         out
     }
+
+    /// The first `n` entries in the order (key, mask, priority), and how
+    /// many the table has: one page of a listing, without cloning or
+    /// sorting the entries past it (a linear selection, then a sort of the
+    /// page).
+    pub fn entries_by_key(&self, n: usize) -> (Vec<Entry>, usize) {
+        let mut refs: Vec<(u128, u128, u32, &Hit)> = Vec::with_capacity(self.len as usize);
+        let full = ones(self.key_bits);
+        match &self.store {
+            Store::Exact(m) => {
+                for (k, i) in m.iter() {
+                    refs.push((k, full, 0, &self.hits[i as usize]));
+                }
+            }
+            Store::Lpm(groups) => {
+                for (mask, m) in groups {
+                    for (&k, &i) in m {
+                        refs.push((k, *mask, 0, &self.hits[i as usize]));
+                    }
+                }
+            }
+            Store::Ternary(es) => refs.extend(es.iter().map(|e| (e.key, e.mask, e.priority, &e.hit))),
+        }
+        let total = refs.len();
+        let end = n.min(total);
+        let order = |r: &(u128, u128, u32, &Hit)| (r.0, r.1, r.2);
+        if end > 0 && end < total {
+            refs.select_nth_unstable_by_key(end - 1, order);
+        }
+        refs[..end].sort_unstable_by_key(order);
+        let page = refs[..end]
+            .iter()
+            .map(|&(key, mask, priority, hit)| Entry {
+                key,
+                mask,
+                priority,
+                hit: hit.clone(),
+            })
+            .collect();
+        (page, total)
+    }
 }
 
 #[cfg(test)]
@@ -615,6 +656,41 @@ mod tests {
     }
 
     /// Adding and deleting ternary entries forever takes no memory.
+    #[test]
+    fn a_page_by_key_is_the_sorted_tables_first_entries() {
+        for kind in [MatchKind::Exact, MatchKind::Lpm, MatchKind::Ternary] {
+            let mut d = def(&[(kind, 16)]);
+            d.size = 64;
+            let mut t = Table::new(&d);
+            // 40 entries, inserted out of key order.
+            for i in 0..40u128 {
+                let key = ((i * 37) % 64) << 8;
+                let (mask, priority) = match kind {
+                    MatchKind::Exact => (0xffff, 0),
+                    MatchKind::Lpm => (0xff00, 0),
+                    MatchKind::Ternary => (0xff00, (i % 3) as u32 + 1),
+                };
+                t.insert(Entry {
+                    key,
+                    mask,
+                    priority,
+                    hit: hit(i as u16),
+                })
+                .unwrap();
+            }
+            let mut all = t.entries();
+            all.sort_by_key(|e| (e.key, e.mask, e.priority));
+            let fields = |es: &[Entry]| -> Vec<(u128, u128, u32, u16)> {
+                es.iter().map(|e| (e.key, e.mask, e.priority, e.hit.action)).collect()
+            };
+            for n in [0, 1, 7, 39, 40, 100] {
+                let (page, total) = t.entries_by_key(n);
+                assert_eq!(total, 40);
+                assert_eq!(fields(&page), fields(&all[..n.min(40)]), "{kind:?}, first {n}");
+            }
+        }
+    }
+
     #[test]
     fn ternary_add_and_delete_leave_nothing_behind() {
         let mut t = Table::new(&def(&[(MatchKind::Ternary, 16)]));
