@@ -51,7 +51,10 @@ impl Socket {
         self.w.write_all(mgmt::proto::encode(req).as_bytes()).unwrap();
         let mut line = String::new();
         self.r.read_line(&mut line).unwrap();
-        assert!(line.contains("\"ok\""), "the control socket refused: {line}");
+        match mgmt::proto::parse_response(line.trim_end().as_bytes()) {
+            Ok(mgmt::proto::Response::Ok(_)) => {}
+            other => panic!("the control socket refused: {other:?}"),
+        }
     }
 }
 
@@ -172,7 +175,6 @@ fn main() {
     let drop_id = ids.actions[usize::from(program.action("drop").unwrap().0)];
     let inserts = write_request(n, update::Type::Insert, table_id, drop_id);
     let deletes = write_request(n, update::Type::Delete, table_id, drop_id);
-    let pf = control_pf(&socket);
 
     let mut p4rt_del: Vec<f64> = Vec::new();
     let mut p4rt_run = || {
@@ -180,7 +182,7 @@ fn main() {
         rt.block_on(client.write(inserts.clone()))
             .expect("the batch is written");
         let add = t0.elapsed().as_secs_f64();
-        assert_eq!(pf(), n, "the device holds the batch");
+        assert_eq!(l2_entries(&socket), n, "the device holds the batch");
         let t0 = Instant::now();
         rt.block_on(client.write(deletes.clone()))
             .expect("the batch is deleted");
@@ -190,7 +192,7 @@ fn main() {
     let mut socket_del = Vec::new();
     let mut socket_run_all = || {
         let add = socket_run(&socket, n, true);
-        assert_eq!(pf(), n, "the device holds the entries");
+        assert_eq!(l2_entries(&socket), n, "the device holds the entries");
         socket_del.push(n as f64 / socket_run(&socket, n, false));
         n as f64 / add
     };
@@ -222,30 +224,14 @@ fn main() {
     report.conclude();
 }
 
-/// How many entries `l2_fwd` holds that are the bench's (by the control
-/// socket's table view, whose total counts the device's listing).
-fn control_pf(socket: &std::path::Path) -> impl Fn() -> usize + '_ {
-    move || {
-        let mut s = Socket::connect(socket);
-        let req = mgmt::proto::Request::TableShow {
-            table: Some("l2_fwd".into()),
-        };
-        s.w.write_all(mgmt::proto::encode(&req).as_bytes()).unwrap();
-        let mut line = String::new();
-        s.r.read_line(&mut line).unwrap();
-        let v: serde_json::Value = serde_json::from_str(&line).expect("an answer in JSON");
-        find_total(&v).expect("the table view has a total") as usize
-    }
-}
-
-/// The first `total` anywhere in `v`.
-fn find_total(v: &serde_json::Value) -> Option<u64> {
-    match v {
-        serde_json::Value::Object(m) => m
-            .get("total")
-            .and_then(serde_json::Value::as_u64)
-            .or_else(|| m.values().find_map(find_total)),
-        serde_json::Value::Array(a) => a.iter().find_map(find_total),
-        _ => None,
+/// How many entries `l2_fwd` holds (the control socket's table view,
+/// whose total is the device's count), through nicctl's own client.
+fn l2_entries(socket: &std::path::Path) -> usize {
+    let req = mgmt::proto::Request::TableShow {
+        table: Some("l2_fwd".into()),
+    };
+    match mgmt::client::call(socket, &req) {
+        Ok(mgmt::proto::Answer::Tables { tables, .. }) if tables.len() == 1 => tables[0].total,
+        other => panic!("the control socket did not show l2_fwd: {other:?}"),
     }
 }

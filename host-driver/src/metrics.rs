@@ -329,13 +329,13 @@ impl Collector for Metrics {
                 ]
             };
             for &c in LifCounter::ALL {
-                let wire = matches!(
+                let uplink_only = matches!(
                     c,
                     LifCounter::WireRxPackets | LifCounter::WireTxPackets | LifCounter::CpuInjected
                 );
                 // The wire's counters (and the CPU port's injections) exist
                 // on the uplink only.
-                if wire != (s.lif == proto::UPLINK) {
+                if uplink_only != (s.lif == proto::UPLINK) {
                     continue;
                 }
                 let Some(&v) = s.counters.get(c.key()) else { continue };

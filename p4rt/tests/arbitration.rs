@@ -678,6 +678,24 @@ fn write_errors(s: &tonic::Status) -> Vec<(i32, String)> {
 }
 
 /// Everything a Read of `want` answers, over every response of its stream.
+/// A Write to the test device from election id `election`, one update per
+/// (type, entity), continuing on errors.
+fn write_request(election: u64, updates: Vec<(update::Type, entity::Entity)>) -> WriteRequest {
+    WriteRequest {
+        device_id: DEVICE,
+        role: String::new(),
+        election_id: Some(Uint128 { high: 0, low: election }),
+        updates: updates
+            .into_iter()
+            .map(|(t, e)| Update {
+                r#type: t as i32,
+                entity: Some(Entity { entity: Some(e) }),
+            })
+            .collect(),
+        atomicity: 0,
+    }
+}
+
 async fn read_all(
     c: &mut P4RuntimeClient<tonic::transport::Channel>,
     want: entity::Entity,
@@ -734,20 +752,9 @@ async fn table_entries_are_written_per_update_and_read_back() {
         }),
         ..Default::default()
     };
-    let write = |updates: Vec<(update::Type, TableEntry)>, election: u64| WriteRequest {
-        device_id: DEVICE,
-        role: String::new(),
-        election_id: Some(Uint128 { high: 0, low: election }),
-        updates: updates
-            .into_iter()
-            .map(|(t, e)| Update {
-                r#type: t as i32,
-                entity: Some(Entity {
-                    entity: Some(entity::Entity::TableEntry(e)),
-                }),
-            })
-            .collect(),
-        atomicity: 0,
+    let write = |updates: Vec<(update::Type, TableEntry)>, election: u64| {
+        let updates = updates.into_iter().map(|(t, e)| (t, entity::Entity::TableEntry(e)));
+        write_request(election, updates.collect())
     };
     // Before a pipeline: FAILED_PRECONDITION.
     let e = c
@@ -861,18 +868,7 @@ async fn per_lif_meters_are_modified_in_their_units_and_read_back_as_applied() {
         pburst: 128,
         eburst: 0,
     };
-    let write = |t: update::Type, e: MeterEntry| WriteRequest {
-        device_id: DEVICE,
-        role: String::new(),
-        election_id: Some(Uint128 { high: 0, low: 3 }),
-        updates: vec![Update {
-            r#type: t as i32,
-            entity: Some(Entity {
-                entity: Some(entity::Entity::MeterEntry(e)),
-            }),
-        }],
-        atomicity: 0,
-    };
+    let write = |t: update::Type, e: MeterEntry| write_request(3, vec![(t, entity::Entity::MeterEntry(e))]);
     c.write(write(update::Type::Modify, entry(bytes, Some(1), Some(two_rate))))
         .await
         .unwrap();
@@ -1037,18 +1033,7 @@ async fn counters_are_read_as_the_device_counted_in_their_unit() {
     // MODIFY sets a cell (here to 5 packets, 500 bytes), then every cell
     // is reset (index and data left out); INSERT, an index past the
     // array and negative counts are refused, per update.
-    let modify = |kind: update::Type, e: CounterEntry| WriteRequest {
-        device_id: DEVICE,
-        role: String::new(),
-        election_id: Some(Uint128 { high: 0, low: 3 }),
-        updates: vec![Update {
-            r#type: kind as i32,
-            entity: Some(Entity {
-                entity: Some(entity::Entity::CounterEntry(e)),
-            }),
-        }],
-        atomicity: 0,
-    };
+    let modify = |kind: update::Type, e: CounterEntry| write_request(3, vec![(kind, entity::Entity::CounterEntry(e))]);
     let five = CounterEntry {
         data: Some(CounterData {
             byte_count: 500,

@@ -550,17 +550,11 @@ impl Device {
         let room = dma.len.get() as usize;
         let mut out = Vec::new();
         let mut n = 0usize;
-        while let Some((_, frame)) = self.cpu_queue.get(n) {
+        for (lif, frame) in &self.cpu_queue {
             if out.len() + abi::PacketInRecord::span(frame.len()) > room {
                 break;
             }
             n += 1;
-        }
-        if n == 0 && !self.cpu_queue.is_empty() {
-            // Not even the oldest frame fits: the buffer is too small.
-            return Err(AdminStatus::Invalid.into());
-        }
-        for (lif, frame) in self.cpu_queue.iter().take(n) {
             let rec = abi::PacketInRecord {
                 ingress_lif: (*lif).into(),
                 rsvd: 0.into(),
@@ -569,6 +563,10 @@ impl Device {
             out.extend_from_slice(rec.as_bytes());
             out.extend_from_slice(frame);
             out.resize(out.len().next_multiple_of(8), 0);
+        }
+        if n == 0 && !self.cpu_queue.is_empty() {
+            // Not even the oldest frame fits: the buffer is too small.
+            return Err(AdminStatus::Invalid.into());
         }
         if !out.is_empty() {
             // Written first, drained after: a DMA fault loses no frame.
