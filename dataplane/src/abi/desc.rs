@@ -21,6 +21,12 @@ pub const DESC_SIZE: usize = 16;
 pub const MIN_FRAME_LEN: u16 = 14;
 /// Largest frame (jumbo), without FCS.
 pub const MAX_FRAME_LEN: u16 = 9216;
+/// Whether `len` bytes is a frame the ABI carries
+/// ([`MIN_FRAME_LEN`]..=[`MAX_FRAME_LEN`]).
+pub fn frame_len_ok(len: usize) -> bool {
+    (usize::from(MIN_FRAME_LEN)..=usize::from(MAX_FRAME_LEN)).contains(&len)
+}
+
 /// Smallest RX buffer the device accepts.
 pub const MIN_RX_BUF_LEN: u16 = 64;
 /// LIF number a completion carries for traffic from the uplink port.

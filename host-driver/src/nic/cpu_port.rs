@@ -81,7 +81,7 @@ impl Nic {
     /// Send `frame` through the CPU port to LIF `lif`'s RX rings, or out of
     /// the uplink with `None`, without running the pipeline (PF only).
     pub fn packet_inject(&mut self, lif: Option<u16>, frame: &[u8]) -> Result<(), DriverError> {
-        if !(usize::from(abi::MIN_FRAME_LEN)..=usize::from(abi::MAX_FRAME_LEN)).contains(&frame.len()) {
+        if !abi::frame_len_ok(frame.len()) {
             return Err(self.err(ErrorKind::Other {
                 what: format!("a frame to inject is 14 to 9216 bytes, not {}", frame.len()),
             }));

@@ -13,7 +13,7 @@ use crate::entries::Refusal;
 use crate::p4info::{canonical_bytes, cpu_port};
 use crate::proto::p4::v1::stream_message_response::Update as Out;
 use crate::proto::p4::v1::{PacketIn, PacketMetadata, PacketOut, StreamMessageResponse};
-use dataplane::abi::{LIF_NONE, MAX_FRAME_LEN, MIN_FRAME_LEN};
+use dataplane::abi::{frame_len_ok, LIF_NONE};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -69,7 +69,7 @@ pub fn packet_out_target(p: &PacketOut) -> Result<(Option<u16>, &[u8]), Refusal>
         ));
     };
     let len = p.payload.len();
-    if !(usize::from(MIN_FRAME_LEN)..=usize::from(MAX_FRAME_LEN)).contains(&len) {
+    if !frame_len_ok(len) {
         return Err((
             Code::InvalidArgument,
             format!("a PacketOut's payload is an Ethernet frame of 14 to 9216 bytes, not {len}"),

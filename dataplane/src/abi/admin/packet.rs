@@ -2,7 +2,21 @@
 //! (`PacketInRead`) and frames the controller sends (`PacketInject`).
 
 use super::*;
+use crate::abi::desc::frame_len_ok;
+#[cfg(doc)]
 use crate::abi::desc::{MAX_FRAME_LEN, MIN_FRAME_LEN};
+
+/// `len` (of `field`) as a frame length the ABI allows.
+fn check_frame_len(field: &'static str, len: u32) -> Result<(), AbiError> {
+    if frame_len_ok(len as usize) {
+        return Ok(());
+    }
+    Err(AbiError::OutOfRange {
+        field,
+        value: len.into(),
+        reason: "a frame is 14 to 9216 bytes",
+    })
+}
 
 /// The `egress_lif` a pipeline program sets to send a frame to the CPU
 /// port: the device queues it for the PF (`PacketInRead`) instead of a LIF.
@@ -38,14 +52,7 @@ impl PacketInRecord {
     /// Validate a record read from the device's buffer: a frame length the
     /// ABI allows and zero reserved bits.
     pub fn check(&self) -> Result<(), AbiError> {
-        let len = self.len.get();
-        if !(u32::from(MIN_FRAME_LEN)..=u32::from(MAX_FRAME_LEN)).contains(&len) {
-            return Err(AbiError::OutOfRange {
-                field: "packet_in_record.len",
-                value: len.into(),
-                reason: "a frame is 14 to 9216 bytes",
-            });
-        }
+        check_frame_len("packet_in_record.len", self.len.get())?;
         check_reserved_bits("packet_in_record.rsvd", self.rsvd.get().into(), 0)
     }
 }
@@ -68,15 +75,7 @@ impl PacketInject {
     pub(super) fn check(&self) -> Result<(), AbiError> {
         check_reserved_bytes("packet_inject.rsvd", &self.rsvd)?;
         self.dma.check("packet_inject.dma.len", "packet_inject.dma.rsvd")?;
-        let len = self.dma.len.get();
-        if !(u32::from(MIN_FRAME_LEN)..=u32::from(MAX_FRAME_LEN)).contains(&len) {
-            return Err(AbiError::OutOfRange {
-                field: "packet_inject.dma.len",
-                value: len.into(),
-                reason: "a frame is 14 to 9216 bytes",
-            });
-        }
-        Ok(())
+        check_frame_len("packet_inject.dma.len", self.dma.len.get())
     }
 }
 
