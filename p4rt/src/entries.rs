@@ -22,6 +22,22 @@ fn refuse<T>(code: Code, why: impl Into<String>) -> Result<T, Refusal> {
     Err((code, why.into()))
 }
 
+/// Cell `index` of the `size`-cell array `name` (a `kind`: "meter",
+/// "counter") as a `T`, or OUT_OF_RANGE naming the array and its bounds
+/// (also for a cell the type cannot hold).
+pub fn array_index<T: TryFrom<i64>>(kind: &str, name: &str, index: i64, size: u32) -> Result<T, Refusal> {
+    (0..i64::from(size))
+        .contains(&index)
+        .then(|| T::try_from(index).ok())
+        .flatten()
+        .ok_or_else(|| {
+            (
+                Code::OutOfRange,
+                format!("{kind} {name}: index {index} outside 0..{size}"),
+            )
+        })
+}
+
 /// A bytestring of a `width`-bit field as a number.
 pub fn value_of(bytes: &[u8], width: u16, what: &str) -> Result<u128, Refusal> {
     if bytes.is_empty() {

@@ -50,15 +50,7 @@ pub fn lif_of(index: Option<&p4v1::Index>, size: u32, name: &str) -> Result<u16,
             format!("meter {name}: an entry to write needs an index"),
         ));
     };
-    u16::try_from(i.index)
-        .ok()
-        .filter(|&l| u32::from(l) < size)
-        .ok_or_else(|| {
-            (
-                Code::OutOfRange,
-                format!("meter {name}: index {} outside 0..{size}", i.index),
-            )
-        })
+    crate::entries::array_index("meter", name, i.index, size)
 }
 
 /// The device's config for a P4Runtime one (`None`: off), keeping

@@ -362,15 +362,7 @@ impl Service {
         let def = &c.program.counters[i];
         let index = match &ce.index {
             None => None,
-            Some(ix) => match u32::try_from(ix.index).ok().filter(|&x| x < def.size) {
-                Some(x) => Some(x),
-                None => {
-                    return Err((
-                        Code::OutOfRange,
-                        format!("counter {}: index {} outside 0..{}", def.name, ix.index, def.size),
-                    ))
-                }
-            },
+            Some(ix) => Some(crate::entries::array_index("counter", &def.name, ix.index, def.size)?),
         };
         let d = ce.data.unwrap_or_default();
         let (Ok(packets), Ok(bytes)) = (u64::try_from(d.packet_count), u64::try_from(d.byte_count)) else {
@@ -400,17 +392,11 @@ impl Service {
                 .map_err(|(code, why)| Status::new(code, why))?;
             let wanted: Vec<usize> = match &want.index {
                 None => (0..cells.len()).collect(),
-                Some(ix) => match usize::try_from(ix.index).ok().filter(|&x| x < cells.len()) {
-                    Some(x) => vec![x],
-                    None => {
-                        return Err(Status::out_of_range(format!(
-                            "counter {}: index {} outside 0..{}",
-                            def.name,
-                            ix.index,
-                            cells.len()
-                        )))
-                    }
-                },
+                Some(ix) => {
+                    let size = u32::try_from(cells.len()).unwrap_or(u32::MAX);
+                    vec![crate::entries::array_index("counter", &def.name, ix.index, size)
+                        .map_err(|(code, why)| Status::new(code, why))?]
+                }
             };
             for x in wanted {
                 let (packets, bytes) = cells[x];
