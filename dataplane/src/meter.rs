@@ -599,6 +599,7 @@ impl<R: Resource> Meter<R> {
     }
 
     /// Whether `b` at `now` would be green or yellow (takes nothing).
+    #[inline]
     pub fn would_pass(&self, now: Nanos, b: Amount<R>) -> bool {
         match self {
             Meter::Off => true,
@@ -631,6 +632,7 @@ impl<R: Resource> Meter<R> {
     }
 
     /// Whether the meter is configured.
+    #[inline]
     pub fn is_on(&self) -> bool {
         !matches!(self, Meter::Off)
     }

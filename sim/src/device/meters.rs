@@ -46,10 +46,25 @@ impl<R: Resource> Slot<R> {
         }
     }
 
-    /// Color a packet of `amount` (takes tokens, owes nothing yet).
+    /// Color a packet of `amount` (takes tokens, owes nothing yet). An
+    /// off meter colors green and keeps nothing: it never regulates.
+    #[inline]
     fn color(&mut self, now: Nanos, amount: u64) -> Color {
+        if !self.meter.is_on() {
+            return Color::Green;
+        }
         self.last = amount;
         self.meter.color(now, Amount::new(amount))
+    }
+
+    /// Color a packet of `amount` the LIF was served, owing it when red.
+    #[inline]
+    fn charge(&mut self, now: Nanos, amount: u64) -> Color {
+        let c = self.color(now, amount);
+        if c == Color::Red {
+            self.owe(amount);
+        }
+        c
     }
 
     /// The LIF was served a packet of `amount` this meter colored red.
@@ -62,6 +77,7 @@ impl<R: Resource> Slot<R> {
     /// unable to pass another packet like the last one (so a LIF held to
     /// its rate is held before its next packet, which is then green,
     /// rather than after it).
+    #[inline]
     fn red(&mut self, now: Nanos) -> bool {
         if self.debt > 0 {
             let paid = self.meter.repay(now, Amount::new(self.debt)).get();
@@ -82,7 +98,16 @@ pub struct LifMeters {
     cost: Slot<Cost>,
     dma: Slot<DmaBytes>,
     in_flight: (LevelMeter, MeterPolicy),
+    /// Which of them are on (the `ON_*` bits): the data path looks only
+    /// at those.
+    on: u8,
 }
+
+const ON_PACKETS: u8 = 1;
+const ON_BYTES: u8 = 2;
+const ON_COST: u8 = 4;
+const ON_DMA: u8 = 8;
+const ON_IN_FLIGHT: u8 = 16;
 
 impl Default for LifMeters {
     fn default() -> Self {
@@ -92,6 +117,7 @@ impl Default for LifMeters {
             cost: Slot::off(),
             dma: Slot::off(),
             in_flight: (LevelMeter::OFF, MeterPolicy::Backpressure),
+            on: 0,
         }
     }
 }
@@ -108,6 +134,16 @@ impl LifMeters {
             MeterResource::DmaBytes => self.dma = slot(Meter::from_config(cfg, now).map_err(bad)?, policy),
             MeterResource::DescInFlight => self.in_flight = (LevelMeter::from_config(cfg), policy),
         }
+        self.on = [
+            (self.packets.meter.is_on(), ON_PACKETS),
+            (self.bytes.meter.is_on(), ON_BYTES),
+            (self.cost.meter.is_on(), ON_COST),
+            (self.dma.meter.is_on(), ON_DMA),
+            (self.in_flight.0 != LevelMeter::OFF, ON_IN_FLIGHT),
+        ]
+        .into_iter()
+        .filter(|(on, _)| *on)
+        .fold(0, |m, (_, bit)| m | bit);
         Ok(())
     }
 
@@ -141,24 +177,35 @@ impl LifMeters {
     }
 
     /// Whether any meter is configured.
+    #[inline]
     pub fn any_on(&self) -> bool {
-        self.packets.meter.is_on()
-            || self.bytes.meter.is_on()
-            || self.cost.meter.is_on()
-            || self.dma.meter.is_on()
-            || self.in_flight.0 != LevelMeter::OFF
+        self.on != 0
     }
 
     /// Whether regulation needs the LIF's descriptor backlog.
+    #[inline]
     pub fn needs_backlog(&self) -> bool {
-        self.in_flight.0 != LevelMeter::OFF
+        self.on & ON_IN_FLIGHT != 0
     }
 
-    /// Charge a processed packet; returns the worst color it got.
+    /// Charge a processed packet; returns the worst color it got (green
+    /// when no meter is on). Only the meters that are on are looked at.
     pub fn charge(&mut self, now: Nanos, u: Usage) -> Color {
-        let colors = self.colors(now, u);
-        self.owe(colors, u);
-        colors.into_iter().max().unwrap_or(Color::Green)
+        let on = self.on;
+        let mut worst = Color::Green;
+        if on & ON_PACKETS != 0 {
+            worst = worst.max(self.packets.charge(now, 1));
+        }
+        if on & ON_BYTES != 0 {
+            worst = worst.max(self.bytes.charge(now, u.bytes));
+        }
+        if on & ON_COST != 0 {
+            worst = worst.max(self.cost.charge(now, u.cost));
+        }
+        if on & ON_DMA != 0 {
+            worst = worst.max(self.dma.charge(now, u.dma_bytes));
+        }
+        worst
     }
 
     /// Color a frame from the wire to this LIF: red on a meter under the
@@ -212,20 +259,24 @@ impl LifMeters {
     /// descriptors it has waiting (`backlog`): the strictest policy of its
     /// red meters.
     pub fn class(&mut self, now: Nanos, backlog: u64) -> Class {
+        let on = self.on;
         let mut class = Class::Normal;
-        let mut consider = |red: bool, p: MeterPolicy| {
-            class = class.max(Class::of(red, p));
-        };
-        let r = self.packets.red(now);
-        consider(r, self.packets.policy);
-        let r = self.bytes.red(now);
-        consider(r, self.bytes.policy);
-        let r = self.cost.red(now);
-        consider(r, self.cost.policy);
-        let r = self.dma.red(now);
-        consider(r, self.dma.policy);
-        let (level, policy) = self.in_flight;
-        consider(level.color(backlog) == Color::Red, policy);
+        if on & ON_PACKETS != 0 {
+            class = class.max(Class::of(self.packets.red(now), self.packets.policy));
+        }
+        if on & ON_BYTES != 0 {
+            class = class.max(Class::of(self.bytes.red(now), self.bytes.policy));
+        }
+        if on & ON_COST != 0 {
+            class = class.max(Class::of(self.cost.red(now), self.cost.policy));
+        }
+        if on & ON_DMA != 0 {
+            class = class.max(Class::of(self.dma.red(now), self.dma.policy));
+        }
+        if on & ON_IN_FLIGHT != 0 {
+            let (level, policy) = self.in_flight;
+            class = class.max(Class::of(level.color(backlog) == Color::Red, policy));
+        }
         class
     }
 }
