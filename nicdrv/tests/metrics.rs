@@ -96,6 +96,7 @@ struct Setup {
     // device.
     control: ControlServer,
     server: MetricsServer,
+    metrics: Arc<Metrics>,
     _ports: Ports,
     _sim: sim::Sim,
     /// The control socket's directory, removed last (after the control
@@ -144,10 +145,11 @@ fn setup(name: &str) -> Setup {
     let dir = socket_dir(name);
     let control = ControlServer::start(&dir.join("c.sock"), state.clone()).unwrap();
     let metrics = Arc::new(Metrics::new(state.clone()));
-    let server = MetricsServer::start("127.0.0.1:0".parse().unwrap(), metrics).unwrap();
+    let server = MetricsServer::start("127.0.0.1:0".parse().unwrap(), metrics.clone()).unwrap();
     Setup {
         control,
         server,
+        metrics,
         _ports: ports,
         _sim: sim,
         _dir: RemoveDir(dir),
@@ -212,6 +214,13 @@ fn every_lif_counter_equals_nicctls_in_both_formats() {
         "{octype}"
     );
     assert!(om.ends_with("# EOF\n"));
+    // What serving them cost is counted once each connection ends (before
+    // the close the client read to): nothing before the first scrape.
+    let cpu = s.metrics.serve_cpu();
+    assert!(
+        cpu > Duration::ZERO && cpu < Duration::from_secs(10),
+        "CPU time serving two scrapes: {cpu:?}"
+    );
     for body in [&text, &om] {
         let got = samples(body);
         for (lif, counters) in &want {
