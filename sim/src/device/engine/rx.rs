@@ -166,12 +166,14 @@ impl Device {
         // Round robin over queues that are healthy and have room to
         // complete.
         let nq = lif.rxqs.len();
-        let start = lif.rx_next;
-        let Some(q) = (0..nq).map(|i| (start + i) % nq).find(|&i| {
-            lif.rxqs[i]
-                .as_mut()
+        let start = if lif.rx_next < nq { lif.rx_next } else { 0 };
+        let usable = |r: &mut Option<DeviceQueue<RxDesc>>| {
+            r.as_mut()
                 .is_some_and(|r| r.core.error.is_none() && r.core.cq_has_room())
-        }) else {
+        };
+        // From `start` to the end, then from the first (no division per
+        // queue looked at).
+        let Some(q) = (start..nq).chain(0..start).find(|&i| usable(&mut lif.rxqs[i])) else {
             let reason = if lif.rxqs.iter().flatten().any(|r| r.core.error.is_none()) {
                 LifCounter::DropNoRxBuffer
             } else {
@@ -180,7 +182,7 @@ impl Device {
             lif.count(reason, 1);
             return;
         };
-        lif.rx_next = (q + 1) % nq;
+        lif.rx_next = if q + 1 == nq { 0 } else { q + 1 };
         let rxq = lif.rxqs[q].as_mut().expect("found above");
         // RX descriptors are fetched RX_BATCH at a time, and their buffers'
         // first lines prefetched for writing, so that the frames that

@@ -59,12 +59,16 @@ impl Device {
             let lif = self.lifs[l].as_ref().expect("caller checked");
             (usize::from(lif.function), lif.txqs.len(), lif.tx_next)
         };
-        for k in 0..nq {
-            let qi = (next + k) % nq;
+        // Round robin from `next` (kept below `nq`), without a division
+        // per queue looked at.
+        let mut qi = if next < nq { next } else { 0 };
+        for _ in 0..nq {
+            let after = if qi + 1 == nq { 0 } else { qi + 1 };
             if let Served::Packet = self.serve_queue(l, qi, f, now) {
-                self.lifs[l].as_mut().expect("exists").tx_next = (qi + 1) % nq;
+                self.lifs[l].as_mut().expect("exists").tx_next = after;
                 return Served::Packet;
             }
+            qi = after;
         }
         Served::Nothing
     }
