@@ -463,8 +463,18 @@ fn engine(shared: Arc<Shared>, clock: SimClock, max_sleep: Duration) {
             let w = d.poll();
             (w, d.next_deadline(), d.next_timer(), d.now(), started)
         };
+        // A server thread waits for the device: it has it before the next
+        // pass. The mutex is not fair: an engine that locks again at once
+        // takes it back before the woken waiter runs on the other CPU, and
+        // with work always waiting (a wire faster than the engine) it did
+        // so for as long as the work lasted: a client's register access
+        // went unanswered for seconds. Waiters count down once they hold
+        // the lock; 10 ms at most, should one never get it.
         if shared.contended() {
-            std::thread::yield_now();
+            let since = std::time::Instant::now();
+            while shared.contended() && since.elapsed() < Duration::from_millis(10) {
+                std::thread::yield_now();
+            }
         }
         if work > 0 {
             shared
