@@ -568,11 +568,12 @@ impl MetricsServer {
                             .spawn(move || {
                                 serve(&mut conn, &metrics);
                                 // This thread serves one connection: its CPU
-                                // time is that connection's (counted before
-                                // the close the client waits for).
+                                // time is that connection's. Both counted
+                                // before the close the client waits for:
+                                // once it has its answer, the slot is free.
                                 metrics.serve_cpu_ns.fetch_add(thread_cpu_ns(), Ordering::Relaxed);
-                                drop(conn);
                                 busy.fetch_sub(1, Ordering::AcqRel);
+                                drop(conn);
                             });
                         if spawned.is_err() {
                             // The connection was moved into the closure that
