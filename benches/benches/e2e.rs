@@ -99,9 +99,17 @@ static SCRAPES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new
 /// Their summed wall time, ns (request to last byte of the answer).
 static SCRAPE_NS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// Per run of a variant: CPU of the PF's server threads (ns, if the
-/// kernel shows it), of nicdrv's `/metrics` threads (ns), and the scrapes.
-type CpuRuns = std::cell::RefCell<Vec<(Option<u64>, u64, u64)>>;
+/// What serving /metrics cost in one run.
+#[derive(Clone, Copy)]
+struct ScrapeCost {
+    /// CPU the PF's server threads used while the traffic ran (ns; `None`
+    /// when the kernel does not show it).
+    pf_cpu_ns: Option<u64>,
+    /// CPU nicdrv's `/metrics` threads used (ns; 0 unscraped).
+    serve_cpu_ns: u64,
+    /// Scrapes during the run.
+    scrapes: u64,
+}
 
 /// One run's figures.
 struct Run {
@@ -109,12 +117,7 @@ struct Run {
     p99_us: f64,
     engine_ns: f64,
     balanced: bool,
-    /// CPU the PF's server threads used while the traffic ran (ns).
-    pf_cpu_ns: Option<u64>,
-    /// CPU nicdrv's `/metrics` threads used (ns; 0 unscraped).
-    serve_cpu_ns: u64,
-    /// Scrapes during the run.
-    scrapes: u64,
+    cost: ScrapeCost,
 }
 
 fn run(kind: Kind, ms: u64) -> Run {
@@ -248,9 +251,11 @@ fn run(kind: Kind, ms: u64) -> Run {
         p99_us: r.latency.p99_us,
         engine_ns: ns,
         balanced: r.conservation.balanced,
-        pf_cpu_ns,
-        serve_cpu_ns,
-        scrapes,
+        cost: ScrapeCost {
+            pf_cpu_ns,
+            serve_cpu_ns,
+            scrapes,
+        },
     }
 }
 
@@ -291,9 +296,8 @@ fn main() {
     let p99: Vec<std::cell::RefCell<Vec<f64>>> = VARIANTS.iter().map(|_| Default::default()).collect();
     let engine: Vec<std::cell::RefCell<Vec<f64>>> = VARIANTS.iter().map(|_| Default::default()).collect();
     let unbalanced = std::cell::Cell::new(0u32);
-    // Per run: CPU of the PF's server threads, of nicdrv's /metrics
-    // threads (ns), and the scrapes.
-    let cpu: Vec<CpuRuns> = VARIANTS.iter().map(|_| Default::default()).collect();
+    // Per run: what serving /metrics cost.
+    let cpu: Vec<std::cell::RefCell<Vec<ScrapeCost>>> = VARIANTS.iter().map(|_| Default::default()).collect();
     let r = {
         let mut variants: Vec<Variant<'_>> = VARIANTS
             .iter()
@@ -306,7 +310,7 @@ fn main() {
                         let r = run(kind, ms);
                         p.borrow_mut().push(r.p99_us);
                         e.borrow_mut().push(r.engine_ns);
-                        c.borrow_mut().push((r.pf_cpu_ns, r.serve_cpu_ns, r.scrapes));
+                        c.borrow_mut().push(r.cost);
                         unbalanced.set(unbalanced.get() + u32::from(!r.balanced));
                         r.mpps
                     }) as Box<dyn FnMut() -> f64 + '_>,
@@ -407,8 +411,10 @@ fn main() {
     let shares: Vec<f64> = cpu[1]
         .borrow()
         .iter()
-        .filter(|&&(_, _, n)| n > 0)
-        .filter_map(|&(pf, serve, n)| Some((pf? + serve) as f64 / n as f64 / scrape_interval().as_nanos() as f64))
+        .filter(|c| c.scrapes > 0)
+        .filter_map(|c| {
+            Some((c.pf_cpu_ns? + c.serve_cpu_ns) as f64 / c.scrapes as f64 / scrape_interval().as_nanos() as f64)
+        })
         .collect();
     let what =
         "CPU a scrape takes (nicdrv's /metrics and the PF's threads), share of one core over the scrape interval";
@@ -425,11 +431,12 @@ fn main() {
             cpu[i]
                 .borrow()
                 .iter()
-                .map(|&(pf, serve, n)| {
+                .map(|c| {
                     format!(
-                        "{n} scrape(s): PF {:.2} ms + /metrics {:.2} ms",
-                        pf.unwrap_or(0) as f64 / 1e6,
-                        serve as f64 / 1e6
+                        "{} scrape(s): PF {:.2} ms + /metrics {:.2} ms",
+                        c.scrapes,
+                        c.pf_cpu_ns.unwrap_or(0) as f64 / 1e6,
+                        c.serve_cpu_ns as f64 / 1e6
                     )
                 })
                 .collect::<Vec<_>>()
