@@ -727,8 +727,7 @@ impl Pipeline {
     fn run_compiled(&mut self, now: Nanos, pkts: &mut [Input<'_>], out: &mut Vec<Outcome>) {
         let Some(jit) = self.jit.as_ref() else { return };
         let nm = self.prog.meta.len();
-        // The generated code writes every slot of every packet: sized, not
-        // cleared.
+        self.meta.clear();
         self.meta.resize(pkts.len() * nm, 0);
         self.rt.stats.packets += pkts.len() as u64;
         if self.jit_views_stale {
@@ -770,6 +769,7 @@ impl Pipeline {
             meta: std::ptr::null_mut(),
             rt: &raw mut self.rt,
             now,
+            cost: 0,
             counters: self.jit_counters.as_ptr(),
             stats: &raw mut self.rt.stats,
             table_lens: self.jit_table_lens.as_ptr(),
@@ -783,7 +783,7 @@ impl Pipeline {
         };
         // SAFETY: the batch lends each packet's bytes (`pkts` borrows them
         // mutably, each its own slice), `meta` has the program's
-        // `meta.len()` slots per packet (the program was validated
+        // `meta.len()` zeroed slots per packet (the program was validated
         // against them), `out` room for one outcome per packet past its
         // length (reserved above), and the runtime is this pipeline's, for
         // which `jit` was compiled, with its counter, meter and table views

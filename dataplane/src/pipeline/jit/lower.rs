@@ -57,7 +57,7 @@ pub(super) fn lower(
     let more = b.ins().icmp(IntCC::UnsignedLessThan, i, n);
     b.ins().brif(more, pkt, &[], finish, &[]);
     // This packet: its bytes, length and metadata slots in the frame, and
-    // the standard metadata the device sets.
+    // the standard metadata the device sets (the rest the caller zeroed).
     b.switch_to_block(pkt);
     let batch = b.ins().load(ptr, trusted, fr, frame::BATCH);
     let at = b.ins().imul_imm_s(i, frame::IN_SIZE);
@@ -72,31 +72,20 @@ pub(super) fn lower(
     let mo = b.ins().imul_imm_s(i, slots);
     let meta = b.ins().iadd(meta_base, mo);
     b.ins().store(trusted, meta, fr, frame::META);
-    // The metadata lives in variables while the packet runs (values the
-    // compiler can follow, not memory it must load again after every
-    // store); the packet's end writes every slot to the frame's `meta`.
-    // They start as the reference executor's: zero but for what the
-    // device sets.
-    let zero = b.ins().iconst(I64, 0);
-    let meta_vars: Vec<Variable> = (0..prog.meta.len()).map(|_| b.declare_var(I64)).collect();
+    let slot = |f: u16| 8 * i32::from(f);
+    b.ins().store(trusted, lif, meta, slot(std_meta::INGRESS_LIF));
     let none = b.ins().iconst(I64, std_meta::LIF_NONE as i64);
-    for (f, &v) in meta_vars.iter().enumerate() {
-        let init = match f as u16 {
-            std_meta::INGRESS_LIF => lif,
-            std_meta::EGRESS_LIF => none,
-            std_meta::PACKET_LENGTH => len,
-            _ => zero,
-        };
-        b.def_var(v, init);
-    }
+    b.ins().store(trusted, none, meta, slot(std_meta::EGRESS_LIF));
+    b.ins().store(trusted, len, meta, slot(std_meta::PACKET_LENGTH));
+    let zero = b.ins().iconst(I64, 0);
     for &v in &off {
         b.def_var(v, zero);
     }
     b.def_var(valid, zero);
-    // The cost, a variable too: along most paths a constant.
-    let cost = b.declare_var(I64);
+    // The cost accumulates in the frame (no register held for it through
+    // the whole function).
     let base = b.ins().iconst(I64, i64::from(prog.base_cost));
-    b.def_var(cost, base);
+    b.ins().store(trusted, base, fr, frame::COST);
     let apply_params = b.create_sized_stack_slot(StackSlotData::new(
         StackSlotKind::ExplicitSlot,
         (8 * limits::PARAMS) as u32,
@@ -113,8 +102,6 @@ pub(super) fn lower(
         off,
         valid,
         done,
-        meta: meta_vars,
-        cost,
         sigs,
         params: None,
         apply_params,
@@ -157,11 +144,6 @@ struct Lower<'a, 'f> {
     /// Each header's offset in the packet, and the validity bits.
     off: Vec<Variable>,
     valid: Variable,
-    /// The packet's metadata slots (stored to the frame's `meta` at the
-    /// packet's end, [`Lower::outcome`]).
-    meta: Vec<Variable>,
-    /// The cost units so far.
-    cost: Variable,
     /// Where every path ends, with the parser's code.
     done: Block,
     sigs: Sigs,
@@ -222,9 +204,10 @@ impl Lower<'_, '_> {
 
     fn add_cost(&mut self, c: u32) {
         if c != 0 {
-            let v = self.b.use_var(self.cost);
+            let t = MemFlagsData::trusted();
+            let v = self.b.ins().load(I64, t, self.fr, frame::COST);
             let v = self.b.ins().iadd_imm_s(v, i64::from(c));
-            self.b.def_var(self.cost, v);
+            self.b.ins().store(t, v, self.fr, frame::COST);
         }
     }
 
@@ -421,11 +404,13 @@ impl Lower<'_, '_> {
     }
 
     fn meta_load(&mut self, f: usize) -> Value {
-        self.b.use_var(self.meta[f])
+        let meta = self.frame_ptr(frame::META);
+        self.b.ins().load(I64, MemFlagsData::trusted(), meta, (8 * f) as i32)
     }
 
     fn meta_store(&mut self, f: usize, v: Value) {
-        self.b.def_var(self.meta[f], v);
+        let meta = self.frame_ptr(frame::META);
+        self.b.ins().store(MemFlagsData::trusted(), v, meta, (8 * f) as i32);
     }
 
     fn expr(&mut self, e: &Expr) -> Value {
@@ -1003,19 +988,12 @@ impl Lower<'_, '_> {
         let outs = self.b.ins().load(self.ptr, t, self.fr, frame::OUTCOMES);
         let at = self.b.ins().imul_imm_s(i, frame::OUT_SIZE);
         let o = self.b.ins().iadd(outs, at);
-        let cost = self.b.use_var(self.cost);
+        let cost = self.b.ins().load(I64, t, self.fr, frame::COST);
         let cap = self.iconst(u64::from(u32::MAX));
         let cost = self.b.ins().umin(cost, cap);
         let cost = self.b.ins().ireduce(I32, cost);
         self.b.ins().store(t, cost, o, frame::OUT_COST);
         self.meta_store(usize::from(std_meta::PARSER_ERROR), code);
-        // Every metadata slot to the frame's `meta` (which the caller
-        // need not zero).
-        let meta = self.frame_ptr(frame::META);
-        for f in 0..self.meta.len() {
-            let v = self.b.use_var(self.meta[f]);
-            self.b.ins().store(t, v, meta, (8 * f) as i32);
-        }
         let tag_of = |v: Verdict| i64::from(v.tag());
         let fin = self.b.create_block();
         let tag = self.b.append_block_param(fin, I16);

@@ -5,8 +5,8 @@
 //!
 //! One function per program, called once per batch:
 //! `extern "C" fn(*mut Frame) -> u64`. For each packet of the batch it
-//! sets the frame's packet and length, starts the metadata (zero but for
-//! the standard metadata the device sets), runs the parser (each state a
+//! sets the frame's packet, length and metadata slots (the caller zeroed
+//! them) and the standard metadata the device sets, runs the parser (each state a
 //! block, the parse position, header offsets and validity in registers),
 //! then the ingress control with every action body inlined where it is
 //! called or applied, and writes the packet's `Outcome` (its verdict from
@@ -15,11 +15,7 @@
 //! vector, counting parse errors, drops and packets without a route; it
 //! returns the packets run. Header
 //! fields are read and written in place with big-endian loads and stores
-//! of the bytes they span. Metadata fields and the cost are SSA variables
-//! while the packet runs (a field the path never wrote is a constant the
-//! compiler folds, and no store is loaded back); the packet's end writes
-//! every metadata slot to the caller's array, for tests and tools that
-//! read them (`Pipeline::last_meta`).
+//! of the bytes they span; metadata lives in the caller's array.
 //!
 //! What it calls back into Rust (`extern "C"` helpers below): LPM and
 //! ternary table lookups (the tables are the executor's own, so the
@@ -73,6 +69,8 @@ pub(super) struct Frame {
     pub rt: *mut Runtime,
     /// The caller's clock, for meters.
     pub now: u64,
+    /// Out: the cost units of the pass.
+    pub cost: u64,
     /// Each counter array's cells and length (the generated code counts
     /// in place, the index checked against the declared size, which
     /// `Pipeline` checks the length equals).
@@ -99,8 +97,8 @@ pub(super) struct Frame {
     pub batch: *const PktIn,
     /// Packets in `batch`.
     pub n: u64,
-    /// The batch's metadata: `Program::meta.len()` slots per packet, one
-    /// packet after the other, each written at the packet's end.
+    /// The batch's metadata: `Program::meta.len()` zeroed slots per
+    /// packet, one packet after the other.
     pub meta_base: *mut u64,
     /// Out: each packet's `Outcome`, in batch order.
     pub outcomes: *mut Outcome,
@@ -159,33 +157,35 @@ impl CounterRef {
 /// Byte offsets of [`Frame`]'s fields, as the generated code loads them.
 pub(super) mod frame {
     /// `data`.
-    pub const DATA: i32 = std::mem::offset_of!(super::Frame, data) as i32;
+    pub const DATA: i32 = 0;
     /// `len`.
-    pub const LEN: i32 = std::mem::offset_of!(super::Frame, len) as i32;
+    pub const LEN: i32 = 8;
     /// `meta`.
-    pub const META: i32 = std::mem::offset_of!(super::Frame, meta) as i32;
+    pub const META: i32 = 16;
     /// `now`.
-    pub const NOW: i32 = std::mem::offset_of!(super::Frame, now) as i32;
+    pub const NOW: i32 = 32;
+    /// `cost`.
+    pub const COST: i32 = 40;
     /// `counters`.
-    pub const COUNTERS: i32 = std::mem::offset_of!(super::Frame, counters) as i32;
+    pub const COUNTERS: i32 = 48;
     /// `stats`.
-    pub const STATS: i32 = std::mem::offset_of!(super::Frame, stats) as i32;
+    pub const STATS: i32 = 56;
     /// `table_lens`.
-    pub const TABLE_LENS: i32 = std::mem::offset_of!(super::Frame, table_lens) as i32;
+    pub const TABLE_LENS: i32 = 64;
     /// `hits`.
-    pub const HITS: i32 = std::mem::offset_of!(super::Frame, hits) as i32;
+    pub const HITS: i32 = 72;
     /// `tables`.
-    pub const TABLES: i32 = std::mem::offset_of!(super::Frame, tables) as i32;
+    pub const TABLES: i32 = 80;
     /// `meters`.
-    pub const METERS: i32 = std::mem::offset_of!(super::Frame, meters) as i32;
+    pub const METERS: i32 = 88;
     /// `batch`.
-    pub const BATCH: i32 = std::mem::offset_of!(super::Frame, batch) as i32;
+    pub const BATCH: i32 = 96;
     /// `n`.
-    pub const N: i32 = std::mem::offset_of!(super::Frame, n) as i32;
+    pub const N: i32 = 104;
     /// `meta_base`.
-    pub const META_BASE: i32 = std::mem::offset_of!(super::Frame, meta_base) as i32;
+    pub const META_BASE: i32 = 112;
     /// `outcomes`.
-    pub const OUTCOMES: i32 = std::mem::offset_of!(super::Frame, outcomes) as i32;
+    pub const OUTCOMES: i32 = 120;
     /// `PktIn`'s fields and size.
     pub const IN_DATA: i32 = std::mem::offset_of!(super::PktIn, data) as i32;
     pub const IN_LEN: i32 = std::mem::offset_of!(super::PktIn, len) as i32;
@@ -209,9 +209,24 @@ pub(super) mod frame {
     /// The second word.
     pub const CELL_BYTES: i32 = std::mem::offset_of!((u64, u64), 1) as i32;
 }
+const _: () = assert!(std::mem::offset_of!(Frame, counters) == frame::COUNTERS as usize);
+const _: () = assert!(std::mem::offset_of!(Frame, stats) == frame::STATS as usize);
+const _: () = assert!(std::mem::offset_of!(Frame, table_lens) == frame::TABLE_LENS as usize);
+const _: () = assert!(std::mem::offset_of!(Frame, hits) == frame::HITS as usize);
+const _: () = assert!(std::mem::offset_of!(Frame, tables) == frame::TABLES as usize);
+const _: () = assert!(std::mem::offset_of!(Frame, meters) == frame::METERS as usize);
 const _: () = assert!(std::mem::size_of::<super::table::ExactView>() == 32);
 const _: () = assert!(std::mem::size_of::<(u64, u64)>() == 16);
 const _: () = assert!(std::mem::size_of::<CounterRef>() == 16);
+const _: () = assert!(std::mem::offset_of!(Frame, data) == frame::DATA as usize);
+const _: () = assert!(std::mem::offset_of!(Frame, len) == frame::LEN as usize);
+const _: () = assert!(std::mem::offset_of!(Frame, meta) == frame::META as usize);
+const _: () = assert!(std::mem::offset_of!(Frame, cost) == frame::COST as usize);
+const _: () = assert!(std::mem::offset_of!(Frame, now) == frame::NOW as usize);
+const _: () = assert!(std::mem::offset_of!(Frame, batch) == frame::BATCH as usize);
+const _: () = assert!(std::mem::offset_of!(Frame, n) == frame::N as usize);
+const _: () = assert!(std::mem::offset_of!(Frame, meta_base) == frame::META_BASE as usize);
+const _: () = assert!(std::mem::offset_of!(Frame, outcomes) == frame::OUTCOMES as usize);
 // `Verdict` is a `u16` tag with `ToLif`'s `u16` after it.
 const _: () = assert!(std::mem::size_of::<Verdict>() == 4);
 
@@ -345,7 +360,7 @@ impl Jit {
     /// # Safety
     /// Each `PktIn::data` must point to `len` bytes the caller lets the
     /// program read and write, and no two packets may overlap;
-    /// `fr.meta_base` to `n` times the program's metadata slots;
+    /// `fr.meta_base` to `n` times the program's metadata slots, zeroed;
     /// `fr.outcomes` to room for `n` `Outcome`s; `fr.stats` to the
     /// runtime's statistics; `fr.rt` to the runtime of the
     /// pipeline this code was compiled for, with the counter, meter and
