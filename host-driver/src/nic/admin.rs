@@ -87,13 +87,20 @@ impl Nic {
 
     /// The first `len` bytes of the scratch buffer, if it has them.
     fn scratch_ptr(&self, len: usize) -> Result<std::ptr::NonNull<u8>, DriverError> {
-        u64::try_from(len)
-            .ok()
-            .filter(|&l| l <= SCRATCH)
-            .and_then(|l| self.mem.ptr(self.scratch.addr.get(), l))
+        self.scratch_range(0, len)
+    }
+
+    /// Bytes `at..at + len` of the scratch buffer, if it has them.
+    fn scratch_range(&self, at: usize, len: usize) -> Result<std::ptr::NonNull<u8>, DriverError> {
+        at.checked_add(len)
+            .and_then(|end| u64::try_from(end).ok())
+            .filter(|&end| end <= SCRATCH)
+            .and_then(|_| self.scratch.addr.get().checked_add(at as u64))
+            .and_then(|iova| self.mem.ptr(iova, len as u64))
             .ok_or_else(|| {
                 self.other(format!(
-                    "{len} bytes do not fit the {SCRATCH}-byte admin scratch buffer"
+                    "bytes {at}..{} do not fit the {SCRATCH}-byte admin scratch buffer",
+                    at.saturating_add(len)
                 ))
             })
     }
@@ -111,10 +118,15 @@ impl Nic {
 
     /// The first `len` bytes of the scratch buffer (a command's output).
     pub(super) fn read_scratch(&self, len: usize) -> Result<Vec<u8>, DriverError> {
-        let p = self.scratch_ptr(len)?;
+        self.read_scratch_at(0, len)
+    }
+
+    /// Bytes `at..at + len` of the scratch buffer (a command's output).
+    pub(super) fn read_scratch_at(&self, at: usize, len: usize) -> Result<Vec<u8>, DriverError> {
+        let p = self.scratch_range(at, len)?;
         let mut v = vec![0u8; len];
         // SAFETY: `p` has `len` bytes of the scratch buffer (checked by
-        // scratch_ptr); the buffer is ours, and the device wrote it before
+        // scratch_range); the buffer is ours, and the device wrote it before
         // completing the command we waited for.
         unsafe { std::ptr::copy_nonoverlapping(p.as_ptr(), v.as_mut_ptr(), len) };
         Ok(v)

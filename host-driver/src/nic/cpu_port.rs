@@ -43,14 +43,18 @@ impl Nic {
         if n == 0 {
             return Ok((Vec::new(), left));
         }
-        let bytes = self.read_scratch(SCRATCH as usize)?;
+        // Record by record: each head, then its frame straight into the
+        // frame's own buffer (not the whole 64 KiB buffer first).
+        let head_len = std::mem::size_of::<PacketInRecord>();
         let mut out = Vec::with_capacity(n);
         let mut at = 0usize;
         for _ in 0..n {
-            let head = bytes
-                .get(at..at + std::mem::size_of::<PacketInRecord>())
-                .and_then(|b| PacketInRecord::read_from_bytes(b).ok())
-                .filter(|r| r.check().is_ok());
+            let head = if at + head_len <= SCRATCH as usize {
+                let b = self.read_scratch_at(at, head_len)?;
+                PacketInRecord::read_from_bytes(&b).ok().filter(|r| r.check().is_ok())
+            } else {
+                None
+            };
             let Some(r) = head else {
                 return Err(self.lied(
                     "PacketInRead",
@@ -60,18 +64,18 @@ impl Nic {
                 ));
             };
             let len = r.len.get() as usize;
-            let start = at + std::mem::size_of::<PacketInRecord>();
-            let Some(frame) = bytes.get(start..start + len) else {
+            let start = at + head_len;
+            if start + len > SCRATCH as usize {
                 return Err(self.lied(
                     "PacketInRead",
                     "record end",
                     (start + len) as u64,
                     format!("0..={SCRATCH} (inside the buffer)"),
                 ));
-            };
+            }
             out.push(PacketIn {
                 ingress_lif: r.ingress_lif.get(),
-                frame: frame.to_vec(),
+                frame: self.read_scratch_at(start, len)?,
             });
             at += PacketInRecord::span(len);
         }
