@@ -24,9 +24,7 @@
 //! meter colors.
 //!
 //! `cargo bench -p fairnic-benches --bench pipeline`; `FAIRNIC_BENCH_ROUNDS`
-//! sets the rounds (default 7 under `cargo bench`). For profiling,
-//! `FAIRNIC_PIPELINE_ONLY=NAME` runs only the variants whose name is NAME
-//! (e.g. `fairnic.p4 compiled, meters on`) and prints their Mpps, no report.
+//! sets the rounds (default 7 under `cargo bench`).
 
 use dataplane::abi::{MeterConfig, MeterMode, MeterResource, TableEntry};
 use dataplane::packet::build_udp4;
@@ -292,14 +290,6 @@ fn main() {
                     (n, t)
                 }),
             ));
-        }
-        if let Ok(only) = std::env::var("FAIRNIC_PIPELINE_ONLY") {
-            variants.retain(|(name, _)| *name == only);
-            let r = interleave_sliced(n, SLICES, &mut variants);
-            for ((name, _), runs) in variants.iter().zip(r) {
-                println!("{name}: {runs:?} Mpps");
-            }
-            return;
         }
         interleave_sliced(n, SLICES, &mut variants)
     };

@@ -727,7 +727,8 @@ impl Pipeline {
     fn run_compiled(&mut self, now: Nanos, pkts: &mut [Input<'_>], out: &mut Vec<Outcome>) {
         let Some(jit) = self.jit.as_ref() else { return };
         let nm = self.prog.meta.len();
-        self.meta.clear();
+        // The generated code sets every slot of every packet: sized, not
+        // cleared.
         self.meta.resize(pkts.len() * nm, 0);
         self.rt.stats.packets += pkts.len() as u64;
         if self.jit_views_stale {
@@ -783,7 +784,7 @@ impl Pipeline {
         };
         // SAFETY: the batch lends each packet's bytes (`pkts` borrows them
         // mutably, each its own slice), `meta` has the program's
-        // `meta.len()` zeroed slots per packet (the program was validated
+        // `meta.len()` slots per packet (the program was validated
         // against them), `out` room for one outcome per packet past its
         // length (reserved above), and the runtime is this pipeline's, for
         // which `jit` was compiled, with its counter, meter and table views

@@ -57,7 +57,7 @@ pub(super) fn lower(
     let more = b.ins().icmp(IntCC::UnsignedLessThan, i, n);
     b.ins().brif(more, pkt, &[], finish, &[]);
     // This packet: its bytes, length and metadata slots in the frame, and
-    // the standard metadata the device sets (the rest the caller zeroed).
+    // the standard metadata the device sets.
     b.switch_to_block(pkt);
     let batch = b.ins().load(ptr, trusted, fr, frame::BATCH);
     let at = b.ins().imul_imm_s(i, frame::IN_SIZE);
@@ -72,12 +72,19 @@ pub(super) fn lower(
     let mo = b.ins().imul_imm_s(i, slots);
     let meta = b.ins().iadd(meta_base, mo);
     b.ins().store(trusted, meta, fr, frame::META);
-    let slot = |f: u16| 8 * i32::from(f);
-    b.ins().store(trusted, lif, meta, slot(std_meta::INGRESS_LIF));
+    // Every slot: zero but for what the device sets (a store each, not a
+    // memset of the batch's slots by the caller).
     let none = b.ins().iconst(I64, std_meta::LIF_NONE as i64);
-    b.ins().store(trusted, none, meta, slot(std_meta::EGRESS_LIF));
-    b.ins().store(trusted, len, meta, slot(std_meta::PACKET_LENGTH));
     let zero = b.ins().iconst(I64, 0);
+    for f in 0..prog.meta.len() {
+        let v = match f as u16 {
+            std_meta::INGRESS_LIF => lif,
+            std_meta::EGRESS_LIF => none,
+            std_meta::PACKET_LENGTH => len,
+            _ => zero,
+        };
+        b.ins().store(trusted, v, meta, (8 * f) as i32);
+    }
     for &v in &off {
         b.def_var(v, zero);
     }
