@@ -224,6 +224,52 @@ fn a_counter_read_past_the_buffer_or_the_array_is_an_error() {
 }
 
 #[test]
+fn a_packet_in_record_the_device_never_wrote_is_an_error() {
+    let sim = start_sim(1, ClockKind::Virtual, PortSpec::Null);
+    let mut pf = open_nic(sim.pf_socket(), &NicConfig::default(), None);
+    pf.load_pipeline(&p4::fairnic().to_image()).unwrap();
+    // Known bytes at the start of the scratch buffer: a broadcast frame
+    // injected out of the uplink. Read as a record head its reserved bits
+    // are 0xffff.
+    let frame = build_udp4(
+        [0xff; 6],
+        [2, 0, 0, 0, 0, 1],
+        [10, 0, 0, 1],
+        [10, 0, 0, 2],
+        (1, 2),
+        b"x",
+        64,
+    );
+    pf.packet_inject(None, &frame).unwrap();
+    // Nothing queued, and the device says one record.
+    sim.device()
+        .inject(Fault::Lie {
+            function: 0,
+            lie: Lie::PacketInCount(1),
+        })
+        .unwrap();
+    names_function(
+        &pf.packet_in().unwrap_err().to_string(),
+        "(PF)",
+        &["PacketInRead", "record offset 0"],
+    );
+    // More records than the buffer holds.
+    sim.device()
+        .inject(Fault::Lie {
+            function: 0,
+            lie: Lie::PacketInCount(100_000),
+        })
+        .unwrap();
+    names_function(
+        &pf.packet_in().unwrap_err().to_string(),
+        "(PF)",
+        &["PacketInRead", "frame count 100000"],
+    );
+    // Told once: the next read is the truth.
+    assert_eq!(pf.packet_in().unwrap(), (Vec::new(), 0));
+}
+
+#[test]
 fn lies_are_driver_errors_that_say_what_they_are() {
     let mut r = Rig::new();
     r.lie(Lie::QueueIndex(1000));

@@ -62,6 +62,8 @@ pub enum Lie {
     /// `PipelineCounterGet` answers that it wrote `written` cells (`value`)
     /// of an array of `total` (`data`).
     CounterCellCount { written: u32, total: u64 },
+    /// `PacketInRead` answers that it wrote this many records (`value`).
+    PacketInCount(u32),
 }
 
 impl Lie {
@@ -73,13 +75,14 @@ impl Lie {
             Lie::LifListCount(_) => AdminOpcode::LifList,
             Lie::TableListCount { .. } => AdminOpcode::TableEntryList,
             Lie::CounterCellCount { .. } => AdminOpcode::PipelineCounterGet,
+            Lie::PacketInCount(_) => AdminOpcode::PacketInRead,
         }
     }
 
     /// Tell it in `comp`.
     fn tell(self, comp: &mut AdminComp) {
         match self {
-            Lie::QueueIndex(v) | Lie::LifNumber(v) => comp.value = v.into(),
+            Lie::QueueIndex(v) | Lie::LifNumber(v) | Lie::PacketInCount(v) => comp.value = v.into(),
             Lie::LifSlot(d) => comp.data = d.into(),
             Lie::LifListCount(n) => {
                 comp.data = n.into();
