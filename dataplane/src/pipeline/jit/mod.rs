@@ -5,8 +5,8 @@
 //!
 //! One function per program, called once per batch:
 //! `extern "C" fn(*mut Frame) -> u64`. For each packet of the batch it
-//! sets the frame's packet, length and metadata slots (the caller zeroed
-//! them) and the standard metadata the device sets, runs the parser (each state a
+//! sets the frame's packet and length and every metadata slot (zero but
+//! for the standard metadata the device sets), runs the parser (each state a
 //! block, the parse position, header offsets and validity in registers),
 //! then the ingress control with every action body inlined where it is
 //! called or applied, and writes the packet's `Outcome` (its verdict from
@@ -97,8 +97,8 @@ pub(super) struct Frame {
     pub batch: *const PktIn,
     /// Packets in `batch`.
     pub n: u64,
-    /// The batch's metadata: `Program::meta.len()` zeroed slots per
-    /// packet, one packet after the other.
+    /// The batch's metadata: `Program::meta.len()` slots per packet, one
+    /// packet after the other (the generated code sets them all).
     pub meta_base: *mut u64,
     /// Out: each packet's `Outcome`, in batch order.
     pub outcomes: *mut Outcome,
@@ -360,7 +360,7 @@ impl Jit {
     /// # Safety
     /// Each `PktIn::data` must point to `len` bytes the caller lets the
     /// program read and write, and no two packets may overlap;
-    /// `fr.meta_base` to `n` times the program's metadata slots, zeroed;
+    /// `fr.meta_base` to `n` times the program's metadata slots;
     /// `fr.outcomes` to room for `n` `Outcome`s; `fr.stats` to the
     /// runtime's statistics; `fr.rt` to the runtime of the
     /// pipeline this code was compiled for, with the counter, meter and
