@@ -84,6 +84,11 @@ impl Rig {
     }
 }
 
+/// The PF (function 0) tells `lie` in its next answer to the command.
+fn pf_lies(sim: &Sim, lie: Lie) {
+    sim.device().inject(Fault::Lie { function: 0, lie }).unwrap();
+}
+
 /// `msg` names VF0 and every one of `words`.
 fn names(msg: &str, words: &[&str]) {
     names_function(msg, "VF 0", words);
@@ -184,12 +189,7 @@ fn a_table_listing_past_the_buffer_or_the_table_is_an_error() {
         // More written than the table has.
         (2, 1, vec!["TableEntryList", "entries in the table 1"]),
     ] {
-        sim.device()
-            .inject(Fault::Lie {
-                function: 0,
-                lie: Lie::TableListCount { written, total },
-            })
-            .unwrap();
+        pf_lies(&sim, Lie::TableListCount { written, total });
         names_function(&pf.table_entries(1).unwrap_err().to_string(), "(PF)", &words);
         // Told once: the next listing is the truth.
         assert_eq!(pf.table_entries(1).unwrap(), [drop]);
@@ -211,12 +211,7 @@ fn a_counter_read_past_the_buffer_or_the_array_is_an_error() {
         // More written than the array has.
         (2, 1, vec!["PipelineCounterGet", "cells in the array 1"]),
     ] {
-        sim.device()
-            .inject(Fault::Lie {
-                function: 0,
-                lie: Lie::CounterCellCount { written, total },
-            })
-            .unwrap();
+        pf_lies(&sim, Lie::CounterCellCount { written, total });
         names_function(&pf.pipeline_counters(0).unwrap_err().to_string(), "(PF)", &words);
         // Told once: the next read is the truth.
         assert_eq!(pf.pipeline_counters(0).unwrap(), vec![(0, 0); cells as usize]);
@@ -242,24 +237,14 @@ fn a_packet_in_record_the_device_never_wrote_is_an_error() {
     );
     pf.packet_inject(None, &frame).unwrap();
     // Nothing queued, and the device says one record.
-    sim.device()
-        .inject(Fault::Lie {
-            function: 0,
-            lie: Lie::PacketInCount(1),
-        })
-        .unwrap();
+    pf_lies(&sim, Lie::PacketInCount(1));
     names_function(
         &pf.packet_in().unwrap_err().to_string(),
         "(PF)",
         &["PacketInRead", "record offset 0"],
     );
     // More records than the buffer holds.
-    sim.device()
-        .inject(Fault::Lie {
-            function: 0,
-            lie: Lie::PacketInCount(100_000),
-        })
-        .unwrap();
+    pf_lies(&sim, Lie::PacketInCount(100_000));
     names_function(
         &pf.packet_in().unwrap_err().to_string(),
         "(PF)",
