@@ -831,17 +831,82 @@ async fn table_entries_are_written_per_update_and_read_back() {
             entity: Some(entity::Entity::TableEntry(entry(2, 7))),
         }]
     );
+    // The device is the truth: the duplicate and the delete of nothing
+    // reached it and it refused them.
     let ops: Vec<String> = rec.0.lock().unwrap().iter().skip(1).cloned().collect();
     assert_eq!(
         ops,
         [
             "add table 1 key [02, 00, 00, 00, 00, 01]",
             "add table 1 key [02, 00, 00, 00, 00, 02]",
+            "add table 1 key [02, 00, 00, 00, 00, 01]",
             "add table 1 key [02, 00, 00, 00, 00, 03]",
+            "del table 1 key [02, 00, 00, 00, 00, 09]",
             "del table 1 key [02, 00, 00, 00, 00, 02]",
             "add table 1 key [02, 00, 00, 00, 00, 02]",
         ]
     );
+
+    // Entries changed behind the server's back (`nicctl`, a device that
+    // reset): the server answers from what the device holds.
+    let on_device = |insert: bool, e: &TableEntry| {
+        let abi = p4rt::entries::to_abi(&program, &ids, e, insert).unwrap();
+        let mut d = rec.1.lock().unwrap();
+        d.as_mut().unwrap().apply_entry(&abi, insert).unwrap();
+    };
+    // Gone from the device: INSERT it again is no duplicate, MODIFY and
+    // DELETE find nothing.
+    on_device(false, &entry(1, 0));
+    c.write(write(vec![(update::Type::Insert, entry(1, 4))], 3))
+        .await
+        .unwrap();
+    on_device(false, &entry(3, 0));
+    let e = c
+        .write(write(
+            vec![(update::Type::Modify, entry(3, 5)), (update::Type::Delete, entry(3, 0))],
+            3,
+        ))
+        .await
+        .unwrap_err();
+    let errs = write_errors(&e);
+    assert_eq!(
+        errs.iter().map(|(c, _)| *c).collect::<Vec<_>>(),
+        [Code::NotFound as i32, Code::NotFound as i32],
+        "{errs:?}"
+    );
+    // Added at the device: a duplicate to INSERT; MODIFY replaces it (the
+    // request's later updates see the modify), DELETE removes it.
+    on_device(true, &entry(5, 1));
+    let e = c
+        .write(write(
+            vec![
+                (update::Type::Insert, entry(5, 2)),
+                (update::Type::Modify, entry(5, 6)),
+                (update::Type::Modify, entry(5, 7)),
+            ],
+            3,
+        ))
+        .await
+        .unwrap_err();
+    let errs = write_errors(&e);
+    assert_eq!(
+        errs.iter().map(|(c, _)| *c).collect::<Vec<_>>(),
+        [Code::AlreadyExists as i32, Code::Ok as i32, Code::Ok as i32],
+        "{errs:?}"
+    );
+    let got = read_all(&mut c, entity::Entity::TableEntry(TableEntry::default()))
+        .await
+        .unwrap();
+    let want: Vec<Entity> = [entry(1, 4), entry(2, 7), entry(5, 7)]
+        .into_iter()
+        .map(|e| Entity {
+            entity: Some(entity::Entity::TableEntry(e)),
+        })
+        .collect();
+    assert_eq!(got, want);
+    c.write(write(vec![(update::Type::Delete, entry(5, 0))], 3))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

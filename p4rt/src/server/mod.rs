@@ -122,8 +122,6 @@ struct Committed {
 #[derive(Debug, Default)]
 struct Pipelines {
     committed: Option<Committed>,
-    /// The table entries written through this server, by table and key.
-    entries: std::collections::BTreeMap<(u32, Vec<u8>), TableEntry>,
     /// VERIFY_AND_SAVE's config and program, waiting for a COMMIT.
     saved: Option<(ForwardingPipelineConfig, Program)>,
 }
@@ -207,19 +205,22 @@ impl Service {
         let mut g = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
         let ids = crate::p4info::Ids::of(&program);
         g.committed = Some(Committed { config, program, ids });
-        // A new program starts with its own tables: what was written to
-        // the old one is gone from the device.
-        g.entries.clear();
         Ok(())
     }
 
     /// One update of a Write: done, or the refusal for its `p4.v1.Error`.
-    fn apply(&self, u: &Update) -> Result<(), crate::entries::Refusal> {
+    /// The device's tables are the truth (entries added by `nicctl`, or
+    /// gone with a device reset, are what the device says): INSERT and
+    /// DELETE go to the device, whose refusal (`Exists`, `NoEntry`)
+    /// becomes ALREADY_EXISTS or NOT_FOUND; MODIFY takes the entry it
+    /// replaces from `listed`, the device's listing of the table, read at
+    /// the request's first MODIFY of that table and kept up to date by the
+    /// request's later updates.
+    fn apply(&self, u: &Update, listed: &mut Listed) -> Result<(), crate::entries::Refusal> {
         use crate::entries::to_abi;
         use tonic::Code;
-        let mut g = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
-        let Pipelines { committed, entries, .. } = &mut *g;
-        let Some(c) = committed.as_ref() else {
+        let g = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(c) = g.committed.as_ref() else {
             return Err((Code::FailedPrecondition, "no pipeline: set one first".into()));
         };
         let kind = update::Type::try_from(u.r#type).unwrap_or(update::Type::Unspecified);
@@ -230,41 +231,52 @@ impl Service {
             _ => {
                 return Err((
                     Code::Unimplemented,
-                    "only table and meter entries can be written to this fairnic server yet".into(),
+                    "only table, meter and counter entries can be written to this fairnic server".into(),
                 ))
             }
         };
         let e = to_abi(&c.program, &c.ids, te, kind != update::Type::Delete)?;
-        let key = entry_key(&e);
+        let (table, key) = entry_key(&e);
         match kind {
             update::Type::Insert => {
-                if entries.contains_key(&key) {
-                    return Err((Code::AlreadyExists, "an entry with this key exists".into()));
-                }
                 self.target.table_entry(true, &e)?;
-                entries.insert(key, e);
+                if let Some(t) = listed.get_mut(&table) {
+                    t.insert(key, e);
+                }
             }
             update::Type::Modify => {
-                let Some(old) = entries.get(&key).copied() else {
+                let t = match listed.entry(table) {
+                    std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        let held = self.target.table_entries(table)?;
+                        v.insert(held.into_iter().map(|h| (entry_key(&h).1, h)).collect())
+                    }
+                };
+                let Some(old) = t.get(&key).copied() else {
                     return Err((Code::NotFound, "no entry with this key to modify".into()));
                 };
                 // The device has no modify: delete and add, and put the old
                 // entry back if the new one is refused.
-                self.target.table_entry(false, &old)?;
-                if let Err(r) = self.target.table_entry(true, &e) {
-                    if self.target.table_entry(true, &old).is_err() {
-                        entries.remove(&key);
+                if let Err(r) = self.target.table_entry(false, &old) {
+                    // Gone since the listing: what the device says now.
+                    if r.0 == Code::NotFound {
+                        t.remove(&key);
                     }
                     return Err(r);
                 }
-                entries.insert(key, e);
+                if let Err(r) = self.target.table_entry(true, &e) {
+                    if self.target.table_entry(true, &old).is_err() {
+                        t.remove(&key);
+                    }
+                    return Err(r);
+                }
+                t.insert(key, e);
             }
             update::Type::Delete => {
-                if !entries.contains_key(&key) {
-                    return Err((Code::NotFound, "no entry with this key".into()));
-                }
                 self.target.table_entry(false, &e)?;
-                entries.remove(&key);
+                if let Some(t) = listed.get_mut(&table) {
+                    t.remove(&key);
+                }
             }
             update::Type::Unspecified => {
                 return Err((
@@ -276,6 +288,10 @@ impl Service {
         Ok(())
     }
 }
+
+/// A Write request's view of the tables it modifies: each table's
+/// entries by key, as the device listed them and the request changed them.
+type Listed = std::collections::HashMap<u32, std::collections::BTreeMap<Vec<u8>, TableEntry>>;
 
 impl Service {
     /// A `MeterEntry` update: MODIFY of a per-LIF meter's cell.
@@ -473,7 +489,9 @@ impl P4Runtime for Service {
         {
             return Err(Status::failed_precondition("no pipeline: set one first"));
         }
-        let results: Vec<Result<(), crate::entries::Refusal>> = r.updates.iter().map(|u| self.apply(u)).collect();
+        let mut listed = Listed::new();
+        let results: Vec<Result<(), crate::entries::Refusal>> =
+            r.updates.iter().map(|u| self.apply(u, &mut listed)).collect();
         if results.iter().all(Result::is_ok) {
             return Ok(Response::new(WriteResponse {}));
         }

@@ -111,9 +111,8 @@ impl Service {
     }
 
     /// Add `entries` that the device does not hold already (it installs
-    /// its own LIF entries at a load); the ones added, or the first
-    /// refusal.
-    fn add_missing(&self, program: &Program, entries: &[TableEntry]) -> Result<Vec<TableEntry>, Refusal> {
+    /// its own LIF entries at a load); stops at the first refusal.
+    fn add_missing(&self, program: &Program, entries: &[TableEntry]) -> Result<(), Refusal> {
         let present: HashSet<(u32, Vec<u8>)> = self
             .held(program)
             .map_err(|s| (s.code(), s.message().to_string()))?
@@ -121,12 +120,10 @@ impl Service {
             .flatten()
             .map(entry_key)
             .collect();
-        let mut added = Vec::new();
         for e in entries.iter().filter(|e| !present.contains(&entry_key(e))) {
             self.target.table_entry(true, e)?;
-            added.push(*e);
         }
-        Ok(added)
+        Ok(())
     }
 
     /// RECONCILE_AND_COMMIT of a verified config and its program.
@@ -152,11 +149,10 @@ impl Service {
             .load_pipeline(&program, &config.p4_device_config)
             .map_err(|e| Status::internal(format!("the device refused the program: {e}")))?;
         match self.add_missing(&program, &carried) {
-            Ok(added) => {
+            Ok(()) => {
                 let mut g = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
                 let ids = crate::p4info::Ids::of(&program);
                 g.committed = Some(super::Committed { config, program, ids });
-                g.entries = added.into_iter().map(|e| (entry_key(&e), e)).collect();
                 Ok(())
             }
             Err((code, why)) => {
@@ -168,7 +164,7 @@ impl Service {
                     .map_err(|e| (Code::Internal, e))
                     .and_then(|()| self.add_missing(&old_program, &old_entries));
                 let outcome = match back {
-                    Ok(_) => "the committed program and its entries are back".to_string(),
+                    Ok(()) => "the committed program and its entries are back".to_string(),
                     Err((_, e)) => format!("and putting the committed program back failed too: {e}"),
                 };
                 Err(Status::new(
