@@ -677,7 +677,15 @@ fn write_errors(s: &tonic::Status) -> Vec<(i32, String)> {
         .collect()
 }
 
-/// Everything a Read of `want` answers, over every response of its stream.
+/// The failed Write `s` has one `p4.v1.Error` per update with the codes
+/// `want`, in order (the messages shown if not).
+fn assert_write_codes(s: &tonic::Status, want: &[Code]) {
+    let errs = write_errors(s);
+    let codes: Vec<i32> = errs.iter().map(|(c, _)| *c).collect();
+    let want: Vec<i32> = want.iter().map(|&c| c as i32).collect();
+    assert_eq!(codes, want, "{errs:?}");
+}
+
 /// A Write to the test device from election id `election`, one update per
 /// (type, entity), continuing on errors.
 fn write_request(election: u64, updates: Vec<(update::Type, entity::Entity)>) -> WriteRequest {
@@ -696,6 +704,7 @@ fn write_request(election: u64, updates: Vec<(update::Type, entity::Entity)>) ->
     }
 }
 
+/// Everything a Read of `want` answers, over every response of its stream.
 async fn read_all(
     c: &mut P4RuntimeClient<tonic::transport::Channel>,
     want: entity::Entity,
@@ -791,11 +800,7 @@ async fn table_entries_are_written_per_update_and_read_back() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::Unknown);
-    let errs = write_errors(&e);
-    assert_eq!(
-        errs.iter().map(|(c, _)| *c).collect::<Vec<_>>(),
-        [Code::AlreadyExists as i32, Code::Ok as i32, Code::NotFound as i32]
-    );
+    assert_write_codes(&e, &[Code::AlreadyExists, Code::Ok, Code::NotFound]);
     // Modify: delete then add at the device.
     c.write(write(vec![(update::Type::Modify, entry(2, 7))], 3))
         .await
@@ -811,14 +816,16 @@ async fn table_entries_are_written_per_update_and_read_back() {
         }],
     };
     let every_table = entity::Entity::TableEntry(TableEntry::default());
-    let got = read_all(&mut c, every_table).await.unwrap();
-    let want: Vec<Entity> = [entry(1, 1), entry(2, 7), entry(3, 3)]
-        .into_iter()
-        .map(|e| Entity {
-            entity: Some(entity::Entity::TableEntry(e)),
-        })
-        .collect();
-    assert_eq!(got, want);
+    // What a Read answers for these entries, in order.
+    let entities = |es: &[TableEntry]| -> Vec<Entity> {
+        es.iter()
+            .map(|e| Entity {
+                entity: Some(entity::Entity::TableEntry(e.clone())),
+            })
+            .collect()
+    };
+    let got = read_all(&mut c, every_table.clone()).await.unwrap();
+    assert_eq!(got, entities(&[entry(1, 1), entry(2, 7), entry(3, 3)]));
     let e = c.read(read(12345)).await.unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
     // Read with the key given: that entry only, as the device holds it.
@@ -868,12 +875,7 @@ async fn table_entries_are_written_per_update_and_read_back() {
         ))
         .await
         .unwrap_err();
-    let errs = write_errors(&e);
-    assert_eq!(
-        errs.iter().map(|(c, _)| *c).collect::<Vec<_>>(),
-        [Code::NotFound as i32, Code::NotFound as i32],
-        "{errs:?}"
-    );
+    assert_write_codes(&e, &[Code::NotFound, Code::NotFound]);
     // Added at the device: a duplicate to INSERT; MODIFY replaces it (the
     // request's later updates see the modify), DELETE removes it.
     on_device(true, &entry(5, 1));
@@ -888,22 +890,9 @@ async fn table_entries_are_written_per_update_and_read_back() {
         ))
         .await
         .unwrap_err();
-    let errs = write_errors(&e);
-    assert_eq!(
-        errs.iter().map(|(c, _)| *c).collect::<Vec<_>>(),
-        [Code::AlreadyExists as i32, Code::Ok as i32, Code::Ok as i32],
-        "{errs:?}"
-    );
-    let got = read_all(&mut c, entity::Entity::TableEntry(TableEntry::default()))
-        .await
-        .unwrap();
-    let want: Vec<Entity> = [entry(1, 4), entry(2, 7), entry(5, 7)]
-        .into_iter()
-        .map(|e| Entity {
-            entity: Some(entity::Entity::TableEntry(e)),
-        })
-        .collect();
-    assert_eq!(got, want);
+    assert_write_codes(&e, &[Code::AlreadyExists, Code::Ok, Code::Ok]);
+    let got = read_all(&mut c, every_table).await.unwrap();
+    assert_eq!(got, entities(&[entry(1, 4), entry(2, 7), entry(5, 7)]));
     c.write(write(vec![(update::Type::Delete, entry(5, 0))], 3))
         .await
         .unwrap();
