@@ -1,4 +1,21 @@
-# Sourced by scripts/qemu-vfio-check and scripts/qemu-fairnic-check.
+# Sourced by scripts/qemu-vfio-check and scripts/qemu-fairnic-check (and
+# .ci/run, for build_qemu_binaries).
+
+# build_qemu_binaries [CARGO-ARGS...]: the optimized binaries both checks
+# use (vfio-edu-check, nicsim, nicdrv), in the benchmarks' profile
+# (target/release), in one cargo command: built alone, host-driver's
+# dependencies resolve with fewer features (log, smallvec, indexmap) and
+# Cranelift and the crates on it were compiled a second time for nicsim
+# and nicdrv (and the benchmarks). Whichever check runs second, and
+# .ci/run's build ahead of both, find it built.
+build_qemu_binaries() {
+  cargo build "$@" --profile bench -p host-driver --bin vfio-edu-check -p sim --bin nicsim -p nicdrv --bin nicdrv
+}
+
+# stale FILE: FILE (a cache's "ready" mark) is missing or over a week old.
+stale() {
+  [ ! -f "$1" ] || [ -z "$(find "$1" -mtime -7)" ]
+}
 
 # need_host PKG...: install the Debian packages that are missing.
 need_host() {
