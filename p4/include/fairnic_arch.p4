@@ -196,6 +196,38 @@ extern counter {
     void count(in bit<32> index);
 }
 
+/* A counter with one cell per entry of the table that names it in its
+ * `counters` property: every hit counts the packet (packets and bytes) in
+ * the cell of the entry that matched; a miss counts nothing. A new entry's
+ * cell starts at zero. `count()` in an action of the table may be written
+ * (as in v1model) and does nothing more. Read by the control plane with
+ * the entry (P4Runtime's DirectCounterEntry):
+ *
+ *     direct_counter(CounterType.packets_and_bytes) acl_hits;
+ *     table acl { ... counters = acl_hits; }
+ */
+extern direct_counter {
+    direct_counter(CounterType type);
+    void count();
+}
+
+/* A meter with one cell per entry of the table that names it in its
+ * `meters` property, configured by the control plane with the entry
+ * (P4Runtime's DirectMeterEntry; a new entry's meter is off: green).
+ * `read` in an action of that table runs the matched entry's meter for
+ * this packet and writes its color: 0 green, 1 yellow, 2 red. Run as the
+ * table's default action on a miss, it writes 0 and runs no meter. Only
+ * the table's actions may read it, and no statement calls them directly.
+ *
+ *     direct_meter<bit<2>>(MeterType.bytes) flow_rate;
+ *     action police() { flow_rate.read(meta.color); }
+ *     table flows { ... actions = { police; } meters = flow_rate; }
+ */
+extern direct_meter<T> {
+    direct_meter(MeterType type);
+    void read(out T result);
+}
+
 /* ------------------------------------------------------------------ */
 /* The pipeline                                                        */
 /* ------------------------------------------------------------------ */

@@ -288,7 +288,7 @@ pub struct ActionRef {
 }
 
 /// A table property (`key`, `actions`, `default_action`, `size`,
-/// `entries`).
+/// `entries`, `counters`, `meters`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TableProp {
     Key(Vec<KeyElem>),
@@ -296,6 +296,10 @@ pub enum TableProp {
     DefaultAction(Expr),
     Size(Expr),
     Entries(Vec<Entry>),
+    /// `counters = c;`: the table's direct counter.
+    Counters(Expr),
+    /// `meters = m;`: the table's direct meter.
+    Meters(Expr),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

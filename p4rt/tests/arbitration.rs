@@ -448,9 +448,9 @@ impl p4rt::server::Target for Recorder {
             use dataplane::pipeline::EntryError as E;
             let code = match err {
                 E::Exists(_) => Code::AlreadyExists,
-                E::NotFound(_) | E::NoTable(_) | E::NoAction { .. } => Code::NotFound,
+                E::NotFound(_) | E::NoTable(_) | E::NoAction { .. } | E::NoDirect { .. } => Code::NotFound,
                 E::Full(_) => Code::ResourceExhausted,
-                E::Invalid { .. } => Code::InvalidArgument,
+                E::Invalid { .. } | E::Meter { .. } => Code::InvalidArgument,
             };
             (code, err.to_string())
         })

@@ -403,6 +403,8 @@ fn exact_probe_follows_adds_and_removes() {
             size: 256,
             cost: 0,
             entries: vec![],
+            direct_counter: None,
+            direct_meter: None,
         }],
         meters: vec![],
         counters: vec![],

@@ -202,7 +202,14 @@ pub(super) struct PktState {
     pub cost: u32,
     pub parse_error: bool,
     pub exited: bool,
+    /// The slot of the entry the running table apply matched
+    /// ([`NO_SLOT`] on a miss): the cell of the table's direct meter an
+    /// action reads.
+    pub slot: u32,
 }
+
+/// [`PktState::slot`] of a packet no entry matched.
+pub(super) const NO_SLOT: u32 = u32::MAX;
 
 /// Meter arrays of one meter declaration.
 #[derive(Debug, Clone)]
@@ -260,6 +267,34 @@ pub enum EntryError {
     /// No entry with that key is installed (the table's name).
     #[error("table {0} has no entry with that key")]
     NotFound(String),
+    /// The table has no direct counter, or no direct meter, to read or set.
+    #[error("table {table} has no direct {what}")]
+    NoDirect {
+        /// The table's name.
+        table: String,
+        /// `counter` or `meter`.
+        what: &'static str,
+    },
+    /// A direct meter's configuration was refused (the meter's reason).
+    #[error("table {table}: direct meter: {why}")]
+    Meter {
+        /// The table's name.
+        table: String,
+        /// Why.
+        why: String,
+    },
+}
+
+/// An entry's direct counter and meter, as [`Pipeline::direct`] reads them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Direct {
+    /// The entry's slot: its cell in the table's direct arrays.
+    pub slot: u32,
+    /// The direct counter's cell (packets, bytes), if the table has one.
+    pub counter: Option<(u64, u64)>,
+    /// The direct meter's cell as applied, if the table has one (its
+    /// `resource` the meter's unit, `Packets` or `Bytes`).
+    pub meter: Option<MeterConfig>,
 }
 
 /// A loaded program with its run-time state.
@@ -512,20 +547,101 @@ impl Pipeline {
         Ok(())
     }
 
+    /// The direct counter and meter of the entry `e` names (by table, key,
+    /// mask or prefix, and priority; its action and parameters are not
+    /// looked at).
+    pub fn direct(&self, e: &TableEntry) -> Result<Direct, EntryError> {
+        let (t, key, mask) = self.abi_key(e)?;
+        let def = &self.prog.tables[t];
+        let slot = self.rt.tables[t]
+            .slot_of(key, mask, e.priority.get())
+            .ok_or_else(|| EntryError::NotFound(def.name.clone()))?;
+        Ok(Direct {
+            slot,
+            counter: def.direct_counter.and_then(|c| self.counter(c, slot)),
+            meter: def.direct_meter.and_then(|m| self.meter_config(m, slot)),
+        })
+    }
+
+    /// Set the direct counter (packets, bytes) and/or the direct meter
+    /// (buckets full at `now`) of the entry `e` names; both are checked
+    /// before either is set.
+    pub fn set_direct(
+        &mut self,
+        e: &TableEntry,
+        counter: Option<(u64, u64)>,
+        meter: Option<&MeterConfig>,
+        now: Nanos,
+    ) -> Result<(), EntryError> {
+        let d = self.direct(e)?;
+        let def = &self.prog.tables[e.table_id.get() as usize];
+        let name = def.name.clone();
+        let no = |what| EntryError::NoDirect {
+            table: name.clone(),
+            what,
+        };
+        let c = match counter {
+            Some(v) => Some((def.direct_counter.ok_or_else(|| no("counter"))?, v)),
+            None => None,
+        };
+        let m = match meter {
+            Some(cfg) => {
+                let m = def.direct_meter.ok_or_else(|| no("meter"))?;
+                let bad = |e: meter::MeterError| EntryError::Meter {
+                    table: name.clone(),
+                    why: e.to_string(),
+                };
+                // Built first, so that a refused config changes nothing.
+                let cell = match &self.rt.meters[usize::from(m)] {
+                    MeterArray::Packets(_) => MeterArray::Packets(vec![Meter::from_config(cfg, now).map_err(bad)?]),
+                    MeterArray::Bytes(_) => MeterArray::Bytes(vec![Meter::from_config(cfg, now).map_err(bad)?]),
+                };
+                Some((m, cell))
+            }
+            None => None,
+        };
+        if let Some((c, v)) = c {
+            self.set_counter(c, Some(d.slot), v);
+        }
+        if let Some((m, cell)) = m {
+            let i = d.slot as usize;
+            match (&mut self.rt.meters[usize::from(m)], cell) {
+                (MeterArray::Packets(v), MeterArray::Packets(x)) => v[i] = x[0],
+                (MeterArray::Bytes(v), MeterArray::Bytes(x)) => v[i] = x[0],
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Meter `m` at `index` as applied (rates rounded to the device's
+    /// step; `resource` the array's unit, `policy` 0), or `None` for no
+    /// such meter or cell.
+    pub fn meter_config(&self, m: u16, index: u32) -> Option<MeterConfig> {
+        let i = index as usize;
+        let policy = crate::abi::MeterPolicy::Backpressure;
+        match self.rt.meters.get(usize::from(m))? {
+            MeterArray::Packets(v) => v.get(i).map(|x| x.applied(policy)),
+            MeterArray::Bytes(v) => v.get(i).map(|x| x.applied(policy)),
+        }
+    }
+
+    /// The slot of table `t`'s entry with this key, mask and priority (as
+    /// [`Pipeline::apply_entry`] returned or [`Pipeline::entries`] lists
+    /// them): the cell of its direct counter and meter. `None`: no such
+    /// table or entry.
+    pub fn entry_slot(&self, t: u16, key: u128, mask: u128, priority: u32) -> Option<u32> {
+        self.rt.tables.get(usize::from(t))?.slot_of(key, mask, priority)
+    }
+
     /// Key values and masks per field, concatenated (first field high).
     fn concat(&self, t: usize, parts: &[(u128, u128)]) -> (u128, u128) {
         super::table::concat(&self.prog.tables[t].keys, parts)
     }
 
-    /// Install (`add`) or remove a control-plane entry given in the ABI's
-    /// form: key and mask bytes are the key fields concatenated, each
-    /// big-endian in whole bytes; an LPM field's mask comes from
-    /// `prefix_len`; parameters likewise, each big-endian in whole bytes.
-    pub fn apply_entry(&mut self, e: &TableEntry, add: bool) -> Result<Applied, EntryError> {
-        #[cfg(feature = "jit")]
-        {
-            self.jit_views_stale = true;
-        }
+    /// An ABI entry's table (checked), key and mask as the table matches
+    /// them.
+    fn abi_key(&self, e: &TableEntry) -> Result<(usize, u128, u128), EntryError> {
         let t = e.table_id.get() as usize;
         let def = self.prog.tables.get(t).ok_or(EntryError::NoTable(e.table_id.get()))?;
         let name = def.name.clone();
@@ -567,6 +683,25 @@ impl Pipeline {
                 return Err(invalid("prefix_len on a table without an LPM key".into()));
             }
             self.concat(t, &parts)
+        };
+        Ok((t, key, mask))
+    }
+
+    /// Install (`add`) or remove a control-plane entry given in the ABI's
+    /// form: key and mask bytes are the key fields concatenated, each
+    /// big-endian in whole bytes; an LPM field's mask comes from
+    /// `prefix_len`; parameters likewise, each big-endian in whole bytes.
+    pub fn apply_entry(&mut self, e: &TableEntry, add: bool) -> Result<Applied, EntryError> {
+        #[cfg(feature = "jit")]
+        {
+            self.jit_views_stale = true;
+        }
+        let (t, key, mask) = self.abi_key(e)?;
+        let def = &self.prog.tables[t];
+        let name = def.name.clone();
+        let invalid = |what: String| EntryError::Invalid {
+            table: name.clone(),
+            what,
         };
         let table_err = |err: TableError| match err {
             TableError::Full => EntryError::Full(name.clone()),
@@ -620,7 +755,7 @@ impl Pipeline {
             action: a as u16,
             args: args.into_boxed_slice(),
         };
-        self.rt.tables[t]
+        let slot = self.rt.tables[t]
             .insert(Entry {
                 key,
                 mask,
@@ -628,6 +763,18 @@ impl Pipeline {
                 hit: hit.clone(),
             })
             .map_err(table_err)?;
+        // A new entry's direct counter starts at zero and its direct meter
+        // off, whatever the slot's last entry left there.
+        let def = &self.prog.tables[t];
+        if let Some(c) = def.direct_counter {
+            self.rt.counters[usize::from(c)][slot as usize] = (0, 0);
+        }
+        if let Some(m) = def.direct_meter {
+            match &mut self.rt.meters[usize::from(m)] {
+                MeterArray::Packets(v) => v[slot as usize] = Meter::Off,
+                MeterArray::Bytes(v) => v[slot as usize] = Meter::Off,
+            }
+        }
         Ok(applied(hit))
     }
 
@@ -656,6 +803,13 @@ impl Pipeline {
     /// priority, so that a listing in pages is stable while the table does
     /// not change; `None` for no such table.
     pub fn abi_entries(&self, t: u16, from: usize, n: usize) -> Option<(Vec<TableEntry>, usize)> {
+        let (es, total) = self.abi_entries_slots(t, from, n)?;
+        Some((es.into_iter().map(|(e, _)| e).collect(), total))
+    }
+
+    /// As [`Pipeline::abi_entries`], with each entry's slot (its cell of
+    /// the table's direct counter and meter).
+    pub fn abi_entries_slots(&self, t: u16, from: usize, n: usize) -> Option<(Vec<(TableEntry, u32)>, usize)> {
         let def = self.prog.tables.get(usize::from(t))?;
         // Only the entries up to the page's end are put in order and
         // copied: a page near the start of a big table costs a linear
@@ -668,7 +822,7 @@ impl Pipeline {
         let out = entries
             .iter()
             .skip(from)
-            .filter_map(|e| {
+            .filter_map(|(e, slot)| {
                 // Split the concatenated key: the last field is in the low bits.
                 let mut parts = Vec::with_capacity(def.keys.len());
                 let (mut key, mut mask) = (e.key, e.mask);
@@ -691,7 +845,7 @@ impl Pipeline {
                 for (p, &v) in act.params.iter().zip(e.hit.args.iter()) {
                     b.param(p.width, u128::from(v)).ok()?;
                 }
-                Some(b.build())
+                Some((b.build(), *slot))
             })
             .collect();
         Some((out, total))
@@ -812,6 +966,7 @@ impl Pipeline {
                     cost: 0,
                     parse_error: false,
                     exited: false,
+                    slot: NO_SLOT,
                 },
             );
         }

@@ -499,6 +499,8 @@ pub fn program(r: &mut Rng) -> Option<Program> {
             size,
             cost: g.r.below(3) as u32,
             entries,
+            direct_counter: None,
+            direct_meter: None,
         });
     }
     g.p.ingress = g.block(3, None, 10);

@@ -83,6 +83,7 @@ enum FlatStmt {
     Count { counter: u16, index: u32 },
     Meter { meter: u16, index: u32, dst: FieldRef },
     Exit,
+    DirectMeter { meter: u16, dst: FieldRef },
 }
 
 /// Most expression nodes a program may have once rebuilt.
@@ -164,6 +165,10 @@ impl Flattener {
                     dst: *dst,
                 },
                 Stmt::Exit => FlatStmt::Exit,
+                Stmt::DirectMeter { meter, dst } => FlatStmt::DirectMeter {
+                    meter: *meter,
+                    dst: *dst,
+                },
             })
             .collect();
         self.blocks.push(stmts);
@@ -331,6 +336,10 @@ impl Rebuild<'_> {
                     dst: *dst,
                 },
                 FlatStmt::Exit => Stmt::Exit,
+                FlatStmt::DirectMeter { meter, dst } => Stmt::DirectMeter {
+                    meter: *meter,
+                    dst: *dst,
+                },
             });
         }
         Ok(out)

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 /// The first bytes of an image.
 pub const IMAGE_MAGIC: [u8; 4] = *b"FNP4";
 /// The IR version an image carries; the executor loads only its own.
-pub const IR_VERSION: u16 = 1;
+pub const IR_VERSION: u16 = 2;
 
 /// Limits a valid program stays within (the device's resources).
 pub mod limits {
@@ -471,6 +471,18 @@ pub enum Stmt {
         /// The field that receives the color.
         dst: FieldRef,
     },
+    /// `m.read(dst);` of a direct meter, in the body of an action: runs
+    /// the cell of the entry whose hit runs the action (dst gets 0 green, 1
+    /// yellow, 2 red). Only actions of the table that has `meter` as its
+    /// direct meter may read it, and no statement calls such an action
+    /// directly; run as the table's default action on a miss, no meter runs
+    /// and dst gets 0 (green).
+    DirectMeter {
+        /// Index into [`Program::meters`]: a table's `direct_meter`.
+        meter: u16,
+        /// The field that receives the color.
+        dst: FieldRef,
+    },
     /// `exit;`
     Exit,
 }
@@ -554,6 +566,17 @@ pub struct TableDef {
     pub cost: u32,
     /// `const entries` / `entries` of the source.
     pub entries: Vec<EntryDef>,
+    /// `counters = c;`: the counter array (index into
+    /// [`Program::counters`]) that is this table's direct counter. It has
+    /// one cell per entry (its size is the table's); every hit counts the
+    /// packet in the cell of the entry that matched, a miss counts nothing.
+    /// No statement indexes it, and no other table has it.
+    pub direct_counter: Option<u16>,
+    /// `meters = m;`: the meter array (index into [`Program::meters`]) that
+    /// is this table's direct meter, one cell per entry as for
+    /// `direct_counter`; [`Stmt::DirectMeter`] in an action the table runs
+    /// colors the packet with the matched entry's cell.
+    pub direct_meter: Option<u16>,
 }
 
 /// A table entry as the program states it (the control plane adds more

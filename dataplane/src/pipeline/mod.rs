@@ -11,7 +11,7 @@ mod jit;
 pub mod table;
 mod validate;
 
-pub use exec::{Applied, Backend, EntryError, Executor, Input, Nanos, Outcome, Pipeline, Stats, Verdict};
+pub use exec::{Applied, Backend, Direct, EntryError, Executor, Input, Nanos, Outcome, Pipeline, Stats, Verdict};
 pub use ir::*;
 
 /// A program's meter arrays that the device keeps in step with each LIF's

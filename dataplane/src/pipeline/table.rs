@@ -204,7 +204,16 @@ enum Store {
     /// (mask, entries) longest prefix first.
     Lpm(Vec<(u128, Map)>),
     /// Entries by descending priority (insertion order among equals).
-    Ternary(Vec<Entry>),
+    Ternary(Vec<Tern>),
+}
+
+/// A ternary entry: its key, mask, priority and slot.
+#[derive(Debug, Clone)]
+struct Tern {
+    key: u128,
+    mask: u128,
+    priority: u32,
+    slot: u32,
 }
 
 /// Why an entry was refused.
@@ -381,21 +390,53 @@ impl Table {
     /// Look `key` up.
     #[inline]
     pub fn lookup(&self, key: u128) -> Option<&Hit> {
+        self.lookup_slot(key).map(|i| &self.hits[i as usize])
+    }
+
+    /// Look `key` up: the slot of the entry that matches. Every entry has
+    /// a slot below the table's `size` from its insert to its removal (a
+    /// removed entry's slot is given to a later one): the cell of the
+    /// table's direct counter and meter that belongs to it.
+    #[inline]
+    pub fn lookup_slot(&self, key: u128) -> Option<u32> {
         if self.len == 0 {
             // Most tables start empty (fairnic.p4's acl and route): no hash.
             return None;
         }
         match &self.store {
-            Store::Exact(m) => m.get(key).map(|i| &self.hits[i as usize]),
+            Store::Exact(m) => m.get(key),
             Store::Lpm(groups) => {
                 for (mask, m) in groups {
                     if let Some(&i) = m.get(&(key & mask)) {
-                        return Some(&self.hits[i as usize]);
+                        return Some(i);
                     }
                 }
                 None
             }
-            Store::Ternary(es) => es.iter().find(|e| key & e.mask == e.key).map(|e| &e.hit),
+            Store::Ternary(es) => es.iter().find(|e| key & e.mask == e.key).map(|e| e.slot),
+        }
+    }
+
+    /// What the entry in `slot` does (a slot [`Table::lookup_slot`] or
+    /// [`Table::slot_of`] gave).
+    pub fn hit_at(&self, slot: u32) -> Option<&Hit> {
+        self.hits.get(slot as usize)
+    }
+
+    /// The slot of the entry with this key and mask (and priority,
+    /// ternary).
+    pub fn slot_of(&self, key: u128, mask: u128, priority: u32) -> Option<u32> {
+        let key = key & mask;
+        match &self.store {
+            Store::Exact(m) => m.get(key).filter(|_| mask == ones(self.key_bits)),
+            Store::Lpm(groups) => groups
+                .iter()
+                .find(|(mk, _)| *mk == mask)
+                .and_then(|(_, m)| m.get(&key).copied()),
+            Store::Ternary(es) => es
+                .iter()
+                .find(|x| x.key == key && x.mask == mask && x.priority == priority)
+                .map(|x| x.slot),
         }
     }
 
@@ -443,8 +484,8 @@ impl Table {
     }
 
     /// Install an entry (replacing none: an entry with the same key and
-    /// mask is `Exists`).
-    pub fn insert(&mut self, e: Entry) -> Result<(), TableError> {
+    /// mask is `Exists`); its slot.
+    pub fn insert(&mut self, e: Entry) -> Result<u32, TableError> {
         self.check_mask(e.mask)?;
         if self.len >= self.size {
             return Err(TableError::Full);
@@ -470,11 +511,10 @@ impl Table {
                 }
             }
         }
-        // Ternary entries keep their hit in the entry; only the hashed
-        // stores take a slot of `hits` (a ternary add and delete once took
-        // one and never gave it back: memory the state budget did not see).
-        let ternary = matches!(self.store, Store::Ternary(_));
-        let i = if ternary { 0 } else { self.alloc(e.hit.clone()) };
+        // Every entry takes a slot of `hits` and gives it back when removed
+        // (a ternary add and delete once took one and never gave it back:
+        // memory the state budget did not see).
+        let i = self.alloc(e.hit);
         match &mut self.store {
             Store::Exact(m) => m.insert(key, i),
             Store::Lpm(groups) => {
@@ -497,17 +537,17 @@ impl Table {
                 let at = es.iter().position(|x| x.priority < e.priority).unwrap_or(es.len());
                 es.insert(
                     at,
-                    Entry {
+                    Tern {
                         key,
                         mask: e.mask,
                         priority: e.priority,
-                        hit: e.hit,
+                        slot: i,
                     },
                 );
             }
         }
         self.len += 1;
-        Ok(())
+        Ok(i)
     }
 
     /// Remove the entry with this key and mask (and priority, ternary);
@@ -530,14 +570,7 @@ impl Table {
                 let pos = es
                     .iter()
                     .position(|x| x.key == key && x.mask == mask && x.priority == priority);
-                match pos {
-                    Some(p) => {
-                        let e = es.remove(p);
-                        self.len -= 1;
-                        return Ok(e.hit);
-                    }
-                    None => None,
-                }
+                pos.map(|p| es.remove(p).slot)
             }
         };
         let i = idx.ok_or(TableError::NotFound)?;
@@ -574,7 +607,12 @@ impl Table {
                     }
                 }
             }
-            Store::Ternary(es) => out.extend(es.iter().cloned()),
+            Store::Ternary(es) => out.extend(es.iter().map(|e| Entry {
+                key: e.key,
+                mask: e.mask,
+                priority: e.priority,
+                hit: self.hits[e.slot as usize].clone(),
+            })),
         }
         out.sort_by(|a, b| (b.priority, a.key, a.mask).cmp(&(a.priority, b.key, b.mask)));
         out
@@ -584,38 +622,35 @@ impl Table {
     /// many the table has: one page of a listing, without cloning or
     /// sorting the entries past it (a linear selection, then a sort of the
     /// page).
-    pub fn entries_by_key(&self, n: usize) -> (Vec<Entry>, usize) {
-        let mut refs: Vec<(u128, u128, u32, &Hit)> = Vec::with_capacity(self.len as usize);
+    pub fn entries_by_key(&self, n: usize) -> (Vec<(Entry, u32)>, usize) {
+        let mut refs: Vec<(u128, u128, u32, u32)> = Vec::with_capacity(self.len as usize);
         let full = ones(self.key_bits);
         match &self.store {
-            Store::Exact(m) => {
-                for (k, i) in m.iter() {
-                    refs.push((k, full, 0, &self.hits[i as usize]));
-                }
-            }
+            Store::Exact(m) => refs.extend(m.iter().map(|(k, i)| (k, full, 0, i))),
             Store::Lpm(groups) => {
                 for (mask, m) in groups {
-                    for (&k, &i) in m {
-                        refs.push((k, *mask, 0, &self.hits[i as usize]));
-                    }
+                    refs.extend(m.iter().map(|(&k, &i)| (k, *mask, 0, i)));
                 }
             }
-            Store::Ternary(es) => refs.extend(es.iter().map(|e| (e.key, e.mask, e.priority, &e.hit))),
+            Store::Ternary(es) => refs.extend(es.iter().map(|e| (e.key, e.mask, e.priority, e.slot))),
         }
         let total = refs.len();
         let end = n.min(total);
-        let order = |r: &(u128, u128, u32, &Hit)| (r.0, r.1, r.2);
+        let order = |r: &(u128, u128, u32, u32)| (r.0, r.1, r.2);
         if end > 0 && end < total {
             refs.select_nth_unstable_by_key(end - 1, order);
         }
         refs[..end].sort_unstable_by_key(order);
         let page = refs[..end]
             .iter()
-            .map(|&(key, mask, priority, hit)| Entry {
-                key,
-                mask,
-                priority,
-                hit: hit.clone(),
+            .map(|&(key, mask, priority, slot)| {
+                let e = Entry {
+                    key,
+                    mask,
+                    priority,
+                    hit: self.hits[slot as usize].clone(),
+                };
+                (e, slot)
             })
             .collect();
         (page, total)
@@ -645,6 +680,8 @@ mod tests {
             size: 4,
             cost: 0,
             entries: vec![],
+            direct_counter: None,
+            direct_meter: None,
         }
     }
 
@@ -686,6 +723,11 @@ mod tests {
             for n in [0, 1, 7, 39, 40, 100] {
                 let (page, total) = t.entries_by_key(n);
                 assert_eq!(total, 40);
+                for (e, slot) in &page {
+                    assert_eq!(t.slot_of(e.key, e.mask, e.priority), Some(*slot));
+                    assert_eq!(t.hit_at(*slot), Some(&e.hit));
+                }
+                let page: Vec<Entry> = page.into_iter().map(|(e, _)| e).collect();
                 assert_eq!(fields(&page), fields(&all[..n.min(40)]), "{kind:?}, first {n}");
             }
         }
@@ -704,7 +746,8 @@ mod tests {
             t.insert(e).unwrap();
             t.remove(round & 0xff, 0xff, 1).unwrap();
         }
-        assert_eq!((t.hits.len(), t.len), (0, 0));
+        // One slot, taken and given back each round.
+        assert_eq!((t.hits.len(), t.free.len(), t.len), (1, 1, 0));
     }
 
     #[test]

@@ -175,6 +175,8 @@ fn program() -> Program {
             size: 1024,
             cost: 1,
             entries: vec![],
+            direct_counter: None,
+            direct_meter: None,
         },
         TableDef {
             name: "route".into(),
@@ -185,6 +187,8 @@ fn program() -> Program {
             size: 1024,
             cost: 1,
             entries: vec![],
+            direct_counter: None,
+            direct_meter: None,
         },
         TableDef {
             name: "acl".into(),
@@ -204,6 +208,8 @@ fn program() -> Program {
                 action: A_DROP,
                 args: vec![],
             }],
+            direct_counter: None,
+            direct_meter: None,
         },
     ];
     let ingress = vec![

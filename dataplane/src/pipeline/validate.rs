@@ -169,12 +169,81 @@ impl Program {
                 return Err(bad(format!("counter {}: size {}", c.name, c.size)));
             }
         }
+        p.check_direct()?;
         cx.block(&p.ingress, 0)?;
         for &h in &p.deparse {
             cx.header(h)?;
         }
         p.check_state_budget()?;
         p.check_costs()
+    }
+
+    /// Direct counters and meters: each array is one table's at most, has
+    /// one cell per entry of it (its size), and is not a per-LIF meter; an
+    /// action that reads a direct meter runs only from the tables that
+    /// have it (never called directly), so that a matched entry's cell is
+    /// the one it reads.
+    fn check_direct(&self) -> R {
+        for (i, t) in self.tables.iter().enumerate() {
+            if let Some(c) = t.direct_counter {
+                let d = self
+                    .counters
+                    .get(usize::from(c))
+                    .ok_or_else(|| bad(format!("table {}: direct counter {c} does not exist", t.name)))?;
+                if d.size != t.size {
+                    return Err(bad(format!(
+                        "table {}: direct counter {} has {} cells for {} entries",
+                        t.name, d.name, d.size, t.size
+                    )));
+                }
+                if self.tables[..i].iter().any(|u| u.direct_counter == Some(c)) {
+                    return Err(bad(format!("counter {} is the direct counter of two tables", d.name)));
+                }
+            }
+            if let Some(m) = t.direct_meter {
+                let d = self
+                    .meters
+                    .get(usize::from(m))
+                    .ok_or_else(|| bad(format!("table {}: direct meter {m} does not exist", t.name)))?;
+                if d.size != t.size {
+                    return Err(bad(format!(
+                        "table {}: direct meter {} has {} cells for {} entries",
+                        t.name, d.name, d.size, t.size
+                    )));
+                }
+                if self.tables[..i].iter().any(|u| u.direct_meter == Some(m)) {
+                    return Err(bad(format!("meter {} is the direct meter of two tables", d.name)));
+                }
+                if super::lif_meter_resource(&d.name).is_some() {
+                    return Err(bad(format!("meter {} is a per-LIF meter: it cannot be direct", d.name)));
+                }
+            }
+        }
+        for (a, act) in self.actions.iter().enumerate() {
+            let read = act.direct_meters();
+            if read.is_empty() {
+                continue;
+            }
+            let a = a as u16;
+            for t in &self.tables {
+                if !t.actions.contains(&a) && t.default_action != a {
+                    continue;
+                }
+                if let Some(&m) = read.iter().find(|&&m| t.direct_meter != Some(m)) {
+                    return Err(bad(format!(
+                        "action {} reads direct meter {m}, which table {} does not have",
+                        act.name, t.name
+                    )));
+                }
+            }
+            if calls(&self.ingress, a) {
+                return Err(bad(format!(
+                    "action {} reads a direct meter: only its table may run it",
+                    act.name
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// The bytes of state the program makes the device hold, at most: its
@@ -414,17 +483,74 @@ impl Ctx<'_> {
                     if usize::from(*counter) >= self.p.counters.len() {
                         return Err(bad(format!("counter {counter} does not exist")));
                     }
+                    if self.p.tables.iter().any(|t| t.direct_counter == Some(*counter)) {
+                        return Err(bad(format!(
+                            "counter {counter} is a table's direct counter: no index counts it"
+                        )));
+                    }
                     self.expr(index, 0)?;
                 }
                 Stmt::Meter { meter, index, dst } => {
                     if usize::from(*meter) >= self.p.meters.len() {
                         return Err(bad(format!("meter {meter} does not exist")));
                     }
+                    if self.p.tables.iter().any(|t| t.direct_meter == Some(*meter)) {
+                        return Err(bad(format!(
+                            "meter {meter} is a table's direct meter: no index runs it"
+                        )));
+                    }
                     self.expr(index, 0)?;
+                    self.writable(*dst)?;
+                }
+                Stmt::DirectMeter { meter, dst } => {
+                    if self.params.is_none() {
+                        return Err(bad("a direct meter is read outside an action"));
+                    }
+                    if !self.p.tables.iter().any(|t| t.direct_meter == Some(*meter)) {
+                        return Err(bad(format!("meter {meter} is no table's direct meter")));
+                    }
                     self.writable(*dst)?;
                 }
             }
         }
         Ok(())
     }
+}
+
+impl ActionDef {
+    /// The direct meters the action's body reads (`m.read(dst)`), in
+    /// order: each must be the direct meter of every table that runs it.
+    pub fn direct_meters(&self) -> Vec<u16> {
+        let mut out = Vec::new();
+        direct_meters_read(&self.body, &mut out);
+        out
+    }
+}
+
+/// The direct meters a block reads, in order.
+fn direct_meters_read(b: &[Stmt], out: &mut Vec<u16>) {
+    for s in b {
+        match s {
+            Stmt::DirectMeter { meter, .. } => out.push(*meter),
+            Stmt::If { then, otherwise, .. } => {
+                direct_meters_read(then, out);
+                direct_meters_read(otherwise, out);
+            }
+            Stmt::Apply { on_hit, on_miss, .. } => {
+                direct_meters_read(on_hit, out);
+                direct_meters_read(on_miss, out);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Whether a block calls action `a` directly.
+fn calls(b: &[Stmt], a: u16) -> bool {
+    b.iter().any(|s| match s {
+        Stmt::Call { action, .. } => *action == a,
+        Stmt::If { then, otherwise, .. } => calls(then, a) || calls(otherwise, a),
+        Stmt::Apply { on_hit, on_miss, .. } => calls(on_hit, a) || calls(on_miss, a),
+        _ => false,
+    })
 }

@@ -32,6 +32,9 @@ pub struct Ingress<'s, 'a> {
     pub meters: Vec<ir::MeterDef>,
     pub counters: Vec<ir::CounterDef>,
     pub apply: Vec<ir::Stmt>,
+    /// Direct counters and meters declared: the name, and the table that
+    /// took each (`counters =` / `meters =`) once one has.
+    direct: Vec<(LocalItem, Ident, Option<String>)>,
 }
 
 /// An action's parameters.
@@ -100,6 +103,7 @@ impl<'s, 'a> Ingress<'s, 'a> {
             meters: Vec::new(),
             counters: Vec::new(),
             apply: Vec::new(),
+            direct: Vec::new(),
         }
     }
 
@@ -212,9 +216,14 @@ impl<'s, 'a> Ingress<'s, 'a> {
                     size: 1,
                     cost: 0,
                     entries: Vec::new(),
+                    direct_counter: None,
+                    direct_meter: None,
                 };
                 match def {
-                    Ok(d) => self.tables.push(d),
+                    Ok(d) => {
+                        self.claim_direct(&d)?;
+                        self.tables.push(d)
+                    }
                     Err(e) => {
                         self.tables.push(placeholder);
                         return Err(e);
@@ -226,6 +235,96 @@ impl<'s, 'a> Ingress<'s, 'a> {
             Local::Const(c) => {
                 let v = self.scope(&[]).constant_of(&c.value, &c.ty)?;
                 self.declare(&c.name, LocalItem::Const(v))
+            }
+        }
+    }
+
+    /// The direct counter and meter table `d` names take its size and
+    /// are its own: another table naming one is an error.
+    fn claim_direct(&mut self, d: &ir::TableDef) -> DResult<()> {
+        let wanted = [
+            d.direct_counter.map(LocalItem::DirectCounter),
+            d.direct_meter.map(LocalItem::DirectMeter),
+        ];
+        for want in wanted.into_iter().flatten() {
+            let Some((_, id, owner)) = self.direct.iter_mut().find(|(x, _, _)| *x == want) else {
+                continue;
+            };
+            if let Some(o) = owner {
+                return err(
+                    id.span,
+                    format!(
+                        "`{}` is table `{o}`'s already; a direct resource belongs to one table",
+                        id.name
+                    ),
+                );
+            }
+            *owner = Some(d.name.clone());
+            match want {
+                LocalItem::DirectCounter(c) => self.counters[usize::from(c)].size = d.size,
+                LocalItem::DirectMeter(m) => self.meters[usize::from(m)].size = d.size,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// After the declarations: every direct counter and meter belongs to a
+    /// table.
+    fn direct_owned(&self, errs: &mut Vec<Diag>) {
+        for (item, id, owner) in &self.direct {
+            if owner.is_none() {
+                let prop = if matches!(item, LocalItem::DirectMeter(_)) {
+                    "meters"
+                } else {
+                    "counters"
+                };
+                errs.push(Diag::new(
+                    id.span,
+                    format!(
+                        "`{}` belongs to no table: name it in one table's properties (`{prop} = {};`)",
+                        id.name, id.name
+                    ),
+                ));
+            }
+        }
+    }
+
+    /// After the apply block: no statement calls an action that reads a
+    /// direct meter (only its table runs it, with the entry it matched).
+    fn direct_calls(&self, c: &ControlDecl, errs: &mut Vec<Diag>) {
+        fn calls(b: &[ir::Stmt], out: &mut Vec<u16>) {
+            for s in b {
+                match s {
+                    ir::Stmt::Call { action, .. } => out.push(*action),
+                    ir::Stmt::If { then, otherwise, .. } => {
+                        calls(then, out);
+                        calls(otherwise, out);
+                    }
+                    ir::Stmt::Apply { on_hit, on_miss, .. } => {
+                        calls(on_hit, out);
+                        calls(on_miss, out);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut called = Vec::new();
+        calls(&self.apply, &mut called);
+        called.sort_unstable();
+        called.dedup();
+        for a in called {
+            let Some(def) = self.actions.get(usize::from(a)) else {
+                continue;
+            };
+            if !def.direct_meters().is_empty() {
+                errs.push(Diag::new(
+                    c.name.span,
+                    format!(
+                        "action `{}` reads a direct meter: only its table may run it, not a call",
+                        def.name
+                    ),
+                ));
             }
         }
     }
@@ -246,6 +345,8 @@ impl<'s, 'a> Ingress<'s, 'a> {
             }
         }
         self.apply = out;
+        self.direct_owned(errs);
+        self.direct_calls(c, errs);
     }
 
     /// An action named in a table.
@@ -446,6 +547,8 @@ impl<'s, 'a> Ingress<'s, 'a> {
         let mut default = None;
         let mut size = None;
         let mut entries = None;
+        let mut direct_counter = None;
+        let mut direct_meter = None;
         for (p, span) in &t.props {
             // P4_16: `default_action` names one of the `actions`, which
             // must come first (p4c refuses it before them).
@@ -461,6 +564,8 @@ impl<'s, 'a> Ingress<'s, 'a> {
                 TableProp::DefaultAction(d) => (default.replace(d).is_some(), "default_action"),
                 TableProp::Size(s) => (size.replace(s).is_some(), "size"),
                 TableProp::Entries(e) => (entries.replace(e).is_some(), "entries"),
+                TableProp::Counters(e) => (direct_counter.replace(e).is_some(), "counters"),
+                TableProp::Meters(e) => (direct_meter.replace(e).is_some(), "meters"),
             };
             if again {
                 return err(*span, format!("duplicate table property `{name}`"));
@@ -556,6 +661,48 @@ impl<'s, 'a> Ingress<'s, 'a> {
             }
             None => Vec::new(),
         };
+        let scope = self.scope(&[]);
+        let direct_counter = match direct_counter {
+            None => None,
+            Some(e) => match scope.place(e)? {
+                Place::DirectCounter(c) => Some(c),
+                _ => return err(e.span, format!("`{}` is not a direct_counter", e.render())),
+            },
+        };
+        let direct_meter = match direct_meter {
+            None => None,
+            Some(e) => match scope.place(e)? {
+                Place::DirectMeter(m) => Some(m),
+                _ => return err(e.span, format!("`{}` is not a direct_meter", e.render())),
+            },
+        };
+        if (direct_counter.is_some() || direct_meter.is_some()) && keys.is_empty() {
+            return err(
+                t.name.span,
+                format!(
+                    "table `{}` has no key: it has no entries to count or meter",
+                    t.name.name
+                ),
+            );
+        }
+        // An action that reads a direct meter runs only from the table
+        // that has it.
+        for (a, &i) in action_names.iter().zip(&list) {
+            let reads = self
+                .actions
+                .get(usize::from(i))
+                .map(|d| d.direct_meters())
+                .unwrap_or_default();
+            if reads.iter().any(|&m| Some(m) != direct_meter) {
+                return err(
+                    a.name.span,
+                    format!(
+                        "action `{}` reads a direct meter that table `{}` does not have (`meters = ...;`)",
+                        a.name.name, t.name.name
+                    ),
+                );
+            }
+        }
         let def = ir::TableDef {
             name: t.name.name.clone(),
             keys,
@@ -565,6 +712,8 @@ impl<'s, 'a> Ingress<'s, 'a> {
             size,
             cost,
             entries,
+            direct_counter,
+            direct_meter,
         };
         // Loaded as the device loads it: whatever it would refuse is
         // refused here, at the entry.
@@ -617,7 +766,7 @@ impl<'s, 'a> Ingress<'s, 'a> {
                 format!("only meter and counter can be instantiated here, not {}", ty.show()),
             );
         };
-        if ext != "meter" && ext != "counter" {
+        if !matches!(ext.as_str(), "meter" | "counter" | "direct_meter" | "direct_counter") {
             return err(x.ty.span(), format!("extern `{ext}` is not supported by fairnic"));
         }
         let ctors = match self.g.externs.get(&ext) {
@@ -635,7 +784,41 @@ impl<'s, 'a> Ingress<'s, 'a> {
         let (size, unit) = self.ctor_args(&ext, ctor, &x.args, x.name.span)?;
         let span = x.name.span;
         let name = x.name.name.clone();
-        if ext == "meter" {
+        // A direct array's size is its table's, set when a table takes it.
+        let direct = ext.starts_with("direct_");
+        let size = match size {
+            Some(s) => s,
+            None if direct => 1,
+            None => return err(span, format!("`{ext}` needs a size and a type")),
+        };
+        if ext == "direct_meter" {
+            let i = Self::next_index(self.meters.len(), limits::METERS, "meters", span)?;
+            let unit = match unit.as_str() {
+                "packets" => ir::MeterUnit::Packets,
+                "bytes" => ir::MeterUnit::Bytes,
+                u => return err(span, format!("`{u}` is not a meter type (packets or bytes)")),
+            };
+            if dataplane::pipeline::lif_meter_resource(&name).is_some() {
+                return err(
+                    span,
+                    format!("`{name}` is a per-LIF meter's name: a direct meter cannot have it"),
+                );
+            }
+            self.declare(&x.name, LocalItem::DirectMeter(i))?;
+            self.direct.push((LocalItem::DirectMeter(i), x.name.clone(), None));
+            self.meters.push(ir::MeterDef { name, size, unit });
+        } else if ext == "direct_counter" {
+            let i = Self::next_index(self.counters.len(), limits::COUNTERS, "counters", span)?;
+            let unit = match unit.as_str() {
+                "packets" => ir::CounterUnit::Packets,
+                "bytes" => ir::CounterUnit::Bytes,
+                "packets_and_bytes" => ir::CounterUnit::PacketsAndBytes,
+                u => return err(span, format!("`{u}` is not a counter type")),
+            };
+            self.declare(&x.name, LocalItem::DirectCounter(i))?;
+            self.direct.push((LocalItem::DirectCounter(i), x.name.clone(), None));
+            self.counters.push(ir::CounterDef { name, size, unit });
+        } else if ext == "meter" {
             let i = Self::next_index(self.meters.len(), limits::METERS, "meters", span)?;
             let unit = match unit.as_str() {
                 "packets" => ir::MeterUnit::Packets,
@@ -659,7 +842,7 @@ impl<'s, 'a> Ingress<'s, 'a> {
     }
 
     /// A meter's or counter's (size, unit member) from its arguments.
-    fn ctor_args(&self, ext: &str, ctor: &[Param], args: &[Expr], at: Span) -> DResult<(u32, String)> {
+    fn ctor_args(&self, ext: &str, ctor: &[Param], args: &[Expr], at: Span) -> DResult<(Option<u32>, String)> {
         let scope = self.scope(&[]);
         let mut size = None;
         let mut unit = None;
@@ -684,9 +867,9 @@ impl<'s, 'a> Ingress<'s, 'a> {
                 }
             }
         }
-        match (size, unit) {
-            (Some(s), Some(u)) => Ok((s, u)),
-            _ => err(at, format!("`{ext}` needs a size and a type")),
+        match unit {
+            Some(u) => Ok((size, u)),
+            None => err(at, format!("`{ext}` needs a type")),
         }
     }
 }

@@ -37,6 +37,10 @@ pub enum LocalItem {
     Table(u16),
     Meter(u16),
     Counter(u16),
+    /// A `direct_meter` (its index among the meters).
+    DirectMeter(u16),
+    /// A `direct_counter` (its index among the counters).
+    DirectCounter(u16),
     Const(CVal),
 }
 
@@ -69,6 +73,8 @@ pub enum Place {
     Table(u16),
     Meter(u16),
     Counter(u16),
+    DirectMeter(u16),
+    DirectCounter(u16),
     Packet {
         input: bool,
     },
@@ -180,6 +186,8 @@ impl<'s, 'a> Scope<'s, 'a> {
                 LocalItem::Table(t) => Place::Table(t),
                 LocalItem::Meter(m) => Place::Meter(m),
                 LocalItem::Counter(c) => Place::Counter(c),
+                LocalItem::DirectMeter(m) => Place::DirectMeter(m),
+                LocalItem::DirectCounter(c) => Place::DirectCounter(c),
                 LocalItem::Const(v) => Place::Value(v),
             });
         }

@@ -167,8 +167,10 @@ impl<'a> Globals<'a> {
                 ctors,
                 methods,
             } => {
-                if let Some(t) = type_params.first() {
-                    return err(t.span, "generic extern types are not supported");
+                // A generic extern (`direct_meter<T>`): its type
+                // parameters are in scope in its methods.
+                if let Some(t) = type_params.get(1) {
+                    return err(t.span, "extern types of more than one type parameter are not supported");
                 }
                 self.declare(name)?;
                 self.externs.insert(name.name.clone(), e);
@@ -176,8 +178,9 @@ impl<'a> Globals<'a> {
                     self.params_resolve(c, &[])?;
                 }
                 for m in methods {
-                    self.params_resolve(&m.params, &m.type_params)?;
-                    self.resolve(&m.ret, &m.type_params)?;
+                    let scope: Vec<Ident> = type_params.iter().chain(&m.type_params).cloned().collect();
+                    self.params_resolve(&m.params, &scope)?;
+                    self.resolve(&m.ret, &scope)?;
                 }
             }
             ExternDecl::Function(m) => {

@@ -243,6 +243,8 @@ impl Lowerer<'_, '_> {
         let ext = match &place {
             Place::Counter(_) => "counter",
             Place::Meter(_) => "meter",
+            Place::DirectCounter(_) => "direct_counter",
+            Place::DirectMeter(_) => "direct_meter",
             Place::Packet { input: true } => "packet_in",
             Place::Packet { input: false } => "packet_out",
             _ => "",
@@ -282,6 +284,32 @@ impl Lowerer<'_, '_> {
                     );
                 }
                 out.push(ir::Stmt::Meter { meter, index, dst });
+                Ok(())
+            }
+            (Place::DirectCounter(_), "count") => {
+                // As v1model's: every hit counts in the matched entry's
+                // cell, so the call itself does nothing.
+                if self.kind != BodyKind::Action {
+                    return err(m.span, "a direct counter counts in the actions of its table only");
+                }
+                Ok(())
+            }
+            (Place::DirectMeter(meter), "read") => {
+                if self.kind != BodyKind::Action {
+                    return err(
+                        m.span,
+                        "a direct meter is read in an action of its table (the matched entry's meter)",
+                    );
+                }
+                let color = nth(args, 0, m)?;
+                let (dst, _, width) = self.scope.lvalue(color)?;
+                if width < 2 {
+                    return err(
+                        color.span,
+                        "a meter's color (0 green, 1 yellow, 2 red) needs at least 2 bits",
+                    );
+                }
+                out.push(ir::Stmt::DirectMeter { meter, dst });
                 Ok(())
             }
             (Place::Packet { input: true }, _) => err(m.span, "extract is allowed only in parser states"),

@@ -84,8 +84,6 @@ const UNSUPPORTED_EXTERNS: &[&str] = &[
     "InternetChecksum",
     "Hash",
     "Random",
-    "direct_counter",
-    "direct_meter",
     "DirectCounter",
     "DirectMeter",
     "action_profile",
@@ -129,8 +127,24 @@ impl Globals<'_> {
             no_args()?;
             return Ok(Ty::Enum(n.to_string()));
         }
-        if self.externs.contains_key(n) {
-            no_args()?;
+        if let Some(e) = self.externs.get(n) {
+            // A generic extern's type argument is checked to be a type;
+            // the instance's methods say how it is used (`direct_meter<T>`:
+            // the color's type, checked where `read` writes it).
+            let want = match e {
+                crate::ast::ExternDecl::Object { type_params, .. } => type_params.len(),
+                crate::ast::ExternDecl::Function(_) => 0,
+            };
+            if args.len() != want {
+                let at = args.first().map_or(name.span, |a| a.span());
+                return err(
+                    at,
+                    format!("`{}` takes {want} type argument(s), {} given", name.name, args.len()),
+                );
+            }
+            for a in args.iter() {
+                self.resolve(a, tparams)?;
+            }
             return Ok(Ty::Extern(n.to_string()));
         }
         if self.parser_types.contains_key(n) || self.control_types.contains_key(n) {

@@ -508,7 +508,10 @@ fn table_prop(i: Toks<'_>) -> PResult<'_, TableProp> {
         return fatal(i, PErr::expected(i, "a table property").msg);
     };
     let prop = w.as_str();
-    if !matches!(prop, "key" | "actions" | "default_action" | "size" | "entries") {
+    if !matches!(
+        prop,
+        "key" | "actions" | "default_action" | "size" | "entries" | "counters" | "meters"
+    ) {
         return fatal(i, format!("table property `{prop}` is not supported"));
     }
     let (r, _) = expect(i.skip(1), Punct::Assign)?;
@@ -530,10 +533,11 @@ fn table_prop(i: Toks<'_>) -> PResult<'_, TableProp> {
             let (r, _) = expect(r, Punct::Semi)?;
             Ok((
                 r,
-                if prop == "size" {
-                    TableProp::Size(e)
-                } else {
-                    TableProp::DefaultAction(e)
+                match prop {
+                    "size" => TableProp::Size(e),
+                    "counters" => TableProp::Counters(e),
+                    "meters" => TableProp::Meters(e),
+                    _ => TableProp::DefaultAction(e),
                 },
             ))
         }

@@ -346,17 +346,9 @@ impl Switch {
     /// tells whether a `to_lif` target is real.
     pub fn apply(&mut self, e: &TableEntry, add: bool, lif_exists: impl Fn(u16) -> bool) -> Result<(), EntryRefusal> {
         if let Some(p) = &mut self.program {
-            let a = p.apply_entry(e, add).map_err(|err| {
-                let status = match err {
-                    EntryError::NoTable(_) | EntryError::NoAction { .. } | EntryError::NotFound(_) => {
-                        AdminStatus::NoEntry
-                    }
-                    EntryError::Invalid { .. } => AdminStatus::Invalid,
-                    EntryError::Full(_) => AdminStatus::NoSpace,
-                    EntryError::Exists(_) => AdminStatus::Exists,
-                };
-                (status, "refused by the loaded program's table")
-            })?;
+            let a = p
+                .apply_entry(e, add)
+                .map_err(|err| (entry_status(&err), "refused by the loaded program's table"))?;
             track(&self.to_lif_actions, &mut self.entries_by_lif, &a, add);
             return Ok(());
         }
@@ -593,5 +585,18 @@ mod tests {
                 .0,
             AdminStatus::NoEntry
         );
+    }
+}
+
+/// The admin status of a table operation the loaded program refused.
+pub fn entry_status(err: &EntryError) -> AdminStatus {
+    match err {
+        EntryError::NoTable(_)
+        | EntryError::NoAction { .. }
+        | EntryError::NotFound(_)
+        | EntryError::NoDirect { .. } => AdminStatus::NoEntry,
+        EntryError::Invalid { .. } | EntryError::Meter { .. } => AdminStatus::Invalid,
+        EntryError::Full(_) => AdminStatus::NoSpace,
+        EntryError::Exists(_) => AdminStatus::Exists,
     }
 }

@@ -13,7 +13,7 @@
 mod expr;
 mod stmt;
 
-use super::exec::{Input, Loc, MeterArray, ParserError, PktState, Runtime};
+use super::exec::{Input, Loc, MeterArray, ParserError, PktState, Runtime, NO_SLOT};
 use super::ir::*;
 use super::table::ones;
 use crate::meter::{self, Color};

@@ -113,43 +113,60 @@ impl<const L: usize> Compiler<'_, L> {
                     }
                 })
             }
-            Stmt::Meter { meter, index, dst } => {
-                let mt = usize::from(*meter);
-                let idx = self.expr(index);
-                let st = self.store(*dst);
-                Arc::new(move |rt, b, m| {
-                    let mut x = [0u64; L];
-                    idx(b, m, &mut x);
-                    let now = b.now;
-                    let mut colors = [None; L];
-                    match &mut rt.meters[mt] {
-                        MeterArray::Packets(v) => {
-                            for i in lanes(m) {
-                                colors[i] = v.get_mut(x[i] as usize).map(|x| x.color(now, meter::Amount::new(1)));
-                            }
-                        }
-                        MeterArray::Bytes(v) => {
-                            for i in lanes(m) {
-                                let len = b.pkts[i].data.len() as u64;
-                                colors[i] = v.get_mut(x[i] as usize).map(|x| x.color(now, meter::Amount::new(len)));
-                            }
-                        }
-                    }
-                    for i in lanes(m) {
-                        let code = match colors[i] {
-                            Some(Color::Green) => 0,
-                            Some(Color::Yellow) => 1,
-                            Some(Color::Red) => 2,
-                            None => {
-                                rt.stats.index_errors += 1;
-                                0
-                            }
-                        };
-                        st.put(b, i, code);
-                    }
-                })
-            }
+            Stmt::Meter { meter, index, dst } => self.meter(usize::from(*meter), Some(self.expr(index)), *dst),
+            Stmt::DirectMeter { meter, dst } => self.meter(usize::from(*meter), None, *dst),
         }
+    }
+
+    /// `m.execute_meter(index, dst)`, or with no index `m.read(dst)` of a
+    /// direct meter: the cell of the entry the packet's table apply
+    /// matched (green, and no meter run, on a miss).
+    fn meter(&self, mt: usize, index: Option<ExprFn<L>>, dst: FieldRef) -> StmtFn {
+        let st = self.store(dst);
+        Arc::new(move |rt, b, m| {
+            let mut x = [0u64; L];
+            let mut m = m;
+            match &index {
+                Some(idx) => idx(b, m, &mut x),
+                None => {
+                    for i in lanes(m) {
+                        if b.st[i].slot == NO_SLOT {
+                            st.put(b, i, 0);
+                            m &= !(1 << i);
+                        } else {
+                            x[i] = u64::from(b.st[i].slot);
+                        }
+                    }
+                }
+            }
+            let now = b.now;
+            let mut colors = [None; L];
+            match &mut rt.meters[mt] {
+                MeterArray::Packets(v) => {
+                    for i in lanes(m) {
+                        colors[i] = v.get_mut(x[i] as usize).map(|x| x.color(now, meter::Amount::new(1)));
+                    }
+                }
+                MeterArray::Bytes(v) => {
+                    for i in lanes(m) {
+                        let len = b.pkts[i].data.len() as u64;
+                        colors[i] = v.get_mut(x[i] as usize).map(|x| x.color(now, meter::Amount::new(len)));
+                    }
+                }
+            }
+            for i in lanes(m) {
+                let code = match colors[i] {
+                    Some(Color::Green) => 0,
+                    Some(Color::Yellow) => 1,
+                    Some(Color::Red) => 2,
+                    None => {
+                        rt.stats.index_errors += 1;
+                        0
+                    }
+                };
+                st.put(b, i, code);
+            }
+        })
     }
 
     pub(super) fn apply(&self, t: usize, on_hit: &[Stmt], on_miss: &[Stmt]) -> StmtFn {
@@ -170,6 +187,7 @@ impl<const L: usize> Compiler<'_, L> {
             })
             .collect();
         let table_cost = def.cost;
+        let direct_counter = def.direct_counter.map(usize::from);
         let actions: Vec<(u32, StmtFn)> = self.actions.clone();
         // Actions with nothing to run (NoAction): skipped, costs aside.
         let empty: Vec<bool> = self.prog.actions.iter().map(|a| a.body.is_empty()).collect();
@@ -198,14 +216,28 @@ impl<const L: usize> Compiler<'_, L> {
                         let v = part.read(b, i);
                         key = key.checked_shl(*w).unwrap_or(0) | (v & ones(*w));
                     }
-                    if let Some(h) = rt.tables[t].lookup(key) {
+                    let slot = rt.tables[t].lookup_slot(key);
+                    b.st[i].slot = slot.unwrap_or(NO_SLOT);
+                    if let Some(h) = slot.and_then(|s| rt.tables[t].hit_at(s)) {
                         hits |= 1 << i;
                         chosen[i] = h.action;
                         let n = h.args.len().min(limits::PARAMS);
                         if n > 0 {
                             b.params[i][..n].copy_from_slice(&h.args[..n]);
                         }
+                        if let Some(c) = direct_counter {
+                            // The slot is below the table's size, the
+                            // array's (validated); `get_mut` all the same.
+                            if let Some(v) = rt.counters[c].get_mut(b.st[i].slot as usize) {
+                                v.0 += 1;
+                                v.1 += b.pkts[i].data.len() as u64;
+                            }
+                        }
                     }
+                }
+            } else {
+                for i in lanes(m) {
+                    b.st[i].slot = NO_SLOT;
                 }
             }
             rt.hits[t].0 += u64::from(hits.count_ones());

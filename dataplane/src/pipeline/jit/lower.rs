@@ -785,6 +785,7 @@ impl Lower<'_, '_> {
                 let one = self.iconst(1);
                 self.meta_store(usize::from(std_meta::DROP), one);
             }
+            Stmt::DirectMeter { .. } => unreachable!("programs with direct meters are not compiled"),
             Stmt::Exit => {
                 let exit = self.exit.expect("exit is made before the ingress");
                 self.b.ins().jump(exit, &[]);

@@ -275,11 +275,21 @@ pub enum JitError {
     /// program runs on the reference executor).
     #[error("code generation failed: {0}")]
     Codegen(String),
+    /// The program has something the compiler does not generate code for.
+    #[error("not compiled: {0}")]
+    Unsupported(&'static str),
 }
 
 impl Jit {
     /// Compile `prog` (validated) with its field locations.
     pub(super) fn compile(prog: &Program, locs: &[Vec<Loc>]) -> Result<Jit, JitError> {
+        if prog
+            .tables
+            .iter()
+            .any(|t| t.direct_counter.is_some() || t.direct_meter.is_some())
+        {
+            return Err(JitError::Unsupported("the program has direct counters or meters"));
+        }
         let mut flags = settings::builder();
         let set = |f: &mut settings::Builder, k: &str, v: &str| f.set(k, v).map_err(|e| JitError::Host(e.to_string()));
         set(&mut flags, "opt_level", "speed")?;
