@@ -394,3 +394,165 @@ fn prog_l2_and_drop() -> (u32, u32) {
 fn lock(n: &Arc<Mutex<Nic>>) -> std::sync::MutexGuard<'_, Nic> {
     n.lock().unwrap()
 }
+
+/// Direct counters and meters (ABI 1.6) through the PF: `TableDataList`
+/// reads each entry's cells, `TableDataSet` sets them; every hit counts in
+/// its own entry's cell, the entry's meter polices only its own flow, and
+/// an entry added again starts at zero with its meter off.
+#[test]
+fn direct_counters_and_meters_belong_to_their_entries() {
+    use dataplane::abi::{table_data_flags, TableEntry, TableEntryData};
+    let (sim, mut pool, mut pf, mut vfs) = two_vfs();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../p4/tests/programs/direct.p4");
+    let prog = p4::compile_file(std::path::Path::new(path)).expect("direct.p4 compiles");
+    pf.load_pipeline(&prog.to_image()).unwrap();
+    let (acl, _) = prog.table("acl").unwrap();
+    let (flows, _) = prog.table("flows").unwrap();
+    let (police, _) = prog.action("police").unwrap();
+    let (deny, _) = prog.action("deny").unwrap();
+    let (a, b) = (vfs[0].lif.mac, vfs[1].lif.mac);
+    let id1 = vfs[1].lif.id;
+    let flow = |dst: u32| {
+        TableEntry::builder(u32::from(flows), 0)
+            .key(32, u128::from(dst), u128::from(u32::MAX))
+            .unwrap()
+            .action(u32::from(police))
+            .param(16, u128::from(id1))
+            .unwrap()
+            .build()
+    };
+    let (to2, to3) = (flow(0x0a00_0002), flow(0x0a00_0003));
+    pf.table_add(&to2).unwrap();
+    pf.table_add(&to3).unwrap();
+    let rule = TableEntry::builder(u32::from(acl), 1)
+        .key(32, 0x0a00_0009, u128::from(u32::MAX))
+        .unwrap()
+        .action(u32::from(deny))
+        .build();
+    pf.table_add(&rule).unwrap();
+
+    let frame = |dst: [u8; 4]| build_udp4(b, a, [10, 0, 0, 1], dst, (1, 2), b"direct", 64);
+    let (f2, f3) = (frame([10, 0, 0, 2]), frame([10, 0, 0, 3]));
+    let len = f2.len() as u64;
+    for f in [&f2, &f2, &f3] {
+        send(&mut vfs[0], &mut pool, f);
+    }
+    sim.advance(100_000);
+    assert_eq!(recv(&mut vfs[1], &mut pool).len(), 3);
+
+    let data = |pf: &mut Nic, t: u16| pf.table_data(u32::from(t)).unwrap();
+    let cells = data(&mut pf, flows);
+    assert_eq!(cells.len(), 2);
+    let by_key = |cells: &[TableEntryData], e: &TableEntry| *cells.iter().find(|d| d.entry.key == e.key).unwrap();
+    let d2 = by_key(&cells, &to2);
+    assert_eq!(d2.flags.get(), table_data_flags::COUNTER | table_data_flags::METER);
+    assert_eq!((d2.packets.get(), d2.bytes.get()), (2, 2 * len), "two hits on 10.0.0.2");
+    assert_eq!(d2.meter.mode, MeterMode::Off.raw(), "a new entry's meter is off");
+    let d3 = by_key(&cells, &to3);
+    assert_eq!((d3.packets.get(), d3.bytes.get()), (1, len));
+    assert_ne!(d2.slot, d3.slot);
+    // The acl has a counter only; its rule matched nothing.
+    let r = data(&mut pf, acl);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].flags.get(), table_data_flags::COUNTER);
+    assert_eq!((r[0].packets.get(), r[0].bytes.get()), (0, 0));
+    // The same cells through PipelineCounterGet, by slot.
+    let c = prog.counters.iter().position(|c| c.name == "flow_hits").unwrap() as u32;
+    assert_eq!(pf.pipeline_counters(c).unwrap()[d2.slot.get() as usize], (2, 2 * len));
+
+    // A byte meter on 10.0.0.2's entry: one frame's worth of committed
+    // burst at 1 byte/s, so the next frame is red (direct.p4 drops red).
+    let meter = MeterConfig {
+        resource: MeterResource::Bytes.raw(),
+        mode: MeterMode::SrTcm.raw(),
+        cir: 1.into(),
+        cburst: len.into(),
+        eburst: 1.into(),
+        ..Default::default()
+    };
+    let set = |entry: TableEntry, flags: u32, packets: u64, meter: MeterConfig| TableEntryData {
+        entry,
+        flags: flags.into(),
+        slot: 0.into(),
+        packets: packets.into(),
+        bytes: 0.into(),
+        meter,
+        rsvd: [0; 8],
+    };
+    pf.set_table_data(&set(to2, table_data_flags::METER | table_data_flags::COUNTER, 0, meter))
+        .unwrap();
+    for f in [&f2, &f2, &f3, &f3] {
+        send(&mut vfs[0], &mut pool, f);
+    }
+    sim.advance(100_000);
+    assert_eq!(
+        recv(&mut vfs[1], &mut pool).len(),
+        3,
+        "one red frame dropped, 10.0.0.3 unpoliced"
+    );
+    let cells = data(&mut pf, flows);
+    let d2 = by_key(&cells, &to2);
+    assert_eq!(
+        (d2.packets.get(), d2.bytes.get()),
+        (2, 2 * len),
+        "counted from the reset"
+    );
+    assert_eq!(d2.meter.mode, MeterMode::SrTcm.raw());
+    assert_eq!(
+        (d2.meter.cir.get(), d2.meter.cburst.get()),
+        (1, len),
+        "the meter as applied"
+    );
+    assert_eq!(by_key(&cells, &to3).packets.get(), 3);
+
+    // Refused, nothing changed: a meter on a table without one, an entry
+    // that is not there, unknown flags, a VF.
+    let status = |r: Result<(), host_driver::nic::DriverError>| r.map_err(|e| e.admin_status());
+    assert_eq!(
+        status(pf.set_table_data(&set(rule, table_data_flags::METER, 0, meter))),
+        Err(Some(AdminStatus::NoEntry))
+    );
+    assert_eq!(
+        status(pf.set_table_data(&set(
+            flow(0x0a00_0004),
+            table_data_flags::COUNTER,
+            5,
+            Default::default()
+        ))),
+        Err(Some(AdminStatus::NoEntry))
+    );
+    assert_eq!(
+        status(pf.set_table_data(&set(to2, 4, 0, Default::default()))),
+        Err(Some(AdminStatus::Invalid))
+    );
+    let mut red = meter;
+    red.resource = MeterResource::Packets.raw();
+    assert_eq!(
+        status(pf.set_table_data(&set(to2, table_data_flags::METER, 0, red))),
+        Err(Some(AdminStatus::Invalid)),
+        "flow_rate meters bytes"
+    );
+    assert_eq!(
+        status(
+            vfs[0]
+                .nic
+                .set_table_data(&set(to2, table_data_flags::COUNTER, 0, Default::default()))
+        ),
+        Err(Some(AdminStatus::Permission))
+    );
+    assert!(matches!(
+        vfs[0].nic.table_data(u32::from(flows)).map_err(|e| e.admin_status()),
+        Err(Some(AdminStatus::Permission))
+    ));
+    let d2 = by_key(&data(&mut pf, flows), &to2);
+    assert_eq!((d2.packets.get(), d2.meter.mode), (2, MeterMode::SrTcm.raw()));
+
+    // Deleted and added again: counter zero, meter off.
+    pf.table_del(&to2).unwrap();
+    pf.table_add(&to2).unwrap();
+    let d2 = by_key(&data(&mut pf, flows), &to2);
+    assert_eq!(
+        (d2.packets.get(), d2.bytes.get(), d2.meter.mode),
+        (0, 0, MeterMode::Off.raw())
+    );
+}

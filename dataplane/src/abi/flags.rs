@@ -74,6 +74,7 @@ pub fn groups() -> Vec<ConstGroup> {
             [VLAN, IPV4, IPV6, TCP, UDP, L4_CSUM_OK]
         ),
         group!(pipeline_flags, "pipeline_chunk.flags", bits, [FIRST, LAST]),
+        group!(table_data_flags, "table_entry_data.flags", bits, [COUNTER, METER]),
         group!(
             function_config_flags,
             "function_config.flags",

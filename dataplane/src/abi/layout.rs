@@ -263,6 +263,15 @@ pub fn structs() -> Vec<StructLayout> {
             counters
         }),
         layout!(TableListRef { table_id, from, dma }),
+        layout!(TableEntryData {
+            entry,
+            flags,
+            slot,
+            packets,
+            bytes,
+            meter,
+            rsvd
+        }),
         layout!(CounterRef { counter_id, from, dma }),
         layout!(CounterCell { packets, bytes }),
         layout!(CounterSet {

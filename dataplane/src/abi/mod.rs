@@ -130,7 +130,7 @@ pub enum AbiError {
 pub const ABI_MAJOR: u16 = 1;
 /// ABI minor version: bumped on compatible additions (a reserved field given a
 /// meaning, a new opcode, a new capability bit).
-pub const ABI_MINOR: u16 = 5;
+pub const ABI_MINOR: u16 = 6;
 
 /// Read a `T` from the front of `bytes`, naming `what` if it is too short.
 pub(crate) fn read_prefix<T>(what: &'static str, bytes: &[u8]) -> Result<T, AbiError>

@@ -156,6 +156,54 @@ impl Nic {
         Ok((out, total))
     }
 
+    /// Every entry of table `table` with its direct counter and meter
+    /// (PF only, ABI 1.6), in the device's order, read a scratch buffer at
+    /// a time with `TableDataList`. Checked as [`Nic::table_entries`]
+    /// checks; a record with unknown flags, a slot past the table's
+    /// limit, nonzero reserved bytes, or a meter that is not a valid
+    /// `MeterConfig` is a lie too.
+    pub fn table_data(&mut self, table: u32) -> Result<Vec<abi::TableEntryData>, DriverError> {
+        const MAX_LISTED: u64 = 1 << 20;
+        let mut out = Vec::new();
+        let names = ("TableDataList", "entries", "entry count", "entries in the table");
+        self.read_pages::<abi::TableEntryData>(
+            names,
+            MAX_LISTED,
+            u64::MAX,
+            |dma, from| {
+                AdminCommand::TableDataList(abi::TableListRef {
+                    table_id: table.into(),
+                    from: from.into(),
+                    dma,
+                })
+            },
+            |nic, b| {
+                let d = listed_data(b, table).ok_or_else(|| {
+                    nic.lied(
+                        "TableDataList",
+                        "entry",
+                        table,
+                        "a valid entry of the table asked for, with known flags and a valid meter".into(),
+                    )
+                })?;
+                out.push(d);
+                Ok(())
+            },
+        )?;
+        Ok(out)
+    }
+
+    /// Set the direct counter and/or meter of the entry `d.entry` names, as
+    /// `d.flags` says (PF only, ABI 1.6; `TableDataSet`).
+    pub fn set_table_data(&mut self, d: &abi::TableEntryData) -> Result<(), DriverError> {
+        self.write_scratch(d.as_bytes())?;
+        let r = DmaRef::new(
+            self.scratch.addr.get(),
+            std::mem::size_of::<abi::TableEntryData>() as u32,
+        );
+        self.admin(AdminCommand::TableDataSet(r), LIF_NONE).map(|_| ())
+    }
+
     /// Every cell of the loaded program's counter array `counter` (PF
     /// only; `(packets, bytes)` each), read a scratch buffer at a time with
     /// `PipelineCounterGet`. A device that answers more cells than fit,
@@ -321,4 +369,34 @@ pub fn describe_executor(info: &DeviceInfo) -> Option<String> {
         ),
         other => format!("unknown executor code {other}"),
     })
+}
+
+/// A `TableDataList` record as a driver takes it: its entry valid and of
+/// `table`, flags known, slot below the largest table, reserved bytes zero,
+/// and its meter (when flagged) a config `MeterSet` would take, zero when
+/// not. `None`: the device lied.
+fn listed_data(b: &[u8], table: u32) -> Option<abi::TableEntryData> {
+    let d = <abi::TableEntryData as abi::FromBytes>::read_from_bytes(b).ok()?;
+    let e = TableEntry::parse(d.entry.as_bytes()).ok()?;
+    let flags = d.flags.get();
+    let ok = e.table_id.get() == table
+        && flags & !abi::table_data_flags::ALL == 0
+        && d.slot.get() < dataplane::pipeline::limits::TABLE_SIZE
+        && d.rsvd == [0; 8]
+        && (flags & abi::table_data_flags::COUNTER != 0 || (d.packets.get() == 0 && d.bytes.get() == 0));
+    let meter_ok = if flags & abi::table_data_flags::METER != 0 {
+        // What the device applied must be a config it would take back.
+        let mut probe = d;
+        probe.slot = 0.into();
+        probe.entry.action_id = 0.into();
+        probe.entry.params = [0; abi::MAX_PARAM_LEN];
+        probe.entry.param_len = 0;
+        probe.flags = abi::table_data_flags::METER.into();
+        probe.packets = 0.into();
+        probe.bytes = 0.into();
+        abi::TableEntryData::parse(probe.as_bytes()).is_ok()
+    } else {
+        d.meter.as_bytes().iter().all(|&x| x == 0)
+    };
+    (ok && meter_ok).then_some(d)
 }

@@ -26,7 +26,7 @@
 //! uplink if a LIF sent it), sends unknown unicast from a LIF to the uplink,
 //! and drops unknown unicast from the uplink (`DropNoRoute`).
 
-use dataplane::abi::{self, AdminStatus, MeterConfig, TableEntry};
+use dataplane::abi::{self, table_data_flags, AdminStatus, MeterConfig, TableEntry, TableEntryData};
 use dataplane::packet::{EthernetFrame, Mac};
 use dataplane::pipeline::{self, EntryError, Pipeline, Program};
 use std::collections::HashMap;
@@ -450,6 +450,49 @@ impl Switch {
         Ok((out.into_iter().skip(from).take(n).collect(), total))
     }
 
+    /// Table `table`'s entries with their direct counter and meter, for
+    /// `TableDataList`: the page `list` gives. The built-in switch's
+    /// `l2_fwd` has neither (flags 0).
+    pub fn list_data(&self, table: u32, from: usize, n: usize) -> Result<(Vec<TableEntryData>, usize), EntryRefusal> {
+        let Some(p) = &self.program else {
+            let (page, total) = self.list(table, from, n)?;
+            return Ok((page.into_iter().map(|e| data_of(e, 0, None, None)).collect(), total));
+        };
+        let t = u16::try_from(table)
+            .ok()
+            .filter(|&t| usize::from(t) < p.program().tables.len())
+            .ok_or((AdminStatus::NoEntry, "no such table in the loaded program"))?;
+        let (page, total) = p
+            .abi_entries_slots(t, from, n)
+            .ok_or((AdminStatus::NoEntry, "no such table in the loaded program"))?;
+        let def = &p.program().tables[usize::from(t)];
+        let out = page
+            .into_iter()
+            .map(|(e, slot)| {
+                let counter = def.direct_counter.and_then(|c| p.counter(c, slot));
+                let meter = def.direct_meter.and_then(|m| p.meter_config(m, slot));
+                data_of(e, slot, counter, meter)
+            })
+            .collect();
+        Ok((out, total))
+    }
+
+    /// `TableDataSet`: the direct counter and/or meter of the entry `d`
+    /// names (meter buckets full at `now`).
+    pub fn set_data(&mut self, d: &TableEntryData, now: u64) -> Result<(), EntryRefusal> {
+        let Some(p) = &mut self.program else {
+            return Err((
+                AdminStatus::NoEntry,
+                "the built-in switch's table has no direct counter or meter",
+            ));
+        };
+        let flags = d.flags.get();
+        let counter = (flags & table_data_flags::COUNTER != 0).then(|| (d.packets.get(), d.bytes.get()));
+        let meter = (flags & table_data_flags::METER != 0).then_some(&d.meter);
+        p.set_direct(&d.entry, counter, meter, now)
+            .map_err(|err| (entry_status(&err), "refused by the loaded program's table"))
+    }
+
     /// Static entries (for stats and tests); with a program, the entries
     /// of all its tables.
     pub fn static_entries(&self) -> usize {
@@ -475,6 +518,38 @@ fn track(to_lif: &[bool], by_lif: &mut HashMap<u16, Vec<EntryRef>>, a: &pipeline
         by_lif.entry(lif).or_default().push(r);
     } else if let Some(v) = by_lif.get_mut(&lif) {
         v.retain(|x| *x != r);
+    }
+}
+
+/// The admin status of a table operation the loaded program refused.
+pub fn entry_status(err: &EntryError) -> AdminStatus {
+    match err {
+        EntryError::NoTable(_)
+        | EntryError::NoAction { .. }
+        | EntryError::NotFound(_)
+        | EntryError::NoDirect { .. } => AdminStatus::NoEntry,
+        EntryError::Invalid { .. } | EntryError::Meter { .. } => AdminStatus::Invalid,
+        EntryError::Full(_) => AdminStatus::NoSpace,
+        EntryError::Exists(_) => AdminStatus::Exists,
+    }
+}
+
+/// A listed entry with its slot and direct cells, as `TableDataList`
+/// writes it.
+fn data_of(entry: TableEntry, slot: u32, counter: Option<(u64, u64)>, meter: Option<MeterConfig>) -> TableEntryData {
+    let mut flags = 0;
+    let (packets, bytes) = counter
+        .inspect(|_| flags |= table_data_flags::COUNTER)
+        .unwrap_or((0, 0));
+    let meter = meter.inspect(|_| flags |= table_data_flags::METER).unwrap_or_default();
+    TableEntryData {
+        entry,
+        flags: flags.into(),
+        slot: slot.into(),
+        packets: packets.into(),
+        bytes: bytes.into(),
+        meter,
+        rsvd: [0; 8],
     }
 }
 
@@ -585,18 +660,5 @@ mod tests {
                 .0,
             AdminStatus::NoEntry
         );
-    }
-}
-
-/// The admin status of a table operation the loaded program refused.
-pub fn entry_status(err: &EntryError) -> AdminStatus {
-    match err {
-        EntryError::NoTable(_)
-        | EntryError::NoAction { .. }
-        | EntryError::NotFound(_)
-        | EntryError::NoDirect { .. } => AdminStatus::NoEntry,
-        EntryError::Invalid { .. } | EntryError::Meter { .. } => AdminStatus::Invalid,
-        EntryError::Full(_) => AdminStatus::NoSpace,
-        EntryError::Exists(_) => AdminStatus::Exists,
     }
 }

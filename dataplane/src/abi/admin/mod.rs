@@ -223,6 +223,14 @@ abi_enum! {
         /// program's counter arrays ([`CounterSet`]; zero: a reset);
         /// `value` = cells set.
         PipelineCounterSet = 0x67,
+        /// PF only (ABI 1.6): write [`TableEntryData`]s (each entry with its
+        /// direct counter and meter) of one table from an index on, in
+        /// `TableEntryList`'s order; `value` = entries written, `data` =
+        /// entries the table has.
+        TableDataList = 0x68,
+        /// PF only (ABI 1.6): set the direct counter and/or meter of the
+        /// entry a [`TableEntryData`] read from the host names.
+        TableDataSet = 0x69,
         /// PF only: write the device's [`DeviceEvent`]s from a sequence
         /// number on; `value` = events written, `data` = the sequence
         /// number to ask from next.
@@ -249,6 +257,8 @@ impl AdminOpcode {
                 | AdminOpcode::PacketInRead
                 | AdminOpcode::PacketInject
                 | AdminOpcode::PipelineCounterSet
+                | AdminOpcode::TableDataList
+                | AdminOpcode::TableDataSet
                 | AdminOpcode::PortStatsGet
                 | AdminOpcode::EventsGet
                 | AdminOpcode::FunctionConfigSet
@@ -364,6 +374,12 @@ pub enum AdminCommand {
     PacketInject(PacketInject),
     /// `PipelineCounterSet`: PF only: set (reset) program counter cells.
     PipelineCounterSet(CounterSet),
+    /// `TableDataList`: PF only: write a table's [`TableEntryData`]s from
+    /// an index on.
+    TableDataList(TableListRef),
+    /// `TableDataSet`: PF only: set an entry's direct counter and/or meter
+    /// from the [`TableEntryData`] read from this buffer.
+    TableDataSet(DmaRef),
     /// `EventsGet`: PF only: write [`DeviceEvent`]s from a sequence number on.
     EventsGet(EventsRef),
     /// `FunctionConfigSet`: PF only: set a function's LIF slot's MAC, spoof
@@ -459,6 +475,8 @@ impl AdminCommand {
             AdminCommand::PacketInRead(_) => AdminOpcode::PacketInRead,
             AdminCommand::PacketInject(_) => AdminOpcode::PacketInject,
             AdminCommand::PipelineCounterSet(_) => AdminOpcode::PipelineCounterSet,
+            AdminCommand::TableDataList(_) => AdminOpcode::TableDataList,
+            AdminCommand::TableDataSet(_) => AdminOpcode::TableDataSet,
         }
     }
 
@@ -472,6 +490,7 @@ impl AdminCommand {
             | AdminCommand::PortStatsGet(d)
             | AdminCommand::TableEntryAdd(d)
             | AdminCommand::TableEntryDel(d)
+            | AdminCommand::TableDataSet(d)
             | AdminCommand::PacketInRead(d) => put(d),
             AdminCommand::PacketInject(p) => put(p),
             AdminCommand::PipelineCounterSet(c) => put(c),
@@ -484,7 +503,7 @@ impl AdminCommand {
             AdminCommand::ModerationSet(m) => put(m),
             AdminCommand::PipelineLoad(p) => put(p),
             AdminCommand::EventsGet(e) => put(e),
-            AdminCommand::TableEntryList(t) => put(t),
+            AdminCommand::TableEntryList(t) | AdminCommand::TableDataList(t) => put(t),
             AdminCommand::PipelineCounterGet(c) => put(c),
             AdminCommand::FunctionConfigSet(c) => put(c),
             AdminCommand::FunctionConfigGet(c) => put(c),
@@ -549,6 +568,17 @@ impl AdminCommand {
                 t.dma.check("table_entry_list.dma.len", "table_entry_list.dma.rsvd")?;
                 AdminCommand::TableEntryList(t)
             }
+            AdminOpcode::TableDataList => {
+                let t: TableListRef = body("table_data_list", "table_data_list.rsvd", b)?;
+                t.dma.check("table_data_list.dma.len", "table_data_list.dma.rsvd")?;
+                AdminCommand::TableDataList(t)
+            }
+            AdminOpcode::TableDataSet => AdminCommand::TableDataSet(dma(
+                "table_data_set",
+                "table_data_set.rsvd",
+                "table_data_set.dma.len",
+                "table_data_set.dma.rsvd",
+            )?),
             AdminOpcode::PipelineCounterGet => {
                 let c: CounterRef = body("pipeline_counter_get", "pipeline_counter_get.rsvd", b)?;
                 c.dma

@@ -134,6 +134,80 @@ pub struct TableListRef {
 }
 assert_layout!(TableListRef, size = 24, table_id @ 0, from @ 4, dma @ 8);
 
+/// What `TableDataList` and `TableDataSet` carry (ABI 1.6): a table
+/// entry's direct counter and direct meter.
+pub mod table_data_flags {
+    /// The table has a direct counter: `packets` and `bytes` are its cell
+    /// (`TableDataSet`: set them).
+    pub const COUNTER: u32 = 1 << 0;
+    /// The table has a direct meter: `meter` is its cell as applied
+    /// (`TableDataSet`: configure it).
+    pub const METER: u32 = 1 << 1;
+    /// Every defined bit.
+    pub const ALL: u32 = COUNTER | METER;
+}
+
+/// An entry with its direct counter and meter (ABI 1.6): what
+/// `TableDataList` writes, one per entry, and what `TableDataSet` reads.
+/// `entry` names the entry as `TableEntryList` writes it (`TableDataSet`
+/// finds it by table, key, mask or prefix and priority, and ignores its
+/// action and parameters).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+pub struct TableEntryData {
+    /// The entry.
+    pub entry: TableEntry,
+    /// [`table_data_flags`]: which of the fields below mean something.
+    pub flags: U32,
+    /// The entry's slot: its cell in the table's direct arrays (written by
+    /// the device; zero in `TableDataSet`).
+    pub slot: U32,
+    /// Direct counter: packets counted since the entry was added (or set).
+    pub packets: U64,
+    /// Direct counter: their bytes.
+    pub bytes: U64,
+    /// Direct meter: its config as applied (`resource` `Packets` or
+    /// `Bytes`, the meter's unit; mode `Off` for a new entry's).
+    pub meter: MeterConfig,
+    /// Reserved, zero.
+    pub rsvd: [u8; 8],
+}
+assert_layout!(TableEntryData, size = 192, entry @ 0, flags @ 112, slot @ 116, packets @ 120, bytes @ 128,
+    meter @ 136, rsvd @ 184);
+
+impl TableEntryData {
+    /// Parse what `TableDataSet` reads: the entry checked as
+    /// [`TableEntry::parse`] does, known flags (at least one), `slot` and
+    /// `rsvd` zero, and the meter's fields as `MeterSet` checks them when
+    /// [`table_data_flags::METER`] is set (zero otherwise).
+    pub fn parse(bytes: &[u8]) -> Result<TableEntryData, AbiError> {
+        let d: TableEntryData = read_prefix("table_entry_data", bytes)?;
+        TableEntry::parse(d.entry.as_bytes())?;
+        let flags = d.flags.get();
+        check_reserved_bits("table_entry_data.flags", flags.into(), table_data_flags::ALL.into())?;
+        if flags == 0 {
+            return Err(AbiError::InvalidValue {
+                field: "table_entry_data.flags",
+                value: 0,
+            });
+        }
+        check_reserved_bits("table_entry_data.slot", d.slot.get().into(), 0)?;
+        check_reserved_bytes("table_entry_data.rsvd", &d.rsvd)?;
+        if flags & table_data_flags::COUNTER == 0 && (d.packets.get() != 0 || d.bytes.get() != 0) {
+            return Err(AbiError::InvalidValue {
+                field: "table_entry_data.packets",
+                value: d.packets.get().max(d.bytes.get()),
+            });
+        }
+        if flags & table_data_flags::METER == 0 {
+            check_reserved_bytes("table_entry_data.meter", d.meter.as_bytes())?;
+        } else {
+            super::meter::validate_meter_config(&d.meter)?;
+        }
+        Ok(d)
+    }
+}
+
 /// Lays a [`TableEntry`] out as the device reads it: the table's key
 /// fields one after the other, each big-endian in whole bytes (its width
 /// in bits rounded up to bytes), and the action's parameters the same way.

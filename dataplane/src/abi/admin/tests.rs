@@ -95,6 +95,12 @@ fn samples() -> Vec<AdminCommand> {
             from: 5.into(),
             dma: DmaRef::new(0x6000, 4096),
         }),
+        AdminCommand::TableDataList(TableListRef {
+            table_id: 2.into(),
+            from: 0.into(),
+            dma: DmaRef::new(0x6000, 4096),
+        }),
+        AdminCommand::TableDataSet(DmaRef::new(0x6000, 192)),
         AdminCommand::PortStatsGet(DmaRef::new(0x4000, 272)),
         AdminCommand::PacketInRead(DmaRef::new(0x8000, 65536)),
         AdminCommand::PipelineCounterSet(CounterSet {

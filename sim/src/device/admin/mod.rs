@@ -16,7 +16,7 @@ use dataplane::abi::{
     self, lif_mac, lif_state, pipeline_flags, AbiError, AdminCmd, AdminCommand, AdminComp, AdminOpcode, AdminStatus,
     CmdHeader, CounterCell, DevCommand, DeviceEvent, DeviceInfo, Doorbell, EventKind, FromZeros, FunctionKind,
     IntoBytes, LifInfo, LifStats, MeterResource, ModerationMode, QueueCreate, QueueRef, QueueType, TableEntry,
-    LIF_COUNTERS, U64,
+    TableEntryData, LIF_COUNTERS, U64,
 };
 
 /// A pipeline image being uploaded in chunks.
@@ -520,6 +520,42 @@ impl Device {
                 self.dma_out(fi, &c.dma, out.as_bytes())
             }
             AdminCommand::PipelineLoad(p) => self.pipeline_chunk(fi, &p),
+            AdminCommand::TableDataList(t) => {
+                let size = core::mem::size_of::<TableEntryData>();
+                let room = t.dma.len.get() as usize / size;
+                if room == 0 {
+                    return Err(AdminStatus::Invalid.into());
+                }
+                let (page, total) = self
+                    .switch
+                    .list_data(t.table_id.get(), t.from.get() as usize, room)
+                    .map_err(|(status, why)| {
+                        tracing::debug!(table = t.table_id.get(), "TableDataList refused: {why}");
+                        Outcome::err(status)
+                    })?;
+                let bytes: Vec<u8> = page.iter().flat_map(|e| e.as_bytes().to_vec()).collect();
+                if !bytes.is_empty() {
+                    self.dma_out(fi, &t.dma, &bytes)?;
+                }
+                Ok(Outcome::ok(page.len() as u32, total as u64))
+            }
+            AdminCommand::TableDataSet(dma) => {
+                let mut buf = [0u8; core::mem::size_of::<TableEntryData>()];
+                if (dma.len.get() as usize) < buf.len() {
+                    return Err(AdminStatus::Invalid.into());
+                }
+                self.functions[fi]
+                    .dma
+                    .read(dma.addr.get(), &mut buf)
+                    .map_err(|_| Outcome::err(AdminStatus::DmaFault))?;
+                let d = TableEntryData::parse(&buf).map_err(|_| Outcome::err(AdminStatus::Invalid))?;
+                let now = self.now();
+                self.switch.set_data(&d, now).map_err(|(s, why)| {
+                    tracing::debug!(function = fi, "TableDataSet refused: {why}");
+                    Outcome::err(s)
+                })?;
+                Ok(Outcome::ok(0, 0))
+            }
             AdminCommand::TableEntryAdd(dma) | AdminCommand::TableEntryDel(dma) => {
                 let add = op == AdminOpcode::TableEntryAdd;
                 let mut buf = [0u8; core::mem::size_of::<TableEntry>()];
