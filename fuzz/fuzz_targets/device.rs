@@ -419,6 +419,17 @@ impl Harness {
                     dma: DmaRef::new(IOVA + 0xf0000, 1 + u32::from(inp.byte()) * 16),
                 };
                 self.admin(f, AdminCommand::TableEntryList(list), LIF_NONE);
+                self.admin(f, AdminCommand::TableDataList(list), LIF_NONE);
+                // An entry's direct cells (ABI 1.6): the entry above with
+                // fuzzed flags, counter and meter bytes behind it.
+                let mut data = [0u8; 192];
+                data[..112].copy_from_slice(&entry);
+                for b in data[112..].iter_mut().take(40) {
+                    *b = inp.byte();
+                }
+                self.mem[fi].write(0xe1000, &data);
+                let len = 160 + u32::from(inp.byte() % 64);
+                self.admin(f, AdminCommand::TableDataSet(DmaRef::new(IOVA + 0xe1000, len)), LIF_NONE);
                 let cells = CounterRef {
                     counter_id: u32::from(inp.byte() % 8).into(),
                     from: u32::from(inp.byte()).into(),
