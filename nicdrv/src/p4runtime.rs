@@ -81,6 +81,20 @@ impl p4rt::server::Target for PfTarget {
             .map_err(|e| refusal("the device did not set the counter", &e))
     }
 
+    fn table_data(&self, table: u32) -> Result<Vec<abi::TableEntryData>, p4rt::entries::Refusal> {
+        let pf = self.pf()?;
+        let mut g = pf.lock().unwrap_or_else(|p| p.into_inner());
+        g.table_data(table)
+            .map_err(|e| refusal("the device did not list the table's direct counters and meters", &e))
+    }
+
+    fn set_table_data(&self, d: &abi::TableEntryData) -> Result<(), p4rt::entries::Refusal> {
+        let pf = self.pf()?;
+        let mut g = pf.lock().unwrap_or_else(|p| p.into_inner());
+        g.set_table_data(d)
+            .map_err(|e| refusal("the device refused the direct counter or meter", &e))
+    }
+
     fn packet_out(&self, lif: Option<u16>, frame: &[u8]) -> Result<(), p4rt::entries::Refusal> {
         let pf = self.pf()?;
         let mut g = pf.lock().unwrap_or_else(|p| p.into_inner());

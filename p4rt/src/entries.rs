@@ -65,12 +65,8 @@ pub fn to_abi(program: &Program, ids: &Ids, e: &p4v1::TableEntry, with_action: b
     if e.is_default_action {
         return refuse(Code::Unimplemented, "setting a table's default action");
     }
-    if e.meter_config.is_some() || e.counter_data.is_some() || e.meter_counter_data.is_some() {
-        return refuse(
-            Code::InvalidArgument,
-            format!("table {} has no direct meter or counter", def.name),
-        );
-    }
+    // Its counter_data and meter_config are the server's to check
+    // (`server::direct`): they are cells of the entry, not part of it.
     let ternary = def.keys.iter().any(|k| k.kind == MatchKind::Ternary);
     if ternary && e.priority <= 0 {
         return refuse(

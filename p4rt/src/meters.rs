@@ -29,6 +29,12 @@ pub fn lif_meter(program: &Program, ids: &Ids, meter_id: u32) -> Result<(usize, 
         return Err((Code::NotFound, format!("no meter with id {meter_id:#x}")));
     };
     let def = &program.meters[m];
+    if Ids::is_direct(meter_id) {
+        return Err((
+            Code::InvalidArgument,
+            format!("meter {}: a direct meter, set and read as DirectMeterEntry", def.name),
+        ));
+    }
     let Some(r) = lif_meter_resource(&def.name) else {
         return Err((
             Code::Unimplemented,

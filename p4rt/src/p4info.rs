@@ -3,7 +3,8 @@
 //! the control plane names it by.
 //!
 //! Ids follow the P4Runtime specification: `(prefix << 24) | suffix`, the
-//! prefix by kind (action 0x01, table 0x02, counter 0x12, meter 0x14). The
+//! prefix by kind (action 0x01, table 0x02, counter 0x12, direct counter
+//! 0x13, meter 0x14, direct meter 0x15). The
 //! suffix is a hash of the object's name (24 bits of FNV-1a), so an
 //! object keeps its id when the program around it changes; two names of
 //! one kind whose hashes meet take the next free suffix in declaration
@@ -35,7 +36,9 @@ pub mod prefix {
 pub const ARCH: &str = "fairnic";
 
 /// The ids of a program's objects, each list in the IR's order (so
-/// `tables[i]` is the id of `Program::tables[i]`).
+/// `tables[i]` is the id of `Program::tables[i]`). A table's direct counter
+/// or meter is one of the program's counter or meter arrays, with a direct
+/// id (prefix 0x13, 0x15) in `counters` or `meters`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Ids {
     pub actions: Vec<u32>,
@@ -50,10 +53,47 @@ impl Ids {
         Ids {
             actions: assign(prefix::ACTION, program.actions.iter().map(|a| a.name.as_str())),
             tables: assign(prefix::TABLE, program.tables.iter().map(|t| t.name.as_str())),
-            meters: assign(prefix::METER, program.meters.iter().map(|m| m.name.as_str())),
-            counters: assign(prefix::COUNTER, program.counters.iter().map(|c| c.name.as_str())),
+            meters: by_kind(
+                program.meters.iter().map(|m| m.name.as_str()),
+                |i| program.direct_meter_table(i).is_some(),
+                prefix::METER,
+                prefix::DIRECT_METER,
+            ),
+            counters: by_kind(
+                program.counters.iter().map(|c| c.name.as_str()),
+                |i| program.direct_counter_table(i).is_some(),
+                prefix::COUNTER,
+                prefix::DIRECT_COUNTER,
+            ),
         }
     }
+
+    /// Whether `id` names a direct counter or meter.
+    pub fn is_direct(id: u32) -> bool {
+        matches!((id >> 24) as u8, prefix::DIRECT_COUNTER | prefix::DIRECT_METER)
+    }
+}
+
+/// Ids of arrays of two kinds (indexed and direct), in the IR's order:
+/// each kind assigned as [`assign`] does among its own.
+fn by_kind<'a>(
+    names: impl Iterator<Item = &'a str>,
+    direct: impl Fn(usize) -> bool,
+    plain: u8,
+    direct_prefix: u8,
+) -> Vec<u32> {
+    let names: Vec<&str> = names.collect();
+    let direct = &direct;
+    let pick = |d: bool| (0..names.len()).filter(move |&i| direct(i) == d);
+    let mut out = vec![0; names.len()];
+    for d in [false, true] {
+        let idx: Vec<usize> = pick(d).collect();
+        let ids = assign(if d { direct_prefix } else { plain }, idx.iter().map(|&i| names[i]));
+        for (i, id) in idx.into_iter().zip(ids) {
+            out[i] = id;
+        }
+    }
+    out
 }
 
 /// 32-bit FNV-1a.
@@ -162,51 +202,74 @@ pub fn p4info(program: &Program) -> pi::P4Info {
                     })
                     .collect(),
             });
+            let direct_resource_ids = t
+                .direct_counter
+                .map(|c| ids.counters[usize::from(c)])
+                .into_iter()
+                .chain(t.direct_meter.map(|m| ids.meters[usize::from(m)]))
+                .collect();
             pi::Table {
                 preamble: preamble(id, &t.name),
                 match_fields,
                 action_refs,
                 initial_default_action,
+                direct_resource_ids,
                 size: i64::from(t.size),
                 has_initial_entries: !t.entries.is_empty(),
                 ..Default::default()
             }
         })
         .collect();
-    let meters = program
-        .meters
-        .iter()
-        .zip(&ids.meters)
-        .map(|(m, &id)| pi::Meter {
-            preamble: preamble(id, &m.name),
-            spec: Some(pi::MeterSpec {
-                unit: match m.unit {
-                    MeterUnit::Packets => pi::meter_spec::Unit::Packets,
-                    MeterUnit::Bytes => pi::meter_spec::Unit::Bytes,
-                } as i32,
-                // Each cell runs RFC 2698 (cir/cburst/pir/pburst) or, given
-                // an eburst, RFC 2697; P4Info names the first.
-                r#type: pi::meter_spec::Type::TwoRateThreeColor as i32,
-            }),
-            size: i64::from(m.size),
+    let meter_spec = |unit: MeterUnit| {
+        Some(pi::MeterSpec {
+            unit: match unit {
+                MeterUnit::Packets => pi::meter_spec::Unit::Packets,
+                MeterUnit::Bytes => pi::meter_spec::Unit::Bytes,
+            } as i32,
+            // Each cell runs RFC 2698 (cir/cburst/pir/pburst) or, given
+            // an eburst, RFC 2697; P4Info names the first.
+            r#type: pi::meter_spec::Type::TwoRateThreeColor as i32,
         })
-        .collect();
-    let counters = program
-        .counters
-        .iter()
-        .zip(&ids.counters)
-        .map(|(c, &id)| pi::Counter {
-            preamble: preamble(id, &c.name),
-            spec: Some(pi::CounterSpec {
-                unit: match c.unit {
-                    CounterUnit::Packets => pi::counter_spec::Unit::Packets,
-                    CounterUnit::Bytes => pi::counter_spec::Unit::Bytes,
-                    CounterUnit::PacketsAndBytes => pi::counter_spec::Unit::Both,
-                } as i32,
-            }),
-            size: i64::from(c.size),
+    };
+    let counter_spec = |unit: CounterUnit| {
+        Some(pi::CounterSpec {
+            unit: match unit {
+                CounterUnit::Packets => pi::counter_spec::Unit::Packets,
+                CounterUnit::Bytes => pi::counter_spec::Unit::Bytes,
+                CounterUnit::PacketsAndBytes => pi::counter_spec::Unit::Both,
+            } as i32,
         })
-        .collect();
+    };
+    let (mut meters, mut direct_meters) = (Vec::new(), Vec::new());
+    for (i, (m, &id)) in program.meters.iter().zip(&ids.meters).enumerate() {
+        match program.direct_meter_table(i) {
+            Some(t) => direct_meters.push(pi::DirectMeter {
+                preamble: preamble(id, &m.name),
+                spec: meter_spec(m.unit),
+                direct_table_id: ids.tables[usize::from(t)],
+            }),
+            None => meters.push(pi::Meter {
+                preamble: preamble(id, &m.name),
+                spec: meter_spec(m.unit),
+                size: i64::from(m.size),
+            }),
+        }
+    }
+    let (mut counters, mut direct_counters) = (Vec::new(), Vec::new());
+    for (i, (c, &id)) in program.counters.iter().zip(&ids.counters).enumerate() {
+        match program.direct_counter_table(i) {
+            Some(t) => direct_counters.push(pi::DirectCounter {
+                preamble: preamble(id, &c.name),
+                spec: counter_spec(c.unit),
+                direct_table_id: ids.tables[usize::from(t)],
+            }),
+            None => counters.push(pi::Counter {
+                preamble: preamble(id, &c.name),
+                spec: counter_spec(c.unit),
+                size: i64::from(c.size),
+            }),
+        }
+    }
     pi::P4Info {
         pkg_info: Some(pi::PkgInfo {
             name: program.name.clone(),
@@ -216,9 +279,10 @@ pub fn p4info(program: &Program) -> pi::P4Info {
         tables,
         actions,
         counters,
+        direct_counters,
         meters,
+        direct_meters,
         controller_packet_metadata: controller_headers(),
-        ..Default::default()
     }
 }
 

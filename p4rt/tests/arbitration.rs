@@ -522,6 +522,56 @@ impl p4rt::server::Target for Recorder {
             .map(|_| ())
             .ok_or((Code::NotFound, format!("no counter {counter} cell {index:?}")))
     }
+    fn table_data(&self, table: u32) -> Result<Vec<dataplane::abi::TableEntryData>, p4rt::entries::Refusal> {
+        use dataplane::abi::table_data_flags as f;
+        let d = self.1.lock().unwrap();
+        let p = d
+            .as_ref()
+            .ok_or((Code::FailedPrecondition, "no pipeline".to_string()))?;
+        let (entries, _) = u16::try_from(table)
+            .ok()
+            .and_then(|t| p.abi_entries_slots(t, 0, usize::MAX))
+            .ok_or((Code::NotFound, format!("no table {table}")))?;
+        Ok(entries
+            .into_iter()
+            .map(|(entry, slot)| {
+                let cells = p.direct(&entry).expect("a listed entry has its cells");
+                let (packets, bytes) = cells.counter.unwrap_or((0, 0));
+                let flags = cells.counter.map_or(0, |_| f::COUNTER) | cells.meter.map_or(0, |_| f::METER);
+                dataplane::abi::TableEntryData {
+                    entry,
+                    flags: flags.into(),
+                    slot: slot.into(),
+                    packets: packets.into(),
+                    bytes: bytes.into(),
+                    meter: cells.meter.unwrap_or_default(),
+                    rsvd: [0; 8],
+                }
+            })
+            .collect())
+    }
+    fn set_table_data(&self, t: &dataplane::abi::TableEntryData) -> Result<(), p4rt::entries::Refusal> {
+        use dataplane::abi::table_data_flags as f;
+        let flags = t.flags.get();
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("data table {} flags {flags}", t.entry.table_id.get()));
+        let mut d = self.1.lock().unwrap();
+        let p = d
+            .as_mut()
+            .ok_or((Code::FailedPrecondition, "no pipeline".to_string()))?;
+        let counter = (flags & f::COUNTER != 0).then(|| (t.packets.get(), t.bytes.get()));
+        let meter = (flags & f::METER != 0).then_some(&t.meter);
+        p.set_direct(&t.entry, counter, meter, 0).map_err(|err| {
+            use dataplane::pipeline::EntryError as E;
+            let code = match err {
+                E::NotFound(_) | E::NoTable(_) | E::NoDirect { .. } => Code::NotFound,
+                _ => Code::InvalidArgument,
+            };
+            (code, err.to_string())
+        })
+    }
     fn packet_out(&self, lif: Option<u16>, frame: &[u8]) -> Result<(), p4rt::entries::Refusal> {
         if lif.is_some_and(|l| l >= 4) {
             return Err((Code::NotFound, format!("no LIF {lif:?}")));
@@ -1143,4 +1193,301 @@ async fn counters_are_read_as_the_device_counted_in_their_unit() {
         let err = c.write(modify(kind, e)).await.unwrap_err();
         assert_eq!(write_errors(&err)[0].0, code as i32, "{e:?}");
     }
+}
+
+/// direct.p4 (p4/tests/programs): `flows` has a direct counter and meter,
+/// `acl` a direct counter only.
+fn direct_program() -> dataplane::pipeline::Program {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../p4/tests/programs/direct.p4");
+    p4::compile_file(std::path::Path::new(path)).expect("direct.p4 compiles")
+}
+
+#[tokio::test]
+async fn direct_counters_and_meters_are_written_and_read_with_their_entries() {
+    use set_forwarding_pipeline_config_request::Action;
+    let (_s, rec, mut c, _primary) = primary_on_a_test_device().await;
+    let program = direct_program();
+    let info = p4rt::p4info::p4info(&program);
+    let ids = p4rt::p4info::Ids::of(&program);
+    // P4Info: the direct arrays are direct resources of their tables.
+    let (flows_t, _) = program.table("flows").unwrap();
+    let (acl_t, _) = program.table("acl").unwrap();
+    let flows = ids.tables[usize::from(flows_t)];
+    let acl = ids.tables[usize::from(acl_t)];
+    assert_eq!(info.direct_counters.len(), 2);
+    assert_eq!(info.direct_meters.len(), 1);
+    assert_eq!(info.counters.len(), 1, "only `colors` is indexed");
+    assert!(info.meters.is_empty());
+    assert_eq!(info.direct_meters[0].direct_table_id, flows);
+    let table_info = |id: u32| {
+        info.tables
+            .iter()
+            .find(|t| t.preamble.as_ref().unwrap().id == id)
+            .unwrap()
+    };
+    assert_eq!(table_info(flows).direct_resource_ids.len(), 2);
+    assert_eq!(table_info(acl).direct_resource_ids.len(), 1);
+    let config = ForwardingPipelineConfig {
+        p4info: Some(info.clone()),
+        p4_device_config: program.to_image(),
+        cookie: None,
+    };
+    c.set_forwarding_pipeline_config(set(Action::VerifyAndCommit, 3, Some(config)))
+        .await
+        .unwrap();
+
+    let police = ids.actions[usize::from(program.action("police").unwrap().0)];
+    let deny = ids.actions[usize::from(program.action("deny").unwrap().0)];
+    let key = |table: u32, v: &[u8], ternary: bool| TableEntry {
+        table_id: table,
+        r#match: vec![FieldMatch {
+            field_id: 1,
+            field_match_type: Some(if ternary {
+                field_match::FieldMatchType::Ternary(field_match::Ternary {
+                    value: v.to_vec(),
+                    mask: vec![0xff; 4],
+                })
+            } else {
+                field_match::FieldMatchType::Exact(field_match::Exact { value: v.to_vec() })
+            }),
+        }],
+        priority: i32::from(ternary),
+        ..Default::default()
+    };
+    let with_action = |mut e: TableEntry, action: u32, params: Vec<Vec<u8>>| {
+        e.action = Some(TableAction {
+            r#type: Some(table_action::Type::Action(p4rt::proto::p4::v1::Action {
+                action_id: action,
+                params: params
+                    .into_iter()
+                    .zip(1..)
+                    .map(|(value, param_id)| action::Param { param_id, value })
+                    .collect(),
+            })),
+        });
+        e
+    };
+    let to2 = key(flows, &[10, 0, 0, 2], false);
+    let meter = MeterConfig {
+        cir: 1000,
+        cburst: 100,
+        pir: 0,
+        pburst: 0,
+        eburst: 50,
+    };
+    // INSERT with the entry's counter and meter given.
+    let mut insert = with_action(to2.clone(), police, vec![vec![1]]);
+    insert.counter_data = Some(CounterData {
+        packet_count: 5,
+        byte_count: 500,
+    });
+    insert.meter_config = Some(meter);
+    let w = |kind: update::Type, e: entity::Entity| write_request(3, vec![(kind, e)]);
+    c.write(w(update::Type::Insert, entity::Entity::TableEntry(insert)))
+        .await
+        .unwrap();
+    // A meter for a table without one: refused before the entry is written.
+    let mut bad = with_action(key(acl, &[10, 0, 0, 9], true), deny, vec![]);
+    bad.meter_config = Some(meter);
+    let s = c
+        .write(w(update::Type::Insert, entity::Entity::TableEntry(bad)))
+        .await
+        .unwrap_err();
+    assert_write_codes(&s, &[Code::InvalidArgument]);
+    let every = |table: u32| TableEntry {
+        table_id: table,
+        ..Default::default()
+    };
+    let acl_entries = read_all(&mut c, entity::Entity::TableEntry(every(acl))).await.unwrap();
+    assert!(acl_entries.is_empty(), "{acl_entries:?}");
+
+    // One frame to 10.0.0.2 through the device: counted on the entry.
+    let mut frame = dataplane::packet::build_udp4(
+        [2, 0, 0, 0, 0, 9],
+        [2, 0, 0, 0, 0, 3],
+        [10, 0, 0, 1],
+        [10, 0, 0, 2],
+        (1, 2),
+        b"direct",
+        64,
+    );
+    let len = frame.len() as i64;
+    rec.1.lock().unwrap().as_mut().unwrap().process(1, &mut frame, 3);
+
+    let counters = |c: P4RuntimeClient<tonic::transport::Channel>, table: u32, e: Option<TableEntry>| async move {
+        let mut c = c;
+        let want = DirectCounterEntry {
+            table_entry: Some(e.unwrap_or(TableEntry {
+                table_id: table,
+                ..Default::default()
+            })),
+            data: None,
+        };
+        read_all(&mut c, entity::Entity::DirectCounterEntry(want))
+            .await
+            .map(|v| {
+                v.into_iter()
+                    .filter_map(|e| match e.entity {
+                        Some(entity::Entity::DirectCounterEntry(d)) => Some(d),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>()
+            })
+    };
+    let got = counters(c.clone(), flows, None).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        got[0].data,
+        Some(CounterData {
+            packet_count: 6,
+            byte_count: 500 + len,
+        })
+    );
+    assert_eq!(got[0].table_entry.as_ref().unwrap().r#match, to2.r#match);
+    // Every table with a direct counter (table_id 0): flows' one entry.
+    assert_eq!(counters(c.clone(), 0, None).await.unwrap().len(), 1);
+    // The meter, as applied; every direct meter with table_id 0.
+    let meters = read_all(
+        &mut c,
+        entity::Entity::DirectMeterEntry(DirectMeterEntry {
+            table_entry: Some(TableEntry::default()),
+            config: None,
+            counter_data: None,
+        }),
+    )
+    .await
+    .unwrap();
+    let configs: Vec<_> = meters
+        .iter()
+        .filter_map(|e| match &e.entity {
+            Some(entity::Entity::DirectMeterEntry(d)) => Some(d.config),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(configs, [Some(meter)]);
+    // A TableEntry read asking for counter_data and meter_config gets them.
+    let mut want = every(flows);
+    want.counter_data = Some(CounterData::default());
+    want.meter_config = Some(MeterConfig::default());
+    let read = read_all(&mut c, entity::Entity::TableEntry(want.clone()))
+        .await
+        .unwrap();
+    let Some(entity::Entity::TableEntry(te)) = &read[0].entity else {
+        panic!("{read:?}")
+    };
+    assert_eq!(
+        (te.counter_data.unwrap().packet_count, te.meter_config),
+        (6, Some(meter))
+    );
+
+    // MODIFY of the table entry (another LIF) keeps its counter and meter.
+    c.write(w(
+        update::Type::Modify,
+        entity::Entity::TableEntry(with_action(to2.clone(), police, vec![vec![2]])),
+    ))
+    .await
+    .unwrap();
+    let read = read_all(&mut c, entity::Entity::TableEntry(want.clone()))
+        .await
+        .unwrap();
+    let Some(entity::Entity::TableEntry(te)) = &read[0].entity else {
+        panic!("{read:?}")
+    };
+    assert_eq!(
+        (te.counter_data.unwrap().packet_count, te.meter_config),
+        (6, Some(meter))
+    );
+    let Some(table_action::Type::Action(a)) = te.action.as_ref().unwrap().r#type.as_ref() else {
+        panic!("{te:?}")
+    };
+    assert_eq!(a.params[0].value, vec![2]);
+
+    // DirectCounterEntry MODIFY without data resets it; DirectMeterEntry
+    // MODIFY without a config turns the meter off.
+    let dce = DirectCounterEntry {
+        table_entry: Some(to2.clone()),
+        data: None,
+    };
+    c.write(w(update::Type::Modify, entity::Entity::DirectCounterEntry(dce.clone())))
+        .await
+        .unwrap();
+    let got = counters(c.clone(), flows, Some(to2.clone())).await.unwrap();
+    assert_eq!(got[0].data, Some(CounterData::default()));
+    let dme = DirectMeterEntry {
+        table_entry: Some(to2.clone()),
+        config: None,
+        counter_data: None,
+    };
+    c.write(w(update::Type::Modify, entity::Entity::DirectMeterEntry(dme.clone())))
+        .await
+        .unwrap();
+    let read = read_all(&mut c, entity::Entity::TableEntry(want.clone()))
+        .await
+        .unwrap();
+    let Some(entity::Entity::TableEntry(te)) = &read[0].entity else {
+        panic!("{read:?}")
+    };
+    assert_eq!(te.meter_config, None, "off");
+
+    // Refused, per update: INSERT and DELETE of a direct entry, a meter of
+    // a table without one, an entry that is not there; a direct array's
+    // id through CounterEntry.
+    let s = c
+        .write(write_request(
+            3,
+            vec![
+                (update::Type::Insert, entity::Entity::DirectCounterEntry(dce.clone())),
+                (update::Type::Delete, entity::Entity::DirectMeterEntry(dme)),
+                (
+                    update::Type::Modify,
+                    entity::Entity::DirectMeterEntry(DirectMeterEntry {
+                        table_entry: Some(key(acl, &[10, 0, 0, 9], true)),
+                        config: Some(meter),
+                        counter_data: None,
+                    }),
+                ),
+                (
+                    update::Type::Modify,
+                    entity::Entity::DirectCounterEntry(DirectCounterEntry {
+                        table_entry: Some(key(flows, &[10, 0, 0, 7], false)),
+                        data: None,
+                    }),
+                ),
+            ],
+        ))
+        .await
+        .unwrap_err();
+    assert_write_codes(
+        &s,
+        &[
+            Code::InvalidArgument,
+            Code::InvalidArgument,
+            Code::InvalidArgument,
+            Code::NotFound,
+        ],
+    );
+    let flow_hits = ids.counters[program.counters.iter().position(|x| x.name == "flow_hits").unwrap()];
+    let r = read_all(
+        &mut c,
+        entity::Entity::CounterEntry(CounterEntry {
+            counter_id: flow_hits,
+            index: None,
+            data: None,
+        }),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(r.code(), Code::InvalidArgument);
+    // CounterEntry of every array: `colors` only (4 cells).
+    let all = read_all(
+        &mut c,
+        entity::Entity::CounterEntry(CounterEntry {
+            counter_id: 0,
+            index: None,
+            data: None,
+        }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(all.len(), 4);
 }

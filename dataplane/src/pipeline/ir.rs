@@ -696,6 +696,22 @@ impl Program {
             .map(|(i, t)| (i as u16, t))
     }
 
+    /// The table whose direct counter counter array `c` is, if any.
+    pub fn direct_counter_table(&self, c: usize) -> Option<u16> {
+        self.tables
+            .iter()
+            .position(|t| t.direct_counter.map(usize::from) == Some(c))
+            .map(|t| t as u16)
+    }
+
+    /// The table whose direct meter meter array `m` is, if any.
+    pub fn direct_meter_table(&self, m: usize) -> Option<u16> {
+        self.tables
+            .iter()
+            .position(|t| t.direct_meter.map(usize::from) == Some(m))
+            .map(|t| t as u16)
+    }
+
     /// An action by name.
     pub fn action(&self, name: &str) -> Option<(u16, &ActionDef)> {
         self.actions

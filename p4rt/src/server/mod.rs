@@ -15,10 +15,11 @@
 //! `p4.v1.Error` per update when any fails), per-LIF meters and counters;
 //! the StreamChannel's PacketOut and PacketIn through the device's CPU
 //! port ([`packets`]); RECONCILE_AND_COMMIT keeps the table entries
-//! across a compatible program ([`reconcile`]). Other entities answer
-//! `UNIMPLEMENTED`.
+//! across a compatible program ([`reconcile`]); direct counters and meters
+//! ([`direct`]). Other entities answer `UNIMPLEMENTED`.
 
 pub mod arbitration;
+mod direct;
 pub mod packets;
 mod reconcile;
 
@@ -83,6 +84,26 @@ pub trait Target: Send + Sync + 'static {
     fn counter_set(&self, counter: u32, index: Option<u32>, value: (u64, u64)) -> Result<(), crate::entries::Refusal> {
         let _ = (counter, index, value);
         Err((tonic::Code::Unimplemented, "this device cannot set its counters".into()))
+    }
+
+    /// Every entry of table `table` with its direct counter and meter
+    /// cells (device ABI 1.6, `TableDataList`).
+    fn table_data(&self, table: u32) -> Result<Vec<dataplane::abi::TableEntryData>, crate::entries::Refusal> {
+        let _ = table;
+        Err((
+            tonic::Code::Unimplemented,
+            "this device has no direct counters or meters".into(),
+        ))
+    }
+
+    /// Set the direct cells `d.flags` names of the entry `d.entry` names
+    /// (device ABI 1.6, `TableDataSet`).
+    fn set_table_data(&self, d: &dataplane::abi::TableEntryData) -> Result<(), crate::entries::Refusal> {
+        let _ = d;
+        Err((
+            tonic::Code::Unimplemented,
+            "this device has no direct counters or meters".into(),
+        ))
     }
 
     /// Send `frame` through the CPU port to LIF `lif`, or out of the
@@ -228,20 +249,53 @@ impl Service {
             Some(entity::Entity::TableEntry(te)) => te,
             Some(entity::Entity::MeterEntry(me)) => return self.apply_meter(c, me, kind),
             Some(entity::Entity::CounterEntry(ce)) => return self.apply_counter(c, ce, kind),
+            Some(entity::Entity::DirectCounterEntry(d)) => {
+                return self.apply_direct(
+                    c,
+                    direct::Kind::Counter,
+                    d.table_entry.as_ref(),
+                    d.data.as_ref(),
+                    None,
+                    kind,
+                )
+            }
+            Some(entity::Entity::DirectMeterEntry(d)) => {
+                if d.counter_data.is_some() {
+                    return Err((Code::Unimplemented, "meter counter data".into()));
+                }
+                return self.apply_direct(
+                    c,
+                    direct::Kind::Meter,
+                    d.table_entry.as_ref(),
+                    None,
+                    d.config.as_ref(),
+                    kind,
+                );
+            }
             _ => {
                 return Err((
                     Code::Unimplemented,
-                    "only table, meter and counter entries can be written to this fairnic server".into(),
+                    "only table, meter and counter entries (direct ones too) can be written to this fairnic server"
+                        .into(),
                 ))
             }
         };
         let e = to_abi(&c.program, &c.ids, te, kind != update::Type::Delete)?;
+        // Direct cells given with an INSERT or MODIFY: checked before the
+        // entry is written, set once it is in.
+        let cells = match kind {
+            update::Type::Insert | update::Type::Modify => self.entry_cells(c, te, &e)?,
+            _ => None,
+        };
         let (table, key) = entry_key(&e);
         match kind {
             update::Type::Insert => {
                 self.target.table_entry(true, &e)?;
                 if let Some(t) = listed.get_mut(&table) {
                     t.insert(key, e);
+                }
+                if let Some(d) = cells {
+                    self.set_cells(&d)?;
                 }
             }
             update::Type::Modify => {
@@ -255,6 +309,9 @@ impl Service {
                 let Some(old) = t.get(&key).copied() else {
                     return Err((Code::NotFound, "no entry with this key to modify".into()));
                 };
+                // A MODIFY changes what the entry does, not its direct
+                // counter and meter: the cells not given are kept.
+                let kept = self.kept_cells(c, &old, cells.as_ref())?;
                 // The device has no modify: delete and add, and put the old
                 // entry back if the new one is refused.
                 if let Err(r) = self.target.table_entry(false, &old) {
@@ -267,10 +324,15 @@ impl Service {
                 if let Err(r) = self.target.table_entry(true, &e) {
                     if self.target.table_entry(true, &old).is_err() {
                         t.remove(&key);
+                    } else if let Some(k) = &kept {
+                        self.set_cells(k)?;
                     }
                     return Err(r);
                 }
                 t.insert(key, e);
+                for d in kept.iter().chain(cells.iter()) {
+                    self.set_cells(d)?;
+                }
             }
             update::Type::Delete => {
                 self.target.table_entry(false, &e)?;
@@ -375,6 +437,15 @@ impl Service {
         let Some(i) = c.ids.counters.iter().position(|&id| id == ce.counter_id) else {
             return Err((Code::NotFound, format!("no counter with id {:#x}", ce.counter_id)));
         };
+        if crate::p4info::Ids::is_direct(ce.counter_id) {
+            return Err((
+                Code::InvalidArgument,
+                format!(
+                    "counter {:#x} is a direct counter: write DirectCounterEntry",
+                    ce.counter_id
+                ),
+            ));
+        }
         let def = &c.program.counters[i];
         let index = match &ce.index {
             None => None,
@@ -390,11 +461,18 @@ impl Service {
     /// The `CounterEntry`s a read asks for: one array or every one, one
     /// cell or all; each as the device counted it, in the array's unit.
     fn read_counters(&self, c: &Committed, want: &CounterEntry) -> Result<Vec<Entity>, Status> {
-        use dataplane::pipeline::CounterUnit;
         let arrays: Vec<usize> = if want.counter_id == 0 {
-            (0..c.ids.counters.len()).collect()
+            (0..c.ids.counters.len())
+                .filter(|&i| !crate::p4info::Ids::is_direct(c.ids.counters[i]))
+                .collect()
         } else {
             match c.ids.counters.iter().position(|&id| id == want.counter_id) {
+                Some(_) if crate::p4info::Ids::is_direct(want.counter_id) => {
+                    return Err(Status::invalid_argument(format!(
+                        "counter {:#x} is a direct counter: read DirectCounterEntry",
+                        want.counter_id
+                    )))
+                }
                 Some(i) => vec![i],
                 None => return Err(Status::not_found(format!("no counter with id {:#x}", want.counter_id))),
             }
@@ -416,21 +494,7 @@ impl Service {
             };
             for x in wanted {
                 let (packets, bytes) = cells[x];
-                let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-                let data = match def.unit {
-                    CounterUnit::Packets => CounterData {
-                        packet_count: n(packets),
-                        byte_count: 0,
-                    },
-                    CounterUnit::Bytes => CounterData {
-                        packet_count: 0,
-                        byte_count: n(bytes),
-                    },
-                    CounterUnit::PacketsAndBytes => CounterData {
-                        packet_count: n(packets),
-                        byte_count: n(bytes),
-                    },
-                };
+                let data = direct::counter_data(def.unit, packets, bytes);
                 out.push(Entity {
                     entity: Some(entity::Entity::CounterEntry(CounterEntry {
                         counter_id: c.ids.counters[i],
@@ -561,15 +625,27 @@ impl P4Runtime for Service {
                         None
                     };
                     for t in tables {
-                        let entries = self
-                            .target
-                            .table_entries(t)
-                            .map_err(|(code, why)| Status::new(code, why))?;
-                        for e in entries {
-                            if only.as_ref().is_some_and(|k| *k != entry_key(&e)) {
+                        // With counter_data or meter_config asked for, the
+                        // entries of a table that has them come with them.
+                        let entries: Vec<(TableEntry, Option<dataplane::abi::TableEntryData>)> =
+                            match self.entry_cells_read(committed, t as usize, want)? {
+                                Some(cells) => cells.into_iter().map(|d| (d.entry, Some(d))).collect(),
+                                None => self
+                                    .target
+                                    .table_entries(t)
+                                    .map_err(|(code, why)| Status::new(code, why))?
+                                    .into_iter()
+                                    .map(|e| (e, None))
+                                    .collect(),
+                            };
+                        for (e, cells) in entries {
+                            if only.as_ref().is_some_and(|o| *o != entry_key(&e)) {
                                 continue;
                             }
-                            if let Some(te) = crate::entries::from_abi(program, ids, &e) {
+                            if let Some(mut te) = crate::entries::from_abi(program, ids, &e) {
+                                if let Some(d) = &cells {
+                                    self.fill_cells(committed, t as usize, want, d, &mut te);
+                                }
                                 out.push(Entity {
                                     entity: Some(entity::Entity::TableEntry(te)),
                                 });
@@ -583,11 +659,15 @@ impl P4Runtime for Service {
                 Some(entity::Entity::CounterEntry(want)) => {
                     out.extend(self.read_counters(committed, want)?);
                 }
-                _ => {
-                    return Err(Status::unimplemented(
-                        "only table, meter and counter entries can be read from this fairnic server yet",
-                    ))
+                Some(entity::Entity::DirectCounterEntry(want)) => {
+                    out.extend(self.read_direct(committed, direct::Kind::Counter, want.table_entry.as_ref())?);
                 }
+                Some(entity::Entity::DirectMeterEntry(want)) => {
+                    out.extend(self.read_direct(committed, direct::Kind::Meter, want.table_entry.as_ref())?);
+                }
+                _ => return Err(Status::unimplemented(
+                    "only table, meter and counter entries (direct ones too) can be read from this fairnic server yet",
+                )),
             }
         }
         let stream = tokio_stream::iter(vec![Ok(ReadResponse { entities: out })]);
