@@ -1478,6 +1478,30 @@ async fn direct_counters_and_meters_are_written_and_read_with_their_entries() {
     .await
     .unwrap_err();
     assert_eq!(r.code(), Code::InvalidArgument);
+    // RECONCILE_AND_COMMIT of the same program keeps the entry's cells.
+    let seven = DirectCounterEntry {
+        table_entry: Some(to2.clone()),
+        data: Some(CounterData {
+            packet_count: 7,
+            byte_count: 700,
+        }),
+    };
+    c.write(w(
+        update::Type::Modify,
+        entity::Entity::DirectCounterEntry(seven.clone()),
+    ))
+    .await
+    .unwrap();
+    let again = ForwardingPipelineConfig {
+        p4info: Some(info.clone()),
+        p4_device_config: program.to_image(),
+        cookie: None,
+    };
+    c.set_forwarding_pipeline_config(set(Action::ReconcileAndCommit, 3, Some(again)))
+        .await
+        .unwrap();
+    let got = counters(c.clone(), flows, Some(to2.clone())).await.unwrap();
+    assert_eq!(got[0].data, seven.data, "carried across the reload");
     // CounterEntry of every array: `colors` only (4 cells).
     let all = read_all(
         &mut c,

@@ -4,9 +4,13 @@
 //! changes (same table names and key shapes, same action names and
 //! parameters, room in the table), the program is loaded, and the entries
 //! are added again under the new program's numbers. The per-LIF meters are
-//! the LIFs' own settings, which the device keeps across a load. If the
-//! device refuses an entry afterwards, the old program and its entries are
-//! put back.
+//! the LIFs' own settings, which the device keeps across a load. Direct
+//! counters and meters go with their entries: read before the load, set
+//! again where the new program's table has the same resource (a direct
+//! meter of the same unit); what the old program counted between that
+//! read and the load (one admin command's time) is not carried. If the
+//! device refuses an entry or a cell afterwards, the old program and its
+//! entries are put back.
 //!
 //! Frames in flight: the device switches programs between two frames (an
 //! admin command runs between engine passes), so every frame is decided
@@ -17,7 +21,7 @@
 
 use super::{entry_key, Service};
 use crate::entries::Refusal;
-use dataplane::abi::TableEntry;
+use dataplane::abi::{table_data_flags, TableEntry, TableEntryData};
 use dataplane::pipeline::Program;
 use std::collections::HashSet;
 use tonic::{Code, Status};
@@ -102,7 +106,68 @@ pub fn carry_entries(old: &Program, new: &Program, held: &[Vec<TableEntry>]) -> 
     Ok(out)
 }
 
+/// The direct cells of `old`'s entries (`held`, per table) that `new`'s
+/// tables keep, in `new`'s numbering: the counter where the new table has
+/// a direct counter, the meter where it has a direct meter of the same
+/// unit.
+pub fn carry_cells(old: &Program, new: &Program, held: &[Vec<TableEntryData>]) -> Vec<TableEntryData> {
+    let mut out = Vec::new();
+    for (t, cells) in old.tables.iter().zip(held) {
+        let Some((nt, new_t)) = new.table(&t.name) else {
+            continue;
+        };
+        let mut keep = 0;
+        if t.direct_counter.is_some() && new_t.direct_counter.is_some() {
+            keep |= table_data_flags::COUNTER;
+        }
+        let unit = |p: &Program, m: Option<u16>| m.map(|m| p.meters[usize::from(m)].unit);
+        if unit(old, t.direct_meter).is_some() && unit(old, t.direct_meter) == unit(new, new_t.direct_meter) {
+            keep |= table_data_flags::METER;
+        }
+        for d in cells {
+            let flags = d.flags.get() & keep;
+            if flags == 0 {
+                continue;
+            }
+            let mut c = *d;
+            c.entry.table_id = u32::from(nt).into();
+            c.flags = flags.into();
+            c.slot = 0.into();
+            if flags & table_data_flags::COUNTER == 0 {
+                c.packets = 0.into();
+                c.bytes = 0.into();
+            }
+            if flags & table_data_flags::METER == 0 {
+                c.meter = Default::default();
+            }
+            out.push(c);
+        }
+    }
+    out
+}
+
 impl Service {
+    /// The direct cells of every table of `program` that has any (empty
+    /// for the others).
+    fn held_cells(&self, program: &Program) -> Result<Vec<Vec<TableEntryData>>, Status> {
+        program
+            .tables
+            .iter()
+            .enumerate()
+            .map(|(t, def)| {
+                if def.direct_counter.is_none() && def.direct_meter.is_none() {
+                    return Ok(Vec::new());
+                }
+                self.target.table_data(t as u32).map_err(|(c, w)| Status::new(c, w))
+            })
+            .collect()
+    }
+
+    /// Set cells [`carry_cells`] gave; stops at the first refusal.
+    fn restore_cells(&self, cells: &[TableEntryData]) -> Result<(), Refusal> {
+        cells.iter().try_for_each(|d| self.target.set_table_data(d))
+    }
+
     /// Every table's entries as the device holds them, for `program`.
     fn held(&self, program: &Program) -> Result<Vec<Vec<TableEntry>>, Status> {
         (0..program.tables.len() as u32)
@@ -145,10 +210,15 @@ impl Service {
         };
         let held = self.held(&old_program)?;
         let carried = carry_entries(&old_program, &program, &held).map_err(|(c, w)| Status::new(c, w))?;
+        let old_cells = self.held_cells(&old_program)?;
+        let cells = carry_cells(&old_program, &program, &old_cells);
         self.target
             .load_pipeline(&program, &config.p4_device_config)
             .map_err(|e| Status::internal(format!("the device refused the program: {e}")))?;
-        match self.add_missing(&program, &carried) {
+        match self
+            .add_missing(&program, &carried)
+            .and_then(|()| self.restore_cells(&cells))
+        {
             Ok(()) => {
                 let mut g = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
                 let ids = crate::p4info::Ids::of(&program);
@@ -162,7 +232,8 @@ impl Service {
                     .target
                     .load_pipeline(&old_program, &old_image)
                     .map_err(|e| (Code::Internal, e))
-                    .and_then(|()| self.add_missing(&old_program, &old_entries));
+                    .and_then(|()| self.add_missing(&old_program, &old_entries))
+                    .and_then(|()| self.restore_cells(&carry_cells(&old_program, &old_program, &old_cells)));
                 let outcome = match back {
                     Ok(()) => "the committed program and its entries are back".to_string(),
                     Err((_, e)) => format!("and putting the committed program back failed too: {e}"),
