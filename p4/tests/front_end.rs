@@ -1504,3 +1504,112 @@ fn the_subset_table_in_the_docs_is_what_the_compiler_does() {
     }
     assert!(rows >= 30, "{rows} rows");
 }
+
+#[test]
+fn direct_counters_and_meters_lower_to_their_tables() {
+    let p = ok(locals(
+        "direct_counter(CounterType.packets) dc;
+         direct_meter<bit<8>>(MeterType.bytes) dm;
+         action rd() { dm.read(meta.m); dc.count(); }
+         table d { key = { hdr.h.b: ternary; } actions = { rd; NoAction; } counters = dc; meters = dm; size = 32; }",
+    ));
+    let (_, d) = p.table("d").unwrap();
+    let c = usize::from(d.direct_counter.expect("counters = dc"));
+    let m = usize::from(d.direct_meter.expect("meters = dm"));
+    assert_eq!((p.counters[c].name.as_str(), p.counters[c].size), ("dc", 32));
+    assert_eq!((p.meters[m].name.as_str(), p.meters[m].size), ("dm", 32));
+    let (_, rd) = p.action("rd").unwrap();
+    assert_eq!(
+        rd.body,
+        [Stmt::DirectMeter {
+            meter: m as u16,
+            dst: FieldRef::Meta(8),
+        }],
+        "count() adds nothing"
+    );
+}
+
+#[test]
+fn direct_resource_errors() {
+    fails(
+        locals("direct_counter(CounterType.packets) dc;"),
+        LOCALS,
+        37,
+        "`dc` belongs to no table",
+    );
+    fails(
+        locals(
+            "direct_counter(CounterType.packets) dc;
+table u { key = { hdr.h.b: exact; } actions = { a; } counters = dc; }
+table v { key = { hdr.h.b: exact; } actions = { a; } counters = dc; }",
+        ),
+        LOCALS,
+        37,
+        "is table `u`'s already",
+    );
+    fails(
+        locals("table u { key = { hdr.h.b: exact; } actions = { a; } counters = t; }"),
+        LOCALS,
+        65,
+        "`t` is not a direct_counter",
+    );
+    fails(
+        locals(
+            "direct_meter<bit<8>>(MeterType.packets) dm;
+action rd() { dm.read(meta.m); }
+table u { key = { hdr.h.b: exact; } actions = { rd; } }
+table v { key = { hdr.h.b: exact; } actions = { a; } meters = dm; }",
+        ),
+        LOCALS + 2,
+        49,
+        "reads a direct meter that table `u` does not have",
+    );
+    fails(
+        Holes {
+            locals: "direct_meter<bit<8>>(MeterType.packets) dm;
+action rd() { dm.read(meta.m); }
+table u { key = { hdr.h.b: exact; } actions = { rd; } meters = dm; }",
+            apply: "rd();",
+            ..Holes::default()
+        },
+        APPLY + 2,
+        1,
+        "action `rd` reads a direct meter",
+    );
+    fails(
+        Holes {
+            locals: "direct_meter<bit<8>>(MeterType.packets) dm;
+table u { key = { hdr.h.b: exact; } actions = { a; } meters = dm; }",
+            apply: "dm.read(meta.m);",
+            ..Holes::default()
+        },
+        APPLY + 1,
+        4,
+        "a direct meter is read in an action of its table",
+    );
+    fails(
+        locals(
+            "direct_counter(CounterType.packets) dc;
+table u { actions = { a; } counters = dc; }",
+        ),
+        LOCALS + 1,
+        7,
+        "has no key",
+    );
+    fails(
+        locals("direct_meter<bit<8>>(MeterType.packets) lif_packets;"),
+        LOCALS,
+        41,
+        "per-LIF meter's name",
+    );
+    fails(
+        locals(
+            "direct_meter<bit<1>>(MeterType.packets) dm;
+action rd() { dm.read(meta.one); }",
+        ),
+        LOCALS + 1,
+        23,
+        "needs at least 2 bits",
+    );
+    fails(locals("direct_counter(7) dc;"), LOCALS, 16, "`7` is not a name");
+}

@@ -137,6 +137,7 @@ impl<'s, 'a> Ingress<'s, 'a> {
                 scope,
                 kind: BodyKind::Action,
                 sigs: &[],
+                reads_direct: &[],
             };
             let mut body = Vec::new();
             lw.block(&a.body, 0, &mut body)?;
@@ -290,53 +291,16 @@ impl<'s, 'a> Ingress<'s, 'a> {
         }
     }
 
-    /// After the apply block: no statement calls an action that reads a
-    /// direct meter (only its table runs it, with the entry it matched).
-    fn direct_calls(&self, c: &ControlDecl, errs: &mut Vec<Diag>) {
-        fn calls(b: &[ir::Stmt], out: &mut Vec<u16>) {
-            for s in b {
-                match s {
-                    ir::Stmt::Call { action, .. } => out.push(*action),
-                    ir::Stmt::If { then, otherwise, .. } => {
-                        calls(then, out);
-                        calls(otherwise, out);
-                    }
-                    ir::Stmt::Apply { on_hit, on_miss, .. } => {
-                        calls(on_hit, out);
-                        calls(on_miss, out);
-                    }
-                    _ => {}
-                }
-            }
-        }
-        let mut called = Vec::new();
-        calls(&self.apply, &mut called);
-        called.sort_unstable();
-        called.dedup();
-        for a in called {
-            let Some(def) = self.actions.get(usize::from(a)) else {
-                continue;
-            };
-            if !def.direct_meters().is_empty() {
-                errs.push(Diag::new(
-                    c.name.span,
-                    format!(
-                        "action `{}` reads a direct meter: only its table may run it, not a call",
-                        def.name
-                    ),
-                ));
-            }
-        }
-    }
-
     /// The apply block; each top-level statement's error is reported.
     pub fn apply_block(&mut self, c: &ControlDecl, errs: &mut Vec<Diag>) {
         let mut out = Vec::new();
         {
+            let reads_direct: Vec<bool> = self.actions.iter().map(|a| !a.direct_meters().is_empty()).collect();
             let lw = Lowerer {
                 scope: self.scope(&[]),
                 kind: BodyKind::Ingress,
                 sigs: &self.sigs,
+                reads_direct: &reads_direct,
             };
             for s in &c.apply {
                 if let Err(e) = lw.stmt(s, 0, &mut out) {
@@ -346,7 +310,6 @@ impl<'s, 'a> Ingress<'s, 'a> {
         }
         self.apply = out;
         self.direct_owned(errs);
-        self.direct_calls(c, errs);
     }
 
     /// An action named in a table.

@@ -27,6 +27,9 @@ pub struct Lowerer<'s, 'a> {
     pub kind: BodyKind,
     /// Parameters of every action so far, by action index.
     pub sigs: &'s [Vec<ParamInfo>],
+    /// Whether each action (by index) reads a direct meter: only its
+    /// table may run it, so a call of it is refused.
+    pub reads_direct: &'s [bool],
 }
 
 /// `n` arguments where `want` are expected?
@@ -186,6 +189,15 @@ impl Lowerer<'_, '_> {
                 let Some(params) = self.sigs.get(usize::from(a)) else {
                     return err(id.span, format!("internal: action `{}` unknown", id.name));
                 };
+                if self.reads_direct.get(usize::from(a)).copied().unwrap_or(false) {
+                    return err(
+                        id.span,
+                        format!(
+                            "action `{}` reads a direct meter: only its table may run it, not a call",
+                            id.name
+                        ),
+                    );
+                }
                 arity(id, params.len(), args)?;
                 let mut lowered = Vec::new();
                 for (n, (p, x)) in params.iter().zip(args).enumerate() {
