@@ -555,4 +555,36 @@ fn direct_counters_and_meters_belong_to_their_entries() {
         (d2.packets.get(), d2.bytes.get(), d2.meter.mode),
         (0, 0, MeterMode::Off.raw())
     );
+
+    // nicctl shows each entry's cells beside it.
+    send(&mut vfs[0], &mut pool, &f2);
+    sim.advance(100_000);
+    assert_eq!(recv(&mut vfs[1], &mut pool).len(), 1);
+    let dir = socket_dir("direct-test");
+    let pf = Arc::new(Mutex::new(pf));
+    let server = start_control(
+        &dir.join("p4.sock"),
+        "test",
+        vec![pf.clone()],
+        Some(LoadedPipeline::new(prog)),
+    );
+    let s = server.path().to_path_buf();
+    let (code, out, err) = nicctl(&s, "table show flows");
+    assert_eq!(code, 0, "{err}");
+    let row = |ip: &str| {
+        out.lines()
+            .find(|l| l.trim_start().starts_with(ip))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        row("10.0.0.2").ends_with(&format!("; hits 1 packets {len} bytes; meter off")),
+        "{out}"
+    );
+    assert!(row("10.0.0.3").contains("; hits 3 packets"), "{out}");
+    let (_, out, _) = nicctl(&s, "table show acl");
+    assert!(
+        out.contains("; hits 0 packets 0 bytes") && !out.contains("meter"),
+        "{out}"
+    );
 }

@@ -178,6 +178,14 @@ pub struct TableEntryRow {
     pub action: String,
     pub args: Vec<String>,
     pub priority: u32,
+    /// The entry's direct counter (packets, bytes), when its table has one
+    /// (device ABI 1.6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counter: Option<(u64, u64)>,
+    /// The entry's direct meter as the device applied it (`off`, or its
+    /// mode and rates in the meter's unit), when its table has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meter: Option<String>,
 }
 
 /// One LIF, as `lif list` shows it.

@@ -5,7 +5,7 @@
 use super::convert::{
     counters, event_row, from_abi_meter, from_abi_moderation, lif_row, slot_settings, to_abi_meter, to_abi_moderation,
 };
-use super::tables::{encode_entry, row_of, table_names, view};
+use super::tables::{encode_entry, row_of, row_of_data, table_names, view};
 use super::{lock, ControlState, LoadedPipeline};
 use crate::nic::{DriverError, Nic};
 use dataplane::abi::{self, AdminStatus};
@@ -343,13 +343,22 @@ impl ControlState {
             // Only the rows a view shows are read (a listing of the whole
             // table after every add made a table's filling quadratic).
             let most = mgmt::proto::MAX_TABLE_ROWS as u64;
-            let listed = self
-                .pf()
-                .and_then(|pf| lock(pf).table_entries_first(i as u32, most).ok())
-                .map(|(es, total)| {
+            // A table with a direct counter or meter: its entries with
+            // their cells (ABI 1.6).
+            let direct = t.direct_counter.is_some() || t.direct_meter.is_some();
+            let listed = self.pf().and_then(|pf| {
+                let mut nic = lock(pf);
+                if direct {
+                    if let Ok((ds, total)) = nic.table_data_first(i as u32, most) {
+                        let rows: Vec<_> = ds.iter().filter_map(|d| row_of_data(p, i, d)).collect();
+                        return Some((rows, total as usize));
+                    }
+                }
+                nic.table_entries_first(i as u32, most).ok().map(|(es, total)| {
                     let rows: Vec<_> = es.iter().filter_map(|e| row_of(p, i, e)).collect();
                     (rows, total as usize)
-                });
+                })
+            });
             match listed {
                 Some((rows, total)) => out.push(view(p, i, &rows, total)),
                 None => {

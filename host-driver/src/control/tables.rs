@@ -60,6 +60,8 @@ pub(super) fn encode_entry(
         action: String::new(),
         args: Vec::new(),
         priority,
+        counter: None,
+        meter: None,
     };
     if let Some((name, args)) = action {
         let (a, act) = prog
@@ -128,7 +130,45 @@ pub(super) fn row_of(prog: &Program, t: usize, e: &TableEntry) -> Option<TableEn
         action: act.name.clone(),
         args,
         priority: e.priority.get(),
+        counter: None,
+        meter: None,
     })
+}
+
+/// The row of a `TableDataList` record: [`row_of`] its entry, with its
+/// direct counter and meter where the device says the table has them.
+pub(super) fn row_of_data(prog: &Program, t: usize, d: &dataplane::abi::TableEntryData) -> Option<TableEntryRow> {
+    use dataplane::abi::{table_data_flags as f, MeterMode};
+    let mut row = row_of(prog, t, &d.entry)?;
+    let flags = d.flags.get();
+    if flags & f::COUNTER != 0 {
+        row.counter = Some((d.packets.get(), d.bytes.get()));
+    }
+    if flags & f::METER != 0 {
+        let m = &d.meter;
+        let unit = if m.resource() == dataplane::abi::MeterResource::Packets {
+            "packets"
+        } else {
+            "bytes"
+        };
+        row.meter = Some(match m.mode() {
+            MeterMode::Off => "off".into(),
+            MeterMode::SrTcm => format!(
+                "srtcm cir {}/s cburst {} eburst {} ({unit})",
+                m.cir.get(),
+                m.cburst.get(),
+                m.eburst.get()
+            ),
+            MeterMode::TrTcm => format!(
+                "trtcm cir {}/s cburst {} pir {}/s pburst {} ({unit})",
+                m.cir.get(),
+                m.cburst.get(),
+                m.pir.get(),
+                m.pburst.get()
+            ),
+        });
+    }
+    Some(row)
 }
 
 /// The program's table names, for messages.

@@ -163,13 +163,19 @@ impl Nic {
     /// limit, nonzero reserved bytes, or a meter that is not a valid
     /// `MeterConfig` is a lie too.
     pub fn table_data(&mut self, table: u32) -> Result<Vec<abi::TableEntryData>, DriverError> {
+        self.table_data_first(table, u64::MAX).map(|(d, _)| d)
+    }
+
+    /// The first `most` entries of [`Nic::table_data`] (at least; a page
+    /// may bring more), and how many the table has.
+    pub fn table_data_first(&mut self, table: u32, most: u64) -> Result<(Vec<abi::TableEntryData>, u64), DriverError> {
         const MAX_LISTED: u64 = 1 << 20;
         let mut out = Vec::new();
         let names = ("TableDataList", "entries", "entry count", "entries in the table");
-        self.read_pages::<abi::TableEntryData>(
+        let total = self.read_pages::<abi::TableEntryData>(
             names,
             MAX_LISTED,
-            u64::MAX,
+            most,
             |dma, from| {
                 AdminCommand::TableDataList(abi::TableListRef {
                     table_id: table.into(),
@@ -190,7 +196,7 @@ impl Nic {
                 Ok(())
             },
         )?;
-        Ok(out)
+        Ok((out, total))
     }
 
     /// Set the direct counter and/or meter of the entry `d.entry` names, as

@@ -102,9 +102,13 @@ fn write_tables(out: &mut dyn Write, a: &Answer) -> Result<(), Failure> {
             } else {
                 String::new()
             };
+            let counter = e
+                .counter
+                .map_or(String::new(), |(p, b)| format!("; hits {p} packets {b} bytes"));
+            let meter = e.meter.as_ref().map_or(String::new(), |m| format!("; meter {m}"));
             writeln!(
                 out,
-                "  {} -> {}({}){prio}",
+                "  {} -> {}({}){prio}{counter}{meter}",
                 e.keys.join(", "),
                 e.action,
                 e.args.join(", ")
