@@ -1,5 +1,6 @@
 //! STF-style test vectors for the fairnic pipeline (`p4/tests/stf/*.stf`),
-//! run against `dataplane::pipeline` executing the compiled `fairnic.p4`.
+//! run against `dataplane::pipeline` executing the compiled `fairnic.p4` (or the
+//! program a vector names with `program`), on both executors.
 //!
 //! One command per line (`#` starts a comment):
 //!
@@ -12,6 +13,10 @@
 //! | `cost N` | the last packet's cost units (one pass) |
 //! | `recirculate N` | the extra passes the last packet asked for |
 //! | `counter NAME INDEX PACKETS BYTES` | a counter's value |
+//! | `program FILE` | (first line) run `p4/tests/programs/FILE` instead of fairnic.p4 |
+//! | `del TABLE KEY... [priority N]` | delete an entry |
+//! | `direct TABLE KEY... [priority N] PACKETS BYTES` | an entry's direct counter |
+//! | `direct_meter TABLE KEY... [priority N] CIR CBURST EBURST` | configure an entry's direct meter (srTCM, in the meter's unit) |
 //! | `stats parse_errors N` | the executor's parse-error count |
 
 use dataplane::abi::{MeterConfig, MeterMode, MeterResource, TableEntry};
@@ -46,13 +51,13 @@ struct Run {
 }
 
 impl Run {
-    fn add(&mut self, words: &[&str]) -> Result<(), String> {
-        let table = words.first().ok_or("add: no table")?;
+    /// `TABLE KEY...`: the entry's table and key, and the words after.
+    fn key<'w>(&self, words: &'w [&'w str]) -> Result<(TableEntry, &'w [&'w str]), String> {
+        let table = words.first().ok_or("no table")?;
         let (t, def) = self.prog.table(table).ok_or(format!("no table {table}"))?;
-        let def = def.clone();
         let nk = def.keys.len();
-        if words.len() < 2 + nk {
-            return Err(format!("add {table}: {nk} keys and an action expected"));
+        if words.len() < 1 + nk {
+            return Err(format!("{table}: {nk} keys expected"));
         }
         let mut e = TableEntry::exact(u32::from(t), &[0], 0, &[]);
         e.key = [0; 32];
@@ -75,7 +80,16 @@ impl Run {
             at += n;
         }
         e.key_len = at as u8;
-        let call = words[1 + nk];
+        if let Some(i) = words.iter().position(|w| *w == "priority") {
+            let p: u32 = words.get(i + 1).and_then(|x| x.parse().ok()).ok_or("priority N")?;
+            e.priority = p.into();
+        }
+        Ok((e, &words[1 + nk..]))
+    }
+
+    fn add(&mut self, words: &[&str]) -> Result<(), String> {
+        let (mut e, rest) = self.key(words)?;
+        let call = *rest.first().ok_or("an action expected after the keys")?;
         let (name, rest) = call.split_once('(').ok_or(format!("'{call}': ACTION(ARGS) expected"))?;
         let args: Vec<&str> = rest
             .trim_end_matches(')')
@@ -95,16 +109,68 @@ impl Run {
         }
         e.param_len = at as u8;
         e.action_id = u32::from(a).into();
-        if let Some(i) = words.iter().position(|w| *w == "priority") {
-            let p: u32 = words.get(i + 1).and_then(|x| x.parse().ok()).ok_or("priority N")?;
-            e.priority = p.into();
-        }
         self.p.apply_entry(&e, true).map(drop).map_err(|e| e.to_string())
+    }
+
+    /// The numbers at the end of a `direct`/`direct_meter` line (after the
+    /// keys and an optional `priority N`).
+    fn tail<const N: usize>(rest: &[&str], usage: &str) -> Result<[u64; N], String> {
+        let nums: Vec<&str> = match rest.iter().position(|w| *w == "priority") {
+            Some(i) => rest[..i]
+                .iter()
+                .chain(rest.get(i + 2..).unwrap_or(&[]))
+                .copied()
+                .collect(),
+            None => rest.to_vec(),
+        };
+        let v: Vec<u64> = nums
+            .iter()
+            .map(|x| x.parse().map_err(|_| format!("'{x}' is not a number")))
+            .collect::<Result<_, _>>()?;
+        v.try_into().map_err(|_| usage.to_string())
     }
 
     fn line(&mut self, words: &[&str]) -> Result<(), String> {
         match words[0] {
             "add" => self.add(&words[1..]),
+            "direct" => {
+                let usage = "direct TABLE KEY... [priority N] PACKETS BYTES";
+                let (e, rest) = self.key(&words[1..])?;
+                let [packets, bytes] = Self::tail::<2>(rest, usage)?;
+                let got = self.p.direct(&e).map_err(|e| e.to_string())?.counter;
+                if got != Some((packets, bytes)) {
+                    return Err(format!("direct counter {got:?}, expected {:?}", (packets, bytes)));
+                }
+                Ok(())
+            }
+            "direct_meter" => {
+                let usage = "direct_meter TABLE KEY... [priority N] CIR CBURST EBURST";
+                let (e, rest) = self.key(&words[1..])?;
+                let [cir, cburst, eburst] = Self::tail::<3>(rest, usage)?;
+                let t = usize::try_from(e.table_id.get()).map_err(|_| "table")?;
+                let m = self.prog.tables[t]
+                    .direct_meter
+                    .ok_or("the table has no direct meter")?;
+                let resource = match self.prog.meters[usize::from(m)].unit {
+                    MeterUnit::Packets => MeterResource::Packets,
+                    MeterUnit::Bytes => MeterResource::Bytes,
+                };
+                let cfg = MeterConfig {
+                    resource: resource.raw(),
+                    mode: MeterMode::SrTcm.raw(),
+                    cir: cir.into(),
+                    cburst: cburst.into(),
+                    eburst: eburst.into(),
+                    ..Default::default()
+                };
+                self.p
+                    .set_direct(&e, None, Some(&cfg), self.now)
+                    .map_err(|e| e.to_string())
+            }
+            "del" => {
+                let (e, _) = self.key(&words[1..])?;
+                self.p.apply_entry(&e, false).map(drop).map_err(|e| e.to_string())
+            }
             "meter" => {
                 let [name, index, cir, cburst, eburst] = words[1..] else {
                     return Err("meter NAME INDEX CIR CBURST EBURST".into());
@@ -234,10 +300,23 @@ impl Run {
 /// Run a vector file on the executor `exec` picks.
 fn run_file_on(path: &Path, exec: Executor) -> Result<usize, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let prog = p4::fairnic();
+    // `program FILE` on the first line: another program than fairnic.p4.
+    let first = text
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .find(|l| !l.is_empty());
+    let prog = match first.and_then(|l| l.strip_prefix("program ")) {
+        Some(f) => {
+            let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/programs")
+                .join(f.trim());
+            p4::compile_file(&file).map_err(|d| format!("{}: {}", file.display(), d[0]))?
+        }
+        None => p4::fairnic(),
+    };
     let p = Pipeline::with_executor(prog.clone(), exec).map_err(|e| e.to_string())?;
     if exec == Executor::Best && !matches!(p.backend(), Backend::Compiled { .. }) {
-        return Err(format!("fairnic.p4 was not compiled: {}", p.backend()));
+        return Err(format!("{} was not compiled: {}", prog.name, p.backend()));
     }
     let mut r = Run {
         p,
@@ -252,9 +331,15 @@ fn run_file_on(path: &Path, exec: Executor) -> Result<usize, String> {
             continue;
         }
         let words: Vec<&str> = line.split_whitespace().collect();
+        if words[0] == "program" {
+            continue;
+        }
         r.line(&words)
             .map_err(|e| format!("{}:{}: {e}", path.display(), n + 1))?;
-        if matches!(words[0], "expect" | "cost" | "counter" | "stats" | "recirculate") {
+        if matches!(
+            words[0],
+            "expect" | "cost" | "counter" | "stats" | "recirculate" | "direct"
+        ) {
             checks += 1;
         }
     }

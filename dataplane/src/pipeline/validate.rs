@@ -185,37 +185,29 @@ impl Program {
     /// the one it reads.
     fn check_direct(&self) -> R {
         for (i, t) in self.tables.iter().enumerate() {
-            if let Some(c) = t.direct_counter {
-                let d = self
-                    .counters
-                    .get(usize::from(c))
-                    .ok_or_else(|| bad(format!("table {}: direct counter {c} does not exist", t.name)))?;
-                if d.size != t.size {
+            let before = &self.tables[..i];
+            let counter = t.direct_counter.map(|c| {
+                let def = self.counters.get(usize::from(c)).map(|d| (d.name.as_str(), d.size));
+                ("counter", c, def, before.iter().any(|u| u.direct_counter == Some(c)))
+            });
+            let meter = t.direct_meter.map(|m| {
+                let def = self.meters.get(usize::from(m)).map(|d| (d.name.as_str(), d.size));
+                ("meter", m, def, before.iter().any(|u| u.direct_meter == Some(m)))
+            });
+            for (kind, x, def, taken) in counter.into_iter().chain(meter) {
+                let (name, size) =
+                    def.ok_or_else(|| bad(format!("table {}: direct {kind} {x} does not exist", t.name)))?;
+                if size != t.size {
                     return Err(bad(format!(
-                        "table {}: direct counter {} has {} cells for {} entries",
-                        t.name, d.name, d.size, t.size
+                        "table {}: direct {kind} {name} has {size} cells for {} entries",
+                        t.name, t.size
                     )));
                 }
-                if self.tables[..i].iter().any(|u| u.direct_counter == Some(c)) {
-                    return Err(bad(format!("counter {} is the direct counter of two tables", d.name)));
+                if taken {
+                    return Err(bad(format!("{kind} {name} is the direct {kind} of two tables")));
                 }
-            }
-            if let Some(m) = t.direct_meter {
-                let d = self
-                    .meters
-                    .get(usize::from(m))
-                    .ok_or_else(|| bad(format!("table {}: direct meter {m} does not exist", t.name)))?;
-                if d.size != t.size {
-                    return Err(bad(format!(
-                        "table {}: direct meter {} has {} cells for {} entries",
-                        t.name, d.name, d.size, t.size
-                    )));
-                }
-                if self.tables[..i].iter().any(|u| u.direct_meter == Some(m)) {
-                    return Err(bad(format!("meter {} is the direct meter of two tables", d.name)));
-                }
-                if super::lif_meter_resource(&d.name).is_some() {
-                    return Err(bad(format!("meter {} is a per-LIF meter: it cannot be direct", d.name)));
+                if kind == "meter" && super::lif_meter_resource(name).is_some() {
+                    return Err(bad(format!("meter {name} is a per-LIF meter: it cannot be direct")));
                 }
             }
         }
@@ -553,4 +545,159 @@ fn calls(b: &[Stmt], a: u16) -> bool {
         Stmt::Apply { on_hit, on_miss, .. } => calls(on_hit, a) || calls(on_miss, a),
         _ => false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A table `t` (exact on metadata slot 8, 16 entries) with a direct
+    /// counter and a direct meter, and action 1 `rd` reading the meter.
+    fn direct() -> Program {
+        let mut meta = std_meta::defs();
+        meta.push(FieldDef {
+            name: "color".into(),
+            bit_off: 0,
+            width: 2,
+        });
+        let color = FieldRef::Meta(std_meta::FIELDS.len() as u16);
+        let table = |name: &str| TableDef {
+            name: name.into(),
+            keys: vec![KeyDef {
+                expr: KeyExpr::Field(color),
+                kind: MatchKind::Exact,
+                width: 2,
+                name: "meta.color".into(),
+            }],
+            actions: vec![0, 1],
+            default_action: 0,
+            default_args: vec![],
+            size: 16,
+            cost: 0,
+            entries: vec![],
+            direct_counter: Some(0),
+            direct_meter: Some(0),
+        };
+        Program {
+            name: "direct".into(),
+            headers: vec![],
+            meta,
+            parser: vec![ParserState {
+                name: "start".into(),
+                cost: 0,
+                ops: vec![],
+                transition: Transition::Next(Next::Accept),
+            }],
+            actions: vec![
+                ActionDef {
+                    name: "NoAction".into(),
+                    params: vec![],
+                    body: vec![],
+                    cost: 0,
+                },
+                ActionDef {
+                    name: "rd".into(),
+                    params: vec![],
+                    body: vec![Stmt::DirectMeter { meter: 0, dst: color }],
+                    cost: 0,
+                },
+            ],
+            tables: vec![
+                table("t"),
+                TableDef {
+                    direct_counter: None,
+                    direct_meter: None,
+                    actions: vec![0],
+                    ..table("u")
+                },
+            ],
+            meters: vec![MeterDef {
+                name: "m".into(),
+                size: 16,
+                unit: MeterUnit::Bytes,
+            }],
+            counters: vec![CounterDef {
+                name: "c".into(),
+                size: 16,
+                unit: CounterUnit::Packets,
+            }],
+            ingress: vec![
+                Stmt::Apply {
+                    table: 0,
+                    on_hit: vec![],
+                    on_miss: vec![],
+                },
+                Stmt::Apply {
+                    table: 1,
+                    on_hit: vec![],
+                    on_miss: vec![],
+                },
+            ],
+            deparse: vec![],
+            base_cost: 0,
+        }
+    }
+
+    #[test]
+    fn direct_resources_keep_their_rules() {
+        direct().validate().expect("the base program is valid");
+        let refused = |edit: &dyn Fn(&mut Program), says: &str| {
+            let mut p = direct();
+            edit(&mut p);
+            let e = p.validate().expect_err(says).to_string();
+            assert!(e.contains(says), "{says:?} in {e}");
+        };
+        refused(
+            &|p| p.counters[0].size = 8,
+            "direct counter c has 8 cells for 16 entries",
+        );
+        refused(&|p| p.meters[0].size = 32, "direct meter m has 32 cells");
+        refused(
+            &|p| p.tables[0].direct_counter = Some(3),
+            "direct counter 3 does not exist",
+        );
+        refused(
+            &|p| p.tables[1].direct_counter = Some(0),
+            "counter c is the direct counter of two tables",
+        );
+        refused(&|p| p.meters[0].name = "lif_bytes".into(), "per-LIF meter");
+        refused(
+            &|p| p.tables[1].actions = vec![0, 1],
+            "action rd reads direct meter 0, which table u does not have",
+        );
+        refused(
+            &|p| {
+                p.ingress.push(Stmt::Call {
+                    action: 1,
+                    args: vec![],
+                })
+            },
+            "only its table may run it",
+        );
+        refused(
+            &|p| {
+                p.ingress.push(Stmt::Count {
+                    counter: 0,
+                    index: Expr::Const { value: 0, width: 4 },
+                })
+            },
+            "no index counts it",
+        );
+        refused(
+            &|p| {
+                p.ingress.push(Stmt::DirectMeter {
+                    meter: 0,
+                    dst: FieldRef::Meta(8),
+                })
+            },
+            "outside an action",
+        );
+        refused(
+            &|p| {
+                p.tables[0].direct_meter = None;
+                p.tables[0].actions = vec![0];
+            },
+            "meter 0 is no table's direct meter",
+        );
+    }
 }

@@ -754,42 +754,29 @@ impl<'s, 'a> Ingress<'s, 'a> {
             None if direct => 1,
             None => return err(span, format!("`{ext}` needs a size and a type")),
         };
-        if ext == "direct_meter" {
+        if ext.ends_with("meter") {
             let i = Self::next_index(self.meters.len(), limits::METERS, "meters", span)?;
             let unit = match unit.as_str() {
                 "packets" => ir::MeterUnit::Packets,
                 "bytes" => ir::MeterUnit::Bytes,
                 u => return err(span, format!("`{u}` is not a meter type (packets or bytes)")),
             };
-            if dataplane::pipeline::lif_meter_resource(&name).is_some() {
-                return err(
-                    span,
-                    format!("`{name}` is a per-LIF meter's name: a direct meter cannot have it"),
-                );
+            let item = if direct {
+                if dataplane::pipeline::lif_meter_resource(&name).is_some() {
+                    return err(
+                        span,
+                        format!("`{name}` is a per-LIF meter's name: a direct meter cannot have it"),
+                    );
+                }
+                LocalItem::DirectMeter(i)
+            } else {
+                LocalItem::Meter(i)
+            };
+            self.declare(&x.name, item)?;
+            self.meters.push(ir::MeterDef { name, size, unit });
+            if direct {
+                self.direct.push((item, x.name.clone(), None));
             }
-            self.declare(&x.name, LocalItem::DirectMeter(i))?;
-            self.direct.push((LocalItem::DirectMeter(i), x.name.clone(), None));
-            self.meters.push(ir::MeterDef { name, size, unit });
-        } else if ext == "direct_counter" {
-            let i = Self::next_index(self.counters.len(), limits::COUNTERS, "counters", span)?;
-            let unit = match unit.as_str() {
-                "packets" => ir::CounterUnit::Packets,
-                "bytes" => ir::CounterUnit::Bytes,
-                "packets_and_bytes" => ir::CounterUnit::PacketsAndBytes,
-                u => return err(span, format!("`{u}` is not a counter type")),
-            };
-            self.declare(&x.name, LocalItem::DirectCounter(i))?;
-            self.direct.push((LocalItem::DirectCounter(i), x.name.clone(), None));
-            self.counters.push(ir::CounterDef { name, size, unit });
-        } else if ext == "meter" {
-            let i = Self::next_index(self.meters.len(), limits::METERS, "meters", span)?;
-            let unit = match unit.as_str() {
-                "packets" => ir::MeterUnit::Packets,
-                "bytes" => ir::MeterUnit::Bytes,
-                u => return err(span, format!("`{u}` is not a meter type (packets or bytes)")),
-            };
-            self.declare(&x.name, LocalItem::Meter(i))?;
-            self.meters.push(ir::MeterDef { name, size, unit });
         } else {
             let i = Self::next_index(self.counters.len(), limits::COUNTERS, "counters", span)?;
             let unit = match unit.as_str() {
@@ -798,8 +785,16 @@ impl<'s, 'a> Ingress<'s, 'a> {
                 "packets_and_bytes" => ir::CounterUnit::PacketsAndBytes,
                 u => return err(span, format!("`{u}` is not a counter type")),
             };
-            self.declare(&x.name, LocalItem::Counter(i))?;
+            let item = if direct {
+                LocalItem::DirectCounter(i)
+            } else {
+                LocalItem::Counter(i)
+            };
+            self.declare(&x.name, item)?;
             self.counters.push(ir::CounterDef { name, size, unit });
+            if direct {
+                self.direct.push((item, x.name.clone(), None));
+            }
         }
         Ok(())
     }

@@ -437,23 +437,13 @@ impl Device {
                 self.dma_out(fi, &dma, st.as_bytes())
             }
             AdminCommand::TableEntryList(t) => {
-                let size = core::mem::size_of::<TableEntry>();
-                let room = t.dma.len.get() as usize / size;
-                if room == 0 {
-                    return Err(AdminStatus::Invalid.into());
-                }
-                let (page, total) = self
-                    .switch
-                    .list(t.table_id.get(), t.from.get() as usize, room)
-                    .map_err(|(status, why)| {
-                        tracing::debug!(table = t.table_id.get(), "TableEntryList refused: {why}");
-                        Outcome::err(status)
-                    })?;
-                let bytes: Vec<u8> = page.iter().flat_map(|e| e.as_bytes().to_vec()).collect();
+                let (sw, tid, from) = (&self.switch, t.table_id.get(), t.from.get() as usize);
+                let page = |room| sw.list(tid, from, room);
+                let (bytes, n, total) = table_page("TableEntryList", &t, page)?;
                 if !bytes.is_empty() {
                     self.dma_out(fi, &t.dma, &bytes)?;
                 }
-                Ok(Outcome::ok(page.len() as u32, total as u64))
+                Ok(Outcome::ok(n, total))
             }
             AdminCommand::PipelineCounterGet(c) => {
                 let size = core::mem::size_of::<CounterCell>();
@@ -521,23 +511,13 @@ impl Device {
             }
             AdminCommand::PipelineLoad(p) => self.pipeline_chunk(fi, &p),
             AdminCommand::TableDataList(t) => {
-                let size = core::mem::size_of::<TableEntryData>();
-                let room = t.dma.len.get() as usize / size;
-                if room == 0 {
-                    return Err(AdminStatus::Invalid.into());
-                }
-                let (page, total) = self
-                    .switch
-                    .list_data(t.table_id.get(), t.from.get() as usize, room)
-                    .map_err(|(status, why)| {
-                        tracing::debug!(table = t.table_id.get(), "TableDataList refused: {why}");
-                        Outcome::err(status)
-                    })?;
-                let bytes: Vec<u8> = page.iter().flat_map(|e| e.as_bytes().to_vec()).collect();
+                let (sw, tid, from) = (&self.switch, t.table_id.get(), t.from.get() as usize);
+                let page = |room| sw.list_data(tid, from, room);
+                let (bytes, n, total) = table_page("TableDataList", &t, page)?;
                 if !bytes.is_empty() {
                     self.dma_out(fi, &t.dma, &bytes)?;
                 }
-                Ok(Outcome::ok(page.len() as u32, total as u64))
+                Ok(Outcome::ok(n, total))
             }
             AdminCommand::TableDataSet(dma) => {
                 let mut buf = [0u8; core::mem::size_of::<TableEntryData>()];
@@ -669,4 +649,24 @@ fn lif_info(l: &Lif) -> LifInfo {
         name: l.name,
         rsvd2: [0; 8],
     }
+}
+
+/// One page of a table listing (`TableEntryList`, `TableDataList`): as
+/// many whole records as fit the buffer, from `page(room)`; the bytes to
+/// write, the records in them and the table's total.
+fn table_page<T: IntoBytes + zerocopy::Immutable>(
+    what: &str,
+    t: &abi::TableListRef,
+    page: impl FnOnce(usize) -> Result<(Vec<T>, usize), crate::device::switch::EntryRefusal>,
+) -> Result<(Vec<u8>, u32, u64), Outcome> {
+    let room = t.dma.len.get() as usize / core::mem::size_of::<T>();
+    if room == 0 {
+        return Err(AdminStatus::Invalid.into());
+    }
+    let (records, total) = page(room).map_err(|(status, why)| {
+        tracing::debug!(table = t.table_id.get(), "{what} refused: {why}");
+        Outcome::err(status)
+    })?;
+    let bytes: Vec<u8> = records.iter().flat_map(|e| e.as_bytes().to_vec()).collect();
+    Ok((bytes, records.len() as u32, total as u64))
 }
