@@ -17,8 +17,18 @@ fn programs() -> usize {
         .unwrap_or(300)
 }
 
+/// What a program's run did with direct counters and meters: packets
+/// counted in direct counter cells, and hits and misses of tables whose
+/// actions read a direct meter (the hit's entry's, the miss's green).
+#[derive(Debug, Default, Clone, Copy)]
+struct DirectSeen {
+    counted: u64,
+    read_hits: u64,
+    read_misses: u64,
+}
+
 /// Run one program on both executors; an `Err` says where they differ.
-fn differential(seed: u64) -> Option<Result<(), String>> {
+fn differential(seed: u64) -> Option<Result<DirectSeen, String>> {
     let mut r = Rng::new(seed);
     let prog = gen::program(&mut r)?;
     let mut c = Pipeline::with_executor(prog.clone(), Executor::Best).expect("loads");
@@ -44,6 +54,19 @@ fn differential(seed: u64) -> Option<Result<(), String>> {
                 pir: (1 + r.below(2_000_000)).into(),
                 pburst: (1 + r.below(3_000)).into(),
                 ..Default::default()
+            };
+            // Often bursts of a few packets or a few hundred bytes, so that
+            // a batch's packets see all three colors.
+            let cfg = if r.pct(40) {
+                let unit = if def.unit == MeterUnit::Bytes { 100 } else { 1 };
+                MeterConfig {
+                    cburst: (unit * (1 + r.below(3))).into(),
+                    eburst: (unit * r.below(3)).into(),
+                    pburst: (unit * (3 + r.below(3))).into(),
+                    ..cfg
+                }
+            } else {
+                cfg
             };
             // Now and then the edges: rates whose refill overflows 64 bits
             // in one step, bursts at the largest a meter takes (or past
@@ -124,6 +147,7 @@ fn differential(seed: u64) -> Option<Result<(), String>> {
             }
         }
     }
+    let mut seen = DirectSeen::default();
     for t in 0..prog.tables.len() as u16 {
         if c.table_hits(t) != x.table_hits(t) {
             return Some(Err(format!(
@@ -132,8 +156,20 @@ fn differential(seed: u64) -> Option<Result<(), String>> {
                 x.table_hits(t)
             )));
         }
+        let def = &prog.tables[usize::from(t)];
+        let (h, m) = x.table_hits(t).unwrap_or_default();
+        if let Some(k) = def.direct_counter {
+            seen.counted += (0..def.size).filter_map(|i| x.counter(k, i)).map(|v| v.0).sum::<u64>();
+        }
+        let reads = |a: u16| !prog.actions[usize::from(a)].direct_meters().is_empty();
+        if def.actions.iter().any(|&a| reads(a)) {
+            seen.read_hits += h;
+        }
+        if reads(def.default_action) {
+            seen.read_misses += m;
+        }
     }
-    Some(Ok(()))
+    Some(Ok(seen))
 }
 
 #[test]
@@ -142,13 +178,19 @@ fn compiled_and_reference_agree_on_random_programs() {
     let mut checked = 0;
     let mut tried = 0u64;
     let mut failures = Vec::new();
+    let mut direct = DirectSeen::default();
     while checked < want && tried < 20 * want as u64 {
         // Seeds spread over the space, the same every run.
         let seed = tried.wrapping_mul(0x2545_f491_4f6c_dd1d);
         tried += 1;
         match differential(seed) {
             None => {}
-            Some(Ok(())) => checked += 1,
+            Some(Ok(seen)) => {
+                checked += 1;
+                direct.counted += seen.counted;
+                direct.read_hits += seen.read_hits;
+                direct.read_misses += seen.read_misses;
+            }
             Some(Err(e)) => {
                 checked += 1;
                 failures.push(e);
@@ -156,15 +198,24 @@ fn compiled_and_reference_agree_on_random_programs() {
         }
     }
     eprintln!(
-        "{checked} random programs checked ({tried} drawn), {} differ",
+        "{checked} random programs checked ({tried} drawn), {} differ; direct: {direct:?}",
         failures.len()
     );
     assert!(checked >= want, "only {checked} valid programs in {tried} draws");
+    // Direct counters counted, and direct meters read on hits and misses
+    // (not vacuous; at the default 300 programs).
+    if want >= 300 {
+        assert!(
+            direct.counted > 50 && direct.read_hits > 50 && direct.read_misses > 50,
+            "{direct:?}"
+        );
+    }
     assert!(failures.is_empty(), "{}", failures[..failures.len().min(5)].join("\n"));
 }
 
 /// The generator is not vacuous: its programs parse packets, apply tables
-/// that hit, meter, count and drop.
+/// that hit, meter, count and drop (direct counters and meters: see
+/// `compiled_and_reference_agree_on_random_programs`).
 #[test]
 fn random_programs_exercise_the_pipeline() {
     let (mut hits, mut counted, mut accepted, mut errors) = (0u64, 0u64, 0u64, 0u64);
@@ -567,4 +618,327 @@ fn validity_known_only_where_every_path_extracted() {
         accepted > 20 && rejected > 20,
         "both paths: {accepted} accepted, {rejected} rejected"
     );
+}
+
+/// A program with an exact table and a ternary table, each with a direct
+/// counter and a direct meter: the exact table's hit action and its
+/// default action read its meter into probe 0, the ternary table's hit
+/// action reads its meter into probe 1 (default: no-op); both probes
+/// start at 7, so that a read that writes 0 and no read at all differ.
+fn direct_program() -> Program {
+    let mut meta: Vec<FieldDef> = std_meta::defs();
+    for i in 0..2 {
+        meta.push(FieldDef {
+            name: format!("probe{i}"),
+            bit_off: 0,
+            width: 64,
+        });
+    }
+    let probe = |i: u16| FieldRef::Meta(probe_index() + i);
+    let h = HeaderDef {
+        name: "h".into(),
+        type_name: "h_t".into(),
+        fields: vec![
+            FieldDef {
+                name: "a".into(),
+                bit_off: 0,
+                width: 16,
+            },
+            FieldDef {
+                name: "b".into(),
+                bit_off: 16,
+                width: 16,
+            },
+        ],
+        len: 4,
+    };
+    let key = |field: u16, kind| KeyDef {
+        expr: KeyExpr::Field(FieldRef::Header { header: 0, field }),
+        kind,
+        width: 16,
+        name: format!("h.{field}"),
+    };
+    let action = |name: &str, body| ActionDef {
+        name: name.into(),
+        params: vec![],
+        body,
+        cost: 1,
+    };
+    let table = |name: &str, keys, actions, default_action, direct: u16| TableDef {
+        name: name.into(),
+        keys,
+        actions,
+        default_action,
+        default_args: vec![],
+        size: 4,
+        cost: 1,
+        entries: vec![],
+        direct_counter: Some(direct),
+        direct_meter: Some(direct),
+    };
+    let p = Program {
+        name: "direct".into(),
+        headers: vec![h],
+        meta,
+        parser: vec![ParserState {
+            name: "start".into(),
+            cost: 0,
+            ops: vec![ParserOp::Extract(0)],
+            transition: Transition::Next(Next::Accept),
+        }],
+        actions: vec![
+            action(
+                "ex_meter",
+                vec![Stmt::DirectMeter {
+                    meter: 0,
+                    dst: probe(0),
+                }],
+            ),
+            action(
+                "tern_meter",
+                vec![Stmt::DirectMeter {
+                    meter: 1,
+                    dst: probe(1),
+                }],
+            ),
+            action("nop", vec![]),
+        ],
+        tables: vec![
+            table("ex", vec![key(0, MatchKind::Exact)], vec![0, 2], 0, 0),
+            table("tern", vec![key(1, MatchKind::Ternary)], vec![1, 2], 2, 1),
+        ],
+        meters: vec![
+            MeterDef {
+                name: "ex_rate".into(),
+                size: 4,
+                unit: MeterUnit::Packets,
+            },
+            MeterDef {
+                name: "tern_rate".into(),
+                size: 4,
+                unit: MeterUnit::Bytes,
+            },
+        ],
+        counters: ["ex_hits", "tern_hits"]
+            .map(|n| CounterDef {
+                name: n.into(),
+                size: 4,
+                unit: CounterUnit::PacketsAndBytes,
+            })
+            .into(),
+        ingress: vec![
+            Stmt::Assign {
+                dst: probe(0),
+                value: Expr::Const { value: 7, width: 64 },
+            },
+            Stmt::Assign {
+                dst: probe(1),
+                value: Expr::Const { value: 7, width: 64 },
+            },
+            Stmt::Apply {
+                table: 0,
+                on_hit: vec![],
+                on_miss: vec![],
+            },
+            Stmt::Apply {
+                table: 1,
+                on_hit: vec![],
+                on_miss: vec![],
+            },
+        ],
+        deparse: vec![0],
+        base_cost: 1,
+    };
+    p.validate().expect("valid");
+    p
+}
+
+/// An entry of [`direct_program`]'s exact table (key `a`, action
+/// `ex_meter` or, `nop` true, `nop`).
+fn ex_entry(a: u16, nop: bool) -> crate::abi::TableEntry {
+    crate::abi::TableEntry::exact(0, &a.to_be_bytes(), if nop { 2 } else { 0 }, &[])
+}
+
+/// An entry of [`direct_program`]'s ternary table (`b` under `mask`,
+/// action `tern_meter`).
+fn tern_entry(b: u16, mask: u16, priority: u32) -> crate::abi::TableEntry {
+    crate::abi::TableEntry::builder(1, priority)
+        .key(16, b.into(), mask.into())
+        .expect("fits")
+        .action(1)
+        .build()
+}
+
+/// A packet of [`direct_program`]: fields `a` and `b`, 60 bytes.
+fn direct_packet(a: u16, b: u16) -> Vec<u8> {
+    let mut d = vec![0u8; 60];
+    d[..2].copy_from_slice(&a.to_be_bytes());
+    d[2..4].copy_from_slice(&b.to_be_bytes());
+    d
+}
+
+/// Direct counters and direct meters on both executors, per entry: every
+/// hit counts in its own entry's cell (a miss nowhere), a meter read
+/// colors with the matched entry's meter, and as the default action on a
+/// miss it writes green and runs no meter.
+#[test]
+fn direct_counters_and_meters_count_and_color_per_entry() {
+    use crate::abi::MeterResource;
+    let sr = |resource: MeterResource, burst: u64| MeterConfig {
+        resource: resource.raw(),
+        mode: MeterMode::SrTcm.raw(),
+        cir: 1000.into(),
+        cburst: burst.into(),
+        eburst: burst.into(),
+        ..Default::default()
+    };
+    let ex = [ex_entry(1, false), ex_entry(2, false), ex_entry(3, true)];
+    let tern = [tern_entry(0x1000, 0xf000, 2), tern_entry(0x2000, 0xf000, 1)];
+    // (a, b) of each packet; the probes each should end with; the clock
+    // stands still (no refill).
+    let packets: [(u16, u16); 10] = [
+        (1, 0x1000),
+        (1, 0x1234),
+        (1, 0x2000),
+        (2, 0x3000),
+        (2, 0x1fff),
+        (2, 0),
+        (2, 0),
+        (3, 0x2001),
+        (9, 0x1000),
+        (9, 0x5555),
+    ];
+    // ex 1: srTCM of 1 + 1 packets: green, yellow, red. ex 2: trTCM of
+    // 2 committed and 3 peak packets: green, green, yellow, red. ex 3:
+    // nop, no read. A miss (a = 9): the default action's read, 0.
+    let want0 = [0, 1, 2, 0, 0, 1, 2, 7, 0, 0];
+    // tern 0x1000/0xf000: srTCM of 100 + 100 bytes, 60-byte packets:
+    // green, yellow, red, red. 0x2000/0xf000: its meter off, green. A
+    // miss: the no-op default, 7.
+    let want1 = [0, 1, 0, 7, 2, 7, 7, 0, 2, 7];
+    for exec in [Executor::Reference, Executor::Best] {
+        let mut p = Pipeline::with_executor(direct_program(), exec).unwrap();
+        if exec == Executor::Best {
+            assert!(matches!(p.backend(), Backend::Compiled { .. }), "{}", p.backend());
+        }
+        for e in ex.iter().chain(&tern) {
+            p.apply_entry(e, true).unwrap();
+        }
+        p.set_direct(&ex[0], None, Some(&sr(MeterResource::Packets, 1)), 0)
+            .unwrap();
+        let tr = MeterConfig {
+            resource: MeterResource::Packets.raw(),
+            mode: MeterMode::TrTcm.raw(),
+            cir: 1000.into(),
+            cburst: 2.into(),
+            pir: 1000.into(),
+            pburst: 3.into(),
+            ..Default::default()
+        };
+        p.set_direct(&ex[1], None, Some(&tr), 0).unwrap();
+        p.set_direct(&tern[0], None, Some(&sr(MeterResource::Bytes, 100)), 0)
+            .unwrap();
+        for (i, &(a, b)) in packets.iter().enumerate() {
+            let mut d = direct_packet(a, b);
+            p.process(0, &mut d, 1);
+            let m = p.last_meta();
+            let got = (m[usize::from(probe_index())], m[usize::from(probe_index()) + 1]);
+            assert_eq!(got, (want0[i], want1[i]), "{exec:?}: packet {i} ({a:#x}, {b:#x})");
+        }
+        let counter = |e| p.direct(e).unwrap().counter;
+        assert_eq!(counter(&ex[0]), Some((3, 180)), "{exec:?}");
+        assert_eq!(counter(&ex[1]), Some((4, 240)), "{exec:?}");
+        assert_eq!(counter(&ex[2]), Some((1, 60)), "{exec:?}");
+        assert_eq!(counter(&tern[0]), Some((4, 240)), "{exec:?}");
+        assert_eq!(counter(&tern[1]), Some((2, 120)), "{exec:?}");
+        // Every cell is an entry's: the misses counted nowhere.
+        let all = |c: u16| (0..4).map(|i| p.counter(c, i).unwrap().0).sum::<u64>();
+        assert_eq!((all(0), all(1)), (8, 6), "{exec:?}");
+        assert_eq!(p.table_hits(0), Some((8, 2)), "{exec:?}");
+        assert_eq!(p.table_hits(1), Some((6, 4)), "{exec:?}");
+        // The misses ran no meter: ex 1's meter is where its three
+        // packets left it (the next packet red), ex 2's likewise.
+        let mut d = direct_packet(1, 0);
+        p.process(0, &mut d, 1);
+        assert_eq!(p.last_meta()[usize::from(probe_index())], 2, "{exec:?}");
+        assert_eq!(p.stats().index_errors, 0, "{exec:?}");
+    }
+}
+
+/// An entry deleted and added again starts with a zero counter and its
+/// meter off, and so does a new entry that takes a deleted one's slot;
+/// the compiled code counts where the control plane reads.
+#[test]
+fn reinserted_entries_start_with_fresh_direct_cells() {
+    use crate::abi::MeterResource;
+    let sr = MeterConfig {
+        resource: MeterResource::Packets.raw(),
+        mode: MeterMode::SrTcm.raw(),
+        cir: 1000.into(),
+        cburst: 1.into(),
+        eburst: 1.into(),
+        ..Default::default()
+    };
+    for exec in [Executor::Reference, Executor::Best] {
+        let mut p = Pipeline::with_executor(direct_program(), exec).unwrap();
+        if exec == Executor::Best {
+            assert!(matches!(p.backend(), Backend::Compiled { .. }), "{}", p.backend());
+        }
+        let (e1, e4) = (ex_entry(1, false), ex_entry(4, false));
+        let t1 = tern_entry(0x1000, 0xf000, 2);
+        let send = |p: &mut Pipeline, a: u16, b: u16, n: usize| {
+            let mut colors = Vec::new();
+            for _ in 0..n {
+                let mut d = direct_packet(a, b);
+                p.process(0, &mut d, 1);
+                let m = p.last_meta();
+                colors.push((m[usize::from(probe_index())], m[usize::from(probe_index()) + 1]));
+            }
+            colors
+        };
+        p.apply_entry(&e1, true).unwrap();
+        p.apply_entry(&t1, true).unwrap();
+        p.set_direct(&e1, None, Some(&sr), 0).unwrap();
+        p.set_direct(
+            &t1,
+            None,
+            Some(&MeterConfig {
+                resource: MeterResource::Bytes.raw(),
+                cburst: 60.into(),
+                eburst: 60.into(),
+                ..sr
+            }),
+            0,
+        )
+        .unwrap();
+        assert_eq!(send(&mut p, 1, 0x1000, 3), [(0, 0), (1, 1), (2, 2)], "{exec:?}");
+        let slot = p.direct(&e1).unwrap().slot;
+        assert_eq!(p.direct(&e1).unwrap().counter, Some((3, 180)));
+        assert_eq!(p.direct(&t1).unwrap().counter, Some((3, 180)));
+        // Deleted and added again: zero, meter off (green).
+        p.apply_entry(&e1, false).unwrap();
+        p.apply_entry(&t1, false).unwrap();
+        p.apply_entry(&e1, true).unwrap();
+        p.apply_entry(&t1, true).unwrap();
+        let d = p.direct(&e1).unwrap();
+        assert_eq!(
+            (d.counter, d.meter.map(|m| m.mode)),
+            (Some((0, 0)), Some(MeterMode::Off.raw()))
+        );
+        assert_eq!(p.direct(&t1).unwrap().counter, Some((0, 0)));
+        assert_eq!(send(&mut p, 1, 0x1000, 2), [(0, 0), (0, 0)], "{exec:?}");
+        assert_eq!(p.direct(&e1).unwrap().counter, Some((2, 120)), "{exec:?}");
+        assert_eq!(p.direct(&t1).unwrap().counter, Some((2, 120)), "{exec:?}");
+        // Another key in the freed slot: its own count from zero.
+        p.apply_entry(&e1, false).unwrap();
+        p.apply_entry(&e4, true).unwrap();
+        assert_eq!(p.direct(&e4).unwrap().slot, slot, "the freed slot is reused");
+        assert_eq!(p.direct(&e4).unwrap().counter, Some((0, 0)));
+        // Key 1 misses now (the default action's read: 0), key 4 hits.
+        assert_eq!(send(&mut p, 1, 0, 1), [(0, 7)], "{exec:?}");
+        send(&mut p, 4, 0, 1);
+        assert_eq!(p.direct(&e4).unwrap().counter, Some((1, 60)), "{exec:?}");
+        assert_eq!(p.counter(0, slot), Some((1, 60)), "{exec:?}");
+        assert_eq!(p.table_hits(0), Some((6, 1)), "{exec:?}");
+    }
 }

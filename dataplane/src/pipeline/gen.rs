@@ -6,7 +6,10 @@
 //! assignments and selects (loops included, so timeouts and extracting a
 //! header twice happen), actions with parameters, exact, LPM and ternary
 //! tables with program entries, meters and counters (indices that fall
-//! outside the arrays too), and an ingress control of nested ifs, applies
+//! outside the arrays too), direct counters and direct meters on some
+//! tables (with actions of their own that read the direct meter, run on
+//! hits and as the default action on misses), and an ingress control of
+//! nested ifs, applies
 //! with hit and miss branches, calls, drops, exits and every expression
 //! operator. Not every draw is valid; [`program`] returns only programs
 //! that pass [`Program::validate`] and load. [`packets`] makes packets
@@ -68,6 +71,18 @@ struct Gen<'r> {
 }
 
 impl Gen<'_> {
+    /// Whether counter array `c` is a table's direct counter (no index
+    /// counts it).
+    fn direct_counter(&self, c: u16) -> bool {
+        self.p.tables.iter().any(|t| t.direct_counter == Some(c))
+    }
+
+    /// Whether meter array `m` is a table's direct meter (no index runs
+    /// it).
+    fn direct_meter(&self, m: u16) -> bool {
+        self.p.tables.iter().any(|t| t.direct_meter == Some(m))
+    }
+
     /// A readable field of at most 64 bits (header or metadata).
     fn field(&mut self) -> FieldRef {
         let narrow: Vec<FieldRef> = self
@@ -213,6 +228,11 @@ impl Gen<'_> {
                 }
                 7 if !in_action => {
                     let a = self.r.below(self.p.actions.len() as u64) as u16;
+                    // An action that reads a direct meter runs only from
+                    // its table.
+                    if !self.p.actions[usize::from(a)].direct_meters().is_empty() {
+                        continue;
+                    }
                     let n = self.p.actions[usize::from(a)].params.len();
                     return Stmt::Call {
                         action: a,
@@ -223,6 +243,9 @@ impl Gen<'_> {
                 9 if self.r.pct(30) => return Stmt::Exit,
                 10 if !self.p.counters.is_empty() => {
                     let c = self.r.below(self.p.counters.len() as u64) as u16;
+                    if self.direct_counter(c) {
+                        continue;
+                    }
                     let size = self.p.counters[usize::from(c)].size;
                     return Stmt::Count {
                         counter: c,
@@ -231,6 +254,9 @@ impl Gen<'_> {
                 }
                 11 if !self.p.meters.is_empty() => {
                     let m = self.r.below(self.p.meters.len() as u64) as u16;
+                    if self.direct_meter(m) {
+                        continue;
+                    }
                     let size = self.p.meters[usize::from(m)].size;
                     return Stmt::Meter {
                         meter: m,
@@ -406,11 +432,19 @@ pub fn program(r: &mut Rng) -> Option<Program> {
     }
     // Tables.
     for i in 0..g.r.below(4) {
+        // Direct resources: arrays of the table's size, its alone (added
+        // after the action bodies below, which may index only the other
+        // arrays).
+        let direct_counter = g.r.pct(40).then_some(g.p.counters.len() as u16);
+        let direct_meter = g.r.pct(40).then_some(g.p.meters.len() as u16);
+        let direct = direct_counter.is_some() || direct_meter.is_some();
         let mut keys = Vec::new();
         let mut bits = 0u32;
         let mut lpm = false;
         for k in 0..1 + g.r.below(3) {
-            let (expr, width) = if g.r.pct(20) {
+            // Validity bits match more packets than fields: more of them
+            // for a table with direct resources (its hits are what count).
+            let (expr, width) = if g.r.pct(if direct { 45 } else { 20 }) {
                 let h = g.r.below(g.p.headers.len() as u64) as u16;
                 (KeyExpr::Valid(h), 1)
             } else if g.r.pct(15) {
@@ -449,15 +483,76 @@ pub fn program(r: &mut Rng) -> Option<Program> {
                 name: format!("k{k}"),
             });
         }
-        let actions: Vec<u16> = (0..na as u16).filter(|_| g.r.pct(60)).collect();
-        let actions = if actions.is_empty() { vec![0] } else { actions };
+        let mut actions: Vec<u16> = (0..na as u16).filter(|_| g.r.pct(60)).collect();
+        if actions.is_empty() {
+            actions.push(0);
+        }
+        let size = 1 + g.r.below(8) as u32;
+        // Actions of this table alone that read its direct meter (in
+        // their body's statements, now and then inside an if), for its
+        // entries and now and then its default action (the miss: green,
+        // no meter run).
+        if let Some(m) = direct_meter {
+            for _ in 0..1 + g.r.below(2) {
+                let params: Vec<ParamDef> = (0..g.r.below(3))
+                    .map(|k| ParamDef {
+                        name: format!("p{k}"),
+                        width: g.r.pick(&WIDTHS),
+                    })
+                    .collect();
+                let mut body = g.block(1, Some(params.len()), 2);
+                let read = Stmt::DirectMeter {
+                    meter: m,
+                    dst: g.writable(),
+                };
+                let read = if g.r.pct(25) {
+                    Stmt::If {
+                        cond: g.expr(1, params.len()),
+                        then: vec![read],
+                        otherwise: Vec::new(),
+                    }
+                } else {
+                    read
+                };
+                let at = g.r.below(body.len() as u64 + 1) as usize;
+                body.insert(at, read);
+                if g.r.pct(30) {
+                    // Read twice: the same cell metered twice a pass.
+                    body.push(Stmt::DirectMeter {
+                        meter: m,
+                        dst: g.writable(),
+                    });
+                }
+                g.p.actions.push(ActionDef {
+                    name: format!("t{i}_d{}", g.p.actions.len()),
+                    params,
+                    body,
+                    cost: g.r.below(4) as u32,
+                });
+                actions.push((g.p.actions.len() - 1) as u16);
+            }
+        }
+        if direct_counter.is_some() {
+            g.p.counters.push(CounterDef {
+                name: format!("t{i}_hits"),
+                size,
+                unit: CounterUnit::PacketsAndBytes,
+            });
+        }
+        if direct_meter.is_some() {
+            let unit = g.r.pick(&[MeterUnit::Packets, MeterUnit::Bytes]);
+            g.p.meters.push(MeterDef {
+                name: format!("t{i}_rate"),
+                size,
+                unit,
+            });
+        }
         let default_action = g.r.pick(&actions);
         let dargs: Vec<u64> = g.p.actions[usize::from(default_action)]
             .params
             .iter()
             .map(|p| g.r.value(p.width))
             .collect();
-        let size = 1 + g.r.below(8) as u32;
         let mut entries: Vec<EntryDef> = Vec::new();
         for _ in 0..g.r.below(u64::from(size) + 1) {
             let key = keys
@@ -499,8 +594,8 @@ pub fn program(r: &mut Rng) -> Option<Program> {
             size,
             cost: g.r.below(3) as u32,
             entries,
-            direct_counter: None,
-            direct_meter: None,
+            direct_counter,
+            direct_meter,
         });
     }
     g.p.ingress = g.block(3, None, 10);

@@ -115,6 +115,7 @@ pub(super) fn lower(
         errors: Vec::new(),
         exit: None,
         known: 0,
+        slot: None,
     };
     l.parser();
     l.fill_errors();
@@ -166,6 +167,13 @@ struct Lower<'a, 'f> {
     known: u64,
     /// `exit;` and the end of the ingress control (made with it).
     exit: Option<Block>,
+    /// The matched entry's slot while the action a table hit chose is
+    /// generated, for a table with a direct meter (its cell for
+    /// `Stmt::DirectMeter`); `None` everywhere else: the default action
+    /// on a miss (green, no meter run) and the actions a statement calls
+    /// (the validator lets no statement call an action that reads a direct
+    /// meter).
+    slot: Option<Value>,
 }
 
 /// Bytes of a field's big-endian load or store, from its first byte: the
@@ -785,7 +793,16 @@ impl Lower<'_, '_> {
                 let one = self.iconst(1);
                 self.meta_store(usize::from(std_meta::DROP), one);
             }
-            Stmt::DirectMeter { .. } => unreachable!("programs with direct meters are not compiled"),
+            Stmt::DirectMeter { meter, dst } => {
+                // The cell of the entry the table hit matched, with the
+                // indexed meter's code (the index checked as there); no
+                // entry (the default action on a miss): green, no meter.
+                let color = match self.slot {
+                    Some(slot) => self.meter(usize::from(*meter), slot, u64::MAX),
+                    None => self.iconst(0),
+                };
+                self.store(*dst, color);
+            }
             Stmt::Exit => {
                 let exit = self.exit.expect("exit is made before the ingress");
                 self.b.ins().jump(exit, &[]);
@@ -797,7 +814,6 @@ impl Lower<'_, '_> {
                 // outside.
                 let c = usize::from(*counter);
                 let idx = self.expr(index);
-                let t = MemFlagsData::trusted();
                 let base = self.array_base(frame::COUNTERS, c);
                 let merge = self.b.create_block();
                 self.check_index(
@@ -807,15 +823,7 @@ impl Lower<'_, '_> {
                     merge,
                     &[],
                 );
-                let o = self.b.ins().ishl_imm_s(idx, 4);
-                let cell = self.b.ins().iadd(base, o);
-                let p = self.b.ins().load(I64, t, cell, frame::CELL_PACKETS);
-                let p = self.b.ins().iadd_imm_s(p, 1);
-                self.b.ins().store(t, p, cell, frame::CELL_PACKETS);
-                let bytes = self.b.ins().load(I64, t, cell, frame::CELL_BYTES);
-                let len = self.frame_len();
-                let bytes = self.b.ins().iadd(bytes, len);
-                self.b.ins().store(t, bytes, cell, frame::CELL_BYTES);
+                self.count_cell(base, idx);
                 self.b.ins().jump(merge, &[]);
                 self.b.switch_to_block(merge);
             }
@@ -1168,11 +1176,51 @@ impl Lower<'_, '_> {
         self.b.ins().store(tr, n, hits, at);
     }
 
+    /// Count the running packet (1, its length) in cell `slot` of counter
+    /// array `c`, a table's direct counter, in place. `slot` is a matched
+    /// entry's (the exact probe's flat index or the helper's
+    /// `Table::lookup_slot`): every entry's slot is below the table's size
+    /// (`Table::insert` refuses an entry past it and hands out the slots
+    /// below it), which the validator holds equal to the array's size,
+    /// which `Pipeline` holds equal to the array's length. The compare
+    /// below costs one predicted branch and keeps a broken invariant from
+    /// writing outside the array: a slot outside counts nothing, as the
+    /// reference executor's `get_mut` does.
+    fn count_direct(&mut self, c: usize, slot: Value) {
+        let size = u64::from(self.prog.counters[c].size);
+        let (yes, merge) = (self.b.create_block(), self.b.create_block());
+        let inside = self.b.ins().icmp_imm_s(IntCC::UnsignedLessThan, slot, size as i64);
+        self.b.ins().brif(inside, yes, &[], merge, &[]);
+        self.b.switch_to_block(yes);
+        let base = self.array_base(frame::COUNTERS, c);
+        self.count_cell(base, slot);
+        self.b.ins().jump(merge, &[]);
+        self.b.switch_to_block(merge);
+    }
+
+    /// Add (1, the packet's length) to the counter cell `idx` of the
+    /// array at `base` (checked by the caller).
+    fn count_cell(&mut self, base: Value, idx: Value) {
+        let t = MemFlagsData::trusted();
+        let o = self.b.ins().ishl_imm_s(idx, 4);
+        let cell = self.b.ins().iadd(base, o);
+        let p = self.b.ins().load(I64, t, cell, frame::CELL_PACKETS);
+        let p = self.b.ins().iadd_imm_s(p, 1);
+        self.b.ins().store(t, p, cell, frame::CELL_PACKETS);
+        let bytes = self.b.ins().load(I64, t, cell, frame::CELL_BYTES);
+        let len = self.frame_len();
+        let bytes = self.b.ins().iadd(bytes, len);
+        self.b.ins().store(t, bytes, cell, frame::CELL_BYTES);
+    }
+
     /// Look the key `hi:lo` up in exact table `t`'s index (the table's
     /// `ExactView`, taken again after every table change) in the generated code: hash, probe
     /// from the home slot to the key or a free slot. A hit sets `act_v`
     /// and `par_v` (the flat entry's action and arguments) and goes to
-    /// `hit_b`; a miss to `miss_b`; both counted.
+    /// `hit_b`; a miss to `miss_b`; both counted. With `slot_v`, a hit
+    /// sets it to the entry's slot: the flat entry's index, which is the
+    /// slot `Table::lookup_slot` gives (the cell of the table's direct
+    /// arrays).
     #[allow(clippy::too_many_arguments)]
     fn exact_probe(
         &mut self,
@@ -1181,6 +1229,7 @@ impl Lower<'_, '_> {
         hi: Value,
         act_v: Variable,
         par_v: Variable,
+        slot_v: Option<Variable>,
         hit_b: Block,
         miss_b: Block,
     ) {
@@ -1224,6 +1273,9 @@ impl Lower<'_, '_> {
         self.b.ins().jump(probe, &[i1.into()]);
         self.b.switch_to_block(found);
         self.count_lookup(t, true);
+        if let Some(v) = slot_v {
+            self.b.def_var(v, idx);
+        }
         let eo = self.b.ins().imul_imm_s(idx, stride);
         let entry = self.b.ins().iadd(flat, eo);
         let action = self.b.ins().load(I64, tr, entry, 0);
@@ -1274,8 +1326,12 @@ impl Lower<'_, '_> {
         // lookup found it.
         let act_v = self.b.declare_var(I64);
         let par_v = self.b.declare_var(self.ptr);
+        // The hit's slot, only for a table with direct resources (the
+        // code of every other table is what it was without them).
+        let direct = def.direct_counter.is_some() || def.direct_meter.is_some();
+        let slot_v = direct.then(|| self.b.declare_var(I64));
         if def.keys.iter().all(|k| k.kind == MatchKind::Exact) {
-            self.exact_probe(t, lo, hi, act_v, par_v, hit_b, miss_b);
+            self.exact_probe(t, lo, hi, act_v, par_v, slot_v, hit_b, miss_b);
         } else {
             let t_v = self.iconst(t as u64);
             let params = self.b.ins().stack_addr(self.ptr, self.apply_params, 0);
@@ -1286,6 +1342,11 @@ impl Lower<'_, '_> {
             let action = self.b.ins().band_imm_s(r, 0xffff);
             self.b.def_var(act_v, action);
             self.b.def_var(par_v, params);
+            if let Some(v) = slot_v {
+                // The helper's bits 33 and up: the entry's slot.
+                let slot = self.b.ins().ushr_imm_s(r, 33);
+                self.b.def_var(v, slot);
+            }
             let hit = self.b.ins().ushr_imm_s(r, 32);
             self.b.ins().brif(hit, hit_b, &[], miss_b, &[]);
         }
@@ -1305,8 +1366,15 @@ impl Lower<'_, '_> {
         self.block(on_miss);
         self.b.ins().jump(after, &[]);
 
-        // A hit: the entry's action, then `on_hit`.
+        // A hit: the entry's direct counter, its action (with the entry's
+        // slot for a direct meter), then `on_hit`.
         self.b.switch_to_block(hit_b);
+        let slot = slot_v.map(|v| self.b.use_var(v));
+        if let (Some(c), Some(slot)) = (def.direct_counter, slot) {
+            self.count_direct(usize::from(c), slot);
+        }
+        let saved_slot = self.slot;
+        self.slot = if def.direct_meter.is_some() { slot } else { None };
         let action = self.b.use_var(act_v);
         let params = self.b.use_var(par_v);
         let mut candidates: Vec<u16> = def.actions.clone();
@@ -1331,6 +1399,7 @@ impl Lower<'_, '_> {
         // An action the table cannot hold: nothing to run (the control
         // plane refuses such entries).
         self.b.ins().jump(hit_after, &[]);
+        self.slot = saved_slot;
         self.b.switch_to_block(hit_after);
         self.block(on_hit);
         self.b.ins().jump(after, &[]);

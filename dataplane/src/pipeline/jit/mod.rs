@@ -36,7 +36,11 @@
 //! validator has checked against the program; meter and counter cells are
 //! indexed by packet data and are checked against the array's length in
 //! the generated code, as the reference executor checks them (outside: an
-//! index error). The helpers check again what they index with.
+//! index error). A table's direct counter and meter cells are indexed by
+//! the matched entry's slot (the exact probe's flat index, or what
+//! [`h_apply`] returns), below the table's size by construction, which
+//! is the arrays' size; the code compares it all the same. The helpers
+//! check again what they index with.
 //!
 //! Semantics are the reference executor's run one packet at a time
 //! ([`super::Pipeline::process`]); the differential tests hold the two to
@@ -275,21 +279,11 @@ pub enum JitError {
     /// program runs on the reference executor).
     #[error("code generation failed: {0}")]
     Codegen(String),
-    /// The program has something the compiler does not generate code for.
-    #[error("not compiled: {0}")]
-    Unsupported(&'static str),
 }
 
 impl Jit {
     /// Compile `prog` (validated) with its field locations.
     pub(super) fn compile(prog: &Program, locs: &[Vec<Loc>]) -> Result<Jit, JitError> {
-        if prog
-            .tables
-            .iter()
-            .any(|t| t.direct_counter.is_some() || t.direct_meter.is_some())
-        {
-            return Err(JitError::Unsupported("the program has direct counters or meters"));
-        }
         let mut flags = settings::builder();
         let set = |f: &mut settings::Builder, k: &str, v: &str| f.set(k, v).map_err(|e| JitError::Host(e.to_string()));
         set(&mut flags, "opt_level", "speed")?;
@@ -409,9 +403,11 @@ fn packet(f: &mut Frame) -> &mut [u8] {
 }
 
 /// Table lookup: `t`'s entry for the key `hi:lo`. On a hit, writes its
-/// arguments to `params` and returns its action with bit 32 set; on a
-/// miss, returns 0 (the generated code runs the default action). Counts
-/// the hit or miss.
+/// arguments to `params` and returns its action (bits 0-15) with bit 32
+/// set and the entry's slot (`Table::lookup_slot`, below the table's size,
+/// at most `limits::TABLE_SIZE`) in bits 33 and up: the cell of the table's
+/// direct counter and meter. On a miss, returns 0 (the generated code runs
+/// the default action). Counts the hit or miss.
 extern "C" fn h_apply(fr: *mut Frame, t: u64, lo: u64, hi: u64, params: *mut u64) -> u64 {
     // SAFETY: called only by the generated code, with its frame.
     let (_, rt) = unsafe { frame(fr) };
@@ -420,8 +416,8 @@ extern "C" fn h_apply(fr: *mut Frame, t: u64, lo: u64, hi: u64, params: *mut u64
         return 0;
     };
     let key = (u128::from(hi) << 64) | u128::from(lo);
-    match table.lookup(key) {
-        Some(h) => {
+    match table.lookup_slot(key).and_then(|s| Some((s, table.hit_at(s)?))) {
+        Some((slot, h)) => {
             hits.0 += 1;
             let n = h.args.len().min(limits::PARAMS);
             // SAFETY: `params` is the generated code's parameter slot of
@@ -431,7 +427,8 @@ extern "C" fn h_apply(fr: *mut Frame, t: u64, lo: u64, hi: u64, params: *mut u64
             for (o, a) in out.iter_mut().zip(&h.args[..n]) {
                 *o = *a;
             }
-            u64::from(h.action) | (1 << 32)
+            const _: () = assert!(limits::TABLE_SIZE as u64 <= u64::MAX >> 33);
+            u64::from(h.action) | (1 << 32) | (u64::from(slot) << 33)
         }
         None => {
             hits.1 += 1;
