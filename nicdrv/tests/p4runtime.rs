@@ -119,6 +119,16 @@ acl.match["hdr.ipv4.protocol"] = "17&&&0xff"
 acl.priority = 1
 acl.insert()
 got = list(pin.sniff(timeout=2))
+# The acl entry's direct counter (acl_hits): the frames it sent up, at
+# least; then reset through the entry.
+dc = sh.DirectCounterEntry("acl_hits")
+hits = list(dc.read())
+print("acl hits", len(hits), hits[0].packet_count >= len(got) > 0)
+dc.table_entry = acl
+dc.packet_count = 0
+dc.byte_count = 0
+dc.modify()
+print("acl hits reset", list(dc.read())[0].packet_count < hits[0].packet_count)
 acl.delete()
 lifs = sorted({int(m.packet.metadata[0].value.hex(), 16) for m in got})
 print("packet in", len(got) > 0, lifs, all(len(m.packet.payload) >= 60 for m in got))
@@ -217,7 +227,7 @@ print("done")
     // The device's own entries: gen's two LIFs (one on each VF, made
     // before the P4Runtime server starts), each MAC to its LIF.
     let want = format!(
-        "l2_fwd {l2}\nlif_packets {meter}\nduplicate refused: True\nread 1 01\ndevice entries [0, 1]\nafter delete 0\nmeter cells [0, 1]\nmeter applied {applied}\ncounters moved [0, 1]\ncounters reset True True\npacket in True [0, 1] True\npacket out sent\nreconciled 1\nmeter kept {applied}\nYou are not the primary client, you only have read access to the server\nbackup refused: True\ndone\n"
+        "l2_fwd {l2}\nlif_packets {meter}\nduplicate refused: True\nread 1 01\ndevice entries [0, 1]\nafter delete 0\nmeter cells [0, 1]\nmeter applied {applied}\ncounters moved [0, 1]\ncounters reset True True\nacl hits 1 True\nacl hits reset True\npacket in True [0, 1] True\npacket out sent\nreconciled 1\nmeter kept {applied}\nYou are not the primary client, you only have read access to the server\nbackup refused: True\ndone\n"
     );
     // The shell also echoes each match and parameter as it is set: only
     // the script's own lines are compared.
@@ -232,6 +242,7 @@ print("done")
                 "device entries ",
                 "meter ",
                 "counters ",
+                "acl hits ",
                 "packet ",
                 "reconciled ",
                 "You are not the primary",

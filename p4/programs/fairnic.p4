@@ -206,6 +206,9 @@ control DeviceIngress(inout headers_t hdr,
     /* Frames from LIFs by meter color (0 green, 1 yellow, 2 red). */
     counter(4, CounterType.packets_and_bytes) packet_colors;
     counter(4, CounterType.packets_and_bytes) byte_colors;
+    /* Each acl entry's hits (a direct counter: one cell per entry, read
+     * with the entry; P4Runtime's DirectCounterEntry). */
+    direct_counter(CounterType.packets_and_bytes) acl_hits;
 
     /* Deliver to LIF `lif`. */
     action to_lif(bit<16> lif) {
@@ -257,6 +260,7 @@ control DeviceIngress(inout headers_t hdr,
         }
         default_action = NoAction();
         size = 1024;
+        counters = acl_hits;
     }
 
     /* L2 forwarding by destination MAC. */

@@ -129,9 +129,13 @@ fn fairnic_meters_counters_and_costs() {
             ("lif_out", 4096, CounterUnit::PacketsAndBytes),
             ("l3_kind", 4, CounterUnit::Packets),
             ("packet_colors", 4, CounterUnit::PacketsAndBytes),
-            ("byte_colors", 4, CounterUnit::PacketsAndBytes)
+            ("byte_colors", 4, CounterUnit::PacketsAndBytes),
+            ("acl_hits", 1024, CounterUnit::PacketsAndBytes)
         ]
     );
+    // acl_hits is the acl's direct counter, one cell per entry.
+    let (_, acl) = p.table("acl").unwrap();
+    assert_eq!(acl.direct_counter, Some(5));
     assert_eq!(p.base_cost, 1);
     assert_eq!(p.parser[0].name, "start");
     assert!(p.parser.iter().all(|s| s.cost == 1));

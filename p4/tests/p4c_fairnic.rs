@@ -75,7 +75,8 @@ text_format.Merge(sys.stdin.read(), info)
 ctx = context.Context()
 ctx.set_p4info(info)
 kinds = [("table", info.tables, context.P4Type.table), ("action", info.actions, context.P4Type.action),
-         ("meter", info.meters, context.P4Type.meter), ("counter", info.counters, context.P4Type.counter)]
+         ("meter", info.meters, context.P4Type.meter), ("counter", info.counters, context.P4Type.counter),
+         ("direct_counter", info.direct_counters, context.P4Type.direct_counter)]
 for kind, objs, t in kinds:
     for o in objs:
         print(kind, o.preamble.name, o.preamble.id, ctx.get_obj_id(t, o.preamble.name))
@@ -105,8 +106,17 @@ for t in info.tables:
     for (m, id) in program.meters.iter().zip(&ids.meters) {
         want.push(format!("meter {} {id} {id}", m.name));
     }
-    for (c, id) in program.counters.iter().zip(&ids.counters) {
+    let (direct, indexed): (Vec<_>, Vec<_>) = program
+        .counters
+        .iter()
+        .zip(&ids.counters)
+        .enumerate()
+        .partition(|(i, _)| program.direct_counter_table(*i).is_some());
+    for (_, (c, id)) in indexed {
         want.push(format!("counter {} {id} {id}", c.name));
+    }
+    for (_, (c, id)) in direct {
+        want.push(format!("direct_counter {} {id} {id}", c.name));
     }
     for t in &program.tables {
         for (i, k) in t.keys.iter().enumerate() {

@@ -1126,7 +1126,12 @@ async fn counters_are_read_as_the_device_counted_in_their_unit() {
     let kinds = got(read(l3_kind, None)).await.unwrap();
     assert!(kinds.iter().any(|e| e.data.unwrap().packet_count == 1), "{kinds:?}");
     assert!(kinds.iter().all(|e| e.data.unwrap().byte_count == 0), "{kinds:?}");
-    let total: u32 = program.counters.iter().map(|c| c.size).sum();
+    // Every indexed array's cells (not the acl's direct counter).
+    let total: u32 = (0..program.counters.len())
+        .filter(|&i| program.direct_counter_table(i).is_none())
+        .map(|i| program.counters[i].size)
+        .sum();
+    assert_eq!(total, 4096 * 2 + 4 * 3);
     assert_eq!(got(read(0, None)).await.unwrap().len() as u32, total);
     // An index past the array, an unknown array.
     assert_eq!(

@@ -29,7 +29,17 @@ fn fairnic_p4info_names_every_object_with_ids_of_its_kind() {
     assert_eq!(info.tables.len(), prog.tables.len());
     assert_eq!(info.actions.len(), prog.actions.len());
     assert_eq!(info.meters.len(), prog.meters.len());
-    assert_eq!(info.counters.len(), prog.counters.len());
+    // acl_hits is the acl's direct counter: listed apart, with its table.
+    assert_eq!(info.counters.len() + info.direct_counters.len(), prog.counters.len());
+    assert_eq!(info.direct_counters.len(), 1);
+    let acl_hits = &info.direct_counters[0];
+    let acl = info
+        .tables
+        .iter()
+        .find(|t| t.preamble.as_ref().unwrap().name == "acl")
+        .unwrap();
+    assert_eq!(acl_hits.direct_table_id, acl.preamble.as_ref().unwrap().id);
+    assert_eq!(acl.direct_resource_ids, [acl_hits.preamble.as_ref().unwrap().id]);
     let mut all = HashSet::new();
     let pre = |p: &Option<pi::Preamble>| p.clone().unwrap();
     for (t, p) in info.tables.iter().map(|t| (pre(&t.preamble), prefix::TABLE)).chain(
@@ -37,7 +47,12 @@ fn fairnic_p4info_names_every_object_with_ids_of_its_kind() {
             .iter()
             .map(|a| (pre(&a.preamble), prefix::ACTION))
             .chain(info.meters.iter().map(|m| (pre(&m.preamble), prefix::METER)))
-            .chain(info.counters.iter().map(|c| (pre(&c.preamble), prefix::COUNTER))),
+            .chain(info.counters.iter().map(|c| (pre(&c.preamble), prefix::COUNTER)))
+            .chain(
+                info.direct_counters
+                    .iter()
+                    .map(|c| (pre(&c.preamble), prefix::DIRECT_COUNTER)),
+            ),
     ) {
         assert_eq!(t.id >> 24, u32::from(p), "{}", t.name);
         assert_ne!(t.id & 0xff_ffff, 0, "{}", t.name);
