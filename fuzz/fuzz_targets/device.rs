@@ -430,6 +430,27 @@ impl Harness {
                 self.mem[fi].write(0xe1000, &data);
                 let len = 160 + u32::from(inp.byte() % 64);
                 self.admin(f, AdminCommand::TableDataSet(DmaRef::new(IOVA + 0xe1000, len)), LIF_NONE);
+                // The program's meter arrays (ABI 1.6): a read into a
+                // fuzzed length, a set of a fuzzed cell.
+                let meters = PipelineMeterRef {
+                    meter_id: u32::from(inp.byte() % 4).into(),
+                    from: u32::from(inp.byte()).into(),
+                    dma: DmaRef::new(IOVA + 0xf0000, 1 + u32::from(inp.byte()) * 24),
+                };
+                self.admin(f, AdminCommand::PipelineMeterGet(meters), LIF_NONE);
+                let set = PipelineMeterSet {
+                    meter_id: u32::from(inp.byte() % 4).into(),
+                    index: u32::from(inp.u16()).into(),
+                    config: MeterConfig {
+                        resource: inp.byte() % 2,
+                        mode: inp.byte() % 3,
+                        cir: u64::from(inp.u32()).into(),
+                        cburst: u64::from(inp.byte()).into(),
+                        eburst: u64::from(inp.byte()).into(),
+                        ..Default::default()
+                    },
+                };
+                self.admin(f, AdminCommand::PipelineMeterSet(set), LIF_NONE);
                 let cells = CounterRef {
                     counter_id: u32::from(inp.byte() % 8).into(),
                     from: u32::from(inp.byte()).into(),

@@ -547,6 +547,55 @@ fn direct_counters_and_meters_belong_to_their_entries() {
     let d2 = by_key(&data(&mut pf, flows), &to2);
     assert_eq!((d2.packets.get(), d2.meter.mode), (2, MeterMode::SrTcm.raw()));
 
+    // The program's indexed meter (PipelineMeterSet/Get, ABI 1.6): one
+    // cell set, read back as applied; a direct meter or a per-LIF one is
+    // not set this way.
+    let rate = prog.meters.iter().position(|m| m.name == "lif_rate").unwrap() as u32;
+    let flow_rate = prog.meters.iter().position(|m| m.name == "flow_rate").unwrap() as u32;
+    let one = MeterConfig {
+        resource: MeterResource::Packets.raw(),
+        mode: MeterMode::SrTcm.raw(),
+        cir: 10.into(),
+        cburst: 2.into(),
+        eburst: 1.into(),
+        ..Default::default()
+    };
+    pf.set_pipeline_meter(rate, 1, &one).unwrap();
+    let cells = pf.pipeline_meters(rate).unwrap();
+    assert_eq!(cells.len(), 4);
+    assert_eq!(
+        (cells[1].mode, cells[1].cir.get(), cells[1].cburst.get()),
+        (MeterMode::SrTcm.raw(), 10, 2)
+    );
+    assert!(cells
+        .iter()
+        .enumerate()
+        .all(|(i, c)| i == 1 || c.mode == MeterMode::Off.raw()));
+    let pstatus = |r: Result<(), host_driver::nic::DriverError>| r.map_err(|e| e.admin_status());
+    assert_eq!(
+        pstatus(pf.set_pipeline_meter(rate, 4, &one)),
+        Err(Some(AdminStatus::NoEntry))
+    );
+    assert_eq!(
+        pstatus(pf.set_pipeline_meter(flow_rate, 0, &meter)),
+        Err(Some(AdminStatus::Invalid)),
+        "a direct meter is set with its entry"
+    );
+    let mut bytes = one;
+    bytes.resource = MeterResource::Bytes.raw();
+    assert_eq!(
+        pstatus(pf.set_pipeline_meter(rate, 1, &bytes)),
+        Err(Some(AdminStatus::Invalid)),
+        "lif_rate meters packets"
+    );
+    assert_eq!(
+        pstatus(vfs[0].nic.set_pipeline_meter(rate, 1, &one)),
+        Err(Some(AdminStatus::Permission))
+    );
+    // The direct meter's array reads by slot as any array.
+    let by_slot = pf.pipeline_meters(flow_rate).unwrap();
+    assert_eq!(by_slot[d2.slot.get() as usize].mode, MeterMode::SrTcm.raw());
+
     // Deleted and added again: counter zero, meter off.
     pf.table_del(&to2).unwrap();
     pf.table_add(&to2).unwrap();

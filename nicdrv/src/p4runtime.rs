@@ -81,6 +81,20 @@ impl p4rt::server::Target for PfTarget {
             .map_err(|e| refusal("the device did not set the counter", &e))
     }
 
+    fn pipeline_meters(&self, meter: u32) -> Result<Vec<abi::MeterConfig>, p4rt::entries::Refusal> {
+        let pf = self.pf()?;
+        let mut g = pf.lock().unwrap_or_else(|p| p.into_inner());
+        g.pipeline_meters(meter)
+            .map_err(|e| refusal("the device did not read the meter array", &e))
+    }
+
+    fn pipeline_meter_set(&self, meter: u32, index: u32, cfg: &abi::MeterConfig) -> Result<(), p4rt::entries::Refusal> {
+        let pf = self.pf()?;
+        let mut g = pf.lock().unwrap_or_else(|p| p.into_inner());
+        g.set_pipeline_meter(meter, index, cfg)
+            .map_err(|e| refusal("the device refused the meter", &e))
+    }
+
     fn table_data(&self, table: u32) -> Result<Vec<abi::TableEntryData>, p4rt::entries::Refusal> {
         let pf = self.pf()?;
         let mut g = pf.lock().unwrap_or_else(|p| p.into_inner());

@@ -12,8 +12,9 @@
 //! meter (RFC 2697: `cir`, `cburst`, `eburst`), any other a two-rate one
 //! (RFC 2698: `cir`, `cburst`, `pir`, `pburst`; `eburst` must be zero); no
 //! config turns the meter off (everything green), as the specification
-//! says of a reset. Other meter arrays have no device command behind them
-//! (UNIMPLEMENTED).
+//! says of a reset. The program's other indexed meter arrays are the
+//! device's program meters (`PipelineMeterSet`/`Get`, device ABI 1.6), cell
+//! by cell in the array's unit; direct meters are `DirectMeterEntry`s.
 
 use crate::entries::Refusal;
 use crate::p4info::Ids;
@@ -22,8 +23,37 @@ use dataplane::abi::{MeterConfig, MeterMode, MeterResource};
 use dataplane::pipeline::{lif_meter_resource, Program};
 use tonic::Code;
 
+/// What a P4Runtime meter id names: a per-LIF meter array, or another
+/// indexed array of the program's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Array {
+    /// Cell `i` is LIF `i`'s meter of this resource.
+    Lif(MeterResource),
+    /// The program's own array, in this unit (`Packets` or `Bytes`).
+    Program(MeterResource),
+}
+
 /// The meter array behind a P4Runtime meter id: its index in the program,
-/// its size and the LIF meter resource it is.
+/// its size and what it is.
+pub fn meter_array(program: &Program, ids: &Ids, meter_id: u32) -> Result<(usize, u32, Array), Refusal> {
+    match lif_meter(program, ids, meter_id) {
+        Ok((m, size, r)) => Ok((m, size, Array::Lif(r))),
+        Err((Code::Unimplemented, _)) => {
+            let m = ids.meters.iter().position(|&id| id == meter_id).unwrap_or(0);
+            let def = &program.meters[m];
+            let unit = match def.unit {
+                dataplane::pipeline::MeterUnit::Packets => MeterResource::Packets,
+                dataplane::pipeline::MeterUnit::Bytes => MeterResource::Bytes,
+            };
+            Ok((m, def.size, Array::Program(unit)))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The meter array behind a P4Runtime meter id: its index in the program,
+/// its size and the LIF meter resource it is (UNIMPLEMENTED for another
+/// array).
 pub fn lif_meter(program: &Program, ids: &Ids, meter_id: u32) -> Result<(usize, u32, MeterResource), Refusal> {
     let Some(m) = ids.meters.iter().position(|&id| id == meter_id) else {
         return Err((Code::NotFound, format!("no meter with id {meter_id:#x}")));

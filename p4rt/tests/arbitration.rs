@@ -522,6 +522,33 @@ impl p4rt::server::Target for Recorder {
             .map(|_| ())
             .ok_or((Code::NotFound, format!("no counter {counter} cell {index:?}")))
     }
+    fn pipeline_meters(&self, meter: u32) -> Result<Vec<DevMeter>, p4rt::entries::Refusal> {
+        let d = self.1.lock().unwrap();
+        let p = d
+            .as_ref()
+            .ok_or((Code::FailedPrecondition, "no pipeline".to_string()))?;
+        let m = u16::try_from(meter).map_err(|_| (Code::NotFound, format!("no meter {meter}")))?;
+        let size = p
+            .program()
+            .meters
+            .get(usize::from(m))
+            .ok_or((Code::NotFound, format!("no meter {meter}")))?
+            .size;
+        Ok((0..size).map(|i| p.meter_config(m, i).unwrap_or_default()).collect())
+    }
+    fn pipeline_meter_set(&self, meter: u32, index: u32, cfg: &DevMeter) -> Result<(), p4rt::entries::Refusal> {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("program meter {meter} cell {index}"));
+        let mut d = self.1.lock().unwrap();
+        let p = d
+            .as_mut()
+            .ok_or((Code::FailedPrecondition, "no pipeline".to_string()))?;
+        let m = u16::try_from(meter).map_err(|_| (Code::NotFound, format!("no meter {meter}")))?;
+        p.set_meter(m, index, cfg, 0)
+            .map_err(|e| (Code::InvalidArgument, e.to_string()))
+    }
     fn table_data(&self, table: u32) -> Result<Vec<dataplane::abi::TableEntryData>, p4rt::entries::Refusal> {
         use dataplane::abi::table_data_flags as f;
         let d = self.1.lock().unwrap();
@@ -1222,7 +1249,7 @@ async fn direct_counters_and_meters_are_written_and_read_with_their_entries() {
     assert_eq!(info.direct_counters.len(), 2);
     assert_eq!(info.direct_meters.len(), 1);
     assert_eq!(info.counters.len(), 1, "only `colors` is indexed");
-    assert!(info.meters.is_empty());
+    assert_eq!(info.meters.len(), 1, "only `lif_rate` is indexed");
     assert_eq!(info.direct_meters[0].direct_table_id, flows);
     let table_info = |id: u32| {
         info.tables
@@ -1507,6 +1534,70 @@ async fn direct_counters_and_meters_are_written_and_read_with_their_entries() {
         .unwrap();
     let got = counters(c.clone(), flows, Some(to2.clone())).await.unwrap();
     assert_eq!(got[0].data, seven.data, "carried across the reload");
+    // An indexed meter of the program (lif_rate, 4 cells): one cell set
+    // and read back; every indexed meter with meter_id 0 (the direct one
+    // is not among them); the direct meter's id is refused here.
+    let meter_id = |name: &str| ids.meters[program.meters.iter().position(|m| m.name == name).unwrap()];
+    let rate = MeterConfig {
+        cir: 10,
+        cburst: 2,
+        pir: 0,
+        pburst: 0,
+        eburst: 1,
+    };
+    let cell = MeterEntry {
+        meter_id: meter_id("lif_rate"),
+        index: Some(Index { index: 2 }),
+        config: Some(rate),
+        counter_data: None,
+    };
+    c.write(w(update::Type::Modify, entity::Entity::MeterEntry(cell)))
+        .await
+        .unwrap();
+    let read_meter = |id: u32, index: Option<i64>| {
+        entity::Entity::MeterEntry(MeterEntry {
+            meter_id: id,
+            index: index.map(|index| Index { index }),
+            config: None,
+            counter_data: None,
+        })
+    };
+    let got = read_all(&mut c, read_meter(meter_id("lif_rate"), Some(2)))
+        .await
+        .unwrap();
+    assert_eq!(got[0].entity, Some(entity::Entity::MeterEntry(cell)));
+    let every = read_all(&mut c, read_meter(0, None)).await.unwrap();
+    assert_eq!(every.len(), 4);
+    let set: Vec<_> = every
+        .iter()
+        .filter_map(|e| match &e.entity {
+            Some(entity::Entity::MeterEntry(m)) if m.config.is_some() => m.index,
+            _ => None,
+        })
+        .collect();
+    assert_eq!(set, [Index { index: 2 }]);
+    let direct_id = read_all(&mut c, read_meter(meter_id("flow_rate"), None)).await;
+    assert_eq!(direct_id.unwrap_err().code(), Code::InvalidArgument);
+    let s = c
+        .write(write_request(
+            3,
+            vec![
+                (
+                    update::Type::Modify,
+                    entity::Entity::MeterEntry(MeterEntry {
+                        index: Some(Index { index: 4 }),
+                        ..cell
+                    }),
+                ),
+                (
+                    update::Type::Modify,
+                    entity::Entity::MeterEntry(MeterEntry { index: None, ..cell }),
+                ),
+            ],
+        ))
+        .await
+        .unwrap_err();
+    assert_write_codes(&s, &[Code::OutOfRange, Code::InvalidArgument]);
     // CounterEntry of every array: `colors` only (4 cells).
     let all = read_all(
         &mut c,

@@ -263,6 +263,12 @@ pub fn structs() -> Vec<StructLayout> {
             counters
         }),
         layout!(TableListRef { table_id, from, dma }),
+        layout!(PipelineMeterRef { meter_id, from, dma }),
+        layout!(PipelineMeterSet {
+            meter_id,
+            index,
+            config
+        }),
         layout!(TableEntryData {
             entry,
             flags,

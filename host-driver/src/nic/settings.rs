@@ -210,6 +210,50 @@ impl Nic {
         self.admin(AdminCommand::TableDataSet(r), LIF_NONE).map(|_| ())
     }
 
+    /// Every cell of the loaded program's meter array `meter` as the device
+    /// applied it (PF only, ABI 1.6), read a scratch buffer at a time with
+    /// `PipelineMeterGet`. A device that answers more cells than fit, more
+    /// than it says the array has, an array past the programs' limit, or a
+    /// config `MeterSet` would not take is a lie.
+    pub fn pipeline_meters(&mut self, meter: u32) -> Result<Vec<abi::MeterConfig>, DriverError> {
+        let limit = u64::from(dataplane::pipeline::limits::ARRAY_SIZE);
+        let mut out = Vec::new();
+        let names = ("PipelineMeterGet", "cells", "cell count", "cells in the array");
+        self.read_pages::<abi::MeterConfig>(
+            names,
+            limit,
+            u64::MAX,
+            |dma, from| {
+                AdminCommand::PipelineMeterGet(abi::PipelineMeterRef {
+                    meter_id: meter.into(),
+                    from: from.into(),
+                    dma,
+                })
+            },
+            |nic, b| {
+                let c = <abi::MeterConfig as abi::FromBytes>::read_from_bytes(b)
+                    .ok()
+                    .filter(|c| c.validate().is_ok())
+                    .ok_or_else(|| nic.lied("PipelineMeterGet", "cell", meter, "a valid MeterConfig".into()))?;
+                out.push(c);
+                Ok(())
+            },
+        )?;
+        Ok(out)
+    }
+
+    /// Configure cell `index` of the loaded program's indexed meter array
+    /// `meter` (PF only, ABI 1.6; `PipelineMeterSet`): `cfg.resource` the
+    /// array's unit.
+    pub fn set_pipeline_meter(&mut self, meter: u32, index: u32, cfg: &abi::MeterConfig) -> Result<(), DriverError> {
+        let m = abi::PipelineMeterSet {
+            meter_id: meter.into(),
+            index: index.into(),
+            config: *cfg,
+        };
+        self.admin(AdminCommand::PipelineMeterSet(m), LIF_NONE).map(|_| ())
+    }
+
     /// Every cell of the loaded program's counter array `counter` (PF
     /// only; `(packets, bytes)` each), read a scratch buffer at a time with
     /// `PipelineCounterGet`. A device that answers more cells than fit,
@@ -392,15 +436,7 @@ fn listed_data(b: &[u8], table: u32) -> Option<abi::TableEntryData> {
         && (flags & abi::table_data_flags::COUNTER != 0 || (d.packets.get() == 0 && d.bytes.get() == 0));
     let meter_ok = if flags & abi::table_data_flags::METER != 0 {
         // What the device applied must be a config it would take back.
-        let mut probe = d;
-        probe.slot = 0.into();
-        probe.entry.action_id = 0.into();
-        probe.entry.params = [0; abi::MAX_PARAM_LEN];
-        probe.entry.param_len = 0;
-        probe.flags = abi::table_data_flags::METER.into();
-        probe.packets = 0.into();
-        probe.bytes = 0.into();
-        abi::TableEntryData::parse(probe.as_bytes()).is_ok()
+        d.meter.validate().is_ok()
     } else {
         d.meter.as_bytes().iter().all(|&x| x == 0)
     };

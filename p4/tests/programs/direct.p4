@@ -2,7 +2,8 @@
  * direct.p4: direct counters and meters (test program for the STF vectors
  * and the front end's tests). `flows` forwards IPv4 by destination address
  * and polices each flow with its entry's own meter; `acl` drops by source,
- * each rule counting its own hits.
+ * each rule counting its own hits; `lif_rate` is an indexed meter for
+ * the control plane's tests.
  */
 #include <fairnic_arch.p4>
 
@@ -33,6 +34,7 @@ struct headers_t {
 
 struct meta_t {
     bit<2> color;
+    bit<2> rate_color;
 }
 
 parser P(packet_in pkt, out headers_t hdr, inout meta_t meta, inout standard_metadata_t std) {
@@ -54,6 +56,9 @@ control I(inout headers_t hdr, inout meta_t meta, inout standard_metadata_t std)
     direct_meter<bit<2>>(MeterType.bytes) flow_rate;
     direct_counter(CounterType.packets) acl_hits;
     counter(4, CounterType.packets_and_bytes) colors;
+    /* An indexed meter beside the direct ones (by the sender's LIF, low
+     * two bits); its color is kept apart and decides nothing. */
+    meter(4, MeterType.packets) lif_rate;
 
     action police(bit<16> lif) {
         flow_rate.read(meta.color);
@@ -86,6 +91,7 @@ control I(inout headers_t hdr, inout meta_t meta, inout standard_metadata_t std)
             acl.apply();
             flows.apply();
             colors.count((bit<32>) meta.color);
+            lif_rate.execute_meter((bit<32>) std.ingress_lif[1:0], meta.rate_color);
             if (meta.color == 2) {
                 mark_to_drop(std);
             }

@@ -86,6 +86,26 @@ pub trait Target: Send + Sync + 'static {
         Err((tonic::Code::Unimplemented, "this device cannot set its counters".into()))
     }
 
+    /// Every cell of the loaded program's meter array `meter` as the
+    /// device applied it (device ABI 1.6, `PipelineMeterGet`).
+    fn pipeline_meters(&self, meter: u32) -> Result<Vec<MeterConfig>, crate::entries::Refusal> {
+        let _ = meter;
+        Err((
+            tonic::Code::Unimplemented,
+            "this device has no program meter commands".into(),
+        ))
+    }
+
+    /// Configure cell `index` of the loaded program's indexed meter array
+    /// `meter` (device ABI 1.6, `PipelineMeterSet`).
+    fn pipeline_meter_set(&self, meter: u32, index: u32, cfg: &MeterConfig) -> Result<(), crate::entries::Refusal> {
+        let _ = (meter, index, cfg);
+        Err((
+            tonic::Code::Unimplemented,
+            "this device has no program meter commands".into(),
+        ))
+    }
+
     /// Every entry of table `table` with its direct counter and meter
     /// cells (device ABI 1.6, `TableDataList`).
     fn table_data(&self, table: u32) -> Result<Vec<dataplane::abi::TableEntryData>, crate::entries::Refusal> {
@@ -356,9 +376,10 @@ impl Service {
 type Listed = std::collections::HashMap<u32, std::collections::BTreeMap<Vec<u8>, TableEntry>>;
 
 impl Service {
-    /// A `MeterEntry` update: MODIFY of a per-LIF meter's cell.
+    /// A `MeterEntry` update: MODIFY of one cell of a per-LIF meter or of
+    /// another indexed meter array of the program.
     fn apply_meter(&self, c: &Committed, me: &MeterEntry, kind: update::Type) -> Result<(), crate::entries::Refusal> {
-        use crate::meters::{lif_meter, lif_of, to_device};
+        use crate::meters::{lif_of, meter_array, to_device, Array};
         use tonic::Code;
         if kind != update::Type::Modify {
             return Err((
@@ -366,52 +387,92 @@ impl Service {
                 "meter entries are modified only (INSERT and DELETE do not apply to a meter array)".into(),
             ));
         }
-        let (m, size, resource) = lif_meter(&c.program, &c.ids, me.meter_id)?;
+        let (m, size, array) = meter_array(&c.program, &c.ids, me.meter_id)?;
         let name = &c.program.meters[m].name;
-        let lif = lif_of(me.index.as_ref(), size, name)?;
         if me.counter_data.is_some() {
             return Err((Code::Unimplemented, "meter counter data".into()));
         }
-        let now = self.target.meter_get(lif, resource)?;
-        let cfg = to_device(resource, now.policy, me.config.as_ref())?;
-        self.target.meter_set(lif, &cfg)?;
+        match array {
+            Array::Lif(resource) => {
+                let lif = lif_of(me.index.as_ref(), size, name)?;
+                let now = self.target.meter_get(lif, resource)?;
+                let cfg = to_device(resource, now.policy, me.config.as_ref())?;
+                self.target.meter_set(lif, &cfg)?;
+            }
+            Array::Program(unit) => {
+                let Some(ix) = &me.index else {
+                    return Err((
+                        Code::InvalidArgument,
+                        format!("meter {name}: an entry to write needs an index"),
+                    ));
+                };
+                let i: u32 = crate::entries::array_index("meter", name, ix.index, size)?;
+                let cfg = to_device(unit, 0, me.config.as_ref())?;
+                self.target.pipeline_meter_set(m as u32, i, &cfg)?;
+            }
+        }
         Ok(())
     }
 
-    /// The `MeterEntry`s a read asks for: one meter or every per-LIF one,
-    /// one cell or every LIF's; each as the device applied it.
+    /// The `MeterEntry`s a read asks for: one meter array or every indexed
+    /// one (`meter_id` 0), one cell or every cell (a per-LIF meter's: every
+    /// LIF's); each as the device applied it.
     fn read_meters(&self, c: &Committed, want: &MeterEntry) -> Result<Vec<Entity>, Status> {
-        use crate::meters::{from_device, lif_meter, lif_of};
+        use crate::meters::{from_device, lif_of, meter_array, Array};
         let status = |(code, why): crate::entries::Refusal| Status::new(code, why);
-        let meters: Vec<(usize, u32, MeterResource)> = if want.meter_id == 0 {
+        let arrays: Vec<(usize, u32, Array)> = if want.meter_id == 0 {
             c.ids
                 .meters
                 .iter()
-                .filter_map(|&id| lif_meter(&c.program, &c.ids, id).ok())
+                .filter_map(|&id| meter_array(&c.program, &c.ids, id).ok())
                 .collect()
         } else {
-            vec![lif_meter(&c.program, &c.ids, want.meter_id).map_err(status)?]
+            vec![meter_array(&c.program, &c.ids, want.meter_id).map_err(status)?]
         };
-        let all_lifs = match want.index {
-            Some(_) => None,
-            None => Some(self.target.lifs().map_err(status)?),
-        };
+        let mut all_lifs = None;
         let mut out = Vec::new();
-        for (m, size, resource) in meters {
-            let lifs = match &all_lifs {
-                Some(l) => l.iter().copied().filter(|&l| u32::from(l) < size).collect(),
-                None => vec![lif_of(want.index.as_ref(), size, &c.program.meters[m].name).map_err(status)?],
-            };
-            for lif in lifs {
-                let got = self.target.meter_get(lif, resource).map_err(status)?;
-                out.push(Entity {
-                    entity: Some(entity::Entity::MeterEntry(MeterEntry {
-                        meter_id: c.ids.meters[m],
-                        index: Some(Index { index: i64::from(lif) }),
-                        config: from_device(&got),
-                        counter_data: None,
-                    })),
-                });
+        let mut push = |m: usize, index: i64, cfg: &MeterConfig| {
+            out.push(Entity {
+                entity: Some(entity::Entity::MeterEntry(MeterEntry {
+                    meter_id: c.ids.meters[m],
+                    index: Some(Index { index }),
+                    config: from_device(cfg),
+                    counter_data: None,
+                })),
+            })
+        };
+        for (m, size, array) in arrays {
+            let name = &c.program.meters[m].name;
+            match array {
+                Array::Lif(resource) => {
+                    let lifs: Vec<u16> = match want.index {
+                        Some(_) => vec![lif_of(want.index.as_ref(), size, name).map_err(status)?],
+                        None => {
+                            if all_lifs.is_none() {
+                                all_lifs = Some(self.target.lifs().map_err(status)?);
+                            }
+                            let l = all_lifs.as_deref().unwrap_or_default();
+                            l.iter().copied().filter(|&l| u32::from(l) < size).collect()
+                        }
+                    };
+                    for lif in lifs {
+                        let got = self.target.meter_get(lif, resource).map_err(status)?;
+                        push(m, i64::from(lif), &got);
+                    }
+                }
+                Array::Program(_) => {
+                    let cells = self.target.pipeline_meters(m as u32).map_err(status)?;
+                    let wanted: Vec<usize> = match &want.index {
+                        None => (0..cells.len()).collect(),
+                        Some(ix) => {
+                            let n = u32::try_from(cells.len()).unwrap_or(u32::MAX);
+                            vec![crate::entries::array_index("meter", name, ix.index, n).map_err(status)?]
+                        }
+                    };
+                    for i in wanted {
+                        push(m, i as i64, &cells[i]);
+                    }
+                }
             }
         }
         Ok(out)

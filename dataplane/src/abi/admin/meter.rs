@@ -88,6 +88,11 @@ impl MeterConfig {
     pub fn policy(&self) -> MeterPolicy {
         MeterPolicy::from_raw(self.policy).unwrap_or(MeterPolicy::Backpressure)
     }
+    /// Check the config as `MeterSet` does (enumerations, reserved bytes,
+    /// the mode's fields): what a driver holds a device's answer to.
+    pub fn validate(&self) -> Result<(), AbiError> {
+        validate_meter_config(self)
+    }
 }
 
 /// Body of `MeterGet`.

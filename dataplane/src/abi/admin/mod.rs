@@ -231,6 +231,13 @@ abi_enum! {
         /// PF only (ABI 1.6): set the direct counter and/or meter of the
         /// entry a [`TableEntryData`] read from the host names.
         TableDataSet = 0x69,
+        /// PF only (ABI 1.6): write the applied [`MeterConfig`]s of one of
+        /// the loaded program's indexed meter arrays from a cell on;
+        /// `value` = cells written, `data` = cells the array has.
+        PipelineMeterGet = 0x6a,
+        /// PF only (ABI 1.6): configure one cell of one of the loaded
+        /// program's indexed meter arrays ([`PipelineMeterSet`]).
+        PipelineMeterSet = 0x6b,
         /// PF only: write the device's [`DeviceEvent`]s from a sequence
         /// number on; `value` = events written, `data` = the sequence
         /// number to ask from next.
@@ -259,6 +266,8 @@ impl AdminOpcode {
                 | AdminOpcode::PipelineCounterSet
                 | AdminOpcode::TableDataList
                 | AdminOpcode::TableDataSet
+                | AdminOpcode::PipelineMeterGet
+                | AdminOpcode::PipelineMeterSet
                 | AdminOpcode::PortStatsGet
                 | AdminOpcode::EventsGet
                 | AdminOpcode::FunctionConfigSet
@@ -380,6 +389,11 @@ pub enum AdminCommand {
     /// `TableDataSet`: PF only: set an entry's direct counter and/or meter
     /// from the [`TableEntryData`] read from this buffer.
     TableDataSet(DmaRef),
+    /// `PipelineMeterGet`: PF only: write a meter array's applied
+    /// [`MeterConfig`]s from a cell on.
+    PipelineMeterGet(PipelineMeterRef),
+    /// `PipelineMeterSet`: PF only: configure one cell of a meter array.
+    PipelineMeterSet(PipelineMeterSet),
     /// `EventsGet`: PF only: write [`DeviceEvent`]s from a sequence number on.
     EventsGet(EventsRef),
     /// `FunctionConfigSet`: PF only: set a function's LIF slot's MAC, spoof
@@ -477,6 +491,8 @@ impl AdminCommand {
             AdminCommand::PipelineCounterSet(_) => AdminOpcode::PipelineCounterSet,
             AdminCommand::TableDataList(_) => AdminOpcode::TableDataList,
             AdminCommand::TableDataSet(_) => AdminOpcode::TableDataSet,
+            AdminCommand::PipelineMeterGet(_) => AdminOpcode::PipelineMeterGet,
+            AdminCommand::PipelineMeterSet(_) => AdminOpcode::PipelineMeterSet,
         }
     }
 
@@ -504,6 +520,8 @@ impl AdminCommand {
             AdminCommand::PipelineLoad(p) => put(p),
             AdminCommand::EventsGet(e) => put(e),
             AdminCommand::TableEntryList(t) | AdminCommand::TableDataList(t) => put(t),
+            AdminCommand::PipelineMeterGet(m) => put(m),
+            AdminCommand::PipelineMeterSet(m) => put(m),
             AdminCommand::PipelineCounterGet(c) => put(c),
             AdminCommand::FunctionConfigSet(c) => put(c),
             AdminCommand::FunctionConfigGet(c) => put(c),
@@ -579,6 +597,17 @@ impl AdminCommand {
                 "table_data_set.dma.len",
                 "table_data_set.dma.rsvd",
             )?),
+            AdminOpcode::PipelineMeterGet => {
+                let m: PipelineMeterRef = body("pipeline_meter_get", "pipeline_meter_get.rsvd", b)?;
+                m.dma
+                    .check("pipeline_meter_get.dma.len", "pipeline_meter_get.dma.rsvd")?;
+                AdminCommand::PipelineMeterGet(m)
+            }
+            AdminOpcode::PipelineMeterSet => {
+                let m: PipelineMeterSet = body("pipeline_meter_set", "pipeline_meter_set.rsvd", b)?;
+                validate_meter_config(&m.config)?;
+                AdminCommand::PipelineMeterSet(m)
+            }
             AdminOpcode::PipelineCounterGet => {
                 let c: CounterRef = body("pipeline_counter_get", "pipeline_counter_get.rsvd", b)?;
                 c.dma

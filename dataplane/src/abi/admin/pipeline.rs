@@ -99,6 +99,38 @@ pub struct CounterCell {
 }
 assert_layout!(CounterCell, size = 16, packets @ 0, bytes @ 8);
 
+/// Body of `PipelineMeterGet` (ABI 1.6): which of the loaded program's
+/// indexed meter arrays, from which cell, and where to write the cells (as
+/// many whole 48-byte [`MeterConfig`]s as fit, each as applied).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+pub struct PipelineMeterRef {
+    /// The meter array (numbered by the loaded program, in declaration
+    /// order, direct meters among them).
+    pub meter_id: U32,
+    /// The first cell wanted; past the end, nothing is written.
+    pub from: U32,
+    /// Where to write them.
+    pub dma: DmaRef,
+}
+assert_layout!(PipelineMeterRef, size = 24, meter_id @ 0, from @ 4, dma @ 8);
+
+/// Body of `PipelineMeterSet` (ABI 1.6): cell `index` of the loaded
+/// program's indexed meter array `meter_id` takes `config` (in the
+/// array's unit; buckets full from now). It fills the whole body.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+pub struct PipelineMeterSet {
+    /// The meter array.
+    pub meter_id: U32,
+    /// The cell.
+    pub index: U32,
+    /// What the cell runs (`resource` the array's unit, `Packets` or
+    /// `Bytes`; mode `Off`, `SrTcm` or `TrTcm`).
+    pub config: MeterConfig,
+}
+assert_layout!(PipelineMeterSet, size = 56, meter_id @ 0, index @ 4, config @ 8);
+
 /// [`CounterSet::index`] for every cell of the array.
 pub const COUNTER_ALL_CELLS: u32 = u32::MAX;
 

@@ -101,6 +101,16 @@ fn samples() -> Vec<AdminCommand> {
             dma: DmaRef::new(0x6000, 4096),
         }),
         AdminCommand::TableDataSet(DmaRef::new(0x6000, 192)),
+        AdminCommand::PipelineMeterGet(PipelineMeterRef {
+            meter_id: 1.into(),
+            from: 2.into(),
+            dma: DmaRef::new(0x6000, 4096),
+        }),
+        AdminCommand::PipelineMeterSet(PipelineMeterSet {
+            meter_id: 1.into(),
+            index: 7.into(),
+            config: trtcm(),
+        }),
         AdminCommand::PortStatsGet(DmaRef::new(0x4000, 272)),
         AdminCommand::PacketInRead(DmaRef::new(0x8000, 65536)),
         AdminCommand::PipelineCounterSet(CounterSet {

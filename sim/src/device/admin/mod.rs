@@ -15,8 +15,8 @@ use super::{Device, Lif};
 use dataplane::abi::{
     self, lif_mac, lif_state, pipeline_flags, AbiError, AdminCmd, AdminCommand, AdminComp, AdminOpcode, AdminStatus,
     CmdHeader, CounterCell, DevCommand, DeviceEvent, DeviceInfo, Doorbell, EventKind, FromZeros, FunctionKind,
-    IntoBytes, LifInfo, LifStats, MeterResource, ModerationMode, QueueCreate, QueueRef, QueueType, TableEntry,
-    TableEntryData, LIF_COUNTERS, U64,
+    IntoBytes, LifInfo, LifStats, MeterConfig, MeterResource, ModerationMode, QueueCreate, QueueRef, QueueType,
+    TableEntry, TableEntryData, LIF_COUNTERS, U64,
 };
 
 /// A pipeline image being uploaded in chunks.
@@ -518,6 +518,56 @@ impl Device {
                     self.dma_out(fi, &t.dma, &bytes)?;
                 }
                 Ok(Outcome::ok(n, total))
+            }
+            AdminCommand::PipelineMeterGet(m) => {
+                let size = core::mem::size_of::<MeterConfig>();
+                let room = m.dma.len.get() as usize / size;
+                if room == 0 {
+                    return Err(AdminStatus::Invalid.into());
+                }
+                let p = self.switch.program().ok_or(Outcome::err(AdminStatus::NoEntry))?;
+                let id = u16::try_from(m.meter_id.get()).map_err(|_| Outcome::err(AdminStatus::NoEntry))?;
+                let cells = p
+                    .program()
+                    .meters
+                    .get(usize::from(id))
+                    .map(|d| d.size)
+                    .ok_or(Outcome::err(AdminStatus::NoEntry))?;
+                let from = m.from.get().min(cells);
+                let to = cells.min(from.saturating_add(room as u32));
+                let mut bytes = Vec::with_capacity((to - from) as usize * size);
+                for i in from..to {
+                    bytes.extend_from_slice(p.meter_config(id, i).unwrap_or_default().as_bytes());
+                }
+                if !bytes.is_empty() {
+                    self.dma_out(fi, &m.dma, &bytes)?;
+                }
+                Ok(Outcome::ok(to - from, u64::from(cells)))
+            }
+            AdminCommand::PipelineMeterSet(m) => {
+                let now = self.now();
+                let p = self.switch.program_mut().ok_or(Outcome::err(AdminStatus::NoEntry))?;
+                let id = u16::try_from(m.meter_id.get()).map_err(|_| Outcome::err(AdminStatus::NoEntry))?;
+                let prog = p.program();
+                let def = prog
+                    .meters
+                    .get(usize::from(id))
+                    .ok_or(Outcome::err(AdminStatus::NoEntry))?;
+                // A per-LIF meter is the LIF's (MeterSet), a direct one its
+                // entry's (TableDataSet).
+                if dataplane::pipeline::lif_meter_resource(&def.name).is_some()
+                    || prog.direct_meter_table(usize::from(id)).is_some()
+                {
+                    return Err(AdminStatus::Invalid.into());
+                }
+                if m.index.get() >= def.size {
+                    return Err(AdminStatus::NoEntry.into());
+                }
+                p.set_meter(id, m.index.get(), &m.config, now).map_err(|e| {
+                    tracing::debug!(function = fi, "PipelineMeterSet refused: {e}");
+                    Outcome::err(AdminStatus::Invalid)
+                })?;
+                Ok(Outcome::ok(1, 0))
             }
             AdminCommand::TableDataSet(dma) => {
                 let mut buf = [0u8; core::mem::size_of::<TableEntryData>()];
