@@ -151,8 +151,11 @@ impl Service {
         old: &TableEntry,
         given: Option<&TableEntryData>,
     ) -> Result<Option<TableEntryData>, Refusal> {
+        // `old` is the device's listing: its table is checked, not trusted.
         let t = old.table_id.get() as usize;
-        let def = &c.program.tables[t];
+        let Some(def) = c.program.tables.get(t) else {
+            return Ok(None);
+        };
         let has =
             def.direct_counter.map_or(0, |_| Kind::Counter.flag()) | def.direct_meter.map_or(0, |_| Kind::Meter.flag());
         let keep = has & !given.map_or(0, |d| d.flags.get());
