@@ -219,6 +219,39 @@ fn a_counter_read_past_the_buffer_or_the_array_is_an_error() {
 }
 
 #[test]
+fn direct_cells_and_meter_cells_past_the_buffer_or_the_table_are_an_error() {
+    let sim = start_sim(1, ClockKind::Virtual, PortSpec::Null);
+    let mut pf = open_nic(sim.pf_socket(), &NicConfig::default(), None);
+    let prog = p4::fairnic();
+    pf.load_pipeline(&prog.to_image()).unwrap();
+    let (acl, _) = prog.table("acl").unwrap();
+    let acl = u32::from(acl);
+    for (written, total, words) in [
+        // More than the 64 KiB buffer holds (341 records of 192 bytes).
+        (342, 342, vec!["TableDataList", "entry count 342", "0..=341"]),
+        // A table bigger than any program's.
+        (1, 1 << 21, vec!["TableDataList", "entries in the table 2097152"]),
+        // More written than the table has.
+        (1, 0, vec!["TableDataList", "entries in the table 0"]),
+    ] {
+        pf_lies(&sim, Lie::TableDataCount { written, total });
+        names_function(&pf.table_data(acl).unwrap_err().to_string(), "(PF)", &words);
+        // Told once: the next listing is the truth (the acl is empty).
+        assert_eq!(pf.table_data(acl).unwrap(), []);
+    }
+    let lif_bytes = prog.meters.iter().position(|m| m.name == "lif_bytes").unwrap() as u32;
+    for (written, total, words) in [
+        // More than the 64 KiB buffer holds (1365 configs of 48 bytes).
+        (1366, 4096, vec!["PipelineMeterGet", "cell count 1366", "0..=1365"]),
+        (1, 1 << 21, vec!["PipelineMeterGet", "cells in the array 2097152"]),
+    ] {
+        pf_lies(&sim, Lie::MeterCellCount { written, total });
+        names_function(&pf.pipeline_meters(lif_bytes).unwrap_err().to_string(), "(PF)", &words);
+        assert_eq!(pf.pipeline_meters(lif_bytes).unwrap().len(), 4096);
+    }
+}
+
+#[test]
 fn a_packet_in_record_the_device_never_wrote_is_an_error() {
     let sim = start_sim(1, ClockKind::Virtual, PortSpec::Null);
     let mut pf = open_nic(sim.pf_socket(), &NicConfig::default(), None);

@@ -64,6 +64,12 @@ pub enum Lie {
     CounterCellCount { written: u32, total: u64 },
     /// `PacketInRead` answers that it wrote this many records (`value`).
     PacketInCount(u32),
+    /// `TableDataList` answers that it wrote `written` records (`value`)
+    /// of a table of `total` (`data`).
+    TableDataCount { written: u32, total: u64 },
+    /// `PipelineMeterGet` answers that it wrote `written` cells (`value`)
+    /// of an array of `total` (`data`).
+    MeterCellCount { written: u32, total: u64 },
 }
 
 impl Lie {
@@ -76,6 +82,8 @@ impl Lie {
             Lie::TableListCount { .. } => AdminOpcode::TableEntryList,
             Lie::CounterCellCount { .. } => AdminOpcode::PipelineCounterGet,
             Lie::PacketInCount(_) => AdminOpcode::PacketInRead,
+            Lie::TableDataCount { .. } => AdminOpcode::TableDataList,
+            Lie::MeterCellCount { .. } => AdminOpcode::PipelineMeterGet,
         }
     }
 
@@ -88,7 +96,10 @@ impl Lie {
                 comp.data = n.into();
                 comp.value = u32::try_from(n).unwrap_or(u32::MAX).into();
             }
-            Lie::TableListCount { written, total } | Lie::CounterCellCount { written, total } => {
+            Lie::TableListCount { written, total }
+            | Lie::CounterCellCount { written, total }
+            | Lie::TableDataCount { written, total }
+            | Lie::MeterCellCount { written, total } => {
                 comp.value = written.into();
                 comp.data = total.into();
             }
