@@ -1566,6 +1566,23 @@ async fn direct_counters_and_meters_are_written_and_read_with_their_entries() {
         .await
         .unwrap();
     assert_eq!(got[0].entity, Some(entity::Entity::MeterEntry(cell)));
+    // RECONCILE_AND_COMMIT carries the configured cell into the reloaded
+    // program's array.
+    c.set_forwarding_pipeline_config(set(
+        Action::ReconcileAndCommit,
+        3,
+        Some(ForwardingPipelineConfig {
+            p4info: Some(info.clone()),
+            p4_device_config: program.to_image(),
+            cookie: None,
+        }),
+    ))
+    .await
+    .unwrap();
+    let got = read_all(&mut c, read_meter(meter_id("lif_rate"), Some(2)))
+        .await
+        .unwrap();
+    assert_eq!(got[0].entity, Some(entity::Entity::MeterEntry(cell)), "carried");
     let every = read_all(&mut c, read_meter(0, None)).await.unwrap();
     assert_eq!(every.len(), 4);
     let set: Vec<_> = every

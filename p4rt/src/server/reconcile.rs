@@ -4,7 +4,10 @@
 //! changes (same table names and key shapes, same action names and
 //! parameters, room in the table), the program is loaded, and the entries
 //! are added again under the new program's numbers. The per-LIF meters are
-//! the LIFs' own settings, which the device keeps across a load. Direct
+//! the LIFs' own settings, which the device keeps across a load; the
+//! program's other indexed meter arrays are read before the load and their
+//! configured cells set again in the new program's array of the same name,
+//! unit and at least that size. Direct
 //! counters and meters go with their entries: read before the load, set
 //! again where the new program's table has the same resource (a direct
 //! meter of the same unit); what the old program counted between that
@@ -21,7 +24,7 @@
 
 use super::{entry_key, Service};
 use crate::entries::Refusal;
-use dataplane::abi::{table_data_flags, TableEntry, TableEntryData};
+use dataplane::abi::{table_data_flags, MeterConfig, MeterMode, TableEntry, TableEntryData};
 use dataplane::pipeline::Program;
 use std::collections::HashSet;
 use tonic::{Code, Status};
@@ -146,7 +149,58 @@ pub fn carry_cells(old: &Program, new: &Program, held: &[Vec<TableEntryData>]) -
     out
 }
 
+/// The program's own indexed meter arrays (not per-LIF, not direct): their
+/// numbers.
+fn program_meters(p: &Program) -> impl Iterator<Item = usize> + '_ {
+    (0..p.meters.len()).filter(|&m| {
+        dataplane::pipeline::lif_meter_resource(&p.meters[m].name).is_none() && p.direct_meter_table(m).is_none()
+    })
+}
+
+/// The configured cells of `old`'s indexed meter arrays (`held`, per array
+/// [`program_meters`] gives, in order) that `new` keeps: an array of the
+/// same name and unit, at least as big; as (array in `new`, cell, config).
+pub fn carry_meters(old: &Program, new: &Program, held: &[Vec<MeterConfig>]) -> Vec<(u32, u32, MeterConfig)> {
+    let mut out = Vec::new();
+    for (m, cells) in program_meters(old).zip(held) {
+        let def = &old.meters[m];
+        let Some(n) = program_meters(new).find(|&n| new.meters[n].name == def.name) else {
+            continue;
+        };
+        let nd = &new.meters[n];
+        if nd.unit != def.unit || nd.size < def.size {
+            continue;
+        }
+        for (i, c) in cells.iter().enumerate() {
+            if c.mode() != MeterMode::Off {
+                out.push((n as u32, i as u32, *c));
+            }
+        }
+    }
+    out
+}
+
 impl Service {
+    /// The cells of every indexed meter array of `program` (see
+    /// [`program_meters`]).
+    fn held_meters(&self, program: &Program) -> Result<Vec<Vec<MeterConfig>>, Status> {
+        program_meters(program)
+            .map(|m| {
+                self.target
+                    .pipeline_meters(m as u32)
+                    .map_err(|(c, w)| Status::new(c, w))
+            })
+            .collect()
+    }
+
+    /// Set the meter cells [`carry_meters`] gave; stops at the first
+    /// refusal.
+    fn restore_meters(&self, cells: &[(u32, u32, MeterConfig)]) -> Result<(), Refusal> {
+        cells
+            .iter()
+            .try_for_each(|(m, i, c)| self.target.pipeline_meter_set(*m, *i, c))
+    }
+
     /// The direct cells of every table of `program` that has any (empty
     /// for the others).
     fn held_cells(&self, program: &Program) -> Result<Vec<Vec<TableEntryData>>, Status> {
@@ -212,12 +266,15 @@ impl Service {
         let carried = carry_entries(&old_program, &program, &held).map_err(|(c, w)| Status::new(c, w))?;
         let old_cells = self.held_cells(&old_program)?;
         let cells = carry_cells(&old_program, &program, &old_cells);
+        let old_meters = self.held_meters(&old_program)?;
+        let meters = carry_meters(&old_program, &program, &old_meters);
         self.target
             .load_pipeline(&program, &config.p4_device_config)
             .map_err(|e| Status::internal(format!("the device refused the program: {e}")))?;
         match self
             .add_missing(&program, &carried)
             .and_then(|()| self.restore_cells(&cells))
+            .and_then(|()| self.restore_meters(&meters))
         {
             Ok(()) => {
                 let mut g = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
@@ -233,7 +290,8 @@ impl Service {
                     .load_pipeline(&old_program, &old_image)
                     .map_err(|e| (Code::Internal, e))
                     .and_then(|()| self.add_missing(&old_program, &old_entries))
-                    .and_then(|()| self.restore_cells(&carry_cells(&old_program, &old_program, &old_cells)));
+                    .and_then(|()| self.restore_cells(&carry_cells(&old_program, &old_program, &old_cells)))
+                    .and_then(|()| self.restore_meters(&carry_meters(&old_program, &old_program, &old_meters)));
                 let outcome = match back {
                     Ok(()) => "the committed program and its entries are back".to_string(),
                     Err((_, e)) => format!("and putting the committed program back failed too: {e}"),
