@@ -108,36 +108,40 @@ impl Scheduler {
     /// `l` has no work (or does not exist), else its class. Normal LIFs are
     /// served by DRR; deprioritized ones by DRR among themselves when no
     /// normal LIF has work; blocked ones never.
-    pub fn next(&mut self, mut class: impl FnMut(usize) -> Option<Class>) -> Option<usize> {
+    pub fn next(&mut self, class: impl FnMut(usize) -> Option<Class>) -> Option<usize> {
+        let classes: Vec<Option<Class>> = (0..self.entries.len()).map(class).collect();
+        self.next_of(&classes)
+    }
+
+    /// [`Scheduler::next`] with every LIF's class already known:
+    /// `classes[l]` for LIF `l` (a LIF past the slice has no work). The
+    /// device's engine calls this once a turn with classes it keeps, so
+    /// that picking allocates nothing.
+    pub fn next_of(&mut self, classes: &[Option<Class>]) -> Option<usize> {
         let n = self.entries.len();
         if n == 0 {
             return None;
         }
-        let classes: Vec<Option<Class>> = (0..n).map(&mut class).collect();
-        let want = classes
-            .iter()
-            .flatten()
-            .filter(|c| **c != Class::Blocked)
-            .min()
-            .copied()?;
+        let class = |l: usize| classes.get(l).copied().flatten();
+        let want = (0..n).filter_map(class).filter(|c| *c != Class::Blocked).min()?;
         // Idle or blocked LIFs lose their deficit (classic DRR: credit is
         // not saved up while there is nothing to send).
-        for (e, c) in self.entries.iter_mut().zip(&classes) {
-            if c.is_none_or(|c| c == Class::Blocked) {
+        for (l, e) in self.entries.iter_mut().enumerate() {
+            if class(l).is_none_or(|c| c == Class::Blocked) {
                 e.deficit = 0;
             }
         }
         if let Some(l) = self.current {
-            if classes[l] == Some(want) && self.entries[l].deficit > 0 {
+            if class(l) == Some(want) && self.entries[l].deficit > 0 {
                 return Some(l);
             }
         }
         // Move on: the next LIF of the wanted class gets its quantum; one
         // whose deficit is still not positive (it overdrew) waits its turn.
         for _ in 0..2 * n + 1 {
-            self.cursor = (self.cursor + 1) % n;
+            self.cursor = if self.cursor + 1 >= n { 0 } else { self.cursor + 1 };
             let l = self.cursor;
-            if classes[l] != Some(want) {
+            if class(l) != Some(want) {
                 continue;
             }
             let e = &mut self.entries[l];
@@ -149,7 +153,7 @@ impl Scheduler {
         }
         // Every candidate overdrew by more than two quanta (a packet costlier
         // than 2 x quantum): serve the first anyway so work is not stranded.
-        let l = classes.iter().position(|c| *c == Some(want))?;
+        let l = (0..n).position(|l| class(l) == Some(want))?;
         self.current = Some(l);
         Some(l)
     }

@@ -152,7 +152,7 @@ impl Device {
             if classes.iter().flatten().any(|c| *c == Class::Blocked) {
                 self.blocked_with_work = true;
             }
-            let next = self.sched.next(|l| classes[l]);
+            let next = self.sched.next_of(&classes);
             self.classes = classes;
             let Some(l) = next else { break };
             let class = self.classes[l];
