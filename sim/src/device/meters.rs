@@ -190,6 +190,7 @@ impl LifMeters {
 
     /// Charge a processed packet; returns the worst color it got (green
     /// when no meter is on). Only the meters that are on are looked at.
+    #[inline]
     pub fn charge(&mut self, now: Nanos, u: Usage) -> Color {
         let on = self.on;
         let mut worst = Color::Green;
@@ -258,6 +259,7 @@ impl LifMeters {
     /// The LIF's class for the fetch scheduler at `now`, given the
     /// descriptors it has waiting (`backlog`): the strictest policy of its
     /// red meters.
+    #[inline]
     pub fn class(&mut self, now: Nanos, backlog: u64) -> Class {
         let on = self.on;
         let mut class = Class::Normal;
