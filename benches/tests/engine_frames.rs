@@ -18,7 +18,9 @@ fn every_variant_moves_every_frame_with_the_books_balanced() {
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{v}: {}", String::from_utf8_lossy(&out.stderr));
         assert!(
-            stdout.contains(&format!("{v}: 3000 frames received of 3000 sent; the device's books balance")),
+            stdout.contains(&format!(
+                "{v}: 3000 frames received of 3000 sent; the device's books balance"
+            )),
             "{v}: {stdout}"
         );
     }
