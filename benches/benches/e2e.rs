@@ -13,7 +13,6 @@
 //! run (default 2000 ms), `FAIRNIC_BENCH_ROUNDS` the rounds (default 3
 //! under `cargo bench`).
 
-use dataplane::abi::{MeterConfig, MeterMode, MeterPolicy, MeterResource};
 use fairnic_benches::{interleave, Need, Report, Variant};
 use host_driver::backend::vfio_user::VfioUserBackend;
 use host_driver::mem::MemKind;
@@ -163,15 +162,7 @@ fn run(kind: Kind, ms: u64) -> Run {
         // Every LIF's cost meter on, with room for the offered load: the
         // charging path runs on every frame, nothing is regulated.
         for p in &ports.ports {
-            let cfg = MeterConfig {
-                resource: MeterResource::Cost.raw(),
-                mode: MeterMode::SrTcm.raw(),
-                policy: MeterPolicy::Backpressure.raw(),
-                cir: 10_000_000_000.into(),
-                cburst: 100_000_000.into(),
-                eburst: 100_000_000.into(),
-                ..Default::default()
-            };
+            let cfg = fairnic_benches::unregulating_cost_meter();
             pf.lock().unwrap().set_meter(p.lif.id, cfg).expect("meter");
         }
     }

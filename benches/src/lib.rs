@@ -32,6 +32,22 @@ pub fn pin_to_cpu(cpu: usize) {
     }
 }
 
+/// The e2e bench's "meters on": a LIF's cost meter with room for the
+/// offered load (10^10 units/s, bursts of 10^8), so the charging path runs
+/// on every frame and nothing is regulated. `engine-frames` uses the same.
+pub fn unregulating_cost_meter() -> dataplane::abi::MeterConfig {
+    use dataplane::abi::{MeterConfig, MeterMode, MeterPolicy, MeterResource};
+    MeterConfig {
+        resource: MeterResource::Cost.raw(),
+        mode: MeterMode::SrTcm.raw(),
+        policy: MeterPolicy::Backpressure.raw(),
+        cir: 10_000_000_000.into(),
+        cburst: 100_000_000.into(),
+        eburst: 100_000_000.into(),
+        ..Default::default()
+    }
+}
+
 /// The time-stamp counter, or nanoseconds where there is none.
 #[inline(always)]
 pub fn tsc() -> u64 {

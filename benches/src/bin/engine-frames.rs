@@ -17,7 +17,6 @@
 //! books; with callgrind's count of `Device::poll` that is the engine's
 //! instructions per frame.
 
-use dataplane::abi::{MeterConfig, MeterMode, MeterPolicy, MeterResource};
 use dataplane::packet::build_udp4;
 use host_driver::backend::vfio_user::VfioUserBackend;
 use host_driver::mem::{DmaMemory, MemKind};
@@ -99,15 +98,7 @@ fn run() -> Result<(), String> {
             .map_err(|x| e("RX queue")(x.to_string()))?;
         rx.set_polling();
         if meters {
-            let cfg = MeterConfig {
-                resource: MeterResource::Cost.raw(),
-                mode: MeterMode::SrTcm.raw(),
-                policy: MeterPolicy::Backpressure.raw(),
-                cir: 10_000_000_000.into(),
-                cburst: 100_000_000.into(),
-                eburst: 100_000_000.into(),
-                ..Default::default()
-            };
+            let cfg = fairnic_benches::unregulating_cost_meter();
             pf.set_meter(lif.id, cfg).map_err(|x| e("meter")(x.to_string()))?;
         }
         vfs.push((nic, lif, tx, rx));
