@@ -122,17 +122,28 @@ impl Scheduler {
         if n == 0 {
             return None;
         }
-        let class = |l: usize| classes.get(l).copied().flatten();
-        let want = (0..n).filter_map(class).filter(|c| *c != Class::Blocked).min()?;
+        if classes.len() < n {
+            // LIFs past the slice have no work.
+            let mut all = classes.to_vec();
+            all.resize(n, None);
+            return self.next_of(&all);
+        }
+        let classes = &classes[..n];
+        let want = classes
+            .iter()
+            .flatten()
+            .filter(|c| **c != Class::Blocked)
+            .min()
+            .copied()?;
         // Idle or blocked LIFs lose their deficit (classic DRR: credit is
         // not saved up while there is nothing to send).
-        for (l, e) in self.entries.iter_mut().enumerate() {
-            if class(l).is_none_or(|c| c == Class::Blocked) {
+        for (e, c) in self.entries.iter_mut().zip(classes) {
+            if c.is_none_or(|c| c == Class::Blocked) {
                 e.deficit = 0;
             }
         }
         if let Some(l) = self.current {
-            if class(l) == Some(want) && self.entries[l].deficit > 0 {
+            if classes.get(l) == Some(&Some(want)) && self.entries[l].deficit > 0 {
                 return Some(l);
             }
         }
@@ -141,7 +152,7 @@ impl Scheduler {
         for _ in 0..2 * n + 1 {
             self.cursor = if self.cursor + 1 >= n { 0 } else { self.cursor + 1 };
             let l = self.cursor;
-            if class(l) != Some(want) {
+            if classes[l] != Some(want) {
                 continue;
             }
             let e = &mut self.entries[l];
@@ -153,7 +164,7 @@ impl Scheduler {
         }
         // Every candidate overdrew by more than two quanta (a packet costlier
         // than 2 x quantum): serve the first anyway so work is not stranded.
-        let l = (0..n).position(|l| class(l) == Some(want))?;
+        let l = classes.iter().position(|c| *c == Some(want))?;
         self.current = Some(l);
         Some(l)
     }
@@ -307,6 +318,40 @@ mod tests {
         let mut s = Scheduler::new(3, Basis::Cost, 1);
         let (p, _) = run(&mut s, &[1000, 1, 1], |l| (l == 0).then_some(Class::Normal), 50);
         assert_eq!(p[0], 50);
+    }
+
+    #[test]
+    fn next_of_with_a_short_slice_picks_as_with_the_whole() {
+        // The same sequence of classes and charges, given whole to one
+        // scheduler and to the other without its trailing idle LIFs: the
+        // same LIFs, in the same order.
+        let (mut a, mut b) = (Scheduler::new(5, Basis::Cost, 7), Scheduler::new(5, Basis::Cost, 7));
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..2000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let classes: Vec<Option<Class>> = (0..5)
+                .map(|l| match (x >> (3 * l)) & 7 {
+                    0 | 1 => None,
+                    2 => Some(Class::Blocked),
+                    3 => Some(Class::Deprioritized),
+                    _ => Some(Class::Normal),
+                })
+                .collect();
+            let kept = classes.iter().rposition(Option::is_some).map_or(0, |i| i + 1);
+            let (pa, pb) = (a.next(|l| classes[l]), b.next_of(&classes[..kept]));
+            assert_eq!(pa, pb, "{classes:?}");
+            if let Some(l) = pa {
+                let cost = 1 + (x >> 40) % 9;
+                a.charge(l, cost);
+                b.charge(l, cost);
+            }
+        }
+        // Past the slice: no work there.
+        let mut s = Scheduler::new(4, Basis::Packets, 1);
+        assert_eq!(s.next_of(&[None, Some(Class::Normal)]), Some(1));
+        assert_eq!(s.next_of(&[]), None);
     }
 
     #[test]
