@@ -446,11 +446,7 @@ impl Device {
                 Ok(Outcome::ok(n, total))
             }
             AdminCommand::PipelineCounterGet(c) => {
-                let size = core::mem::size_of::<CounterCell>();
-                let room = c.dma.len.get() as usize / size;
-                if room == 0 {
-                    return Err(AdminStatus::Invalid.into());
-                }
+                let room = page_room::<CounterCell>(&c.dma)?;
                 let p = self.switch.program().ok_or(Outcome::err(AdminStatus::NoEntry))?;
                 let id = u16::try_from(c.counter_id.get()).map_err(|_| Outcome::err(AdminStatus::NoEntry))?;
                 let cells = p
@@ -459,21 +455,17 @@ impl Device {
                     .get(usize::from(id))
                     .map(|d| d.size)
                     .ok_or(Outcome::err(AdminStatus::NoEntry))?;
-                let from = c.from.get().min(cells);
-                let to = cells.min(from.saturating_add(room as u32));
-                let mut bytes = Vec::with_capacity((to - from) as usize * size);
-                for i in from..to {
+                let (bytes, n) = cells_page(c.from.get(), cells, room, |i| {
                     let (packets, octets) = p.counter(id, i).unwrap_or((0, 0));
-                    let cell = CounterCell {
+                    CounterCell {
                         packets: packets.into(),
                         bytes: octets.into(),
-                    };
-                    bytes.extend_from_slice(cell.as_bytes());
-                }
+                    }
+                });
                 if !bytes.is_empty() {
                     self.dma_out(fi, &c.dma, &bytes)?;
                 }
-                Ok(Outcome::ok(to - from, u64::from(cells)))
+                Ok(Outcome::ok(n, u64::from(cells)))
             }
             AdminCommand::PacketInRead(dma) => self.packet_in_read(fi, &dma),
             AdminCommand::PipelineCounterSet(c) => {
@@ -520,11 +512,7 @@ impl Device {
                 Ok(Outcome::ok(n, total))
             }
             AdminCommand::PipelineMeterGet(m) => {
-                let size = core::mem::size_of::<MeterConfig>();
-                let room = m.dma.len.get() as usize / size;
-                if room == 0 {
-                    return Err(AdminStatus::Invalid.into());
-                }
+                let room = page_room::<MeterConfig>(&m.dma)?;
                 let p = self.switch.program().ok_or(Outcome::err(AdminStatus::NoEntry))?;
                 let id = u16::try_from(m.meter_id.get()).map_err(|_| Outcome::err(AdminStatus::NoEntry))?;
                 let cells = p
@@ -533,16 +521,11 @@ impl Device {
                     .get(usize::from(id))
                     .map(|d| d.size)
                     .ok_or(Outcome::err(AdminStatus::NoEntry))?;
-                let from = m.from.get().min(cells);
-                let to = cells.min(from.saturating_add(room as u32));
-                let mut bytes = Vec::with_capacity((to - from) as usize * size);
-                for i in from..to {
-                    bytes.extend_from_slice(p.meter_config(id, i).unwrap_or_default().as_bytes());
-                }
+                let (bytes, n) = cells_page(m.from.get(), cells, room, |i| p.meter_config(id, i).unwrap_or_default());
                 if !bytes.is_empty() {
                     self.dma_out(fi, &m.dma, &bytes)?;
                 }
-                Ok(Outcome::ok(to - from, u64::from(cells)))
+                Ok(Outcome::ok(n, u64::from(cells)))
             }
             AdminCommand::PipelineMeterSet(m) => {
                 let now = self.now();
@@ -701,6 +684,32 @@ fn lif_info(l: &Lif) -> LifInfo {
     }
 }
 
+/// How many whole `T` records fit in `dma`; none is an invalid command.
+fn page_room<T>(dma: &abi::DmaRef) -> Result<u32, Outcome> {
+    let room = dma.len.get() as usize / core::mem::size_of::<T>();
+    if room == 0 {
+        return Err(AdminStatus::Invalid.into());
+    }
+    Ok(u32::try_from(room).unwrap_or(u32::MAX))
+}
+
+/// Cells `from..` of an array of `cells` (none past its end), as many as
+/// `room` holds, each as `cell` gives it: their bytes and how many.
+fn cells_page<T: IntoBytes + zerocopy::Immutable>(
+    from: u32,
+    cells: u32,
+    room: u32,
+    cell: impl Fn(u32) -> T,
+) -> (Vec<u8>, u32) {
+    let from = from.min(cells);
+    let to = cells.min(from.saturating_add(room));
+    let mut bytes = Vec::with_capacity((to - from) as usize * core::mem::size_of::<T>());
+    for i in from..to {
+        bytes.extend_from_slice(cell(i).as_bytes());
+    }
+    (bytes, to - from)
+}
+
 /// One page of a table listing (`TableEntryList`, `TableDataList`): as
 /// many whole records as fit the buffer, from `page(room)`; the bytes to
 /// write, the records in them and the table's total.
@@ -709,10 +718,7 @@ fn table_page<T: IntoBytes + zerocopy::Immutable>(
     t: &abi::TableListRef,
     page: impl FnOnce(usize) -> Result<(Vec<T>, usize), crate::device::switch::EntryRefusal>,
 ) -> Result<(Vec<u8>, u32, u64), Outcome> {
-    let room = t.dma.len.get() as usize / core::mem::size_of::<T>();
-    if room == 0 {
-        return Err(AdminStatus::Invalid.into());
-    }
+    let room = page_room::<T>(&t.dma)? as usize;
     let (records, total) = page(room).map_err(|(status, why)| {
         tracing::debug!(table = t.table_id.get(), "{what} refused: {why}");
         Outcome::err(status)
