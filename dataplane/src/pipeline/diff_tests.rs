@@ -5,7 +5,7 @@
 //! each batch as it does in the device; the reference runs one packet at
 //! a time (the semantics the compiler implements).
 
-use super::gen::{self, Rng};
+use super::gen::{self, probe_index, Rng};
 use super::*;
 use crate::abi::{MeterConfig, MeterMode};
 
@@ -375,10 +375,6 @@ fn operators_at_their_edges_agree() {
     assert!(checked > 10_000, "{checked}");
 }
 
-fn probe_index() -> u16 {
-    std_meta::FIELDS.len() as u16
-}
-
 /// The exact probe through control-plane churn: entries added, removed
 /// (runs shifted back in the index) and added again, each hit's action
 /// writing its argument where the test sees it; compiled and reference
@@ -626,14 +622,7 @@ fn validity_known_only_where_every_path_extracted() {
 /// action reads its meter into probe 1 (default: no-op); both probes
 /// start at 7, so that a read that writes 0 and no read at all differ.
 fn direct_program() -> Program {
-    let mut meta: Vec<FieldDef> = std_meta::defs();
-    for i in 0..2 {
-        meta.push(FieldDef {
-            name: format!("probe{i}"),
-            bit_off: 0,
-            width: 64,
-        });
-    }
+    let meta = gen::probe_meta();
     let probe = |i: u16| FieldRef::Meta(probe_index() + i);
     let h = HeaderDef {
         name: "h".into(),

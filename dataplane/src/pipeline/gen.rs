@@ -111,8 +111,7 @@ impl Gen<'_> {
     /// fields (every bit an expression computes shows there).
     fn writable(&mut self) -> FieldRef {
         if self.r.pct(40) {
-            let n = std_meta::FIELDS.len() as u64;
-            return FieldRef::Meta((n + self.r.below(2)) as u16);
+            return FieldRef::Meta(probe_index() + self.r.below(2) as u16);
         }
         loop {
             let f = self.field();
@@ -305,9 +304,9 @@ fn header(r: &mut Rng, n: usize) -> HeaderDef {
     }
 }
 
-/// A random program from `r`, or None when the draw is not valid (about
-/// one in three is) or does not load.
-pub fn program(r: &mut Rng) -> Option<Program> {
+/// The standard metadata and, after it, the two 64-bit probe fields
+/// every generated program has (at [`probe_index`] and the one after).
+pub(crate) fn probe_meta() -> Vec<FieldDef> {
     let mut meta: Vec<FieldDef> = std_meta::defs();
     for i in 0..2 {
         meta.push(FieldDef {
@@ -316,6 +315,18 @@ pub fn program(r: &mut Rng) -> Option<Program> {
             width: 64,
         });
     }
+    meta
+}
+
+/// The first probe field's slot in [`probe_meta`].
+pub(crate) fn probe_index() -> u16 {
+    std_meta::FIELDS.len() as u16
+}
+
+/// A random program from `r`, or None when the draw is not valid (about
+/// one in three is) or does not load.
+pub fn program(r: &mut Rng) -> Option<Program> {
+    let mut meta = probe_meta();
     for i in 0..r.below(4) {
         meta.push(FieldDef {
             name: format!("m{i}"),
