@@ -76,13 +76,7 @@ fn pipeline(exec: Executor) -> Pipeline {
         .meters
         .iter()
         .enumerate()
-        .map(|(i, m)| {
-            let r = match m.unit {
-                dataplane::pipeline::MeterUnit::Packets => MeterResource::Packets,
-                dataplane::pipeline::MeterUnit::Bytes => MeterResource::Bytes,
-            };
-            (i as u16, r)
-        })
+        .map(|(i, m)| (i as u16, m.unit.resource()))
         .collect();
     let mut p = Pipeline::with_executor(prog, exec).expect("fairnic.p4 loads");
     for l in 0..LIFS {

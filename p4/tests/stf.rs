@@ -19,8 +19,8 @@
 //! | `direct_meter TABLE KEY... [priority N] CIR CBURST EBURST` | configure an entry's direct meter (srTCM, in the meter's unit) |
 //! | `stats parse_errors N` | the executor's parse-error count |
 
-use dataplane::abi::{MeterConfig, MeterMode, MeterResource, TableEntry};
-use dataplane::pipeline::{Backend, Executor, MatchKind, MeterUnit, Outcome, Pipeline, Program, Verdict};
+use dataplane::abi::{MeterConfig, MeterMode, TableEntry};
+use dataplane::pipeline::{Backend, Executor, MatchKind, Outcome, Pipeline, Program, Verdict};
 use mgmt::tables::{parse_match, parse_value, Kind};
 use std::path::Path;
 
@@ -151,10 +151,7 @@ impl Run {
                 let m = self.prog.tables[t]
                     .direct_meter
                     .ok_or("the table has no direct meter")?;
-                let resource = match self.prog.meters[usize::from(m)].unit {
-                    MeterUnit::Packets => MeterResource::Packets,
-                    MeterUnit::Bytes => MeterResource::Bytes,
-                };
+                let resource = self.prog.meters[usize::from(m)].unit.resource();
                 let cfg = MeterConfig {
                     resource: resource.raw(),
                     mode: MeterMode::SrTcm.raw(),
@@ -181,10 +178,7 @@ impl Run {
                     .iter()
                     .position(|m| m.name == name)
                     .ok_or(format!("no meter {name}"))?;
-                let resource = match self.prog.meters[m].unit {
-                    MeterUnit::Packets => MeterResource::Packets,
-                    MeterUnit::Bytes => MeterResource::Bytes,
-                };
+                let resource = self.prog.meters[m].unit.resource();
                 let num = |s: &str| s.parse::<u64>().map_err(|_| format!("'{s}' is not a number"));
                 let cfg = MeterConfig {
                     resource: resource.raw(),

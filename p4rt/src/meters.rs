@@ -41,11 +41,7 @@ pub fn meter_array(program: &Program, ids: &Ids, meter_id: u32) -> Result<(usize
         Err((Code::Unimplemented, _)) => {
             let m = ids.meters.iter().position(|&id| id == meter_id).unwrap_or(0);
             let def = &program.meters[m];
-            let unit = match def.unit {
-                dataplane::pipeline::MeterUnit::Packets => MeterResource::Packets,
-                dataplane::pipeline::MeterUnit::Bytes => MeterResource::Bytes,
-            };
-            Ok((m, def.size, Array::Program(unit)))
+            Ok((m, def.size, Array::Program(def.unit.resource())))
         }
         Err(e) => Err(e),
     }

@@ -43,10 +43,7 @@ fn differential(seed: u64) -> Option<Result<DirectSeen, String>> {
                 continue;
             }
             let cfg = MeterConfig {
-                resource: match def.unit {
-                    MeterUnit::Packets => crate::abi::MeterResource::Packets.raw(),
-                    MeterUnit::Bytes => crate::abi::MeterResource::Bytes.raw(),
-                },
+                resource: def.unit.resource().raw(),
                 mode: r.pick(&[MeterMode::SrTcm, MeterMode::TrTcm]).raw(),
                 cir: (1 + r.below(1_000_000)).into(),
                 cburst: (1 + r.below(3_000)).into(),

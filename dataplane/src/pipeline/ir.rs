@@ -603,6 +603,17 @@ pub enum MeterUnit {
     Bytes,
 }
 
+impl MeterUnit {
+    /// The device's meter resource of this unit (a `MeterConfig`'s
+    /// `resource` for a cell of such an array).
+    pub fn resource(self) -> crate::abi::MeterResource {
+        match self {
+            MeterUnit::Packets => crate::abi::MeterResource::Packets,
+            MeterUnit::Bytes => crate::abi::MeterResource::Bytes,
+        }
+    }
+}
+
 /// A meter array (`meter(size, MeterType.x) name;`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MeterDef {
@@ -702,6 +713,16 @@ impl Program {
             .iter()
             .position(|t| t.direct_counter.map(usize::from) == Some(c))
             .map(|t| t as u16)
+    }
+
+    /// Whether meter array `m` is one the program meters cell by cell
+    /// (`PipelineMeterSet`/`Get`): neither a per-LIF meter (each cell a
+    /// LIF's own, `MeterSet`) nor a direct one (each cell a table entry's,
+    /// `TableDataSet`).
+    pub fn is_indexed_meter(&self, m: usize) -> bool {
+        self.meters
+            .get(m)
+            .is_some_and(|d| super::lif_meter_resource(&d.name).is_none() && self.direct_meter_table(m).is_none())
     }
 
     /// The table whose direct meter meter array `m` is, if any.

@@ -18,8 +18,8 @@ use super::{entity, entry_key, update, Committed, Service};
 use crate::entries::{from_abi, to_abi, Refusal};
 use crate::meters::{from_device, to_device};
 use crate::proto::p4::v1::*;
-use dataplane::abi::{table_data_flags, MeterResource, TableEntry, TableEntryData};
-use dataplane::pipeline::{CounterUnit, MeterUnit};
+use dataplane::abi::{table_data_flags, TableEntry, TableEntryData};
+use dataplane::pipeline::CounterUnit;
 use tonic::{Code, Status};
 
 /// Which direct resource an entity is about.
@@ -111,11 +111,7 @@ fn record(
         let Some(m) = def.direct_meter else {
             return Err((Code::InvalidArgument, format!("table {} has no direct meter", def.name)));
         };
-        let resource = match c.program.meters[usize::from(m)].unit {
-            MeterUnit::Packets => MeterResource::Packets,
-            MeterUnit::Bytes => MeterResource::Bytes,
-        };
-        d.meter = to_device(resource, 0, cfg)?;
+        d.meter = to_device(c.program.meters[usize::from(m)].unit.resource(), 0, cfg)?;
         flags |= table_data_flags::METER;
     }
     d.flags = flags.into();

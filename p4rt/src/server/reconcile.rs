@@ -152,9 +152,7 @@ pub fn carry_cells(old: &Program, new: &Program, held: &[Vec<TableEntryData>]) -
 /// The program's own indexed meter arrays (not per-LIF, not direct): their
 /// numbers.
 fn program_meters(p: &Program) -> impl Iterator<Item = usize> + '_ {
-    (0..p.meters.len()).filter(|&m| {
-        dataplane::pipeline::lif_meter_resource(&p.meters[m].name).is_none() && p.direct_meter_table(m).is_none()
-    })
+    (0..p.meters.len()).filter(|&m| p.is_indexed_meter(m))
 }
 
 /// The configured cells of `old`'s indexed meter arrays (`held`, per array

@@ -538,9 +538,7 @@ impl Device {
                     .ok_or(Outcome::err(AdminStatus::NoEntry))?;
                 // A per-LIF meter is the LIF's (MeterSet), a direct one its
                 // entry's (TableDataSet).
-                if dataplane::pipeline::lif_meter_resource(&def.name).is_some()
-                    || prog.direct_meter_table(usize::from(id)).is_some()
-                {
+                if !prog.is_indexed_meter(usize::from(id)) {
                     return Err(AdminStatus::Invalid.into());
                 }
                 if m.index.get() >= def.size {
