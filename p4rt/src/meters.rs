@@ -34,23 +34,9 @@ pub enum Array {
 }
 
 /// The meter array behind a P4Runtime meter id: its index in the program,
-/// its size and what it is.
+/// its size and what it is. A direct meter's id is refused: it is a
+/// `DirectMeterEntry`.
 pub fn meter_array(program: &Program, ids: &Ids, meter_id: u32) -> Result<(usize, u32, Array), Refusal> {
-    match lif_meter(program, ids, meter_id) {
-        Ok((m, size, r)) => Ok((m, size, Array::Lif(r))),
-        Err((Code::Unimplemented, _)) => {
-            let m = ids.meters.iter().position(|&id| id == meter_id).unwrap_or(0);
-            let def = &program.meters[m];
-            Ok((m, def.size, Array::Program(def.unit.resource())))
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// The meter array behind a P4Runtime meter id: its index in the program,
-/// its size and the LIF meter resource it is (UNIMPLEMENTED for another
-/// array).
-pub fn lif_meter(program: &Program, ids: &Ids, meter_id: u32) -> Result<(usize, u32, MeterResource), Refusal> {
     let Some(m) = ids.meters.iter().position(|&id| id == meter_id) else {
         return Err((Code::NotFound, format!("no meter with id {meter_id:#x}")));
     };
@@ -61,21 +47,16 @@ pub fn lif_meter(program: &Program, ids: &Ids, meter_id: u32) -> Result<(usize, 
             format!("meter {}: a direct meter, set and read as DirectMeterEntry", def.name),
         ));
     }
-    let Some(r) = lif_meter_resource(&def.name) else {
-        return Err((
-            Code::Unimplemented,
-            format!(
-                "meter {}: only the per-LIF meters ({}) are the device's to set",
-                def.name,
-                dataplane::pipeline::LIF_METERS.map(|(n, _)| n).join(", ")
-            ),
-        ));
+    let array = match lif_meter_resource(&def.name) {
+        Some(r) => Array::Lif(r),
+        None => Array::Program(def.unit.resource()),
     };
-    Ok((m, def.size, r))
+    Ok((m, def.size, array))
 }
 
-/// The LIF a meter entry's index names, checked against the array's size.
-pub fn lif_of(index: Option<&p4v1::Index>, size: u32, name: &str) -> Result<u16, Refusal> {
+/// The cell a meter entry's index names (a per-LIF array's: the LIF),
+/// checked against the array's size; a write needs one.
+pub fn cell_of<T: TryFrom<i64>>(index: Option<&p4v1::Index>, size: u32, name: &str) -> Result<T, Refusal> {
     let Some(i) = index else {
         return Err((
             Code::InvalidArgument,
@@ -175,11 +156,11 @@ mod tests {
 
     #[test]
     fn indices_are_lifs_within_the_array() {
-        let at = |i: i64| lif_of(Some(&p4v1::Index { index: i }), 64, "lif_bytes");
+        let at = |i: i64| cell_of::<u16>(Some(&p4v1::Index { index: i }), 64, "lif_bytes");
         assert_eq!(at(3), Ok(3));
         for bad in [-1, 64, 1 << 40] {
             assert_eq!(at(bad).unwrap_err().0, Code::OutOfRange);
         }
-        assert_eq!(lif_of(None, 64, "m").unwrap_err().0, Code::InvalidArgument);
+        assert_eq!(cell_of::<u16>(None, 64, "m").unwrap_err().0, Code::InvalidArgument);
     }
 }

@@ -379,7 +379,7 @@ impl Service {
     /// A `MeterEntry` update: MODIFY of one cell of a per-LIF meter or of
     /// another indexed meter array of the program.
     fn apply_meter(&self, c: &Committed, me: &MeterEntry, kind: update::Type) -> Result<(), crate::entries::Refusal> {
-        use crate::meters::{lif_of, meter_array, to_device, Array};
+        use crate::meters::{cell_of, meter_array, to_device, Array};
         use tonic::Code;
         if kind != update::Type::Modify {
             return Err((
@@ -394,19 +394,13 @@ impl Service {
         }
         match array {
             Array::Lif(resource) => {
-                let lif = lif_of(me.index.as_ref(), size, name)?;
+                let lif = cell_of(me.index.as_ref(), size, name)?;
                 let now = self.target.meter_get(lif, resource)?;
                 let cfg = to_device(resource, now.policy, me.config.as_ref())?;
                 self.target.meter_set(lif, &cfg)?;
             }
             Array::Program(unit) => {
-                let Some(ix) = &me.index else {
-                    return Err((
-                        Code::InvalidArgument,
-                        format!("meter {name}: an entry to write needs an index"),
-                    ));
-                };
-                let i: u32 = crate::entries::array_index("meter", name, ix.index, size)?;
+                let i = cell_of(me.index.as_ref(), size, name)?;
                 let cfg = to_device(unit, 0, me.config.as_ref())?;
                 self.target.pipeline_meter_set(m as u32, i, &cfg)?;
             }
@@ -418,7 +412,7 @@ impl Service {
     /// one (`meter_id` 0), one cell or every cell (a per-LIF meter's: every
     /// LIF's); each as the device applied it.
     fn read_meters(&self, c: &Committed, want: &MeterEntry) -> Result<Vec<Entity>, Status> {
-        use crate::meters::{from_device, lif_of, meter_array, Array};
+        use crate::meters::{cell_of, from_device, meter_array, Array};
         let status = |(code, why): crate::entries::Refusal| Status::new(code, why);
         let arrays: Vec<(usize, u32, Array)> = if want.meter_id == 0 {
             c.ids
@@ -446,7 +440,7 @@ impl Service {
             match array {
                 Array::Lif(resource) => {
                     let lifs: Vec<u16> = match want.index {
-                        Some(_) => vec![lif_of(want.index.as_ref(), size, name).map_err(status)?],
+                        Some(_) => vec![cell_of(want.index.as_ref(), size, name).map_err(status)?],
                         None => {
                             if all_lifs.is_none() {
                                 all_lifs = Some(self.target.lifs().map_err(status)?);
