@@ -32,6 +32,12 @@ pub fn pin_to_cpu(cpu: usize) {
     }
 }
 
+/// An error of setting a benchmark up, named by what failed to come up:
+/// `.map_err(setup_err("simulator"))`.
+pub fn setup_err<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> String {
+    move |e| format!("{what}: {e}")
+}
+
 /// The e2e bench's "meters on": a LIF's cost meter with room for the
 /// offered load (10^10 units/s, bursts of 10^8), so the charging path runs
 /// on every frame and nothing is regulated. `engine-frames` uses the same.

@@ -18,6 +18,7 @@
 //! instructions per frame.
 
 use dataplane::packet::build_udp4;
+use fairnic_benches::setup_err;
 use host_driver::backend::vfio_user::VfioUserBackend;
 use host_driver::mem::{DmaMemory, MemKind};
 use host_driver::nic::{Nic, NicConfig};
@@ -51,7 +52,6 @@ fn run() -> Result<(), String> {
         Some(n) => n.parse().map_err(|e| format!("FRAMES `{n}`: {e}"))?,
         None => 200_000,
     };
-    let e = |what: &'static str| move |err: String| format!("{what}: {err}");
     let sim = Sim::start(SimConfig {
         device: DeviceConfig {
             vfs: VFS as u16,
@@ -67,44 +67,38 @@ fn run() -> Result<(), String> {
         port: PortSpec::Null,
         ..SimConfig::default()
     })
-    .map_err(|x| e("simulator")(x.to_string()))?;
+    .map_err(setup_err("simulator"))?;
     let buffers = (VFS * 2 * (1 << ORDER)).next_power_of_two() as u32 * 2;
     let mem = Arc::new(
         DmaMemory::new(u64::from(buffers) * 2048 + (2 << 20), POOL_IOVA, MemKind::Pages)
-            .map_err(|x| e("DMA memory")(x.to_string()))?,
+            .map_err(setup_err("DMA memory"))?,
     );
-    let mut pool = Pool::new(mem.clone(), buffers).map_err(|x| e("pool")(x.to_string()))?;
+    let mut pool = Pool::new(mem.clone(), buffers).map_err(setup_err("pool"))?;
     let open = |p: &std::path::Path| -> Result<Nic, String> {
-        let b = VfioUserBackend::connect(p).map_err(|x| e("connect")(x.to_string()))?;
-        Nic::open(Box::new(b), &NicConfig::default()).map_err(|x| e("bring-up")(x.to_string()))
+        let b = VfioUserBackend::connect(p).map_err(setup_err("connect"))?;
+        Nic::open(Box::new(b), &NicConfig::default()).map_err(setup_err("bring-up"))
     };
     let mut pf = open(sim.pf_socket())?;
     if p4 {
         pf.load_pipeline(&p4::fairnic().to_image())
-            .map_err(|x| e("load fairnic.p4")(x.to_string()))?;
+            .map_err(setup_err("load fairnic.p4"))?;
     }
     let mut vfs = Vec::new();
     for i in 0..VFS {
         let mut nic = open(sim.vf_socket(i).ok_or("a VF socket is missing")?)?;
-        nic.map_memory(&mem).map_err(|x| e("map")(x.to_string()))?;
-        let lif = nic
-            .create_lif(&format!("vf{i}"), None)
-            .map_err(|x| e("LIF")(x.to_string()))?;
-        let tx = nic
-            .create_txq(&lif, ORDER, None)
-            .map_err(|x| e("TX queue")(x.to_string()))?;
-        let rx = nic
-            .create_rxq(&lif, ORDER, None)
-            .map_err(|x| e("RX queue")(x.to_string()))?;
+        nic.map_memory(&mem).map_err(setup_err("map"))?;
+        let lif = nic.create_lif(&format!("vf{i}"), None).map_err(setup_err("LIF"))?;
+        let tx = nic.create_txq(&lif, ORDER, None).map_err(setup_err("TX queue"))?;
+        let rx = nic.create_rxq(&lif, ORDER, None).map_err(setup_err("RX queue"))?;
         rx.set_polling();
         if meters {
             let cfg = fairnic_benches::unregulating_cost_meter();
-            pf.set_meter(lif.id, cfg).map_err(|x| e("meter")(x.to_string()))?;
+            pf.set_meter(lif.id, cfg).map_err(setup_err("meter"))?;
         }
         vfs.push((nic, lif, tx, rx));
     }
     for (_, _, _, rx) in &mut vfs {
-        rx.refill(&mut pool).map_err(|x| e("refill")(x.to_string()))?;
+        rx.refill(&mut pool).map_err(setup_err("refill"))?;
     }
     let templates: Vec<Vec<u8>> = (0..VFS)
         .map(|i| {
@@ -117,7 +111,7 @@ fn run() -> Result<(), String> {
     let mut out: Vec<Mbuf> = Vec::with_capacity(1 << ORDER);
     while received < frames {
         for (i, (_, _, tx, _)) in vfs.iter_mut().enumerate() {
-            let room = tx.room(&mut pool).map_err(|x| e("TX room")(x.to_string()))?;
+            let room = tx.room(&mut pool).map_err(setup_err("TX room"))?;
             let k = u64::from(room).min(frames.saturating_sub(sent));
             burst.clear();
             for _ in 0..k {
@@ -126,7 +120,7 @@ fn run() -> Result<(), String> {
                 m.set_len(templates[i].len());
                 burst.push(m);
             }
-            sent += tx.tx_burst(&mut pool, &mut burst).map_err(|x| e("TX")(x.to_string()))? as u64;
+            sent += tx.tx_burst(&mut pool, &mut burst).map_err(setup_err("TX"))? as u64;
             for m in burst.drain(..) {
                 pool.free(m);
             }
@@ -136,9 +130,7 @@ fn run() -> Result<(), String> {
         for (_, _, _, rx) in &mut vfs {
             loop {
                 out.clear();
-                let k = rx
-                    .rx_burst(&mut pool, &mut out, 1 << ORDER)
-                    .map_err(|x| e("RX")(x.to_string()))?;
+                let k = rx.rx_burst(&mut pool, &mut out, 1 << ORDER).map_err(setup_err("RX"))?;
                 received += k as u64;
                 for m in out.drain(..) {
                     pool.free(m);

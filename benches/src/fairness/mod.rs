@@ -26,6 +26,7 @@
 //! meter per LIF at its equal share, `deprioritize` when red). A victim's
 //! solo run replays the same arrival trace (same seed) alone on the device.
 
+use crate::setup_err;
 use dataplane::abi::{LifCounter, MeterConfig, MeterMode, MeterPolicy, MeterResource, TableEntry};
 use dataplane::fair::{jain, max_min_fair, Basis};
 use dataplane::packet::{build_udp4, Mac};
@@ -249,10 +250,6 @@ impl Tenant {
         let u = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
         -(1.0 - u).ln() * self.mean_gap
     }
-}
-
-fn setup_err<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> String {
-    move |e| format!("{what}: {e}")
 }
 
 /// Run one setting. Errors name what failed to come up.
