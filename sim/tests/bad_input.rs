@@ -606,3 +606,55 @@ fn oversized_region_access_and_unknown_region_are_refused() {
         "past the MSI-X table"
     );
 }
+
+/// Queue indices: a new queue takes the first free index, the limit (a
+/// VF's 4 of each type) answers `NoSpace`, a destroyed queue's index is
+/// taken again, and frames keep flowing on a queue past a gap.
+#[test]
+fn queue_indices_fill_gaps_and_stop_at_the_limit() {
+    let s = sim(2);
+    let mut a = bring_up(s.vf_socket(0).unwrap(), "a");
+    let mut b = bring_up(s.vf_socket(1).unwrap(), "b");
+    let slot = a.tx.slot;
+    let destroy = |a: &mut Port1, qindex: u16| {
+        let q = QueueRef {
+            qtype: QueueType::Tx.raw(),
+            qindex: qindex.into(),
+            ..Default::default()
+        };
+        a.f.admin(AdminCommand::QueueDestroy(q), a.lif).0
+    };
+    let mut txqs: Vec<Queue<TxDesc>> = Vec::new();
+    for want in 1..4u16 {
+        let q = a.f.create_queue::<TxDesc>(a.lif, slot, QueueType::Tx, 6, None);
+        assert_eq!(q.qindex, want, "the first free index");
+        txqs.push(q);
+    }
+    let body = a.f.queue_create_body(QueueType::Tx, 6, None);
+    assert_eq!(
+        a.f.admin(AdminCommand::QueueCreate(body), a.lif).0,
+        AdminStatus::NoSpace
+    );
+    // The last and a middle one go; they come back in index order.
+    assert_eq!(destroy(&mut a, 3), AdminStatus::Ok);
+    assert_eq!(destroy(&mut a, 2), AdminStatus::Ok);
+    assert_eq!(destroy(&mut a, 3), AdminStatus::NoEntry, "already gone");
+    txqs.truncate(1);
+    for want in [2u16, 3] {
+        let q = a.f.create_queue::<TxDesc>(a.lif, slot, QueueType::Tx, 6, None);
+        assert_eq!(q.qindex, want, "a destroyed queue's index is taken again");
+        txqs.push(q);
+    }
+    // Queue 2 goes again: queue 3, past the gap, still sends.
+    assert_eq!(destroy(&mut a, 2), AdminStatus::Ok);
+    let mut q3 = txqs.pop().expect("queue 3");
+    let pkt = frame(b.mac, a.mac, 9, 80);
+    let buf = a.f.alloc(2048, 64);
+    a.f.mem.write(buf, &pkt);
+    assert!(q3.ring.fill_bulk(&[TxDesc::new(buf, pkt.len() as u16, 0)]));
+    a.f.ring_doorbell(&mut q3);
+    s.advance(10_000);
+    let c = b.f.completion(&mut b.rx).expect("the frame from queue 3 arrives");
+    assert_eq!((c.status, usize::from(c.len)), (CompStatus::Ok, pkt.len()));
+    still_works(&s, &mut a, &mut b);
+}

@@ -23,7 +23,7 @@ pub mod switch;
 use crate::clock::{Nanos, SimClock};
 use crate::pci;
 use crate::port::Port;
-use dataplane::abi::{self, CompStatus, FunctionKind, LifCounter, RxDesc, TxDesc, LIF_COUNTERS, LIF_NONE};
+use dataplane::abi::{self, CompStatus, FunctionKind, LifCounter, QueueType, RxDesc, TxDesc, LIF_COUNTERS, LIF_NONE};
 use dataplane::fair::{Basis, Scheduler};
 use dataplane::packet::Mac;
 use function::{Bar0Effect, Function, FunctionLimits};
@@ -173,8 +173,14 @@ pub struct Lif {
     pub slot: u16,
     pub name: [u8; 16],
     pub mac: Mac,
+    /// Its queues by index. Each vector ends at its highest queue (it
+    /// grows when a queue is created past it and shrinks when the last
+    /// is destroyed), so the engine's round robins never walk empty
+    /// slots past the last queue; `max_queues` is the limit.
     pub txqs: Vec<Option<DeviceQueue<TxDesc>>>,
     pub rxqs: Vec<Option<DeviceQueue<RxDesc>>>,
+    /// Queues of each type the LIF may have (its function's limit).
+    pub max_queues: usize,
     /// Indexed by [`LifCounter`].
     pub counters: [u64; LIF_COUNTERS],
     /// The LIF's meters and their policies.
@@ -197,6 +203,27 @@ pub struct Lif {
 }
 
 impl Lif {
+    /// The index a new queue of `qtype` gets: the first free one, or
+    /// `None` at the limit.
+    pub fn free_queue_index(&self, qtype: QueueType) -> Option<usize> {
+        let (free, len) = match qtype {
+            QueueType::Tx => (self.txqs.iter().position(Option::is_none), self.txqs.len()),
+            QueueType::Rx => (self.rxqs.iter().position(Option::is_none), self.rxqs.len()),
+            QueueType::Admin => return None,
+        };
+        free.or((len < self.max_queues).then_some(len))
+    }
+
+    /// Drop the empty slots past the last queue of each type.
+    pub fn trim_queues(&mut self) {
+        while let Some(None) = self.txqs.last() {
+            self.txqs.pop();
+        }
+        while let Some(None) = self.rxqs.last() {
+            self.rxqs.pop();
+        }
+    }
+
     /// Add to a counter.
     pub fn count(&mut self, c: LifCounter, n: u64) {
         self.counters[c as usize] += n;

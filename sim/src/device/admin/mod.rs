@@ -344,6 +344,7 @@ impl Device {
                 if !gone {
                     return Err(AdminStatus::NoEntry.into());
                 }
+                lif.trim_queues();
                 Ok(Outcome::ok(0, 0))
             }
             AdminCommand::QueueReset(q) => self.queue_reset(fi, hdr.lif, &q),

@@ -20,12 +20,10 @@ impl Device {
         }
         let qtype = q.qtype();
         let l = self.lifs[usize::from(lif)].as_ref().expect("checked");
-        let qindex = match qtype {
-            QueueType::Tx => l.txqs.iter().position(Option::is_none),
-            QueueType::Rx => l.rxqs.iter().position(Option::is_none),
-            QueueType::Admin => return Err(AdminStatus::Invalid.into()),
+        if qtype == QueueType::Admin {
+            return Err(AdminStatus::Invalid.into());
         }
-        .ok_or(Outcome::err(AdminStatus::NoSpace))? as u16;
+        let qindex = l.free_queue_index(qtype).ok_or(Outcome::err(AdminStatus::NoSpace))? as u16;
         let func = &self.functions[fi];
         let dma = &func.dma;
         let l = self.lifs[usize::from(lif)].as_mut().expect("checked");
@@ -35,12 +33,12 @@ impl Device {
         match qtype {
             QueueType::Tx => {
                 let tq = DeviceQueue::new(dma, q, lif, qindex).map_err(queue_mem_status)?;
-                l.txqs[usize::from(qindex)] = Some(tq);
+                put_queue(&mut l.txqs, usize::from(qindex), tq);
             }
             _ => {
                 let mut rq = DeviceQueue::new(dma, q, lif, qindex).map_err(queue_mem_status)?;
                 rq.core.set_always_fetching();
-                l.rxqs[usize::from(qindex)] = Some(rq);
+                put_queue(&mut l.rxqs, usize::from(qindex), rq);
             }
         }
         Ok(Outcome::ok(u32::from(qindex), 0))
@@ -81,5 +79,15 @@ impl Device {
             Some(Err(e)) => Err(queue_mem_status(e)),
             Some(Ok(())) => Ok(Outcome::ok(0, 0)),
         }
+    }
+}
+
+/// Put queue `q` at `index` of `slots` (a free slot, or the one just past
+/// the end: [`crate::device::Lif::free_queue_index`]).
+fn put_queue<T>(slots: &mut Vec<Option<T>>, index: usize, q: T) {
+    if index == slots.len() {
+        slots.push(Some(q));
+    } else {
+        slots[index] = Some(q);
     }
 }

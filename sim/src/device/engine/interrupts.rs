@@ -36,8 +36,8 @@ impl Device {
             let func = &mut self.functions[f];
             let mut suppressed = 0;
             let mut sent = 0;
-            // Published once per pass rather than per packet: the TX head
-            // write-back and the informational cq_tail.
+            // Published once per pass rather than per packet: the TX and
+            // RX heads' write-back and the informational cq_tail.
             for q in lif.txqs.iter_mut().flatten() {
                 if let Some(i) = q.write_back_pending.take().filter(|_| !q.core.detached) {
                     q.write_back_to(i);
@@ -45,6 +45,9 @@ impl Device {
                 q.core.publish_cq_tail();
             }
             for q in lif.rxqs.iter_mut().flatten() {
+                if let Some(i) = q.write_back_pending.take().filter(|_| !q.core.detached) {
+                    q.write_back_to(i);
+                }
                 q.core.publish_cq_tail();
             }
             let cores = lif

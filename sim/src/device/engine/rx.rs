@@ -249,9 +249,17 @@ impl Device {
             c.flags |= comp_flags::TRUNCATED;
         }
         rxq.core.post_completion(c);
-        // Slots up to the next cached descriptor are the driver's again.
+        // Slots up to the next cached descriptor are the driver's again:
+        // written back when the cache runs dry, else at the end of the
+        // pass (as TX does), not once a frame: the head shares a line
+        // with what the driver polls.
         let next = rxq.next_index();
-        rxq.write_back_to(next);
+        if rxq.cache.is_empty() {
+            rxq.write_back_to(next);
+            rxq.write_back_pending = None;
+        } else {
+            rxq.write_back_pending = Some(next);
+        }
         lif.count(LifCounter::DmaBytes, 16 + 16 + len as u64);
         if truncated {
             lif.count(LifCounter::DropTooLong, 1);

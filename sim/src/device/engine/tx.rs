@@ -49,14 +49,11 @@ impl Device {
 
     /// Process one packet from LIF `l`'s TX queues (round robin among them).
     pub(super) fn serve(&mut self, l: usize, now: Nanos) -> Served {
-        if self.lifs[l]
-            .as_mut()
-            .is_some_and(|lif| std::mem::take(&mut lif.inject_panic))
-        {
-            panic!("fault injection: a bug in the engine while serving LIF {l}");
-        }
         let (f, nq, next) = {
-            let lif = self.lifs[l].as_ref().expect("caller checked");
+            let lif = self.lifs[l].as_mut().expect("caller checked");
+            if std::mem::take(&mut lif.inject_panic) {
+                panic!("fault injection: a bug in the engine while serving LIF {l}");
+            }
             (usize::from(lif.function), lif.txqs.len(), lif.tx_next)
         };
         // Round robin from `next` (kept below `nq`), without a division
@@ -263,6 +260,23 @@ impl Device {
     /// One packet from TX queue `qi` of LIF `l` (on function `f`) through
     /// the pipeline.
     pub(super) fn serve_queue(&mut self, l: usize, qi: usize, f: usize, now: Nanos) -> Served {
+        // The usual case with a program loaded: the next descriptor's frame
+        // already went through it (`preprocess`), its decision queued in
+        // `pre` beside the cached descriptor (the two are popped together,
+        // and cleared together on a fault). One look at the queue for what
+        // `next_tx_desc` and the checks below would each look up again.
+        if let Some(txq) = self.lifs[l].as_mut().and_then(|lif| lif.txqs[qi].as_mut()) {
+            if txq.core.error.is_none() && now >= txq.stalled_until && !txq.inject_bad && !txq.pre.is_empty() {
+                let d = txq
+                    .cache
+                    .pop_front()
+                    .expect("a queued decision has its descriptor cached");
+                let index = txq.cache_index;
+                txq.cache_index = index + 1;
+                let (frame, decision) = txq.pre.pop_front().expect("checked non-empty");
+                return self.finish_tx(l, qi, d, index, frame, decision, false, now);
+            }
+        }
         let Some((d, index)) = self.next_tx_desc(l, qi, f, now) else {
             return Served::Nothing;
         };
