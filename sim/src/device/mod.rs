@@ -214,6 +214,25 @@ impl Lif {
         free.or((len < self.max_queues).then_some(len))
     }
 
+    /// Descriptors the LIF has waiting: cached and published, over its
+    /// TX queues (only computed when a descriptors-in-flight meter needs
+    /// it, else 0).
+    #[inline]
+    pub fn backlog(&mut self) -> u64 {
+        if !self.meters.needs_backlog() {
+            return 0;
+        }
+        self.queued_descriptors()
+    }
+
+    fn queued_descriptors(&mut self) -> u64 {
+        self.txqs
+            .iter_mut()
+            .flatten()
+            .map(|q| q.cache.len() as u64 + u64::from(q.available().unwrap_or(0)))
+            .sum()
+    }
+
     /// Drop the empty slots past the last queue of each type.
     pub fn trim_queues(&mut self) {
         while let Some(None) = self.txqs.last() {

@@ -169,12 +169,8 @@ impl Device {
                 if budget == 0 || self.pipeline_busy(now) || !self.sched.still_serving(l) {
                     continue 'pass;
                 }
-                let (regulated, needs_backlog) = self.lifs[l]
-                    .as_ref()
-                    .map_or((false, false), |lif| (lif.meters.any_on(), lif.meters.needs_backlog()));
-                if regulated {
-                    let backlog = if needs_backlog { self.backlog(l) } else { 0 };
-                    let lif = self.lifs[l].as_mut().expect("served LIF exists");
+                if let Some(lif) = self.lifs[l].as_mut().filter(|lif| lif.meters.any_on()) {
+                    let backlog = lif.backlog();
                     if lif.meters.class(now, backlog) != class.unwrap_or(Class::Blocked) {
                         continue 'pass;
                     }

@@ -20,14 +20,23 @@ impl Device {
     }
 
     /// Send a frame where the switch decided; `done` is its completion
-    /// time.
+    /// time. The usual verdict, a LIF, is inlined into the caller; the
+    /// others go through [`Device::deliver_other`].
+    #[inline]
     pub(super) fn deliver(&mut self, verdict: Verdict, frame: &[u8], m: Meta, now: Nanos) {
-        let src = m.src;
         match verdict {
             Verdict::ToLif(d) => {
                 self.audit.to_lif += 1;
                 self.rx_deliver(usize::from(d), frame, m, now)
             }
+            other => self.deliver_other(other, frame, m, now),
+        }
+    }
+
+    fn deliver_other(&mut self, verdict: Verdict, frame: &[u8], m: Meta, now: Nanos) {
+        let src = m.src;
+        match verdict {
+            Verdict::ToLif(_) => self.deliver(verdict, frame, m, now),
             Verdict::ToUplink => {
                 self.port.transmit(m.done, frame);
                 self.uplink_counters[LifCounter::WireTxPackets as usize] += 1;
@@ -116,6 +125,7 @@ impl Device {
     }
 
     /// Put `frame` into the next posted buffer of LIF `d`.
+    #[inline]
     pub(super) fn rx_deliver(&mut self, d: usize, frame: &[u8], m: Meta, now: Nanos) {
         // A bug while delivering is the receiver's function's to report.
         let owner = self.lifs.get(d).and_then(Option::as_ref).map(|l| l.function);

@@ -36,15 +36,7 @@ impl Device {
     /// Descriptors LIF `l` has waiting (only computed when a
     /// descriptors-in-flight meter needs it).
     pub(super) fn backlog(&mut self, l: usize) -> u64 {
-        let Some(lif) = self.lifs[l].as_mut() else { return 0 };
-        if !lif.meters.needs_backlog() {
-            return 0;
-        }
-        lif.txqs
-            .iter_mut()
-            .flatten()
-            .map(|q| q.cache.len() as u64 + u64::from(q.available().unwrap_or(0)))
-            .sum()
+        self.lifs[l].as_mut().map_or(0, super::super::Lif::backlog)
     }
 
     /// Process one packet from LIF `l`'s TX queues (round robin among them).
