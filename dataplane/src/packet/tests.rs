@@ -62,6 +62,71 @@ proptest! {
     }
 }
 
+proptest! {
+    // Each near miss is one field of several: enough cases that every
+    // field's is tried many times (a case takes about a microsecond).
+    #![proptest_config(ProptestConfig::with_cases(8192))]
+
+    /// The untagged-IPv4 shortcut answers only where the general path
+    /// agrees: a UDP frame with each field the checks read (EtherType,
+    /// version and IHL, total length, fragment offset, protocol, UDP
+    /// length, TCP data offset) set to a near miss or anything, then
+    /// perhaps cut short.
+    #[test]
+    fn the_ipv4_shortcut_agrees_with_the_general_path(
+        payload in 0usize..48,
+        ethertype in prop_oneof![5 => Just(0x0800u16), 1 => any::<u16>()],
+        ver_ihl in prop_oneof![5 => Just(0x45u8), 1 => 0x40u8..0x50, 1 => any::<u8>()],
+        total in prop_oneof![2 => Just(None), 1 => (0u16..100).prop_map(Some)],
+        frag in prop_oneof![2 => Just(0u16), 2 => Just(0x4000), 1 => Just(0x2000), 1 => (0u16..13).prop_map(|b| 1 << b), 1 => any::<u16>()],
+        proto in prop_oneof![2 => Just(IPPROTO_UDP), 2 => Just(IPPROTO_TCP), 1 => any::<u8>()],
+        udp_len in proptest::option::of(0u16..80),
+        tcp_off in 0u8..16,
+        cut in prop_oneof![3 => Just(None), 1 => (0usize..120).prop_map(Some)],
+    ) {
+        let mut f = build_udp4([2; 6], [4; 6], [10, 0, 0, 1], [10, 0, 0, 2], (1, 2), &[], 42 + payload);
+        f[12..14].copy_from_slice(&ethertype.to_be_bytes());
+        f[14] = ver_ihl;
+        if let Some(t) = total {
+            f[16..18].copy_from_slice(&t.to_be_bytes());
+        }
+        f[20..22].copy_from_slice(&frag.to_be_bytes());
+        f[23] = proto;
+        if let Some(l) = udp_len {
+            f[38..40].copy_from_slice(&l.to_be_bytes());
+        }
+        if let Some(b) = f.get_mut(46) {
+            *b = tcp_off << 4;
+        }
+        if let Some(n) = cut {
+            f.truncate(n);
+        }
+        if let Some(flags) = classify_plain_ipv4(&f) {
+            prop_assert_eq!(Ok(flags), classify_any(&f));
+        }
+        prop_assert_eq!(classify(&f), classify_any(&f));
+    }
+}
+
+/// The shortcut takes the frames it is for (it is not dead code that
+/// the property above would pass vacuously).
+#[test]
+fn the_ipv4_shortcut_takes_plain_udp_and_tcp() {
+    let udp = build_udp4([2; 6], [4; 6], [10, 0, 0, 1], [10, 0, 0, 2], (1, 2), &[], 64);
+    assert_eq!(classify_plain_ipv4(&udp), Some(pkt_flags::IPV4 | pkt_flags::UDP));
+    let mut tcp = udp.clone();
+    tcp[23] = IPPROTO_TCP;
+    tcp[16..18].copy_from_slice(&40u16.to_be_bytes());
+    tcp[46] = 0x50;
+    assert_eq!(classify_plain_ipv4(&tcp), Some(pkt_flags::IPV4 | pkt_flags::TCP));
+    let mut frag = udp.clone();
+    frag[21] = 1;
+    assert_eq!(classify_plain_ipv4(&frag), Some(pkt_flags::IPV4));
+    let mut opts = udp;
+    opts[14] = 0x46;
+    assert_eq!(classify_plain_ipv4(&opts), None, "options: the general path");
+}
+
 /// The views read what the Reprs wrote, and a MAC prints and parses back.
 #[test]
 fn views_read_what_reprs_emit_and_addresses_round_trip() {
