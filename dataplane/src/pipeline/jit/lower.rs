@@ -8,8 +8,8 @@ use crate::pipeline::table::{Slot, EMPTY, HASH_MIX, HASH_MUL};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{I16, I32, I64, I8};
 use cranelift_codegen::ir::{
-    AbiParam, Block, BlockArg, Function, InstBuilder, MemFlagsData, SigRef, Signature, StackSlot, StackSlotData,
-    StackSlotKind, Type, Value,
+    AbiParam, AliasRegionData, AliasRegionSet, Block, BlockArg, Function, InstBuilder, MemFlagsData, SigRef, Signature,
+    StackSlot, StackSlotData, StackSlotKind, Type, Value,
 };
 use cranelift_codegen::isa::TargetFrontendConfig;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
@@ -23,6 +23,7 @@ pub(super) fn lower(
     cfg: TargetFrontendConfig,
 ) {
     let mut b = FunctionBuilder::new(func, fctx);
+    let mem = Mem::new(&mut b.func.dfg.alias_regions);
     let ptr = cfg.pointer_type();
     let call_conv = cfg.default_call_conv;
     let sig = |params: &[Type], ret: bool| {
@@ -42,7 +43,6 @@ pub(super) fn lower(
     b.append_block_params_for_function_params(entry);
     b.switch_to_block(entry);
     let fr = b.block_params(entry)[0];
-    let trusted = MemFlagsData::trusted();
     // The batch loop: packet `i` of `n` each time round.
     let i_var = b.declare_var(I64);
     let zero = b.ins().iconst(I64, 0);
@@ -53,25 +53,25 @@ pub(super) fn lower(
     b.ins().jump(head, &[]);
     b.switch_to_block(head);
     let i = b.use_var(i_var);
-    let n = b.ins().load(I64, trusted, fr, frame::N);
+    let n = b.ins().load(I64, mem.frame, fr, frame::N);
     let more = b.ins().icmp(IntCC::UnsignedLessThan, i, n);
     b.ins().brif(more, pkt, &[], finish, &[]);
     // This packet: its bytes, length and metadata slots in the frame, and
     // the standard metadata the device sets.
     b.switch_to_block(pkt);
-    let batch = b.ins().load(ptr, trusted, fr, frame::BATCH);
+    let batch = b.ins().load(ptr, mem.frame, fr, frame::BATCH);
     let at = b.ins().imul_imm_s(i, frame::IN_SIZE);
     let inp = b.ins().iadd(batch, at);
-    let data = b.ins().load(ptr, trusted, inp, frame::IN_DATA);
-    let len = b.ins().load(I64, trusted, inp, frame::IN_LEN);
-    let lif = b.ins().load(I64, trusted, inp, frame::IN_LIF);
-    b.ins().store(trusted, data, fr, frame::DATA);
-    b.ins().store(trusted, len, fr, frame::LEN);
-    let meta_base = b.ins().load(ptr, trusted, fr, frame::META_BASE);
+    let data = b.ins().load(ptr, mem.frame, inp, frame::IN_DATA);
+    let len = b.ins().load(I64, mem.frame, inp, frame::IN_LEN);
+    let lif = b.ins().load(I64, mem.frame, inp, frame::IN_LIF);
+    b.ins().store(mem.frame, data, fr, frame::DATA);
+    b.ins().store(mem.frame, len, fr, frame::LEN);
+    let meta_base = b.ins().load(ptr, mem.frame, fr, frame::META_BASE);
     let slots = 8 * prog.meta.len() as i64;
     let mo = b.ins().imul_imm_s(i, slots);
     let meta = b.ins().iadd(meta_base, mo);
-    b.ins().store(trusted, meta, fr, frame::META);
+    b.ins().store(mem.frame, meta, fr, frame::META);
     // Every slot: zero but for what the device sets (a store each, not a
     // memset of the batch's slots by the caller).
     let none = b.ins().iconst(I64, std_meta::LIF_NONE as i64);
@@ -83,7 +83,7 @@ pub(super) fn lower(
             std_meta::PACKET_LENGTH => len,
             _ => zero,
         };
-        b.ins().store(trusted, v, meta, (8 * f) as i32);
+        b.ins().store(mem.meta, v, meta, (8 * f) as i32);
     }
     for &v in &off {
         b.def_var(v, zero);
@@ -92,7 +92,7 @@ pub(super) fn lower(
     // The cost accumulates in the frame (no register held for it through
     // the whole function).
     let base = b.ins().iconst(I64, i64::from(prog.base_cost));
-    b.ins().store(trusted, base, fr, frame::COST);
+    b.ins().store(mem.cost, base, fr, frame::COST);
     let apply_params = b.create_sized_stack_slot(StackSlotData::new(
         StackSlotKind::ExplicitSlot,
         (8 * limits::PARAMS) as u32,
@@ -105,6 +105,7 @@ pub(super) fn lower(
         locs,
         b,
         ptr,
+        mem,
         fr,
         off,
         valid,
@@ -136,6 +137,48 @@ pub(super) fn lower(
     l.b.finalize(cfg);
 }
 
+/// Memory flags by what an access reaches. Each kind of memory the
+/// generated code touches is its own alias region, so Cranelift's alias
+/// analysis knows that a store to one (a counter, a meter's bucket, a
+/// header field) leaves the others as they were: it reuses a pointer or
+/// a metadata slot already loaded (or just stored) instead of loading it
+/// again, and drops a store to the packet's cost that a later one
+/// overwrites unread. Sound because the five are disjoint memory: the
+/// frame's fields and the batch's inputs and array lists (`frame`, its
+/// `cost` field apart), the batch's metadata slots (`meta`), the packet's
+/// bytes (`packet`); everything else (counter and meter cells, tables,
+/// stats, outcomes, the parameters' stack slot) keeps the default
+/// region, as before. A helper call may touch any of them and is treated
+/// as touching all.
+#[derive(Clone, Copy)]
+struct Mem {
+    frame: MemFlagsData,
+    cost: MemFlagsData,
+    meta: MemFlagsData,
+    packet: MemFlagsData,
+}
+
+impl Mem {
+    fn new(regions: &mut AliasRegionSet) -> Mem {
+        let mut region = |user_id: u32, description: &'static str| {
+            Some(regions.insert(AliasRegionData {
+                user_id,
+                description: description.into(),
+            }))
+        };
+        let trusted = MemFlagsData::trusted();
+        // The packet's bytes: no alignment promised, never trapping.
+        let mut packet = MemFlagsData::new();
+        packet.set_notrap();
+        Mem {
+            frame: trusted.with_alias_region(region(1, "frame")),
+            cost: trusted.with_alias_region(region(2, "frame cost")),
+            meta: trusted.with_alias_region(region(3, "metadata")),
+            packet: packet.with_alias_region(region(4, "packet")),
+        }
+    }
+}
+
 /// The helpers' signatures.
 struct Sigs {
     apply: SigRef,
@@ -148,6 +191,7 @@ struct Lower<'a, 'f> {
     locs: &'a [Vec<Loc>],
     b: FunctionBuilder<'f>,
     ptr: Type,
+    mem: Mem,
     fr: Value,
     /// Each header's offset in the packet, and the validity bits.
     off: Vec<Variable>,
@@ -211,15 +255,9 @@ impl Lower<'_, '_> {
         }
     }
 
-    fn flags() -> MemFlagsData {
-        let mut f = MemFlagsData::new();
-        f.set_notrap();
-        f
-    }
-
     fn add_cost(&mut self, c: u32) {
         if c != 0 {
-            let t = MemFlagsData::trusted();
+            let t = self.mem.cost;
             let v = self.b.ins().load(I64, t, self.fr, frame::COST);
             let v = self.b.ins().iadd_imm_s(v, i64::from(c));
             self.b.ins().store(t, v, self.fr, frame::COST);
@@ -307,19 +345,19 @@ impl Lower<'_, '_> {
         for (at, k) in pieces(span) {
             let o = i32::from(byte) + i32::from(at);
             let piece = match k {
-                1 => self.b.ins().uload8(I64, Self::flags(), base, o),
+                1 => self.b.ins().uload8(I64, self.mem.packet, base, o),
                 2 => {
-                    let x = self.b.ins().load(I16, Self::flags(), base, o);
+                    let x = self.b.ins().load(I16, self.mem.packet, base, o);
                     let x = self.b.ins().bswap(x);
                     self.b.ins().uextend(I64, x)
                 }
                 4 => {
-                    let x = self.b.ins().load(I32, Self::flags(), base, o);
+                    let x = self.b.ins().load(I32, self.mem.packet, base, o);
                     let x = self.b.ins().bswap(x);
                     self.b.ins().uextend(I64, x)
                 }
                 _ => {
-                    let x = self.b.ins().load(I64, Self::flags(), base, o);
+                    let x = self.b.ins().load(I64, self.mem.packet, base, o);
                     self.b.ins().bswap(x)
                 }
             };
@@ -342,21 +380,21 @@ impl Lower<'_, '_> {
             let x = if sh == 0 { v } else { self.b.ins().ushr_imm_s(v, sh) };
             match k {
                 1 => {
-                    self.b.ins().istore8(Self::flags(), x, base, o);
+                    self.b.ins().istore8(self.mem.packet, x, base, o);
                 }
                 2 => {
                     let x = self.b.ins().ireduce(I16, x);
                     let x = self.b.ins().bswap(x);
-                    self.b.ins().store(Self::flags(), x, base, o);
+                    self.b.ins().store(self.mem.packet, x, base, o);
                 }
                 4 => {
                     let x = self.b.ins().ireduce(I32, x);
                     let x = self.b.ins().bswap(x);
-                    self.b.ins().store(Self::flags(), x, base, o);
+                    self.b.ins().store(self.mem.packet, x, base, o);
                 }
                 _ => {
                     let x = self.b.ins().bswap(x);
-                    self.b.ins().store(Self::flags(), x, base, o);
+                    self.b.ins().store(self.mem.packet, x, base, o);
                 }
             }
         }
@@ -410,22 +448,22 @@ impl Lower<'_, '_> {
     /// used: held in a register through the whole function it would be
     /// spilled to the stack and reloaded from there anyway.
     fn frame_ptr(&mut self, field: i32) -> Value {
-        self.b.ins().load(self.ptr, MemFlagsData::trusted(), self.fr, field)
+        self.b.ins().load(self.ptr, self.mem.frame, self.fr, field)
     }
 
     /// The packet's length, loaded where it is used (as `frame_ptr`).
     fn frame_len(&mut self) -> Value {
-        self.b.ins().load(I64, MemFlagsData::trusted(), self.fr, frame::LEN)
+        self.b.ins().load(I64, self.mem.frame, self.fr, frame::LEN)
     }
 
     fn meta_load(&mut self, f: usize) -> Value {
         let meta = self.frame_ptr(frame::META);
-        self.b.ins().load(I64, MemFlagsData::trusted(), meta, (8 * f) as i32)
+        self.b.ins().load(I64, self.mem.meta, meta, (8 * f) as i32)
     }
 
     fn meta_store(&mut self, f: usize, v: Value) {
         let meta = self.frame_ptr(frame::META);
-        self.b.ins().store(MemFlagsData::trusted(), v, meta, (8 * f) as i32);
+        self.b.ins().store(self.mem.meta, v, meta, (8 * f) as i32);
     }
 
     fn expr(&mut self, e: &Expr) -> Value {
@@ -883,7 +921,7 @@ impl Lower<'_, '_> {
         // stores do not wait on the multiply's chain).
         self.b.switch_to_block(sr);
         let [tc, te] = [ml::SR_TC, ml::SR_TE].map(|off| self.b.ins().load(I64, t, p, off));
-        let now = self.b.ins().load(I64, t, self.fr, frame::NOW);
+        let now = self.b.ins().load(I64, self.mem.frame, self.fr, frame::NOW);
         let last = self.b.ins().load(I64, t, p, ml::SR_LAST);
         let later = self.b.ins().icmp(IntCC::UnsignedGreaterThan, now, last);
         let [fill, judge, green_b, not_green, yellow_b, red_b] = [(); 6].map(|()| self.b.create_block());
@@ -971,9 +1009,8 @@ impl Lower<'_, '_> {
     /// size the program declares (the runtime makes it so and never
     /// resizes it; `Pipeline` checks it whenever it takes the views).
     fn array_base(&mut self, field: i32, k: usize) -> Value {
-        let t = MemFlagsData::trusted();
-        let arrays = self.b.ins().load(self.ptr, t, self.fr, field);
-        self.b.ins().load(self.ptr, t, arrays, (16 * k) as i32)
+        let arrays = self.b.ins().load(self.ptr, self.mem.frame, self.fr, field);
+        self.b.ins().load(self.ptr, self.mem.frame, arrays, (16 * k) as i32)
     }
 
     /// Go on where `idx` is below `size`, else count an index error and
@@ -1001,10 +1038,10 @@ impl Lower<'_, '_> {
     fn outcome(&mut self, i_var: Variable, code: Value) {
         let t = MemFlagsData::trusted();
         let i = self.b.use_var(i_var);
-        let outs = self.b.ins().load(self.ptr, t, self.fr, frame::OUTCOMES);
+        let outs = self.b.ins().load(self.ptr, self.mem.frame, self.fr, frame::OUTCOMES);
         let at = self.b.ins().imul_imm_s(i, frame::OUT_SIZE);
         let o = self.b.ins().iadd(outs, at);
-        let cost = self.b.ins().load(I64, t, self.fr, frame::COST);
+        let cost = self.b.ins().load(I64, self.mem.cost, self.fr, frame::COST);
         let cap = self.iconst(u64::from(u32::MAX));
         let cost = self.b.ins().umin(cost, cap);
         let cost = self.b.ins().ireduce(I32, cost);
@@ -1073,7 +1110,7 @@ impl Lower<'_, '_> {
     /// Add one to the `Stats` field at `at` (`frame::ST_*`).
     fn count_stat(&mut self, at: i32) {
         let t = MemFlagsData::trusted();
-        let e = self.b.ins().load(self.ptr, t, self.fr, frame::STATS);
+        let e = self.b.ins().load(self.ptr, self.mem.frame, self.fr, frame::STATS);
         let x = self.b.ins().load(I64, t, e, at);
         let x = self.b.ins().iadd_imm_s(x, 1);
         self.b.ins().store(t, x, e, at);
@@ -1083,7 +1120,7 @@ impl Lower<'_, '_> {
     /// not past it), and whether it is past (then `last` moves to now).
     fn meter_elapsed(&mut self, p: Value, last_at: i32) -> (Value, Value) {
         let t = MemFlagsData::trusted();
-        let now = self.b.ins().load(I64, t, self.fr, frame::NOW);
+        let now = self.b.ins().load(I64, self.mem.frame, self.fr, frame::NOW);
         let last = self.b.ins().load(I64, t, p, last_at);
         let later = self.b.ins().icmp(IntCC::UnsignedGreaterThan, now, last);
         let d = self.b.ins().isub(now, last);
@@ -1169,7 +1206,7 @@ impl Lower<'_, '_> {
     /// Count a hit or a miss of table `t` in place (`Frame::hits`).
     fn count_lookup(&mut self, t: usize, hit: bool) {
         let tr = MemFlagsData::trusted();
-        let hits = self.b.ins().load(self.ptr, tr, self.fr, frame::HITS);
+        let hits = self.b.ins().load(self.ptr, self.mem.frame, self.fr, frame::HITS);
         let at = (16 * t) as i32 + if hit { frame::CELL_PACKETS } else { frame::CELL_BYTES };
         let n = self.b.ins().load(I64, tr, hits, at);
         let n = self.b.ins().iadd_imm_s(n, 1);
@@ -1234,7 +1271,7 @@ impl Lower<'_, '_> {
         miss_b: Block,
     ) {
         let tr = MemFlagsData::trusted();
-        let views = self.b.ins().load(self.ptr, tr, self.fr, frame::TABLES);
+        let views = self.b.ins().load(self.ptr, self.mem.frame, self.fr, frame::TABLES);
         let at = (32 * t) as i32;
         let slots = self.b.ins().load(self.ptr, tr, views, at);
         let mask = self.b.ins().load(I64, tr, views, at + 8);
@@ -1295,7 +1332,7 @@ impl Lower<'_, '_> {
         let (hit_b, miss_b, after) = (self.b.create_block(), self.b.create_block(), self.b.create_block());
         // An empty table: a miss, counted here, no call.
         let tr = MemFlagsData::trusted();
-        let lens = self.b.ins().load(self.ptr, tr, self.fr, frame::TABLE_LENS);
+        let lens = self.b.ins().load(self.ptr, self.mem.frame, self.fr, frame::TABLE_LENS);
         let n = self.b.ins().load(I64, tr, lens, (8 * t) as i32);
         let (look, empty) = (self.b.create_block(), self.b.create_block());
         self.b.ins().brif(n, look, &[], empty, &[]);
