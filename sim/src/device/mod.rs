@@ -235,12 +235,13 @@ impl Lif {
 
     /// Drop the empty slots past the last queue of each type.
     pub fn trim_queues(&mut self) {
-        while let Some(None) = self.txqs.last() {
-            self.txqs.pop();
+        fn trim<T>(slots: &mut Vec<Option<T>>) {
+            while let Some(None) = slots.last() {
+                slots.pop();
+            }
         }
-        while let Some(None) = self.rxqs.last() {
-            self.rxqs.pop();
-        }
+        trim(&mut self.txqs);
+        trim(&mut self.rxqs);
     }
 
     /// Add to a counter.

@@ -39,15 +39,11 @@ impl Device {
             // Published once per pass rather than per packet: the TX and
             // RX heads' write-back and the informational cq_tail.
             for q in lif.txqs.iter_mut().flatten() {
-                if let Some(i) = q.write_back_pending.take().filter(|_| !q.core.detached) {
-                    q.write_back_to(i);
-                }
+                q.flush_write_back();
                 q.core.publish_cq_tail();
             }
             for q in lif.rxqs.iter_mut().flatten() {
-                if let Some(i) = q.write_back_pending.take().filter(|_| !q.core.detached) {
-                    q.write_back_to(i);
-                }
+                q.flush_write_back();
                 q.core.publish_cq_tail();
             }
             let cores = lif

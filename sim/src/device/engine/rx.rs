@@ -259,17 +259,9 @@ impl Device {
             c.flags |= comp_flags::TRUNCATED;
         }
         rxq.core.post_completion(c);
-        // Slots up to the next cached descriptor are the driver's again:
-        // written back when the cache runs dry, else at the end of the
-        // pass (as TX does), not once a frame: the head shares a line
-        // with what the driver polls.
+        // Slots up to the next cached descriptor are the driver's again.
         let next = rxq.next_index();
-        if rxq.cache.is_empty() {
-            rxq.write_back_to(next);
-            rxq.write_back_pending = None;
-        } else {
-            rxq.write_back_pending = Some(next);
-        }
+        rxq.done_to(next);
         lif.count(LifCounter::DmaBytes, 16 + 16 + len as u64);
         if truncated {
             lif.count(LifCounter::DropTooLong, 1);

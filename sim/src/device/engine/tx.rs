@@ -257,16 +257,14 @@ impl Device {
         // `pre` beside the cached descriptor (the two are popped together,
         // and cleared together on a fault). One look at the queue for what
         // `next_tx_desc` and the checks below would each look up again.
-        if let Some(txq) = self.lifs[l].as_mut().and_then(|lif| lif.txqs[qi].as_mut()) {
-            if txq.core.error.is_none() && now >= txq.stalled_until && !txq.inject_bad && !txq.pre.is_empty() {
-                let d = txq
-                    .cache
-                    .pop_front()
-                    .expect("a queued decision has its descriptor cached");
-                let index = txq.cache_index;
-                txq.cache_index = index + 1;
-                let (frame, decision) = txq.pre.pop_front().expect("checked non-empty");
-                return self.finish_tx(l, qi, d, index, frame, decision, false, now);
+        if let Some(txq) = self.lifs[l].as_mut().and_then(|lif| lif.txqs.get_mut(qi)?.as_mut()) {
+            let ready = txq.core.error.is_none() && now >= txq.stalled_until && !txq.inject_bad;
+            if ready && !txq.pre.is_empty() && !txq.cache.is_empty() {
+                if let Some((d, (frame, decision))) = txq.cache.pop_front().zip(txq.pre.pop_front()) {
+                    let index = txq.cache_index;
+                    txq.cache_index = index + 1;
+                    return self.finish_tx(l, qi, d, index, frame, decision, false, now);
+                }
             }
         }
         let Some((d, index)) = self.next_tx_desc(l, qi, f, now) else {
@@ -386,12 +384,7 @@ impl Device {
             c.flags |= mark.raw();
             txq.core.post_completion(c);
         }
-        if txq.cache.is_empty() {
-            txq.write_back_to(index + 1);
-            txq.write_back_pending = None;
-        } else {
-            txq.write_back_pending = Some(index + 1);
-        }
+        txq.done_to(index + 1);
         Served::Packet
     }
 

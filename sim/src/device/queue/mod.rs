@@ -478,6 +478,26 @@ impl<T: RingElem> DeviceQueue<T> {
         }
     }
 
+    /// The descriptors before `index` are done: their slots go back to
+    /// the driver now if nothing fetched is left in the cache, else with
+    /// [`DeviceQueue::flush_write_back`] at the end of the pass (not once
+    /// a frame: the head shares a line with what the driver polls).
+    pub fn done_to(&mut self, index: RingIndex) {
+        if self.cache.is_empty() {
+            self.write_back_to(index);
+            self.write_back_pending = None;
+        } else {
+            self.write_back_pending = Some(index);
+        }
+    }
+
+    /// Write back what [`DeviceQueue::done_to`] put off (once a pass).
+    pub fn flush_write_back(&mut self) {
+        if let Some(i) = self.write_back_pending.take().filter(|_| !self.core.detached) {
+            self.write_back_to(i);
+        }
+    }
+
     /// Give the driver back every slot fetched.
     pub fn write_back(&mut self) {
         let h = self.ring.head();
