@@ -378,6 +378,18 @@ fn operators_at_their_edges_agree() {
 /// agree on every packet, and a hit carries its own entry's argument.
 #[test]
 fn exact_probe_follows_adds_and_removes() {
+    exact_churn(false);
+}
+
+/// As [`exact_probe_follows_adds_and_removes`] with a 112-bit key (the
+/// 48-bit `eth.dst`, then a 64-bit field every key shares): the keys'
+/// low halves are all equal, so a probe must compare the high halves too.
+#[test]
+fn exact_probe_compares_both_halves_of_a_wide_key() {
+    exact_churn(true);
+}
+
+fn exact_churn(wide: bool) {
     use crate::abi::TableEntry;
     let mut meta: Vec<FieldDef> = std_meta::defs();
     let probe = meta.len() as u16;
@@ -435,12 +447,19 @@ fn exact_probe_follows_adds_and_removes() {
         ],
         tables: vec![TableDef {
             name: "t".into(),
-            keys: vec![KeyDef {
+            keys: std::iter::once(KeyDef {
                 expr: KeyExpr::Field(FieldRef::Header { header: 0, field: 0 }),
                 kind: MatchKind::Exact,
                 width: 48,
                 name: "eth.dst".into(),
-            }],
+            })
+            .chain(wide.then(|| KeyDef {
+                expr: KeyExpr::Field(FieldRef::Header { header: 0, field: 1 }),
+                kind: MatchKind::Exact,
+                width: 64,
+                name: "eth.rest".into(),
+            }))
+            .collect(),
             actions: vec![0, 1],
             default_action: 1,
             default_args: vec![],
@@ -472,12 +491,19 @@ fn exact_probe_follows_adds_and_removes() {
             [b[2], b[3], b[4], b[5], b[6], b[7]]
         })
         .collect();
+    // The wide key's second field: the same in every key and frame.
+    const REST: [u8; 8] = [0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88];
     let mut installed: std::collections::HashMap<[u8; 6], u64> = std::collections::HashMap::new();
     for round in 0..6 {
         for (i, k) in keys.iter().enumerate() {
             let add = (i + round) % 3 != 0;
             let v = r.next();
-            let e = TableEntry::exact(0, k, 0, &v.to_be_bytes());
+            let key: Vec<u8> = k
+                .iter()
+                .chain(wide.then_some(&REST).into_iter().flatten())
+                .copied()
+                .collect();
+            let e = TableEntry::exact(0, &key, 0, &v.to_be_bytes());
             let (a, b) = (c.apply_entry(&e, add), x.apply_entry(&e, add));
             assert_eq!(a.is_ok(), b.is_ok(), "round {round} key {i} add {add}");
             if a.is_ok() {
@@ -491,6 +517,9 @@ fn exact_probe_follows_adds_and_removes() {
         for k in &keys {
             let mut f = vec![0u8; 14];
             f[..6].copy_from_slice(k);
+            if wide {
+                f[6..].copy_from_slice(&REST);
+            }
             let mut g = f.clone();
             let a = c.process(0, &mut f, 1);
             let b = x.process(0, &mut g, 1);

@@ -1286,28 +1286,64 @@ impl Lower<'_, '_> {
         let mh = self.b.ins().umulhi(x, k);
         let h = self.b.ins().bxor(ml, mh);
         let home = self.b.ins().band(h, mask);
+        // Two slots a step (`i` and the one after it, wrapping), compared
+        // without a branch between them: a key at its home slot or the
+        // next one (most keys of a table at most half full) is found
+        // with one predictable branch, not a probe loop whose trip count
+        // the branch predictor has to guess per key.
+        let size = std::mem::size_of::<Slot>() as i64;
+        let (lo_at, hi_at, idx_at) = (
+            std::mem::offset_of!(Slot, lo) as i32,
+            std::mem::offset_of!(Slot, hi) as i32,
+            std::mem::offset_of!(Slot, idx) as i32,
+        );
+        // A key of 64 bits or fewer has a zero high half, and so has every
+        // slot's (a free slot's too).
+        let wide = self.prog.tables[t].keys.iter().map(|k| u32::from(k.width)).sum::<u32>() > 64;
         let probe = self.b.create_block();
         let i = self.b.append_block_param(probe, I64);
         self.b.ins().jump(probe, &[home.into()]);
         self.b.switch_to_block(probe);
-        let off = self.b.ins().imul_imm_s(i, std::mem::size_of::<Slot>() as i64);
-        let slot = self.b.ins().iadd(slots, off);
-        let idx = self.b.ins().uload32(tr, slot, std::mem::offset_of!(Slot, idx) as i32);
-        let free = self.b.ins().icmp_imm_s(IntCC::Equal, idx, i64::from(EMPTY));
-        let (check, missed) = (self.b.create_block(), self.b.create_block());
-        self.b.ins().brif(free, missed, &[], check, &[]);
-        self.b.switch_to_block(check);
-        let l = self.b.ins().load(I64, tr, slot, std::mem::offset_of!(Slot, lo) as i32);
-        let hh = self.b.ins().load(I64, tr, slot, std::mem::offset_of!(Slot, hi) as i32);
-        let e1 = self.b.ins().icmp(IntCC::Equal, l, lo);
-        let e2 = self.b.ins().icmp(IntCC::Equal, hh, hi);
-        let both = self.b.ins().band(e1, e2);
-        let (found, next) = (self.b.create_block(), self.b.create_block());
-        self.b.ins().brif(both, found, &[], next, &[]);
+        let j = self.b.ins().iadd_imm_s(i, 1);
+        let j = self.b.ins().band(j, mask);
+        let [a, b] = [i, j].map(|k| {
+            let off = self.b.ins().imul_imm_s(k, size);
+            self.b.ins().iadd(slots, off)
+        });
+        let [a_idx, b_idx] = [a, b].map(|s| self.b.ins().uload32(tr, s, idx_at));
+        let [ka, kb] = [a, b].map(|s| {
+            let l = self.b.ins().load(I64, tr, s, lo_at);
+            let e = self.b.ins().icmp(IntCC::Equal, l, lo);
+            if wide {
+                let h = self.b.ins().load(I64, tr, s, hi_at);
+                let eh = self.b.ins().icmp(IntCC::Equal, h, hi);
+                self.b.ins().band(e, eh)
+            } else {
+                e
+            }
+        });
+        // The key's entry: in `a` if it matches, else in `b` if that
+        // matches. A free slot's key can equal the one looked for (all
+        // zeros): its index is EMPTY and the probe ends there as a miss.
+        // The key cannot be in `b` with `a` free (a probe run has no
+        // gaps), so `b`'s match needs no test of `a`.
+        let idx = self.b.ins().select(ka, a_idx, b_idx);
+        let k = self.b.ins().bor(ka, kb);
+        let taken = self.b.ins().icmp_imm_s(IntCC::NotEqual, idx, i64::from(EMPTY));
+        let hit = self.b.ins().band(k, taken);
+        let (found, look_on, missed) = (self.b.create_block(), self.b.create_block(), self.b.create_block());
+        self.b.ins().brif(hit, found, &[], look_on, &[]);
+        // Not found: a free slot of the two ends the probe, else on to the
+        // next two.
+        self.b.switch_to_block(look_on);
+        let [ea, eb] = [a_idx, b_idx].map(|x| self.b.ins().icmp_imm_s(IntCC::Equal, x, i64::from(EMPTY)));
+        let end = self.b.ins().bor(ea, eb);
+        let (next,) = (self.b.create_block(),);
+        self.b.ins().brif(end, missed, &[], next, &[]);
         self.b.switch_to_block(next);
-        let i1 = self.b.ins().iadd_imm_s(i, 1);
-        let i1 = self.b.ins().band(i1, mask);
-        self.b.ins().jump(probe, &[i1.into()]);
+        let i2 = self.b.ins().iadd_imm_s(j, 1);
+        let i2 = self.b.ins().band(i2, mask);
+        self.b.ins().jump(probe, &[i2.into()]);
         self.b.switch_to_block(found);
         self.count_lookup(t, true);
         if let Some(v) = slot_v {
