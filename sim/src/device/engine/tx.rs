@@ -395,7 +395,14 @@ impl Device {
             None => now,
             Some(rate) => {
                 let start = self.busy_until.max(now);
-                let service = (u128::from(cost) * 1_000_000_000).div_ceil(u128::from(rate.max(1))) as u64;
+                let rate = rate.max(1);
+                // In 64 bits while the product fits (any cost below 18e9
+                // units), one hardware divide instead of the 128-bit
+                // division's call; the same quotient either way.
+                let service = match cost.checked_mul(1_000_000_000) {
+                    Some(units_ns) => units_ns.div_ceil(rate),
+                    None => (u128::from(cost) * 1_000_000_000).div_ceil(u128::from(rate)) as u64,
+                };
                 self.busy_until = start + service;
                 self.busy_until + self.cfg.transit_ns
             }
