@@ -608,6 +608,20 @@ impl<R: Resource> Meter<R> {
         }
     }
 
+    /// Whether `b` would pass (green or yellow) with the tokens the meter
+    /// holds, refilled to its last update and no further: what
+    /// [`Meter::would_pass`] says at any `now` up to that update (such as
+    /// right after a [`Meter::color`] at `now`). Takes nothing.
+    #[inline]
+    pub fn would_pass_held(&self, b: Amount<R>) -> bool {
+        let need = b.0.min(MAX_BURST + 1) << FP;
+        match self {
+            Meter::Off => true,
+            Meter::SrTcm(_, s) => s.tc >= need || s.te >= need,
+            Meter::TrTcm(_, s) => s.tp >= need,
+        }
+    }
+
     /// Take up to `b` tokens (see [`SrTcmProfile::repay`]); returns how
     /// many were taken. An off meter owes nothing: everything is repaid.
     pub fn repay(&mut self, now: Nanos, b: Amount<R>) -> Amount<R> {

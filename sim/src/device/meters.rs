@@ -67,6 +67,15 @@ impl<R: Resource> Slot<R> {
         c
     }
 
+    /// Right after a packet of `amount` was charged: out of debt, and
+    /// another like it would pass now, what [`Slot::red`] asks at this
+    /// time (the charge refilled the meter to now, and with no debt there
+    /// is nothing to repay).
+    #[inline]
+    fn passes_again(&self, amount: u64) -> bool {
+        self.debt == 0 && (amount == 0 || self.meter.would_pass_held(Amount::new(amount)))
+    }
+
     /// The LIF was served a packet of `amount` this meter colored red.
     fn owe(&mut self, amount: u64) {
         let cap = self.meter.depth().max(amount).max(1);
@@ -101,6 +110,13 @@ pub struct LifMeters {
     /// Which of them are on (the `ON_*` bits): the data path looks only
     /// at those.
     on: u8,
+    /// No rate meter is red until the next packet is charged: at the last
+    /// charge every one that is on was out of debt and still held the
+    /// tokens for another packet like the one it took. Tokens only grow
+    /// until a packet takes some, so that holds at any later time, and
+    /// [`LifMeters::class`] need not look at the rate meters (it would
+    /// find none red). Cleared by anything else that changes a meter.
+    clear: bool,
 }
 
 const ON_PACKETS: u8 = 1;
@@ -118,6 +134,7 @@ impl Default for LifMeters {
             dma: Slot::off(),
             in_flight: (LevelMeter::OFF, MeterPolicy::Backpressure),
             on: 0,
+            clear: false,
         }
     }
 }
@@ -144,6 +161,7 @@ impl LifMeters {
         .into_iter()
         .filter(|(on, _)| *on)
         .fold(0, |m, (_, bit)| m | bit);
+        self.clear = false;
         Ok(())
     }
 
@@ -194,18 +212,24 @@ impl LifMeters {
     pub fn charge(&mut self, now: Nanos, u: Usage) -> Color {
         let on = self.on;
         let mut worst = Color::Green;
+        let mut clear = true;
         if on & ON_PACKETS != 0 {
             worst = worst.max(self.packets.charge(now, 1));
+            clear &= self.packets.passes_again(1);
         }
         if on & ON_BYTES != 0 {
             worst = worst.max(self.bytes.charge(now, u.bytes));
+            clear &= self.bytes.passes_again(u.bytes);
         }
         if on & ON_COST != 0 {
             worst = worst.max(self.cost.charge(now, u.cost));
+            clear &= self.cost.passes_again(u.cost);
         }
         if on & ON_DMA != 0 {
             worst = worst.max(self.dma.charge(now, u.dma_bytes));
+            clear &= self.dma.passes_again(u.dma_bytes);
         }
+        self.clear = clear;
         worst
     }
 
@@ -213,6 +237,7 @@ impl LifMeters {
     /// `Drop` policy means drop it (and then the LIF owes nothing for it).
     /// Returns (worst color, drop?).
     pub fn ingress(&mut self, now: Nanos, u: Usage) -> (Color, bool) {
+        self.clear = false;
         let colors = self.colors(now, u);
         let policies = [
             self.packets.policy,
@@ -261,6 +286,21 @@ impl LifMeters {
     /// red meters.
     #[inline]
     pub fn class(&mut self, now: Nanos, backlog: u64) -> Class {
+        let mut class = if self.clear {
+            // What the rate meters would say (see `clear`).
+            Class::Normal
+        } else {
+            self.rate_class(now)
+        };
+        if self.on & ON_IN_FLIGHT != 0 {
+            let (level, policy) = self.in_flight;
+            class = class.max(Class::of(level.color(backlog) == Color::Red, policy));
+        }
+        class
+    }
+
+    /// The strictest policy of the red rate meters.
+    pub(crate) fn rate_class(&mut self, now: Nanos) -> Class {
         let on = self.on;
         let mut class = Class::Normal;
         if on & ON_PACKETS != 0 {
@@ -274,10 +314,6 @@ impl LifMeters {
         }
         if on & ON_DMA != 0 {
             class = class.max(Class::of(self.dma.red(now), self.dma.policy));
-        }
-        if on & ON_IN_FLIGHT != 0 {
-            let (level, policy) = self.in_flight;
-            class = class.max(Class::of(level.color(backlog) == Color::Red, policy));
         }
         class
     }
@@ -421,5 +457,67 @@ mod tests {
         let (st, why) = m.set(&too_fast, 0).unwrap_err();
         assert_eq!(st, AdminStatus::Invalid);
         assert!(why.contains("cir"), "{why}");
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The class check's shortcut (`clear`) says what the full check
+        /// says, and leaves the meters as the full check would: random
+        /// configurations of every rate meter (srTCM and trTCM, each
+        /// policy, rates from far below to far above the load), charges
+        /// and frames from the wire at random steps of a clock that may
+        /// also stand still or step back, and class checks between them,
+        /// against a twin whose every check looks at each meter.
+        #[test]
+        fn the_class_shortcut_agrees_with_the_full_check(
+            cfgs in proptest::collection::vec((0u8..4, any::<bool>(), 0u8..3, 1u64..4_000_000, 1u64..3_000, 0u64..3_000), 1..4),
+            ops in proptest::collection::vec((0u8..4, 0u64..20_000, 0u64..2_000), 1..300),
+        ) {
+            let mut fast = LifMeters::default();
+            for &(res, tr, pol, rate, cburst, extra) in &cfgs {
+                let resource = [MeterResource::Packets, MeterResource::Bytes, MeterResource::Cost, MeterResource::DmaBytes][usize::from(res)];
+                let policy = [MeterPolicy::Backpressure, MeterPolicy::Deprioritize, MeterPolicy::Drop][usize::from(pol)];
+                let cfg = MeterConfig {
+                    resource: resource.raw(),
+                    mode: if tr { MeterMode::TrTcm } else { MeterMode::SrTcm }.raw(),
+                    policy: policy.raw(),
+                    cir: rate.into(),
+                    cburst: cburst.into(),
+                    eburst: extra.into(),
+                    pir: (rate * 2).into(),
+                    pburst: (cburst + extra).into(),
+                    ..Default::default()
+                };
+                if fast.set(&cfg, 0).is_err() {
+                    return Ok(());
+                }
+            }
+            let mut full = fast.clone();
+            let mut now: Nanos = 0;
+            for &(op, step, amount) in &ops {
+                // The clock: mostly forward, sometimes standing, sometimes
+                // an earlier time (a meter never runs backwards).
+                now = match step % 7 {
+                    0 => now,
+                    1 => now.saturating_sub(step),
+                    _ => now + step,
+                };
+                let u = Usage { bytes: amount, cost: amount / 3, dma_bytes: amount + 32 };
+                match op {
+                    0 | 1 => {
+                        prop_assert_eq!(fast.charge(now, u), full.charge(now, u));
+                    }
+                    2 => {
+                        prop_assert_eq!(fast.ingress(now, u), full.ingress(now, u));
+                    }
+                    _ => {}
+                }
+                full.clear = false;
+                prop_assert_eq!(fast.class(now, amount), full.class(now, amount));
+                prop_assert_eq!(format!("{:?}", (fast.packets, fast.bytes, fast.cost, fast.dma)),
+                    format!("{:?}", (full.packets, full.bytes, full.cost, full.dma)));
+            }
+        }
     }
 }
