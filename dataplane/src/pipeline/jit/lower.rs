@@ -1338,7 +1338,7 @@ impl Lower<'_, '_> {
         self.b.switch_to_block(look_on);
         let [ea, eb] = [a_idx, b_idx].map(|x| self.b.ins().icmp_imm_s(IntCC::Equal, x, i64::from(EMPTY)));
         let end = self.b.ins().bor(ea, eb);
-        let (next,) = (self.b.create_block(),);
+        let next = self.b.create_block();
         self.b.ins().brif(end, missed, &[], next, &[]);
         self.b.switch_to_block(next);
         let i2 = self.b.ins().iadd_imm_s(j, 1);
