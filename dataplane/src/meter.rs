@@ -611,15 +611,13 @@ impl<R: Resource> Meter<R> {
     /// Whether `b` would pass (green or yellow) with the tokens the meter
     /// holds, refilled to its last update and no further: what
     /// [`Meter::would_pass`] says at any `now` up to that update (such as
-    /// right after a [`Meter::color`] at `now`). Takes nothing.
+    /// right after a [`Meter::color`] at `now`). Takes nothing. Asked at
+    /// time 0, which is no later than any update: a meter never refills
+    /// for an earlier time, so the colors' own test decides on the tokens
+    /// as they are.
     #[inline]
     pub fn would_pass_held(&self, b: Amount<R>) -> bool {
-        let need = b.0.min(MAX_BURST + 1) << FP;
-        match self {
-            Meter::Off => true,
-            Meter::SrTcm(_, s) => s.tc >= need || s.te >= need,
-            Meter::TrTcm(_, s) => s.tp >= need,
-        }
+        self.would_pass(0, b)
     }
 
     /// Take up to `b` tokens (see [`SrTcmProfile::repay`]); returns how
