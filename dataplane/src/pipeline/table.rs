@@ -59,12 +59,16 @@ const FREE: Slot = Slot {
 pub(crate) const HASH_MIX: u64 = 0x2545_f491_4f6c_dd1d;
 pub(crate) const HASH_MUL: u64 = 0x9e37_79b9_7f4a_7c15;
 
-/// The hash of an exact key: one folded multiply over both halves.
+/// The hash of an exact key: both halves folded into one word (the high
+/// half rotated, so keys that differ only there spread too), multiplied
+/// by an odd constant (Fibonacci hashing). An index of `2^b` slots takes
+/// the product's top `b` bits ([`ExactIndex::home`]): every bit of the
+/// folded key reaches them, and the lookup's hash is one multiply and a
+/// shift on the data path.
 #[inline(always)]
 pub(crate) fn exact_hash(key: u128) -> u64 {
     let x = (key as u64) ^ ((key >> 64) as u64).rotate_left(29) ^ HASH_MIX;
-    let m = u128::from(x) * u128::from(HASH_MUL);
-    (m as u64) ^ ((m >> 64) as u64)
+    x.wrapping_mul(HASH_MUL)
 }
 
 /// An exact table's entries: open addressing with linear probing, at most
@@ -89,12 +93,24 @@ impl ExactIndex {
         self.slots.len() - 1
     }
 
+    /// How far the hash shifts right to leave a slot's index: 64 minus
+    /// log2 of the slots (a power of two, at least 8).
+    fn shift(&self) -> u32 {
+        64 - self.slots.len().trailing_zeros()
+    }
+
+    /// `key`'s home slot.
+    #[inline(always)]
+    fn home(&self, key: u128) -> usize {
+        (exact_hash(key) >> self.shift()) as usize
+    }
+
     /// The slot holding `key`.
     #[inline(always)]
     fn find(&self, key: u128) -> Option<usize> {
         let (lo, hi) = (key as u64, (key >> 64) as u64);
         let mask = self.mask();
-        let mut i = exact_hash(key) as usize & mask;
+        let mut i = self.home(key);
         loop {
             let s = &self.slots[i];
             if s.idx == EMPTY {
@@ -123,7 +139,7 @@ impl ExactIndex {
             }
         }
         let mask = self.mask();
-        let mut i = exact_hash(key) as usize & mask;
+        let mut i = self.home(key);
         while self.slots[i].idx != EMPTY {
             i = (i + 1) & mask;
         }
@@ -150,7 +166,7 @@ impl ExactIndex {
             }
             // Where the key at `j` wants to be: it may move back to the
             // hole at `i` unless its home lies cyclically in (i, j].
-            let home = exact_hash(u128::from(s.lo) | (u128::from(s.hi) << 64)) as usize & mask;
+            let home = self.home(u128::from(s.lo) | (u128::from(s.hi) << 64));
             let stays = if i <= j {
                 i < home && home <= j
             } else {
@@ -253,7 +269,9 @@ pub struct Table {
 
 /// An exact table as the compiled program reads it (taken again after
 /// every table change):
-/// its slots, the slot mask, its flat entries, their stride in words.
+/// its slots, the slot mask, its flat entries, and the right shift that
+/// takes a hash to its home slot (the entries' stride is the program's:
+/// the compiled code has it as a constant).
 #[cfg(feature = "jit")]
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
@@ -261,7 +279,7 @@ pub(crate) struct ExactView {
     pub slots: u64,
     pub mask: u64,
     pub flat: u64,
-    pub stride: u64,
+    pub shift: u64,
 }
 
 /// The concatenated mask of `keys` selecting the fields of `kind`.
@@ -371,7 +389,7 @@ impl Table {
                 slots: ix.slots.as_mut_ptr() as u64,
                 mask: ix.mask() as u64,
                 flat: self.flat.as_mut_ptr() as u64,
-                stride: self.stride as u64,
+                shift: u64::from(ix.shift()),
             }),
             _ => None,
         }

@@ -60,7 +60,7 @@ pub(super) fn lower(
     // the standard metadata the device sets.
     b.switch_to_block(pkt);
     let batch = b.ins().load(ptr, mem.frame, fr, frame::BATCH);
-    let at = b.ins().imul_imm_s(i, frame::IN_SIZE);
+    let at = mul_imm(&mut b, i, frame::IN_SIZE);
     let inp = b.ins().iadd(batch, at);
     let data = b.ins().load(ptr, mem.frame, inp, frame::IN_DATA);
     let len = b.ins().load(I64, mem.frame, inp, frame::IN_LEN);
@@ -69,7 +69,7 @@ pub(super) fn lower(
     b.ins().store(mem.frame, len, fr, frame::LEN);
     let meta_base = b.ins().load(ptr, mem.frame, fr, frame::META_BASE);
     let slots = 8 * prog.meta.len() as i64;
-    let mo = b.ins().imul_imm_s(i, slots);
+    let mo = mul_imm(&mut b, i, slots);
     let meta = b.ins().iadd(meta_base, mo);
     b.ins().store(mem.frame, meta, fr, frame::META);
     // Every slot: zero but for what the device sets (a store each, not a
@@ -218,6 +218,31 @@ struct Lower<'a, 'f> {
     /// (the validator lets no statement call an action that reads a direct
     /// meter).
     slot: Option<Value>,
+}
+
+/// `x * c` for the constant strides of the frame and the tables, without
+/// a multiply where a shift or an `lea` does it: `c` a power of two is a
+/// shift, `c` = 3, 5 or 9 times one is `x + (x << 1, 2 or 3)` (one `lea`)
+/// then a shift, which x86 folds into the address of the load or store
+/// that uses it. A multiply takes three cycles on the lookups' chains of
+/// dependent loads; these take one. Anything else multiplies.
+fn mul_imm(b: &mut FunctionBuilder<'_>, x: Value, c: i64) -> Value {
+    if c > 0 {
+        let k = c.trailing_zeros();
+        let m = c >> k;
+        let head = match m {
+            1 => Some(x),
+            3 | 5 | 9 => {
+                let s = b.ins().ishl_imm_s(x, i64::from((m - 1).trailing_zeros()));
+                Some(b.ins().iadd(x, s))
+            }
+            _ => None,
+        };
+        if let Some(h) = head {
+            return if k == 0 { h } else { b.ins().ishl_imm_s(h, i64::from(k)) };
+        }
+    }
+    b.ins().imul_imm_s(x, c)
 }
 
 /// Bytes of a field's big-endian load or store, from its first byte: the
@@ -1039,7 +1064,7 @@ impl Lower<'_, '_> {
         let t = MemFlagsData::trusted();
         let i = self.b.use_var(i_var);
         let outs = self.b.ins().load(self.ptr, self.mem.frame, self.fr, frame::OUTCOMES);
-        let at = self.b.ins().imul_imm_s(i, frame::OUT_SIZE);
+        let at = mul_imm(&mut self.b, i, frame::OUT_SIZE);
         let o = self.b.ins().iadd(outs, at);
         let cost = self.b.ins().load(I64, self.mem.cost, self.fr, frame::COST);
         let cap = self.iconst(u64::from(u32::MAX));
@@ -1276,16 +1301,18 @@ impl Lower<'_, '_> {
         let slots = self.b.ins().load(self.ptr, tr, views, at);
         let mask = self.b.ins().load(I64, tr, views, at + 8);
         let flat = self.b.ins().load(self.ptr, tr, views, at + 16);
+        let shift = self.b.ins().load(I64, tr, views, at + 24);
         let stride = 8 * (1 + max_params(self.prog, &self.prog.tables[t])) as i64;
         // The hash `table::exact_hash` computes.
         let r = self.b.ins().rotl_imm_s(hi, 29);
         let x = self.b.ins().bxor(lo, r);
         let x = self.b.ins().bxor_imm_s(x, HASH_MIX as i64);
         let k = self.iconst(HASH_MUL);
-        let ml = self.b.ins().imul(x, k);
-        let mh = self.b.ins().umulhi(x, k);
-        let h = self.b.ins().bxor(ml, mh);
-        let home = self.b.ins().band(h, mask);
+        let h = self.b.ins().imul(x, k);
+        // The product's top bits (`ExactIndex::home`): the view's shift
+        // is 64 - log2(slots), from 61 (8 slots) down, so the home slot
+        // is below the slots.
+        let home = self.b.ins().ushr(h, shift);
         // Two slots a step (`i` and the one after it, wrapping), compared
         // without a branch between them: a key at its home slot or the
         // next one (most keys of a table at most half full) is found
@@ -1307,7 +1334,7 @@ impl Lower<'_, '_> {
         let j = self.b.ins().iadd_imm_s(i, 1);
         let j = self.b.ins().band(j, mask);
         let [a, b] = [i, j].map(|k| {
-            let off = self.b.ins().imul_imm_s(k, size);
+            let off = mul_imm(&mut self.b, k, size);
             self.b.ins().iadd(slots, off)
         });
         let [a_idx, b_idx] = [a, b].map(|s| self.b.ins().uload32(tr, s, idx_at));
@@ -1349,7 +1376,7 @@ impl Lower<'_, '_> {
         if let Some(v) = slot_v {
             self.b.def_var(v, idx);
         }
-        let eo = self.b.ins().imul_imm_s(idx, stride);
+        let eo = mul_imm(&mut self.b, idx, stride);
         let entry = self.b.ins().iadd(flat, eo);
         let action = self.b.ins().load(I64, tr, entry, 0);
         self.b.def_var(act_v, action);
