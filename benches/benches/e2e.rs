@@ -356,13 +356,21 @@ fn main() {
         f64::from(unbalanced),
         Need::AtMost(0.0),
     );
-    // Real time, ratios per round: fairnic.p4 with meters held to what it
-    // does against the descriptor-only floor today (medians 0.72-0.94x in
-    // the runs of 2026-12-01, rounds down to 0.6x on this shared VM).
-    report.bar_vs(g, P4, FLOOR, Need::AtLeast(0.6));
-    report.notes.push(
-        "Target (issue 18, not yet a bar it meets every round): fairnic.p4 + meters at 0.8x the floor or more.".into(),
-    );
+    // Real time, ratios per round: issue 18's bar, fairnic.p4 with meters
+    // at 0.8x the descriptor-only floor or more. On 2026-12-03's AMD EPYC
+    // VM the floor's throughput is the driver's limit (12.4-13.3 Mpps,
+    // its engine idle part of the time) while the program's engine is
+    // busy throughout (81-86 ns a frame against the floor's 65-69): 0.90-
+    // 0.94x in steady runs. Each variant runs alone in its own 300 ms
+    // (not in interleaved slices, as the pipeline bench's peers do), and
+    // this VM moves between states within a run: rounds where every
+    // variant falls to about 5.5 Mpps, and loaded stretches where the
+    // engine-bound variants lose more than the floor, whose idle engine
+    // absorbs what other threads take (rounds 0.45-1.02x in one run).
+    // So the verdict stands only with a margin to the bar wider than
+    // each variant's own spread across its rounds; otherwise "not
+    // judged" with that spread (`bar_vs_tight`).
+    report.bar_vs_tight(g, P4, FLOOR, Need::AtLeast(0.8));
     // Meters on the built-in switch: at most 30% of the throughput (0.85x
     // stays the target, noted): on this shared VM the ratio ran 0.70x
     // with every round below 0.85x in a recorded run (2026-12-01) and
