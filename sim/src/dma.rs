@@ -157,6 +157,16 @@ pub struct DmaSpace {
     /// Rebuilt whenever `mem` changes; the addresses stay valid while
     /// `mem` holds the regions.
     windows: Vec<Window>,
+    /// The data path's view of `windows` (in IOVA order): the first
+    /// [`HOT_WINDOWS`] in a fixed array it scans (a driver's usual few
+    /// mappings; the unused entries are empty and match nothing), the
+    /// rest searched by halving. A function that holds its whole budget
+    /// of mappings costs the shared engine a search of them, not a scan:
+    /// with a scan, one that put its buffers past hundreds of mappings
+    /// would have made every one of its frames cost the engine hundreds
+    /// of compares that no meter charges.
+    hot: [Window; HOT_WINDOWS],
+    rest: Vec<Window>,
     /// The mappings behind `mem`'s regions (vm-memory sees them as raw
     /// ranges): a clone of the space keeps them mapped.
     maps: Vec<std::sync::Arc<Mapping>>,
@@ -176,13 +186,28 @@ pub struct DmaSpace {
 /// default and the most QEMU's vfio-user client accepts.
 pub const MAX_DMA_MAPS: usize = 65_535;
 
-/// One mapping: IOVA range, host address, writability.
-#[derive(Debug, Clone, Copy)]
+/// Mappings the data path scans before it searches (see `DmaSpace::hot`).
+const HOT_WINDOWS: usize = 4;
+
+/// One mapping: IOVA range, host address, writability (an empty one,
+/// the default, matches nothing).
+#[derive(Debug, Clone, Copy, Default)]
 struct Window {
     iova: u64,
     len: u64,
     host: usize,
     writable: bool,
+}
+
+impl Window {
+    /// The offset of `iova` in this window, if it holds all of `[iova,
+    /// iova + len)` (len > 0). Below the window the difference wraps past
+    /// any window's length (a mapping is far shorter than 2^63 bytes).
+    #[inline(always)]
+    fn offset_of(&self, iova: u64, len: u64) -> Option<usize> {
+        let off = iova.wrapping_sub(self.iova);
+        (off < self.len && len <= self.len - off && len > 0).then_some(off as usize)
+    }
 }
 
 impl DmaSpace {
@@ -298,15 +323,43 @@ impl DmaSpace {
                 })
             })
             .collect();
+        // vm-memory keeps its regions in address order, and they do not
+        // overlap (`insert_region` refuses that).
+        // (And each is far shorter than 2^63 bytes, which `offset_of`'s
+        // wrapping difference relies on: an mmap.)
+        debug_assert!(self.windows.windows(2).all(|p| p[0].iova + p[0].len <= p[1].iova));
+        debug_assert!(self.windows.iter().all(|w| w.len < 1 << 62));
+        let hot = self.windows.len().min(HOT_WINDOWS);
+        self.hot = [Window::default(); HOT_WINDOWS];
+        self.hot[..hot].copy_from_slice(&self.windows[..hot]);
+        self.rest = self.windows[hot..].to_vec();
     }
 
-    /// The window holding all of `[iova, iova + len)` (len > 0).
+    /// The window holding all of `[iova, iova + len)` (len > 0): a scan of
+    /// the hot few, then a search of the rest.
     #[inline]
     fn window(&self, iova: u64, len: u64) -> Option<(Window, usize)> {
-        self.windows.iter().find_map(|w| {
-            let off = iova.checked_sub(w.iova)?;
-            (off < w.len && len <= w.len - off && len > 0).then_some((*w, off as usize))
-        })
+        for w in &self.hot {
+            if let Some(off) = w.offset_of(iova, len) {
+                return Some((*w, off));
+            }
+        }
+        if self.rest.is_empty() {
+            None
+        } else {
+            self.window_past_hot(iova, len)
+        }
+    }
+
+    /// [`DmaSpace::window`] past the hot few: the only candidate is the
+    /// last window starting at or below `iova` (they do not overlap), found
+    /// by halving.
+    #[cold]
+    #[inline(never)]
+    fn window_past_hot(&self, iova: u64, len: u64) -> Option<(Window, usize)> {
+        let i = self.rest.partition_point(|w| w.iova <= iova);
+        let w = self.rest.get(i.checked_sub(1)?)?;
+        Some((*w, w.offset_of(iova, len)?))
     }
 
     /// Whether `[iova, iova + size)` (not empty, not wrapping) meets a

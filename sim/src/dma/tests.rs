@@ -163,3 +163,66 @@ fn read_only_mappings_refuse_writes() {
     assert!(d.write(0x1000, &b).is_err());
     assert!(d.host_range(0x1000, 8).is_err());
 }
+
+/// Past the hot few mappings the data path searches by halving: it finds
+/// the same window as a scan of every window, with many mappings,
+/// adjacent ones and gaps, before and after unmaps; and the bytes land
+/// where vm-memory's general path finds them.
+#[test]
+fn window_search_past_the_hot_few_agrees_with_a_scan() {
+    let mut d = DmaSpace::default();
+    let mut at = 0x10_0000u64;
+    let mut maps = Vec::new();
+    for i in 0..40u64 {
+        let size = PAGE * (1 + i % 3);
+        d.map(at, size, Some(memfd(size)), 0, i % 5 != 0, 256).unwrap();
+        maps.push((at, size));
+        at += size + if i % 3 == 2 { PAGE } else { 0 };
+    }
+    let end = at;
+    let scan = |d: &DmaSpace, iova: u64, len: u64| {
+        d.windows
+            .iter()
+            .find_map(|w| w.offset_of(iova, len).map(|o| (w.iova, o)))
+    };
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut check = |d: &DmaSpace, what: &str| {
+        let mut past_hot = 0;
+        for _ in 0..20_000 {
+            let iova = 0x10_0000 - PAGE + next() % (end - 0x10_0000 + 2 * PAGE);
+            let len = 1 + next() % (3 * PAGE);
+            let found = d.window(iova, len).map(|(w, o)| (w.iova, o));
+            assert_eq!(found, scan(d, iova, len), "{what}: {iova:#x}+{len:#x}");
+            past_hot += usize::from(found.is_some_and(|(a, _)| d.hot.iter().all(|h| h.iova != a || h.len == 0)));
+        }
+        assert!(
+            past_hot > 2_000,
+            "{what}: lookups that found a window past the hot few: {past_hot}"
+        );
+    };
+    assert_eq!(d.rest.len(), 40 - HOT_WINDOWS);
+    check(&d, "40 mappings");
+    // The last mapping, far past the hot few, moves bytes both ways.
+    let (last, size) = maps[39];
+    d.write(last + size - 8, &[0xa5; 8]).unwrap();
+    let mut b = [0u8; 8];
+    d.mem.read_slice(&mut b, GuestAddress(last + size - 8)).unwrap();
+    assert_eq!(b, [0xa5; 8]);
+    let mut c = [0u8; 8];
+    d.read(last + size - 8, &mut c).unwrap();
+    assert_eq!(c, b);
+    // Unmaps in the hot few, at their edge and past them: both views
+    // follow.
+    for &(a, s) in [maps[1], maps[4], maps[5], maps[30]].iter() {
+        d.unmap(a, s).unwrap();
+    }
+    assert_eq!(d.windows.len(), 36);
+    assert_eq!(d.rest.len(), 36 - HOT_WINDOWS);
+    check(&d, "after unmaps");
+}
