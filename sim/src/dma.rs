@@ -157,10 +157,10 @@ pub struct DmaSpace {
     /// Rebuilt whenever `mem` changes; the addresses stay valid while
     /// `mem` holds the regions.
     windows: Vec<Window>,
-    /// The data path's view of `windows` (in IOVA order): the first
-    /// [`HOT_WINDOWS`] in a fixed array it scans (a driver's usual few
-    /// mappings; the unused entries are empty and match nothing), the
-    /// rest searched by halving. A function that holds its whole budget
+    /// The data path's view of `windows`: the [`HOT_WINDOWS`] largest in
+    /// a fixed array it scans (a driver's usual few mappings; the unused
+    /// entries are empty and match nothing), the rest in IOVA order,
+    /// searched by halving. A function that holds its whole budget
     /// of mappings costs the shared engine a search of them, not a scan:
     /// with a scan, one that put its buffers past hundreds of mappings
     /// would have made every one of its frames cost the engine hundreds
@@ -329,10 +329,21 @@ impl DmaSpace {
         // wrapping difference relies on: an mmap.)
         debug_assert!(self.windows.windows(2).all(|p| p[0].iova + p[0].len <= p[1].iova));
         debug_assert!(self.windows.iter().all(|w| w.len < 1 << 62));
-        let hot = self.windows.len().min(HOT_WINDOWS);
+        // The hot few: the largest mappings (where a driver's buffers and
+        // rings most likely are: a QEMU guest's RAM past its ROMs, a
+        // driver's buffer pool), largest first, ties in IOVA order; the
+        // rest stay in IOVA order for the search.
+        let mut by_size: Vec<usize> = (0..self.windows.len()).collect();
+        by_size.sort_by_key(|&i| std::cmp::Reverse(self.windows[i].len));
+        by_size.truncate(HOT_WINDOWS);
         self.hot = [Window::default(); HOT_WINDOWS];
-        self.hot[..hot].copy_from_slice(&self.windows[..hot]);
-        self.rest = self.windows[hot..].to_vec();
+        for (h, &i) in self.hot.iter_mut().zip(&by_size) {
+            *h = self.windows[i];
+        }
+        self.rest = (0..self.windows.len())
+            .filter(|i| !by_size.contains(i))
+            .map(|i| self.windows[i])
+            .collect();
     }
 
     /// The window holding all of `[iova, iova + len)` (len > 0): a scan of
@@ -352,8 +363,9 @@ impl DmaSpace {
     }
 
     /// [`DmaSpace::window`] past the hot few: the only candidate is the
-    /// last window starting at or below `iova` (they do not overlap), found
-    /// by halving.
+    /// last of the rest starting at or below `iova` (windows do not
+    /// overlap, and a range in a hot one was found there), found by
+    /// halving.
     #[cold]
     #[inline(never)]
     fn window_past_hot(&self, iova: u64, len: u64) -> Option<(Window, usize)> {

@@ -164,10 +164,10 @@ fn read_only_mappings_refuse_writes() {
     assert!(d.host_range(0x1000, 8).is_err());
 }
 
-/// Past the hot few mappings the data path searches by halving: it finds
-/// the same window as a scan of every window, with many mappings,
-/// adjacent ones and gaps, before and after unmaps; and the bytes land
-/// where vm-memory's general path finds them.
+/// Past the hot few mappings (the largest) the data path searches the
+/// rest by halving: it finds the same window as a scan of every window,
+/// with many mappings, adjacent ones and gaps, before and after unmaps;
+/// and the bytes land where vm-memory's general path finds them.
 #[test]
 fn window_search_past_the_hot_few_agrees_with_a_scan() {
     let mut d = DmaSpace::default();
@@ -207,6 +207,15 @@ fn window_search_past_the_hot_few_agrees_with_a_scan() {
         );
     };
     assert_eq!(d.rest.len(), 40 - HOT_WINDOWS);
+    let largest_hot = |d: &DmaSpace| {
+        let least_hot = d.hot.iter().map(|w| w.len).min().unwrap();
+        assert!(d.rest.iter().all(|w| w.len <= least_hot), "the hot few are the largest");
+        assert!(
+            d.rest.windows(2).all(|p| p[0].iova < p[1].iova),
+            "the rest in IOVA order"
+        );
+    };
+    largest_hot(&d);
     check(&d, "40 mappings");
     // The last mapping, far past the hot few, moves bytes both ways.
     let (last, size) = maps[39];
@@ -224,5 +233,6 @@ fn window_search_past_the_hot_few_agrees_with_a_scan() {
     }
     assert_eq!(d.windows.len(), 36);
     assert_eq!(d.rest.len(), 36 - HOT_WINDOWS);
+    largest_hot(&d);
     check(&d, "after unmaps");
 }
