@@ -333,15 +333,25 @@ impl DmaSpace {
         // rings most likely are: a QEMU guest's RAM past its ROMs, a
         // driver's buffer pool), largest first, ties in IOVA order; the
         // rest stay in IOVA order for the search.
-        let mut by_size: Vec<usize> = (0..self.windows.len()).collect();
-        by_size.sort_by_key(|&i| std::cmp::Reverse(self.windows[i].len));
-        by_size.truncate(HOT_WINDOWS);
+        // One pass (a map or unmap runs this; a function may hold
+        // thousands of mappings).
+        let mut top: Vec<usize> = Vec::with_capacity(HOT_WINDOWS + 1);
+        for (i, w) in self.windows.iter().enumerate() {
+            let at = top
+                .iter()
+                .position(|&j| self.windows[j].len < w.len)
+                .unwrap_or(top.len());
+            if at < HOT_WINDOWS {
+                top.insert(at, i);
+                top.truncate(HOT_WINDOWS);
+            }
+        }
         self.hot = [Window::default(); HOT_WINDOWS];
-        for (h, &i) in self.hot.iter_mut().zip(&by_size) {
+        for (h, &i) in self.hot.iter_mut().zip(&top) {
             *h = self.windows[i];
         }
         self.rest = (0..self.windows.len())
-            .filter(|i| !by_size.contains(i))
+            .filter(|i| !top.contains(i))
             .map(|i| self.windows[i])
             .collect();
     }

@@ -210,6 +210,7 @@ fn window_search_past_the_hot_few_agrees_with_a_scan() {
     let largest_hot = |d: &DmaSpace| {
         let least_hot = d.hot.iter().map(|w| w.len).min().unwrap();
         assert!(d.rest.iter().all(|w| w.len <= least_hot), "the hot few are the largest");
+        assert!(d.hot.windows(2).all(|p| p[0].len >= p[1].len), "largest first");
         assert!(
             d.rest.windows(2).all(|p| p[0].iova < p[1].iova),
             "the rest in IOVA order"
