@@ -327,8 +327,13 @@ impl Report {
             for row in [r, p] {
                 let pct = own_spread_pct(&row.rounds);
                 if pct > max_own_spread_pct && margin_pct < pct {
+                    let rule = if max_own_spread_pct > 0.0 {
+                        format!("judged below {max_own_spread_pct:.0}%, or with a wider margin to the bar")
+                    } else {
+                        "judged only with a wider margin to the bar".to_string()
+                    };
                     verdict = Verdict::NotJudged(format!(
-                        "noise: `{}` alone varied {pct:.0}% across its rounds (judged below {max_own_spread_pct:.0}%, or with a wider margin to the bar)",
+                        "noise: `{}` alone varied {pct:.0}% across its rounds ({rule}: {margin_pct:.0}%)",
                         row.name
                     ));
                     break;
