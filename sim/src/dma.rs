@@ -323,18 +323,16 @@ impl DmaSpace {
                 })
             })
             .collect();
-        // vm-memory keeps its regions in address order, and they do not
-        // overlap (`insert_region` refuses that).
-        // (And each is far shorter than 2^63 bytes, which `offset_of`'s
-        // wrapping difference relies on: an mmap.)
+        // vm-memory keeps its regions in address order and refuses
+        // overlaps; each is an mmap, far shorter than the 2^63 bytes that
+        // `offset_of`'s wrapping difference needs.
         debug_assert!(self.windows.windows(2).all(|p| p[0].iova + p[0].len <= p[1].iova));
         debug_assert!(self.windows.iter().all(|w| w.len < 1 << 62));
         // The hot few: the largest mappings (where a driver's buffers and
-        // rings most likely are: a QEMU guest's RAM past its ROMs, a
-        // driver's buffer pool), largest first, ties in IOVA order; the
-        // rest stay in IOVA order for the search.
-        // One pass (a map or unmap runs this; a function may hold
-        // thousands of mappings).
+        // rings most likely are: its buffer pool, a QEMU guest's RAM past
+        // its ROMs), largest first, ties in IOVA order, picked in one pass
+        // (a map or unmap runs this, and a function may hold thousands);
+        // the rest stay in IOVA order for the search.
         let mut top: Vec<usize> = Vec::with_capacity(HOT_WINDOWS + 1);
         for (i, w) in self.windows.iter().enumerate() {
             let at = top
