@@ -333,24 +333,24 @@ impl DmaSpace {
         // its ROMs), largest first, ties in IOVA order, picked in one pass
         // (a map or unmap runs this, and a function may hold thousands);
         // the rest stay in IOVA order for the search.
-        let mut top: Vec<usize> = Vec::with_capacity(HOT_WINDOWS + 1);
-        for (i, w) in self.windows.iter().enumerate() {
-            let at = top
-                .iter()
-                .position(|&j| self.windows[j].len < w.len)
-                .unwrap_or(top.len());
+        let mut top: Vec<Window> = Vec::with_capacity(HOT_WINDOWS + 1);
+        for w in &self.windows {
+            let at = top.iter().position(|t| t.len < w.len).unwrap_or(top.len());
             if at < HOT_WINDOWS {
-                top.insert(at, i);
+                top.insert(at, *w);
                 top.truncate(HOT_WINDOWS);
             }
         }
         self.hot = [Window::default(); HOT_WINDOWS];
-        for (h, &i) in self.hot.iter_mut().zip(&top) {
-            *h = self.windows[i];
+        for (h, t) in self.hot.iter_mut().zip(&top) {
+            *h = *t;
         }
-        self.rest = (0..self.windows.len())
-            .filter(|i| !top.contains(i))
-            .map(|i| self.windows[i])
+        // A window is its IOVA: they do not overlap.
+        self.rest = self
+            .windows
+            .iter()
+            .filter(|w| top.iter().all(|t| t.iova != w.iova))
+            .copied()
             .collect();
     }
 
